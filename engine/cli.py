@@ -1,0 +1,117 @@
+"""The `konverge` command: a thin shell over the Python API.
+
+Exit codes: 0 success, 1 invalid input, 2 usage, 3 not converged,
+4 a property fails, 70 an internal error (a bug: please report it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from . import __version__
+from .errors import Diagnostic, KonvergeError, render
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return args.run(args)
+    except KonvergeError as e:
+        sys.stderr.write(render(e.diagnostics))
+        return e.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # a bug: say so briefly, keep the traceback for those who ask
+        if os.environ.get("KONVERGE_DEBUG"):
+            traceback.print_exc()
+        sys.stderr.write(f"konverge: internal error: {type(e).__name__}: {e}\n"
+                         "this is a bug in konverge; set KONVERGE_DEBUG=1 to see the traceback\n")
+        return 70
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="konverge", description="A Kubernetes control plane written as rules.")
+    p.add_argument("--version", action="version", version=f"konverge {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    c = sub.add_parser("check", help="check spec and rule files; exit 1 if any is invalid")
+    c.add_argument("files", nargs="+", metavar="FILE")
+    c.add_argument("--no-std", action="store_true", help="do not load the standard control plane in rules/")
+    c.set_defaults(run=_check)
+
+    f = sub.add_parser("fmt", help="rewrite files in the canonical format")
+    f.add_argument("files", nargs="+", metavar="FILE")
+    f.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file would change")
+    f.set_defaults(run=_fmt)
+    return p
+
+
+def _check(args) -> int:
+    from .check import check_files
+
+    programs = check_files(args.files, std=not args.no_std)
+    warnings = [w for p in programs for w in p.warnings]
+    if warnings:
+        sys.stderr.write(render(list(dict.fromkeys(warnings))))
+    objects = sum(len(p.objects) for p in programs)
+    scenarios = sum(len(p.scenarios) for p in programs)
+    print(f"ok: {len(args.files)} file(s) checked as {len(programs)} program(s): {objects} objects, "
+          f"{scenarios} scenarios, {len(set(warnings))} warning(s)")
+    return 0
+
+
+def _fmt(args) -> int:
+    from .fmt import format_text
+    from .parse import read_source
+
+    diagnostics: list[Diagnostic] = []
+    changed = []
+    for name in args.files:
+        try:
+            text = read_source(name)
+            formatted = format_text(text, name)
+        except KonvergeError as e:
+            diagnostics.extend(e.diagnostics)
+            continue
+        if formatted != text:
+            changed.append(name)
+            if not args.check:
+                _write_atomically(Path(name), formatted)
+    if diagnostics:
+        raise KonvergeError(diagnostics)
+    for name in changed:
+        print(f"{'would reformat' if args.check else 'reformatted'} {name}")
+    if args.check and changed:
+        return 1
+    if not changed:
+        print(f"{len(args.files)} file(s) already formatted")
+    return 0
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Replace a file's text so that a crash leaves the old or the new file, never half of one."""
+    tmp = path.with_name(f".{path.name}.konverge-tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise KonvergeError(Diagnostic("E001", f"cannot write this file: {e.strerror}", file=str(path)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
