@@ -1,0 +1,445 @@
+"""Evaluate expressions of a checked program against a world of objects.
+
+The same evaluator serves admission policies in the API server, defaults,
+invariants and the rules of the fixed-point engine. It is total on checked
+programs: `none` propagates through field access and arithmetic, ordering
+against `none` is false; the errors left (division by zero, comparing text
+with a number under `any`) are user errors that point at the expression.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import math
+from collections.abc import Callable, Iterable
+from fractions import Fraction
+from typing import Any, Protocol
+
+from . import ast as A
+from .check import Program
+from .errors import Diagnostic, KonvergeError
+from .values import exact, format_duration, format_quantity, freeze, number_value, unit_value
+
+
+class World(Protocol):
+    def scan(self, kind: str) -> Iterable[dict]:
+        """Every object of a kind (by its declared name), in key order."""
+
+    def now(self) -> int | Fraction:
+        """The virtual clock, in seconds."""
+
+
+class EvalError(KonvergeError):
+    pass
+
+
+def _fail(e, message: str, hint: str | None = None):
+    raise EvalError(Diagnostic("E100", message, span=getattr(e, "span", None), hint=hint))
+
+
+Env = dict[str, Any]
+
+
+class Evaluator:
+    """Evaluates expressions against one program and one world."""
+
+    def __init__(self, program: Program, world: World):
+        self.program = program
+        self.world = world
+        self._kind_names: dict[str, str] = {}
+
+    def kind_name(self, ref: str) -> str:
+        name = self._kind_names.get(ref)
+        if name is None:
+            info = self.program.kind(ref)
+            name = info.name if info else ref
+            self._kind_names[ref] = name
+        return name
+
+    def eval(self, e: A.Expr, env: Env):
+        return _DISPATCH[type(e)](self, e, env)
+
+    # -- sources, shared by comprehensions, quantifiers, rules and policies
+
+    def bindings(self, source: A.Source, env: Env) -> Iterable[Any]:
+        if isinstance(source, A.KindSource):
+            return self.world.scan(self.kind_name(source.kind))
+        it = self.eval(source.iterable, env)
+        if it is None:
+            return ()
+        if isinstance(it, dict):
+            return sorted(it)
+        return it
+
+    def select(self, source: A.Source, where: A.Expr | None, order: tuple[A.OrderKey, ...], env: Env) -> list[Env]:
+        """The environments a source yields, filtered and ordered."""
+        out = []
+        var = source.var
+        for value in self.bindings(source, env):
+            inner = dict(env)
+            inner[var] = value
+            if where is None or self.eval(where, inner) is True:
+                out.append(inner)
+        if order:
+            for key in reversed(order):
+                out.sort(key=lambda en, k=key: _sort_key(self.eval(k.expr, en)), reverse=key.descending)
+        return out
+
+    # -- expressions
+
+    def e_number(self, e: A.Number, env):
+        return number_value(e.text)
+
+    def e_unit(self, e: A.Unit, env):
+        return unit_value(e.number, e.suffix, self.program.unit_types.get(id(e)) == "duration")
+
+    def e_literal(self, e, env):
+        return e.value
+
+    def e_none(self, e, env):
+        return None
+
+    def e_text(self, e, env):
+        return e.text
+
+    def e_name(self, e: A.Name, env):
+        try:
+            return env[e.id]
+        except KeyError:
+            _fail(e, f"`{e.id}` is not bound")
+
+    def e_attr(self, e: A.Attr, env):
+        base = self.eval(e.obj, env)
+        if isinstance(base, dict):
+            return base.get(e.name)
+        return None
+
+    def e_index(self, e: A.Index, env):
+        base = self.eval(e.obj, env)
+        i = self.eval(e.index, env)
+        if base is None or i is None:
+            return None
+        if isinstance(base, dict):
+            return base.get(i)
+        if isinstance(base, list | str) and isinstance(i, int):
+            return base[i] if -len(base) <= i < len(base) else None
+        return None
+
+    def e_list(self, e: A.ListLit, env):
+        return [self.eval(x, env) for x in e.items]
+
+    def e_map(self, e: A.MapLit, env):
+        return {item.key: self.eval(item.value, env) for item in e.items}
+
+    def e_comprehension(self, e: A.Comprehension, env):
+        envs = self.select(e.source, e.where, e.order, env)
+        if e.element is None:
+            return [en[e.source.var] for en in envs]
+        return [self.eval(e.element, en) for en in envs]
+
+    def e_if(self, e: A.IfElse, env):
+        return self.eval(e.then if self.eval(e.cond, env) is True else e.otherwise, env)
+
+    def e_quantifier(self, e: A.Quantifier, env):
+        var = e.source.var
+        for value in self.bindings(e.source, env):
+            inner = dict(env)
+            inner[var] = value
+            if e.where is not None and self.eval(e.where, inner) is not True:
+                continue
+            holds = self.eval(e.body, inner) is True
+            if e.quantifier == "forall" and not holds:
+                return False
+            if e.quantifier == "exists" and holds:
+                return True
+        return e.quantifier == "forall"
+
+    def e_unary(self, e: A.Unary, env):
+        v = self.eval(e.operand, env)
+        if e.op == "not":
+            return v is not True
+        return None if v is None else exact(-v) if isinstance(v, Fraction) else -v
+
+    def e_binary(self, e: A.Binary, env):
+        op = e.op
+        if op == "and":
+            return self.eval(e.left, env) is True and self.eval(e.right, env) is True
+        if op == "or":
+            return self.eval(e.left, env) is True or self.eval(e.right, env) is True
+        a = self.eval(e.left, env)
+        b = self.eval(e.right, env)
+        if op == "==":
+            return a == b
+        if op == "!=":
+            return a != b
+        if op in ("in", "not in"):
+            found = _contains(b, a)
+            return found if op == "in" else not found
+        if op in ("<", "<=", ">", ">="):
+            if a is None or b is None:
+                return False
+            if isinstance(a, dict) and isinstance(b, dict):
+                if op == "<=":
+                    return all(k in b and b[k] == v for k, v in a.items())
+                if op == ">=":
+                    return all(k in a and a[k] == v for k, v in b.items())
+            try:
+                return _ORDER[op](a, b)
+            except TypeError:
+                _fail(e, f"cannot compare {_describe(a)} with {_describe(b)}")
+        if a is None or b is None:
+            return None
+        if op == "+":
+            if isinstance(a, dict) and isinstance(b, dict):
+                return {**a, **b}
+            if isinstance(a, list) and isinstance(b, list):
+                return a + b
+            if isinstance(a, str) or isinstance(b, str):
+                if isinstance(a, str) and isinstance(b, str):
+                    return a + b
+                _fail(e, f"cannot add {_describe(a)} and {_describe(b)}", hint="convert with `str(…)`")
+        try:
+            if op == "+":
+                r = a + b
+            elif op == "-":
+                r = a - b
+            elif op == "*":
+                r = a * b
+            elif op == "/":
+                r = Fraction(a) / Fraction(b) if not (isinstance(a, float) or isinstance(b, float)) else a / b
+            else:
+                r = a % b
+        except ZeroDivisionError:
+            _fail(e, "division by zero")
+        except TypeError:
+            _fail(e, f"`{op}` is not defined for {_describe(a)} and {_describe(b)}")
+        return exact(r) if isinstance(r, Fraction) else r
+
+    def e_call(self, e: A.Call, env):
+        d = self.program.defs.get(e.fn)
+        if d is not None:
+            inner = {p.name: self.eval(a, env) for p, a in zip(d.params, e.args)}
+            return self.eval(d.body, inner)
+        fn = _BUILTINS.get(e.fn)
+        if fn is None:
+            _fail(e, f"unknown function `{e.fn}`")
+        args = [self.eval(a, env) for a in e.args]
+        try:
+            return fn(self, e, args)
+        except (TypeError, ValueError, ZeroDivisionError) as err:
+            _fail(e, f"`{e.fn}` failed: {err}")
+
+
+def _describe(v) -> str:
+    if isinstance(v, str):
+        return f'the text "{v}"'
+    if isinstance(v, bool):
+        return "a bool"
+    if isinstance(v, int | float | Fraction):
+        return "a number"
+    if isinstance(v, dict):
+        return "a map"
+    if isinstance(v, list):
+        return "a list"
+    return "none"
+
+
+def _contains(container, item) -> bool:
+    if container is None:
+        return False
+    if isinstance(container, str):
+        if not isinstance(item, str):
+            return False
+        if "/" in container and "/" not in item:
+            try:
+                return ipaddress.ip_address(item) in ipaddress.ip_network(container, strict=False)
+            except ValueError:
+                pass
+        return item in container
+    return item in container
+
+
+def _sort_key(v):
+    """A total order over values: none first, then by type, then by value."""
+    if v is None:
+        return (0,)
+    if isinstance(v, bool):
+        return (1, v)
+    if isinstance(v, int | float | Fraction):
+        return (2, v)
+    if isinstance(v, str):
+        return (3, v)
+    return (4, repr(freeze(v)))
+
+
+_ORDER: dict[str, Callable[[Any, Any], bool]] = {
+    "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+}
+
+_DISPATCH = {
+    A.Number: Evaluator.e_number, A.Unit: Evaluator.e_unit, A.String: Evaluator.e_literal,
+    A.Bool: Evaluator.e_literal, A.NoneLit: Evaluator.e_none, A.IPLit: Evaluator.e_text,
+    A.CIDRLit: Evaluator.e_text, A.Name: Evaluator.e_name, A.Attr: Evaluator.e_attr,
+    A.Index: Evaluator.e_index, A.Call: Evaluator.e_call, A.Comprehension: Evaluator.e_comprehension,
+    A.ListLit: Evaluator.e_list, A.MapLit: Evaluator.e_map, A.Unary: Evaluator.e_unary,
+    A.Binary: Evaluator.e_binary, A.IfElse: Evaluator.e_if, A.Quantifier: Evaluator.e_quantifier,
+}
+
+
+# ---- built-in functions ----------------------------------------------------------------
+
+
+def _numbers(xs):
+    return [x for x in (xs or []) if x is not None]
+
+
+def _minmax(pick):
+    def f(ev, e, args):
+        xs = args[0] if len(args) == 1 else args
+        xs = _numbers(xs)
+        return pick(xs, key=_sort_key) if xs else None
+    return f
+
+
+def _str(ev, e, args):
+    v = args[0]
+    arg = e.args[0]
+    if v is None:
+        return "none"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, Fraction | int) and _static_unit(ev, arg) == "quantity":
+        return format_quantity(v)
+    if isinstance(v, Fraction | int) and _static_unit(ev, arg) == "duration":
+        return format_duration(v)
+    if isinstance(v, Fraction):
+        return str(float(v))
+    return str(v)
+
+
+def _static_unit(ev, arg) -> str | None:
+    """The unit a value was written in, where the text shows it (a literal)."""
+    if isinstance(arg, A.Unit):
+        return ev.program.unit_types.get(id(arg))
+    return None
+
+
+def _int(ev, e, args):
+    v = args[0]
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return int(v)
+    return math.ceil(v) if isinstance(v, Fraction) else int(v)
+
+
+def _type_of(v) -> str:
+    if v is None:
+        return "none"
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float | Fraction):
+        return "float"
+    if isinstance(v, str):
+        return "string"
+    return "map" if isinstance(v, dict) else "list"
+
+
+def _hash(ev, e, args):
+    data = repr(freeze(args[0])).encode()
+    return int.from_bytes(hashlib.sha256(data).digest()[:4], "big")
+
+
+def _network(c):
+    return ipaddress.ip_network(c, strict=False)
+
+
+def _cidr_subnet(ev, e, args):
+    net, prefix, index = _network(args[0]), args[1], args[2]
+    size = 2 ** (net.max_prefixlen - prefix)
+    first = int(net.network_address) + index * size
+    sub = ipaddress.ip_network(f"{ipaddress.ip_address(first)}/{prefix}")
+    if not sub.subnet_of(net):
+        return None
+    return str(sub)
+
+
+def _cidr_host(ev, e, args):
+    net, index = _network(args[0]), args[1]
+    if not 0 <= index < net.num_addresses:
+        return None
+    return str(net.network_address + index)
+
+
+def _ip_index(ev, e, args):
+    if args[1] is None:
+        return None
+    net, ip = _network(args[0]), ipaddress.ip_address(args[1])
+    return int(ip) - int(net.network_address) if ip in net else None
+
+
+def _round(ev, e, args):
+    v = args[0]
+    if v is None:
+        return None
+    f = Fraction(v)
+    return math.floor(f + Fraction(1, 2)) if f >= 0 else -math.floor(-f + Fraction(1, 2))
+
+
+def _seconds(ev, e, args):
+    return None if args[0] is None else float(args[0])
+
+
+def _millis(ev, e, args):
+    return None if args[0] is None else math.ceil(Fraction(args[0]) * 1000)
+
+
+_BUILTINS: dict[str, Callable] = {
+    "count": lambda ev, e, a: len(a[0] or []),
+    "sum": lambda ev, e, a: exact(sum(Fraction(x) for x in _numbers(a[0]))) if not any(
+        isinstance(x, float) for x in _numbers(a[0])) else sum(_numbers(a[0])),
+    "min": _minmax(min),
+    "max": _minmax(max),
+    "any": lambda ev, e, a: any(x is True or isinstance(x, dict) for x in (a[0] or [])),
+    "all": lambda ev, e, a: all(x is True for x in (a[0] or [])),
+    "len": lambda ev, e, a: len(a[0] or []),
+    "str": _str,
+    "int": _int,
+    "float": lambda ev, e, a: None if a[0] is None else float(a[0]),
+    "abs": lambda ev, e, a: None if a[0] is None else abs(a[0]),
+    "ceil": lambda ev, e, a: None if a[0] is None else math.ceil(a[0]),
+    "floor": lambda ev, e, a: None if a[0] is None else math.floor(a[0]),
+    "round": _round,
+    "millis": _millis,
+    "seconds": _seconds,
+    "keys": lambda ev, e, a: sorted(a[0] or {}),
+    "values": lambda ev, e, a: [a[0][k] for k in sorted(a[0] or {})],
+    "get": lambda ev, e, a: (a[0] or {}).get(a[1], a[2]),
+    "put": lambda ev, e, a: {**(a[0] or {}), a[1]: a[2]},
+    "without": lambda ev, e, a: {k: v for k, v in (a[0] or {}).items() if k != a[1]},
+    "coalesce": lambda ev, e, a: next((x for x in a if x is not None), None),
+    "has_duplicates": lambda ev, e, a: len({freeze(x) for x in (a[0] or [])}) < len(a[0] or []),
+    "distinct": lambda ev, e, a: list({freeze(x): x for x in reversed(a[0] or [])}.values())[::-1],
+    "sorted": lambda ev, e, a: sorted(a[0] or [], key=_sort_key),
+    "first": lambda ev, e, a: (a[0] or [None])[0],
+    "range": lambda ev, e, a: list(range(max(0, int(a[0] or 0)))),
+    "flatten": lambda ev, e, a: [x for inner in (a[0] or []) for x in (inner or [])],
+    "pow": lambda ev, e, a: None if a[0] is None or a[1] is None else exact(Fraction(a[0]) ** a[1])
+    if isinstance(a[1], int) else float(a[0]) ** float(a[1]),
+    "type_of": lambda ev, e, a: _type_of(a[0]),
+    "join": lambda ev, e, a: (a[1] or "").join(str(x) for x in (a[0] or [])),
+    "split": lambda ev, e, a: [] if not a[0] else a[0].split(a[1]),
+    "contains": lambda ev, e, a: a[0] is not None and a[1] is not None and a[1] in a[0],
+    "startswith": lambda ev, e, a: a[0] is not None and a[1] is not None and a[0].startswith(a[1]),
+    "lower": lambda ev, e, a: None if a[0] is None else a[0].lower(),
+    "hash": _hash,
+    "now": lambda ev, e, a: ev.world.now(),
+    "cidr_contains": lambda ev, e, a: a[1] is not None and ipaddress.ip_address(a[1]) in _network(a[0]),
+    "cidr_size": lambda ev, e, a: _network(a[0]).num_addresses,
+    "cidr_subnet": _cidr_subnet,
+    "cidr_host": _cidr_host,
+    "ip_index": _ip_index,
+}

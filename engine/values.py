@@ -1,0 +1,101 @@
+"""Runtime values of the language, and their JSON form.
+
+Quantities and durations are exact: a `Fraction` (an `int` when whole) of
+base units — cores or bytes for quantities, seconds for durations — so `250m`
+is 1/4 and `2Gi` is 2147483648. Addresses and CIDRs are strings; lists are
+lists; maps, records and objects are dicts. Nothing here knows a kind.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+QUANTITY_FACTORS = {
+    "m": Fraction(1, 1000), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+}
+DURATION_FACTORS = {"ms": Fraction(1, 1000), "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def exact(x) -> int | Fraction:
+    """A number as an int when it is whole, else a Fraction."""
+    f = Fraction(x)
+    return f.numerator if f.denominator == 1 else f
+
+
+def unit_value(number: str, suffix: str, as_duration: bool) -> int | Fraction:
+    factors = DURATION_FACTORS if as_duration else QUANTITY_FACTORS
+    return exact(Fraction(number) * factors[suffix])
+
+
+def number_value(text: str) -> int | float:
+    return float(text) if "." in text else int(text)
+
+
+def format_quantity(q) -> str:
+    """Kubernetes' canonical text for a quantity: `250m`, `4`, `128Mi`, `1500k`."""
+    q = Fraction(q)
+    if q.denominator != 1:
+        millis = q * 1000
+        return f"{millis.numerator}m" if millis.denominator == 1 else str(float(q))
+    n = q.numerator
+    if n == 0:
+        return "0"
+    for suffix in ("Ei", "Pi", "Ti", "Gi", "Mi", "Ki"):
+        if n % QUANTITY_FACTORS[suffix] == 0:
+            return f"{n // QUANTITY_FACTORS[suffix]}{suffix}"
+    return str(n)
+
+
+def format_duration(d) -> str:
+    d = Fraction(d)
+    if d.denominator != 1:
+        ms = d * 1000
+        return f"{ms.numerator}ms" if ms.denominator == 1 else f"{float(d)}s"
+    n = d.numerator
+    for suffix, factor in (("h", 3600), ("m", 60)):
+        if n and n % factor == 0:
+            return f"{n // factor}{suffix}"
+    return f"{n}s"
+
+
+def freeze(v):
+    """A hashable twin of a value, for sets and dict keys."""
+    if isinstance(v, dict):
+        return tuple(sorted((k, freeze(x)) for k, x in v.items()))
+    if isinstance(v, list | tuple):
+        return tuple(freeze(x) for x in v)
+    return v
+
+
+def to_json(v):
+    """A value in JSON-ready form: exact numbers stay numbers where JSON can hold them."""
+    if isinstance(v, Fraction):
+        return float(v)
+    if isinstance(v, dict):
+        return {k: to_json(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [to_json(x) for x in v]
+    return v
+
+
+def encode(v):
+    """A value as JSON data that `decode` turns back into the same value, exactly."""
+    if isinstance(v, Fraction):
+        return {"$frac": [v.numerator, v.denominator]}
+    if isinstance(v, dict):
+        return {k: encode(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [encode(x) for x in v]
+    return v
+
+
+def decode(v):
+    if isinstance(v, dict):
+        if len(v) == 1 and "$frac" in v:
+            n, d = v["$frac"]
+            return Fraction(n, d)
+        return {k: decode(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [decode(x) for x in v]
+    return v
