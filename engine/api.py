@@ -1,0 +1,738 @@
+"""The API server: the one door every write goes through.
+
+The user's objects and every controller action alike are written here, as
+kube-apiserver does it: the caller is authenticated (it passes an `Identity`;
+`authenticate` turns a token into one), authorized with RBAC, its object is
+defaulted from the kind's declaration, validated against the schema, checked
+by the program's admission policies, and committed with a compare-and-swap on
+the key's mod revision. Reads (get, list, watch) are authorized the same way.
+
+It knows no kind by name except the RBAC kinds (Role, RoleBinding,
+ClusterRole, ClusterRoleBinding, User); RBAC is off when the program declares
+no binding kind, and allows everything until the first binding exists.
+
+Objects are dicts: `kind`, `name`, `namespace` (None for cluster-scoped
+kinds), `resourceVersion` (the key's mod revision), `createdRevision`,
+`managedBy` and the declared fields, every one present (an optional field
+without a value is None). The store holds them as sorted-key JSON of
+`values.encode` without the two revisions, which the store itself keeps.
+
+Deliberate differences from Kubernetes:
+- schema validation runs before the admission policies (Kubernetes' order for
+  *validating* admission), so that a policy only ever sees a well-typed
+  object; a write that is both malformed and denied reports the schema error;
+- an update without a `resourceVersion` is refused rather than applied
+  unconditionally;
+- an update that changes nothing is not written: it keeps its revision.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Callable, Iterator
+from fractions import Fraction
+from typing import Any, Literal
+
+import attrs
+
+from . import ast as A
+from .check import OBJECT_NAME, KindInfo, Program
+from .errors import Diagnostic, KonvergeError
+from .eval import Evaluator
+from .names import closest
+from .store import Compacted, Compare, Delete, Put, Store, kind_prefix, object_key
+from .types import ANY, KindT, ListT, MapT, OptT, Prim, RecordT, RefT, Type
+from .values import decode, encode
+
+META = ("kind", "name", "namespace", "resourceVersion", "createdRevision", "managedBy")
+VERBS = ("get", "list", "watch", "create", "update", "delete")
+RBAC_KINDS = ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "User")
+
+
+# ---- errors ---------------------------------------------------------------------
+
+
+class APIError(KonvergeError):
+    """A refused request, with Kubernetes' Status reason and HTTP code."""
+
+    reason = "InternalError"
+    code = 500
+
+    def __init__(self, message: str, hint: str | None = None):
+        self.message = message
+        super().__init__(Diagnostic("E200", message, hint=hint))
+
+
+class BadRequest(APIError):
+    reason, code = "BadRequest", 400
+
+
+class Unauthorized(APIError):
+    reason, code = "Unauthorized", 401
+
+
+class Forbidden(APIError):
+    reason, code = "Forbidden", 403
+
+
+class NotFound(APIError):
+    reason, code = "NotFound", 404
+
+
+class Conflict(APIError):
+    reason, code = "Conflict", 409
+
+
+class AlreadyExists(APIError):
+    reason, code = "AlreadyExists", 409
+
+
+class Expired(APIError):
+    """A watch from a revision the store has compacted away: relist."""
+
+    reason, code = "Expired", 410
+
+
+class Invalid(APIError):
+    reason, code = "Invalid", 422
+
+    def __init__(self, kind: str, name: str, causes: list[str]):
+        self.causes = list(causes)
+        detail = causes[0] if len(causes) == 1 else "[" + ", ".join(causes) + "]"
+        super().__init__(f'{kind} "{name}" is invalid: {detail}')
+
+
+# ---- values ---------------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class Identity:
+    name: str
+    kind: Literal["user", "controller", "admin"]
+    groups: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+
+
+@attrs.frozen(slots=True)
+class WatchEvent:
+    """ADDED, MODIFIED or DELETED. For DELETED, `object` is the last state with
+    the revision of the delete, as Kubernetes sends it."""
+
+    type: Literal["ADDED", "MODIFIED", "DELETED"]
+    object: dict = attrs.field(eq=False)
+    previous: dict | None = attrs.field(default=None, eq=False)
+
+    @property
+    def revision(self) -> int:
+        return self.object["resourceVersion"]
+
+
+ADMIN = Identity("admin", "admin", ("system:masters",))
+ANONYMOUS = Identity("system:anonymous", "user", ("system:unauthenticated",))
+
+
+def resource_name(kind: str) -> str:
+    """The plural resource name: `pods`, `networkpolicies`, `endpoints`."""
+    low = kind.lower()
+    if low.endswith("y"):
+        return low[:-1] + "ies"
+    if low.endswith("s"):
+        return low
+    return low + "s"
+
+
+def encode_object(obj: dict) -> bytes:
+    """The stored bytes of an object: deterministic, without the revisions."""
+    stored = {k: v for k, v in obj.items() if k not in ("resourceVersion", "createdRevision")}
+    return json.dumps(encode(stored), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def decode_object(kv) -> dict:
+    obj = decode(json.loads(kv.value))
+    obj["resourceVersion"] = kv.mod_revision
+    obj["createdRevision"] = kv.create_revision
+    return obj
+
+
+class _EmptyWorld:
+    def __init__(self, clock: Callable[[], Any]):
+        self._clock = clock
+
+    def scan(self, kind: str):
+        return ()
+
+    def now(self):
+        return self._clock()
+
+
+class _StoreWorld:
+    """The current store, as admission policies see it."""
+
+    def __init__(self, api: APIServer):
+        self._api = api
+
+    def scan(self, kind: str):
+        info = self._api.program.kind(kind)
+        if info is None:
+            return []
+        return [decode_object(kv) for kv in self._api.store.range(kind_prefix(self._api.resource(info)), prefix=True).kvs]
+
+    def now(self):
+        return self._api.clock()
+
+
+# ---- the server -------------------------------------------------------------------
+
+
+class APIServer:
+    def __init__(self, program: Program, store: Store, *, clock: Callable[[], Any] = lambda: 0):
+        self.program = program
+        self.store = store
+        self.clock = clock
+        self.admin = ADMIN
+        self._resources: dict[str, str] = {}
+        seen: dict[str, str] = {}
+        for name in program.kinds:
+            r = resource_name(name)
+            if r in seen:
+                raise KonvergeError(f"kinds `{seen[r]}` and `{name}` would share the resource name `{r}`")
+            seen[r] = name
+            self._resources[name] = r
+        self._by_resource = seen
+        self._defaults = Evaluator(program, _EmptyWorld(clock))
+        self._admission = Evaluator(program, _StoreWorld(self))
+        self._policies: dict[str, list[tuple[A.PolicyDecl, A.Deny]]] = {}
+        for policy in program.policies:
+            for deny in policy.denies:
+                info = program.kind(deny.source.kind)
+                if info is not None:
+                    self._policies.setdefault(info.name, []).append((policy, deny))
+        self.rbac_enabled = "RoleBinding" in program.kinds or "ClusterRoleBinding" in program.kinds
+        self._users_declared = "User" in program.kinds
+        self._rbac = _RBACCache(self) if self.rbac_enabled or self._users_declared else None
+
+    # -- names
+
+    def kind_info(self, kind: str) -> KindInfo:
+        """The kind named `pod`, `Pod` or `pods`; NotFound with a suggestion if none."""
+        info = self.program.kind(kind) or self.program.kinds.get(self._by_resource.get(kind.lower(), ""))
+        if info is None:
+            names = sorted(k.lower() for k in self.program.kinds)
+            guess = closest(kind.lower(), names)
+            raise NotFound(f'the server doesn\'t have a resource type "{kind}"',
+                           hint=f"did you mean `{guess}`?" if guess else
+                           "known kinds: " + ", ".join(names) if names else None)
+        return info
+
+    def resource(self, info: KindInfo) -> str:
+        return self._resources[info.name]
+
+    def key(self, info: KindInfo, namespace: str | None, name: str) -> str:
+        return object_key(self.resource(info), namespace, name)
+
+    # -- identities
+
+    def controller(self, name: str) -> Identity:
+        return Identity(name, "controller", ("system:controllers",))
+
+    def authenticate(self, token: str | None) -> Identity:
+        """The user a bearer token belongs to. With no User kind declared, or
+        none stored, every request is an anonymous user."""
+        users = self._rbac.users() if self._rbac is not None else {}
+        if not users:
+            return ANONYMOUS
+        user = users.get(token) if token else None
+        if user is None:
+            raise Unauthorized("Unauthorized", hint="pass the token of a declared User")
+        return Identity(user["name"], "user", tuple(user.get("groups") or ()))
+
+    # -- reads
+
+    def get(self, who: Identity, kind: str, namespace: str | None, name: str) -> dict:
+        info = self.kind_info(kind)
+        namespace = self._namespace(info, namespace)
+        self._authorize(who, "get", info, namespace, name)
+        kvs = self.store.range(self.key(info, namespace, name)).kvs
+        if not kvs:
+            raise self._not_found(info, name)
+        return decode_object(kvs[0])
+
+    def list(self, who: Identity, kind: str, namespace: str | None = None) -> tuple[list[dict], int]:
+        """Every object of a kind (in a namespace), in key order, and the
+        store revision the list was read at."""
+        info = self.kind_info(kind)
+        if info.cluster:
+            namespace = None
+        self._authorize(who, "list", info, namespace, None)
+        r = self.store.range(kind_prefix(self.resource(info), namespace), prefix=True)
+        return [decode_object(kv) for kv in r.kvs], r.revision
+
+    def watch(self, who: Identity, kind: str, start_revision: int | None = None,
+              namespace: str | None = None) -> APIWatcher:
+        """Changes from `start_revision` (default: the next one). Raises
+        Expired if that history has been compacted."""
+        info = self.kind_info(kind)
+        if info.cluster:
+            namespace = None
+        self._authorize(who, "watch", info, namespace, None)
+        try:
+            w = self.store.watch(kind_prefix(self.resource(info), namespace), start_revision)
+        except Compacted as e:
+            raise _expired(e) from None
+        return APIWatcher(w)
+
+    # -- writes
+
+    def create(self, who: Identity, kind: str, obj: dict) -> dict:
+        info = self.kind_info(kind)
+        obj = self._incoming(info, obj)
+        name, namespace = obj["name"], obj["namespace"]
+        self._authorize(who, "create", info, namespace, None)
+        if obj.get("resourceVersion"):
+            raise Invalid(info.name, name, [f"resourceVersion: Invalid value: {obj['resourceVersion']}: "
+                                            "must be unset to create an object"])
+        obj["resourceVersion"] = None
+        obj["createdRevision"] = None
+        obj = self._admit(info, obj)
+        key = self.key(info, namespace, name)
+        r = self.store.txn([Compare(key, "create", "==", 0)], [Put(key, encode_object(obj))])
+        if not r.succeeded:
+            raise AlreadyExists(f'{self.resource(info)} "{name}" already exists')
+        obj["resourceVersion"] = obj["createdRevision"] = r.revision
+        return obj
+
+    def update(self, who: Identity, kind: str, obj: dict) -> dict:
+        info = self.kind_info(kind)
+        obj = self._incoming(info, obj)
+        name, namespace = obj["name"], obj["namespace"]
+        self._authorize(who, "update", info, namespace, name)
+        rv = obj.get("resourceVersion")
+        if not isinstance(rv, int) or isinstance(rv, bool) or rv <= 0:
+            raise Invalid(info.name, name, [f"resourceVersion: Invalid value: {_show(rv)}: "
+                                            "must be specified for an update"])
+        key = self.key(info, namespace, name)
+        kvs = self.store.range(key).kvs
+        if not kvs:
+            raise self._not_found(info, name)
+        current = kvs[0]
+        if current.mod_revision != rv:
+            raise self._conflict(info, name)
+        obj["createdRevision"] = current.create_revision
+        obj = self._admit(info, obj)
+        data = encode_object(obj)
+        if data == current.value:
+            return decode_object(current)  # nothing changed: no write, no new revision
+        r = self.store.txn([Compare(key, "mod", "==", rv)], [Put(key, data)])
+        if not r.succeeded:
+            if not self.store.range(key).kvs:
+                raise self._not_found(info, name)
+            raise self._conflict(info, name)
+        obj["resourceVersion"] = r.revision
+        return obj
+
+    def delete(self, who: Identity, kind: str, namespace: str | None, name: str,
+               resource_version: int | None = None) -> dict:
+        """Delete an object (if `resource_version` is given, only that
+        version of it); returns the deleted object."""
+        info = self.kind_info(kind)
+        namespace = self._namespace(info, namespace)
+        self._authorize(who, "delete", info, namespace, name)
+        key = self.key(info, namespace, name)
+        compares = [Compare(key, "create", ">", 0)]
+        if resource_version is not None:
+            compares.append(Compare(key, "mod", "==", resource_version))
+        r = self.store.txn(compares, [Delete(key)], [])
+        if not r.succeeded:
+            kvs = self.store.range(key).kvs
+            if not kvs:
+                raise self._not_found(info, name)
+            raise Conflict(
+                f'Operation cannot be fulfilled on {self.resource(info)} "{name}": the ResourceVersion in the '
+                f"precondition ({resource_version}) does not match the ResourceVersion in record "
+                f"({kvs[0].mod_revision}). The object might have been modified")
+        prev = r.responses[0].prev_kvs[0]
+        obj = decode_object(prev)
+        obj["resourceVersion"] = r.revision
+        return obj
+
+    # -- the pipeline
+
+    def _namespace(self, info: KindInfo, namespace: str | None) -> str | None:
+        if info.cluster:
+            return None
+        return "default" if namespace is None else namespace
+
+    def _incoming(self, info: KindInfo, obj: dict) -> dict:
+        """A copy of the caller's object with its metadata checked enough to
+        name it; the schema is validated later."""
+        if not isinstance(obj, dict):
+            raise BadRequest(f"an object of kind {info.name} must be a dict, not {type(obj).__name__}")
+        obj = dict(obj)
+        name = obj.get("name")
+        if not isinstance(name, str) or not name:
+            raise Invalid(info.name, "" if name is None else str(name), ["name: Required value: name is required"])
+        given = obj.get("kind", info.name)
+        if given != info.name and self.program.kind(str(given)) is not info:
+            raise BadRequest(f'the object\'s kind "{given}" does not match the request\'s kind "{info.name}"')
+        obj["kind"] = info.name
+        if info.cluster:
+            if obj.get("namespace") is not None:
+                raise Invalid(info.name, name, [f"namespace: Forbidden: {info.name} is cluster-scoped, "
+                                                "so it has no namespace"])
+            obj["namespace"] = None
+        elif obj.get("namespace") is None:
+            obj["namespace"] = "default"
+        obj.setdefault("managedBy", None)
+        return obj
+
+    def _admit(self, info: KindInfo, obj: dict) -> dict:
+        """Defaulting, validation, then the admission policies."""
+        obj = self._default_fields(info.fields, obj)
+        causes = self._validate(info, obj)
+        if causes:
+            raise Invalid(info.name, obj["name"], causes)
+        for policy, deny in self._policies.get(info.name, ()):
+            env = {deny.source.var: obj}
+            if self._admission.eval(deny.cond, env) is True:
+                message = policy.message
+                if deny.because is not None:
+                    because = self._admission.eval(deny.because, env)
+                    if because is not None:
+                        message = str(because)
+                raise Invalid(info.name, obj["name"], [message])
+        return obj
+
+    # -- defaulting
+
+    def _default_fields(self, fields: dict, obj: dict) -> dict:
+        out = dict(obj)
+        for f in fields.values():
+            value = out.get(f.name)
+            if value is None and (f.name not in out or not isinstance(f.type, OptT)):
+                if f.default is not None:
+                    value = self._defaults.eval(f.default, {})
+                out[f.name] = value
+            out[f.name] = self._default_value(f.type, out[f.name])
+        return out
+
+    def _default_value(self, t: Type, value):
+        if value is None:
+            return None
+        if isinstance(t, OptT):
+            return self._default_value(t.inner, value)
+        if isinstance(t, RecordT) and isinstance(value, dict):
+            return self._default_fields(self.program.records[t.name].fields, value)
+        if isinstance(t, ListT) and isinstance(value, list):
+            return [self._default_value(t.elem, x) for x in value]
+        if isinstance(t, MapT) and isinstance(value, dict):
+            return {k: self._default_value(t.value, x) for k, x in value.items()}
+        return value
+
+    # -- validation
+
+    def _validate(self, info: KindInfo, obj: dict) -> list[str]:
+        causes: list[str] = []
+        for field in ("name", "namespace"):
+            value = obj[field]
+            if value is None:
+                continue
+            if not isinstance(value, str) or len(value) > 253 or not OBJECT_NAME.match(value):
+                causes.append(
+                    f"{field}: Invalid value: {_show(value)}: a lowercase RFC 1123 subdomain must consist of "
+                    "lower case alphanumeric characters, '-' or '.', and must start and end with an "
+                    "alphanumeric character (e.g. 'example.com')")
+        managed = obj.get("managedBy")
+        if managed is not None and not isinstance(managed, str):
+            causes.append(f"managedBy: Invalid value: {_show(managed)}: must be of type string")
+        extra = set(META)
+        _check_fields(self.program, info.fields, obj, "", causes, extra)
+        return causes
+
+    # -- RBAC
+
+    def _authorize(self, who: Identity, verb: str, info: KindInfo, namespace: str | None, name: str | None):
+        if who.kind == "admin" or self._rbac is None or not self.rbac_enabled:
+            return
+        if self._rbac.allows(who, verb, info, namespace):
+            return
+        resource = self.resource(info)
+        subject = f'{resource} "{name}"' if name is not None else resource
+        scope = f'in the namespace "{namespace}"' if namespace is not None else "at the cluster scope"
+        raise Forbidden(f'{subject} is forbidden: User "{who.name}" cannot {verb} resource "{resource}" {scope}')
+
+    def allows(self, who: Identity, verb: str, kind: str, namespace: str | None = None) -> bool:
+        """Would RBAC let `who` do `verb` on `kind` in `namespace` (None: every
+        namespace, or a cluster-scoped kind)?"""
+        info = self.kind_info(kind)
+        try:
+            self._authorize(who, verb, info, None if info.cluster else namespace, None)
+        except Forbidden:
+            return False
+        return True
+
+    def _not_found(self, info: KindInfo, name: str) -> NotFound:
+        return NotFound(f'{self.resource(info)} "{name}" not found')
+
+    def _conflict(self, info: KindInfo, name: str) -> Conflict:
+        return Conflict(f'Operation cannot be fulfilled on {self.resource(info)} "{name}": the object has been '
+                        "modified; please apply your changes to the latest version and try again")
+
+
+def _expired(e: Compacted) -> Expired:
+    return Expired(f"too old resource version: {e.requested} ({e.compact_revision})",
+                   hint="list again and watch from the list's revision")
+
+
+class APIWatcher:
+    """Store events under one kind (and namespace) as WatchEvents."""
+
+    def __init__(self, watcher):
+        self._w = watcher
+
+    @property
+    def next_revision(self) -> int:
+        return self._w.next_revision
+
+    def poll(self) -> list[WatchEvent]:
+        try:
+            events = self._w.poll()
+        except Compacted as e:
+            raise _expired(e) from None
+        out = []
+        for ev in events:
+            prev = decode_object(ev.prev_kv) if ev.prev_kv is not None else None
+            if ev.type == "DELETE":
+                obj = dict(prev)
+                obj["resourceVersion"] = ev.kv.mod_revision
+                out.append(WatchEvent("DELETED", obj, prev))
+            else:
+                out.append(WatchEvent("ADDED" if prev is None else "MODIFIED", decode_object(ev.kv), prev))
+        return out
+
+    def __iter__(self) -> Iterator[WatchEvent]:
+        return iter(self.poll())
+
+    def cancel(self) -> None:
+        self._w.cancel()
+
+
+# ---- schema validation ----------------------------------------------------------------
+
+
+def _show(v) -> str:
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, Fraction):
+        return str(v)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "null"
+    if isinstance(v, dict | list):
+        return "{…}" if isinstance(v, dict) else "[…]"
+    return str(v)
+
+
+def _join(path: str, field: str) -> str:
+    return f"{path}.{field}" if path else field
+
+
+def _check_fields(program: Program, fields: dict, obj: dict, path: str, causes: list[str],
+                  extra: set[str] = frozenset()) -> None:
+    for key in obj:
+        if key not in fields and key not in extra:
+            guess = closest(key, fields) if isinstance(key, str) else None
+            hint = f'; did you mean "{guess}"?' if guess else ""
+            causes.append(f"{_join(path, str(key))}: Unsupported value: field not declared in schema{hint}")
+    for f in fields.values():
+        value = obj.get(f.name)
+        where = _join(path, f.name)
+        if value is None:
+            if not isinstance(f.type, OptT):
+                causes.append(f"{where}: Required value")
+            continue
+        _check_value(program, f.type, value, where, causes)
+
+
+_NUMBER_TYPES = {
+    "int": (int,),
+    "float": (int, float),
+    "quantity": (int, Fraction),
+    "duration": (int, Fraction),
+}
+
+
+def _check_value(program: Program, t: Type, value, path: str, causes: list[str]) -> None:
+    if isinstance(t, OptT):
+        if value is not None:
+            _check_value(program, t.inner, value, path, causes)
+        return
+    if value is None:
+        causes.append(f"{path}: Required value")
+        return
+    if t == ANY:
+        return
+    if isinstance(t, Prim):
+        ok = _prim_ok(t.name, value)
+        if ok is True:
+            return
+        causes.append(f"{path}: Invalid value: {_show(value)}: {ok or 'must be of type ' + t.name}")
+        return
+    if isinstance(t, RefT):
+        if not isinstance(value, str):
+            causes.append(f"{path}: Invalid value: {_show(value)}: must be the name of a {t.kind}, a string")
+        return
+    if isinstance(t, ListT):
+        if not isinstance(value, list):
+            causes.append(f"{path}: Invalid value: {_show(value)}: must be of type {t}")
+            return
+        for i, x in enumerate(value):
+            _check_value(program, t.elem, x, f"{path}[{i}]", causes)
+        return
+    if isinstance(t, MapT):
+        if not isinstance(value, dict):
+            causes.append(f"{path}: Invalid value: {_show(value)}: must be of type {t}")
+            return
+        for k, x in value.items():
+            if not isinstance(k, str):
+                causes.append(f"{path}: Invalid value: {_show(k)}: map keys must be strings")
+            else:
+                _check_value(program, t.value, x, f"{path}[{k}]", causes)
+        return
+    if isinstance(t, RecordT | KindT):
+        if not isinstance(value, dict):
+            causes.append(f"{path}: Invalid value: {_show(value)}: must be of type {t}")
+            return
+        decl = program.records.get(t.name) or program.kinds.get(t.name)
+        if decl is not None:
+            _check_fields(program, decl.fields, value, path, causes)
+        return
+
+
+def _prim_ok(name: str, value) -> bool | str:
+    """True, or why not (an empty string: the plain type message)."""
+    if isinstance(value, bool):
+        return name == "bool" or ""
+    if name == "bool":
+        return ""
+    if name in _NUMBER_TYPES:
+        return isinstance(value, _NUMBER_TYPES[name]) or ""
+    if not isinstance(value, str):
+        return ""
+    if name == "string":
+        return True
+    if name == "ip":
+        try:
+            ipaddress.ip_address(value)
+            return True
+        except ValueError:
+            return "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+    if name == "cidr":
+        try:
+            if "/" not in value:
+                raise ValueError(value)
+            ipaddress.ip_network(value, strict=False)
+            return True
+        except ValueError:
+            return "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"
+    return ""
+
+
+# ---- RBAC -------------------------------------------------------------------------------
+
+
+class _RBACCache:
+    """Bindings, roles and users, reread only when a watch on their kinds
+    says something changed."""
+
+    def __init__(self, api: APIServer):
+        self._api = api
+        self._infos = [api.program.kinds[k] for k in RBAC_KINDS if k in api.program.kinds]
+        self._watchers: list | None = None
+        self._objects: dict[str, list[dict]] = {}
+        self._users: dict[str, dict] = {}
+
+    def _refresh(self) -> None:
+        store = self._api.store
+        stale = self._watchers is None
+        if not stale:
+            for w in self._watchers:
+                try:
+                    if w.poll():
+                        stale = True
+                except Compacted:
+                    stale = True
+        if not stale:
+            return
+        for w in self._watchers or ():
+            w.cancel()
+        self._objects = {}
+        watchers = []
+        for info in self._infos:
+            prefix = kind_prefix(self._api.resource(info))
+            r = store.range(prefix, prefix=True)
+            self._objects[info.name] = [decode_object(kv) for kv in r.kvs]
+            watchers.append(store.watch(prefix, r.revision + 1))
+        self._watchers = watchers
+        users: dict[str, dict] = {}
+        for u in self._objects.get("User", ()):
+            if u.get("token"):
+                users.setdefault(u["token"], u)
+        self._users = users
+
+    def users(self) -> dict[str, dict]:
+        self._refresh()
+        return self._users
+
+    def allows(self, who: Identity, verb: str, info: KindInfo, namespace: str | None) -> bool:
+        self._refresh()
+        crbs = self._objects.get("ClusterRoleBinding", ())
+        rbs = self._objects.get("RoleBinding", ())
+        if not crbs and not rbs:
+            return True  # RBAC starts enforcing with the first binding
+        cluster_roles = {r["name"]: r for r in self._objects.get("ClusterRole", ())}
+        roles = {(r["namespace"], r["name"]): r for r in self._objects.get("Role", ())}
+        for b in crbs:
+            if _subject_matches(who, b.get("subjects") or ()):
+                if _grants(cluster_roles.get(b.get("role")), verb, info):
+                    return True
+        if namespace is None or info.cluster:
+            return False  # only a ClusterRoleBinding grants across namespaces or on cluster-scoped kinds
+        for b in rbs:
+            if b["namespace"] != namespace or not _subject_matches(who, b.get("subjects") or ()):
+                continue
+            if b.get("roleKind") == "ClusterRole":
+                role = cluster_roles.get(b.get("role"))
+            else:
+                role = roles.get((namespace, b.get("role")))
+            if _grants(role, verb, info):
+                return True
+        return False
+
+
+def _subject_matches(who: Identity, subjects) -> bool:
+    """A subject is a name (of a user, a controller or a group), or
+    `user:NAME`, `controller:NAME`, `group:NAME`."""
+    for s in subjects:
+        kind, sep, name = s.partition(":")
+        if sep and kind in ("user", "controller"):
+            if who.kind == kind and who.name == name:
+                return True
+        elif sep and kind == "group":
+            if name in who.groups:
+                return True
+        elif s == who.name or s in who.groups:
+            return True
+    return False
+
+
+def _grants(role: dict | None, verb: str, info: KindInfo) -> bool:
+    if role is None:
+        return False
+    names = {"*", info.name, info.name.lower(), resource_name(info.name)}
+    for rule in role.get("rules") or ():
+        verbs = rule.get("verbs") or ()
+        if verb in verbs or "*" in verbs:
+            if any(k in names for k in rule.get("kinds") or ()):
+                return True
+    return False

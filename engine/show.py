@@ -1,0 +1,138 @@
+"""Showing objects, as `kubectl get` does: the Python API behind `konverge get`.
+
+Reads a store's data directory read-only (no lock, nothing written), so it can
+look at the store of a running engine. Values are shown by their declared
+type: quantities as `250m`/`128Mi`, durations as `30s`, in tables, JSON and
+YAML alike.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from fractions import Fraction
+
+from .api import META, APIError, APIServer
+from .check import KindInfo, Program, load_program, std_dir
+from .errors import Diagnostic, KonvergeError
+from .store import open_store
+from .types import DURATION, QUANTITY, ListT, MapT, OptT, Prim, RecordT, RefT, Type
+from .values import format_duration, format_quantity
+
+TABLE_FIELDS = 4  # scalar fields shown besides the name; -o wide shows them all
+
+
+def get_objects(kind: str, name: str | None = None, *, data_dir: str, namespace: str | None = None,
+                all_namespaces: bool = False, output: str | None = None, specs: list[str] = ()) -> str:
+    """The text `konverge get` prints."""
+    if not os.path.isdir(data_dir):
+        raise KonvergeError(Diagnostic("E201", f"there is no store data directory at {data_dir}", file=data_dir,
+                                       hint="pass the --data-dir the engine was run with"))
+    program = load_program(list(specs), std=True) if specs else standard_program()
+    store = open_store(data_dir, read_only=True)
+    try:
+        api = APIServer(program, store)
+        info = api.kind_info(kind)
+        ns = None if info.cluster or (all_namespaces and name is None) else (namespace or "default")
+        if name is not None:
+            objects = [api.get(api.admin, info.name, ns, name)]
+        else:
+            objects, _ = api.list(api.admin, info.name, ns)
+    except APIError as e:
+        raise KonvergeError(Diagnostic("E201", e.message, file=data_dir, hint=e.diagnostics[0].hint)) from None
+    finally:
+        store.close()
+    shown = [display(program, info, o) for o in objects]
+    single = name is not None
+    if output == "json":
+        data = shown[0] if single else {"kind": "List", "items": shown}
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    if output == "yaml":
+        import yaml
+
+        data = shown[0] if single else {"kind": "List", "items": shown}
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    if output == "name":
+        return "".join(f"{info.name.lower()}/{o['name']}\n" for o in objects)
+    if not objects:
+        where = "" if info.cluster or ns is None else f" in {ns} namespace"
+        return f"No resources found{where}.\n"
+    return table(program, info, shown, with_namespace=ns is None and not info.cluster, wide=output == "wide")
+
+
+def standard_program() -> Program:
+    """The program of the standard control plane alone (rules/)."""
+    return load_program(sorted(std_dir().glob("*.konv")), std=False)
+
+
+def display(program: Program, info: KindInfo, obj: dict) -> dict:
+    """An object as JSON-ready data, each value in the text of its type."""
+    out = {k: obj[k] for k in META if k in obj}  # kubectl's order: identity first, then the fields
+    for f in info.fields.values():
+        if f.name in obj:
+            out[f.name] = _display(program, f.type, obj[f.name])
+    for key, value in obj.items():
+        out.setdefault(key, _plain(value))
+    return out
+
+
+def _display(program: Program, t: Type, value):
+    if value is None:
+        return None
+    if isinstance(t, OptT):
+        return _display(program, t.inner, value)
+    if t == QUANTITY and isinstance(value, int | Fraction):
+        return format_quantity(value)
+    if t == DURATION and isinstance(value, int | Fraction):
+        return format_duration(value)
+    if isinstance(t, ListT) and isinstance(value, list):
+        return [_display(program, t.elem, x) for x in value]
+    if isinstance(t, MapT) and isinstance(value, dict):
+        return {k: _display(program, t.value, x) for k, x in value.items()}
+    if isinstance(t, RecordT) and isinstance(value, dict) and t.name in program.records:
+        fields = program.records[t.name].fields
+        return {k: _display(program, fields[k].type, x) if k in fields else x for k, x in value.items()}
+    return _plain(value)
+
+
+def _plain(value):
+    if isinstance(value, Fraction):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _plain(x) for k, x in value.items()}
+    if isinstance(value, list):
+        return [_plain(x) for x in value]
+    return value
+
+
+def _scalar(t: Type) -> bool:
+    t = t.inner if isinstance(t, OptT) else t
+    return isinstance(t, RefT) or (isinstance(t, Prim) and t.name != "any")
+
+
+def _header(field: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", field).upper()
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "<none>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def table(program: Program, info: KindInfo, shown: list[dict], *, with_namespace: bool, wide: bool) -> str:
+    fields = [f.name for f in info.fields.values() if _scalar(f.type)]
+    if not wide:
+        fields = fields[:TABLE_FIELDS]
+    headers = (["NAMESPACE"] if with_namespace else []) + ["NAME"] + [_header(f) for f in fields]
+    rows = [([o["namespace"]] if with_namespace else []) + [o["name"]] + [_cell(o.get(f)) for f in fields]
+            for o in shown]
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+    lines = ["   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [headers, *rows]]
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["display", "get_objects", "standard_program", "table"]
