@@ -1,46 +1,14 @@
 """A generated cluster spec of realistic objects, for the benches.
 
-`generate_spec(n_objects, seed)` writes the kinds it uses, then nodes, pods
-with containers, deployments and services, with labels — about six lines per
-object, like a dump of a real cluster. The same seed gives the same text.
+`generate_spec(n_objects, seed)` writes nodes, pods with containers,
+deployments and services of the standard kinds in rules/kinds.konv, with
+labels — about six lines per object, like a dump of a real cluster. The same
+seed gives the same text.
 """
 
 from __future__ import annotations
 
 import random
-
-KINDS = """\
-cluster kind node {
-  cpu: quantity
-  memory: quantity
-  labels: map<string> = {}
-  podCIDR: cidr?
-  ready: bool = true
-}
-record container {
-  image: string
-  cpu: quantity = 100m
-  memory: quantity = 64Mi
-  ports: list<int> = []
-}
-kind pod {
-  labels: map<string> = {}
-  node: string?
-  containers: list<container> = []
-  restartPolicy: string = "Always"
-}
-kind deployment {
-  replicas: int = 1
-  labels: map<string> = {}
-  selector: map<string> = {}
-  containers: list<container> = []
-}
-kind service {
-  selector: map<string> = {}
-  ports: list<int> = []
-  clusterIP: ip?
-}
-"""
 
 APPS = ["web", "api", "cart", "search", "auth", "billing", "db", "cache", "queue", "mail"]
 IMAGES = ["nginx:1.27", "redis:7.2", "postgres:16", "envoy:1.30", "busybox:1.36", "node:20-alpine"]
@@ -50,7 +18,7 @@ ZONES = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
 
 def generate_spec(n_objects: int, seed: int = 0) -> str:
     rng = random.Random(seed)
-    out = [KINDS]
+    out = []
     n_nodes = max(1, n_objects // 10)
     for i in range(n_objects):
         if i < n_nodes:
@@ -72,7 +40,7 @@ def _node(rng: random.Random, i: int) -> str:
         f"node worker-{i} {{\n"
         f"  cpu: {rng.choice([4, 8, 16, 32])}  memory: {rng.choice([16, 32, 64])}Gi\n"
         f'  labels {{ zone: "{zone}" "kubernetes.io/hostname": "worker-{i}" }}\n'
-        f"  podCIDR: 10.{i // 250 % 250}.{i % 250}.0/24\n"
+        f"  podCIDRs: [10.{i // 250 % 250}.{i % 250}.0/24]\n"
         f"}}\n"
     )
 
@@ -81,7 +49,7 @@ def _container(rng: random.Random, name: str) -> str:
     return (
         f'  container {name} {{ image: "{rng.choice(IMAGES)}"  '
         f"cpu: {rng.choice([100, 250, 500])}m  memory: {rng.choice([64, 128, 256])}Mi  "
-        f"ports: [{rng.choice([80, 8080, 9090])}] }}\n"
+        f"ports: [{{containerPort: {rng.choice([80, 8080, 9090])}}}] }}\n"
     )
 
 
@@ -108,8 +76,10 @@ def _deployment(rng: random.Random, i: int) -> str:
         f"  replicas: {rng.randint(1, 5)}\n"
         f'  labels {{ app: "{app}" }}\n'
         f'  selector: {{app: "{app}", release: "r{i}"}}\n'
-        + _container(rng, app)
-        + "}\n"
+        f'  template {{\n'
+        f'    labels {{ app: "{app}" release: "r{i}" }}\n'
+        + "  " + _container(rng, app)
+        + "  }\n}\n"
     )
 
 
@@ -118,7 +88,8 @@ def _service(rng: random.Random, i: int) -> str:
     return (
         f"service {app}-{i} in {rng.choice(NAMESPACES)} {{\n"
         f'  selector {{ app: "{app}" }}\n'
-        f"  ports: [80, 443,]\n"
+        f"  port http {{ port: 80  targetPort: 8080 }}\n"
+        f"  port https {{ port: 443  targetPort: 8443 }}\n"
         f"  clusterIP: 10.96.{i // 250 % 250}.{i % 250}\n"
         f"}}\n"
     )

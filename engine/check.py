@@ -136,18 +136,19 @@ def check_files(paths: list[str | Path], *, std: bool = True) -> list[Program]:
         groups.append(in_std)
     groups.extend([p] for p in paths if Path(p).resolve() not in std_set)
     cache: dict[Path, A.Module] = {}
-    programs, diagnostics = [], []
+    programs: list[Program] = []
+    diagnostics: dict[Diagnostic, None] = {}  # ordered, without the repeats std errors would bring
     for group in groups:
         modules, errors = load_modules(group, std=std, cache=cache)
         if errors:
-            diagnostics.extend(d for d in errors if d not in diagnostics)
+            diagnostics.update(dict.fromkeys(errors))
             continue
         try:
             programs.append(check_modules(modules))
         except KonvergeError as e:
-            diagnostics.extend(d for d in e.diagnostics if d not in diagnostics)
+            diagnostics.update(dict.fromkeys(e.diagnostics))
     if any(d.severity == "error" for d in diagnostics):
-        raise KonvergeError(diagnostics)
+        raise KonvergeError(list(diagnostics))
     return programs
 
 
@@ -157,7 +158,7 @@ def load_modules(paths: list[str | Path], *, std: bool = True,
     loader = _Loader(cache)
     std_files = sorted(std_dir().glob("*.konv"))
     std_set = {f.resolve() for f in std_files}
-    wants_std = std and any(Path(p).resolve() not in std_set for p in paths)
+    wants_std = std and (not paths or any(Path(p).resolve() not in std_set for p in paths))
     if wants_std:
         for f in std_files:
             loader.visit(f, None)

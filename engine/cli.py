@@ -54,6 +54,18 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("files", nargs="+", metavar="FILE")
     f.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file would change")
     f.set_defaults(run=_fmt)
+
+    g = sub.add_parser("get", help="show objects from a store's data directory, without changing it")
+    g.add_argument("kind", metavar="KIND", help="a kind: pod, Pod or pods")
+    g.add_argument("name", nargs="?", metavar="NAME")
+    scope = g.add_mutually_exclusive_group()
+    scope.add_argument("-n", "--namespace", help="the namespace (default: default)")
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="objects in every namespace")
+    g.add_argument("-o", "--output", choices=["wide", "json", "yaml", "name"], help="output format")
+    g.add_argument("--data-dir", required=True, metavar="DIR", help="the store's data directory")
+    g.add_argument("--spec", action="append", default=[], metavar="FILE",
+                   help="spec files declaring kinds beyond the standard ones (repeatable)")
+    g.set_defaults(run=_get)
     return p
 
 
@@ -96,6 +108,14 @@ def _fmt(args) -> int:
         return 1
     if not changed:
         print(f"{len(args.files)} file(s) already formatted")
+    return 0
+
+
+def _get(args) -> int:
+    from .show import get_objects
+
+    sys.stdout.write(get_objects(args.kind, args.name, data_dir=args.data_dir, namespace=args.namespace,
+                                 all_namespaces=args.all_namespaces, output=args.output, specs=args.spec))
     return 0
 
 

@@ -72,17 +72,19 @@ def render(diagnostics: list[Diagnostic], sources: dict[str, str] | None = None)
     ```
     """
     sources = {} if sources is None else sources
+    lines_of: dict[str, list[str]] = {}
     out = []
     for i, d in enumerate(sorted(diagnostics, key=_position)):
         if i:
             out.append("")
         out.append(f"{d.where}: {d.severity}[{d.code}]: {d.message}")
         if d.span is not None and d.span.line > 0:
-            text = sources.get(d.span.file)
-            if text is None:
-                text = _read_quietly(d.span.file)
-                sources[d.span.file] = text
-            lines = text.split("\n")
+            lines = lines_of.get(d.span.file)
+            if lines is None:
+                text = sources.get(d.span.file)
+                if text is None:
+                    text = _read_quietly(d.span.file)
+                lines = lines_of[d.span.file] = text.split("\n")
             if 0 < d.span.line <= len(lines):
                 out.extend(_excerpt(lines[d.span.line - 1], d.span))
         if d.hint:

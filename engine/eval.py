@@ -41,6 +41,89 @@ def _fail(e, message: str, hint: str | None = None):
 Env = dict[str, Any]
 
 
+class Clock:
+    """`now()` plus an offset, as seen while the engine looks for its next deadline.
+
+    Arithmetic with numbers keeps it symbolic; comparing it with a number gives
+    the truth at the current time and records the instant at which the answer
+    would change, so the engine knows when to advance the virtual clock. Any
+    other use turns it into a plain number (`materialize`).
+    """
+
+    __slots__ = ("ev", "now", "offset")
+
+    def __init__(self, ev: "Evaluator", now, offset=0):
+        self.ev, self.now, self.offset = ev, now, offset
+
+    @property
+    def value(self):
+        return exact(self.now + self.offset)
+
+    def __add__(self, other):
+        if isinstance(other, int | Fraction):
+            return Clock(self.ev, self.now, exact(self.offset + other))
+        return NotImplemented
+
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        if isinstance(other, Clock):
+            return exact(self.offset - other.offset)
+        if isinstance(other, int | Fraction):
+            return Clock(self.ev, self.now, exact(self.offset - other))
+        return NotImplemented
+
+    def _flip(self, bound, strict: bool):
+        # now + offset crosses `bound` at now = bound - offset.
+        t = exact(bound - self.offset)
+        self.ev.deadline(t + 1 if strict else t)
+
+    def _cmp(self, other, op, strict):
+        if isinstance(other, Clock):
+            return op(self.offset, other.offset)
+        if not isinstance(other, int | Fraction | float):
+            return NotImplemented
+        self._flip(other, strict)
+        return op(self.value, other)
+
+    def __lt__(self, other):
+        return self._cmp(other, lambda a, b: a < b, False)
+
+    def __le__(self, other):
+        return self._cmp(other, lambda a, b: a <= b, True)
+
+    def __gt__(self, other):
+        return self._cmp(other, lambda a, b: a > b, True)
+
+    def __ge__(self, other):
+        return self._cmp(other, lambda a, b: a >= b, False)
+
+    def __eq__(self, other):
+        if isinstance(other, Clock):
+            return self.offset == other.offset
+        if isinstance(other, int | Fraction | float):
+            self._flip(other, False)
+            return self.value == other
+        return False
+
+    def __hash__(self):
+        return hash(self.value)
+
+    def __repr__(self):
+        return f"Clock(now={self.now}, offset={self.offset})"
+
+
+def materialize(v):
+    """A value with every `Clock` in it turned into the number it stands for."""
+    if isinstance(v, Clock):
+        return v.value
+    if isinstance(v, dict):
+        return {k: materialize(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [materialize(x) for x in v]
+    return v
+
+
 class Evaluator:
     """Evaluates expressions against one program and one world."""
 
@@ -48,6 +131,17 @@ class Evaluator:
         self.program = program
         self.world = world
         self._kind_names: dict[str, str] = {}
+        # While not None, `now()` is symbolic and comparisons against it record
+        # the future instants at which they would change here.
+        self.deadlines: set | None = None
+
+    def deadline(self, t) -> None:
+        if self.deadlines is not None and t > self.world.now():
+            self.deadlines.add(t)
+
+    def now(self):
+        now = self.world.now()
+        return Clock(self, now) if self.deadlines is not None else now
 
     def kind_name(self, ref: str) -> str:
         name = self._kind_names.get(ref)
@@ -199,6 +293,12 @@ class Evaluator:
                 if isinstance(a, str) and isinstance(b, str):
                     return a + b
                 _fail(e, f"cannot add {_describe(a)} and {_describe(b)}", hint="convert with `str(…)`")
+        if isinstance(a, Clock) or isinstance(b, Clock):
+            if isinstance(a, Clock) and op in ("+", "-"):
+                return a + b if op == "+" else a - b
+            if isinstance(b, Clock) and op == "+":
+                return b + a
+            a, b = materialize(a), materialize(b)
         try:
             if op == "+":
                 r = a + b
@@ -224,7 +324,7 @@ class Evaluator:
         fn = _BUILTINS.get(e.fn)
         if fn is None:
             _fail(e, f"unknown function `{e.fn}`")
-        args = [self.eval(a, env) for a in e.args]
+        args = [materialize(self.eval(a, env)) for a in e.args]
         try:
             return fn(self, e, args)
         except (TypeError, ValueError, ZeroDivisionError) as err:
@@ -262,6 +362,7 @@ def _contains(container, item) -> bool:
 
 def _sort_key(v):
     """A total order over values: none first, then by type, then by value."""
+    v = materialize(v)
     if v is None:
         return (0,)
     if isinstance(v, bool):
@@ -436,7 +537,7 @@ _BUILTINS: dict[str, Callable] = {
     "startswith": lambda ev, e, a: a[0] is not None and a[1] is not None and a[0].startswith(a[1]),
     "lower": lambda ev, e, a: None if a[0] is None else a[0].lower(),
     "hash": _hash,
-    "now": lambda ev, e, a: ev.world.now(),
+    "now": lambda ev, e, a: ev.now(),
     "cidr_contains": lambda ev, e, a: a[1] is not None and ipaddress.ip_address(a[1]) in _network(a[0]),
     "cidr_size": lambda ev, e, a: _network(a[0]).num_addresses,
     "cidr_subnet": _cidr_subnet,
