@@ -232,6 +232,16 @@ class APIServer:
 
     # -- identities
 
+    @property
+    def revision(self) -> int:
+        return self.store.revision
+
+    def defaulted(self, kind: str, obj: dict) -> dict:
+        """The object with its defaults filled in, as a create would store it: what a
+        controller compares with the stored object before deciding to write."""
+        info = self.kind_info(kind)
+        return self._default_fields(info.fields, self._incoming(info, obj))
+
     def controller(self, name: str) -> Identity:
         return Identity(name, "controller", ("system:controllers",))
 

@@ -55,6 +55,19 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file would change")
     f.set_defaults(run=_fmt)
 
+    r = sub.add_parser("reconcile", help="run the controllers on a spec to a fixed point")
+    r.add_argument("files", nargs="+", metavar="SPEC")
+    r.add_argument("--scenario", metavar="NAME|FILE",
+                   help="play a scenario: the name of one declared in the specs, or a file holding one")
+    r.add_argument("--data-dir", metavar="DIR", help="persist the store in DIR (default: in memory)")
+    r.add_argument("--order", choices=["fixed", "random"], default="fixed", help="rule firing order")
+    r.add_argument("--seed", type=int, default=0, help="seed for --order random")
+    r.add_argument("--naive", action="store_true", help="re-evaluate every rule every step (the reference mode)")
+    r.add_argument("--budget", type=int, default=None, metavar="STEPS", help="give up after this many steps")
+    r.add_argument("-o", "--output", choices=["summary", "json"], default="summary")
+    r.add_argument("--no-std", action="store_true", help="do not load the standard control plane in rules/")
+    r.set_defaults(run=_reconcile)
+
     g = sub.add_parser("get", help="show objects from a store's data directory, without changing it")
     g.add_argument("kind", metavar="KIND", help="a kind: pod, Pod or pods")
     g.add_argument("name", nargs="?", metavar="NAME")
@@ -109,6 +122,101 @@ def _fmt(args) -> int:
     if not changed:
         print(f"{len(args.files)} file(s) already formatted")
     return 0
+
+
+def _reconcile(args) -> int:
+    import json
+
+    from .check import load_program
+    from .fixpoint import DEFAULT_BUDGET, reconcile
+    from .show import display
+    from .store import open_store
+
+    files = list(args.files)
+    scenario_name = args.scenario
+    if scenario_name and Path(scenario_name).is_file():
+        files.append(scenario_name)
+    program = load_program(files, std=not args.no_std)
+    scenario = None
+    if scenario_name:
+        if Path(scenario_name).is_file():
+            from .parse import parse_file
+
+            declared = [d.name for d in parse_file(scenario_name).decls if hasattr(d, "items")]
+            if not declared:
+                raise KonvergeError(Diagnostic("E060", "this file declares no scenario", file=scenario_name))
+            scenario_name = declared[0]
+        scenario = program.scenarios.get(scenario_name)
+        if scenario is None:
+            from .names import closest
+
+            guess = closest(scenario_name, program.scenarios)
+            raise KonvergeError(Diagnostic(
+                "E060", f'no scenario named "{scenario_name}"', file=", ".join(args.files),
+                hint=f'did you mean "{guess}"?' if guess else
+                "declared: " + (", ".join(f'"{n}"' for n in program.scenarios) or "none")), exit_code=1)
+    store = open_store(args.data_dir) if args.data_dir else None
+    try:
+        result = reconcile(program, store=store, scenario=scenario, order=args.order, seed=args.seed,
+                           naive=args.naive, budget=args.budget or DEFAULT_BUDGET)
+    finally:
+        if store is not None:
+            store.close()
+    if args.output == "json":
+        doc = {
+            "converged": result.converged,
+            "steps": result.steps,
+            "revision": result.revision,
+            "clock": _number(result.clock),
+            "objects": [display(program, program.kinds[o["kind"]], o) for o in result.objects],
+        }
+        if result.violations:
+            doc["violations"] = list(result.violations)
+        sys.stdout.write(json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(_summary(result))
+    if not result.converged:
+        return 3
+    return 4 if result.violations else 0
+
+
+def _number(x):
+    from fractions import Fraction
+
+    if isinstance(x, Fraction):
+        return x.numerator if x.denominator == 1 else float(x)
+    return x
+
+
+def _summary(result) -> str:
+    from .values import format_duration
+
+    lines = []
+    if result.converged:
+        lines.append(f"converged in {result.steps} steps at revision {result.revision}, "
+                     f"virtual clock {format_duration(result.clock)}")
+    else:
+        why = {"budget": "the step budget ran out", "cycle": "the state repeats",
+               "horizon": "timers are still pending at the time horizon"}.get(result.reason, result.reason)
+        lines.append(f"NOT converged after {result.steps} steps ({why}), revision {result.revision}, "
+                     f"virtual clock {format_duration(result.clock)}")
+        if result.cycle is not None:
+            lines.append(f"cycle of {result.cycle.period} steps through rule instances:")
+            lines.extend(f"  {i}" for i in result.cycle.instances)
+    counts: dict[str, int] = {}
+    for o in result.objects:
+        counts[o["kind"]] = counts.get(o["kind"], 0) + 1
+    width = max([len("KIND"), *(len(k) for k in counts)])
+    lines.append(f"{'KIND':<{width}}  COUNT")
+    lines.extend(f"{k:<{width}}  {n}" for k, n in sorted(counts.items()))
+    writes = sum(1 for w in result.trace if w.verb != "refused")
+    refused = [w for w in result.trace if w.verb == "refused"]
+    lines.append(f"{writes} writes, {len(refused)} refused by the API server")
+    for w in refused[:10]:
+        lines.append(f"  refused: {w.actor}/{w.rule} {w.kind.lower()} {w.name}: {w.message}")
+    for v in result.violations:
+        lines.append(f"violated: {v}")
+    return "\n".join(lines) + "\n"
 
 
 def _get(args) -> int:

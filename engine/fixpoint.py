@@ -1,0 +1,826 @@
+"""Fixpoint: run a program's controllers against the store until nothing changes.
+
+A *rule instance* is a rule with its first `for` variable bound to one object
+(a rule without a `for` over a kind has one instance). Evaluating an instance
+gives the writes it wants — `set` only where it changes something, `create`
+where the object is missing, `ensure` where the owned object differs, deletes
+of objects it ensured before and no longer does. A *step* applies the writes of
+the first instance, in firing order, that wants any. Reconcile ends when no
+instance wants a write and no timer is pending: a fixed point, stable by
+construction, since running it again finds nothing to do.
+
+Two modes find that first instance. The naive mode evaluates every instance
+every step: the reference. The incremental mode keeps a queue of *dirty*
+instances: an instance is evaluated again only when an object it is bound to,
+or a kind it read, changed, or a deadline it recorded came due. Both pick the
+same instance at every step, so they reach the same state by the same path.
+
+Time is virtual. While evaluating, `now()` is symbolic (engine.eval.Clock) and
+every comparison against it records when its answer would change; when no
+instance wants a write, the clock jumps to the earliest such deadline.
+
+Every write goes through the API server as the controller's identity and is
+recorded with its rule, instance, revision and clock, for `explain` and
+`trace`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+from collections.abc import Iterable
+from fractions import Fraction
+
+import attrs
+
+from . import ast as A
+from .check import Program
+from .errors import Diagnostic, KonvergeError
+from .eval import Evaluator, materialize
+from .values import encode, exact, number_value, unit_value
+
+DEFAULT_BUDGET = 200_000
+DEFAULT_HORIZON = 7 * 86400  # a week of virtual time
+META = ("kind", "name", "namespace", "resourceVersion", "createdRevision", "managedBy")
+
+
+@attrs.frozen(slots=True)
+class Write:
+    """One write the engine made, with why: for `explain` and `trace`."""
+
+    step: int
+    revision: int
+    clock: int | Fraction
+    actor: str  # controller name, or "scenario" / "spec"
+    rule: str | None
+    instance: str | None
+    verb: str  # create, update, delete, refused
+    kind: str
+    namespace: str | None
+    name: str
+    message: str = ""
+
+
+@attrs.frozen(slots=True)
+class Cycle:
+    period: int  # steps
+    instances: tuple[str, ...]
+    objects: tuple[str, ...]
+
+
+@attrs.frozen(slots=True)
+class Result:
+    converged: bool
+    steps: int
+    revision: int
+    clock: int | Fraction
+    objects: tuple[dict, ...]
+    trace: tuple[Write, ...]
+    reason: str = ""  # why it did not converge: "budget", "cycle" or "horizon"
+    cycle: Cycle | None = None
+    violations: tuple[str, ...] = ()
+
+
+def object_key(kind: str, namespace: str | None, name: str) -> tuple:
+    return (kind, namespace or "", name)
+
+
+def key_text(key: tuple) -> str:
+    kind, ns, name = key
+    return f"{kind}/{ns}/{name}" if ns else f"{kind}/{name}"
+
+
+# ---- the engine's view of the store --------------------------------------------------
+
+
+class Cache:
+    """The objects as the controllers see them: kept from the API server's watch."""
+
+    def __init__(self):
+        self.by_kind: dict[str, dict[tuple, dict]] = {}
+        self._sorted: dict[str, list[dict]] = {}
+        self.clock: int | Fraction = 0
+        self.state_hash = 0  # order-independent hash of every object's content
+
+    def scan(self, kind: str) -> list[dict]:
+        cached = self._sorted.get(kind)
+        if cached is None:
+            objs = self.by_kind.get(kind, {})
+            cached = [objs[k] for k in sorted(objs)]
+            self._sorted[kind] = cached
+        return cached
+
+    def now(self):
+        return self.clock
+
+    def get(self, key: tuple) -> dict | None:
+        return self.by_kind.get(key[0], {}).get(key)
+
+    def put(self, obj: dict) -> None:
+        key = object_key(obj["kind"], obj.get("namespace"), obj["name"])
+        old = self.by_kind.setdefault(key[0], {}).get(key)
+        if old is not None:
+            self.state_hash = (self.state_hash - _content_hash(old)) % 2**64
+        self.by_kind[key[0]][key] = obj
+        self.state_hash = (self.state_hash + _content_hash(obj)) % 2**64
+        self._sorted.pop(key[0], None)
+
+    def remove(self, key: tuple) -> None:
+        old = self.by_kind.get(key[0], {}).pop(key, None)
+        if old is not None:
+            self.state_hash = (self.state_hash - _content_hash(old)) % 2**64
+            self._sorted.pop(key[0], None)
+
+    def all(self) -> list[dict]:
+        return [self.by_kind[k][key] for k in sorted(self.by_kind) for key in sorted(self.by_kind[k])]
+
+
+def _content_hash(obj: dict) -> int:
+    content = {k: v for k, v in obj.items() if k not in ("resourceVersion", "createdRevision")}
+    data = json.dumps(encode(content), sort_keys=True, separators=(",", ":")).encode()
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+
+
+class _TrackingWorld:
+    """The cache, recording which kinds an evaluation scanned."""
+
+    def __init__(self, cache: Cache):
+        self.cache = cache
+        self.scanned: set[str] = set()
+
+    def scan(self, kind: str):
+        self.scanned.add(kind)
+        return self.cache.scan(kind)
+
+    def now(self):
+        return self.cache.clock
+
+
+# ---- rule instances -------------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class _Instance:
+    id: str
+    priority: tuple
+    controller: str
+    rule: A.Rule
+    primary: dict | None  # the object the first `for` binds, if it ranges over a kind
+    primary_key: tuple | None
+
+
+@attrs.define(slots=True)
+class _Outcome:
+    writes: list  # [(verb, kind, obj or key, expected resourceVersion)]
+    reads: set  # kinds scanned
+    deadlines: set
+
+
+class Engine:
+    """One reconcile of one program against one API server."""
+
+    def __init__(self, program: Program, api, *, order: str = "fixed", seed: int = 0,
+                 naive: bool = False, budget: int = DEFAULT_BUDGET, horizon=DEFAULT_HORIZON):
+        if order not in ("fixed", "random"):
+            raise KonvergeError(Diagnostic("E200", f"unknown firing order `{order}`", hint="use fixed or random"))
+        self.program = program
+        self.api = api
+        self.order = order
+        self.seed = seed
+        self.naive = naive
+        self.budget = budget
+        self.horizon = horizon
+        self.cache = Cache()
+        self.world = _TrackingWorld(self.cache)
+        self.ev = Evaluator(program, self.world)
+        self.trace: list[Write] = []
+        self.steps = 0
+        self.identities = {name: api.controller(c.account or name) for name, c in program.controllers.items()}
+        # Incremental bookkeeping.
+        self.rules = [(cname, ri, rule) for ci, (cname, c) in enumerate(program.controllers.items())
+                      for ri, rule in enumerate(c.rules)]
+        self.rule_index = {id(rule): (ci, ri) for ci, (cname, c) in enumerate(program.controllers.items())
+                           for ri, rule in enumerate(c.rules)}
+        self.dirty: list = []  # heap of (priority, id)
+        self.dirty_ids: set[str] = set()
+        self.instances: dict[str, _Instance] = {}
+        self.bound: dict[tuple, set[str]] = {}  # object key → ids of instances bound to it
+        self.readers: dict[str, set[str]] = {}  # kind → ids of instances that scanned it
+        self.reads_of: dict[str, set[str]] = {}
+        self.timers: list = []  # heap of (deadline, id)
+        self.refused: dict[str, str] = {}  # instance id → fingerprint of writes the API refused
+        self.seen_states: dict[tuple, int] = {}
+        self.fired: list[str] = []
+        self.informer = None
+        self.revision = 0
+
+    # -- the store through the API server
+
+    def sync(self) -> list[tuple]:
+        """Apply pending watch events to the cache; the keys that changed."""
+        changed = []
+        for event in self.informer.poll():
+            obj = event.object
+            key = object_key(obj["kind"], obj.get("namespace"), obj["name"])
+            if event.type == "DELETED":
+                self.cache.remove(key)
+            else:
+                self.cache.put(obj)
+            changed.append(key)
+            self.revision = max(self.revision, obj.get("resourceVersion") or 0)
+        return changed
+
+    def start(self) -> None:
+        """List every kind, then follow the watch: the controllers' shared informer."""
+        from .informer import Informer
+
+        self.informer = Informer(self.api, self.api.admin, sorted(self.program.kinds))
+        for kind in self.informer.kinds:
+            for obj in self.informer.scan(kind):
+                self.cache.put(obj)
+        self.revision = self.api.revision
+        for inst in self.enumerate_instances():
+            self.mark(inst)
+
+    # -- instances
+
+    def priority(self, ci: int, ri: int, key) -> tuple:
+        if self.order == "random":
+            digest = hashlib.blake2b(f"{self.seed}:{ci}:{ri}:{key}".encode(), digest_size=8).digest()
+            return (int.from_bytes(digest, "big"),)
+        return (ci, ri, key)
+
+    def primary_source(self, rule: A.Rule) -> A.KindSource | None:
+        for c in rule.clauses:
+            if isinstance(c, A.ForClause):
+                return c.source if isinstance(c.source, A.KindSource) else None
+            return None
+        return None
+
+    def instances_of(self, cname: str, rule: A.Rule) -> Iterable[_Instance]:
+        ci, ri = self.rule_index[id(rule)]
+        src = self.primary_source(rule)
+        if src is None:
+            yield _Instance(f"{cname}/{rule.name}", self.priority(ci, ri, ()), cname, rule, None, None)
+            return
+        kind = self.ev.kind_name(src.kind)
+        for obj in self.cache.scan(kind):
+            key = object_key(kind, obj.get("namespace"), obj["name"])
+            yield _Instance(f"{cname}/{rule.name}[{key_text(key)}]", self.priority(ci, ri, key), cname, rule,
+                            obj, key)
+
+    def enumerate_instances(self) -> Iterable[_Instance]:
+        for cname, _, rule in self.rules:
+            yield from self.instances_of(cname, rule)
+
+    def mark(self, inst: _Instance) -> None:
+        self.instances[inst.id] = inst
+        if inst.id not in self.dirty_ids:
+            self.dirty_ids.add(inst.id)
+            heapq.heappush(self.dirty, (inst.priority, inst.id))
+
+    # -- evaluation of one instance
+
+    def evaluate(self, inst: _Instance) -> _Outcome:
+        self.world.scanned = set()
+        self.ev.deadlines = set()
+        plan = _Plan(self, inst)
+        rule = inst.rule
+        clauses = rule.clauses
+        if inst.primary is not None:
+            env = {clauses[0].source.var: inst.primary}
+            plan.run(clauses[1:], env)
+        else:
+            plan.run(clauses, {})
+        plan.collect_stale()
+        outcome = _Outcome(plan.writes, set(self.world.scanned), set(self.ev.deadlines))
+        self.ev.deadlines = None
+        return outcome
+
+    # -- applying writes
+
+    def apply(self, inst: _Instance, writes: list) -> bool:
+        """Apply an instance's writes; False if the API server refused them all."""
+        who = self.identities[inst.controller]
+        applied = False
+        for verb, kind, payload, rv in writes:
+            try:
+                if verb == "create":
+                    self.api.create(who, kind, payload)
+                elif verb == "update":
+                    self.api.update(who, kind, payload)
+                else:
+                    _, ns, name = payload
+                    self.api.delete(who, kind, ns or None, name, resource_version=rv)
+                applied = True
+                verb_done = verb
+                message = ""
+            except KonvergeError as e:
+                if getattr(e, "reason", "") == "Conflict":
+                    continue  # stale: the watch brings the new state and marks the instance dirty
+                verb_done = "refused"
+                message = e.diagnostics[0].message if e.diagnostics else str(e)
+            name = payload["name"] if isinstance(payload, dict) else payload[2]
+            ns = payload.get("namespace") if isinstance(payload, dict) else (payload[1] or None)
+            self.trace.append(Write(self.steps, self.api.revision, self.cache.clock, inst.controller,
+                                    inst.rule.name, inst.id, verb_done, kind, ns, name, message))
+        return applied
+
+    def record_deps(self, inst: _Instance, outcome: _Outcome) -> None:
+        for kind in self.reads_of.get(inst.id, ()):
+            self.readers.get(kind, set()).discard(inst.id)
+        self.reads_of[inst.id] = outcome.reads
+        for kind in outcome.reads:
+            self.readers.setdefault(kind, set()).add(inst.id)
+        if inst.primary_key is not None:
+            self.bound.setdefault(inst.primary_key, set()).add(inst.id)
+        for t in outcome.deadlines:
+            heapq.heappush(self.timers, (t, inst.id))
+
+    def changed(self, keys: list[tuple]) -> None:
+        """Mark dirty what the changed objects touch; new objects bring new instances."""
+        kinds = {k[0] for k in keys}
+        for key in keys:
+            for iid in self.bound.get(key, ()):
+                inst = self.instances.get(iid)
+                if inst is not None:
+                    self.mark(self.refresh(inst))
+            if self.cache.get(key) is not None:
+                for cname, _, rule in self.rules:
+                    src = self.primary_source(rule)
+                    if src is not None and self.ev.kind_name(src.kind) == key[0]:
+                        ci, ri = self.rule_index[id(rule)]
+                        iid = f"{cname}/{rule.name}[{key_text(key)}]"
+                        if iid not in self.instances or self.instances[iid].primary is not self.cache.get(key):
+                            self.mark(_Instance(iid, self.priority(ci, ri, key), cname, rule, self.cache.get(key),
+                                                key))
+        for kind in kinds:
+            for iid in list(self.readers.get(kind, ())):
+                inst = self.instances.get(iid)
+                if inst is not None:
+                    self.mark(self.refresh(inst))
+        # Instances whose own objects were ensured (managedBy) must look again when those change.
+        for key in keys:
+            obj = self.cache.get(key)
+            owner = obj.get("managedBy") if obj else None
+            if owner and owner in self.instances:
+                self.mark(self.refresh(self.instances[owner]))
+
+    def refresh(self, inst: _Instance) -> _Instance:
+        if inst.primary_key is None:
+            return inst
+        obj = self.cache.get(inst.primary_key)
+        return attrs.evolve(inst, primary=obj)
+
+    # -- the loop
+
+    def next_enabled(self) -> tuple[_Instance, _Outcome] | None:
+        if self.naive:
+            return self.next_enabled_naive()
+        while self.dirty:
+            _, iid = heapq.heappop(self.dirty)
+            self.dirty_ids.discard(iid)
+            inst = self.refresh(self.instances[iid])
+            if inst.primary_key is not None and inst.primary is None:
+                # Its object is gone: only its ensured objects are left to collect.
+                outcome = self.collect_orphans(inst)
+            else:
+                outcome = self.evaluate(inst)
+                self.record_deps(inst, outcome)
+            if outcome.writes and self.refused.get(iid) != _fingerprint(outcome.writes):
+                return inst, outcome
+        return None
+
+    def next_enabled_naive(self):
+        best = None
+        live = set()
+        candidates = list(self.enumerate_instances())
+        for inst in candidates:
+            live.add(inst.id)
+        for iid, owned in self.owned_by_instance().items():
+            if iid not in live:
+                inst = self.instances.get(iid)
+                if inst is not None:
+                    candidates.append(attrs.evolve(inst, primary=None))
+        self.timers = []
+        for inst in sorted(candidates, key=lambda i: i.priority):
+            outcome = self.collect_orphans(inst) if inst.primary_key is not None and inst.primary is None \
+                else self.evaluate(inst)
+            self.instances[inst.id] = inst
+            for t in outcome.deadlines:
+                heapq.heappush(self.timers, (t, inst.id))
+            if outcome.writes and self.refused.get(inst.id) != _fingerprint(outcome.writes):
+                best = (inst, outcome)
+                break
+        return best
+
+    def owned_by_instance(self) -> dict[str, list[tuple]]:
+        out: dict[str, list[tuple]] = {}
+        for obj in self.cache.all():
+            owner = obj.get("managedBy")
+            if owner:
+                out.setdefault(owner, []).append(object_key(obj["kind"], obj.get("namespace"), obj["name"]))
+        return out
+
+    def collect_orphans(self, inst: _Instance) -> _Outcome:
+        writes = []
+        for obj in self.cache.all():
+            if obj.get("managedBy") == inst.id:
+                key = object_key(obj["kind"], obj.get("namespace"), obj["name"])
+                writes.append(("delete", obj["kind"], key, obj["resourceVersion"]))
+        return _Outcome(writes, set(), set())
+
+    def advance_clock(self, limit) -> bool:
+        """Jump to the next deadline not after `limit`; False if there is none."""
+        while self.timers:
+            t, iid = self.timers[0]
+            if t <= self.cache.clock:
+                heapq.heappop(self.timers)
+                continue
+            if limit is not None and t > limit:
+                return False
+            self.cache.clock = t
+            while self.timers and self.timers[0][0] <= t:
+                _, due = heapq.heappop(self.timers)
+                if due in self.instances:
+                    self.mark(self.refresh(self.instances[due]))
+            if self.naive:
+                for inst in self.enumerate_instances():
+                    self.mark(inst)
+            return True
+        return False
+
+    def run(self, until=None) -> str:
+        """Reconcile until quiescent with no deadline left before `until`.
+        Returns "" when done, else why it stopped: "budget", "cycle" or "horizon"."""
+        while True:
+            found = self.next_enabled()
+            if found is None:
+                if self.advance_clock(until if until is not None else self.horizon):
+                    continue
+                if until is None and self.timers and self.timers[0][0] > self.horizon:
+                    return "horizon"
+                if until is not None and until > self.cache.clock:
+                    self.cache.clock = until
+                return ""
+            inst, outcome = found
+            if self.steps >= self.budget:
+                return "budget"
+            self.steps += 1
+            self.fired.append(inst.id)
+            if not self.apply(inst, outcome.writes):
+                self.refused[inst.id] = _fingerprint(outcome.writes)
+            else:
+                self.refused.pop(inst.id, None)
+            changed = self.sync()
+            self.changed(changed)
+            self.mark(self.refresh(inst))
+            if not changed:
+                continue  # nothing was written: no new state to compare
+            state = (self.cache.state_hash, self.cache.clock)
+            if state in self.seen_states:
+                return "cycle"
+            self.seen_states[state] = self.steps
+
+    def cycle(self) -> Cycle:
+        state = (self.cache.state_hash, self.cache.clock)
+        first = self.seen_states.get(state, self.steps)
+        period = self.steps - first
+        fired = self.fired[first:]
+        objects = sorted({key_text(object_key(w.kind, w.namespace, w.name)) for w in self.trace
+                          if w.step > first})
+        return Cycle(period, tuple(sorted(set(fired))), tuple(objects))
+
+
+def _fingerprint(writes: list) -> str:
+    return hashlib.blake2b(repr([(v, k, json.dumps(encode(p), sort_keys=True) if isinstance(p, dict) else p, rv)
+                                 for v, k, p, rv in writes]).encode(), digest_size=8).hexdigest()
+
+
+class _Plan:
+    """The writes one instance wants: its clauses walked, its actions evaluated."""
+
+    def __init__(self, engine: Engine, inst: _Instance):
+        self.engine = engine
+        self.ev = engine.ev
+        self.inst = inst
+        self.writes: list = []
+        self.pending: dict[tuple, dict] = {}  # objects this instance changes, as changed so far
+        self.order: list[tuple] = []
+        self.ensured: set[tuple] = set()
+        self.deleted: set[tuple] = set()
+
+    def run(self, clauses: tuple, env: dict) -> None:
+        self._walk(list(clauses), env)
+        for key in self.order:
+            obj = self.pending[key]
+            self.writes.append(("update", key[0], obj, obj["resourceVersion"]))
+
+    def _walk(self, clauses: list, env: dict) -> None:
+        if not clauses:
+            self.act(env)
+            return
+        c, rest = clauses[0], clauses[1:]
+        if isinstance(c, A.ForClause):
+            for value in self.ev.bindings(c.source, env):
+                inner = dict(env)
+                inner[c.source.var] = value
+                self._walk(rest, inner)
+        elif isinstance(c, A.LetClause):
+            inner = dict(env)
+            inner[c.name] = self.ev.eval(c.value, env)
+            self._walk(rest, inner)
+        elif self.ev.eval(c.cond, env) is True:
+            self._walk(rest, env)
+
+    def act(self, env: dict) -> None:
+        rule = self.inst.rule
+        for a in rule.actions:
+            self.action(a, env)
+        if rule.pick is not None:
+            p = rule.pick
+            chosen = self.ev.select(p.source, p.where, p.order, env)
+            if chosen:
+                for a in p.then:
+                    self.action(a, chosen[0])
+            else:
+                for a in p.otherwise:
+                    self.action(a, env)
+
+    def action(self, a: A.Action, env: dict) -> None:
+        if isinstance(a, A.SetAction):
+            self.set(a, env)
+        elif isinstance(a, A.CreateAction):
+            self.create(a, env)
+        else:
+            target = self.ev.eval(a.target, env)
+            if isinstance(target, dict) and "kind" in target:
+                key = object_key(target["kind"], target.get("namespace"), target["name"])
+                if self.engine.cache.get(key) is not None and key not in self.deleted:
+                    self.deleted.add(key)
+                    self.writes.append(("delete", key[0], key, target["resourceVersion"]))
+
+    def set(self, a: A.SetAction, env: dict) -> None:
+        var, *path = a.path
+        target = env.get(var)
+        if not isinstance(target, dict) or "kind" not in target:
+            return
+        key = object_key(target["kind"], target.get("namespace"), target["name"])
+        current = self.pending.get(key) or self.engine.cache.get(key)
+        if current is None or key in self.deleted:
+            return
+        value = materialize(self.ev.eval(a.value, env))
+        updated = _assign(current, path, value)
+        if updated != current:
+            if key not in self.pending:
+                self.order.append(key)
+            self.pending[key] = updated
+
+    def create(self, a: A.CreateAction, env: dict) -> None:
+        program = self.engine.program
+        kind = program.kind(a.kind)
+        name = materialize(self.ev.eval(a.name, env))
+        if kind is None or not isinstance(name, str):
+            return
+        body = build_entries(program, self.ev, kind.fields, a.entries, env)
+        namespace = None
+        if not kind.cluster:
+            namespace = body.pop("namespace", None) or self.default_namespace(env)
+        key = object_key(kind.name, namespace, name)
+        existing = self.engine.cache.get(key)
+        obj = {"kind": kind.name, "name": name, "namespace": namespace, **body}
+        if not a.ensure:
+            if existing is None and key not in self.ensured:
+                self.ensured.add(key)
+                self.writes.append(("create", kind.name, obj, None))
+            return
+        if key in self.ensured:
+            return
+        self.ensured.add(key)
+        obj["managedBy"] = self.inst.id
+        if existing is None:
+            self.writes.append(("create", kind.name, obj, None))
+            return
+        desired = self.engine.api.defaulted(kind.name, obj)
+        if any(existing.get(k) != v for k, v in desired.items() if k not in ("resourceVersion", "createdRevision")):
+            merged = {**existing, **desired, "resourceVersion": existing["resourceVersion"]}
+            self.writes.append(("update", kind.name, merged, existing["resourceVersion"]))
+
+    def default_namespace(self, env: dict) -> str:
+        primary = self.inst.primary
+        if isinstance(primary, dict) and primary.get("namespace"):
+            return primary["namespace"]
+        for v in env.values():
+            if isinstance(v, dict) and v.get("namespace") and "kind" in v:
+                return v["namespace"]
+        return "default"
+
+    def collect_stale(self) -> None:
+        """Objects this instance ensured before and does not now: truth maintenance."""
+        for obj in self.engine.cache.all() if self.engine.naive else self._owned():
+            if obj.get("managedBy") == self.inst.id:
+                key = object_key(obj["kind"], obj.get("namespace"), obj["name"])
+                if key not in self.ensured and key not in self.deleted:
+                    self.writes.append(("delete", key[0], key, obj["resourceVersion"]))
+
+    def _owned(self) -> Iterable[dict]:
+        return [o for o in self.engine.cache.all() if o.get("managedBy") == self.inst.id]
+
+
+def _assign(obj: dict, path: list[str], value) -> dict:
+    head, rest = path[0], path[1:]
+    new = dict(obj)
+    if not rest:
+        new[head] = value
+    else:
+        inner = obj.get(head)
+        new[head] = _assign(inner if isinstance(inner, dict) else {}, rest, value)
+    return new
+
+
+def build_entries(program: Program, ev: Evaluator, fields: dict, entries: Iterable[A.Entry], env: dict) -> dict:
+    """An object or record body as a value: entries evaluated, named items gathered into lists."""
+    out: dict = {}
+    for e in entries:
+        if isinstance(e, A.FieldEntry):
+            out[e.key] = materialize(ev.eval(e.value, env))
+        elif isinstance(e, A.BlockEntry):
+            out[e.key] = _block(program, ev, fields.get(e.key), e.entries, env)
+        else:
+            key = e.key if e.key in fields or e.key + "s" not in fields else e.key + "s"
+            f = fields.get(key)
+            rec = program.records.get(f.type.elem.name) if f is not None and hasattr(f.type, "elem") \
+                and hasattr(f.type.elem, "name") else None
+            item = {"name": e.name, **build_entries(program, ev, rec.fields if rec else {}, e.entries, env)}
+            out.setdefault(key, []).append(item)
+    return out
+
+
+def _block(program: Program, ev: Evaluator, field, entries, env) -> dict:
+    from .types import RecordT, strip
+
+    t = strip(field.type) if field is not None else None
+    if isinstance(t, RecordT):
+        return build_entries(program, ev, program.records[t.name].fields, entries, env)
+    out = {}
+    for e in entries:
+        if isinstance(e, A.FieldEntry):
+            out[e.key] = materialize(ev.eval(e.value, env))
+        elif isinstance(e, A.BlockEntry):
+            out[e.key] = _block(program, ev, None, e.entries, env)
+    return out
+
+
+def constant(program: Program, e: A.Expr):
+    """The value of a constant expression (a default, an object field in a spec)."""
+    if isinstance(e, A.Number):
+        return number_value(e.text)
+    if isinstance(e, A.Unit):
+        return unit_value(e.number, e.suffix, program.unit_types.get(id(e)) == "duration")
+    return materialize(Evaluator(program, _Empty()).eval(e, {}))
+
+
+class _Empty:
+    def scan(self, kind):
+        return ()
+
+    def now(self):
+        return 0
+
+
+# ---- reconcile: the Python API the CLI wraps ----------------------------------------------
+
+
+def spec_objects(program: Program) -> list[tuple[str, dict, A.ObjectDecl]]:
+    """The objects a spec declares, as (kind, value, declaration)."""
+    ev = Evaluator(program, _Empty())
+    out = []
+    for d in program.objects:
+        kind = program.kind(d.kind)
+        body = build_entries(program, ev, kind.fields, d.entries, {})
+        namespace = None if kind.cluster else (d.namespace or "default")
+        out.append((kind.name, {"kind": kind.name, "name": d.name, "namespace": namespace, **body}, d))
+    return out
+
+
+def reconcile(program: Program, *, api=None, store=None, data_dir: str | None = None,
+              scenario: A.ScenarioDecl | None = None, order: str = "fixed", seed: int = 0,
+              naive: bool = False, budget: int = DEFAULT_BUDGET, horizon=DEFAULT_HORIZON) -> Result:
+    """Load the spec's objects through the API server and run the controllers to a fixed point,
+    through the scenario's events if one is given."""
+    from .api import APIServer
+    from .store import open_store
+
+    holder: dict = {}
+    if api is None:
+        if store is None:
+            store = open_store(data_dir, clock=lambda: holder["engine"].cache.clock if "engine" in holder else 0)
+        api = APIServer(program, store, clock=lambda: holder["engine"].cache.clock if "engine" in holder else 0)
+    engine = Engine(program, api, order=order, seed=seed, naive=naive, budget=budget, horizon=horizon)
+    holder["engine"] = engine
+    apply_spec(program, api, engine)
+    engine.start()
+    expectations = list(scenario.items) if scenario else []
+    events = sorted((i for i in expectations if isinstance(i, A.At)),
+                    key=lambda a: constant(program, a.time))
+    reason = ""
+    for at in events:
+        reason = engine.run(until=constant(program, at.time))
+        if reason:
+            break
+        apply_event(program, api, engine, at.event)
+        engine.changed(engine.sync())
+    if not reason:
+        reason = engine.run()
+    violations = check_properties(program, engine, expectations)
+    return Result(
+        converged=reason == "",
+        steps=engine.steps,
+        revision=api.revision,
+        clock=engine.cache.clock,
+        objects=tuple(engine.cache.all()),
+        trace=tuple(engine.trace),
+        reason=reason,
+        cycle=engine.cycle() if reason == "cycle" else None,
+        violations=tuple(violations),
+    )
+
+
+def apply_spec(program: Program, api, engine: Engine) -> None:
+    """Create the spec's objects as the user would with `kubectl apply`: missing ones are
+    created; existing ones (a persisted store) get the fields the spec sets."""
+    for kind, obj, decl in spec_objects(program):
+        try:
+            api.create(api.admin, kind, obj)
+            verb = "create"
+        except KonvergeError as e:
+            if getattr(e, "reason", "") != "AlreadyExists":
+                raise
+            existing = api.get(api.admin, kind, obj["namespace"], obj["name"])
+            merged = {**existing, **obj, "resourceVersion": existing["resourceVersion"]}
+            if merged == existing:
+                continue
+            api.update(api.admin, kind, merged)
+            verb = "update"
+        engine.trace.append(Write(0, api.revision, 0, "spec", None, None, verb, kind, obj["namespace"],
+                                  obj["name"]))
+
+
+def apply_event(program: Program, api, engine: Engine, event) -> None:
+    """One scenario event, written as the admin: a fault, or a create, update or delete."""
+    who = api.admin
+    if isinstance(event, A.FaultEvent):
+        fault = program.faults[event.fault]
+        kind = program.kind(event.kind)
+        key = object_key(kind.name, None if kind.cluster else (event.ref.namespace or "default"), event.ref.name)
+        target = engine.cache.get(key)
+        if target is None:
+            engine.trace.append(Write(engine.steps, api.revision, engine.cache.clock, "scenario", event.fault,
+                                      None, "refused", kind.name, key[1] or None, key[2],
+                                      f"{kind.name.lower()} {key_text(key)} does not exist"))
+            return
+        env = {fault.target.var: target}
+        for arg in event.args:
+            env[arg.name] = constant(program, arg.value)
+        rule = A.Rule(event.fault, (), fault.actions)
+        inst = _Instance(f"scenario/{event.fault}[{key_text(key)}]", (), "scenario", rule, target, key)
+        engine.identities.setdefault("scenario", who)
+        plan = _Plan(engine, inst)
+        plan.run((), env)
+        engine.apply(inst, plan.writes)
+        return
+    kind = program.kind(event.kind)
+    inst = _Instance("scenario", (), "scenario", A.Rule("scenario", ()), None, None)
+    engine.identities.setdefault("scenario", who)
+    if isinstance(event, A.CreateEvent):
+        body = build_entries(program, engine.ev, kind.fields, event.entries, {})
+        ns = None if kind.cluster else (event.namespace or "default")
+        engine.apply(inst, [("create", kind.name, {"kind": kind.name, "name": event.name, "namespace": ns, **body},
+                             None)])
+        return
+    ns = None if kind.cluster else (event.ref.namespace or "default")
+    key = object_key(kind.name, ns, event.ref.name)
+    current = engine.cache.get(key)
+    if current is None:
+        engine.trace.append(Write(engine.steps, api.revision, engine.cache.clock, "scenario", None, None,
+                                  "refused", kind.name, ns, event.ref.name, f"{key_text(key)} does not exist"))
+        return
+    if isinstance(event, A.UpdateEvent):
+        body = build_entries(program, engine.ev, kind.fields, event.entries, {})
+        engine.apply(inst, [("update", kind.name, {**current, **body}, current["resourceVersion"])])
+    else:
+        engine.apply(inst, [("delete", kind.name, key, current["resourceVersion"])])
+
+
+def check_properties(program: Program, engine: Engine, items) -> list[str]:
+    """The invariants and `expect` properties that do not hold at the end."""
+    out = []
+    ev = Evaluator(program, engine.cache)
+    for inv in program.invariants:
+        if ev.eval(inv.cond, {}) is not True:
+            out.append(f'invariant "{inv.name}" does not hold')
+    for item in items:
+        if isinstance(item, A.Expect) and ev.eval(item.cond, {}) is not True:
+            out.append(f"expect {item.mode} does not hold at the end ({item.span})")
+    return out
