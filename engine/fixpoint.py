@@ -706,9 +706,11 @@ def spec_objects(program: Program) -> list[tuple[str, dict, A.ObjectDecl]]:
 
 def reconcile(program: Program, *, api=None, store=None, data_dir: str | None = None,
               scenario: A.ScenarioDecl | None = None, order: str = "fixed", seed: int = 0,
-              naive: bool = False, budget: int = DEFAULT_BUDGET, horizon=DEFAULT_HORIZON) -> Result:
-    """Load the spec's objects through the API server and run the controllers to a fixed point,
-    through the scenario's events if one is given."""
+              naive: bool = False, budget: int = DEFAULT_BUDGET, horizon=DEFAULT_HORIZON,
+              objects: Iterable[tuple[str, dict]] = ()) -> Result:
+    """Load the spec's objects (and `objects`, e.g. from Kubernetes manifests, as (kind, value)
+    pairs) through the API server and run the controllers to a fixed point, through the
+    scenario's events if one is given."""
     from .api import APIServer
     from .store import open_store
 
@@ -719,7 +721,7 @@ def reconcile(program: Program, *, api=None, store=None, data_dir: str | None = 
         api = APIServer(program, store, clock=lambda: holder["engine"].cache.clock if "engine" in holder else 0)
     engine = Engine(program, api, order=order, seed=seed, naive=naive, budget=budget, horizon=horizon)
     holder["engine"] = engine
-    apply_spec(program, api, engine)
+    apply_spec(program, api, engine, extra=objects)
     engine.start()
     expectations = list(scenario.items) if scenario else []
     events = sorted((i for i in expectations if isinstance(i, A.At)),
@@ -747,10 +749,11 @@ def reconcile(program: Program, *, api=None, store=None, data_dir: str | None = 
     )
 
 
-def apply_spec(program: Program, api, engine: Engine) -> None:
+def apply_spec(program: Program, api, engine: Engine, extra: Iterable[tuple[str, dict]] = ()) -> None:
     """Create the spec's objects as the user would with `kubectl apply`: missing ones are
     created; existing ones (a persisted store) get the fields the spec sets."""
-    for kind, obj, decl in spec_objects(program):
+    declared = [(kind, obj) for kind, obj, _ in spec_objects(program)]
+    for kind, obj in [*declared, *extra]:
         try:
             api.create(api.admin, kind, obj)
             verb = "create"
