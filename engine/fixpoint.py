@@ -214,6 +214,7 @@ class Engine:
         self.fired: list[str] = []
         self.informer = None
         self.revision = 0
+        self.progress = None
 
     # -- the store through the API server
 
@@ -468,6 +469,8 @@ class Engine:
             if self.steps >= self.budget:
                 return "budget"
             self.steps += 1
+            if self.progress is not None and self.steps % 100 == 0:
+                self.progress(self.steps, self.cache.clock)
             self.fired.append(inst.id)
             if not self.apply(inst, outcome.writes):
                 self.refused[inst.id] = _fingerprint(outcome.writes)
@@ -707,10 +710,11 @@ def spec_objects(program: Program) -> list[tuple[str, dict, A.ObjectDecl]]:
 def reconcile(program: Program, *, api=None, store=None, data_dir: str | None = None,
               scenario: A.ScenarioDecl | None = None, order: str = "fixed", seed: int = 0,
               naive: bool = False, budget: int = DEFAULT_BUDGET, horizon=DEFAULT_HORIZON,
-              objects: Iterable[tuple[str, dict]] = ()) -> Result:
+              objects: Iterable[tuple[str, dict]] = (), progress=None) -> Result:
     """Load the spec's objects (and `objects`, e.g. from Kubernetes manifests, as (kind, value)
     pairs) through the API server and run the controllers to a fixed point, through the
-    scenario's events if one is given."""
+    scenario's events if one is given. `progress(steps, clock)`, if given, is called every
+    100 steps, for a progress bar."""
     from .api import APIServer
     from .store import open_store
 
@@ -720,6 +724,7 @@ def reconcile(program: Program, *, api=None, store=None, data_dir: str | None = 
             store = open_store(data_dir, clock=lambda: holder["engine"].cache.clock if "engine" in holder else 0)
         api = APIServer(program, store, clock=lambda: holder["engine"].cache.clock if "engine" in holder else 0)
     engine = Engine(program, api, order=order, seed=seed, naive=naive, budget=budget, horizon=horizon)
+    engine.progress = progress
     holder["engine"] = engine
     apply_spec(program, api, engine, extra=objects)
     engine.start()
