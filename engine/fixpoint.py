@@ -102,6 +102,7 @@ class Cache:
         self._sorted: dict[str, list[dict]] = {}
         self.clock: int | Fraction = 0
         self.state_hash = 0  # order-independent hash of every object's content
+        self.owned: dict[str, set[tuple]] = {}  # managedBy → keys of the objects it owns
 
     def scan(self, kind: str) -> list[dict]:
         cached = self._sorted.get(kind)
@@ -122,15 +123,29 @@ class Cache:
         old = self.by_kind.setdefault(key[0], {}).get(key)
         if old is not None:
             self.state_hash = (self.state_hash - _content_hash(old)) % 2**64
+            self._disown(old, key)
         self.by_kind[key[0]][key] = obj
         self.state_hash = (self.state_hash + _content_hash(obj)) % 2**64
+        if obj.get("managedBy"):
+            self.owned.setdefault(obj["managedBy"], set()).add(key)
         self._sorted.pop(key[0], None)
+
+    def _disown(self, obj: dict, key: tuple) -> None:
+        owner = obj.get("managedBy")
+        if owner and owner in self.owned:
+            self.owned[owner].discard(key)
+            if not self.owned[owner]:
+                del self.owned[owner]
 
     def remove(self, key: tuple) -> None:
         old = self.by_kind.get(key[0], {}).pop(key, None)
         if old is not None:
             self.state_hash = (self.state_hash - _content_hash(old)) % 2**64
+            self._disown(old, key)
             self._sorted.pop(key[0], None)
+
+    def owned_by(self, owner: str) -> list[dict]:
+        return [self.get(k) for k in sorted(self.owned.get(owner, ()))]
 
     def all(self) -> list[dict]:
         return [self.by_kind[k][key] for k in sorted(self.by_kind) for key in sorted(self.by_kind[k])]
@@ -175,6 +190,7 @@ class _Outcome:
     writes: list  # [(verb, kind, obj or key, expected resourceVersion)]
     reads: set  # kinds scanned
     deadlines: set
+    keys: set = attrs.Factory(set)  # objects it wants to exist or to change: a change to them wakes it
 
 
 class Engine:
@@ -295,7 +311,8 @@ class Engine:
         else:
             plan.run(clauses, {})
         plan.collect_stale()
-        outcome = _Outcome(plan.writes, set(self.world.scanned), set(self.ev.deadlines))
+        outcome = _Outcome(plan.writes, set(self.world.scanned), set(self.ev.deadlines),
+                           plan.ensured | plan.created)
         self.ev.deadlines = None
         return outcome
 
@@ -336,6 +353,8 @@ class Engine:
             self.readers.setdefault(kind, set()).add(inst.id)
         if inst.primary_key is not None:
             self.bound.setdefault(inst.primary_key, set()).add(inst.id)
+        for key in outcome.keys:
+            self.bound.setdefault(key, set()).add(inst.id)
         for t in outcome.deadlines:
             heapq.heappush(self.timers, (t, inst.id))
 
@@ -417,19 +436,13 @@ class Engine:
         return best
 
     def owned_by_instance(self) -> dict[str, list[tuple]]:
-        out: dict[str, list[tuple]] = {}
-        for obj in self.cache.all():
-            owner = obj.get("managedBy")
-            if owner:
-                out.setdefault(owner, []).append(object_key(obj["kind"], obj.get("namespace"), obj["name"]))
-        return out
+        return {owner: sorted(keys) for owner, keys in sorted(self.cache.owned.items())}
 
     def collect_orphans(self, inst: _Instance) -> _Outcome:
         writes = []
-        for obj in self.cache.all():
-            if obj.get("managedBy") == inst.id:
-                key = object_key(obj["kind"], obj.get("namespace"), obj["name"])
-                writes.append(("delete", obj["kind"], key, obj["resourceVersion"]))
+        for obj in self.cache.owned_by(inst.id):
+            key = object_key(obj["kind"], obj.get("namespace"), obj["name"])
+            writes.append(("delete", obj["kind"], key, obj["resourceVersion"]))
         return _Outcome(writes, set(), set())
 
     def advance_clock(self, limit) -> bool:
@@ -512,6 +525,7 @@ class _Plan:
         self.pending: dict[tuple, dict] = {}  # objects this instance changes, as changed so far
         self.order: list[tuple] = []
         self.ensured: set[tuple] = set()
+        self.created: set[tuple] = set()
         self.deleted: set[tuple] = set()
 
     def run(self, clauses: tuple, env: dict) -> None:
@@ -594,9 +608,10 @@ class _Plan:
         existing = self.engine.cache.get(key)
         obj = {"kind": kind.name, "name": name, "namespace": namespace, **body}
         if not a.ensure:
-            if existing is None and key not in self.ensured:
-                self.ensured.add(key)
-                self.writes.append(("create", kind.name, obj, None))
+            if key not in self.created:
+                self.created.add(key)
+                if existing is None:
+                    self.writes.append(("create", kind.name, obj, None))
             return
         if key in self.ensured:
             return
@@ -605,8 +620,11 @@ class _Plan:
         if existing is None:
             self.writes.append(("create", kind.name, obj, None))
             return
+        # Equal content is left alone whoever owns it, so that instances that agree do not
+        # take the object from each other; a difference is written, and the writer owns it.
         desired = self.engine.api.defaulted(kind.name, obj)
-        if any(existing.get(k) != v for k, v in desired.items() if k not in ("resourceVersion", "createdRevision")):
+        if any(existing.get(k) != v for k, v in desired.items()
+               if k not in ("resourceVersion", "createdRevision", "managedBy")):
             merged = {**existing, **desired, "resourceVersion": existing["resourceVersion"]}
             self.writes.append(("update", kind.name, merged, existing["resourceVersion"]))
 
@@ -621,14 +639,10 @@ class _Plan:
 
     def collect_stale(self) -> None:
         """Objects this instance ensured before and does not now: truth maintenance."""
-        for obj in self.engine.cache.all() if self.engine.naive else self._owned():
-            if obj.get("managedBy") == self.inst.id:
-                key = object_key(obj["kind"], obj.get("namespace"), obj["name"])
-                if key not in self.ensured and key not in self.deleted:
-                    self.writes.append(("delete", key[0], key, obj["resourceVersion"]))
-
-    def _owned(self) -> Iterable[dict]:
-        return [o for o in self.engine.cache.all() if o.get("managedBy") == self.inst.id]
+        for obj in self.engine.cache.owned_by(self.inst.id):
+            key = object_key(obj["kind"], obj.get("namespace"), obj["name"])
+            if key not in self.ensured and key not in self.deleted:
+                self.writes.append(("delete", key[0], key, obj["resourceVersion"]))
 
 
 def _assign(obj: dict, path: list[str], value) -> dict:

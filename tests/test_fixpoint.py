@@ -1,0 +1,346 @@
+"""The fixed-point engine on tiny programs of its own: no Kubernetes here."""
+
+from fractions import Fraction
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from engine.check import check_modules
+from engine.fixpoint import reconcile
+from engine.parse import parse_text
+from engine.store import open_store
+
+KINDS = """
+kind Item { group: string = ""  size: int = 0  done: bool = false  note: string = ""  since: duration = 0s }
+kind Box { capacity: int = 0  used: int = 0 }
+kind Summary { total: int = 0  members: list<string> = [] }
+"""
+
+
+def program(text: str):
+    return check_modules([parse_text(KINDS + text, "t.konv")])
+
+
+def run(text: str, **kw):
+    return reconcile(program(text), **kw)
+
+
+def objects(result, kind: str) -> dict:
+    return {o["name"]: o for o in result.objects if o["kind"] == kind}
+
+
+def content(result):
+    """The final state without the bookkeeping that differs between equal states."""
+    return [{k: v for k, v in o.items() if k not in ("resourceVersion", "createdRevision")} for o in result.objects]
+
+
+# ---- actions -------------------------------------------------------------------------
+
+
+def test_set_writes_only_when_the_value_changes():
+    r = run("""
+    controller c { rule mark for item i where i.size > 1 set i.done = true }
+    item a { size: 2 }
+    item b { size: 0 }
+    """)
+    assert r.converged and r.steps == 1
+    assert objects(r, "Item")["a"]["done"] and not objects(r, "Item")["b"]["done"]
+    assert [(w.verb, w.name) for w in r.trace if w.actor == "c"] == [("update", "a")]
+
+
+def test_create_is_a_no_op_when_the_object_exists():
+    r = run("""
+    controller c { rule make for item i create box i.name + "-box" { capacity: i.size } }
+    item a { size: 3 }
+    box a-box { capacity: 99 }
+    """)
+    assert r.converged and r.steps == 0
+    assert objects(r, "Box")["a-box"]["capacity"] == 99
+
+
+def test_ensure_keeps_the_owned_object_equal_to_its_body():
+    r = run("""
+    controller c {
+      rule tally
+        for item i
+        where i.group != ""
+        ensure summary i.group { total: sum(j.size for item j where j.group == i.group) }
+    }
+    item a { group: "g"  size: 2 }
+    item b { group: "g"  size: 3 }
+    """)
+    s = objects(r, "Summary")
+    assert r.converged and s["g"]["total"] == 5
+    assert s["g"]["managedBy"] in ("c/tally[Item/default/a]", "c/tally[Item/default/b]")
+
+
+def test_ensured_object_disappears_when_its_reason_is_gone():
+    prog = program("""
+    controller c { rule shadow for item i where not i.done ensure box i.name { capacity: i.size } }
+    item a { size: 1 }
+    item b { size: 2 }
+    scenario "finish a" { at 10s: update item a { done: true } }
+    """)
+    before = reconcile(prog)
+    assert set(objects(before, "Box")) == {"a", "b"}
+    after = reconcile(prog, scenario=prog.scenarios["finish a"])
+    assert set(objects(after, "Box")) == {"b"}
+    assert any(w.verb == "delete" and w.name == "a" and w.kind == "Box" for w in after.trace)
+
+
+def test_ensured_object_goes_when_the_object_it_was_bound_to_is_deleted():
+    prog = program("""
+    controller c { rule shadow for item i ensure box i.name { capacity: i.size } }
+    item a { size: 1 }
+    scenario "delete a" { at 5s: delete item a }
+    """)
+    r = reconcile(prog, scenario=prog.scenarios["delete a"])
+    assert r.converged and objects(r, "Box") == {} and objects(r, "Item") == {}
+
+
+def test_delete_removes_the_object():
+    r = run("""
+    controller c { rule clean for item i where i.done delete i }
+    item a { done: true }
+    item b { }
+    """)
+    assert set(objects(r, "Item")) == {"b"}
+
+
+def test_several_sets_on_one_object_make_one_update():
+    r = run("""
+    controller c { rule both for item i where not i.done set i.done = true set i.note = "x" }
+    item a { }
+    """)
+    assert r.steps == 1 and sum(1 for w in r.trace if w.actor == "c") == 1
+    assert objects(r, "Item")["a"]["note"] == "x"
+
+
+def test_joins_bind_every_combination_the_where_allows():
+    r = run("""
+    controller c {
+      rule fill
+        for box b
+        for item i
+        where i.group == b.name
+        ensure summary b.name + "-" + i.name { total: i.size }
+    }
+    box x { }
+    box y { }
+    item a { group: "x"  size: 1 }
+    item b { group: "y"  size: 2 }
+    item c { group: "x"  size: 3 }
+    """)
+    assert set(objects(r, "Summary")) == {"x-a", "x-c", "y-b"}
+
+
+# ---- pick ------------------------------------------------------------------------------
+
+
+PACKER = """
+def free(b: Box) = b.capacity - sum(i.size for item i where i.group == b.name)
+controller packer {
+  rule place
+    for item i
+    where i.group == ""
+    pick box b
+      where free(b) >= i.size
+      order by free(b) desc
+    then set i.group = b.name
+    else set i.note = "no room"
+}
+"""
+
+
+def test_pick_takes_the_best_candidate_and_breaks_ties_by_name():
+    r = run(PACKER + """
+    box b1 { capacity: 4 }
+    box b2 { capacity: 4 }
+    item x { size: 3 }
+    item y { size: 2 }
+    item z { size: 5 }
+    """)
+    items = objects(r, "Item")
+    assert items["x"]["group"] == "b1"  # a tie at 4: by name
+    assert items["y"]["group"] == "b2"  # b2 has 4 free, b1 only 1
+    assert items["z"]["group"] == "" and items["z"]["note"] == "no room"
+
+
+# ---- time --------------------------------------------------------------------------------
+
+
+def test_the_clock_jumps_to_the_next_deadline():
+    r = run("""
+    controller c { rule expire for item i where not i.done and now() - i.since >= 30s set i.done = true }
+    item a { since: 10s }
+    item b { since: 25s }
+    """)
+    assert r.converged and r.clock == 55
+    assert [(w.name, w.clock) for w in r.trace if w.actor == "c"] == [("a", 40), ("b", 55)]
+
+
+def test_a_strict_deadline_fires_one_second_after_the_bound():
+    r = run("""
+    controller c { rule expire for item i where not i.done and now() - i.since > 30s set i.done = true }
+    item a { }
+    """)
+    assert r.clock == 31 and objects(r, "Item")["a"]["done"]
+
+
+def test_scenario_events_happen_at_their_time_and_timers_before_them_first():
+    prog = program("""
+    controller c { rule age for item i where i.done and now() - i.since >= 5s set i.note = "old" }
+    item a { }
+    scenario "s" {
+      at 10s: update item a { done: true  since: 10s }
+      expect eventually count(item i where i.note == "old") == 1
+    }
+    """)
+    r = reconcile(prog, scenario=prog.scenarios["s"])
+    assert r.converged and r.clock == 15 and not r.violations
+
+
+# ---- convergence as a result -------------------------------------------------------------
+
+
+def test_two_rules_that_undo_each_other_are_reported_as_a_cycle():
+    r = run("""
+    controller on { rule set_on for item i where not i.done set i.done = true }
+    controller off { rule set_off for item i where i.done set i.done = false }
+    item a { }
+    """, budget=1000)
+    assert not r.converged and r.reason == "cycle"
+    assert r.cycle.period == 2
+    assert set(r.cycle.instances) == {"on/set_on[Item/default/a]", "off/set_off[Item/default/a]"}
+
+
+def test_a_rule_that_grows_forever_runs_out_of_budget():
+    r = run("""
+    controller c { rule grow for item i set i.size = i.size + 1 }
+    item a { }
+    """, budget=50)
+    assert not r.converged and r.reason == "budget" and r.steps == 50
+
+
+def test_a_timer_that_never_stops_hits_the_horizon():
+    r = run("""
+    controller c { rule tick for item i where now() - i.since >= 10s set i.since = now() }
+    item a { }
+    """, horizon=100, budget=1000)
+    assert not r.converged and r.reason in ("horizon", "cycle", "budget")
+    assert r.clock <= 110
+
+
+# ---- the promises ------------------------------------------------------------------------------
+
+
+SCENE = PACKER + """
+controller tally {
+  rule count for box b ensure summary b.name { total: count(item i where i.group == b.name) }
+}
+box b1 { capacity: 5 }
+box b2 { capacity: 3 }
+item p { size: 2 }
+item q { size: 2 }
+item r { size: 3 }
+item s { size: 4 }
+"""
+
+
+def test_reconciling_a_converged_store_writes_nothing():
+    prog = program(SCENE)
+    store = open_store()
+    first = reconcile(prog, store=store)
+    second = reconcile(prog, store=store)
+    assert first.converged and second.converged
+    assert second.steps == 0 and second.revision == first.revision
+
+
+def test_reconciling_a_persisted_store_again_is_a_no_op(tmp_path):
+    prog = program(SCENE)
+    with open_store(str(tmp_path / "data")) as store:
+        first = reconcile(prog, store=store)
+    with open_store(str(tmp_path / "data")) as store:
+        second = reconcile(prog, store=store)
+    assert second.steps == 0 and second.revision == first.revision
+    assert content(second) == content(first)
+
+
+def test_same_input_gives_the_same_result_byte_for_byte():
+    a, b = run(SCENE), run(SCENE)
+    assert repr(a.objects) == repr(b.objects) and repr(a.trace) == repr(b.trace)
+
+
+def test_naive_and_incremental_take_the_same_path():
+    a, b = run(SCENE), run(SCENE, naive=True)
+    assert content(a) == content(b)
+    assert [(w.instance, w.verb, w.name) for w in a.trace] == [(w.instance, w.verb, w.name) for w in b.trace]
+
+
+def test_the_same_seed_gives_the_same_random_order():
+    a = run(SCENE, order="random", seed=7)
+    b = run(SCENE, order="random", seed=7)
+    assert repr(a.trace) == repr(b.trace)
+
+
+def test_unknown_order_is_a_user_error():
+    from engine.errors import KonvergeError
+
+    with pytest.raises(KonvergeError):
+        run(SCENE, order="sideways")
+
+
+# ---- properties on random programs and states --------------------------------------------------
+
+CONFLUENT = """
+controller grow {
+  rule cap for item i where i.size > 5 set i.size = 5
+}
+controller group {
+  rule by_size for item i where i.group == "" set i.group = if i.size > 2 then "big" else "small"
+}
+controller tally {
+  rule count for item i where i.group != ""
+    ensure summary i.group { total: count(item j where j.group == i.group) }
+  rule done for item i where i.size == 5 set i.done = true
+}
+"""
+
+
+def items_text(sizes):
+    return "\n".join(f"item i{n} {{ size: {s} }}" for n, s in enumerate(sizes))
+
+
+sizes = st.lists(st.integers(0, 9), max_size=6)
+
+
+@given(sizes)
+def test_incremental_equals_naive_on_random_states(xs):
+    text = SCENE.split("box b1")[0] + "box b1 { capacity: 5 }\nbox b2 { capacity: 3 }\n" + items_text(xs)
+    a, b = run(text), run(text, naive=True)
+    assert (a.converged, a.steps, a.clock) == (b.converged, b.steps, b.clock)
+    assert content(a) == content(b)
+
+
+@given(sizes, st.integers(0, 2**16))
+def test_confluent_rules_reach_the_same_fixed_point_in_any_order(xs, seed):
+    text = CONFLUENT + items_text(xs)
+    fixed = run(text)
+    shuffled = run(text, order="random", seed=seed)
+    assert fixed.converged and shuffled.converged
+    key = lambda r: sorted((o["kind"], o["name"], o.get("size"), o.get("group"), o.get("total"), o.get("done"))
+                           for o in r.objects)
+    assert key(fixed) == key(shuffled)
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 40)), max_size=5))
+def test_timed_rules_agree_between_modes(specs):
+    text = """
+    controller c { rule expire for item i where not i.done and now() - i.since >= i.size * 1s set i.done = true }
+    """ + "\n".join(f"item t{n} {{ size: {s}  since: {t}s }}" for n, (s, t) in enumerate(specs))
+    a, b = run(text), run(text, naive=True)
+    assert content(a) == content(b) and a.clock == b.clock
+    assert all(o["done"] for o in a.objects if o["kind"] == "Item")
+    expected = max([s + t for s, t in specs], default=0)
+    assert a.clock == max(0, expected) or a.clock == Fraction(expected)
