@@ -134,12 +134,19 @@ class Evaluator:
         # While not None, `now()` is symbolic and comparisons against it record
         # the future instants at which they would change here.
         self.deadlines: set | None = None
+        self._probes: dict = {}
+        # A memo of `def` results (set by the engine): key(name, args), lookup(key) →
+        # (found, value), enter(), leave(key, value, cacheable). Calls whose evaluation
+        # looked at the clock are not kept.
+        self.memo = None
+        self.clock_used = False
 
     def deadline(self, t) -> None:
         if self.deadlines is not None and t > self.world.now():
             self.deadlines.add(t)
 
     def now(self):
+        self.clock_used = True
         now = self.world.now()
         return Clock(self, now) if self.deadlines is not None else now
 
@@ -156,9 +163,20 @@ class Evaluator:
 
     # -- sources, shared by comprehensions, quantifiers, rules and policies
 
-    def bindings(self, source: A.Source, env: Env) -> Iterable[Any]:
+    def bindings(self, source: A.Source, env: Env, where: Iterable[A.Expr] = ()) -> Iterable[Any]:
+        """The values a source ranges over. For a kind, a `where` conjunct the world can answer
+        from an index (`v.f == x`, `selector <= v.labels`) narrows the candidates; the caller
+        still applies the whole condition."""
         if isinstance(source, A.KindSource):
-            return self.world.scan(self.kind_name(source.kind))
+            kind = self.kind_name(source.kind)
+            lookup = getattr(self.world, "lookup", None)
+            if lookup is not None:
+                for cond in where:
+                    probe = self._probe(source.var, cond)
+                    if probe is not None:
+                        mode, path, other = probe
+                        return lookup(kind, mode, path, materialize(self.eval(other, env)))
+            return self.world.scan(kind)
         it = self.eval(source.iterable, env)
         if it is None:
             return ()
@@ -166,11 +184,18 @@ class Evaluator:
             return sorted(it)
         return it
 
+    def _probe(self, var: str, cond: A.Expr):
+        """The first conjunct of `cond` an index can answer for `var`, cached per node."""
+        cache_key = (id(cond), var)
+        if cache_key not in self._probes:
+            self._probes[cache_key] = _index_probe(var, cond)
+        return self._probes[cache_key]
+
     def select(self, source: A.Source, where: A.Expr | None, order: tuple[A.OrderKey, ...], env: Env) -> list[Env]:
         """The environments a source yields, filtered and ordered."""
         out = []
         var = source.var
-        for value in self.bindings(source, env):
+        for value in self.bindings(source, env, () if where is None else (where,)):
             inner = dict(env)
             inner[var] = value
             if where is None or self.eval(where, inner) is True:
@@ -237,7 +262,7 @@ class Evaluator:
 
     def e_quantifier(self, e: A.Quantifier, env):
         var = e.source.var
-        for value in self.bindings(e.source, env):
+        for value in self.bindings(e.source, env, () if e.where is None else (e.where,)):
             inner = dict(env)
             inner[var] = value
             if e.where is not None and self.eval(e.where, inner) is not True:
@@ -319,8 +344,23 @@ class Evaluator:
     def e_call(self, e: A.Call, env):
         d = self.program.defs.get(e.fn)
         if d is not None:
-            inner = {p.name: self.eval(a, env) for p, a in zip(d.params, e.args)}
-            return self.eval(d.body, inner)
+            args = [self.eval(a, env) for a in e.args]
+            inner = {p.name: a for p, a in zip(d.params, args)}
+            memo = self.memo
+            key = memo.key(d.name, args) if memo is not None else None
+            if key is None:
+                return self.eval(d.body, inner)
+            found, value = memo.lookup(key)
+            if found:
+                return value
+            outer_clock, self.clock_used = self.clock_used, False
+            memo.enter()
+            try:
+                value = self.eval(d.body, inner)
+            finally:
+                memo.leave(key, value, cacheable=not self.clock_used)
+                self.clock_used = self.clock_used or outer_clock
+            return value
         fn = _BUILTINS.get(e.fn)
         if fn is None:
             _fail(e, f"unknown function `{e.fn}`")
@@ -329,6 +369,52 @@ class Evaluator:
             return fn(self, e, args)
         except (TypeError, ValueError, ZeroDivisionError) as err:
             _fail(e, f"`{e.fn}` failed: {err}")
+
+
+def _conjuncts(e: A.Expr) -> list[A.Expr]:
+    if isinstance(e, A.Binary) and e.op == "and":
+        return _conjuncts(e.left) + _conjuncts(e.right)
+    return [e]
+
+
+def _path(e: A.Expr, var: str) -> tuple[str, ...] | None:
+    """`v.a.b` → ("a", "b") when it is a field path of the variable."""
+    names = []
+    while isinstance(e, A.Attr):
+        names.append(e.name)
+        e = e.obj
+    if isinstance(e, A.Name) and e.id == var and names:
+        return tuple(reversed(names))
+    return None
+
+
+def _mentions(e, var: str) -> bool:
+    if isinstance(e, A.Name):
+        return e.id == var
+    if isinstance(e, tuple):
+        return any(_mentions(x, var) for x in e)
+    if hasattr(e, "__attrs_attrs__"):
+        return any(_mentions(getattr(e, f.name), var) for f in e.__attrs_attrs__ if f.name != "span")
+    return False
+
+
+def _index_probe(var: str, cond: A.Expr):
+    """("eq", path, other) for `v.path == other`, ("sub", path, other) for `other <= v.path`."""
+    found = None
+    for c in _conjuncts(cond):
+        if not isinstance(c, A.Binary):
+            continue
+        if c.op == "==":
+            for mine, other in ((c.left, c.right), (c.right, c.left)):
+                path = _path(mine, var)
+                if path is not None and not _mentions(other, var):
+                    return ("eq", path, other)
+        elif found is None and c.op in ("<=", ">="):
+            mine, other = (c.right, c.left) if c.op == "<=" else (c.left, c.right)
+            path = _path(mine, var)
+            if path is not None and not _mentions(other, var):
+                found = ("sub", path, other)
+    return found
 
 
 def _describe(v) -> str:

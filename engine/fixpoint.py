@@ -38,7 +38,7 @@ from . import ast as A
 from .check import Program
 from .errors import Diagnostic, KonvergeError
 from .eval import Evaluator, materialize
-from .values import encode, exact, number_value, unit_value
+from .values import encode, exact, freeze, number_value, unit_value
 
 DEFAULT_BUDGET = 200_000
 DEFAULT_HORIZON = 7 * 86400  # a week of virtual time
@@ -103,6 +103,28 @@ class Cache:
         self.clock: int | Fraction = 0
         self.state_hash = 0  # order-independent hash of every object's content
         self.owned: dict[str, set[tuple]] = {}  # managedBy → keys of the objects it owns
+        self.indexes: dict[tuple, dict] = {}  # (kind, "eq"|"sub", path) → entry → {key: object}
+
+    def lookup(self, kind: str, mode: str, path: tuple, value) -> list[dict]:
+        """Objects of a kind whose field at `path` equals `value` ("eq"), or whose map at `path`
+        holds every entry of `value` ("sub"), in key order, from indexes kept on every write."""
+        if mode == "eq":
+            bucket = self._index(kind, "eq", path).get(freeze(value))
+            return [bucket[k] for k in sorted(bucket)] if bucket else []
+        if not isinstance(value, dict) or not value:
+            return self.scan(kind)
+        index = self._index(kind, "sub", path)
+        postings = sorted((index.get((k, freeze(v)), {}) for k, v in value.items()), key=len)
+        smallest, rest = postings[0], postings[1:]
+        return [smallest[k] for k in sorted(smallest) if all(k in p for p in rest)]
+
+    def _index(self, kind: str, mode: str, path: tuple) -> dict:
+        index = self.indexes.get((kind, mode, path))
+        if index is None:
+            index = self.indexes[(kind, mode, path)] = {}
+            for key, obj in self.by_kind.get(kind, {}).items():
+                _index_add(index, mode, path, key, obj)
+        return index
 
     def scan(self, kind: str) -> list[dict]:
         cached = self._sorted.get(kind)
@@ -118,17 +140,28 @@ class Cache:
     def get(self, key: tuple) -> dict | None:
         return self.by_kind.get(key[0], {}).get(key)
 
-    def put(self, obj: dict) -> None:
+    def put(self, obj: dict) -> dict | None:
+        """Store an object; the version it replaces."""
         key = object_key(obj["kind"], obj.get("namespace"), obj["name"])
         old = self.by_kind.setdefault(key[0], {}).get(key)
         if old is not None:
             self.state_hash = (self.state_hash - _content_hash(old)) % 2**64
             self._disown(old, key)
+        self._reindex(key, old, obj)
         self.by_kind[key[0]][key] = obj
         self.state_hash = (self.state_hash + _content_hash(obj)) % 2**64
         if obj.get("managedBy"):
             self.owned.setdefault(obj["managedBy"], set()).add(key)
         self._sorted.pop(key[0], None)
+        return old
+
+    def _reindex(self, key: tuple, old: dict | None, new: dict | None) -> None:
+        for (kind, mode, path), index in self.indexes.items():
+            if kind == key[0]:
+                if old is not None:
+                    _index_remove(index, mode, path, key, old)
+                if new is not None:
+                    _index_add(index, mode, path, key, new)
 
     def _disown(self, obj: dict, key: tuple) -> None:
         owner = obj.get("managedBy")
@@ -137,18 +170,50 @@ class Cache:
             if not self.owned[owner]:
                 del self.owned[owner]
 
-    def remove(self, key: tuple) -> None:
+    def remove(self, key: tuple) -> dict | None:
         old = self.by_kind.get(key[0], {}).pop(key, None)
         if old is not None:
             self.state_hash = (self.state_hash - _content_hash(old)) % 2**64
             self._disown(old, key)
+            self._reindex(key, old, None)
             self._sorted.pop(key[0], None)
+        return old
 
     def owned_by(self, owner: str) -> list[dict]:
         return [self.get(k) for k in sorted(self.owned.get(owner, ()))]
 
     def all(self) -> list[dict]:
         return [self.by_kind[k][key] for k in sorted(self.by_kind) for key in sorted(self.by_kind[k])]
+
+
+def value_at(obj, path: tuple):
+    for name in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(name)
+    return obj
+
+
+def index_entries(mode: str, path: tuple, obj: dict) -> list:
+    """The entries an object has in an index: its value, or its map's (key, value) pairs."""
+    v = value_at(obj, path)
+    if mode == "eq":
+        return [freeze(v)]
+    return [(k, freeze(x)) for k, x in v.items()] if isinstance(v, dict) else []
+
+
+def _index_add(index: dict, mode: str, path: tuple, key: tuple, obj: dict) -> None:
+    for entry in index_entries(mode, path, obj):
+        index.setdefault(entry, {})[key] = obj
+
+
+def _index_remove(index: dict, mode: str, path: tuple, key: tuple, obj: dict) -> None:
+    for entry in index_entries(mode, path, obj):
+        bucket = index.get(entry)
+        if bucket is not None:
+            bucket.pop(key, None)
+            if not bucket:
+                del index[entry]
 
 
 def _content_hash(obj: dict) -> int:
@@ -158,18 +223,86 @@ def _content_hash(obj: dict) -> int:
 
 
 class _TrackingWorld:
-    """The cache, recording which kinds an evaluation scanned."""
+    """The cache, recording what an evaluation read: whole kinds, or index entries."""
 
     def __init__(self, cache: Cache):
         self.cache = cache
-        self.scanned: set[str] = set()
+        self.scanned: set[tuple] = set()
+        self.paths: dict[str, set[tuple]] = {}  # kind → (mode, path) ever looked up
 
     def scan(self, kind: str):
-        self.scanned.add(kind)
+        self.scanned.add(("scan", kind))
         return self.cache.scan(kind)
+
+    def lookup(self, kind: str, mode: str, path: tuple, value):
+        self.paths.setdefault(kind, set()).add((mode, path))
+        if mode == "eq":
+            self.scanned.add(("eq", kind, path, freeze(value)))
+        elif isinstance(value, dict) and value:
+            # A change can alter the answer only for objects that match the whole selector
+            # before or after it, and those carry its first entry: watch that one.
+            k = min(value)
+            self.scanned.add(("sub", kind, path, (k, freeze(value[k]))))
+        else:
+            self.scanned.add(("scan", kind))
+        return self.cache.lookup(kind, mode, path, value)
 
     def now(self):
         return self.cache.clock
+
+
+class _Memo:
+    """Results of `def` calls, each with what it read, dropped when that changes.
+
+    A call is keyed by the def and its arguments; an object argument by its key and
+    resourceVersion, so a change to the object itself makes a new key. A hit adds the
+    call's reads to the caller's, so the rule instance still wakes when they change.
+    """
+
+    LIMIT = 200_000
+
+    def __init__(self, world: "_TrackingWorld"):
+        self.world = world
+        self.entries: dict[tuple, tuple] = {}
+        self.readers: dict[tuple, set[tuple]] = {}
+        self.stack: list[set] = []
+
+    def key(self, name: str, args: list):
+        parts = [name]
+        for a in args:
+            if isinstance(a, dict) and "kind" in a:
+                parts.append((a["kind"], a.get("namespace"), a["name"], a.get("resourceVersion")))
+            elif a is None or isinstance(a, str | int | float | Fraction | bool):
+                parts.append(a)
+            else:
+                return None
+        return tuple(parts)
+
+    def lookup(self, key: tuple):
+        entry = self.entries.get(key)
+        if entry is None:
+            return False, None
+        self.world.scanned |= entry[1]
+        return True, entry[0]
+
+    def enter(self) -> None:
+        self.stack.append(self.world.scanned)
+        self.world.scanned = set()
+
+    def leave(self, key: tuple, value, cacheable: bool) -> None:
+        reads = self.world.scanned
+        self.world.scanned = self.stack.pop() | reads
+        if cacheable:
+            if len(self.entries) >= self.LIMIT:
+                self.entries.clear()
+                self.readers.clear()
+            self.entries[key] = (value, frozenset(reads))
+            for read in reads:
+                self.readers.setdefault(read, set()).add(key)
+
+    def invalidate(self, read: tuple) -> None:
+        for key in self.readers.pop(read, ()):
+            self.entries.pop(key, None)
 
 
 # ---- rule instances -------------------------------------------------------------------
@@ -210,6 +343,10 @@ class Engine:
         self.cache = Cache()
         self.world = _TrackingWorld(self.cache)
         self.ev = Evaluator(program, self.world)
+        if not naive:
+            self.memo = self.ev.memo = _Memo(self.world)
+        else:
+            self.memo = None
         self.trace: list[Write] = []
         self.steps = 0
         self.identities = {name: api.controller(c.account or name) for name, c in program.controllers.items()}
@@ -222,8 +359,8 @@ class Engine:
         self.dirty_ids: set[str] = set()
         self.instances: dict[str, _Instance] = {}
         self.bound: dict[tuple, set[str]] = {}  # object key → ids of instances bound to it
-        self.readers: dict[str, set[str]] = {}  # kind → ids of instances that scanned it
-        self.reads_of: dict[str, set[str]] = {}
+        self.readers: dict[tuple, set[str]] = {}  # a read (scan or index entry) → ids of instances
+        self.reads_of: dict[str, set[tuple]] = {}
         self.timers: list = []  # heap of (deadline, id)
         self.refused: dict[str, str] = {}  # instance id → fingerprint of writes the API refused
         self.seen_states: dict[tuple, int] = {}
@@ -235,16 +372,15 @@ class Engine:
     # -- the store through the API server
 
     def sync(self) -> list[tuple]:
-        """Apply pending watch events to the cache; the keys that changed."""
+        """Apply pending watch events to the cache; (key, before, after) of each change."""
         changed = []
         for event in self.informer.poll():
             obj = event.object
             key = object_key(obj["kind"], obj.get("namespace"), obj["name"])
             if event.type == "DELETED":
-                self.cache.remove(key)
+                changed.append((key, self.cache.remove(key), None))
             else:
-                self.cache.put(obj)
-            changed.append(key)
+                changed.append((key, self.cache.put(obj), obj))
             self.revision = max(self.revision, obj.get("resourceVersion") or 0)
         return changed
 
@@ -346,11 +482,11 @@ class Engine:
         return applied
 
     def record_deps(self, inst: _Instance, outcome: _Outcome) -> None:
-        for kind in self.reads_of.get(inst.id, ()):
-            self.readers.get(kind, set()).discard(inst.id)
+        for read in self.reads_of.get(inst.id, ()):
+            self.readers.get(read, set()).discard(inst.id)
         self.reads_of[inst.id] = outcome.reads
-        for kind in outcome.reads:
-            self.readers.setdefault(kind, set()).add(inst.id)
+        for read in outcome.reads:
+            self.readers.setdefault(read, set()).add(inst.id)
         if inst.primary_key is not None:
             self.bound.setdefault(inst.primary_key, set()).add(inst.id)
         for key in outcome.keys:
@@ -358,9 +494,22 @@ class Engine:
         for t in outcome.deadlines:
             heapq.heappush(self.timers, (t, inst.id))
 
-    def changed(self, keys: list[tuple]) -> None:
+    def changed(self, changes: list[tuple]) -> None:
         """Mark dirty what the changed objects touch; new objects bring new instances."""
+        keys = [c[0] for c in changes]
         kinds = {k[0] for k in keys}
+        touched: set[tuple] = {("scan", kind) for kind in kinds}
+        for key, before, after in changes:
+            for mode, path in self.world.paths.get(key[0], ()):
+                for obj in (before, after):
+                    if obj is not None:
+                        touched.update((mode, key[0], path, entry) for entry in index_entries(mode, path, obj))
+        for read in touched:
+            if self.memo is not None:
+                self.memo.invalidate(read)
+            for iid in list(self.readers.get(read, ())):
+                if iid in self.instances:
+                    self.mark(self.refresh(self.instances[iid]))
         for key in keys:
             for iid in self.bound.get(key, ()):
                 inst = self.instances.get(iid)
@@ -375,11 +524,6 @@ class Engine:
                         if iid not in self.instances or self.instances[iid].primary is not self.cache.get(key):
                             self.mark(_Instance(iid, self.priority(ci, ri, key), cname, rule, self.cache.get(key),
                                                 key))
-        for kind in kinds:
-            for iid in list(self.readers.get(kind, ())):
-                inst = self.instances.get(iid)
-                if inst is not None:
-                    self.mark(self.refresh(inst))
         # Instances whose own objects were ensured (managedBy) must look again when those change.
         for key in keys:
             obj = self.cache.get(key)
@@ -540,7 +684,12 @@ class _Plan:
             return
         c, rest = clauses[0], clauses[1:]
         if isinstance(c, A.ForClause):
-            for value in self.ev.bindings(c.source, env):
+            wheres = []
+            for following in rest:
+                if not isinstance(following, A.WhereClause):
+                    break
+                wheres.append(following.cond)
+            for value in self.ev.bindings(c.source, env, wheres):
                 inner = dict(env)
                 inner[c.source.var] = value
                 self._walk(rest, inner)
