@@ -12,8 +12,11 @@ from engine.parse import parse_text
 from engine.store import open_store
 
 KINDS = """
-kind Item { group: string = ""  size: int = 0  done: bool = false  note: string = ""  since: duration = 0s }
-kind Box { capacity: int = 0  used: int = 0 }
+kind Item {
+  group: string = ""  size: int = 0  done: bool = false  note: string = ""  since: duration = 0s
+  labels: map<string> = {}
+}
+kind Box { capacity: int = 0  used: int = 0  selector: map<string> = {} }
 kind Summary { total: int = 0  members: list<string> = [] }
 """
 
@@ -344,3 +347,38 @@ def test_timed_rules_agree_between_modes(specs):
     assert all(o["done"] for o in a.objects if o["kind"] == "Item")
     expected = max([s + t for s, t in specs], default=0)
     assert a.clock == max(0, expected) or a.clock == Fraction(expected)
+
+
+SELECTING = """
+def members(b: Box) = [i.name for item i where b.selector <= i.labels]
+controller select {
+  rule list for box b ensure summary b.name { members: members(b)  total: sum(i.size for item i where i.group == b.name) }
+  rule claim for item i where i.group == "" pick box b where b.selector <= i.labels then set i.group = b.name
+}
+"""
+
+label = st.fixed_dictionaries({}, optional={"app": st.sampled_from(["a", "b"]), "tier": st.sampled_from(["1", "2"])})
+
+
+@given(st.lists(label, min_size=1, max_size=3), st.lists(label, max_size=5),
+       st.lists(st.tuples(st.integers(0, 4), label), max_size=4))
+def test_incremental_equals_naive_for_selector_joins_under_label_edits(selectors, item_labels, edits):
+    def labels_text(d):
+        return "{ " + "  ".join(f'{k}: "{v}"' for k, v in sorted(d.items())) + " }"
+
+    text = SELECTING + "\n".join(f"box b{n} {{ selector {labels_text(d)} }}" for n, d in enumerate(selectors))
+    text += "\n" + "\n".join(f"item i{n} {{ size: {n}  labels {labels_text(d)} }}" for n, d in enumerate(item_labels))
+    events = [f"  at {t + 1}s: update item i{n % len(item_labels)} {{ labels {labels_text(d)} }}"
+              for t, (n, d) in enumerate(edits)] if item_labels else []
+    text += '\nscenario "edits" {\n' + "\n".join(events) + "\n}\n"
+    prog = program(text)
+    a = reconcile(prog, scenario=prog.scenarios["edits"])
+    b = reconcile(prog, scenario=prog.scenarios["edits"], naive=True)
+    assert content(a) == content(b)
+    assert [(w.instance, w.verb, w.name) for w in a.trace] == [(w.instance, w.verb, w.name) for w in b.trace]
+    boxes = {o["name"]: o for o in a.objects if o["kind"] == "Box"}
+    items = [o for o in a.objects if o["kind"] == "Item"]
+    for o in a.objects:
+        if o["kind"] == "Summary":
+            sel = boxes[o["name"]]["selector"]
+            assert o["members"] == [i["name"] for i in items if sel.items() <= i["labels"].items()]
