@@ -18,7 +18,13 @@ from .errors import Diagnostic, KonvergeError, render
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # argparse fills a `*` positional only before the first option; `get pods -A SPEC`
+        # leaves SPEC over, which commands that take SPECs anywhere (intermixed) accept.
+        if not getattr(args, "intermixed", False) or any(x.startswith("-") for x in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.name = [*args.name, *extra]
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return 2
@@ -56,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     f.set_defaults(run=_fmt)
 
     r = sub.add_parser("reconcile", help="run the controllers on a spec to a fixed point")
-    r.add_argument("files", nargs="+", metavar="SPEC")
+    r.add_argument("files", nargs="+", metavar="SPEC",
+                   help=".konv specs and Kubernetes YAML manifests (.yaml, .yml), mixed freely, or directories")
     r.add_argument("--scenario", metavar="NAME|FILE",
                    help="play a scenario: the name of one declared in the specs, or a file holding one")
     r.add_argument("--data-dir", metavar="DIR", help="persist the store in DIR (default: in memory)")
@@ -64,21 +71,40 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0, help="seed for --order random")
     r.add_argument("--naive", action="store_true", help="re-evaluate every rule every step (the reference mode)")
     r.add_argument("--budget", type=int, default=None, metavar="STEPS", help="give up after this many steps")
-    r.add_argument("-o", "--output", choices=["summary", "json"], default="summary")
+    r.add_argument("-o", "--output", choices=["summary", "json", "yaml"], default="summary",
+                   help="a summary table, or the JSON contract (README: The JSON contract) as JSON or YAML")
     r.add_argument("--no-std", action="store_true", help="do not load the standard control plane in rules/")
     r.set_defaults(run=_reconcile)
 
-    g = sub.add_parser("get", help="show objects from a store's data directory, without changing it")
-    g.add_argument("kind", metavar="KIND", help="a kind: pod, Pod or pods")
-    g.add_argument("name", nargs="?", metavar="NAME")
+    g = sub.add_parser("get", help="show objects, kubectl-style: of a reconcile run in memory (SPEC…) "
+                                   "or of a store's data directory (--data-dir)")
+    g.add_argument("kind", metavar="KIND", help="a kind: pod, Pod, pods or po; or KIND/NAME")
+    g.add_argument("name", nargs="*", metavar="[NAME] [SPEC…]",
+                   help="an object's name, then specs and manifests to reconcile (files ending in .konv, "
+                        ".yaml or .yml, or directories)")
     scope = g.add_mutually_exclusive_group()
     scope.add_argument("-n", "--namespace", help="the namespace (default: default)")
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="objects in every namespace")
     g.add_argument("-o", "--output", choices=["wide", "json", "yaml", "name"], help="output format")
-    g.add_argument("--data-dir", required=True, metavar="DIR", help="the store's data directory")
+    g.add_argument("--data-dir", metavar="DIR", help="read the store's data directory (read-only) instead")
     g.add_argument("--spec", action="append", default=[], metavar="FILE",
-                   help="spec files declaring kinds beyond the standard ones (repeatable)")
+                   help="with --data-dir: spec files declaring kinds beyond the standard ones (repeatable)")
+    _run_options(g)
     g.set_defaults(run=_get)
+
+    d = sub.add_parser("describe", help="describe an object, kubectl-style, with its events and write history")
+    d.add_argument("kind", metavar="KIND/NAME", help="pod/web-1, or KIND then NAME")
+    d.add_argument("name", nargs="*", metavar="[NAME] [SPEC…]")
+    d.add_argument("-n", "--namespace", help="the namespace (default: default)")
+    d.add_argument("--data-dir", metavar="DIR", help="read the store's data directory (read-only) instead")
+    d.add_argument("--spec", action="append", default=[], metavar="FILE",
+                   help="with --data-dir: spec files declaring kinds beyond the standard ones (repeatable)")
+    _run_options(d)
+    d.set_defaults(run=_describe)
+
+    from .kube.views import add_commands  # explain, why-pending, trace, route
+
+    add_commands(sub)
     return p
 
 
@@ -125,18 +151,64 @@ def _fmt(args) -> int:
 
 
 def _reconcile(args) -> int:
-    import json
-
-    from .check import load_program
     from .fixpoint import DEFAULT_BUDGET, reconcile
-    from .show import display
+    from .kube.contract import document, dumps, dumps_yaml
     from .store import open_store
 
-    files = list(args.files)
-    scenario_name = args.scenario
+    program, scenario, manifests = _load_run(args.files, args.scenario, no_std=args.no_std)
+    store = open_store(args.data_dir) if args.data_dir else None
+    try:
+        with _progress() as progress:
+            result = reconcile(program, store=store, scenario=scenario, order=args.order, seed=args.seed,
+                               naive=args.naive, budget=args.budget or DEFAULT_BUDGET,
+                               objects=manifests.objects, progress=progress)
+    finally:
+        if store is not None:
+            store.close()
+    if args.output in ("json", "yaml"):
+        doc = document(program, result)
+        sys.stdout.write(dumps(doc) if args.output == "json" else dumps_yaml(doc))
+    else:
+        sys.stdout.write(_summary(result))
+    if not result.converged:
+        return 3
+    return 4 if result.violations else 0
+
+
+def _load_run(files, scenario_name: str | None, *, no_std: bool = False):
+    """The program, scenario and Kubernetes manifests of a run: `.konv` specs and `.yaml`/`.yml`
+    manifests mixed freely (a directory stands for its files of those kinds). Manifest
+    warnings are printed here, like diagnostics."""
+    from .check import load_program
+    from .kube.manifests import is_manifest, load_manifests
+
+    expanded: list[str] = []
+    for name in files:
+        path = Path(name)
+        if path.is_dir():
+            inside = sorted(str(f) for f in path.iterdir() if f.suffix == ".konv" or is_manifest(f))
+            if not inside:
+                raise KonvergeError(Diagnostic("E001", "this directory holds no .konv, .yaml or .yml file",
+                                               file=name))
+            expanded.extend(inside)
+        else:
+            expanded.append(name)
+    specs = [f for f in expanded if not is_manifest(f)]
     if scenario_name and Path(scenario_name).is_file():
-        files.append(scenario_name)
-    program = load_program(files, std=not args.no_std)
+        specs.append(scenario_name)
+    errors: list[Diagnostic] = []  # the specs' and the manifests' together, as a compiler would
+    try:
+        manifests = load_manifests([f for f in expanded if is_manifest(f)])
+    except KonvergeError as e:
+        errors.extend(e.diagnostics)
+    try:
+        program = load_program(specs, std=not no_std)
+    except KonvergeError as e:
+        errors.extend(e.diagnostics)
+    if errors:
+        raise KonvergeError(errors)
+    if manifests.warnings:
+        sys.stderr.write(render(list(manifests.warnings)))
     scenario = None
     if scenario_name:
         if Path(scenario_name).is_file():
@@ -152,40 +224,67 @@ def _reconcile(args) -> int:
 
             guess = closest(scenario_name, program.scenarios)
             raise KonvergeError(Diagnostic(
-                "E060", f'no scenario named "{scenario_name}"', file=", ".join(args.files),
+                "E060", f'no scenario named "{scenario_name}"', file=", ".join(files),
                 hint=f'did you mean "{guess}"?' if guess else
                 "declared: " + (", ".join(f'"{n}"' for n in program.scenarios) or "none")), exit_code=1)
-    store = open_store(args.data_dir) if args.data_dir else None
-    try:
-        result = reconcile(program, store=store, scenario=scenario, order=args.order, seed=args.seed,
-                           naive=args.naive, budget=args.budget or DEFAULT_BUDGET)
-    finally:
-        if store is not None:
-            store.close()
-    if args.output == "json":
-        doc = {
-            "converged": result.converged,
-            "steps": result.steps,
-            "revision": result.revision,
-            "clock": _number(result.clock),
-            "objects": [display(program, program.kinds[o["kind"]], o) for o in result.objects],
-        }
-        if result.violations:
-            doc["violations"] = list(result.violations)
-        sys.stdout.write(json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n")
-    else:
-        sys.stdout.write(_summary(result))
-    if not result.converged:
-        return 3
-    return 4 if result.violations else 0
+    return program, scenario, manifests
 
 
-def _number(x):
-    from fractions import Fraction
+def _progress():
+    """A live progress line on stderr for long runs (only when stderr is a terminal): yields the
+    `progress(steps, clock)` callback for reconcile, or None."""
+    import contextlib
 
-    if isinstance(x, Fraction):
-        return x.numerator if x.denominator == 1 else float(x)
-    return x
+    if not sys.stderr.isatty():
+        return contextlib.nullcontext(None)
+
+    @contextlib.contextmanager
+    def display():
+        from rich.console import Console
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        from .values import format_duration
+
+        with Progress(SpinnerColumn(), TextColumn("reconciling: {task.fields[steps]} steps, "
+                                                  "virtual clock {task.fields[clock]}"),
+                      TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("reconcile", steps=0, clock="0s", total=None)
+            yield lambda steps, clock: bar.update(task, steps=steps, clock=format_duration(clock))
+    return display()
+
+
+def _summary_table(result) -> str:
+    """kubectl-like: per kind, how many objects and, for pods and nodes, how they are doing."""
+    import io
+
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from .kube.tables import node_status, pod_status
+
+    counts: dict[str, int] = {}
+    status: dict[str, dict[str, int]] = {}
+    for o in result.objects:
+        counts[o["kind"]] = counts.get(o["kind"], 0) + 1
+        if o["kind"] == "Pod":
+            word = pod_status(o) + (" and ready" if o.get("ready") else "")
+        elif o["kind"] == "Node":
+            word = node_status(o)
+        else:
+            continue
+        by_word = status.setdefault(o["kind"], {})
+        by_word[word] = by_word.get(word, 0) + 1
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    table.add_column("KIND")
+    table.add_column("COUNT", justify="right")
+    table.add_column("STATUS")
+    for kind, n in sorted(counts.items()):
+        words = ", ".join(f"{m} {w}" for w, m in sorted(status.get(kind, {}).items()))
+        table.add_row(kind, str(n), words)
+    out = io.StringIO()
+    Console(file=out, width=200, color_system=None, force_terminal=False, highlight=False).print(table)
+    return "\n".join(line.rstrip() for line in out.getvalue().splitlines()) + "\n"
 
 
 def _summary(result) -> str:
@@ -203,12 +302,7 @@ def _summary(result) -> str:
         if result.cycle is not None:
             lines.append(f"cycle of {result.cycle.period} steps through rule instances:")
             lines.extend(f"  {i}" for i in result.cycle.instances)
-    counts: dict[str, int] = {}
-    for o in result.objects:
-        counts[o["kind"]] = counts.get(o["kind"], 0) + 1
-    width = max([len("KIND"), *(len(k) for k in counts)])
-    lines.append(f"{'KIND':<{width}}  COUNT")
-    lines.extend(f"{k:<{width}}  {n}" for k, n in sorted(counts.items()))
+    lines.append(_summary_table(result).rstrip("\n"))
     writes = sum(1 for w in result.trace if w.verb != "refused")
     refused = [w for w in result.trace if w.verb == "refused"]
     lines.append(f"{writes} writes, {len(refused)} refused by the API server")
@@ -219,11 +313,88 @@ def _summary(result) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _get(args) -> int:
-    from .show import get_objects
+def _run_options(p: argparse.ArgumentParser) -> None:
+    """Options of the reconcile run behind `get` and `describe` given SPECs."""
+    p.set_defaults(intermixed=True)
+    p.add_argument("--scenario", metavar="NAME|FILE", help="play a scenario before showing")
+    p.add_argument("--order", choices=["fixed", "random"], default="fixed", help="rule firing order")
+    p.add_argument("--seed", type=int, default=0, help="seed for --order random")
+    p.add_argument("--no-std", action="store_true", help="do not load the standard control plane in rules/")
 
-    sys.stdout.write(get_objects(args.kind, args.name, data_dir=args.data_dir, namespace=args.namespace,
-                                 all_namespaces=args.all_namespaces, output=args.output, specs=args.spec))
+
+def _view(args, what: str):
+    """The objects to show, from --data-dir or from a reconcile of the SPECs in memory:
+    (program, objects, trace or None, name or None)."""
+    from .kube.tables import split_ref
+
+    kind, name = split_ref(args.kind)
+    rest = list(args.name)
+    if name is None and rest and not _is_spec(rest[0]):
+        name = rest.pop(0)
+    stray = [x for x in rest if not _is_spec(x)]
+    if stray:
+        raise KonvergeError(Diagnostic("E203", f"`{stray[0]}` is neither a spec nor a manifest",
+                                       hint="specs end in .konv, manifests in .yaml or .yml; give at most one NAME"),
+                            exit_code=2)
+    if args.data_dir:
+        if rest:
+            raise KonvergeError(Diagnostic("E203", f"{what} reads either --data-dir or SPEC files, not both"),
+                                exit_code=2)
+        from .show import stored_objects
+
+        program, objects = stored_objects(args.data_dir, args.spec)
+        return program, kind, name, objects, _stored_trace(args.data_dir)
+    if not rest:
+        raise KonvergeError(Diagnostic("E203", f"{what} needs SPEC files to reconcile, or --data-dir DIR",
+                                       hint=f"e.g. konverge {what} pods specs/demo.konv"), exit_code=2)
+    from .fixpoint import reconcile
+
+    program, scenario, manifests = _load_run(rest, args.scenario, no_std=args.no_std)
+    with _progress() as progress:
+        result = reconcile(program, scenario=scenario, order=args.order, seed=args.seed,
+                           objects=manifests.objects, progress=progress)
+    if not result.converged:
+        sys.stderr.write(f"warning: the run did not converge ({result.reason}); this is its state after "
+                         f"{result.steps} steps\n")
+    return program, kind, name, list(result.objects), result.trace
+
+
+def _is_spec(arg: str) -> bool:
+    return arg.endswith((".konv", ".yaml", ".yml")) or Path(arg).is_dir()
+
+
+def _stored_trace(data_dir: str):
+    """The write trace a reconcile persisted in its data directory, if it did."""
+    try:
+        from .explain import read_trace
+    except ImportError:
+        return None
+    try:
+        trace, _clock = read_trace(data_dir)
+    except KonvergeError:
+        return None
+    return trace or None
+
+
+def _get(args) -> int:
+    from .kube.tables import get_text, select
+
+    program, kind, name, objects, _trace = _view(args, "get")
+    info, chosen, ns = select(program, objects, kind, name, namespace=args.namespace,
+                              all_namespaces=args.all_namespaces)
+    sys.stdout.write(get_text(program, info, chosen, objects, single=name is not None, ns=ns, output=args.output))
+    return 0
+
+
+def _describe(args) -> int:
+    from .kube.tables import describe, select
+
+    program, kind, name, objects, trace = _view(args, "describe")
+    if name is None:
+        raise KonvergeError(Diagnostic("E203", "describe needs an object: KIND/NAME or KIND NAME",
+                                       hint="e.g. konverge describe deployment/web specs/demo.konv"), exit_code=2)
+    info, chosen, _ = select(program, objects, kind, name, namespace=args.namespace)
+    sys.stdout.write(describe(program, info, chosen[0], objects, trace))
     return 0
 
 

@@ -904,7 +904,7 @@ def reconcile(program: Program, *, api=None, store=None, data_dir: str | None = 
     if not reason:
         reason = engine.run()
     violations = check_properties(program, engine, expectations)
-    return Result(
+    result = Result(
         converged=reason == "",
         steps=engine.steps,
         revision=api.revision,
@@ -915,6 +915,10 @@ def reconcile(program: Program, *, api=None, store=None, data_dir: str | None = 
         cycle=engine.cycle() if reason == "cycle" else None,
         violations=tuple(violations),
     )
+    from .explain import persist_trace  # here: explain builds on this module
+
+    persist_trace(api.store, result)
+    return result
 
 
 def apply_spec(program: Program, api, engine: Engine, extra: Iterable[tuple[str, dict]] = ()) -> None:
@@ -930,9 +934,13 @@ def apply_spec(program: Program, api, engine: Engine, extra: Iterable[tuple[str,
                 raise
             existing = api.get(api.admin, kind, obj["namespace"], obj["name"])
             merged = {**existing, **obj, "resourceVersion": existing["resourceVersion"]}
-            if merged == existing:
+            wanted = api.defaulted(kind, merged)
+            if all(existing.get(k) == v for k, v in wanted.items() if k not in ("resourceVersion", "createdRevision")):
                 continue
+            before = api.revision
             api.update(api.admin, kind, merged)
+            if api.revision == before:
+                continue
             verb = "update"
         engine.trace.append(Write(0, api.revision, 0, "spec", None, None, verb, kind, obj["namespace"],
                                   obj["name"]))

@@ -61,6 +61,24 @@ def get_objects(kind: str, name: str | None = None, *, data_dir: str, namespace:
     return table(program, info, shown, with_namespace=ns is None and not info.cluster, wide=output == "wide")
 
 
+def stored_objects(data_dir: str, specs: list[str] = ()) -> tuple[Program, list[dict]]:
+    """The program and every object of a store's data directory, opened read-only:
+    what `konverge get` and `describe` show from a data directory."""
+    if not os.path.isdir(data_dir):
+        raise KonvergeError(Diagnostic("E201", f"there is no store data directory at {data_dir}", file=data_dir,
+                                       hint="pass the --data-dir the engine was run with"))
+    program = load_program(list(specs), std=True) if specs else standard_program()
+    store = open_store(data_dir, read_only=True)
+    try:
+        api = APIServer(program, store)
+        objects = [o for info in program.kinds.values() for o in api.list(api.admin, info.name, None)[0]]
+    except APIError as e:
+        raise KonvergeError(Diagnostic("E201", e.message, file=data_dir, hint=e.diagnostics[0].hint)) from None
+    finally:
+        store.close()
+    return program, objects
+
+
 def standard_program() -> Program:
     """The program of the standard control plane alone (rules/)."""
     return load_program(sorted(std_dir().glob("*.konv")), std=False)
@@ -135,4 +153,4 @@ def table(program: Program, info: KindInfo, shown: list[dict], *, with_namespace
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["display", "get_objects", "standard_program", "table"]
+__all__ = ["display", "get_objects", "standard_program", "stored_objects", "table"]

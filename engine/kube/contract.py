@@ -1,0 +1,112 @@
+"""The JSON contract of `konverge reconcile -o json`.
+
+One document, the same bytes for the same input:
+
+    {"converged": bool, "steps": int, "revision": int, "clock": seconds,
+     "reason": "", "violations": [], "objects": [{"kind", "namespace", "name", …fields}, …]}
+
+Objects are sorted by kind, namespace, name. Every declared field is there
+(null where unset), in the order kinds.konv declares them; map keys are sorted.
+Values are plain numbers rather than the text of their type: a quantity field
+named `cpu` is in millicores, any other quantity in base units (bytes), both
+integers rounded up as Kubernetes rounds; durations are seconds. The engine's
+bookkeeping (resourceVersion, createdRevision, managedBy) is left out: it
+records the path the engine took, not the state it reached, and the contract
+is meant to compare states — two firing orders that converge to the same
+cluster give the same objects.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from fractions import Fraction
+
+from ..check import Program
+from ..types import DURATION, QUANTITY, ListT, MapT, OptT, Prim, RecordT
+from ..types import Type
+
+BOOKKEEPING = ("resourceVersion", "createdRevision", "managedBy")
+
+
+def document(program: Program, result) -> dict:
+    """The contract's document for a reconcile Result."""
+    objects = sorted(result.objects, key=lambda o: (o["kind"], o.get("namespace") or "", o["name"]))
+    return {
+        "converged": result.converged,
+        "steps": result.steps,
+        "revision": result.revision,
+        "clock": number(result.clock),
+        "reason": result.reason or "",
+        "violations": list(result.violations),
+        "objects": [contract_object(program, o) for o in objects],
+    }
+
+
+def contract_object(program: Program, obj: dict) -> dict:
+    info = program.kinds.get(obj["kind"])
+    out = {"kind": obj["kind"], "namespace": obj.get("namespace"), "name": obj["name"]}
+    fields = info.fields if info is not None else {}
+    for f in fields.values():
+        out[f.name] = value(program, f.type, obj.get(f.name), f.name)
+    for key in sorted(obj):  # fields the schema does not declare (a kind replaced by a spec)
+        if key not in out and key not in BOOKKEEPING:
+            out[key] = plain(obj[key])
+    return out
+
+
+def value(program: Program, t: Type, v, name: str = ""):
+    """A value as the contract shows it, by its declared type."""
+    if v is None:
+        return None
+    if isinstance(t, OptT):
+        return value(program, t.inner, v, name)
+    if t == QUANTITY and isinstance(v, int | Fraction) and not isinstance(v, bool):
+        return math.ceil(Fraction(v) * 1000) if name == "cpu" else math.ceil(Fraction(v))
+    if t == DURATION and isinstance(v, int | Fraction) and not isinstance(v, bool):
+        return number(v)
+    if isinstance(t, Prim) and t.name == "float" and isinstance(v, int | Fraction) and not isinstance(v, bool):
+        return float(v)
+    if isinstance(t, ListT) and isinstance(v, list | tuple):
+        return [value(program, t.elem, x, name) for x in v]
+    if isinstance(t, MapT) and isinstance(v, dict):
+        return {k: value(program, t.value, v[k]) for k in sorted(v)}
+    if isinstance(t, RecordT) and isinstance(v, dict) and t.name in program.records:
+        fields = program.records[t.name].fields
+        out = {f.name: value(program, f.type, v.get(f.name), f.name) for f in fields.values()}
+        out.update((k, plain(x)) for k, x in sorted(v.items()) if k not in out)
+        return out
+    return plain(v)
+
+
+def number(x):
+    """An exact number as JSON holds it: an int when whole, else a float."""
+    if isinstance(x, Fraction):
+        return x.numerator if x.denominator == 1 else float(x)
+    return x
+
+
+def plain(v):
+    if isinstance(v, bool) or v is None:
+        return v
+    if isinstance(v, Fraction):
+        return number(v)
+    if isinstance(v, dict):
+        return {k: plain(v[k]) for k in sorted(v)}
+    if isinstance(v, list | tuple):
+        return [plain(x) for x in v]
+    return v
+
+
+def dumps(doc: dict) -> str:
+    """The contract's text: two-space indented JSON, UTF-8, one trailing newline."""
+    return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def dumps_yaml(doc: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=1000)
+
+
+__all__ = ["BOOKKEEPING", "document", "contract_object", "dumps", "dumps_yaml", "value"]

@@ -1,0 +1,710 @@
+"""Reading Kubernetes YAML manifests into objects of the standard kinds.
+
+`load_manifests(paths)` reads multi-document YAML files (what `kubectl apply -f`
+takes) and gives back `(kind, object)` pairs shaped like the kinds in
+rules/kinds.konv, ready for `engine.fixpoint.reconcile(objects=…)`, together
+with warnings. The mapping is the one kinds.konv describes: metadata.name,
+namespace and labels; a pod's spec.nodeName is `node`; the controller owner
+reference is `owner`; a container's resource requests are its `cpu` and
+`memory`; a node's status.allocatable (or capacity) is its `cpu`, `memory` and
+`pods`; an HPA's scaleTargetRef.name is its `target`.
+
+What Konverge does not model is never silently dropped: an unsupported kind or
+field is a warning that names it, with its file:line:col (the YAML is composed,
+not loaded, so every node keeps its position). Status is the exception — it is
+what the control plane computes, so it is ignored without a word (a node's
+allocatable resources apart). Bad YAML and values of the wrong type are errors
+with their position, raised together as one KonvergeError.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from fractions import Fraction
+from pathlib import Path
+
+import attrs
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from ..errors import Diagnostic, KonvergeError, Span
+
+SUFFIXES = (".yaml", ".yml")
+
+# Diagnostic codes of this module.
+E_YAML = "E301"  # not YAML, or not readable
+E_VALUE = "E302"  # a value of the wrong type, a bad quantity
+E_MISSING = "E303"  # kind or metadata.name missing
+E_TWICE = "E304"  # the same object twice
+W_KIND = "W301"  # a kind Konverge does not model: the document is skipped
+W_FIELD = "W302"  # a field Konverge does not model: ignored
+
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DECIMAL = {"n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 1000), "": 1,
+            "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
+_QUANTITY = re.compile(r"([+-]?)(\d+(?:\.\d*)?|\.\d+)(?:(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])|[eE]([+-]?\d+))?")
+
+# Metadata that is bookkeeping of a real API server, not part of what an object asks for.
+_SILENT_METADATA = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields", "selfLink",
+                    "annotations")
+DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
+
+
+def parse_quantity(text: str) -> int | Fraction:
+    """A Kubernetes quantity (`250m`, `0.5`, `1Gi`, `1e3`, `2k`) as an exact number of base
+    units: an int when whole, else a Fraction. Raises ValueError on anything else."""
+    m = _QUANTITY.fullmatch(text.strip())
+    if m is None:
+        raise ValueError(f"{text!r} is not a quantity")
+    sign, digits, suffix, exponent = m.groups()
+    value = Fraction(digits if not digits.endswith(".") else digits[:-1] or "0")
+    if exponent is not None:
+        value *= Fraction(10) ** int(exponent)
+    elif suffix:
+        value *= _BINARY.get(suffix) or _DECIMAL[suffix]
+    if sign == "-":
+        value = -value
+    return value.numerator if value.denominator == 1 else value
+
+
+@attrs.frozen(slots=True)
+class Manifests:
+    """What a set of manifest files declares: objects as (kind, object dict), and warnings."""
+
+    objects: tuple[tuple[str, dict], ...]
+    warnings: tuple[Diagnostic, ...]
+
+
+def is_manifest(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in SUFFIXES
+
+
+def load_manifests(paths: Iterable[str | Path]) -> Manifests:
+    """Read the manifest files in order. Raises one KonvergeError with every error (and
+    the warnings beside them) if any file is invalid."""
+    return _load([(str(path), None) for path in paths])
+
+
+def loads(text: str, file: str = "<manifest>") -> Manifests:
+    """Manifests from text, for tests and notebooks."""
+    return _load([(file, text)])
+
+
+def _load(sources: list[tuple[str, str | None]]) -> Manifests:
+    diagnostics: list[Diagnostic] = []
+    objects: list[tuple[str, dict]] = []
+    seen: dict[tuple, Span] = {}
+    for file, text in sources:
+        for kind, obj, span in _Reader(file, diagnostics, text).read():
+            key = (kind, obj.get("namespace"), obj["name"])
+            if key in seen:
+                diagnostics.append(Diagnostic(
+                    E_TWICE, f"{kind} {'/'.join(k for k in key[1:] if k)} is declared twice", span,
+                    hint=f"the first is at {seen[key]}"))
+                continue
+            seen[key] = span
+            objects.append((kind, obj))
+    if any(d.severity == "error" for d in diagnostics):
+        raise KonvergeError(diagnostics)
+    return Manifests(tuple(objects), tuple(diagnostics))
+
+
+class _Skip:
+    """A handler's answer for a value that is left out (after a diagnostic)."""
+
+
+SKIP = _Skip()
+Handler = Callable[[Node, str], object]
+
+
+class _Reader:
+    """One file: composes its YAML documents and maps each to an object."""
+
+    def __init__(self, file: str, diagnostics: list[Diagnostic], text: str | None = None):
+        self.file = file
+        self.diagnostics = diagnostics
+        self.text = text
+        self._constructor = yaml.SafeLoader("")
+
+    # -- diagnostics
+
+    def span(self, node: Node) -> Span:
+        s, e = node.start_mark, node.end_mark
+        end_line, end_col = e.line + 1, e.column + 1
+        if end_line != s.line + 1:  # a block value: point at its first line only
+            end_line, end_col = s.line + 1, s.column + 2
+        return Span(self.file, s.line + 1, s.column + 1, end_line, end_col)
+
+    def error(self, node: Node, message: str, hint: str | None = None, code: str = E_VALUE) -> _Skip:
+        self.diagnostics.append(Diagnostic(code, message, self.span(node), hint=hint))
+        return SKIP
+
+    def warn(self, node: Node, message: str, hint: str | None = None, code: str = W_FIELD) -> None:
+        self.diagnostics.append(Diagnostic(code, message, self.span(node), hint=hint, severity="warning"))
+
+    # -- documents
+
+    def read(self) -> list[tuple[str, dict, Span]]:
+        try:
+            text = self.text if self.text is not None else Path(self.file).read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            self.diagnostics.append(Diagnostic("E002", "this file is not valid UTF-8 text", file=self.file))
+            return []
+        except OSError as e:
+            self.diagnostics.append(Diagnostic("E001", f"cannot read this file: {e.strerror}", file=self.file))
+            return []
+        try:
+            documents = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark or e.context_mark
+            span = Span(self.file, mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 2) if mark else None
+            problem = e.problem or e.context or "invalid YAML"
+            self.diagnostics.append(Diagnostic(E_YAML, f"invalid YAML: {problem}", span, file=self.file,
+                                               hint="check the indentation and quoting around this position"))
+            return []
+        except yaml.YAMLError as e:
+            self.diagnostics.append(Diagnostic(E_YAML, f"invalid YAML: {e}", file=self.file))
+            return []
+        out: list[tuple[str, dict, Span]] = []
+        for doc in documents:
+            if doc is None or (isinstance(doc, ScalarNode) and doc.tag.endswith(":null")):
+                continue  # an empty document, e.g. after a trailing `---`
+            self.document(doc, out)
+        return out
+
+    def document(self, doc: Node, out: list) -> None:
+        if not isinstance(doc, MappingNode):
+            self.error(doc, "a manifest document must be a mapping with `kind`, `metadata` and `spec`")
+            return
+        pairs = self.pairs(doc)
+        kind_node = pairs.get("kind", (None, None))[1]
+        if kind_node is None:
+            self.error(doc, "this document has no `kind`", code=E_MISSING)
+            return
+        kind = self.string(kind_node, "kind")
+        if kind is SKIP:
+            return
+        if kind == "List":
+            items = pairs.get("items", (None, None))[1]
+            if isinstance(items, SequenceNode):
+                for item in items.value:
+                    self.document(item, out)
+            return
+        reader = _KINDS.get(kind)
+        if reader is None:
+            self.warn(kind_node, f"kind `{kind}` is not supported by Konverge; this document is ignored",
+                      hint="supported kinds: " + ", ".join(sorted(_KINDS)), code=W_KIND)
+            return
+        meta_node = pairs.get("metadata", (None, None))[1]
+        if meta_node is None:
+            self.error(doc, f"this {kind} has no `metadata`", code=E_MISSING)
+            return
+        obj: dict = {"kind": kind}
+        if self.metadata(kind, meta_node, obj) is SKIP:
+            return
+        body: dict = {}
+        for key, (key_node, value) in pairs.items():
+            if key in ("apiVersion", "kind", "metadata"):
+                continue
+            if key == "spec":
+                reader.spec(self, value, body, obj)
+            elif key == "status":
+                if reader.status is not None:
+                    reader.status(self, value, body)
+            else:
+                self.warn(key_node, f"field `{key}` of {kind} is not supported; ignored")
+        if reader.finish is not None and reader.finish(self, doc, obj, body) is SKIP:
+            return
+        obj.update(body)
+        out.append((kind, obj, self.span(kind_node)))
+
+    def metadata(self, kind: str, node: Node, obj: dict):
+        cluster = kind in ("Namespace", "Node")
+        owned = kind in ("Pod", "ReplicaSet")
+        got = self.fields(node, "metadata", {
+            "name": self.string,
+            "namespace": self.string,
+            "labels": self.string_map,
+            **({"ownerReferences": self.owner_refs} if owned else {}),
+        }, silent=_SILENT_METADATA)
+        if got is SKIP:
+            return SKIP
+        name = got.get("name")
+        if not isinstance(name, str):
+            if "name" not in got:
+                self.error(node, f"this {kind} has no `metadata.name`", code=E_MISSING,
+                           hint="Konverge does not generate names: give the object a name")
+            return SKIP
+        obj["name"] = name
+        if "namespace" in got:
+            if cluster:
+                self.warn(self.pairs(node)["namespace"][0],
+                          f"{kind} is cluster-scoped, so `metadata.namespace` is ignored")
+            else:
+                obj["namespace"] = got["namespace"]
+        if not cluster:
+            obj.setdefault("namespace", "default")
+        else:
+            obj["namespace"] = None
+        if "labels" in got:
+            obj["labels"] = got["labels"]
+        if got.get("ownerReferences") not in (None, SKIP):
+            obj["owner"] = got["ownerReferences"]
+        if kind == "Pod":
+            cost = self.annotation(node, DELETION_COST)
+            if cost is not None:
+                obj["deletionCost"] = cost
+        return obj
+
+    def annotation(self, meta: Node, key: str):
+        annotations = self.pairs(meta).get("annotations", (None, None))[1]
+        if not isinstance(annotations, MappingNode):
+            return None
+        value = self.pairs(annotations).get(key, (None, None))[1]
+        if value is None:
+            return None
+        try:
+            return int(str(value.value))
+        except (TypeError, ValueError):
+            self.error(value, f"annotation `{key}` must be an integer")
+            return None
+
+    def owner_refs(self, node: Node, path: str):
+        refs = self.list_of(node, path, lambda n, p: self.fields(n, p, {
+            "kind": self.string, "name": self.string, "controller": self.boolean,
+        }, silent=("apiVersion", "uid", "blockOwnerDeletion")))
+        if refs is SKIP:
+            return SKIP
+        controllers = [r for r in refs if r is not SKIP and r.get("controller") is True]
+        if len(controllers) != len(refs):
+            self.warn(node, "owner references that are not the controller are not modelled; ignored",
+                      hint="Konverge keeps one controller owner (`controller: true`)")
+        if not controllers:
+            return None
+        return {"kind": controllers[0].get("kind", ""), "name": controllers[0].get("name", "")}
+
+    # -- structure
+
+    def pairs(self, node: Node) -> dict[str, tuple[Node, Node]]:
+        if not isinstance(node, MappingNode):
+            return {}
+        return {str(k.value): (k, v) for k, v in node.value if isinstance(k, ScalarNode)}
+
+    def fields(self, node: Node, path: str, handlers: dict[str, Handler], silent: Iterable[str] = ()):
+        """A mapping read field by field: a handler per known key; unknown keys are warned about."""
+        if self.null(node):
+            return {}
+        if not isinstance(node, MappingNode):
+            return self.error(node, f"`{path}` must be a mapping")
+        out: dict = {}
+        silent = set(silent)
+        for key_node, value in node.value:
+            key = str(key_node.value)
+            handler = handlers.get(key)
+            if handler is not None:
+                got = handler(value, f"{path}.{key}")
+                if got is not SKIP:
+                    out[key] = got
+            elif key not in silent:
+                self.warn(key_node, f"field `{path}.{key}` is not supported by Konverge; ignored")
+        return out
+
+    def list_of(self, node: Node, path: str, item: Handler):
+        if self.null(node):
+            return []
+        if not isinstance(node, SequenceNode):
+            return self.error(node, f"`{path}` must be a list")
+        out = []
+        for i, x in enumerate(node.value):
+            got = item(x, f"{path}[{i}]")
+            if got is not SKIP:
+                out.append(got)
+        return out
+
+    def null(self, node: Node) -> bool:
+        return isinstance(node, ScalarNode) and node.tag.endswith(":null")
+
+    # -- scalars
+
+    def scalar(self, node: Node):
+        return self._constructor.construct_object(node, deep=True)
+
+    def string(self, node: Node, path: str):
+        if not isinstance(node, ScalarNode):
+            return self.error(node, f"`{path}` must be a string")
+        if not node.tag.endswith(":str"):
+            read = {"int": "an integer", "float": "a number", "bool": "true or false", "null": "null"}
+            what = read.get(node.tag.rsplit(":", 1)[-1], "not text")
+            return self.error(node, f"`{path}` must be a string, but `{node.value}` reads as {what}",
+                              hint=f'quote it: "{node.value}"')
+        return node.value
+
+    def integer(self, node: Node, path: str):
+        if isinstance(node, ScalarNode) and node.tag.endswith(":int"):
+            return self.scalar(node)
+        return self.error(node, f"`{path}` must be an integer{_found(node)}")
+
+    def boolean(self, node: Node, path: str):
+        if isinstance(node, ScalarNode) and node.tag.endswith(":bool"):
+            return self.scalar(node)
+        return self.error(node, f"`{path}` must be true or false{_found(node)}")
+
+    def int_or_string(self, node: Node, path: str):
+        if isinstance(node, ScalarNode) and node.tag.endswith(":int"):
+            return self.scalar(node)
+        if isinstance(node, ScalarNode) and node.tag.endswith(":str"):
+            return node.value
+        return self.error(node, f"`{path}` must be an integer or a string")
+
+    def quantity(self, node: Node, path: str):
+        if not isinstance(node, ScalarNode) or self.null(node):
+            return self.error(node, f"`{path}` must be a quantity such as 250m, 0.5, 1Gi or 1e3")
+        try:
+            value = parse_quantity(str(node.value))
+        except ValueError:
+            return self.error(node, f"`{path}`: {node.value!r} is not a Kubernetes quantity",
+                              hint="a number with an optional suffix: m, k, M, G, Ki, Mi, Gi, … or e3")
+        if value < 0:
+            return self.error(node, f"`{path}` must not be negative")
+        return value
+
+    def string_map(self, node: Node, path: str):
+        if self.null(node):
+            return {}
+        if not isinstance(node, MappingNode):
+            return self.error(node, f"`{path}` must be a mapping of strings")
+        out = {}
+        for k, v in node.value:
+            value = self.string(v, f"{path}.{k.value}")
+            if value is not SKIP:
+                out[str(k.value)] = value
+        return out
+
+    def string_list(self, node: Node, path: str):
+        return self.list_of(node, path, self.string)
+
+    def selector(self, node: Node, path: str):
+        """A label selector: matchLabels only (`map<string>` in kinds.konv)."""
+        got = self.fields(node, path, {"matchLabels": self.string_map})
+        return got if got is SKIP else got.get("matchLabels", {})
+
+    # -- pods
+
+    def container(self, node: Node, path: str):
+        got = self.fields(node, path, {
+            "name": self.string, "image": self.string, "resources": self.resources,
+            "ports": lambda n, p: self.list_of(n, p, self.container_port),
+        })
+        if got is SKIP:
+            return SKIP
+        resources = got.pop("resources", {})
+        return {**got, **resources}
+
+    def resources(self, node: Node, path: str):
+        def amounts(n, p):
+            return self.fields(n, p, {"cpu": self.quantity, "memory": self.quantity})
+
+        got = self.fields(node, path, {"requests": amounts, "limits": amounts})
+        if got is SKIP:
+            return SKIP
+        # Kubernetes copies a limit to the request when only the limit is given; Konverge
+        # schedules by requests and does not enforce limits.
+        return {**got.get("limits", {}), **got.get("requests", {})}
+
+    def container_port(self, node: Node, path: str):
+        return self.fields(node, path, {
+            "name": self.string, "containerPort": self.integer, "protocol": self.string, "hostPort": self.integer,
+        })
+
+    def toleration(self, node: Node, path: str):
+        return self.fields(node, path, {
+            "key": self.string, "operator": self.string, "value": self.string, "effect": self.string,
+            "tolerationSeconds": self.integer,
+        })
+
+    def affinity(self, node: Node, path: str):
+        got = self.fields(node, path, {
+            "nodeAffinity": self.node_affinity,
+            "podAffinity": self.pod_affinity,
+            "podAntiAffinity": self.pod_affinity,
+        })
+        if got is SKIP:
+            return SKIP
+        out = dict(got.get("nodeAffinity", {}))
+        if "podAffinity" in got:
+            out["podAffinity"] = got["podAffinity"]
+        if "podAntiAffinity" in got:
+            out["podAntiAffinity"] = got["podAntiAffinity"]
+        return out
+
+    def node_affinity(self, node: Node, path: str):
+        def term(n, p):
+            return self.fields(n, p, {"matchExpressions": lambda m, q: self.list_of(m, q, self.requirement)})
+
+        def preferred(n, p):
+            return self.fields(n, p, {"weight": self.integer, "preference": term})
+
+        got = self.fields(node, path, {
+            "requiredDuringSchedulingIgnoredDuringExecution": lambda n, p: self.fields(n, p, {
+                "nodeSelectorTerms": lambda m, q: self.list_of(m, q, term)}),
+            "preferredDuringSchedulingIgnoredDuringExecution": lambda n, p: self.list_of(n, p, preferred),
+        })
+        if got is SKIP:
+            return SKIP
+        out = {}
+        required = got.get("requiredDuringSchedulingIgnoredDuringExecution")
+        if required:
+            out["requiredNodeTerms"] = required.get("nodeSelectorTerms", [])
+        if "preferredDuringSchedulingIgnoredDuringExecution" in got:
+            out["preferredNodeTerms"] = got["preferredDuringSchedulingIgnoredDuringExecution"]
+        return out
+
+    def requirement(self, node: Node, path: str):
+        return self.fields(node, path, {"key": self.string, "operator": self.string, "values": self.string_list})
+
+    def pod_affinity(self, node: Node, path: str):
+        def term(n, p):
+            return self.fields(n, p, {"labelSelector": self.selector, "topologyKey": self.string})
+
+        got = self.fields(node, path, {
+            "requiredDuringSchedulingIgnoredDuringExecution": lambda n, p: self.list_of(n, p, term)})
+        return got if got is SKIP else got.get("requiredDuringSchedulingIgnoredDuringExecution", [])
+
+    def spread(self, node: Node, path: str):
+        return self.fields(node, path, {
+            "maxSkew": self.integer, "topologyKey": self.string, "whenUnsatisfiable": self.string,
+            "labelSelector": self.selector,
+        })
+
+    def pod_spec(self, node: Node, path: str, *, template: bool) -> dict:
+        handlers: dict[str, Handler] = {
+            "containers": lambda n, p: self.list_of(n, p, self.container),
+            "nodeSelector": self.string_map,
+            "tolerations": lambda n, p: self.list_of(n, p, self.toleration),
+            "affinity": self.affinity,
+            "topologySpreadConstraints": lambda n, p: self.list_of(n, p, self.spread),
+            "restartPolicy": self.string,
+            "terminationGracePeriodSeconds": self.integer,
+        }
+        if not template:
+            handlers.update(nodeName=self.string, serviceAccountName=self.string, serviceAccount=self.string,
+                            schedulerName=self.string)
+        got = self.fields(node, path, handlers)
+        if got is SKIP:
+            return {}
+        if "nodeName" in got:
+            got["node"] = got.pop("nodeName")
+        account = got.pop("serviceAccountName", None) or got.pop("serviceAccount", None)
+        got.pop("serviceAccount", None)
+        if account:
+            got["serviceAccount"] = account
+        return got
+
+    def template(self, node: Node, path: str):
+        out: dict = {}
+
+        def meta(n, p):
+            got = self.fields(n, p, {"labels": self.string_map}, silent=("name", "annotations"))
+            if got is not SKIP:
+                out.update(got)
+            return SKIP
+
+        def spec(n, p):
+            out.update(self.pod_spec(n, p, template=True))
+            return SKIP
+
+        got = self.fields(node, path, {"metadata": meta, "spec": spec})
+        return got if got is SKIP else out
+
+
+def _found(node: Node) -> str:
+    return f", not `{node.value}`" if isinstance(node, ScalarNode) else ""
+
+
+# ---- the kinds -------------------------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class _Kind:
+    spec: Callable[[_Reader, Node, dict, dict], None]
+    status: Callable[[_Reader, Node, dict], None] | None = None
+    finish: Callable[[_Reader, Node, dict, dict], object] | None = None
+
+
+def _no_spec(kind: str):
+    def spec(r: _Reader, node: Node, body: dict, obj: dict) -> None:
+        r.fields(node, "spec", {}, silent=("finalizers",) if kind == "Namespace" else ())
+    return spec
+
+
+def _pod_spec(r: _Reader, node: Node, body: dict, obj: dict) -> None:
+    body.update(r.pod_spec(node, "spec", template=False))
+
+
+def _workload(kind: str):
+    def spec(r: _Reader, node: Node, body: dict, obj: dict) -> None:
+        handlers: dict[str, Handler] = {"replicas": r.integer, "selector": r.selector, "template": r.template}
+        if kind == "Deployment":
+            handlers["strategy"] = lambda n, p: r.fields(n, p, {
+                "type": _strategy_type(r),
+                "rollingUpdate": lambda m, q: r.fields(m, q, {
+                    "maxSurge": r.int_or_string, "maxUnavailable": r.int_or_string}),
+            })
+        got = r.fields(node, "spec", handlers)
+        if got is SKIP:
+            return
+        strategy = got.pop("strategy", None) or {}
+        body.update(got)
+        body.update(strategy.get("rollingUpdate", {}))
+    return spec
+
+
+def _strategy_type(r: _Reader) -> Handler:
+    def handler(node: Node, path: str):
+        value = r.string(node, path)
+        if value not in (SKIP, "RollingUpdate"):
+            r.warn(node, f"`{path}: {value}` is not modelled; Konverge rolls deployments out with RollingUpdate")
+        return SKIP
+    return handler
+
+
+def _service_spec(r: _Reader, node: Node, body: dict, obj: dict) -> None:
+    def port(n, p):
+        return r.fields(n, p, {"name": r.string, "port": r.integer, "targetPort": r.int_or_string,
+                               "protocol": r.string, "nodePort": r.integer})
+
+    def cluster_ip(n, p):
+        value = r.string(n, p)
+        if value in ("None", ""):
+            r.warn(n, "headless services (`clusterIP: None`) are not modelled; a cluster IP is allocated")
+            return SKIP
+        return value
+
+    got = r.fields(node, "spec", {
+        "selector": r.string_map, "ports": lambda n, p: r.list_of(n, p, port), "clusterIP": cluster_ip,
+        "type": r.string, "sessionAffinity": r.string, "publishNotReadyAddresses": r.boolean,
+    }, silent=("clusterIPs",))
+    if got is not SKIP:
+        body.update(got)
+
+
+def _node_spec(r: _Reader, node: Node, body: dict, obj: dict) -> None:
+    def taint(n, p):
+        return r.fields(n, p, {"key": r.string, "value": r.string, "effect": r.string}, silent=("timeAdded",))
+
+    got = r.fields(node, "spec", {
+        "taints": lambda n, p: r.list_of(n, p, taint), "unschedulable": r.boolean,
+        "podCIDRs": r.string_list, "podCIDR": r.string,
+    }, silent=("providerID",))
+    if got is SKIP:
+        return
+    single = got.pop("podCIDR", None)
+    if single is not None and "podCIDRs" not in got:
+        got["podCIDRs"] = [single]
+    body.update(got)
+
+
+def _node_status(r: _Reader, node: Node, body: dict) -> None:
+    pairs = r.pairs(node)
+    resources = {}
+    for source in ("capacity", "allocatable"):  # allocatable wins where both are given
+        value = pairs.get(source, (None, None))[1]
+        if value is None:
+            continue
+        for key, (_, v) in r.pairs(value).items():
+            if key in ("cpu", "memory"):
+                q = r.quantity(v, f"status.{source}.{key}")
+                if q is not SKIP:
+                    resources[key] = q
+            elif key == "pods":
+                q = r.quantity(v, f"status.{source}.pods")
+                if q is not SKIP:
+                    resources["pods"] = int(q)
+    body.update(resources)
+
+
+def _node_finish(r: _Reader, doc: Node, obj: dict, body: dict):
+    missing = [k for k in ("cpu", "memory") if k not in body]
+    if missing:
+        r.error(doc, f"node {obj['name']} gives no {' or '.join(missing)}", code=E_MISSING,
+                hint="set status.allocatable (or status.capacity) cpu and memory: they are what the "
+                     "scheduler fits pods into")
+        return SKIP
+    if CONTROL_PLANE_LABEL in obj.get("labels", {}):
+        body["controlPlane"] = True
+    return None
+
+
+def _hpa_spec(r: _Reader, node: Node, body: dict, obj: dict) -> None:
+    def target_ref(n, p):
+        got = r.fields(n, p, {"kind": r.string, "name": r.string}, silent=("apiVersion",))
+        if got is SKIP:
+            return SKIP
+        if got.get("kind", "Deployment") != "Deployment":
+            r.warn(n, f"Konverge scales Deployments only, not {got['kind']}")
+        return got.get("name", SKIP)
+
+    def metric(n, p):
+        got = r.fields(n, p, {"type": r.string, "resource": lambda m, q: r.fields(m, q, {
+            "name": r.string,
+            "target": lambda t, s: r.fields(t, s, {"type": r.string, "averageUtilization": r.integer}),
+        })})
+        if got is SKIP:
+            return SKIP
+        resource = got.get("resource", {})
+        if got.get("type", "Resource") != "Resource" or resource.get("name") != "cpu" \
+                or "averageUtilization" not in resource.get("target", {}):
+            r.warn(n, "only a cpu Resource metric with averageUtilization is modelled; this metric is ignored")
+            return SKIP
+        return resource["target"]["averageUtilization"]
+
+    got = r.fields(node, "spec", {
+        "scaleTargetRef": target_ref, "minReplicas": r.integer, "maxReplicas": r.integer,
+        "metrics": lambda n, p: r.list_of(n, p, metric),
+        "targetCPUUtilizationPercentage": r.integer,  # autoscaling/v1
+    })
+    if got is SKIP:
+        return
+    if "scaleTargetRef" in got:
+        body["target"] = got["scaleTargetRef"]
+    for key in ("minReplicas", "maxReplicas"):
+        if key in got:
+            body[key] = got[key]
+    cpu = got.get("metrics") or ([got["targetCPUUtilizationPercentage"]]
+                                 if "targetCPUUtilizationPercentage" in got else [])
+    if cpu:
+        body["targetCPUUtilization"] = cpu[0]
+
+
+def _hpa_finish(r: _Reader, doc: Node, obj: dict, body: dict):
+    for key, what in (("target", "spec.scaleTargetRef.name"), ("maxReplicas", "spec.maxReplicas")):
+        if key not in body:
+            r.error(doc, f"HorizontalPodAutoscaler {obj['name']} has no `{what}`", code=E_MISSING)
+            return SKIP
+    return None
+
+
+def _selector_default(r: _Reader, doc: Node, obj: dict, body: dict):
+    if "template" not in body:
+        r.error(doc, f"{obj['kind']} {obj['name']} has no `spec.template`", code=E_MISSING)
+        return SKIP
+    if obj["kind"] == "ReplicaSet" and not body.get("selector"):
+        body["selector"] = dict(body["template"].get("labels", {}))
+    return None
+
+
+_KINDS: dict[str, _Kind] = {
+    "Namespace": _Kind(_no_spec("Namespace")),
+    "ServiceAccount": _Kind(_no_spec("ServiceAccount")),
+    "Node": _Kind(_node_spec, _node_status, _node_finish),
+    "Pod": _Kind(_pod_spec),
+    "ReplicaSet": _Kind(_workload("ReplicaSet"), finish=_selector_default),
+    "Deployment": _Kind(_workload("Deployment"), finish=_selector_default),
+    "Service": _Kind(_service_spec),
+    "HorizontalPodAutoscaler": _Kind(_hpa_spec, finish=_hpa_finish),
+}
+SUPPORTED_KINDS = tuple(sorted(_KINDS))
+
+__all__ = ["Manifests", "SUPPORTED_KINDS", "is_manifest", "load_manifests", "loads", "parse_quantity"]

@@ -1,0 +1,391 @@
+"""kubectl-like `get` tables and `describe`, over a set of objects.
+
+The objects come from a reconcile run in memory or from a store's data
+directory; either way this module sees a list of object dicts (and, for
+`describe`, the engine's write trace when there is one). Tables have kubectl's
+columns for the kinds people look at most — pods, nodes, services,
+deployments, replica sets, endpoints, HPAs, namespaces, events, routes — and
+fall back to the generic table of engine.show for the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+
+from ..check import KindInfo, Program
+from ..errors import Diagnostic, KonvergeError
+from ..names import closest
+from ..show import display, table as generic_table
+from ..types import ListT, MapT, OptT, RecordT, Type
+from ..values import format_duration, format_quantity
+
+META = ("kind", "name", "namespace", "resourceVersion", "createdRevision", "managedBy")
+SHORT_NAMES = {
+    "po": "Pod", "no": "Node", "svc": "Service", "deploy": "Deployment", "rs": "ReplicaSet",
+    "ep": "Endpoints", "ns": "Namespace", "sa": "ServiceAccount", "hpa": "HorizontalPodAutoscaler",
+    "ev": "Event",
+}
+ROLE_PREFIX = "node-role.kubernetes.io/"
+
+
+def resolve_kind(program: Program, word: str) -> KindInfo:
+    """The kind a user means by `pod`, `Pod`, `pods` or `po`; an error with a guess if none."""
+    low = word.lower()
+    names = {k.lower(): k for k in program.kinds}
+    for candidate in (low, SHORT_NAMES.get(low, "").lower(), low[:-1] if low.endswith("s") else "",
+                      low[:-2] if low.endswith("es") else "", low[:-3] + "y" if low.endswith("ies") else ""):
+        if candidate and candidate in names:
+            return program.kinds[names[candidate]]
+    guess = closest(low, sorted(names))
+    raise KonvergeError(Diagnostic("E202", f'the server doesn\'t have a resource type "{word}"',
+                                   hint=f"did you mean `{guess}`?" if guess else
+                                   "known kinds: " + ", ".join(sorted(names))))
+
+
+def split_ref(ref: str) -> tuple[str, str | None]:
+    """`pod/web-1` → ("pod", "web-1"); `pods` → ("pods", None)."""
+    kind, _, name = ref.partition("/")
+    return kind, name or None
+
+
+def select(program: Program, objects: Iterable[dict], kind: str, name: str | None = None, *,
+           namespace: str | None = None, all_namespaces: bool = False) -> tuple[KindInfo, list[dict], str | None]:
+    """The objects `get KIND [NAME]` shows, sorted by namespace and name, and the namespace
+    looked in (None: all, or a cluster-scoped kind). A NAME that is not there is an error."""
+    info = resolve_kind(program, kind)
+    ns = None if info.cluster or (all_namespaces and name is None) else (namespace or "default")
+    chosen = [o for o in objects if o["kind"] == info.name and (ns is None or o.get("namespace") == ns)
+              and (name is None or o["name"] == name)]
+    chosen.sort(key=lambda o: (o.get("namespace") or "", o["name"]))
+    if name is not None and not chosen:
+        where = f' in namespace "{ns}"' if ns else ""
+        raise KonvergeError(Diagnostic("E202", f'{resource(info)} "{name}" not found{where}'), exit_code=1)
+    return info, chosen, ns
+
+
+def resource(info: KindInfo) -> str:
+    low = info.name.lower()
+    return low[:-1] + "ies" if low.endswith("y") else low if low.endswith("s") else low + "s"
+
+
+# ---- get ---------------------------------------------------------------------------------
+
+
+def get_text(program: Program, info: KindInfo, chosen: list[dict], world: list[dict], *, single: bool,
+             ns: str | None, output: str | None = None) -> str:
+    """The text `konverge get` prints: a table, or -o wide|json|yaml|name."""
+    if output in ("json", "yaml"):
+        shown = [display(program, info, o) for o in chosen]
+        data = shown[0] if single else {"kind": "List", "items": shown}
+        if output == "json":
+            return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        import yaml
+
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    if output == "name":
+        return "".join(f"{info.name.lower()}/{o['name']}\n" for o in chosen)
+    if not chosen:
+        where = "" if info.cluster or ns is None else f" in {ns} namespace"
+        return f"No resources found{where}.\n"
+    with_namespace = ns is None and not info.cluster
+    columns = TABLES.get(info.name)
+    if columns is None:
+        shown = [display(program, info, o) for o in chosen]
+        return generic_table(program, info, shown, with_namespace=with_namespace, wide=output == "wide")
+    headers, row = columns(world, output == "wide")
+    rows = [([o["namespace"]] if with_namespace else []) + [o["name"]] + row(o) for o in chosen]
+    return render_table((["NAMESPACE"] if with_namespace else []) + ["NAME"] + headers, rows)
+
+
+def render_table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+    return "".join("   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n" for r in [headers, *rows])
+
+
+def _none(v) -> str:
+    return "<none>" if v is None or v == "" or v == [] or v == {} else str(v)
+
+
+def _labels(m: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(m.items())) or "<none>"
+
+
+def pod_status(p: dict) -> str:
+    """kubectl's STATUS column: the phase, or the reason that says more."""
+    if p.get("deleting"):
+        return "Terminating"
+    if p.get("phase") in ("Failed", "Succeeded") and p.get("reason"):
+        return p["reason"]
+    if p.get("phase") == "Succeeded":
+        return "Completed"
+    for c in p.get("containers", []):
+        if c.get("state") == "Waiting" and c.get("backoffUntil") is not None:
+            return "CrashLoopBackOff"
+    return p.get("phase") or "Unknown"
+
+
+def node_status(n: dict) -> str:
+    status = "Ready" if n.get("ready") else "NotReady"
+    return status + (",SchedulingDisabled" if n.get("unschedulable") else "")
+
+
+def node_roles(n: dict) -> str:
+    roles = sorted(k[len(ROLE_PREFIX):] for k in n.get("labels", {}) if k.startswith(ROLE_PREFIX))
+    if n.get("controlPlane") and "control-plane" not in roles:
+        roles.insert(0, "control-plane")
+    return ",".join(roles) or "<none>"
+
+
+def _pod_columns(world, wide):
+    headers = ["READY", "STATUS", "RESTARTS", "NODE", "IP"] + (["NOMINATED NODE", "READINESS GATES"] if wide else [])
+
+    def row(p):
+        containers = p.get("containers", [])
+        ready = len(containers) if p.get("ready") else 0
+        cells = [f"{ready}/{len(containers)}", pod_status(p), str(sum(c.get("restarts", 0) for c in containers)),
+                 _none(p.get("node")), _none(p.get("ip"))]
+        return cells + (["<none>", "<none>"] if wide else [])
+    return headers, row
+
+
+def _node_columns(world, wide):
+    headers = ["STATUS", "ROLES"] + (["CPU", "MEMORY", "PODS", "POD-CIDRS", "TAINTS"] if wide else [])
+
+    def row(n):
+        cells = [node_status(n), node_roles(n)]
+        if wide:
+            taints = [f"{t['key']}{'=' + t['value'] if t.get('value') else ''}:{t['effect']}"
+                      for t in n.get("taints", [])]
+            cells += [format_quantity(n.get("cpu", 0)), format_quantity(n.get("memory", 0)), str(n.get("pods", "")),
+                      ",".join(n.get("podCIDRs", [])) or "<none>", ",".join(taints) or "<none>"]
+        return cells
+    return headers, row
+
+
+def _service_columns(world, wide):
+    headers = ["TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"] + (["SELECTOR"] if wide else [])
+
+    def row(s):
+        ports = ",".join(f"{p['port']}{':' + str(p['nodePort']) if p.get('nodePort') else ''}/{p.get('protocol', 'TCP')}"
+                         for p in s.get("ports", []))
+        cells = [s.get("type", "ClusterIP"), _none(s.get("clusterIP")), "<none>", ports or "<none>"]
+        return cells + ([_labels(s.get("selector", {}))] if wide else [])
+    return headers, row
+
+
+def _owned(world: list[dict], kind: str, namespace, owner_kind: str, owner: str) -> list[dict]:
+    return [o for o in world if o["kind"] == kind and o.get("namespace") == namespace
+            and (o.get("owner") or {}).get("kind") == owner_kind and (o.get("owner") or {}).get("name") == owner]
+
+
+def _live(pods: list[dict]) -> list[dict]:
+    return [p for p in pods if not p.get("deleting") and p.get("phase") not in ("Succeeded", "Failed")]
+
+
+def _images(template: dict) -> tuple[str, str]:
+    containers = template.get("containers", [])
+    return ",".join(c["name"] for c in containers) or "<none>", ",".join(c["image"] for c in containers) or "<none>"
+
+
+def _deployment_columns(world, wide):
+    headers = ["READY", "UP-TO-DATE", "AVAILABLE"] + (["CONTAINERS", "IMAGES", "SELECTOR"] if wide else [])
+
+    def row(d):
+        sets = _owned(world, "ReplicaSet", d["namespace"], "Deployment", d["name"])
+        pods = [p for rs in sets for p in _live(_owned(world, "Pod", d["namespace"], "ReplicaSet", rs["name"]))]
+        current = {rs["name"] for rs in sets if rs.get("revision") == d.get("revision")}
+        ready = sum(1 for p in pods if p.get("ready"))
+        cells = [f"{ready}/{d.get('replicas', 0)}",
+                 str(sum(1 for p in pods if p["owner"]["name"] in current)), str(ready)]
+        if wide:
+            cells += [*_images(d.get("template", {})),
+                      _labels(d.get("selector") or d.get("template", {}).get("labels", {}))]
+        return cells
+    return headers, row
+
+
+def _replicaset_columns(world, wide):
+    headers = ["DESIRED", "CURRENT", "READY"] + (["CONTAINERS", "IMAGES", "SELECTOR"] if wide else [])
+
+    def row(rs):
+        pods = _live(_owned(world, "Pod", rs["namespace"], "ReplicaSet", rs["name"]))
+        cells = [str(rs.get("replicas", 0)), str(len(pods)), str(sum(1 for p in pods if p.get("ready")))]
+        if wide:
+            cells += [*_images(rs.get("template", {})), _labels(rs.get("selector", {}))]
+        return cells
+    return headers, row
+
+
+def _endpoints_columns(world, wide):
+    def row(e):
+        addresses = [f"{a['ip']}:{a['port']}" for a in e.get("addresses", [])]
+        if not addresses:
+            return ["<none>"]
+        if len(addresses) > 3 and not wide:
+            return [",".join(addresses[:3]) + f" + {len(addresses) - 3} more..."]
+        return [",".join(addresses)]
+    return ["ENDPOINTS"], row
+
+
+def _hpa_columns(world, wide):
+    def row(h):
+        current = h.get("currentCPUUtilization")
+        target = next((o for o in world if o["kind"] == "Deployment" and o.get("namespace") == h.get("namespace")
+                       and o["name"] == h.get("target")), None)
+        return [f"Deployment/{h.get('target')}",
+                f"cpu: {'<unknown>' if current is None else str(current) + '%'}/{h.get('targetCPUUtilization')}%",
+                str(h.get("minReplicas")), str(h.get("maxReplicas")),
+                str(target.get("replicas")) if target else "<unknown>"]
+    return ["REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS"], row
+
+
+def _namespace_columns(world, wide):
+    return ["STATUS"], lambda n: [n.get("phase", "Active")]
+
+
+def _event_columns(world, wide):
+    def row(e):
+        return [format_duration(e.get("at", 0)), e.get("type", ""), e.get("reason", ""), e.get("object", ""),
+                e.get("message", "")]
+    return ["AT", "TYPE", "REASON", "OBJECT", "MESSAGE"], row
+
+
+def _route_columns(world, wide):
+    def row(r):
+        return [r.get("node", ""), r.get("service", ""), f"{r.get('clusterIP')}:{r.get('port')}/{r.get('protocol')}",
+                r.get("action", ""), str(len(r.get("backends", [])))]
+    return ["NODE", "SERVICE", "DESTINATION", "ACTION", "BACKENDS"], row
+
+
+TABLES: dict[str, Callable] = {
+    "Pod": _pod_columns, "Node": _node_columns, "Service": _service_columns, "Deployment": _deployment_columns,
+    "ReplicaSet": _replicaset_columns, "Endpoints": _endpoints_columns, "HorizontalPodAutoscaler": _hpa_columns,
+    "Namespace": _namespace_columns, "Event": _event_columns, "Route": _route_columns,
+}
+
+
+# ---- describe ----------------------------------------------------------------------------
+
+
+def object_ref(obj: dict) -> str:
+    """How an Event's `object` names an object: Kind/namespace/name (Kind/name when cluster-scoped)."""
+    ns = obj.get("namespace")
+    return f"{obj['kind']}/{ns}/{obj['name']}" if ns else f"{obj['kind']}/{obj['name']}"
+
+
+def events_for(obj: dict, world: Iterable[dict]) -> list[dict]:
+    names = {object_ref(obj), f"{obj['kind']}/{obj.get('namespace') or ''}/{obj['name']}"}
+    found = [e for e in world if e["kind"] == "Event" and e.get("object") in names]
+    return sorted(found, key=lambda e: (e.get("at", 0), e["name"]))
+
+
+def history_for(obj: dict, trace) -> list:
+    return [w for w in trace if w.kind == obj["kind"] and (w.namespace or None) == (obj.get("namespace") or None)
+            and w.name == obj["name"]]
+
+
+def describe(program: Program, info: KindInfo, obj: dict, world: Iterable[dict], trace=None) -> str:
+    """kubectl describe: the object's fields, its Events and the engine's writes to it."""
+    shown = display(program, info, obj)
+    lines: list[str] = []
+    head = [("Name", obj["name"])]
+    if obj.get("namespace") is not None:
+        head.append(("Namespace", obj["namespace"]))
+    head.append(("Kind", obj["kind"]))
+    width = 2 + max(len(_title(f)) for f in ["Namespace", "Revisions", *(k for k in shown if k not in META)])
+    for key, value in head:
+        lines.append(f"{key + ':':<{width}} {value}".rstrip())
+    for f in info.fields.values():
+        if f.name in shown:
+            lines.extend(_field(program, _title(f.name), f.type, shown[f.name], 0, width))
+    revisions = [f"created at revision {obj['createdRevision']}" if obj.get("createdRevision") else None,
+                 f"last written at revision {obj['resourceVersion']}" if obj.get("resourceVersion") else None]
+    if obj.get("managedBy"):
+        revisions.append(f"ensured by {obj['managedBy']}")
+    if any(revisions):
+        lines.append(f"{'Revisions:':<{width}} {', '.join(r for r in revisions if r)}")
+    events = events_for(obj, world)
+    if not events:
+        lines.append(f"{'Events:':<{width}} <none>")
+    else:
+        lines.append("Events:")
+        rows = [[e.get("type", ""), e.get("reason", ""), format_duration(e.get("at", 0)),
+                 (e.get("managedBy") or "").split("/")[0] or "<unknown>", e.get("message", "")] for e in events]
+        lines.extend("  " + line for line in render_table(["Type", "Reason", "At", "From", "Message"],
+                                                          [["----", "------", "--", "----", "-------"], *rows])
+                     .splitlines())
+    if trace is None:
+        lines.append(f"{'History:':<{width}} <not recorded>")
+    else:
+        writes = history_for(obj, trace)
+        if not writes:
+            lines.append(f"{'History:':<{width}} <none>")
+        else:
+            lines.append("History:")
+            rows = [[str(w.revision), format_duration(w.clock),
+                     w.actor + (f"/{w.rule}" if w.rule else ""), w.verb, w.message or ""] for w in writes]
+            lines.extend("  " + line for line in render_table(
+                ["Revision", "Clock", "Actor/Rule", "Verb", "Message"],
+                [["--------", "-----", "----------", "----", "-------"], *rows]).splitlines())
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+TITLES = {"ip": "IP", "cpu": "CPU", "clusterIP": "Cluster IP"}
+
+
+def _title(field: str) -> str:
+    if field in TITLES:
+        return TITLES[field]
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", field)
+    return words[:1].upper() + words[1:]
+
+
+def _scalar(v) -> str:
+    if v is None:
+        return "<none>"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def _field(program: Program, title: str, t: Type, value, indent: int, width: int) -> list[str]:
+    """One field as kubectl describe prints it: by its declared type."""
+    t = t.inner if isinstance(t, OptT) else t
+    label = f"{' ' * indent}{title}:"
+    if isinstance(value, dict | list) and not value:
+        return [f"{label:<{width}} <none>"]
+    if isinstance(t, MapT) and isinstance(value, dict):
+        items = [f"{k}={_scalar(v)}" for k, v in sorted(value.items())]
+        return [f"{label:<{width}} {items[0]}"] + [f"{'':<{width}} {i}" for i in items[1:]]
+    if isinstance(t, RecordT) and isinstance(value, dict) and t.name in program.records:
+        return [label, *_record(program, program.records[t.name].fields, value, indent + 2)]
+    if isinstance(t, ListT) and isinstance(value, list):
+        elem = t.elem.inner if isinstance(t.elem, OptT) else t.elem
+        if not (isinstance(elem, RecordT) and elem.name in program.records):
+            return [f"{label:<{width}} {', '.join(_scalar(v) for v in value)}"]
+        fields = program.records[elem.name].fields
+        out = [label]
+        for item in value:
+            named = "name" in fields and item.get("name")
+            out.append(f"{' ' * (indent + 2)}{item['name']}:" if named else f"{' ' * (indent + 2)}-")
+            out.extend(_record(program, {k: f for k, f in fields.items() if not named or k != "name"}, item,
+                               indent + 4))
+        return out
+    return [f"{label:<{width}} {_scalar(value)}"]
+
+
+def _record(program: Program, fields: dict, value: dict, indent: int) -> list[str]:
+    present = [f for f in fields.values() if f.name in value]
+    if not present:
+        return []
+    width = indent + max(len(_title(f.name)) for f in present) + 1
+    out = []
+    for f in present:
+        out.extend(_field(program, _title(f.name), f.type, value[f.name], indent, width))
+    return out
+
+
+__all__ = ["describe", "events_for", "get_text", "history_for", "node_roles", "pod_status", "render_table",
+           "resolve_kind", "select", "split_ref"]

@@ -1,0 +1,434 @@
+"""kubectl-like views over a reconciled cluster: explain, why-pending, trace, route.
+
+The Kubernetes edge of `engine.explain`: these know pods, the scheduler's
+`bind` rule, the kube-proxy's Route table and the components of the pod
+creation sequence; the generic machinery (the trace, re-evaluating a rule's
+clauses, a pick's candidates) lives in the core. Each view takes spec files
+(reconciled in memory, optionally through a scenario) or a persisted store's
+data directory (read-only), and returns the text it prints.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+from fractions import Fraction
+
+from ..check import Program
+from ..errors import Diagnostic, KonvergeError
+from ..explain import (State, explain, instance_why, load_state, render_explanation, render_instance, short,
+                       state_of, why_not)
+from ..fixpoint import Write, key_text, object_key
+from ..names import closest
+from ..values import format_duration
+
+SCHEDULER_RULE = "scheduler/bind"
+
+# The component of the pod creation sequence each controller plays, as the
+# Kubernetes documentation names them.
+COMPONENTS = {
+    "spec": "kubectl → API server → store",
+    "scenario": "scenario (a user or a fault)",
+    "defaulting": "API server (admission defaults)",
+    "deployment": "controller-manager: deployment",
+    "replicaset": "controller-manager: replicaset",
+    "scheduler": "scheduler",
+    "calico_ipam": "CNI (Calico IPAM)",
+    "endpoints": "controller-manager: endpoints",
+    "kube_proxy": "kube-proxy",
+    "node_lifecycle": "controller-manager: node lifecycle",
+    "garbage_collector": "controller-manager: garbage collector",
+    "pod_gc": "controller-manager: pod GC",
+}
+
+# What each kubelet rule stands for: the kubelet drives the runtime and reports status.
+KUBELET_STEPS = {
+    "start_containers": "kubelet → runtime (sandbox, containers start)",
+    "ready": "kubelet: status (Ready)",
+    "not_ready": "kubelet: status (not Ready)",
+    "reject_out_of_resources": "kubelet: admission (OutOf…)",
+    "crash": "runtime: container exited",
+    "restart": "kubelet → runtime (restart)",
+    "finish": "kubelet: status (finished)",
+    "remove_terminating": "kubelet → runtime (stop)",
+}
+
+
+def component(w: Write) -> str:
+    if w.actor == "kubelet":
+        return KUBELET_STEPS.get(w.rule or "", "kubelet")
+    return COMPONENTS.get(w.actor, w.actor)
+
+
+# ---- where the state comes from ----------------------------------------------------------------
+
+
+def load(files: list[str], *, scenario: str | None = None, data_dir: str | None = None,
+         std: bool = True) -> tuple[Program, State]:
+    """The program and the state a view looks at: the specs reconciled in memory, or a data
+    directory read as it is (the specs, if any, then only declare the rules)."""
+    from ..check import load_program
+    from ..show import standard_program
+
+    if data_dir is not None:
+        if scenario:
+            raise KonvergeError(Diagnostic("E220", "--scenario needs spec files, not --data-dir",
+                                           hint="a data directory is shown as it is"), exit_code=2)
+        program = load_program(files, std=std) if files else standard_program()
+        return program, load_state(data_dir)
+    if not files:
+        raise KonvergeError(Diagnostic("E220", "give spec files or --data-dir DIR",
+                                       hint="e.g. konverge route web specs/demo.konv"), exit_code=2)
+    from ..fixpoint import reconcile
+
+    program = load_program(files, std=std)
+    chosen = None
+    if scenario:
+        chosen = program.scenarios.get(scenario)
+        if chosen is None:
+            guess = closest(scenario, program.scenarios)
+            raise KonvergeError(Diagnostic(
+                "E060", f'no scenario named "{scenario}"', file=", ".join(files),
+                hint=f'did you mean "{guess}"?' if guess else
+                "declared: " + (", ".join(f'"{n}"' for n in program.scenarios) or "none")))
+    return program, state_of(reconcile(program, scenario=chosen))
+
+
+def _missing(what: str, name: str, known: list[str], hint_none: str) -> KonvergeError:
+    guess = closest(name, known)
+    if guess is None:
+        prefixed = sorted(k for k in known if k.startswith(name))
+        if len(prefixed) == 1:
+            guess = prefixed[0]
+    hint = f"did you mean `{guess}`?" if guess else (
+        f"known: {', '.join(sorted(known)[:8])}" + (", …" if len(known) > 8 else "") if known else hint_none)
+    return KonvergeError(Diagnostic("E221", f"there is no {what} `{name}`", hint=hint))
+
+
+def find(state: State, kind: str, namespace: str | None, name: str, what: str) -> dict:
+    objs = [o for o in state.of_kind(kind) if o.get("namespace") == namespace]
+    for o in objs:
+        if o["name"] == name:
+            return o
+    # A unique prefix is enough: pod names end in generated suffixes.
+    prefixed = [o for o in objs if o["name"].startswith(name)]
+    if len(prefixed) == 1:
+        return prefixed[0]
+    where = f" in namespace {namespace}" if namespace else ""
+    raise _missing(f"{what}{where}", name, [o["name"] for o in objs], f"there are no {what}s{where}")
+
+
+def _clock(c) -> str:
+    return format_duration(c) if c else "0s"
+
+
+def _table(headers: list[str], rows: list[list[str]], indent: str = "") -> list[str]:
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+    return [(indent + "  ".join(c.ljust(w) for c, w in zip(r, widths))).rstrip() for r in [headers, *rows]]
+
+
+# ---- explain ------------------------------------------------------------------------------------
+
+
+def explain_view(program: Program, state: State, target: str, namespace: str | None = None) -> str:
+    """`konverge explain KIND/NAME`."""
+    kind_text, sep, name = target.partition("/")
+    if not sep or not name:
+        raise KonvergeError(Diagnostic("E222", f"`{target}` is not KIND/NAME", hint="e.g. endpoints/web"),
+                            exit_code=2)
+    info = program.kind(kind_text) or program.kind(kind_text + "s") or program.kind(kind_text.rstrip("s"))
+    if info is None:
+        raise _missing("kind", kind_text, list(program.kinds), "")
+    ns = None if info.cluster else (namespace or "default")
+    x = explain(program, state, info.name, ns, name)
+    text = render_explanation(x)
+    if x.instances and any(not i.applies for i in x.instances):
+        text += ("\n(a rule instance that set a field usually no longer holds: its condition tested that "
+                 "field, and the write made it false — that is the fixed point)\n")
+    return text
+
+
+# ---- why-pending --------------------------------------------------------------------------------
+
+
+def why_pending(program: Program, state: State, pod: str, namespace: str | None = None) -> str:
+    """`konverge why-pending POD`: the scheduler's verdict for a Pending pod."""
+    p = find(state, "Pod", namespace or "default", pod, "pod")
+    ident = f"{p['namespace']}/{p['name']}"
+    if p.get("node") or p.get("phase") != "Pending":
+        where = f" on node {p['node']}" if p.get("node") else ""
+        raise KonvergeError(Diagnostic("E223", f"pod {ident} is not pending: it is {p.get('phase')}{where}",
+                                       hint=f"konverge explain pod/{p['name']} shows why it is as it is"))
+    lines = [f"Pod {ident} is Pending" + (f": {p['reason']}" if p.get("reason") else "")]
+    if p.get("message"):
+        lines.append(f"  {p['message']}")
+    elif not p.get("reason"):
+        lines.append("  the scheduler has not written a verdict (is the pod's schedulerName served?)")
+    controller, _, rule = SCHEDULER_RULE.partition("/")
+    if controller not in program.controllers or not any(r.name == rule for r in program.controllers[controller].rules):
+        lines.append(f"  (no `{SCHEDULER_RULE}` rule in this program: no per-node verdict)")
+        return "\n".join(lines) + "\n"
+    w = why_not(program, state, SCHEDULER_RULE, p)
+    reasons = program.defs.get("reasons")
+    from ..eval import Evaluator
+    from ..explain import _World
+
+    ev = Evaluator(program, _World(state))
+    rows = []
+    nodes = {o["name"]: o for o in state.of_kind("Node")}
+    for v in w.verdicts:
+        detail = ""
+        if reasons is not None and len(reasons.params) == 2 and v.name in nodes:
+            got = ev.eval(reasons.body, {reasons.params[0].name: p, reasons.params[1].name: nodes[v.name]})
+            detail = ", ".join(str(x) for x in got or [])
+        rows.append([v.name, "fits" if v.failed is None else v.failed, detail or ("-" if v.failed else "")])
+    pick = program.controllers[controller]
+    rule_ast = next(r for r in pick.rules if r.name == rule)
+    from ..explain import Sources
+
+    where = f" where {Sources().text(rule_ast.pick.where)}" if rule_ast.pick and rule_ast.pick.where else ""
+    lines.append("")
+    lines.append(f"{SCHEDULER_RULE} picks a node{where}:")
+    lines.append(f"  {w.message}")
+    lines.extend(_table(["NODE", "FAILED", "REASON" if reasons is None else "REASON (reasons(p, n))"], rows, "  "))
+    if not w.applies:
+        lines.append("")
+        lines.append(f"  note: {SCHEDULER_RULE} does not apply to this pod now:")
+        lines.extend(render_instance(instance_why(program, state, w.instance) or _no_instance(w), "    "))
+    return "\n".join(lines) + "\n"
+
+
+def _no_instance(w):
+    from ..explain import InstanceWhy
+
+    return InstanceWhy(w.instance, w.rule, "", True, w.applies, w.conditions)
+
+
+# ---- trace --------------------------------------------------------------------------------------
+
+
+def trace_view(program: Program, state: State, pod: str | None = None, namespace: str | None = None) -> str:
+    """`konverge trace [--pod NAME]`."""
+    if pod is None:
+        rows = [[str(w.revision), _clock(w.clock), w.actor if not w.rule else f"{w.actor}/{w.rule}", w.verb,
+                 key_text(object_key(w.kind, w.namespace, w.name)), w.message] for w in state.trace]
+        return "\n".join(_table(["REVISION", "CLOCK", "BY", "VERB", "OBJECT", "MESSAGE"], rows)) + "\n"
+    ns = namespace or "default"
+    writes = pod_writes(state, pod, ns)
+    rows = [[str(w.revision), _clock(w.clock), component(w),
+             w.verb if not w.rule or w.actor in ("spec",) else f"{w.verb} ({w.rule})",
+             key_text(object_key(w.kind, w.namespace, w.name))] for w in writes]
+    head = f"Pod {ns}/{_pod_name(state, pod, ns)}: {len(writes)} writes, in revision order"
+    return head + "\n" + "\n".join(_table(["REVISION", "CLOCK", "COMPONENT", "ACTION", "OBJECT"], rows)) + "\n"
+
+
+def _pod_name(state: State, pod: str, ns: str) -> str:
+    names = {w.name for w in state.trace if w.kind == "Pod" and w.namespace == ns}
+    names |= {o["name"] for o in state.of_kind("Pod") if o.get("namespace") == ns}
+    if pod in names:
+        return pod
+    prefixed = sorted(n for n in names if n.startswith(pod))
+    if len(prefixed) == 1:
+        return prefixed[0]
+    raise _missing(f"pod in namespace {ns}", pod, sorted(names), f"there are no pods in namespace {ns}")
+
+
+def pod_writes(state: State, pod: str, ns: str) -> list[Write]:
+    """The writes of the pod creation sequence: to the pod, its owners up to its creation, the
+    IP block its address came from, and the endpoints and routes that reacted to it."""
+    name = _pod_name(state, pod, ns)
+    key = ("Pod", ns, name)
+    mine = [w for w in state.trace if object_key(w.kind, w.namespace, w.name) == key]
+    obj = state.get(key)
+    created = min((w.revision for w in mine if w.verb == "create"), default=0)
+    picked: dict[int, Write] = {id(w): w for w in mine}
+    # Owners, as far as the pod's creation: the deployment made the set that made the pod.
+    owners = []
+    owner = (obj or {}).get("owner")
+    seen_owner = set()
+    while isinstance(owner, dict) and owner.get("kind") and (owner["kind"], owner.get("name")) not in seen_owner:
+        seen_owner.add((owner["kind"], owner.get("name")))
+        okey = (owner["kind"], ns, owner["name"])
+        owners.append(okey)
+        owner = (state.get(okey) or {}).get("owner")
+    for w in state.trace:
+        if object_key(w.kind, w.namespace, w.name) in owners and w.revision <= created:
+            picked[id(w)] = w
+    # The IP block holding the pod's address.
+    ip = (obj or {}).get("ip")
+    if ip:
+        for b in state.of_kind("IPBlock"):
+            try:
+                inside = ipaddress.ip_address(ip) in ipaddress.ip_network(b["cidr"], strict=False)
+            except (KeyError, ValueError, TypeError):
+                inside = False
+            if inside:
+                for w in state.trace:
+                    if w.kind == "IPBlock" and w.name == b["name"] and w.verb == "create":
+                        picked[id(w)] = w
+    # Endpoints listing the pod: each write that followed a write to the pod.
+    # (Only from the pod's address on: before it, no endpoints can list the pod.)
+    addressed = min((w.revision for w in mine if w.actor == "calico_ipam"), default=0)
+    pod_revs = sorted(w.revision for w in mine if w.verb != "refused" and w.revision >= addressed)
+    reacted = []
+    for e in state.of_kind("Endpoints"):
+        if e.get("namespace") != ns:
+            continue
+        listed = any(a.get("pod") == name for a in (e.get("addresses") or []) + (e.get("notReadyAddresses") or []))
+        if not listed:
+            continue
+        ekey = object_key("Endpoints", ns, e["name"])
+        ewrites = [w for w in state.trace if object_key(w.kind, w.namespace, w.name) == ekey]
+        for i, r in enumerate(pod_revs):
+            nxt = pod_revs[i + 1] if i + 1 < len(pod_revs) else None
+            follow = next((w for w in ewrites if w.revision > r and (nxt is None or w.revision < nxt)), None)
+            if follow is not None:
+                picked[id(follow)] = follow
+                reacted.append((e["namespace"] + "/" + e["name"], follow.revision))
+    # Routes for those services: the proxy's first write after the endpoints changed, on each node.
+    for service, rev in sorted({(s, max(r for s2, r in reacted if s2 == s)) for s, _ in reacted}):
+        for route in state.of_kind("Route"):
+            if route.get("service") != service:
+                continue
+            rkey = object_key("Route", route.get("namespace"), route["name"])
+            rwrites = [w for w in state.trace if object_key(w.kind, w.namespace, w.name) == rkey]
+            follow = next((w for w in rwrites if w.revision > rev), rwrites[-1] if rwrites else None)
+            if follow is not None:
+                picked[id(follow)] = follow
+    return sorted(picked.values(), key=lambda w: (w.revision, w.step))
+
+
+# ---- route --------------------------------------------------------------------------------------
+
+
+def shares(probabilities: list[float]) -> list[float]:
+    """Each endpoint's effective share: endpoint i is taken with probability p_i among those
+    left, so its share is p_i times the chance that none before it was taken."""
+    left = Fraction(1)
+    out = []
+    for p in probabilities:
+        p = Fraction(p).limit_denominator(10_000)
+        out.append(float(left * p))
+        left *= 1 - p
+    return out
+
+
+def route_view(program: Program, state: State, target: str, *, from_node: str | None = None,
+               namespace: str | None = None) -> str:
+    """`konverge route SERVICE[:PORT] [--from NODE]`: where a request to the service goes."""
+    ns = namespace or "default"
+    name, _, port_text = target.partition(":")
+    svc = find(state, "Service", ns, name, "service")
+    nodes = sorted(o["name"] for o in state.of_kind("Node"))
+    if not nodes:
+        raise KonvergeError(Diagnostic("E224", "the cluster has no nodes, so no kube-proxy programs routes"))
+    node = from_node or nodes[0]
+    if node not in nodes:
+        raise _missing("node", node, nodes, "")
+    ident = f"{ns}/{svc['name']}"
+    routes = sorted((r for r in state.of_kind("Route") if r.get("service") == ident and r.get("node") == node),
+                    key=lambda r: (r.get("port") or 0, r.get("protocol") or ""))
+    if port_text:
+        ports = [str(r.get("port")) for r in routes] + [
+            str(sp.get("name")) for sp in svc.get("ports") or [] if sp.get("name")]
+        by_name = {sp.get("name"): sp.get("port") for sp in svc.get("ports") or []}
+        wanted = by_name.get(port_text, port_text)
+        routes = [r for r in routes if str(r.get("port")) == str(wanted)]
+        if not routes:
+            raise _missing(f"port on service {ident}", port_text, ports, "the service has no ports")
+    lines = [f"Service {ident}, seen from node {node} (kube-proxy, iptables mode)"]
+    if not routes:
+        why = "it has no cluster IP" if svc.get("clusterIP") is None else "kube-proxy has written no route for it"
+        lines.append(f"  no routes: {why}")
+        return "\n".join(lines) + "\n"
+    pods_by_ip = {}
+    for e in state.of_kind("Endpoints"):
+        if e.get("namespace") == ns and e["name"] == svc["name"]:
+            for a in e.get("addresses") or []:
+                pods_by_ip[(a.get("ip"), a.get("port"))] = a
+    for r in routes:
+        head = f"  {r.get('clusterIP')}:{r.get('port')}/{r.get('protocol')}"
+        if r.get("action") == "REJECT" or not r.get("backends"):
+            lines.append(f"{head} → REJECT (no ready endpoints)")
+            continue
+        backends = r.get("backends") or []
+        lines.append(f"{head} → {len(backends)} endpoint(s)")
+        rows = []
+        for b, share in zip(backends, shares([b.get("probability") or 0 for b in backends])):
+            a = pods_by_ip.get((b.get("ip"), b.get("port")), {})
+            rows.append([f"{b.get('ip')}:{b.get('port')}", f"{share * 100:.1f}%", f"{a.get('pod', '-')}",
+                         a.get("node") or "-"])
+        lines.extend(_table(["ENDPOINT", "SHARE", "POD", "NODE"], rows, "    "))
+        if r.get("sessionAffinity") == "ClientIP":
+            lines.append("    sessionAffinity ClientIP: a client stays with its first endpoint for 10800 s")
+    return "\n".join(lines) + "\n"
+
+
+# ---- the commands --------------------------------------------------------------------------------
+
+
+def _intermixed(p) -> None:
+    """Let options come after the spec files (`route web specs/demo.konv --from worker-2`, or
+    before them): argparse parses a subcommand with `parse_known_args`, which stops taking
+    positionals at the first option."""
+    plain = p.parse_known_args
+
+    def parse(args=None, namespace=None):
+        p.parse_known_args = plain  # the intermixed parse calls it, twice
+        try:
+            return p.parse_known_intermixed_args(args, namespace)
+        finally:
+            p.parse_known_args = parse
+
+    p.parse_known_args = parse
+
+
+def add_commands(sub) -> None:
+    """Register explain, why-pending, trace and route with the CLI's subparsers."""
+    def common(p):
+        _intermixed(p)
+        p.add_argument("files", nargs="*", metavar="SPEC", help="spec files, reconciled in memory")
+        p.add_argument("--scenario", metavar="NAME", help="play this scenario of the specs first")
+        p.add_argument("--data-dir", metavar="DIR", help="show a persisted store instead (read-only)")
+        p.add_argument("-n", "--namespace", help="the namespace (default: default)")
+        p.add_argument("--no-std", action="store_true", help="do not load the standard control plane in rules/")
+
+    e = sub.add_parser("explain", help="why an object is as it is: its writes and the rules behind them")
+    e.add_argument("target", metavar="KIND/NAME")
+    common(e)
+    e.set_defaults(run=lambda a: _run(a, lambda prog, st: explain_view(prog, st, a.target, a.namespace)))
+
+    w = sub.add_parser("why-pending", help="why a pod is Pending: the scheduler's verdict, node by node")
+    w.add_argument("pod", metavar="POD")
+    common(w)
+    w.set_defaults(run=lambda a: _run(a, lambda prog, st: why_pending(prog, st, a.pod, a.namespace)))
+
+    t = sub.add_parser("trace", help="the writes in order: all of them, or a pod's creation sequence")
+    t.add_argument("--pod", metavar="NAME", help="the writes of this pod's creation sequence")
+    common(t)
+    t.set_defaults(run=lambda a: _run(a, lambda prog, st: trace_view(prog, st, a.pod, a.namespace)))
+
+    r = sub.add_parser("route", help="where a request to a service goes, as kube-proxy routes it")
+    r.add_argument("service", metavar="SERVICE[:PORT]")
+    r.add_argument("--from", dest="from_node", metavar="NODE", help="the node it is seen from (default: the first)")
+    common(r)
+    r.set_defaults(run=lambda a: _run(a, lambda prog, st: route_view(prog, st, a.service, from_node=a.from_node,
+                                                                      namespace=a.namespace)))
+
+
+def _run(args, view) -> int:
+    program, state = load(args.files, scenario=args.scenario, data_dir=args.data_dir, std=not args.no_std)
+    try:
+        text = view(program, state)
+    except KonvergeError as e:  # say which cluster the view looked at
+        import attrs
+
+        source = args.data_dir or ", ".join(args.files)
+        e.diagnostics = [d if d.span is not None or d.file else attrs.evolve(d, file=source) for d in e.diagnostics]
+        raise
+    sys.stdout.write(text)
+    return 0
+
+
+__all__ = ["add_commands", "explain_view", "load", "pod_writes", "route_view", "shares", "trace_view",
+           "why_pending"]

@@ -1,0 +1,163 @@
+"""The Kubernetes edge through the CLI: the JSON contract, get and describe, mixed specs.
+
+Set KONVERGE_REGEN=1 to rewrite the golden files under tests/golden/kube/ after a
+deliberate change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = Path(__file__).parent / "golden" / "kube"
+DEMO = str(ROOT / "specs" / "demo.konv")
+MANIFESTS = str(ROOT / "specs" / "manifests")
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def golden(name: str, got: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("KONVERGE_REGEN"):
+        path.write_text(got, encoding="utf-8")
+    assert got == path.read_text(encoding="utf-8")
+
+
+def test_json_contract_of_the_demo_matches_its_golden_file(capsys):
+    code, out, _ = run(capsys, "reconcile", DEMO, "-o", "json")
+    assert code == 0
+    golden("demo.json", out)
+
+
+def test_json_contract_is_byte_identical_across_runs(capsys):
+    first = run(capsys, "reconcile", DEMO, "-o", "json")[1]
+    second = run(capsys, "reconcile", DEMO, "-o", "json")[1]
+    assert first == second
+
+
+def test_json_contract_shapes_the_fields_it_promises(capsys):
+    doc = json.loads(run(capsys, "reconcile", DEMO, "-o", "json")[1])
+    assert set(doc) >= {"converged", "steps", "revision", "clock", "objects"}
+    keys = [(o["kind"], o["namespace"] or "", o["name"]) for o in doc["objects"]]
+    assert keys == sorted(keys)
+    pod = next(o for o in doc["objects"] if o["kind"] == "Pod")
+    assert pod["containers"][0]["cpu"] == 250 and pod["containers"][0]["memory"] == 134217728
+    assert pod["owner"]["kind"] == "ReplicaSet" and pod["phase"] == "Running" and pod["ip"]
+    assert "resourceVersion" not in pod and "managedBy" not in pod
+    node = next(o for o in doc["objects"] if o["kind"] == "Node" and o["name"] == "worker-1")
+    assert node["cpu"] == 4000 and node["memory"] == 8 * 2**30 and node["pods"] == 110
+    route = next(o for o in doc["objects"] if o["kind"] == "Route" and o["action"] == "DNAT")
+    assert sum(b["probability"] for b in route["backends"]) > 0 and route["service"] == "default/web"
+
+
+def test_yaml_output_holds_the_same_document(capsys):
+    import yaml
+
+    as_json = json.loads(run(capsys, "reconcile", DEMO, "-o", "json")[1])
+    as_yaml = yaml.safe_load(run(capsys, "reconcile", DEMO, "-o", "yaml")[1])
+    assert as_yaml == as_json
+
+
+def test_manifests_and_konv_specs_reconcile_together(capsys):
+    code, out, err = run(capsys, "reconcile", DEMO, f"{MANIFESTS}/nodes.yaml", f"{MANIFESTS}/namespace.yaml",
+                         f"{MANIFESTS}/frontend.yaml", "-o", "json")
+    assert code in (0, 4), err
+    doc = json.loads(out)
+    assert doc["converged"]
+    pods = [o for o in doc["objects"] if o["kind"] == "Pod"]
+    assert {p["namespace"] for p in pods} == {"default", "shop"}
+    assert all(p["phase"] == "Running" for p in pods)
+    assert "warning[W301]: kind `ConfigMap` is not supported" in err
+    assert "frontend.yaml:83:7" in err
+
+
+def test_manifest_directory_reconciles_and_summarises(capsys):
+    code, out, err = run(capsys, "reconcile", MANIFESTS)
+    assert code == 0, err
+    assert out.startswith("converged in ")
+    assert "3 Running and ready" in out
+
+
+def test_bad_manifest_is_a_diagnostic_and_exit_1(capsys, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: Pod\nmetadata: {name: [p\n")
+    code, _, err = run(capsys, "reconcile", DEMO, str(bad))
+    assert code == 1
+    assert f"{bad}:3:1: error[E301]: invalid YAML" in err
+
+
+def test_get_pods_in_memory(capsys):
+    code, out, _ = run(capsys, "get", "pods", DEMO)
+    assert code == 0
+    golden("get_pods.txt", out)
+
+
+@pytest.mark.parametrize("kind", ["nodes", "svc", "deployments", "endpoints", "rs"])
+def test_get_tables_for_common_kinds(capsys, kind):
+    code, out, _ = run(capsys, "get", kind, DEMO)
+    assert code == 0
+    golden(f"get_{kind}.txt", out)
+
+
+def test_get_all_namespaces_with_spec_after_the_option(capsys):
+    code, out, _ = run(capsys, "get", "pods", "-A", MANIFESTS)
+    assert code == 0
+    assert out.splitlines()[0].split()[:3] == ["NAMESPACE", "NAME", "READY"]
+    assert len(out.splitlines()) == 4
+
+
+def test_get_one_object_as_json_and_name(capsys):
+    out = run(capsys, "get", "deployment", "web", DEMO, "-o", "json")[1]
+    assert json.loads(out)["name"] == "web"
+    assert run(capsys, "get", "svc", DEMO, "-o", "name")[1] == "service/kubernetes\nservice/web\n"
+
+
+def test_get_missing_object_is_an_error(capsys):
+    code, _, err = run(capsys, "get", "pod", "nope", DEMO)
+    assert code == 1 and 'pods "nope" not found' in err
+
+
+def test_describe_deployment_in_memory(capsys):
+    code, out, _ = run(capsys, "describe", "deployment/web", DEMO)
+    assert code == 0
+    golden("describe_deployment.txt", out)
+
+
+def test_describe_shows_events_and_history(capsys, tmp_path):
+    spec = tmp_path / "tiny.konv"
+    spec.write_text('node n1 { cpu: 1  memory: 1Gi }\n'
+                    'pod big { container c { image: "x"  cpu: 8 } }\n')
+    code, out, _ = run(capsys, "describe", "pod/big", str(spec))
+    assert code == 0
+    assert "Events:\n" in out and "FailedScheduling" in out
+    assert "History:\n" in out and "spec" in out
+
+
+def test_get_from_a_data_directory(capsys, tmp_path):
+    data = str(tmp_path / "data")
+    assert run(capsys, "reconcile", DEMO, "--data-dir", data)[0] == 0
+    in_memory = run(capsys, "get", "pods", DEMO)[1]
+    assert run(capsys, "get", "pods", "--data-dir", data)[1] == in_memory
+
+
+def test_describe_from_a_data_directory(capsys, tmp_path):
+    data = str(tmp_path / "data")
+    assert run(capsys, "reconcile", MANIFESTS, "--data-dir", data)[0] == 0
+    code, out, _ = run(capsys, "describe", "deployment/frontend", "-n", "shop", "--data-dir", data)
+    assert code == 0
+    assert out.startswith("Name:             frontend\nNamespace:        shop\nKind:             Deployment\n")
+
+
+def test_get_needs_specs_or_a_data_directory(capsys):
+    code, _, err = run(capsys, "get", "pods")
+    assert code == 2 and "error[E203]" in err

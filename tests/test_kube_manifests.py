@@ -1,0 +1,259 @@
+"""Kubernetes YAML manifests: what is read, what is warned about, what is an error."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+
+from engine.errors import KonvergeError
+from engine.kube.manifests import load_manifests, loads, parse_quantity
+
+
+@pytest.mark.parametrize("text, value", [
+    ("250m", Fraction(1, 4)), ("0.5", Fraction(1, 2)), ("1", 1), ("1Gi", 2**30), ("128Mi", 134217728),
+    ("1e3", 1000), ("1E-3", Fraction(1, 1000)), ("2k", 2000), ("1.5Gi", 3 * 2**29), ("100n", Fraction(1, 10**7)),
+    ("3u", Fraction(3, 10**6)), ("4M", 4 * 10**6), (".5", Fraction(1, 2)), ("+1", 1), ("0", 0),
+])
+def test_quantities_parse_exactly(text, value):
+    assert parse_quantity(text) == value
+
+
+@pytest.mark.parametrize("text", ["", "abc", "1Gb", "1.2.3", "m", "1 Gi", "1e", "0x10"])
+def test_malformed_quantities_are_rejected(text):
+    with pytest.raises(ValueError):
+        parse_quantity(text)
+
+
+def one(text: str):
+    m = loads(text, "t.yaml")
+    assert len(m.objects) == 1, m
+    return m.objects[0]
+
+
+def test_namespace_and_service_account():
+    m = loads("apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {team: a}}\n---\n"
+              "kind: ServiceAccount\nmetadata: {name: bot, namespace: shop}\n", "t.yaml")
+    assert m.objects == (("Namespace", {"kind": "Namespace", "name": "shop", "namespace": None,
+                                        "labels": {"team": "a"}}),
+                         ("ServiceAccount", {"kind": "ServiceAccount", "name": "bot", "namespace": "shop"}))
+    assert m.warnings == ()
+
+
+def test_node_reads_labels_taints_cidrs_and_allocatable_over_capacity():
+    kind, node = one("""
+kind: Node
+metadata:
+  name: n1
+  labels: {zone: a, node-role.kubernetes.io/control-plane: ""}
+spec:
+  unschedulable: true
+  podCIDRs: [10.244.1.0/24]
+  taints: [{key: k, value: v, effect: NoSchedule}]
+status:
+  capacity: {cpu: "8", memory: 32Gi, pods: "200"}
+  allocatable: {cpu: 7500m, memory: 30Gi}
+  conditions: [{type: Ready, status: "True"}]
+""")
+    assert kind == "Node"
+    assert node["cpu"] == Fraction(15, 2) and node["memory"] == 30 * 2**30 and node["pods"] == 200
+    assert node["taints"] == [{"key": "k", "value": "v", "effect": "NoSchedule"}]
+    assert node["unschedulable"] is True and node["podCIDRs"] == ["10.244.1.0/24"]
+    assert node["controlPlane"] is True and node["namespace"] is None
+
+
+def test_pod_reads_spec_and_controller_owner():
+    kind, pod = one("""
+kind: Pod
+metadata:
+  name: p
+  namespace: ns
+  labels: {app: web}
+  annotations: {controller.kubernetes.io/pod-deletion-cost: "5"}
+  ownerReferences:
+    - {apiVersion: apps/v1, kind: ReplicaSet, name: rs, uid: x, controller: true}
+spec:
+  nodeName: n1
+  serviceAccountName: bot
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 5
+  nodeSelector: {disk: ssd}
+  tolerations: [{key: k, operator: Exists, effect: NoExecute, tolerationSeconds: 60}]
+  containers:
+    - name: c
+      image: nginx
+      ports: [{name: http, containerPort: 80, protocol: TCP, hostPort: 8080}]
+      resources:
+        requests: {cpu: 0.5}
+        limits: {cpu: "1", memory: 1Gi}
+  affinity:
+    nodeAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+        nodeSelectorTerms: [{matchExpressions: [{key: zone, operator: In, values: [a, b]}]}]
+      preferredDuringSchedulingIgnoredDuringExecution:
+        - {weight: 10, preference: {matchExpressions: [{key: gpu, operator: Exists}]}}
+    podAntiAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+        - {labelSelector: {matchLabels: {app: web}}, topologyKey: kubernetes.io/hostname}
+  topologySpreadConstraints:
+    - {maxSkew: 2, topologyKey: zone, whenUnsatisfiable: DoNotSchedule, labelSelector: {matchLabels: {app: web}}}
+""")
+    assert kind == "Pod"
+    assert pod["owner"] == {"kind": "ReplicaSet", "name": "rs"}
+    assert pod["node"] == "n1" and pod["serviceAccount"] == "bot" and pod["deletionCost"] == 5
+    assert pod["restartPolicy"] == "Never" and pod["terminationGracePeriodSeconds"] == 5
+    c = pod["containers"][0]
+    # requests win; a limit without a request becomes the request, as in Kubernetes
+    assert c["cpu"] == Fraction(1, 2) and c["memory"] == 2**30
+    assert c["ports"] == [{"name": "http", "containerPort": 80, "protocol": "TCP", "hostPort": 8080}]
+    assert pod["tolerations"] == [{"key": "k", "operator": "Exists", "effect": "NoExecute",
+                                   "tolerationSeconds": 60}]
+    assert pod["affinity"] == {
+        "requiredNodeTerms": [{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]}]}],
+        "preferredNodeTerms": [{"weight": 10, "preference": {"matchExpressions": [
+            {"key": "gpu", "operator": "Exists"}]}}],
+        "podAntiAffinity": [{"labelSelector": {"app": "web"}, "topologyKey": "kubernetes.io/hostname"}],
+    }
+    assert pod["topologySpreadConstraints"] == [{"maxSkew": 2, "topologyKey": "zone",
+                                                 "whenUnsatisfiable": "DoNotSchedule",
+                                                 "labelSelector": {"app": "web"}}]
+
+
+def test_deployment_and_replicaset():
+    m = loads("""
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 4
+  selector: {matchLabels: {app: web}}
+  strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: "50%"}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: c, image: i, resources: {requests: {cpu: 100m}}}]}
+---
+kind: ReplicaSet
+metadata:
+  name: rs
+  ownerReferences: [{kind: Deployment, name: web, controller: true}]
+spec:
+  replicas: 2
+  template: {metadata: {labels: {app: x}}, spec: {containers: [{name: c, image: i}]}}
+""", "t.yaml")
+    (_, d), (_, rs) = m.objects
+    assert d == {"kind": "Deployment", "name": "web", "namespace": "default", "replicas": 4,
+                 "selector": {"app": "web"}, "maxSurge": 1, "maxUnavailable": "50%",
+                 "template": {"labels": {"app": "web"},
+                              "containers": [{"name": "c", "image": "i", "cpu": Fraction(1, 10)}]}}
+    assert rs["owner"] == {"kind": "Deployment", "name": "web"} and rs["replicas"] == 2
+    assert rs["selector"] == {"app": "x"}  # defaults to the template's labels
+
+
+def test_service_and_hpa():
+    m = loads("""
+kind: Service
+metadata: {name: web}
+spec:
+  type: NodePort
+  clusterIP: 10.96.0.10
+  selector: {app: web}
+  sessionAffinity: ClientIP
+  publishNotReadyAddresses: true
+  ports: [{name: http, port: 80, targetPort: http, protocol: TCP, nodePort: 30080}, {port: 81, targetPort: 8081}]
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: web}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  minReplicas: 2
+  maxReplicas: 9
+  metrics: [{type: Resource, resource: {name: cpu, target: {type: Utilization, averageUtilization: 60}}}]
+""", "t.yaml")
+    (_, s), (_, h) = m.objects
+    assert s["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP", "nodePort": 30080},
+                          {"port": 81, "targetPort": 8081}]
+    assert (s["type"], s["clusterIP"], s["sessionAffinity"], s["publishNotReadyAddresses"]) == \
+        ("NodePort", "10.96.0.10", "ClientIP", True)
+    assert h == {"kind": "HorizontalPodAutoscaler", "name": "web", "namespace": "default", "target": "web",
+                 "minReplicas": 2, "maxReplicas": 9, "targetCPUUtilization": 60}
+
+
+def test_unsupported_kind_is_a_warning_with_its_position():
+    m = loads("kind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: i}]}\n---\n"
+              "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: b}\n", "t.yaml")
+    assert [k for k, _ in m.objects] == ["Pod"]
+    (w,) = m.warnings
+    assert (w.code, w.severity, str(w.span)) == ("W301", "warning", "t.yaml:6:7")
+    assert "ConfigMap" in w.message
+
+
+def test_unsupported_fields_are_warnings_naming_them_and_status_is_silent():
+    m = loads("""kind: Pod
+metadata: {name: p}
+spec:
+  containers:
+    - name: c
+      image: i
+      env: [{name: A, value: b}]
+  priorityClassName: high
+status:
+  phase: Running
+""", "t.yaml")
+    assert [(str(w.span), w.message) for w in m.warnings] == [
+        ("t.yaml:7:7", "field `spec.containers[0].env` is not supported by Konverge; ignored"),
+        ("t.yaml:8:3", "field `spec.priorityClassName` is not supported by Konverge; ignored"),
+    ]
+    assert "phase" not in m.objects[0][1]
+
+
+def test_bad_yaml_is_a_diagnostic_with_its_position():
+    with pytest.raises(KonvergeError) as e:
+        loads("kind: Pod\nmetadata:\n  name: [p\n", "bad.yaml")
+    (d,) = e.value.diagnostics
+    assert d.code == "E301" and d.span is not None and d.span.file == "bad.yaml" and d.span.line >= 3
+
+
+def test_wrong_types_and_bad_quantities_are_errors_all_at_once():
+    with pytest.raises(KonvergeError) as e:
+        loads("""kind: Deployment
+metadata: {name: web, labels: {version: 1}}
+spec:
+  replicas: three
+  template: {spec: {containers: [{name: c, image: i, resources: {requests: {cpu: 1Gb}}}]}}
+""", "t.yaml")
+    got = [(d.code, d.span.line) for d in e.value.diagnostics]
+    assert got == [("E302", 2), ("E302", 4), ("E302", 5)]
+    assert e.value.diagnostics[0].hint == 'quote it: "1"'
+
+
+def test_missing_name_and_duplicates_are_errors(tmp_path):
+    f = tmp_path / "a.yaml"
+    f.write_text("kind: Namespace\nmetadata: {name: a}\n---\nkind: Namespace\nmetadata: {name: a}\n---\n"
+                 "kind: Namespace\nmetadata: {labels: {}}\n")
+    with pytest.raises(KonvergeError) as e:
+        load_manifests([f])
+    assert sorted(d.code for d in e.value.diagnostics) == ["E303", "E304"]
+
+
+def test_the_core_never_imports_the_kubernetes_edge():
+    from pathlib import Path
+
+    engine = Path(__file__).resolve().parent.parent / "engine"
+    core = [engine / f"{m}.py" for m in ("parse", "check", "api", "fixpoint", "eval", "types", "values")]
+    core += sorted((engine / "store").glob("*.py"))
+    for f in core:
+        text = f.read_text(encoding="utf-8")
+        assert "from .kube" not in text and "engine.kube" not in text and "from ..kube" not in text, f
+
+
+def test_quantities_round_trip_through_their_canonical_text():
+    from hypothesis import given, strategies as st
+
+    from engine.values import format_quantity
+
+    @given(st.integers(min_value=0, max_value=10**15), st.sampled_from([1, 1000]))
+    def check(n, denominator):
+        q = Fraction(n, denominator)
+        assert parse_quantity(format_quantity(q)) == q
+
+    check()

@@ -1,0 +1,128 @@
+"""The kubectl-like views on the demo cluster: golden outputs, from specs and from a data directory.
+
+Regenerate the goldens with KONVERGE_REGEN=1 after a deliberate change, and read the diff.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+from engine.kube.views import shares
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = ROOT / "tests/golden/views"
+DEMO = "specs/demo.konv"
+UNSCHEDULABLE = "tests/data/unschedulable.konv"
+POD = "web-3046375658-78508"  # the demo's first replica: names are stable hashes
+
+CASES = {
+    "explain_endpoints_web": ["explain", "endpoints/web", DEMO],
+    "why_pending_huge": ["why-pending", "huge", UNSCHEDULABLE],
+    "trace_pod": ["trace", "--pod", POD, DEMO],
+    "route_web": ["route", "web", DEMO],
+}
+
+
+@pytest.fixture(autouse=True)
+def at_root(monkeypatch):
+    monkeypatch.chdir(ROOT)  # source paths in the output are relative to the working directory
+
+
+def run(argv, capsys) -> tuple[int, str, str]:
+    capsys.readouterr()  # drop what a fixture printed
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / f"{name}.txt"
+    if os.environ.get("KONVERGE_REGEN"):
+        path.write_text(text, encoding="utf-8")
+    assert text == path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_view_prints_its_golden_output(name, capsys):
+    code, out, err = run(CASES[name], capsys)
+    assert (code, err) == (0, "")
+    check_golden(name, out)
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    """A data directory per spec, each reconciled once through the CLI."""
+    made = {}
+
+    def store(spec: str) -> str:
+        if spec not in made:
+            d = tmp_path_factory.mktemp("store") / "data"
+            cwd = os.getcwd()
+            os.chdir(ROOT)
+            try:
+                assert main(["reconcile", spec, "--data-dir", str(d)]) == 0
+            finally:
+                os.chdir(cwd)
+            made[spec] = str(d)
+        return made[spec]
+    return store
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_views_of_a_persisted_store_match_the_in_memory_ones(name, stores, capsys):
+    argv = CASES[name]
+    code, out, err = run([*argv[:-1], "--data-dir", stores(argv[-1])], capsys)
+    assert (code, err) == (0, "")
+    check_golden(name, out)
+
+
+@pytest.fixture
+def data_dir(stores):
+    return stores(UNSCHEDULABLE)
+
+
+def test_the_trace_of_a_persisted_store_lists_every_write(data_dir, capsys):
+    code, out, _ = run(["trace", "--data-dir", data_dir], capsys)
+    assert code == 0
+    assert "scheduler/bind" in out and "Pod/default/huge" in out
+
+
+def test_why_pending_refuses_a_pod_that_is_not_pending(capsys):
+    code, out, err = run(["why-pending", POD, DEMO], capsys)
+    assert code == 1 and out == ""
+    assert f"pod default/{POD} is not pending: it is Running on node worker-1" in err
+
+
+@pytest.mark.parametrize("argv, hint", [
+    (["why-pending", "hgue", UNSCHEDULABLE], "did you mean `huge`?"),
+    (["route", "wbe", DEMO], "did you mean `web`?"),
+    (["route", "web", "--from", "worker-9", DEMO], "did you mean `worker-1`?"),
+    (["route", "web:8080", DEMO], "known: 80, http"),
+    (["explain", "endpoint/wbe", DEMO], "did you mean `web`?"),
+    (["trace", "--pod", "wbe-1", DEMO], "E221"),
+])
+def test_unknown_names_are_diagnostics_with_a_suggestion(argv, hint, capsys):
+    code, out, err = run(argv, capsys)
+    assert code == 1 and out == ""
+    assert hint in err and "Traceback" not in err
+
+
+def test_a_service_without_endpoints_is_rejected(capsys):
+    code, out, _ = run(["route", "kubernetes:443", "--from", "worker-2", DEMO], capsys)
+    assert code == 0
+    assert "seen from node worker-2" in out and "10.96.0.1:443/TCP → REJECT" in out
+
+
+def test_a_unique_prefix_names_a_pod(capsys):
+    code, out, _ = run(["trace", "--pod", "web-3046375658-7", DEMO], capsys)
+    assert code == 0 and out.startswith(f"Pod default/{POD}:")
+
+
+def test_each_of_n_endpoints_gets_an_equal_share():
+    # iptables: endpoint i of n is taken with probability 1/(n − i) among those left.
+    for n in range(1, 8):
+        got = shares([1.0 / (n - i) for i in range(n)])
+        assert got == pytest.approx([1 / n] * n)
+    assert shares([0.5, 1.0]) == pytest.approx([0.5, 0.5])
