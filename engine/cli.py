@@ -17,18 +17,18 @@ from .errors import Diagnostic, KonvergeError, render
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra:
-        # argparse fills a `*` positional only before the first option; `get pods -A SPEC`
-        # leaves SPEC over, which commands that take SPECs anywhere (intermixed) accept.
-        if not getattr(args, "intermixed", False) or any(x.startswith("-") for x in extra):
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
-        args.name = [*args.name, *extra]
-    if not getattr(args, "command", None):
-        parser.print_help(sys.stderr)
-        return 2
     try:
+        parser = _parser()
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            # argparse fills a `*` positional only before the first option; `get pods -A SPEC`
+            # leaves SPEC over, which commands that take SPECs anywhere (intermixed) accept.
+            if not getattr(args, "intermixed", False) or any(x.startswith("-") for x in extra):
+                parser.error(f"unrecognized arguments: {' '.join(extra)}")
+            args.name = [*args.name, *extra]
+        if not getattr(args, "command", None):
+            parser.print_help(sys.stderr)
+            return 2
         return args.run(args)
     except KonvergeError as e:
         sys.stderr.write(render(e.diagnostics))
