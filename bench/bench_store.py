@@ -13,10 +13,14 @@ import argparse
 import os
 import shutil
 import statistics
+import sys
 import tempfile
 import time
+from pathlib import Path
 
-from engine.store import Put, Txn, open_store
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine.store import Put, Txn, open_store  # noqa: E402
 
 VALUE = b'{"kind":"Pod","metadata":{"name":"web-0","namespace":"default"},"spec":{"nodeName":"n1"}}'
 
