@@ -174,7 +174,7 @@ class Evaluator:
                 for cond in where:
                     probe = self._probe(source.var, cond)
                     if probe is not None:
-                        mode, path, other = probe
+                        mode, path, other, _ = probe
                         return lookup(kind, mode, path, materialize(self.eval(other, env)))
             return self.world.scan(kind)
         it = self.eval(source.iterable, env)
@@ -195,7 +195,19 @@ class Evaluator:
         """The environments a source yields, filtered and ordered."""
         out = []
         var = source.var
-        for value in self.bindings(source, env, () if where is None else (where,)):
+        values = None
+        if where is not None and isinstance(source, A.KindSource) and hasattr(self.world, "lookup"):
+            probe = self._probe(var, where)
+            if probe is not None and probe[3] is where:
+                mode, path, other, _ = probe
+                wanted = materialize(self.eval(other, env))
+                if mode == "eq" or (isinstance(wanted, dict) and wanted):
+                    # The whole condition is what the index answers, exactly.
+                    values = self.world.lookup(self.kind_name(source.kind), mode, path, wanted)
+                    where = None
+        if values is None:
+            values = self.bindings(source, env, () if where is None else (where,))
+        for value in values:
             inner = dict(env)
             inner[var] = value
             if where is None or self.eval(where, inner) is True:
@@ -399,7 +411,8 @@ def _mentions(e, var: str) -> bool:
 
 
 def _index_probe(var: str, cond: A.Expr):
-    """("eq", path, other) for `v.path == other`, ("sub", path, other) for `other <= v.path`."""
+    """("eq", path, other, conjunct) for `v.path == other`, ("sub", path, other, conjunct) for
+    `other <= v.path`: the index to ask, what to ask it, and the conjunct it answers."""
     found = None
     for c in _conjuncts(cond):
         if not isinstance(c, A.Binary):
@@ -408,12 +421,12 @@ def _index_probe(var: str, cond: A.Expr):
             for mine, other in ((c.left, c.right), (c.right, c.left)):
                 path = _path(mine, var)
                 if path is not None and not _mentions(other, var):
-                    return ("eq", path, other)
+                    return ("eq", path, other, c)
         elif found is None and c.op in ("<=", ">="):
             mine, other = (c.right, c.left) if c.op == "<=" else (c.left, c.right)
             path = _path(mine, var)
             if path is not None and not _mentions(other, var):
-                found = ("sub", path, other)
+                found = ("sub", path, other, c)
     return found
 
 

@@ -38,7 +38,7 @@ from . import ast as A
 from .check import Program
 from .errors import Diagnostic, KonvergeError
 from .eval import Evaluator, materialize
-from .values import encode, exact, freeze, number_value, unit_value
+from .values import decode, encode, exact, freeze, number_value, unit_value
 
 DEFAULT_BUDGET = 200_000
 DEFAULT_HORIZON = 7 * 86400  # a week of virtual time
@@ -921,29 +921,51 @@ def reconcile(program: Program, *, api=None, store=None, data_dir: str | None = 
     return result
 
 
+APPLIED = "/konverge/applied/"  # the spec's objects as last applied: the engine's own bookkeeping
+
+
 def apply_spec(program: Program, api, engine: Engine, extra: Iterable[tuple[str, dict]] = ()) -> None:
-    """Create the spec's objects as the user would with `kubectl apply`: missing ones are
-    created; existing ones (a persisted store) get the fields the spec sets."""
+    """Apply the spec's objects as `kubectl apply` does: missing ones are created; in an
+    existing one (a persisted store) a field is written only where the spec now says something
+    other than it said when last applied, so that what controllers changed since stays changed
+    and applying the same spec again writes nothing."""
+    from .store import Put
+
     declared = [(kind, obj) for kind, obj, _ in spec_objects(program)]
+    store = api.store
+    records = []
     for kind, obj in [*declared, *extra]:
+        record = f"{APPLIED}{key_text(object_key(kind, obj.get('namespace'), obj['name']))}"
+        body = json.dumps(encode(obj), sort_keys=True, separators=(",", ":")).encode()
+        kvs = store.range(record).kvs
+        previous = decode(json.loads(kvs[0].value)) if kvs else None
         try:
             api.create(api.admin, kind, obj)
             verb = "create"
         except KonvergeError as e:
             if getattr(e, "reason", "") != "AlreadyExists":
                 raise
-            existing = api.get(api.admin, kind, obj["namespace"], obj["name"])
-            merged = {**existing, **obj, "resourceVersion": existing["resourceVersion"]}
-            wanted = api.defaulted(kind, merged)
-            if all(existing.get(k) == v for k, v in wanted.items() if k not in ("resourceVersion", "createdRevision")):
-                continue
-            before = api.revision
-            api.update(api.admin, kind, merged)
-            if api.revision == before:
-                continue
-            verb = "update"
-        engine.trace.append(Write(0, api.revision, 0, "spec", None, None, verb, kind, obj["namespace"],
-                                  obj["name"]))
+            verb = _reapply(api, kind, obj, previous)
+        if not kvs or kvs[0].value != body:
+            records.append(Put(record, body))
+        if verb:
+            engine.trace.append(Write(0, api.revision, 0, "spec", None, None, verb, kind, obj.get("namespace"),
+                                      obj["name"]))
+    if records:
+        store.txn([], records)  # one revision for all of them
+
+
+def _reapply(api, kind: str, obj: dict, previous: dict | None) -> str | None:
+    existing = api.get(api.admin, kind, obj.get("namespace"), obj["name"])
+    changed = {k: v for k, v in obj.items()
+               if k not in META and (previous is None or previous.get(k) != v)}
+    merged = {**existing, **changed, "resourceVersion": existing["resourceVersion"]}
+    wanted = api.defaulted(kind, merged)
+    if all(existing.get(k) == v for k, v in wanted.items() if k not in ("resourceVersion", "createdRevision")):
+        return None
+    before = api.revision
+    api.update(api.admin, kind, merged)
+    return "update" if api.revision != before else None
 
 
 def apply_event(program: Program, api, engine: Engine, event) -> None:

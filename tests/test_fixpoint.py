@@ -382,3 +382,30 @@ def test_incremental_equals_naive_for_selector_joins_under_label_edits(selectors
         if o["kind"] == "Summary":
             sel = boxes[o["name"]]["selector"]
             assert o["members"] == [i["name"] for i in items if sel.items() <= i["labels"].items()]
+
+
+@given(sizes)
+def test_reconciling_again_at_the_fixed_point_writes_nothing_on_random_states(xs):
+    prog = program(CONFLUENT + items_text(xs))
+    store = open_store()
+    first = reconcile(prog, store=store)
+    second = reconcile(prog, store=store)
+    assert first.converged and second.steps == 0 and second.revision == first.revision
+
+
+@given(sizes, st.integers(0, 2**16))
+def test_the_same_seed_gives_the_same_bytes_on_random_states(xs, seed):
+    text = CONFLUENT + items_text(xs)
+    a, b = run(text, order="random", seed=seed), run(text, order="random", seed=seed)
+    assert repr(a.objects) == repr(b.objects) and repr(a.trace) == repr(b.trace)
+
+
+@given(st.integers(1, 4), st.integers(2, 5), st.booleans())
+def test_oscillating_programs_are_reported_within_the_budget(n_items, period, naive):
+    # A rule that walks a value round a cycle of `period` states never settles.
+    text = f"""
+    controller spin {{ rule turn for item i set i.size = (i.size + 1) % {period} }}
+    """ + "\n".join(f"item s{n} {{ }}" for n in range(n_items))
+    r = run(text, budget=500, naive=naive)
+    assert not r.converged and r.reason == "cycle" and r.steps < 500
+    assert r.cycle.period >= 1 and all(i.startswith("spin/turn[") for i in r.cycle.instances)
