@@ -393,7 +393,7 @@ class _Checker:
             self.error("E030", f"unknown type `{t.name}`", t.span,
                        hint=f"did you mean `{guess}`?" if guess else "types are: " + ", ".join(PRIMITIVES[:-1])
                        + ", list<T>, map<T>, ref<Kind>, or a kind or record")
-        return OptT(result) if t.optional and result != ANY else result
+        return OptT(result) if t.optional else result
 
     def kind_named(self, name: str, span: Span) -> KindInfo | None:
         k = self.kinds.get(name) or self.kinds_lower.get(name.lower())

@@ -368,6 +368,7 @@ class Engine:
         self.informer = None
         self.revision = 0
         self.progress = None
+        self.after_step = None  # called after every step that wrote something
 
     # -- the store through the API server
 
@@ -638,6 +639,8 @@ class Engine:
             self.mark(self.refresh(inst))
             if not changed:
                 continue  # nothing was written: no new state to compare
+            if self.after_step is not None:
+                self.after_step()
             state = (self.cache.state_hash, self.cache.clock)
             if state in self.seen_states:
                 return "cycle"
@@ -892,6 +895,10 @@ def reconcile(program: Program, *, api=None, store=None, data_dir: str | None = 
     apply_spec(program, api, engine, extra=objects)
     engine.start()
     expectations = list(scenario.items) if scenario else []
+    watcher = _Expectations(program, engine, expectations)
+    if watcher.items:
+        engine.after_step = watcher.check
+        watcher.check()
     events = sorted((i for i in expectations if isinstance(i, A.At)),
                     key=lambda a: constant(program, a.time))
     reason = ""
@@ -901,9 +908,10 @@ def reconcile(program: Program, *, api=None, store=None, data_dir: str | None = 
             break
         apply_event(program, api, engine, at.event)
         engine.changed(engine.sync())
+        watcher.check()
     if not reason:
         reason = engine.run()
-    violations = check_properties(program, engine, expectations)
+    violations = check_properties(program, engine, watcher)
     result = Result(
         converged=reason == "",
         steps=engine.steps,
@@ -1014,14 +1022,53 @@ def apply_event(program: Program, api, engine: Engine, event) -> None:
         engine.apply(inst, [("delete", kind.name, key, current["resourceVersion"])])
 
 
-def check_properties(program: Program, engine: Engine, items) -> list[str]:
-    """The invariants and `expect` properties that do not hold at the end."""
+class _Expectations:
+    """A scenario's `expect`s, watched as the run goes: `always` after every write,
+    `eventually … within T` until it holds at or before T, plain `eventually` at the end."""
+
+    def __init__(self, program: Program, engine: Engine, items):
+        self.program = program
+        self.engine = engine
+        self.ev = Evaluator(program, engine.cache)
+        self.items = [i for i in items if isinstance(i, A.Expect)]
+        self.broken: dict[int, str] = {}  # index → first violation
+        self.met: set[int] = set()
+
+    def check(self) -> None:
+        clock = self.engine.cache.clock
+        for n, item in enumerate(self.items):
+            if item.mode == "always":
+                if n not in self.broken and self.ev.eval(item.cond, {}) is not True:
+                    self.broken[n] = f"expect always does not hold at {_clock_text(clock)} ({item.span})"
+            elif item.within is not None and n not in self.met:
+                if clock <= constant(self.program, item.within) and self.ev.eval(item.cond, {}) is True:
+                    self.met.add(n)
+
+    def violations(self) -> list[str]:
+        self.check()
+        out = [self.broken[n] for n in sorted(self.broken)]
+        for n, item in enumerate(self.items):
+            if item.mode != "eventually":
+                continue
+            if item.within is not None and n not in self.met:
+                out.append(f"expect eventually does not hold within {_clock_text(constant(self.program, item.within))}"
+                           f" ({item.span})")
+            elif item.within is None and self.ev.eval(item.cond, {}) is not True:
+                out.append(f"expect eventually does not hold at the end ({item.span})")
+        return out
+
+
+def _clock_text(t) -> str:
+    from .values import format_duration
+
+    return format_duration(t)
+
+
+def check_properties(program: Program, engine: Engine, expectations: _Expectations) -> list[str]:
+    """The invariants that do not hold at the end, and the `expect`s that failed."""
     out = []
     ev = Evaluator(program, engine.cache)
     for inv in program.invariants:
         if ev.eval(inv.cond, {}) is not True:
             out.append(f'invariant "{inv.name}" does not hold')
-    for item in items:
-        if isinstance(item, A.Expect) and ev.eval(item.cond, {}) is not True:
-            out.append(f"expect {item.mode} does not hold at the end ({item.span})")
-    return out
+    return out + expectations.violations()
