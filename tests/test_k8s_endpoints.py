@@ -1,0 +1,112 @@
+"""The endpoints controller (rules/endpoints.konv)."""
+
+
+from tests.kube import node, run
+
+
+def web(name, labels='app: "web"', extra="", ports='port http { containerPort: 8080 }', container_extra=""):
+    return (f'pod {name} {{ labels {{ {labels} }} {extra}\n'
+            f'  container main {{ image: "x"  cpu: 100m  memory: 64Mi {ports} {container_extra} }} }}\n')
+
+
+SERVICE = 'service web { selector { app: "web" }  port http { port: 80  targetPort: "http" } }\n'
+
+
+def test_service_with_selector_gets_endpoints_of_ready_matching_pods():
+    c = run(node("n1") + web("web-1") + web("web-2") + web("other", labels='app: "other"') + SERVICE)
+    ep = c.get("Endpoints", "web")
+    assert sorted(a["pod"] for a in ep["addresses"]) == ["web-1", "web-2"]
+    pods = {p["name"]: p for p in c.pods()}
+    for a in ep["addresses"]:
+        assert a["ip"] == pods[a["pod"]]["ip"] and a["port"] == 8080 and a["node"] == "n1" and a["portName"] == "http"
+    assert ep["notReadyAddresses"] == []
+
+
+def test_service_without_selector_gets_no_endpoints():
+    c = run(node("n1") + web("web-1") + 'service manual { port p { port: 80  targetPort: 80 } }')
+    assert c.get("Endpoints", "manual") is None
+    assert c.get("Endpoints", "kubernetes") is None
+
+
+def test_deleting_the_service_deletes_its_endpoints():
+    c = run(node("n1") + web("web-1") + SERVICE + 'scenario "delete" { at 1m: delete service web }')
+    assert c.get("Endpoints", "web") is None
+
+
+def test_target_port_defaults_to_port():
+    c = run(node("n1") + web("web-1") + 'service web { selector { app: "web" }  port p { port: 8080 } }')
+    assert [a["port"] for a in c.get("Endpoints", "web")["addresses"]] == [8080]
+
+
+def test_numeric_target_port_is_used_as_is():
+    c = run(node("n1") + web("web-1") + 'service web { selector { app: "web" }  port p { port: 80 targetPort: 9000 } }')
+    assert [a["port"] for a in c.get("Endpoints", "web")["addresses"]] == [9000]
+
+
+def test_named_target_port_resolves_per_pod_and_skips_pods_without_it():
+    c = run(node("n1") + web("web-a") + web("web-b", ports="port http { containerPort: 9090 }")
+            + web("web-none", ports="port metrics { containerPort: 9100 }") + SERVICE)
+    ports = {a["pod"]: a["port"] for a in c.get("Endpoints", "web")["addresses"]}
+    assert ports == {"web-a": 8080, "web-b": 9090}
+
+
+def test_multi_port_service_lists_each_pod_once_per_port():
+    c = run(node("n1") + web("web-1", ports="port http { containerPort: 8080 } port admin { containerPort: 9000 }")
+            + 'service web { selector { app: "web" }  port http { port: 80 targetPort: "http" } '
+              'port admin { port: 90 targetPort: "admin" } }')
+    got = sorted((a["portName"], a["port"]) for a in c.get("Endpoints", "web")["addresses"])
+    assert got == [("admin", 9000), ("http", 8080)]
+
+
+def test_pods_of_other_namespaces_are_not_endpoints():
+    c = run(node("n1") + "namespace other {}\n" + web("web-1") + web("web-x").replace("pod web-x", "pod web-x in other")
+            + SERVICE)
+    assert [a["pod"] for a in c.get("Endpoints", "web")["addresses"]] == ["web-1"]
+
+
+def test_not_ready_pods_go_to_not_ready_addresses():
+    # The node's runtime is down: the pod runs but is not ready.
+    c = run(node("n1") + node("sick", extra="runtimeUp: false") + web("web-ok", extra='node: "n1"')
+            + web("web-sick", extra='node: "sick" tolerations: [{operator: "Exists"}]') + SERVICE)
+    ep = c.get("Endpoints", "web")
+    assert [a["pod"] for a in ep["addresses"]] == ["web-ok"]
+    assert [a["pod"] for a in ep["notReadyAddresses"]] == ["web-sick"]
+
+
+def test_publish_not_ready_addresses_puts_every_pod_in_addresses():
+    c = run(node("n1") + node("sick", extra="runtimeUp: false")
+            + web("web-sick", extra='node: "sick" tolerations: [{operator: "Exists"}]')
+            + SERVICE.replace("selector", "publishNotReadyAddresses: true selector"))
+    ep = c.get("Endpoints", "web")
+    assert [a["pod"] for a in ep["addresses"]] == ["web-sick"] and ep["notReadyAddresses"] == []
+
+
+def test_pod_without_ip_is_not_an_endpoint():
+    c = run(node("n1") + web("web-1") + web("web-pending", extra='nodeSelector { none: "x" }') + SERVICE)
+    ep = c.get("Endpoints", "web")
+    assert [a["pod"] for a in ep["addresses"] + ep["notReadyAddresses"]] == ["web-1"]
+
+
+def test_terminating_and_terminal_pods_are_left_out():
+    c = run(node("n1") + node("down", extra="kubeletUp: false") + web("web-1")
+            + web("web-done", extra='restartPolicy: "Never"', container_extra="crashing: true")
+            + SERVICE + 'scenario "kill" { at 1m: kill pod web-1 }')
+    ep = c.get("Endpoints", "web")
+    assert c.get("Pod", "web-done")["phase"] == "Failed"
+    assert ep["addresses"] == [] and ep["notReadyAddresses"] == []
+
+
+def test_relabelled_pod_leaves_the_endpoints():
+    c = run(node("n1") + web("web-1") + web("web-2") + SERVICE
+            + 'scenario "relabel" { at 1m: relabel pod web-2 labels = {app: "debug"} }')
+    assert [a["pod"] for a in c.get("Endpoints", "web")["addresses"]] == ["web-1"]
+
+
+def test_crashed_container_removes_the_pod_from_endpoints_until_it_restarts():
+    c = run(node("n1") + web("web-1") + web("web-2", container_extra="crashing: true") + SERVICE, history=True, until=60)
+    seen = set()
+    for _, objects in c.states():
+        for o in objects:
+            if o["kind"] == "Endpoints" and o["name"] == "web":
+                seen.add(tuple(sorted(a["pod"] for a in o["addresses"])))
+    assert ("web-1", "web-2") in seen and ("web-1",) in seen

@@ -1,0 +1,96 @@
+"""The kubelet and container runtime (rules/kubelet.konv)."""
+
+from tests.kube import node, run
+
+
+def pod(name, node_name="n1", cpu="100m", memory="64Mi", extra="", container_extra=""):
+    return (f'pod {name} {{ labels {{ app: "p" }} node: "{node_name}" {extra}\n'
+            f'  container main {{ image: "x"  cpu: {cpu}  memory: {memory} {container_extra} }} }}\n')
+
+
+def clocks(c, rule, name):
+    return [w.clock for w in c.writes(rule=rule, name=name, verb="update")]
+
+
+def test_bound_pod_starts_running_with_an_ip_and_becomes_ready():
+    c = run(node("n1") + pod("p1"))
+    p = c.get("Pod", "p1")
+    assert p["phase"] == "Running" and p["ready"] and p["ip"] is not None
+    assert p["containers"][0]["state"] == "Running" and p["containers"][0]["startedAt"] == 0
+    # the sequence: scheduler (already bound here) → IPAM → runtime → readiness
+    rules = [w.rule for w in c.writes(kind="Pod", name="p1", verb="update")]
+    assert rules.index("assign_pod_ip") < rules.index("start_containers") < rules.index("ready")
+
+
+def test_pod_that_does_not_fit_is_rejected_out_of_cpu():
+    c = run(node("n1", cpu="1") + pod("a", cpu="800m") + pod("b", cpu="800m"))
+    a, b = c.get("Pod", "a"), c.get("Pod", "b")
+    assert a["phase"] == "Running"
+    assert b["phase"] == "Failed" and b["reason"] == "OutOfcpu" and b["ip"] is None
+    assert b["message"].startswith("Pod was rejected: Node didn't have enough resource: cpu")
+
+
+def test_pod_that_does_not_fit_is_rejected_out_of_memory():
+    c = run(node("n1", memory="1Gi") + pod("a", memory="800Mi") + pod("b", memory="800Mi"))
+    assert c.get("Pod", "b")["reason"] == "OutOfmemory" and c.get("Pod", "b")["phase"] == "Failed"
+
+
+def test_kubelet_that_is_down_starts_nothing():
+    c = run(node("n1", extra="kubeletUp: false") + pod("p1"), until=30)
+    p = c.get("Pod", "p1")
+    assert p["phase"] == "Pending" and p["ip"] is None and not p["ready"]
+
+
+def test_crashing_container_backs_off_10_20_40_up_to_300s():
+    c = run(node("n1") + pod("crashy", container_extra="crashing: true"), until=1500)
+    crashes = clocks(c, "crash", "crashy")
+    restarts = clocks(c, "restart", "crashy")
+    waits = [r - k for k, r in zip(crashes, restarts)]
+    assert waits[:7] == [10, 20, 40, 80, 160, 300, 300]
+    assert all(k - r == 1 for r, k in zip(restarts, crashes[1:]))  # each run lasts 1 s
+    p = c.get("Pod", "crashy")
+    assert p["containers"][0]["restarts"] == len(restarts)
+
+
+def test_container_in_back_off_has_reason_crash_loop_back_off_and_is_not_ready():
+    c = run(node("n1") + pod("crashy", container_extra="crashing: true"), until=5)
+    p = c.get("Pod", "crashy")
+    assert p["reason"] == "CrashLoopBackOff" and not p["ready"] and p["phase"] == "Running"
+    assert p["containers"][0]["state"] == "Terminated" and p["containers"][0]["backoffUntil"] == 11
+
+
+def test_back_off_resets_after_10_minutes_running():
+    # a container that once backed off for 160 s: a crash after 12 min running waits 10 s again,
+    # one after 5 min doubles to the 300 s cap.
+    base = node("n1") + pod("c", container_extra="backoff: 160s")
+    late = run(base + 'scenario "crash" { at 12m: crash pod c }', until=12 * 60 + 30)
+    assert clocks(late, "restart", "c")[0] - clocks(late, "crash", "c")[0] == 10
+    early = run(base + 'scenario "crash" { at 5m: crash pod c }', until=5 * 60 + 400)
+    assert clocks(early, "restart", "c")[0] - clocks(early, "crash", "c")[0] == 300
+
+
+def test_restart_policy_never_leaves_a_crashed_pod_failed():
+    c = run(node("n1") + pod("once", extra='restartPolicy: "Never"', container_extra="crashing: true"))
+    p = c.get("Pod", "once")
+    assert p["phase"] == "Failed" and not p["ready"] and p["containers"][0]["restarts"] == 0
+    assert p["containers"][0]["exitCode"] == 1
+
+
+def test_restart_policy_on_failure_restarts_a_failed_container():
+    c = run(node("n1") + pod("retry", extra='restartPolicy: "OnFailure"', container_extra="crashing: true"), until=40)
+    assert c.get("Pod", "retry")["containers"][0]["restarts"] == 2  # at 11 s and at 32 s
+
+
+def test_killed_pod_is_removed_and_its_ip_released():
+    c = run(node("n1") + pod("old") + 'scenario "kill and replace" { at 1m: kill pod old\n'
+            '  at 2m: create pod new { node: "n1"  container main { image: "x" } } }')
+    assert c.get("Pod", "old") is None
+    first_ip = next(w for w in c.writes(rule="assign_pod_ip", name="old"))
+    assert first_ip is not None
+    assert c.get("Pod", "new")["ip"] == "192.168.0.0"  # the released address is the lowest free again
+
+
+def test_pod_on_a_failed_node_is_left_alone_by_its_kubelet():
+    c = run(node("n1") + pod("p") + 'scenario "fail then kill" { at 30s: fail node n1\n at 40s: kill pod p }', until=200)
+    p = c.get("Pod", "p")
+    assert p is not None and p["deleting"]  # no kubelet to remove it

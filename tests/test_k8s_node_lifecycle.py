@@ -1,0 +1,133 @@
+"""Heartbeats, the node lifecycle controller and the taint manager (rules/node_lifecycle.konv)."""
+
+from tests.kube import deployment, node, run
+
+SERVICE = 'service web { selector { app: "web" }  port http { port: 80  targetPort: 80 } }\n'
+
+
+def pod(name, node_name, tolerations=None, labels='app: "web"'):
+    tol = f"tolerations: [{tolerations}]" if tolerations is not None else ""
+    return (f'pod {name} {{ labels {{ {labels} }} node: "{node_name}" {tol}\n'
+            f'  container main {{ image: "x"  cpu: 100m  memory: 64Mi }} }}\n')
+
+
+def first_write(c, rule, name=None):
+    return next(w for w in c.result.trace if w.rule == rule and (name is None or w.name == name))
+
+
+def test_node_without_heartbeat_becomes_unknown_after_the_40s_grace_with_the_unreachable_taint():
+    c = run(node("n1") + node("n2") + 'scenario "fail" { at 30s: fail node n1 }')
+    n1 = c.node("n1")
+    assert n1["readyCondition"] == "Unknown" and n1["ready"] is False
+    [taint] = [t for t in n1["taints"] if t["key"] == "node.kubernetes.io/unreachable"]
+    assert taint["effect"] == "NoExecute"
+    marked = first_write(c, "mark_unknown", "n1")
+    assert 70 <= marked.clock <= 71  # 40 s after the last heartbeat at 30 s
+    assert taint["timeAdded"] == marked.clock
+    assert c.node("n2")["ready"] and c.node("n2")["taints"] == []
+
+
+def test_runtime_failure_makes_the_node_not_ready_with_the_not_ready_taint():
+    c = run(node("n1") + 'scenario "runtime" { at 30s: runtime_down node n1 }')
+    n1 = c.node("n1")
+    assert n1["readyCondition"] == "False" and not n1["ready"]
+    assert [t["key"] for t in n1["taints"]] == ["node.kubernetes.io/not-ready"]
+    assert n1["taints"][0]["timeAdded"] == 30
+
+
+def test_pods_on_an_unreachable_node_leave_endpoints_when_it_turns_unknown():
+    c = run(node("n1") + node("n2") + pod("web-1", "n1") + pod("web-2", "n2") + SERVICE
+            + 'scenario "fail" { at 30s: fail node n1 }', until=100)
+    assert not c.get("Pod", "web-1")["ready"] and not c.get("Pod", "web-1")["deleting"]
+    assert [a["pod"] for a in c.get("Endpoints", "web")["addresses"]] == ["web-2"]
+    assert [a["pod"] for a in c.get("Endpoints", "web")["notReadyAddresses"]] == ["web-1"]
+
+
+def test_pod_with_the_default_toleration_is_evicted_300s_after_the_taint():
+    c = run(node("n1") + node("n2") + pod("web-1", "n1") + 'scenario "fail" { at 30s: fail node n1 }')
+    evicted = first_write(c, "evict", "web-1")
+    tainted = c.node("n1")["taints"][0]["timeAdded"]
+    assert evicted.clock == tainted + 300
+
+
+def test_pods_get_the_default_300s_not_ready_and_unreachable_tolerations():
+    c = run(node("n1") + pod("web-1", "n1"))
+    tolerations = {(t["key"], t["operator"], t["effect"], t["tolerationSeconds"]) for t in c.get("Pod", "web-1")["tolerations"]}
+    assert tolerations == {("node.kubernetes.io/not-ready", "Exists", "NoExecute", 300),
+                           ("node.kubernetes.io/unreachable", "Exists", "NoExecute", 300)}
+
+
+def test_pod_tolerating_not_ready_for_60s_is_evicted_at_60s():
+    tol = '{key: "node.kubernetes.io/not-ready", operator: "Exists", effect: "NoExecute", tolerationSeconds: 60}'
+    c = run(node("n1") + pod("quick", "n1", tol) + pod("slow", "n1")
+            + 'scenario "runtime" { at 30s: runtime_down node n1 }')
+    assert first_write(c, "evict", "quick").clock == 90
+    assert first_write(c, "evict", "slow").clock == 330
+    assert c.get("Pod", "quick") is None  # the node's kubelet still runs and removed it
+
+
+def test_pod_not_tolerating_a_new_no_execute_taint_is_evicted_at_once():
+    c = run(node("n1") + pod("plain", "n1") + pod("tolerant", "n1", '{key: "maint", operator: "Exists", effect: "NoExecute"}')
+            + 'scenario "taint" { at 1m: update node n1 { taints: [{key: "maint", effect: "NoExecute"}] } }')
+    assert first_write(c, "evict", "plain").clock == 60
+    assert c.get("Pod", "plain") is None  # the kubelet removed it
+    tolerant = c.get("Pod", "tolerant")
+    assert tolerant is not None and not tolerant["deleting"] and tolerant["ready"]
+
+
+def test_pod_tolerating_without_seconds_is_never_evicted():
+    tol = '{key: "node.kubernetes.io/unreachable", operator: "Exists", effect: "NoExecute"}'
+    c = run(node("n1") + pod("stay", "n1", tol) + pod("go", "n1") + 'scenario "fail" { at 30s: fail node n1 }')
+    assert not c.get("Pod", "stay")["deleting"]
+    assert c.get("Pod", "go")["deleting"]
+    assert not c.writes(rule="evict", name="stay")
+
+
+def test_lost_workers_pods_are_evicted_and_replaced_on_healthy_nodes():
+    c = run(node("n1") + node("n2") + deployment("web", replicas=4) + 'scenario "fail" { at 30s: fail node n1 }')
+    live = c.pods("web", live=True)
+    assert len(live) == 4 and all(p["node"] == "n2" and p["ready"] for p in live)
+    # Evicted pods stay terminating: no kubelet can remove them while n1 is down.
+    assert all(p["node"] == "n1" for p in c.pods("web") if p["deleting"])
+
+
+def test_recovered_node_loses_its_taint_becomes_ready_and_removes_evicted_pods():
+    c = run(node("n1") + node("n2") + deployment("web", replicas=2)
+            + 'scenario "blip" { at 30s: fail node n1\n at 10m: recover node n1 }')
+    n1 = c.node("n1")
+    assert n1["ready"] and n1["readyCondition"] == "True" and n1["taints"] == []
+    assert all(not p["deleting"] for p in c.pods("web"))
+    assert len(c.ready_pods("web")) == 2
+
+
+def test_node_back_within_the_toleration_keeps_its_pods():
+    c = run(node("n1") + pod("web-1", "n1") + 'scenario "blip" { at 30s: fail node n1\n at 3m: recover node n1 }')
+    p = c.get("Pod", "web-1")
+    assert p is not None and p["ready"] and not p["deleting"]
+    assert c.node("n1")["taints"] == []
+
+
+def test_control_plane_node_is_tainted_no_schedule_and_runs_no_workloads():
+    c = run(node("cp", extra="controlPlane: true") + node("w1") + deployment("web", replicas=2))
+    assert c.node("cp")["taints"] == [{"key": "node-role.kubernetes.io/control-plane", "value": "", "effect": "NoSchedule",
+                                       "timeAdded": None}]
+    assert all(p["node"] == "w1" for p in c.pods("web"))
+
+
+def test_pods_on_a_failed_node_are_not_counted_ready_even_before_eviction():
+    c = run(node("n1") + pod("web-1", "n1") + 'scenario "fail" { at 30s: fail node n1 }', until=200)
+    p = c.get("Pod", "web-1")
+    assert not p["ready"] and not p["deleting"]
+
+
+def test_no_new_pod_is_scheduled_onto_an_unreachable_node_despite_default_tolerations():
+    c = run(node("n1", cpu="8") + node("n2", cpu="1") + 'scenario "fail then create" { at 30s: fail node n1\n'
+            '  at 2m: create pod late { container main { image: "x"  cpu: 500m } } }', until=200)
+    assert c.get("Pod", "late")["node"] == "n2"
+
+
+def test_pod_with_nowhere_else_to_go_reports_the_unreachable_taint():
+    c = run(node("n1") + 'scenario "fail then create" { at 30s: fail node n1\n'
+            '  at 2m: create pod late { container main { image: "x" } } }', until=200)
+    assert c.get("Pod", "late")["message"] == \
+        "0/1 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/unreachable: }."

@@ -1,0 +1,96 @@
+"""kube-proxy in iptables mode and the service IP allocator (rules/proxy.konv, rules/ipam.konv)."""
+
+from fractions import Fraction
+from ipaddress import ip_address, ip_network
+
+from tests.kube import node, run
+
+
+def web(name, extra=""):
+    return (f'pod {name} {{ labels {{ app: "web" }} {extra}\n'
+            f'  container main {{ image: "x"  cpu: 100m  memory: 64Mi port http {{ containerPort: 8080 }} }} }}\n')
+
+
+SERVICE = 'service web { selector { app: "web" }  port http { port: 80  targetPort: "http" } }\n'
+
+
+def routes(c, service="default/web"):
+    return [r for r in c.of("Route") if r["service"] == service]
+
+
+def test_kubernetes_service_gets_10_96_0_1():
+    c = run(node("n1"))
+    assert c.get("Service", "kubernetes")["clusterIP"] == "10.96.0.1"
+
+
+def test_service_ips_are_unique_and_inside_10_96_0_0_12():
+    c = run(node("n1") + "".join(f'service s{i} {{ port p {{ port: 80  targetPort: 8080 }} }}\n' for i in range(8)))
+    ips = [s["clusterIP"] for s in c.of("Service")]
+    assert len(set(ips)) == len(ips) == 9
+    assert all(ip_address(ip) in ip_network("10.96.0.0/12") for ip in ips)
+    assert ips.count("10.96.0.1") == 1
+
+
+def test_every_node_gets_a_route_for_every_service_port_including_the_control_plane():
+    c = run(node("cp", extra="controlPlane: true") + node("w1") + web("web-1") + SERVICE)
+    assert sorted(r["node"] for r in routes(c)) == ["cp", "w1"]
+
+
+def test_route_dnats_cluster_ip_to_pod_ip_and_target_port():
+    c = run(node("n1") + web("web-1") + SERVICE)
+    [r] = routes(c)
+    pod = c.get("Pod", "web-1")
+    assert r["clusterIP"] == c.get("Service", "web")["clusterIP"] and r["port"] == 80
+    assert r["action"] == "DNAT"
+    assert r["backends"] == [{"ip": pod["ip"], "port": 8080, "probability": 1.0}]
+
+
+def test_route_probabilities_follow_iptables_1_over_n_minus_i():
+    c = run(node("n1") + "".join(web(f"web-{i}") for i in range(4)) + SERVICE)
+    [r] = routes(c)
+    assert [b["probability"] for b in r["backends"]] == [0.25, 1 / 3, 0.5, 1.0]
+    # the chance of reaching endpoint i is p_i × Π_{j<i}(1 − p_j) = 1/n for each.
+    reach, left = [], Fraction(1)
+    for b in r["backends"]:
+        p = Fraction(b["probability"]).limit_denominator(10)
+        reach.append(left * p)
+        left *= 1 - p
+    assert reach == [Fraction(1, 4)] * 4
+
+
+def test_service_without_ready_endpoints_is_rejected():
+    c = run(node("n1") + SERVICE)
+    [r] = routes(c)
+    assert r["action"] == "REJECT" and r["backends"] == []
+
+
+def test_routes_follow_endpoints_when_a_pod_goes():
+    c = run(node("n1") + web("web-1") + web("web-2") + SERVICE + 'scenario "kill" { at 1m: kill pod web-2 }')
+    [r] = routes(c)
+    assert [b["ip"] for b in r["backends"]] == [c.get("Pod", "web-1")["ip"]]
+
+
+def test_not_ready_endpoints_get_no_traffic():
+    c = run(node("n1") + node("sick", extra="runtimeUp: false") + web("web-ok", extra='node: "n1"')
+            + web("web-sick", extra='node: "sick" tolerations: [{operator: "Exists"}]') + SERVICE)
+    for r in routes(c):
+        assert [b["ip"] for b in r["backends"]] == [c.get("Pod", "web-ok")["ip"]]
+
+
+def test_session_affinity_client_ip_is_carried_on_the_route():
+    c = run(node("n1") + web("web-1") + SERVICE.replace("selector", 'sessionAffinity: "ClientIP" selector'))
+    assert routes(c)[0]["sessionAffinity"] == "ClientIP"
+
+
+def test_each_service_port_gets_its_own_route():
+    c = run(node("n1") + web("web-1").replace("port http { containerPort: 8080 }",
+                                               "port http { containerPort: 8080 } port dns { containerPort: 53 protocol: \"UDP\" }")
+            + 'service web { selector { app: "web" } port http { port: 80 targetPort: "http" } '
+              'port dns { port: 53 targetPort: "dns" protocol: "UDP" } }')
+    got = sorted((r["protocol"], r["port"], r["backends"][0]["port"]) for r in routes(c))
+    assert got == [("TCP", 80, 8080), ("UDP", 53, 53)]
+
+
+def test_deleting_a_service_removes_its_routes():
+    c = run(node("n1") + web("web-1") + SERVICE + 'scenario "delete" { at 1m: delete service web }')
+    assert routes(c) == []

@@ -1,0 +1,178 @@
+"""ReplicaSet and Deployment controllers (rules/controllers.konv): self-healing, scale-down
+order, adoption, rolling updates."""
+
+from tests.kube import deployment, node, run
+
+RS = """
+replicaset rs {{
+  replicas: {replicas}
+  selector {{ app: "rs" }}
+  template {{ labels {{ app: "rs" }}  container main {{ image: "rs:1"  cpu: 100m  memory: 64Mi }} }}
+}}
+"""
+
+
+def owned_pod(name, extra="", container_extra=""):
+    return (f'pod {name} {{ labels {{ app: "rs" }} owner {{ kind: "ReplicaSet"  name: "rs" }} {extra}\n'
+            f'  container main {{ image: "rs:1"  cpu: 100m  memory: 64Mi {container_extra} }} }}\n')
+
+
+def deletion_order(c):
+    return [w.name for w in c.writes(verb="update", kind="Pod", rule="delete_extra")]
+
+
+def live(pods):
+    return [p for p in pods if not p["deleting"] and p["phase"] not in ("Succeeded", "Failed")]
+
+
+def test_deployment_creates_a_replicaset_with_the_pod_template_hash_and_its_pods():
+    c = run(node("n1") + deployment("web", replicas=3))
+    [rs] = c.of("ReplicaSet")
+    h = rs["labels"]["pod-template-hash"]
+    assert rs["name"] == "web-" + h and rs["owner"] == {"kind": "Deployment", "name": "web"}
+    assert rs["selector"] == {"app": "web", "pod-template-hash": h}
+    assert rs["replicas"] == 3 and rs["readyReplicas"] == 3
+    pods = c.pods("web")
+    assert len(pods) == 3 and all(p["ready"] and p["owner"]["name"] == rs["name"] for p in pods)
+    assert all(p["labels"]["pod-template-hash"] == h for p in pods)
+
+
+def test_deployment_replicas_default_to_one():
+    c = run(node("n1") + 'deployment solo { template { labels { app: "solo" } '
+            'container main { image: "solo:1" } } }')
+    assert len(c.pods("solo")) == 1
+
+
+def test_deleted_pod_is_replaced():
+    spec = node("n1") + RS.format(replicas=2) + owned_pod("rs-a") + owned_pod("rs-b") + """
+scenario "kill one" { at 1m: kill pod rs-a }
+"""
+    c = run(spec)
+    assert c.get("Pod", "rs-a") is None
+    pods = c.pods("rs")
+    assert len(pods) == 2 and all(p["ready"] for p in pods)
+    assert "rs-b" in [p["name"] for p in pods]
+
+
+def test_failed_pod_is_replaced():
+    # restartPolicy Never and a crashing container: the pod fails, and a new one takes its place.
+    c = run(node("n1") + RS.format(replicas=1)
+            + owned_pod("rs-doomed", extra='restartPolicy: "Never"', container_extra="crashing: true"))
+    doomed = c.get("Pod", "rs-doomed")
+    assert doomed["phase"] == "Failed"
+    replacement = [p for p in c.pods("rs") if p["name"] != "rs-doomed"]
+    assert len(replacement) == 1 and replacement[0]["ready"]
+
+
+def test_pod_matching_the_selector_without_owner_is_adopted():
+    c = run(node("n1") + RS.format(replicas=2) + 'pod stray { labels { app: "rs" } container main { image: "x" } }')
+    assert c.get("Pod", "stray")["owner"] == {"kind": "ReplicaSet", "name": "rs"}
+    assert len(c.pods("rs")) == 2  # the adopted pod counts: only one is created
+
+
+def test_scale_down_removes_unassigned_then_pending_then_not_ready_pods_first():
+    spec = (node("up") + node("down", extra="kubeletUp: false") + node("sick", extra="runtimeUp: false")
+            + RS.format(replicas=4)
+            + owned_pod("rs-ready", extra='node: "up"')
+            + owned_pod("rs-notready", extra='node: "sick"')
+            + owned_pod("rs-pending", extra='node: "down"')
+            + owned_pod("rs-unassigned", extra='nodeSelector { nowhere: "x" }')
+            + """
+scenario "scale to zero" { at 10s: scale_replicaset replicaset rs replicas = 0 }
+""")
+    c = run(spec)
+    assert deletion_order(c) == ["rs-unassigned", "rs-pending", "rs-notready", "rs-ready"]
+
+
+def test_scale_down_removes_lower_deletion_cost_then_crowded_node_then_newer_pods_first():
+    spec = (node("a") + node("b") + RS.format(replicas=5)
+            + owned_pod("rs-cheap-b", extra='node: "b" deletionCost: -5 createdAt: 0s')
+            + owned_pod("rs-a1", extra='node: "a" createdAt: 0s')
+            + owned_pod("rs-a2", extra='node: "a" createdAt: 1s')
+            + owned_pod("rs-b-old", extra='node: "b" createdAt: 0s')
+            + owned_pod("rs-precious", extra='node: "a" deletionCost: 100 createdAt: 5s')
+            + """
+scenario "scale down" { at 10s: scale_replicaset replicaset rs replicas = 1 }
+""")
+    order = deletion_order(run(spec))
+    # lowest cost first; then a (3 siblings) before b; on a, the newer first; the costly one last.
+    assert order == ["rs-cheap-b", "rs-a2", "rs-a1", "rs-b-old"]
+
+
+def test_scale_down_removes_more_restarted_pods_first():
+    spec = (node("a") + RS.format(replicas=2)
+            + owned_pod("rs-calm", extra='node: "a"')
+            + owned_pod("rs-flappy", extra='node: "a"').replace("memory: 64Mi", "memory: 64Mi restarts: 7")
+            + 'scenario "scale down" { at 10s: scale_replicaset replicaset rs replicas = 1 }')
+    assert deletion_order(run(spec)) == ["rs-flappy"]
+
+
+def test_deployment_scale_up_and_down_follows_replicas():
+    c = run(node("n1") + deployment("web", replicas=2) + """
+scenario "scale" {
+  at 1m: scale deployment web replicas = 5
+  at 2m: scale deployment web replicas = 1
+}
+""")
+    assert len(live(c.pods("web"))) == 1
+    assert len(c.of("ReplicaSet")) == 1 and c.of("ReplicaSet")[0]["replicas"] == 1
+
+
+def rollout(maxima: str, replicas: int = 4):
+    spec = node("n1", cpu="16") + deployment("web", replicas=replicas).replace("deployment web {",
+                                                                          "deployment web { " + maxima)
+    spec += """
+scenario "new image" {
+  at 1m: update deployment web {
+    template { labels { app: "web" }  container main { image: "web:2"  cpu: 100m  memory: 64Mi } }
+  }
+}
+"""
+    return run(spec, history=True)
+
+
+def rollout_bounds(c, start_revision):
+    """(most pods at once, fewest ready pods at once) from the update on."""
+    most, fewest = 0, 10 ** 9
+    for revision, objects in c.states():
+        if revision < start_revision:
+            continue
+        pods = [o for o in objects if o["kind"] == "Pod"]
+        most = max(most, len(live(pods)))
+        fewest = min(fewest, len([p for p in pods if p["ready"] and not p["deleting"]]))
+    return most, fewest
+
+
+def update_revision(c):
+    return next(w.revision for w in c.result.trace if w.actor == "scenario")
+
+
+def test_deployment_template_change_rolls_out_within_max_surge_and_unavailable():
+    c = rollout("")  # 25% of 4: surge 1 (rounded up), unavailable 1 (rounded down)
+    assert sorted(p["containers"][0]["image"] for p in live(c.pods("web"))) == ["web:2"] * 4
+    assert all(p["ready"] for p in live(c.pods("web")))
+    old, new = sorted(c.of("ReplicaSet"), key=lambda r: r["revision"])
+    assert (old["replicas"], new["replicas"], new["revision"]) == (0, 4, 2)
+    assert c.get("Deployment", "web")["revision"] == 2
+    most, fewest = rollout_bounds(c, update_revision(c))
+    assert most <= 5 and fewest >= 3
+    assert most == 5  # the surge is used
+
+
+def test_rollout_with_zero_surge_and_zero_unavailable_uses_unavailable_one():
+    c = rollout("maxSurge: 0  maxUnavailable: 0")
+    assert sorted(p["containers"][0]["image"] for p in live(c.pods("web"))) == ["web:2"] * 4
+    most, fewest = rollout_bounds(c, update_revision(c))
+    assert most <= 4 and fewest >= 3
+
+
+def test_rollout_percentages_round_surge_up_and_unavailable_down():
+    # 10 replicas: 25% surge is 3 (2.5 up), 25% unavailable is 2 (2.5 down).
+    c = rollout("", replicas=10)
+    most, fewest = rollout_bounds(c, update_revision(c))
+    assert most <= 13 and fewest >= 8
+
+
+def test_deleting_a_deployment_deletes_its_replicasets_and_pods():
+    c = run(node("n1") + deployment("web", replicas=2) + 'scenario "delete" { at 1m: delete deployment web }')
+    assert c.of("ReplicaSet") == [] and c.pods("web") == []

@@ -1,0 +1,251 @@
+"""kube-scheduler's default profile (rules/scheduler.konv) against the reference behaviour."""
+
+from tests.kube import deployment, node, run
+
+
+def pod(name, cpu="100m", memory="64Mi", extra="", labels='app: "p"'):
+    return (f'pod {name} {{ labels {{ {labels} }} {extra}\n'
+            f'  container main {{ image: "x"  cpu: {cpu}  memory: {memory} }} }}\n')
+
+
+def test_unschedulable_pod_gets_reason_and_kubernetes_format_message():
+    c = run(node("small", cpu="500m", extra='labels { disk: "hdd" }')
+            + node("tainted", extra='taints: [{key: "dedicated", value: "gpu", effect: "NoSchedule"}]')
+            + node("other", extra='labels { disk: "ssd" }')
+            + pod("big", cpu="1", extra='nodeSelector { disk: "hdd" }'))
+    p = c.get("Pod", "big")
+    assert p["node"] is None and p["phase"] == "Pending"
+    assert p["reason"] == "Unschedulable"
+    # Each node reports its first failing filter; the "count reason" strings are sorted as text.
+    assert p["message"] == ("0/3 nodes are available: 1 Insufficient cpu, "
+                            "1 node(s) didn't match Pod's node affinity/selector, "
+                            "1 node(s) had untolerated taint {dedicated: gpu}.")
+
+
+def test_unschedulable_pod_gets_a_failed_scheduling_warning_event():
+    c = run(node("n1", cpu="1") + pod("big", cpu="2"))
+    events = [e for e in c.of("Event") if e["reason"] == "FailedScheduling"]
+    assert len(events) == 1
+    assert events[0]["type"] == "Warning"
+    assert events[0]["object"] == "Pod/default/big"
+    assert events[0]["message"] == "0/1 nodes are available: 1 Insufficient cpu."
+
+
+def test_insufficient_memory_and_cpu_are_both_reported_for_one_node():
+    c = run(node("n1", cpu="1", memory="1Gi") + pod("big", cpu="2", memory="2Gi"))
+    assert c.get("Pod", "big")["message"] == "0/1 nodes are available: 1 Insufficient cpu, 1 Insufficient memory."
+
+
+def test_pod_count_limit_rejects_with_too_many_pods():
+    c = run(node("n1", extra="pods: 2") + pod("a") + pod("b") + pod("c"))
+    bound = [p for p in c.pods() if p["node"] == "n1"]
+    assert len(bound) == 2
+    pending = [p for p in c.pods() if p["node"] is None]
+    assert [p["message"] for p in pending] == ["0/1 nodes are available: 1 Too many pods."]
+
+
+def test_bound_pods_requests_never_exceed_allocatable():
+    c = run(node("n1", cpu="1") + node("n2", cpu="1500m") + deployment("web", replicas=5, cpu="300m"))
+    for n, cpu in (("n1", 1), ("n2", 1.5)):
+        assert sum(p["containers"][0]["cpu"] for p in c.pods("web") if p["node"] == n) <= cpu
+    assert all(p["node"] for p in c.pods("web"))
+
+
+def test_sixth_pod_beyond_capacity_stays_pending():
+    c = run(node("n1", cpu="1") + node("n2", cpu="1") + deployment("web", replicas=7, cpu="300m"))
+    bound = [p for p in c.pods("web") if p["node"]]
+    assert len(bound) == 6
+    assert [p["reason"] for p in c.pods("web") if not p["node"]] == ["Unschedulable"]
+
+
+def test_least_allocated_node_is_preferred():
+    c = run(node("a-busy") + node("b-free") + pod("hog", cpu="3", extra='nodeSelector { "kubernetes.io/hostname": "a-busy" }').replace("pod hog {", "pod hog {")
+            .replace('nodeSelector { "kubernetes.io/hostname": "a-busy" }', 'node: "a-busy"')
+            + pod("newcomer"))
+    assert c.get("Pod", "hog")["node"] == "a-busy"
+    assert c.get("Pod", "newcomer")["node"] == "b-free"
+
+
+def test_ties_are_broken_by_node_name():
+    c = run(node("zeta") + node("alpha") + node("mid") + pod("p1"))
+    assert c.get("Pod", "p1")["node"] == "alpha"
+
+
+def test_best_effort_pods_spread_because_missing_requests_count_for_scoring():
+    c = run(node("n1") + node("n2") + pod("be1", cpu="0", memory="0") + pod("be2", cpu="0", memory="0"))
+    assert {c.get("Pod", "be1")["node"], c.get("Pod", "be2")["node"]} == {"n1", "n2"}
+
+
+def test_pod_with_a_node_set_is_not_scheduled_elsewhere():
+    c = run(node("a") + node("b") + pod("pinned", extra='node: "b"'))
+    assert c.get("Pod", "pinned")["node"] == "b"
+    assert not c.writes(rule="bind", name="pinned")
+
+
+def test_pod_for_another_scheduler_stays_pending():
+    c = run(node("a") + pod("custom", extra='schedulerName: "my-scheduler"'))
+    p = c.get("Pod", "custom")
+    assert p["node"] is None and p["reason"] == ""
+
+
+def test_cordoned_node_is_reported_unschedulable():
+    c = run(node("a", extra="unschedulable: true") + pod("p"))
+    assert c.get("Pod", "p")["message"] == "0/1 nodes are available: 1 node(s) were unschedulable."
+
+
+def test_untolerated_no_execute_taint_rejects_and_toleration_admits():
+    taint = 'taints: [{key: "k", value: "v", effect: "NoExecute"}]'
+    c = run(node("a", extra=taint)
+            + pod("plain")
+            + pod("tolerant", extra='tolerations: [{key: "k", operator: "Equal", value: "v", effect: "NoExecute"}]'))
+    assert c.get("Pod", "plain")["node"] is None
+    assert c.get("Pod", "plain")["message"] == "0/1 nodes are available: 1 node(s) had untolerated taint {k: v}."
+    assert c.get("Pod", "tolerant")["node"] == "a"
+
+
+def test_exists_toleration_without_key_tolerates_every_taint():
+    c = run(node("a", extra='taints: [{key: "x", effect: "NoSchedule"}, {key: "y", value: "1", effect: "NoExecute"}]')
+            + pod("all", extra='tolerations: [{operator: "Exists"}]'))
+    assert c.get("Pod", "all")["node"] == "a"
+
+
+def test_prefer_no_schedule_taint_is_avoided_when_another_node_fits():
+    c = run(node("a-spot", extra='taints: [{key: "spot", effect: "PreferNoSchedule"}]') + node("b-plain", cpu="2")
+            + pod("p"))
+    # a-spot has more room (LeastAllocated) and sorts first, but TaintToleration ×3 wins.
+    assert c.get("Pod", "p")["node"] == "b-plain"
+
+
+def test_prefer_no_schedule_taint_node_is_used_when_nothing_else_fits():
+    c = run(node("a-spot", extra='taints: [{key: "spot", effect: "PreferNoSchedule"}]') + node("b-small", cpu="100m")
+            + pod("p", cpu="1"))
+    assert c.get("Pod", "p")["node"] == "a-spot"
+
+
+def test_node_selector_and_required_terms_must_both_match():
+    c = run(node("a", extra='labels { disk: "ssd"  zone: "x" }') + node("b", extra='labels { disk: "ssd"  zone: "y" }')
+            + pod("p", extra='nodeSelector { disk: "ssd" } affinity: {requiredNodeTerms: [{matchExpressions: '
+                             '[{key: "zone", operator: "In", values: ["y"]}]}]}'))
+    assert c.get("Pod", "p")["node"] == "b"
+
+
+def test_required_terms_are_ored_and_expressions_anded():
+    affinity = ('affinity: {requiredNodeTerms: ['
+                '{matchExpressions: [{key: "zone", operator: "In", values: ["x"]}, {key: "gpu", operator: "Exists"}]},'
+                '{matchExpressions: [{key: "zone", operator: "In", values: ["z"]}]}]}')
+    c = run(node("a", extra='labels { zone: "x" }')  # first term: zone matches but no gpu
+            + node("b", extra='labels { zone: "z" }')  # second term matches
+            + pod("p", extra=affinity))
+    assert c.get("Pod", "p")["node"] == "b"
+    c = run(node("a", extra='labels { zone: "x" }') + node("c", extra='labels { zone: "y"  gpu: "1" }')
+            + pod("p", extra=affinity))
+    assert c.get("Pod", "p")["node"] is None
+    assert "2 node(s) didn't match Pod's node affinity/selector" in c.get("Pod", "p")["message"]
+
+
+def test_node_affinity_operators_not_in_does_not_exist_gt_lt():
+    nodes = (node("g2", extra='labels { gen: "2" }') + node("g4", extra='labels { gen: "4"  spot: "yes" }')
+             + node("g6", extra='labels { gen: "6" }') + node("nolabel"))
+
+    def where(op, values=""):
+        vals = f", values: [{values}]" if values else ""
+        c = run(nodes + pod("p", extra=f'affinity: {{requiredNodeTerms: [{{matchExpressions: '
+                                      f'[{{key: "gen", operator: "{op}"{vals}}}]}}]}}'))
+        return c.get("Pod", "p")["node"]
+
+    assert where("Gt", '"5"') == "g6"
+    assert where("Lt", '"3"') == "g2"
+    assert where("DoesNotExist") == "nolabel"
+    assert where("NotIn", '"2", "4", "6"') == "nolabel"
+    assert where("In", '"4"') == "g4"
+
+
+def test_preferred_node_affinity_outweighs_free_resources():
+    c = run(node("a-big", cpu="16", memory="64Gi") + node("b-small", cpu="2", memory="4Gi", extra='labels { zone: "b" }')
+            + pod("p", extra='affinity: {preferredNodeTerms: [{weight: 50, preference: {matchExpressions: '
+                             '[{key: "zone", operator: "In", values: ["b"]}]}}]}'))
+    assert c.get("Pod", "p")["node"] == "b-small"
+
+
+def test_topology_spread_do_not_schedule_keeps_skew_within_max_skew():
+    zones = "".join(node(f"n{z}{i}", extra=f'labels {{ zone: "{z}" }}') for z in "ab" for i in (1, 2))
+    c = run(zones + node("n-c", extra='labels { zone: "c" }', cpu="250m")
+            + deployment("web", replicas=5, cpu="200m",
+                         extra='topologySpreadConstraints: [{maxSkew: 1, topologyKey: "zone", labelSelector: {app: "web"}}]'))
+    per_zone = {}
+    for p in c.pods("web"):
+        if p["node"]:
+            per_zone.setdefault(c.node(p["node"])["labels"]["zone"], []).append(p)
+    # zone c holds one pod at most (250m), so a and b may exceed it by one only: 2 + 2 + 1.
+    assert sorted(len(v) for v in per_zone.values()) == [1, 2, 2]
+    pending = [p for p in c.pods("web") if not p["node"]]
+    assert len(pending) == 0
+
+
+def test_topology_spread_refuses_a_pod_that_would_raise_skew():
+    c = run(node("a1", extra='labels { zone: "a" }') + node("b1", cpu="150m", extra='labels { zone: "b" }')
+            + deployment("web", replicas=4, cpu="100m",
+                         extra='topologySpreadConstraints: [{maxSkew: 1, topologyKey: "zone", labelSelector: {app: "web"}}]'))
+    bound = [p for p in c.pods("web") if p["node"]]
+    # a third pod in zone a would make the skew 3 − 1 = 2 > maxSkew.
+    assert sorted(p["node"] for p in bound) == ["a1", "a1", "b1"]
+    pending = [p for p in c.pods("web") if not p["node"]]
+    assert len(pending) == 1
+    assert pending[0]["message"] == ("0/2 nodes are available: 1 Insufficient cpu, "
+                                     "1 node(s) didn't match pod topology spread constraints.")
+
+
+def test_schedule_anyway_spread_prefers_the_emptier_domain_but_never_refuses():
+    spread = 'topologySpreadConstraints: [{maxSkew: 1, topologyKey: "zone", whenUnsatisfiable: "ScheduleAnyway", labelSelector: {app: "web"}}]'
+    c = run(node("a1", extra='labels { zone: "a" }') + node("b1", cpu="150m", extra='labels { zone: "b" }')
+            + deployment("web", replicas=3, cpu="100m", extra=spread))
+    assert sorted(p["node"] for p in c.pods("web")) == ["a1", "a1", "b1"]
+
+
+def test_pod_anti_affinity_keeps_replicas_on_different_hosts():
+    anti = 'affinity: {podAntiAffinity: [{labelSelector: {app: "cache"}, topologyKey: "kubernetes.io/hostname"}]}'
+    c = run("".join(node(f"h{i}", extra=f'labels {{ "kubernetes.io/hostname": "h{i}" }}') for i in (1, 2))
+            + deployment("cache", replicas=3, extra=anti))
+    nodes = [p["node"] for p in c.pods("cache") if p["node"]]
+    assert sorted(nodes) == ["h1", "h2"]
+    pending = [p for p in c.pods("cache") if not p["node"]]
+    assert pending[0]["message"] == "0/2 nodes are available: 2 node(s) didn't match pod anti-affinity rules."
+
+
+def test_existing_pods_anti_affinity_keeps_a_newcomer_away():
+    c = run(node("h1", extra='labels { "kubernetes.io/hostname": "h1" }')
+            + node("h2", cpu="2", extra='labels { "kubernetes.io/hostname": "h2" }')
+            + pod("loner", labels='app: "loner"', extra='node: "h1" affinity: {podAntiAffinity: '
+                  '[{labelSelector: {app: "web"}, topologyKey: "kubernetes.io/hostname"}]}')
+            + pod("web", labels='app: "web"'))
+    assert c.get("Pod", "web")["node"] == "h2"
+
+
+def test_pod_affinity_places_a_pod_beside_its_partner():
+    c = run(node("h1", cpu="8", extra='labels { "kubernetes.io/hostname": "h1" }')
+            + node("h2", extra='labels { "kubernetes.io/hostname": "h2" }')
+            + pod("db", labels='app: "db"', extra='node: "h2"')
+            + pod("app", labels='app: "app"', extra='affinity: {podAffinity: '
+                  '[{labelSelector: {app: "db"}, topologyKey: "kubernetes.io/hostname"}]}'))
+    assert c.get("Pod", "app")["node"] == "h2"
+
+
+def test_pending_pod_is_scheduled_when_a_node_joins():
+    c = run(node("small", cpu="500m") + pod("big", cpu="1") + """
+scenario "a node joins" {
+  at 1m: create node large { cpu: 4  memory: 8Gi }
+}
+""")
+    p = c.get("Pod", "big")
+    assert p["node"] == "large" and p["reason"] == "" and p["message"] == "" and p["ready"]
+    assert not [e for e in c.of("Event") if e["reason"] == "FailedScheduling"]
+
+
+def test_balanced_allocation_breaks_an_equal_least_allocated_score():
+    # Both nodes would be 59 for LeastAllocated; a-skewed would be 62.5% cpu and 19% memory full,
+    # b-even 37.5% and 44%: BalancedAllocation (78 against 96) sends the pod to b-even.
+    c = run(node("a-skewed") + node("b-even")
+            + pod("cpu-hog", cpu="2", memory="1Gi", extra='node: "a-skewed"')
+            + pod("mem-hog", cpu="1", memory="3Gi", extra='node: "b-even"')
+            + pod("newcomer", cpu="500m", memory="512Mi"))
+    assert c.get("Pod", "newcomer")["node"] == "b-even"
