@@ -826,19 +826,10 @@ class _Checker:
             rec = self.records[want.name]
             keys = set()
             for item in e.items:
-                f = rec.fields.get(item.key)
                 if item.key in keys:
                     self.error("E023", f"the key `{item.key}` is given twice", item.span)
                 keys.add(item.key)
-                if f is None:
-                    guess = closest(item.key, rec.fields)
-                    self.error("E033", f"`{rec.name}` has no field `{item.key}`", item.span,
-                               hint=f"did you mean `{guess}`?" if guess else None)
-                    self.expr_type(item.value, scope)
-                    continue
-                vt = self.expr_type(item.value, scope, f.type)
-                if not assignable(vt, f.type):
-                    self.mismatch(item.value, vt, f.type, f"`{item.key}`")
+            self.check_fields_of(rec, e.items, scope)
             missing = [f.name for f in rec.fields.values() if f.required and f.name not in keys]
             if missing:
                 self.error("E034", f"this `{rec.name}` needs " + ", ".join(f"`{m}`" for m in missing), e.span)
@@ -941,7 +932,12 @@ class _Checker:
             self.kinds.get(b.name) if isinstance(b, KindT) else None)
         if info is None:
             return self.expr_type(update, scope)
-        for item in update.items:
+        self.check_fields_of(info, update.items, scope)
+        return MapT(ANY)
+
+    def check_fields_of(self, info: RecordInfo | KindInfo, items: tuple[A.MapItem, ...], scope: Scope) -> None:
+        """Each `key: value` of a map literal written for a record or kind: a field of it, of its type."""
+        for item in items:
             f = info.fields.get(item.key)
             if f is None:
                 guess = closest(item.key, info.fields)
@@ -952,7 +948,6 @@ class _Checker:
             vt = self.expr_type(item.value, scope, f.type)
             if not assignable(vt, f.type):
                 self.mismatch(item.value, vt, f.type, f"`{item.key}`")
-        return MapT(ANY)
 
     @staticmethod
     def numeric_result(l: Type, r: Type, op: str) -> Type | None:

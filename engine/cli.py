@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import Diagnostic, KonvergeError, render
+from .files import write_atomically
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,7 +139,7 @@ def _fmt(args) -> int:
         if formatted != text:
             changed.append(name)
             if not args.check:
-                _write_atomically(Path(name), formatted)
+                write_atomically(Path(name), formatted)
     if diagnostics:
         raise KonvergeError(diagnostics)
     for name in changed:
@@ -396,20 +397,6 @@ def _describe(args) -> int:
     info, chosen, _ = select(program, objects, kind, name, namespace=args.namespace)
     sys.stdout.write(describe(program, info, chosen[0], objects, trace))
     return 0
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Replace a file's text so that a crash leaves the old or the new file, never half of one."""
-    tmp = path.with_name(f".{path.name}.konverge-tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise KonvergeError(Diagnostic("E001", f"cannot write this file: {e.strerror}", file=str(path)))
 
 
 if __name__ == "__main__":

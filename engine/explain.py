@@ -22,13 +22,13 @@ import os
 import re
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import attrs
 
 from . import ast as A
 from .check import Program
 from .errors import Diagnostic, KonvergeError
+from .files import write_atomically
 from .eval import Evaluator, materialize
 from .fixpoint import Write, key_text, object_key
 from .values import format_duration
@@ -119,16 +119,7 @@ def persist_trace(store, result) -> None:
         return  # this result is already there
     lines = [json.dumps(_write_json(w), sort_keys=True) for w in result.trace]
     text = old + "".join(line + "\n" for line in lines) + end_line + "\n"
-    tmp = path.with_name(f".{TRACE_FILE}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise KonvergeError(Diagnostic("E202", f"cannot write the trace: {e.strerror or e}", file=str(path)))
+    write_atomically(path, text, code="E202", what="the trace")
 
 
 def read_trace(data_dir: str) -> tuple[tuple[Write, ...], int | Fraction]:
@@ -503,7 +494,7 @@ def render_explanation(x: Explanation) -> str:
     lines = [f"{key_text(x.key)}"]
     if x.object is None:
         last = x.writes[-1] if x.writes else None
-        lines.append(f"  no longer exists" + (f": deleted at revision {last.revision} by {_who(last)}"
+        lines.append("  no longer exists" + (f": deleted at revision {last.revision} by {_who(last)}"
                                                if last and last.verb == "delete" else ""))
     else:
         lines.append(f"  exists at revision {x.revision} (resourceVersion {x.object.get('resourceVersion')}, "

@@ -38,7 +38,7 @@ from . import ast as A
 from .check import Program
 from .errors import Diagnostic, KonvergeError
 from .eval import Evaluator, materialize
-from .values import decode, encode, exact, freeze, number_value, unit_value
+from .values import decode, encode, freeze, number_value, unit_value
 
 DEFAULT_BUDGET = 200_000
 DEFAULT_HORIZON = 7 * 86400  # a week of virtual time

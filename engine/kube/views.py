@@ -16,7 +16,7 @@ from fractions import Fraction
 
 from ..check import Program
 from ..errors import Diagnostic, KonvergeError
-from ..explain import (State, explain, instance_why, load_state, render_explanation, render_instance, short,
+from ..explain import (State, explain, instance_why, load_state, render_explanation, render_instance,
                        state_of, why_not)
 from ..fixpoint import Write, key_text, object_key
 from ..names import closest
