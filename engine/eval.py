@@ -171,11 +171,15 @@ class Evaluator:
             kind = self.kind_name(source.kind)
             lookup = getattr(self.world, "lookup", None)
             if lookup is not None:
-                for cond in where:
-                    probe = self._probe(source.var, cond)
-                    if probe is not None:
-                        mode, path, other, _ = probe
-                        return lookup(kind, mode, path, materialize(self.eval(other, env)))
+                # Every conjunct an index can answer, and of those the one with the fewest
+                # candidates: the planner's choice, made afresh for each binding.
+                asks = [(mode, path, materialize(self.eval(other, env)))
+                        for cond in where for mode, path, other, _ in self._probes_of(source.var, cond)]
+                if asks:
+                    size = getattr(self.world, "lookup_size", None)
+                    if size is not None and len(asks) > 1:
+                        asks.sort(key=lambda a: size(kind, *a))
+                    return lookup(kind, *asks[0])
             return self.world.scan(kind)
         it = self.eval(source.iterable, env)
         if it is None:
@@ -184,12 +188,16 @@ class Evaluator:
             return sorted(it)
         return it
 
-    def _probe(self, var: str, cond: A.Expr):
-        """The first conjunct of `cond` an index can answer for `var`, cached per node."""
+    def _probes_of(self, var: str, cond: A.Expr) -> list:
+        """The conjuncts of `cond` an index can answer for `var`, cached per node."""
         cache_key = (id(cond), var)
         if cache_key not in self._probes:
-            self._probes[cache_key] = _index_probe(var, cond)
+            self._probes[cache_key] = _index_probes(var, cond)
         return self._probes[cache_key]
+
+    def _probe(self, var: str, cond: A.Expr):
+        probes = self._probes_of(var, cond)
+        return probes[0] if probes else None
 
     def select(self, source: A.Source, where: A.Expr | None, order: tuple[A.OrderKey, ...], env: Env) -> list[Env]:
         """The environments a source yields, filtered and ordered."""
@@ -410,10 +418,11 @@ def _mentions(e, var: str) -> bool:
     return False
 
 
-def _index_probe(var: str, cond: A.Expr):
-    """("eq", path, other, conjunct) for `v.path == other`, ("sub", path, other, conjunct) for
-    `other <= v.path`: the index to ask, what to ask it, and the conjunct it answers."""
-    found = None
+def _index_probes(var: str, cond: A.Expr) -> list:
+    """("eq", path, other, conjunct) for each `v.path == other`, then ("sub", path, other,
+    conjunct) for each `other <= v.path`: the index to ask, what to ask it, and the conjunct
+    it answers."""
+    eq, sub = [], []
     for c in _conjuncts(cond):
         if not isinstance(c, A.Binary):
             continue
@@ -421,13 +430,14 @@ def _index_probe(var: str, cond: A.Expr):
             for mine, other in ((c.left, c.right), (c.right, c.left)):
                 path = _path(mine, var)
                 if path is not None and not _mentions(other, var):
-                    return ("eq", path, other, c)
-        elif found is None and c.op in ("<=", ">="):
+                    eq.append(("eq", path, other, c))
+                    break
+        elif c.op in ("<=", ">="):
             mine, other = (c.right, c.left) if c.op == "<=" else (c.left, c.right)
             path = _path(mine, var)
             if path is not None and not _mentions(other, var):
-                found = ("sub", path, other, c)
-    return found
+                sub.append(("sub", path, other, c))
+    return eq + sub
 
 
 def _describe(v) -> str:

@@ -118,6 +118,15 @@ class Cache:
         smallest, rest = postings[0], postings[1:]
         return [smallest[k] for k in sorted(smallest) if all(k in p for p in rest)]
 
+    def lookup_size(self, kind: str, mode: str, path: tuple, value) -> int:
+        """How many candidates `lookup` would start from: for the planner."""
+        if mode == "eq":
+            return len(self._index(kind, "eq", path).get(freeze(value), ()))
+        if not isinstance(value, dict) or not value:
+            return len(self.by_kind.get(kind, ()))
+        index = self._index(kind, "sub", path)
+        return min(len(index.get((k, freeze(v)), ())) for k, v in value.items())
+
     def _index(self, kind: str, mode: str, path: tuple) -> dict:
         index = self.indexes.get((kind, mode, path))
         if index is None:
@@ -246,6 +255,9 @@ class _TrackingWorld:
         else:
             self.scanned.add(("scan", kind))
         return self.cache.lookup(kind, mode, path, value)
+
+    def lookup_size(self, kind: str, mode: str, path: tuple, value) -> int:
+        return self.cache.lookup_size(kind, mode, path, value)
 
     def now(self):
         return self.cache.clock

@@ -409,3 +409,31 @@ def test_oscillating_programs_are_reported_within_the_budget(n_items, period, na
     r = run(text, budget=500, naive=naive)
     assert not r.converged and r.reason == "cycle" and r.steps < 500
     assert r.cycle.period >= 1 and all(i.startswith("spin/turn[") for i in r.cycle.instances)
+
+
+def test_the_planner_looks_up_the_most_selective_index():
+    from engine.check import check_modules as check
+    from engine.eval import Evaluator
+
+    prog = check([parse_text(KINDS + 'invariant "q" { count(item i where i.group == "g" and i.size == 7) == 1 }',
+                             "t.konv")])
+
+    class World:
+        asked = []
+
+        def scan(self, kind):
+            raise AssertionError("a scan was not needed")
+
+        def now(self):
+            return 0
+
+        def lookup_size(self, kind, mode, path, value):
+            return {("group",): 1000, ("size",): 3}[path]
+
+        def lookup(self, kind, mode, path, value):
+            self.asked.append(path)
+            return [{"kind": "Item", "name": "x", "group": "g", "size": 7}]
+
+    world = World()
+    assert Evaluator(prog, world).eval(prog.invariants[0].cond, {}) is True
+    assert world.asked == [("size",)]
