@@ -140,6 +140,7 @@ class Evaluator:
         # looked at the clock are not kept.
         self.memo = None
         self.clock_used = False
+        self.saw_clock = False  # `now()` was called since the engine last reset this
 
     def deadline(self, t) -> None:
         if self.deadlines is not None and t > self.world.now():
@@ -147,6 +148,7 @@ class Evaluator:
 
     def now(self):
         self.clock_used = True
+        self.saw_clock = True
         now = self.world.now()
         return Clock(self, now) if self.deadlines is not None else now
 
@@ -384,7 +386,9 @@ class Evaluator:
         fn = _BUILTINS.get(e.fn)
         if fn is None:
             _fail(e, f"unknown function `{e.fn}`")
-        args = [materialize(self.eval(a, env)) for a in e.args]
+        args = [self.eval(a, env) for a in e.args]
+        if self.saw_clock:  # only then can a symbolic Clock hide in an argument
+            args = [materialize(a) for a in args]
         try:
             return fn(self, e, args)
         except (TypeError, ValueError, ZeroDivisionError) as err:

@@ -451,6 +451,7 @@ class Engine:
     def evaluate(self, inst: _Instance) -> _Outcome:
         self.world.scanned = set()
         self.ev.deadlines = set()
+        self.ev.saw_clock = False
         plan = _Plan(self, inst)
         rule = inst.rule
         clauses = rule.clauses
