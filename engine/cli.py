@@ -103,10 +103,67 @@ def _parser() -> argparse.ArgumentParser:
     _run_options(d)
     d.set_defaults(run=_describe)
 
+    v = sub.add_parser("verify", help="check the spec's properties under generated fault sequences (hypothesis)")
+    v.add_argument("files", nargs="+", metavar="SPEC", help=".konv specs")
+    v.add_argument("--examples", type=int, default=20, metavar="N", help="fault sequences to try (default 20)")
+    v.add_argument("--seed", type=int, default=None, metavar="S", help="make the run reproducible")
+    v.add_argument("--faults", metavar="LIST", help="comma-separated faults to draw from (default: all declared, "
+                                                        "but those that never settle alone, such as a crash loop)")
+    v.add_argument("--scenario", metavar="NAME", help="also play this scenario and check its expects")
+    v.add_argument("--no-deletions", action="store_true", help="generate no object deletions")
+    v.add_argument("--strict-orders", action="store_true",
+                   help="a random firing order must reach the same objects field by field")
+    v.add_argument("--out", metavar="FILE", help="where to write a counterexample (default: SPEC.counterexample.konv)")
+    v.add_argument("--budget", type=int, default=None, metavar="STEPS", help="steps per run before giving up")
+    v.add_argument("--no-std", action="store_true", help="do not load the standard control plane in rules/")
+    v.set_defaults(run=_verify)
+
     from .kube.views import add_commands  # explain, why-pending, trace, route
 
     add_commands(sub)
     return p
+
+
+def _verify(args) -> int:
+    from .fixpoint import DEFAULT_BUDGET
+    from .verify import PROPERTIES, counterexample_text, default_out, verify
+
+    if args.examples < 1:
+        raise KonvergeError(Diagnostic("E070", "--examples must be at least 1"))
+    program, scenario, _ = _load_run(args.files, args.scenario, no_std=args.no_std)
+    faults = [f.strip() for f in args.faults.split(",") if f.strip()] if args.faults is not None else None
+    report = verify(program, examples=args.examples, seed=args.seed, faults=faults, scenario=scenario,
+                    deletions=not args.no_deletions, budget=args.budget or DEFAULT_BUDGET,
+                    strict_orders=args.strict_orders)
+    for skipped in report.skipped_faults:
+        sys.stderr.write(f"note: fault {skipped} is not generated\n")
+    failure = report.failure
+    if failure is None:
+        from rich import box
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+        table.add_column("PROPERTY")
+        table.add_column("EXAMPLES PASSED", justify="right")
+        for prop in PROPERTIES:
+            table.add_row(prop, f"{report.passed.get(prop, 0)}/{report.examples}")
+        Console(file=sys.stdout, width=200, color_system=None, highlight=False).print(table)
+        print(f"all properties hold on {report.examples} example(s) in {report.elapsed:.1f}s")
+        return 0
+    from .values import format_duration
+
+    out = Path(args.out) if args.out else default_out(args.files[0])
+    write_atomically(out, counterexample_text(failure, args.files[0]))
+    print(f"property violated: {failure.property}")
+    print(f"  {failure.message}")
+    print(f"  at step {failure.steps}, virtual clock {format_duration(failure.clock)}")
+    for line in failure.details:
+        print(f"  {line}")
+    replay = f" {failure.replay}" if failure.replay else ""
+    print(f"shrunk counterexample ({report.examples} example(s) run, {report.elapsed:.1f}s) written to {out}")
+    print(f"replay: konverge reconcile {' '.join(args.files)} --scenario {out}{replay}")
+    return 4
 
 
 def _check(args) -> int:

@@ -920,6 +920,9 @@ def reconcile(program: Program, *, api=None, store=None, data_dir: str | None = 
         if reason:
             break
         apply_event(program, api, engine, at.event)
+        # A state seen before the event may come back after it (a deleted pod recreated under its
+        # generated name): that is recovery, not a cycle, so cycles are looked for per segment.
+        engine.seen_states.clear()
         engine.changed(engine.sync())
         watcher.check()
     if not reason:
