@@ -422,6 +422,10 @@ def _keyword_hint(token, expected, text: str, e) -> str | None:
     """Did the user misspell a keyword — here or at the start of this declaration?"""
     from .names import closest
 
+    before = text[max(0, (getattr(token, "start_pos", None) or 0) - 40):getattr(token, "start_pos", None) or 0]
+    quantifier = re.search(r"\bnot\s+(exists|forall)\s*$", before)
+    if quantifier:
+        return f"a quantifier after `not` needs parentheses: `not ({quantifier.group(1)} …)`"
     keywords = [_terminal_word(x).strip("`") for x in expected]
     keywords = [k for k in keywords if k.isidentifier()]
     if token.type in ("NAME", "OBJNAME"):
