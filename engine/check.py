@@ -93,6 +93,17 @@ class Program:
     def kind(self, ref: str) -> KindInfo | None:
         return self.kinds.get(ref) or _kind_by_lower(self.kinds, ref)
 
+    def scenario(self, name: str, where: str) -> A.ScenarioDecl:
+        """The scenario of that name, or a user error naming the closest one."""
+        found = self.scenarios.get(name)
+        if found is None:
+            guess = closest(name, self.scenarios)
+            raise KonvergeError(Diagnostic(
+                "E060", f'no scenario named "{name}"', file=where,
+                hint=f'did you mean "{guess}"?' if guess else
+                "declared: " + (", ".join(f'"{n}"' for n in self.scenarios) or "none")))
+        return found
+
 
 def _count(n: int, word: str, plural: str | None = None) -> str:
     if plural is not None:

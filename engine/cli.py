@@ -276,15 +276,7 @@ def _load_run(files, scenario_name: str | None, *, no_std: bool = False):
             if not declared:
                 raise KonvergeError(Diagnostic("E060", "this file declares no scenario", file=scenario_name))
             scenario_name = declared[0]
-        scenario = program.scenarios.get(scenario_name)
-        if scenario is None:
-            from .names import closest
-
-            guess = closest(scenario_name, program.scenarios)
-            raise KonvergeError(Diagnostic(
-                "E060", f'no scenario named "{scenario_name}"', file=", ".join(files),
-                hint=f'did you mean "{guess}"?' if guess else
-                "declared: " + (", ".join(f'"{n}"' for n in program.scenarios) or "none")), exit_code=1)
+        scenario = program.scenario(scenario_name, ", ".join(files))
     return program, scenario, manifests
 
 

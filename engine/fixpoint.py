@@ -378,7 +378,6 @@ class Engine:
         self.seen_states: dict[tuple, int] = {}
         self.fired: list[str] = []
         self.informer = None
-        self.revision = 0
         self.progress = None
         self.after_step = None  # called after every step that wrote something
 
@@ -394,7 +393,6 @@ class Engine:
                 changed.append((key, self.cache.remove(key), None))
             else:
                 changed.append((key, self.cache.put(obj), obj))
-            self.revision = max(self.revision, obj.get("resourceVersion") or 0)
         return changed
 
     def start(self) -> None:
@@ -405,7 +403,6 @@ class Engine:
         for kind in self.informer.kinds:
             for obj in self.informer.scan(kind):
                 self.cache.put(obj)
-        self.revision = self.api.revision
         for inst in self.enumerate_instances():
             self.mark(inst)
 
@@ -441,6 +438,8 @@ class Engine:
             yield from self.instances_of(cname, rule)
 
     def mark(self, inst: _Instance) -> None:
+        if self.naive:
+            return  # the naive mode looks at every instance every step: nothing to queue
         self.instances[inst.id] = inst
         if inst.id not in self.dirty_ids:
             self.dirty_ids.add(inst.id)
@@ -510,6 +509,8 @@ class Engine:
 
     def changed(self, changes: list[tuple]) -> None:
         """Mark dirty what the changed objects touch; new objects bring new instances."""
+        if self.naive:
+            return
         keys = [c[0] for c in changes]
         kinds = {k[0] for k in keys}
         touched: set[tuple] = {("scan", kind) for kind in kinds}
@@ -617,9 +618,6 @@ class Engine:
                 _, due = heapq.heappop(self.timers)
                 if due in self.instances:
                     self.mark(self.refresh(self.instances[due]))
-            if self.naive:
-                for inst in self.enumerate_instances():
-                    self.mark(inst)
             return True
         return False
 

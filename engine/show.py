@@ -1,4 +1,4 @@
-"""Showing objects, as `kubectl get` does: the Python API behind `konverge get`.
+"""Showing objects, as `kubectl get` does: reading a data directory and the generic table.
 
 Reads a store's data directory read-only (no lock, nothing written), so it can
 look at the store of a running engine. Values are shown by their declared
@@ -8,57 +8,18 @@ YAML alike.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from fractions import Fraction
 
 from .api import META, APIError, APIServer
-from .check import KindInfo, Program, load_program, std_dir
+from .check import KindInfo, Program, load_program
 from .errors import Diagnostic, KonvergeError
 from .store import open_store
 from .types import DURATION, QUANTITY, ListT, MapT, OptT, Prim, RecordT, RefT, Type
-from .values import format_duration, format_quantity
+from .values import format_duration, format_quantity, to_json
 
 TABLE_FIELDS = 4  # scalar fields shown besides the name; -o wide shows them all
-
-
-def get_objects(kind: str, name: str | None = None, *, data_dir: str, namespace: str | None = None,
-                all_namespaces: bool = False, output: str | None = None, specs: list[str] = ()) -> str:
-    """The text `konverge get` prints."""
-    if not os.path.isdir(data_dir):
-        raise KonvergeError(Diagnostic("E201", f"there is no store data directory at {data_dir}", file=data_dir,
-                                       hint="pass the --data-dir the engine was run with"))
-    program = load_program(list(specs), std=True) if specs else standard_program()
-    store = open_store(data_dir, read_only=True)
-    try:
-        api = APIServer(program, store)
-        info = api.kind_info(kind)
-        ns = None if info.cluster or (all_namespaces and name is None) else (namespace or "default")
-        if name is not None:
-            objects = [api.get(api.admin, info.name, ns, name)]
-        else:
-            objects, _ = api.list(api.admin, info.name, ns)
-    except APIError as e:
-        raise KonvergeError(Diagnostic("E201", e.message, file=data_dir, hint=e.diagnostics[0].hint)) from None
-    finally:
-        store.close()
-    shown = [display(program, info, o) for o in objects]
-    single = name is not None
-    if output == "json":
-        data = shown[0] if single else {"kind": "List", "items": shown}
-        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    if output == "yaml":
-        import yaml
-
-        data = shown[0] if single else {"kind": "List", "items": shown}
-        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
-    if output == "name":
-        return "".join(f"{info.name.lower()}/{o['name']}\n" for o in objects)
-    if not objects:
-        where = "" if info.cluster or ns is None else f" in {ns} namespace"
-        return f"No resources found{where}.\n"
-    return table(program, info, shown, with_namespace=ns is None and not info.cluster, wide=output == "wide")
 
 
 def stored_objects(data_dir: str, specs: list[str] = ()) -> tuple[Program, list[dict]]:
@@ -81,7 +42,7 @@ def stored_objects(data_dir: str, specs: list[str] = ()) -> tuple[Program, list[
 
 def standard_program() -> Program:
     """The program of the standard control plane alone (rules/)."""
-    return load_program(sorted(std_dir().glob("*.konv")), std=False)
+    return load_program([], std=True)
 
 
 def display(program: Program, info: KindInfo, obj: dict) -> dict:
@@ -91,7 +52,7 @@ def display(program: Program, info: KindInfo, obj: dict) -> dict:
         if f.name in obj:
             out[f.name] = _display(program, f.type, obj[f.name])
     for key, value in obj.items():
-        out.setdefault(key, _plain(value))
+        out.setdefault(key, to_json(value))
     return out
 
 
@@ -111,17 +72,7 @@ def _display(program: Program, t: Type, value):
     if isinstance(t, RecordT) and isinstance(value, dict) and t.name in program.records:
         fields = program.records[t.name].fields
         return {k: _display(program, fields[k].type, x) if k in fields else x for k, x in value.items()}
-    return _plain(value)
-
-
-def _plain(value):
-    if isinstance(value, Fraction):
-        return float(value)
-    if isinstance(value, dict):
-        return {k: _plain(x) for k, x in value.items()}
-    if isinstance(value, list):
-        return [_plain(x) for x in value]
-    return value
+    return to_json(value)
 
 
 def _scalar(t: Type) -> bool:
@@ -153,4 +104,4 @@ def table(program: Program, info: KindInfo, shown: list[dict], *, with_namespace
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["display", "get_objects", "standard_program", "stored_objects", "table"]
+__all__ = ["display", "standard_program", "stored_objects", "table"]

@@ -124,11 +124,11 @@ def event_strategies(program: Program, faults: list[str], objects: dict, deletio
             lambda ref, a, f=name, k=kind.name: A.FaultEvent(f, k.lower(), A.ObjRef(ref[1], ref[0]), a),
             st.sampled_from(aims), args))
     if deletions:
-        # The user's objects (not the standard control plane's) and the pods of the fixed point.
+        # The user's objects (not the standard control plane's). Deleting what controllers made
+        # is a fault the rules declare where it makes sense (rules/faults.konv: `kill`).
         std = str(std_dir())
-        mine = sorted({(kind, (o.get("namespace"), o["name"])) for kind, o, d in spec_objects(program)
-                       if not str(Path(d.span.file).resolve()).startswith(std)})
-        deletable = mine + [("Pod", ref) for ref in objects.get("Pod", [])]
+        deletable = sorted({(kind, (o.get("namespace"), o["name"])) for kind, o, d in spec_objects(program)
+                            if not str(Path(d.span.file).resolve()).startswith(std)})
         if deletable:
             choices.append(st.sampled_from(deletable).map(
                 lambda kr: A.DeleteEvent(kr[0].lower(), A.ObjRef(kr[1][1], kr[1][0]))))

@@ -82,15 +82,7 @@ def load(files: list[str], *, scenario: str | None = None, data_dir: str | None 
     from ..fixpoint import reconcile
 
     program = load_program(files, std=std)
-    chosen = None
-    if scenario:
-        chosen = program.scenarios.get(scenario)
-        if chosen is None:
-            guess = closest(scenario, program.scenarios)
-            raise KonvergeError(Diagnostic(
-                "E060", f'no scenario named "{scenario}"', file=", ".join(files),
-                hint=f'did you mean "{guess}"?' if guess else
-                "declared: " + (", ".join(f'"{n}"' for n in program.scenarios) or "none")))
+    chosen = program.scenario(scenario, ", ".join(files)) if scenario else None
     return program, state_of(reconcile(program, scenario=chosen))
 
 
