@@ -479,6 +479,7 @@ class ScenarioDecl:
 class InvariantDecl:
     name: str
     cond: Expr
+    at_rest: bool = False  # checked only where nothing is left to do, not after every step
     span: Span = _span()
 
 

@@ -31,6 +31,34 @@ OBJECT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[
 IP_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)\.(\d+)(?:/(\d+))?$")
 
 
+@attrs.frozen(slots=True)
+class EngineFault:
+    """A fault in the control plane's machinery rather than in the cluster, aimed at a
+    controller by a scenario event (`at 1m: stale controller scheduler lag=3 steps=5`);
+    engine/faults.py injects it. Its parameters are ints: (name, default, least, most)."""
+
+    name: str
+    params: tuple[tuple[str, int, int, int], ...]
+    summary: str
+
+
+ENGINE_FAULTS = {f.name: f for f in (
+    EngineFault("partial", (("writes", 1, 0, 20),),
+                "it crashes part-way through its next rule firing with more writes: the first land, "
+                "the rest are lost, and it restarts"),
+    EngineFault("stale", (("lag", 3, 1, 20), ("steps", 5, 1, 1000)),
+                "for the next `steps` steps it reads its cache `lag` changes behind the store"),
+    EngineFault("drop", (("events", 1, 1, 20),),
+                "its watch loses the next `events` events; its cache stays wrong until it relists"),
+    EngineFault("reject", (("requests", 1, 1, 20),),
+                "the API server refuses its next `requests` requests with a transient error (500); "
+                "it retries after a back-off"),
+)}
+# The word an event aims an engine fault with (`stale controller NAME`): a fault event naming
+# `controller` is always one of the engine's, whatever kinds the program declares.
+ENGINE_FAULT_KIND = "controller"
+
+
 def std_dir() -> Path:
     """rules/: installed beside the package as `engine.rules`, or in a source checkout."""
     return data_dir("engine.rules", "rules")
@@ -264,6 +292,7 @@ class _Checker:
         self.def_types: dict[str, Type] = {}
         self.def_in_progress: list[str] = []
         self.faults: dict[str, A.FaultDecl] = {}
+        self.controller_names: set[str] = set()  # for events aimed at a controller
         self.unit_types: dict[int, str] = {}
 
     def error(self, code: str, message: str, span: Span | None, hint: str | None = None):
@@ -284,6 +313,8 @@ class _Checker:
                 self._declare(self.defs, d.name, d, "def")
             elif isinstance(d, A.FaultDecl):
                 self._declare(self.faults, d.name, d, "fault")
+            elif isinstance(d, A.ControllerDecl):
+                self.controller_names.add(d.name)
         self._resolve_fields(kind_decls, record_decls)
         for d in self.defs.values():
             self.def_type(d)
@@ -1127,8 +1158,15 @@ class _Checker:
                 self.kind_named(ev.kind, ev.span)
 
     def check_fault_event(self, ev: A.FaultEvent):
+        if ev.kind == ENGINE_FAULT_KIND:
+            self.check_engine_fault(ev)
+            return
         f = self.faults.get(ev.fault)
         if f is None:
+            if ev.fault in ENGINE_FAULTS:
+                self.error("E050", f"`{ev.fault}` is a fault of the engine, aimed at a controller", ev.span,
+                           hint=f"write `{ev.fault} {ENGINE_FAULT_KIND} NAME`, NAME one of the program's controllers")
+                return
             guess = closest(ev.fault, [*self.faults, "create", "update", "delete"])
             self.error("E050", f"unknown fault `{ev.fault}`", ev.span,
                        hint=f"did you mean `{guess}`?" if guess else
@@ -1158,3 +1196,47 @@ class _Checker:
         missing = [n for n in params if n not in given and n not in misspelt]
         if missing:
             self.error("E052", f"the fault `{f.name}` needs " + ", ".join(f"`{m}=…`" for m in missing), ev.span)
+
+    def check_engine_fault(self, ev: A.FaultEvent):
+        """`FAULT controller NAME arg=N…`: a fault of the engine (ENGINE_FAULTS) aimed at a controller."""
+        f = ENGINE_FAULTS.get(ev.fault)
+        known = ", ".join(sorted(ENGINE_FAULTS))
+        if f is None:
+            declared = self.faults.get(ev.fault)
+            if declared is not None:
+                self.error("E051", f"the fault `{ev.fault}` acts on a {declared.target.kind.lower()}, "
+                                   f"not a {ENGINE_FAULT_KIND}", ev.span,
+                           hint=f"write `{ev.fault} {declared.target.kind.lower()} NAME`; the faults aimed at a "
+                                f"controller are the engine's: {known}")
+            else:
+                guess = closest(ev.fault, ENGINE_FAULTS)
+                self.error("E050", f"unknown fault `{ev.fault}` for a {ENGINE_FAULT_KIND}", ev.span,
+                           hint=f"did you mean `{guess}`?" if guess else f"the faults aimed at a controller: {known}")
+            return
+        if ev.ref.namespace is not None:
+            self.error("E053", "a controller has no namespace", ev.ref.span,
+                       hint=f"write `{ev.fault} {ENGINE_FAULT_KIND} {ev.ref.name}`")
+        elif ev.ref.name not in self.controller_names:
+            guess = closest(ev.ref.name, self.controller_names)
+            self.error("E053", f"no controller named `{ev.ref.name}`", ev.ref.span,
+                       hint=f"did you mean `{guess}`?" if guess else
+                       "controllers: " + (", ".join(sorted(self.controller_names)) or "none"))
+        params = {p[0]: p for p in f.params}
+        given: set[str] = set()
+        for arg in ev.args:
+            p = params.get(arg.name)
+            if p is None:
+                guess = closest(arg.name, params)
+                self.error("E052", f"the fault `{f.name}` has no parameter `{arg.name}`", arg.span,
+                           hint=f"did you mean `{guess}`?" if guess else "its parameters: " + ", ".join(params))
+                continue
+            if arg.name in given:
+                self.error("E052", f"`{arg.name}` is given twice", arg.span, hint="keep one")
+                continue
+            given.add(arg.name)
+            _, default, least, most = p
+            v = arg.value
+            n = int(v.text) if isinstance(v, A.Number) and v.text.isdigit() else None
+            if n is None or not least <= n <= most:
+                self.error("E052", f"`{arg.name}` of the fault `{f.name}` is a whole number from {least} to {most}",
+                           arg.value.span, hint=f"e.g. `{arg.name}={default}` (the default)")

@@ -72,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0, help="seed for --order random")
     r.add_argument("--naive", action="store_true", help="re-evaluate every rule every step (the reference mode)")
     r.add_argument("--budget", type=int, default=None, metavar="STEPS", help="give up after this many steps")
+    r.add_argument("--follow", metavar="FILE", help="fire the rule instances listed in FILE first, in that order "
+                                                    "(a firing path `verify --exhaustive` wrote), then go on")
     r.add_argument("-o", "--output", choices=["summary", "json", "yaml"], default="summary",
                    help="a summary table, or the JSON contract (README: The JSON contract) as JSON or YAML")
     r.add_argument("--no-std", action="store_true", help="do not load the standard control plane in rules/")
@@ -105,10 +107,12 @@ def _parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("verify", help="check the spec's properties under generated fault sequences (hypothesis)")
     v.add_argument("files", nargs="+", metavar="SPEC", help=".konv specs")
-    v.add_argument("--examples", type=int, default=20, metavar="N", help="fault sequences to try (default 20)")
-    v.add_argument("--seed", type=int, default=None, metavar="S", help="make the run reproducible")
-    v.add_argument("--faults", metavar="LIST", help="comma-separated faults to draw from (default: all declared, "
-                                                        "but those that never settle alone, such as a crash loop)")
+    v.add_argument("--examples", type=int, default=None, metavar="N", help="fault sequences to try (default 20)")
+    v.add_argument("--seed", type=int, default=None, metavar="S",
+                   help="make the run reproducible (it then neither reads nor writes the example database)")
+    v.add_argument("--faults", metavar="LIST", help="comma-separated faults to draw from (default: all declared "
+                                                        "and the engine's — partial, stale, drop, reject — but "
+                                                        "those that never settle alone, such as a crash loop)")
     v.add_argument("--scenario", metavar="NAME", help="also play this scenario and check its expects")
     v.add_argument("--no-deletions", action="store_true", help="generate no object deletions")
     v.add_argument("--strict-orders", action="store_true",
@@ -116,6 +120,19 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--out", metavar="FILE", help="where to write a counterexample (default: SPEC.counterexample.konv)")
     v.add_argument("--budget", type=int, default=None, metavar="STEPS", help="steps per run before giving up")
     v.add_argument("--no-std", action="store_true", help="do not load the standard control plane in rules/")
+    v.add_argument("--no-db", action="store_true",
+                   help="keep no example database (default: .konverge-verify/ beside the spec, where a failure "
+                        "found is kept and tried first next time)")
+    x = v.add_argument_group("exhaustive search (small specs)")
+    x.add_argument("--exhaustive", action="store_true",
+                   help="explore every firing order and fault placement, with state hashing, instead of sampling")
+    x.add_argument("--max-nodes", type=int, metavar="K", help="try every scope from 1 node up to K (the first K "
+                                                               "nodes the spec declares), smallest first")
+    x.add_argument("--max-pods", type=int, metavar="M", help="… and from 1 pod up to M (replicas cut down so that "
+                                                              "the spec makes at most M pods)")
+    x.add_argument("--max-states", type=int, metavar="N", help="states to explore per scope before stopping "
+                                                                "(default 10000)")
+    x.add_argument("--max-faults", type=int, metavar="N", help="fault events per path (default 1)")
     v.set_defaults(run=_verify)
 
     from .kube.views import add_commands  # explain, why-pending, trace, route
@@ -126,15 +143,26 @@ def _parser() -> argparse.ArgumentParser:
 
 def _verify(args) -> int:
     from .fixpoint import DEFAULT_BUDGET
-    from .verify import PROPERTIES, counterexample_text, default_out, verify
+    from .verify import PROPERTIES, counterexample_text, default_database, default_out, verify
 
+    if args.exhaustive:
+        return _exhaustive(args)
+    given = [f"--{o.replace('_', '-')}" for o in ("max_nodes", "max_pods", "max_states", "max_faults")
+             if getattr(args, o) is not None]
+    if given:
+        raise KonvergeError(Diagnostic("E070", f"{given[0]} bounds the exhaustive search",
+                                       hint=f"add --exhaustive: konverge verify SPEC --exhaustive {given[0]} N"),
+                            exit_code=2)
+    args.examples = 20 if args.examples is None else args.examples
     if args.examples < 1:
         raise KonvergeError(Diagnostic("E070", "--examples must be at least 1"))
     program, scenario, _ = _load_run(args.files, args.scenario, no_std=args.no_std)
     faults = [f.strip() for f in args.faults.split(",") if f.strip()] if args.faults is not None else None
     report = verify(program, examples=args.examples, seed=args.seed, faults=faults, scenario=scenario,
                     deletions=not args.no_deletions, budget=args.budget or DEFAULT_BUDGET,
-                    strict_orders=args.strict_orders)
+                    strict_orders=args.strict_orders,
+                    database=None if args.no_db else default_database(args.files[0]),
+                    database_key=" ".join(str(Path(f).resolve()) for f in args.files))
     for skipped in report.skipped_faults:
         sys.stderr.write(f"note: fault {skipped} is not generated\n")
     failure = report.failure
@@ -147,23 +175,136 @@ def _verify(args) -> int:
         table.add_column("PROPERTY")
         table.add_column("EXAMPLES PASSED", justify="right")
         for prop in PROPERTIES:
-            table.add_row(prop, f"{report.passed.get(prop, 0)}/{report.examples}")
+            checked = report.checked.get(prop, 0)
+            note = "" if checked == report.examples else f" (of {report.examples}: a sample)"
+            table.add_row(prop, f"{report.passed.get(prop, 0)}/{checked}{note}")
         Console(file=sys.stdout, width=200, color_system=None, highlight=False).print(table)
-        print(f"all properties hold on {report.examples} example(s) in {report.elapsed:.1f}s")
+        print(f"all properties hold on {report.examples} example(s) in {report.elapsed:.1f}s; "
+              f"at most {report.settle_steps} step(s) to settle after the last event")
         return 0
     from .values import format_duration
 
     out = Path(args.out) if args.out else default_out(args.files[0])
-    write_atomically(out, counterexample_text(failure, args.files[0]))
+    options = " --no-std" if args.no_std else ""  # what `reconcile` needs to run the same program
+    write_atomically(out, counterexample_text(failure, args.files[0], options))
     print(f"property violated: {failure.property}")
     print(f"  {failure.message}")
     print(f"  at step {failure.steps}, virtual clock {format_duration(failure.clock)}")
     for line in failure.details:
         print(f"  {line}")
-    replay = f" {failure.replay}" if failure.replay else ""
+    replay = options + (f" {failure.replay}" if failure.replay else "")
     print(f"shrunk counterexample ({report.examples} example(s) run, {report.elapsed:.1f}s) written to {out}")
     print(f"replay: konverge reconcile {' '.join(args.files)} --scenario {out}{replay}")
     return 4
+
+
+def _exhaustive(args) -> int:
+    """`verify --exhaustive`: every firing order and fault placement, in every scope up to
+    --max-nodes/--max-pods if given (engine/explore.py, engine/kube/scope.py)."""
+    from .explore import DEFAULT_MAX_FAULTS, DEFAULT_MAX_STATES, explore
+
+    unused = [name for name, value in (("--examples", args.examples), ("--seed", args.seed),
+                                       ("--scenario", args.scenario), ("--budget", args.budget),
+                                       ("--strict-orders", args.strict_orders or None)) if value is not None]
+    if unused:
+        raise KonvergeError(Diagnostic("E070", f"{unused[0]} has no effect with --exhaustive",
+                                       hint="the exhaustive search tries every firing order, with no sampling, "
+                                            "seed or step budget, and no scenario of yours; drop the option"),
+                            exit_code=2)
+    for name in ("max_nodes", "max_pods", "max_states"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise KonvergeError(Diagnostic("E070", f"--{name.replace('_', '-')} must be at least 1"), exit_code=2)
+    if args.max_faults is not None and args.max_faults < 0:
+        raise KonvergeError(Diagnostic("E070", "--max-faults must be 0 or more"), exit_code=2)
+    program, _, _ = _load_run(args.files, None, no_std=args.no_std)
+    faults = [f.strip() for f in args.faults.split(",") if f.strip()] if args.faults is not None else None
+    unknown = [f for f in faults or () if f not in program.faults]
+    if unknown:
+        from .names import closest
+
+        guess = closest(unknown[0], program.faults)
+        raise KonvergeError(Diagnostic("E070", f"no fault named `{unknown[0]}` (the exhaustive search takes the "
+                                               "program's faults, not the engine's)",
+                                       hint=f"did you mean `{guess}`?" if guess else
+                                       "declared: " + (", ".join(sorted(program.faults)) or "none")))
+    options = dict(faults=faults, deletions=not args.no_deletions,
+                   max_faults=DEFAULT_MAX_FAULTS if args.max_faults is None else args.max_faults,
+                   max_states=args.max_states or DEFAULT_MAX_STATES)
+    out = Path(args.out) if args.out else None
+    scoped = args.max_nodes is not None or args.max_pods is not None
+    with _search_progress() as progress:
+        if scoped:
+            from .kube.scope import smallest_failing_scope
+
+            tick = progress and (lambda scope, s, t, f: progress(scope.text(), s, t, f))
+            report = smallest_failing_scope(program, args.max_nodes, args.max_pods, progress=tick, **options)
+        else:
+            report = explore(program, progress=progress and (lambda s, t, f: progress("", s, t, f)), **options)
+    from .explore import counterexample, counterexample_text, failure_text, path_text, properties_table, space_text
+    from .verify import default_out
+
+    for skipped in (report.runs[0].exploration if scoped and report.runs else report).skipped_faults:
+        sys.stderr.write(f"note: fault {skipped} is not explored\n")
+    module = None
+    if scoped:
+        from .kube.scope import scoped_module, scopes_table
+
+        sys.stdout.write(scopes_table(report, options["max_states"]))
+        failed = report.failed
+        if failed is None:
+            sys.stdout.write("\n" + properties_table(report.total))
+            cut = sum(1 for r in report.runs if r.same_as is None and not r.exploration.exhausted)
+            print(f"all properties hold in every scope up to {report.runs[-1].scope.text()}"
+                  + (f" ({cut} cut at --max-states before exhausting it)" if cut else ", every one exhausted")
+                  + f", in {report.elapsed:.1f}s")
+            return 0
+        print(f"first failing scope: {failed.scope.text()}")
+        program, found = failed.program, failed.exploration
+    else:
+        found = report
+        if found.violation is None:
+            sys.stdout.write(properties_table(found))
+            print(space_text(found, options["max_states"]) + ", up to "
+                  f"{options['max_faults']} fault(s) a path: all properties hold")
+            return 0
+    out = out or default_out(args.files[0])
+    cx = counterexample(program, found.violation)
+    path_file = out.with_suffix(".path") if cx.follow else None
+    if scoped:
+        module = scoped_module(program, out)
+    write_atomically(out, counterexample_text(cx, " ".join(args.files), module, str(path_file) if path_file else None,
+                                              " --no-std" if args.no_std else ""))
+    if path_file is not None:
+        write_atomically(path_file, path_text(cx))
+    run = f'{out} --scenario "{cx.scenario.name}"' if scoped else f"{' '.join(args.files)} --scenario {out}"
+    follow = (f" --follow {path_file}" if path_file is not None else "") + (" --no-std" if args.no_std else "")
+    sys.stdout.write(failure_text(program, cx, f"konverge reconcile {run}{follow}"))
+    print(f"counterexample ({space_text(found, options['max_states'])}) written to {out}"
+          + (f", its firing path to {path_file}" if path_file is not None else ""))
+    return 4
+
+
+def _search_progress():
+    """A live progress line on stderr (only when it is a terminal): yields `progress(what, states,
+    transitions, fixed_points)`, or None."""
+    import contextlib
+
+    if not sys.stderr.isatty():
+        return contextlib.nullcontext(None)
+
+    @contextlib.contextmanager
+    def display():
+        from rich.console import Console
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        with Progress(SpinnerColumn(), TextColumn("exploring{task.fields[what]}: {task.fields[states]:,} states, "
+                                                  "{task.fields[transitions]:,} transitions, "
+                                                  "{task.fields[fixed]:,} fixed points"),
+                      TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("explore", what="", states=0, transitions=0, fixed=0, total=None)
+            yield lambda what, s, t, f: bar.update(task, what=f" {what}" if what else "", states=s, transitions=t,
+                                                   fixed=f)
+    return display()
 
 
 def _check(args) -> int:
@@ -214,12 +355,17 @@ def _reconcile(args) -> int:
     from .store import open_store
 
     program, scenario, manifests = _load_run(args.files, args.scenario, no_std=args.no_std)
+    follow = ()
+    if args.follow:
+        from .explore import read_path
+
+        follow = read_path(args.follow)
     store = open_store(args.data_dir) if args.data_dir else None
     try:
         with _progress() as progress:
             result = reconcile(program, store=store, scenario=scenario, order=args.order, seed=args.seed,
                                naive=args.naive, budget=args.budget or DEFAULT_BUDGET,
-                               objects=manifests.objects, progress=progress)
+                               objects=manifests.objects, progress=progress, follow=follow)
     finally:
         if store is not None:
             store.close()
@@ -374,7 +520,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
 
 def _view(args, what: str):
     """The objects to show, from --data-dir or from a reconcile of the SPECs in memory:
-    (program, objects, trace or None, name or None)."""
+    (program, kind, name or None, objects, trace or None, virtual clock or None)."""
     from .kube.tables import split_ref
 
     kind, name = split_ref(args.kind)
@@ -393,7 +539,7 @@ def _view(args, what: str):
         from .show import stored_objects
 
         program, objects = stored_objects(args.data_dir, args.spec)
-        return program, kind, name, objects, _stored_trace(args.data_dir)
+        return program, kind, name, objects, *_stored_trace(args.data_dir)
     if not rest:
         raise KonvergeError(Diagnostic("E203", f"{what} needs SPEC files to reconcile, or --data-dir DIR",
                                        hint=f"e.g. konverge {what} pods specs/demo.konv"), exit_code=2)
@@ -406,7 +552,7 @@ def _view(args, what: str):
     if not result.converged:
         sys.stderr.write(f"warning: the run did not converge ({result.reason}); this is its state after "
                          f"{result.steps} steps\n")
-    return program, kind, name, list(result.objects), result.trace
+    return program, kind, name, list(result.objects), result.trace, result.clock
 
 
 def _is_spec(arg: str) -> bool:
@@ -414,32 +560,40 @@ def _is_spec(arg: str) -> bool:
 
 
 def _stored_trace(data_dir: str):
-    """The write trace a reconcile persisted in its data directory, if it did."""
+    """The write trace a reconcile persisted in its data directory and its final virtual clock,
+    if it did: (trace or None, clock or None)."""
     try:
         from .explain import read_trace
     except ImportError:
-        return None
+        return None, None
     try:
-        trace, _clock = read_trace(data_dir)
+        trace, clock = read_trace(data_dir)
     except KonvergeError:
-        return None
-    return trace or None
+        return None, None
+    return (trace, clock) if trace else (None, None)
 
 
 def _get(args) -> int:
-    from .kube.tables import get_text, select
+    from .kube.tables import get_many, select
 
-    program, kind, name, objects, _trace = _view(args, "get")
-    info, chosen, ns = select(program, objects, kind, name, namespace=args.namespace,
-                              all_namespaces=args.all_namespaces)
-    sys.stdout.write(get_text(program, info, chosen, objects, single=name is not None, ns=ns, output=args.output))
+    program, kinds, name, objects, _trace, clock = _view(args, "get")
+    selections, ns = [], None
+    for kind in dict.fromkeys(k for k in kinds.split(",") if k):  # `get deploy,rs`: several kinds
+        info, chosen, ns = select(program, objects, kind, name, namespace=args.namespace,
+                                  all_namespaces=args.all_namespaces)
+        selections.append((info, chosen))
+    if not selections:
+        raise KonvergeError(Diagnostic("E202", f"`{kinds}` names no kind", hint="e.g. konverge get pods"),
+                            exit_code=2)
+    sys.stdout.write(get_many(program, selections, objects, single=name is not None, ns=ns, output=args.output,
+                              clock=clock))
     return 0
 
 
 def _describe(args) -> int:
     from .kube.tables import describe, select
 
-    program, kind, name, objects, trace = _view(args, "describe")
+    program, kind, name, objects, trace, _clock = _view(args, "describe")
     if name is None:
         raise KonvergeError(Diagnostic("E203", "describe needs an object: KIND/NAME or KIND NAME",
                                        hint="e.g. konverge describe deployment/web specs/demo.konv"), exit_code=2)

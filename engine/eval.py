@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from fractions import Fraction
 from typing import Any, Protocol
 
@@ -135,6 +135,9 @@ class Evaluator:
         # the future instants at which they would change here.
         self.deadlines: set | None = None
         self._probes: dict = {}
+        self._code: dict[int, Callable[[Env], Any]] = {}
+        self._param_names: dict[str, tuple] = {}
+        self._nodes: list = []
         # A memo of `def` results (set by the engine): key(name, args), lookup(key) →
         # (found, value), enter(), leave(key, value, cacheable). Calls whose evaluation
         # looked at the clock are not kept.
@@ -161,7 +164,24 @@ class Evaluator:
         return name
 
     def eval(self, e: A.Expr, env: Env):
-        return _DISPATCH[type(e)](self, e, env)
+        code = self._code.get(id(e))
+        if code is None:
+            code = self.compile(e)
+        return code(env)
+
+    def compile(self, e: A.Expr) -> Callable[[Env], Any]:
+        """The closure that evaluates `e`: built once per node, with the node's fields and its
+        children's closures bound in, so that evaluation does not dispatch on node types."""
+        code = self._code.get(id(e))
+        if code is None:
+            maker = _COMPILERS.get(type(e))
+            code = maker(self, e) if maker is not None else None
+            if code is None:
+                handler = _DISPATCH[type(e)]
+                code = lambda env: handler(self, e, env)  # noqa: E731
+            self._code[id(e)] = code
+            self._nodes.append(e)  # kept alive, so that no other node takes its id
+        return code
 
     # -- sources, shared by comprehensions, quantifiers, rules and policies
 
@@ -203,7 +223,14 @@ class Evaluator:
 
     def select(self, source: A.Source, where: A.Expr | None, order: tuple[A.OrderKey, ...], env: Env) -> list[Env]:
         """The environments a source yields, filtered and ordered."""
-        out = []
+        out = list(self.filtered(source, where, env))
+        if order:
+            for key in reversed(order):
+                out.sort(key=lambda en, k=key: _sort_key(self.eval(k.expr, en)), reverse=key.descending)
+        return out
+
+    def filtered(self, source: A.Source, where: A.Expr | None, env: Env) -> Iterator[Env]:
+        """The environments a source yields that pass `where`, one at a time, in source order."""
         var = source.var
         values = None
         if where is not None and isinstance(source, A.KindSource) and hasattr(self.world, "lookup"):
@@ -211,7 +238,7 @@ class Evaluator:
             if probe is not None and probe[3] is where:
                 mode, path, other, _ = probe
                 wanted = materialize(self.eval(other, env))
-                if mode == "eq" or (isinstance(wanted, dict) and wanted):
+                if mode != "sub" or (isinstance(wanted, dict) and wanted):
                     # The whole condition is what the index answers, exactly.
                     values = self.world.lookup(self.kind_name(source.kind), mode, path, wanted)
                     where = None
@@ -221,11 +248,7 @@ class Evaluator:
             inner = dict(env)
             inner[var] = value
             if where is None or self.eval(where, inner) is True:
-                out.append(inner)
-        if order:
-            for key in reversed(order):
-                out.sort(key=lambda en, k=key: _sort_key(self.eval(k.expr, en)), reverse=key.descending)
-        return out
+                yield inner
 
     # -- expressions
 
@@ -329,6 +352,10 @@ class Evaluator:
                 return _ORDER[op](a, b)
             except TypeError:
                 _fail(e, f"cannot compare {_describe(a)} with {_describe(b)}")
+        return self.arith(e, op, a, b)
+
+    def arith(self, e: A.Binary, op: str, a, b):
+        """`a op b` for + - * / %: none propagates, quantities stay exact, a Clock symbolic."""
         if a is None or b is None:
             return None
         if op == "+":
@@ -364,35 +391,49 @@ class Evaluator:
         return exact(r) if isinstance(r, Fraction) else r
 
     def e_call(self, e: A.Call, env):
-        d = self.program.defs.get(e.fn)
-        if d is not None:
-            args = [self.eval(a, env) for a in e.args]
-            inner = {p.name: a for p, a in zip(d.params, args)}
-            memo = self.memo
-            key = memo.key(d.name, args) if memo is not None else None
-            if key is None:
-                return self.eval(d.body, inner)
+        """The calls `compile` leaves here: first/any/all over a comprehension, which stop at the
+        element that decides them (the rest is neither evaluated nor read), and unknown functions."""
+        lazy = _LAZY.get(e.fn)
+        if lazy is None or len(e.args) != 1 or not isinstance(e.args[0], A.Comprehension) \
+                or e.fn in self.program.defs:
+            _fail(e, f"unknown function `{e.fn}`")
+        c = e.args[0]
+        if c.order:
+            values = self.e_comprehension(c, env)
+        else:
+            envs = self.filtered(c.source, c.where, env)
+            values = (en[c.source.var] for en in envs) if c.element is None else \
+                (self.eval(c.element, en) for en in envs)
+        if self.saw_clock:
+            values = (materialize(v) for v in values)
+        return lazy(values)
+
+    def call_def(self, d: A.DefDecl, args: list):
+        memo = self.memo
+        key = memo.key(d.name, args) if memo is not None else None
+        if key is not None:
             found, value = memo.lookup(key)
             if found:
                 return value
-            outer_clock, self.clock_used = self.clock_used, False
-            memo.enter()
-            try:
-                value = self.eval(d.body, inner)
-            finally:
-                memo.leave(key, value, cacheable=not self.clock_used)
-                self.clock_used = self.clock_used or outer_clock
-            return value
-        fn = _BUILTINS.get(e.fn)
-        if fn is None:
-            _fail(e, f"unknown function `{e.fn}`")
-        args = [self.eval(a, env) for a in e.args]
-        if self.saw_clock:  # only then can a symbolic Clock hide in an argument
-            args = [materialize(a) for a in args]
+        inner = dict(zip(self._params(d), args))
+        if key is None:
+            return self.eval(d.body, inner)
+        outer_clock, self.clock_used = self.clock_used, False
+        memo.enter()
+        value, cacheable = None, False
         try:
-            return fn(self, e, args)
-        except (TypeError, ValueError, ZeroDivisionError) as err:
-            _fail(e, f"`{e.fn}` failed: {err}")
+            value = self.eval(d.body, inner)
+            cacheable = not self.clock_used
+        finally:
+            memo.leave(key, value, cacheable=cacheable)
+            self.clock_used = self.clock_used or outer_clock
+        return value
+
+    def _params(self, d: A.DefDecl) -> tuple[str, ...]:
+        names = self._param_names.get(d.name)
+        if names is None:
+            names = self._param_names[d.name] = tuple(p.name for p in d.params)
+        return names
 
 
 def _conjuncts(e: A.Expr) -> list[A.Expr]:
@@ -424,13 +465,19 @@ def _mentions(e, var: str) -> bool:
 
 def _index_probes(var: str, cond: A.Expr) -> list:
     """("eq", path, other, conjunct) for each `v.path == other`, then ("sub", path, other,
-    conjunct) for each `other <= v.path`: the index to ask, what to ask it, and the conjunct
-    it answers."""
-    eq, sub = [], []
+    conjunct) for each `other <= v.path`, then ("has", path, none, conjunct) for each
+    `v.path != none`: the index to ask, what to ask it, and the conjunct it answers."""
+    eq, sub, has = [], [], []
     for c in _conjuncts(cond):
         if not isinstance(c, A.Binary):
             continue
-        if c.op == "==":
+        if c.op == "!=":
+            for mine, other in ((c.left, c.right), (c.right, c.left)):
+                path = _path(mine, var)
+                if path is not None and isinstance(other, A.NoneLit):
+                    has.append(("has", path, other, c))
+                    break
+        elif c.op == "==":
             for mine, other in ((c.left, c.right), (c.right, c.left)):
                 path = _path(mine, var)
                 if path is not None and not _mentions(other, var):
@@ -441,7 +488,7 @@ def _index_probes(var: str, cond: A.Expr) -> list:
             path = _path(mine, var)
             if path is not None and not _mentions(other, var):
                 sub.append(("sub", path, other, c))
-    return eq + sub
+    return eq + sub + has
 
 
 def _describe(v) -> str:
@@ -489,6 +536,128 @@ def _sort_key(v):
 
 _ORDER: dict[str, Callable[[Any, Any], bool]] = {
     "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+}
+
+def _first(values):
+    return next(iter(values), None)
+
+
+# Built-ins that need only a prefix of a comprehension: given its elements lazily.
+_LAZY: dict[str, Callable[[Iterator], Any]] = {
+    "first": _first,
+    "any": lambda xs: any(x is True or isinstance(x, dict) for x in xs),
+    "all": lambda xs: all(x is True for x in xs),
+}
+
+# ---- compiled closures (Evaluator.compile) ---------------------------------------------
+# Each returns a closure over the node's fields and its children's closures, or None to
+# leave the node to its Evaluator.e_* method. They compute exactly what those methods do.
+
+
+def _c_constant(ev, e):
+    value = e.value if isinstance(e, A.String | A.Bool) else number_value(e.text) if isinstance(e, A.Number) \
+        else None if isinstance(e, A.NoneLit) else e.text
+    return lambda env: value
+
+
+def _c_name(ev, e: A.Name):
+    name = e.id
+
+    def code(env):
+        try:
+            return env[name]
+        except KeyError:
+            _fail(e, f"`{name}` is not bound")
+    return code
+
+
+def _c_attr(ev, e: A.Attr):
+    obj, name = ev.compile(e.obj), e.name
+
+    def code(env):
+        base = obj(env)
+        return base.get(name) if isinstance(base, dict) else None
+    return code
+
+
+def _c_binary(ev, e: A.Binary):
+    op, left, right = e.op, ev.compile(e.left), ev.compile(e.right)
+    if op == "and":
+        return lambda env: left(env) is True and right(env) is True
+    if op == "or":
+        return lambda env: left(env) is True or right(env) is True
+    if op == "==":
+        return lambda env: left(env) == right(env)
+    if op == "!=":
+        return lambda env: left(env) != right(env)
+    if op == "in":
+        return lambda env: _contains(right(env), left(env))
+    if op == "not in":
+        return lambda env: not _contains(right(env), left(env))
+    if op in _ORDER:
+        order, subset = _ORDER[op], op in ("<=", ">=")
+
+        def compare(env):
+            a, b = left(env), right(env)
+            if a is None or b is None:
+                return False
+            if subset and isinstance(a, dict) and isinstance(b, dict):
+                if op == ">=":
+                    a, b = b, a
+                return all(k in b and b[k] == v for k, v in a.items())
+            try:
+                return order(a, b)
+            except TypeError:
+                _fail(e, f"cannot compare {_describe(a)} with {_describe(b)}")
+        return compare
+    arith = ev.arith
+    return lambda env: arith(e, op, left(env), right(env))
+
+
+def _c_unary(ev, e: A.Unary):
+    if e.op != "not":
+        return None
+    operand = ev.compile(e.operand)
+    return lambda env: operand(env) is not True
+
+
+def _c_if(ev, e: A.IfElse):
+    cond, then, otherwise = ev.compile(e.cond), ev.compile(e.then), ev.compile(e.otherwise)
+    return lambda env: then(env) if cond(env) is True else otherwise(env)
+
+
+def _c_call(ev, e: A.Call):
+    d = ev.program.defs.get(e.fn)
+    if d is None and (e.fn not in _BUILTINS or (e.fn in _LAZY and len(e.args) == 1
+                                                   and isinstance(e.args[0], A.Comprehension))):
+        return None  # the lazy built-ins, and an unknown function's error, stay with e_call
+    args = [ev.compile(a) for a in e.args]
+    if d is not None:
+        call_def = ev.call_def
+        if len(args) == 1:
+            (only,) = args
+            return lambda env: call_def(d, [only(env)])
+        if len(args) == 2:
+            first, second = args
+            return lambda env: call_def(d, [first(env), second(env)])
+        return lambda env: call_def(d, [a(env) for a in args])
+    fn, name = _BUILTINS[e.fn], e.fn
+
+    def code(env):
+        values = [a(env) for a in args]
+        if ev.saw_clock:  # only then can a symbolic Clock hide in an argument
+            values = [materialize(v) for v in values]
+        try:
+            return fn(ev, e, values)
+        except (TypeError, ValueError, ZeroDivisionError) as err:
+            _fail(e, f"`{name}` failed: {err}")
+    return code
+
+
+_COMPILERS = {
+    A.Number: _c_constant, A.String: _c_constant, A.Bool: _c_constant, A.NoneLit: _c_constant,
+    A.IPLit: _c_constant, A.CIDRLit: _c_constant, A.Name: _c_name, A.Attr: _c_attr,
+    A.Binary: _c_binary, A.Unary: _c_unary, A.IfElse: _c_if, A.Call: _c_call,
 }
 
 _DISPATCH = {
@@ -544,7 +713,8 @@ def _int(ev, e, args):
     if v is None:
         return None
     if isinstance(v, str):
-        return int(v)
+        text = v.strip()
+        return int(text) if text.lstrip("+-").isdigit() and text.isascii() else None
     return math.ceil(v) if isinstance(v, Fraction) else int(v)
 
 

@@ -40,7 +40,7 @@ KEYWORDS = frozenset((
     "for", "let", "where", "pick", "then", "else", "order", "by", "asc", "desc", "set",
     "create", "ensure", "delete", "def", "policy", "deny", "when", "because", "fault",
     "scenario", "at", "update", "expect", "eventually", "always", "within", "invariant",
-    "if", "forall", "exists", "or", "and", "not", "true", "false", "none",
+    "if", "forall", "exists", "or", "and", "not", "true", "false", "none", "rest",
 ))
 # The keywords the top-level state accepts: the first word of the declaration
 # after a taken one lexes the same after its `}` as after whatever precedes it.

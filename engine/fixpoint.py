@@ -29,15 +29,16 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+from collections import deque
 from collections.abc import Iterable
 from fractions import Fraction
 
 import attrs
 
 from . import ast as A
-from .check import Program
+from .check import ENGINE_FAULT_KIND, Program
 from .errors import Diagnostic, KonvergeError
-from .eval import Evaluator, materialize
+from .eval import Evaluator, _conjuncts, _mentions, materialize
 from .values import decode, encode, freeze, number_value, unit_value
 
 DEFAULT_BUDGET = 200_000
@@ -102,14 +103,17 @@ class Cache:
         self._sorted: dict[str, list[dict]] = {}
         self.clock: int | Fraction = 0
         self.state_hash = 0  # order-independent hash of every object's content
+        # key → (object, its content hash, the digest of its content but its name and bookkeeping)
+        self.hashes: dict[tuple, tuple] = {}
         self.owned: dict[str, set[tuple]] = {}  # managedBy → keys of the objects it owns
         self.indexes: dict[tuple, dict] = {}  # (kind, "eq"|"sub", path) → entry → {key: object}
 
     def lookup(self, kind: str, mode: str, path: tuple, value) -> list[dict]:
-        """Objects of a kind whose field at `path` equals `value` ("eq"), or whose map at `path`
-        holds every entry of `value` ("sub"), in key order, from indexes kept on every write."""
-        if mode == "eq":
-            bucket = self._index(kind, "eq", path).get(freeze(value))
+        """Objects of a kind whose field at `path` equals `value` ("eq"), is not none ("has"),
+        or whose map at `path` holds every entry of `value` ("sub"), in key order, from
+        indexes kept on every write."""
+        if mode != "sub":
+            bucket = self._index(kind, mode, path).get(True if mode == "has" else freeze(value))
             return [bucket[k] for k in sorted(bucket)] if bucket else []
         if not isinstance(value, dict) or not value:
             return self.scan(kind)
@@ -120,8 +124,8 @@ class Cache:
 
     def lookup_size(self, kind: str, mode: str, path: tuple, value) -> int:
         """How many candidates `lookup` would start from: for the planner."""
-        if mode == "eq":
-            return len(self._index(kind, "eq", path).get(freeze(value), ()))
+        if mode != "sub":
+            return len(self._index(kind, mode, path).get(True if mode == "has" else freeze(value), ()))
         if not isinstance(value, dict) or not value:
             return len(self.by_kind.get(kind, ()))
         index = self._index(kind, "sub", path)
@@ -154,11 +158,13 @@ class Cache:
         key = object_key(obj["kind"], obj.get("namespace"), obj["name"])
         old = self.by_kind.setdefault(key[0], {}).get(key)
         if old is not None:
-            self.state_hash = (self.state_hash - _content_hash(old)) % 2**64
+            self.state_hash = (self.state_hash - self.hashes[key][1]) % 2**64
             self._disown(old, key)
         self._reindex(key, old, obj)
         self.by_kind[key[0]][key] = obj
-        self.state_hash = (self.state_hash + _content_hash(obj)) % 2**64
+        content, anonymous = _hashes(obj)
+        self.hashes[key] = (obj, content, anonymous)
+        self.state_hash = (self.state_hash + content) % 2**64
         if obj.get("managedBy"):
             self.owned.setdefault(obj["managedBy"], set()).add(key)
         self._sorted.pop(key[0], None)
@@ -182,7 +188,7 @@ class Cache:
     def remove(self, key: tuple) -> dict | None:
         old = self.by_kind.get(key[0], {}).pop(key, None)
         if old is not None:
-            self.state_hash = (self.state_hash - _content_hash(old)) % 2**64
+            self.state_hash = (self.state_hash - self.hashes.pop(key)[1]) % 2**64
             self._disown(old, key)
             self._reindex(key, old, None)
             self._sorted.pop(key[0], None)
@@ -204,10 +210,13 @@ def value_at(obj, path: tuple):
 
 
 def index_entries(mode: str, path: tuple, obj: dict) -> list:
-    """The entries an object has in an index: its value, or its map's (key, value) pairs."""
+    """The entries an object has in an index: its value, whether it has one, or its map's
+    (key, value) pairs."""
     v = value_at(obj, path)
     if mode == "eq":
         return [freeze(v)]
+    if mode == "has":
+        return [] if v is None else [True]
     return [(k, freeze(x)) for k, x in v.items()] if isinstance(v, dict) else []
 
 
@@ -225,10 +234,18 @@ def _index_remove(index: dict, mode: str, path: tuple, key: tuple, obj: dict) ->
                 del index[entry]
 
 
-def _content_hash(obj: dict) -> int:
-    content = {k: v for k, v in obj.items() if k not in ("resourceVersion", "createdRevision")}
-    data = json.dumps(encode(content), sort_keys=True, separators=(",", ":")).encode()
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+# What tells apart two objects of equal content: not read by a def that is memoised by content.
+IDENTITY = ("name", "resourceVersion", "createdRevision", "managedBy")
+
+
+def _hashes(obj: dict) -> tuple[int, bytes]:
+    """An object's content hash (all but its versions), and the digest of its content without
+    its identity, which equal objects of different names share."""
+    rest = {k: v for k, v in obj.items() if k not in IDENTITY}
+    anonymous = hashlib.blake2b(json.dumps(encode(rest), sort_keys=True, separators=(",", ":")).encode(),
+                                digest_size=16).digest()
+    named = json.dumps([obj["name"], obj.get("managedBy")]).encode()
+    return int.from_bytes(hashlib.blake2b(anonymous + named, digest_size=8).digest(), "big"), anonymous
 
 
 class _TrackingWorld:
@@ -247,6 +264,8 @@ class _TrackingWorld:
         self.paths.setdefault(kind, set()).add((mode, path))
         if mode == "eq":
             self.scanned.add(("eq", kind, path, freeze(value)))
+        elif mode == "has":
+            self.scanned.add(("has", kind, path, True))
         elif isinstance(value, dict) and value:
             # A change can alter the answer only for objects that match the whole selector
             # before or after it, and those carry its first entry: watch that one.
@@ -263,29 +282,46 @@ class _TrackingWorld:
         return self.cache.clock
 
 
+_PLAIN = frozenset({str, int, float, Fraction, bool, type(None)})  # values a memo key holds as they are
+
+
 class _Memo:
     """Results of `def` calls, each with what it read, dropped when that changes.
 
     A call is keyed by the def and its arguments; an object argument by its key and
-    resourceVersion, so a change to the object itself makes a new key. A hit adds the
-    call's reads to the caller's, so the rule instance still wakes when they change.
+    resourceVersion, so a change to the object itself makes a new key — or, where the def
+    reads nothing of it that tells equal objects apart (`content_params`), by the digest of
+    its content, so that objects alike (a ReplicaSet's pods) share the result. A hit adds
+    the call's reads to the caller's, so the rule instance still wakes when they change.
     """
 
     LIMIT = 200_000
 
-    def __init__(self, world: "_TrackingWorld"):
+    def __init__(self, world: "_TrackingWorld", by_content: dict[str, frozenset]):
         self.world = world
+        self.by_content = by_content
         self.entries: dict[tuple, tuple] = {}
         self.readers: dict[tuple, set[tuple]] = {}
         self.stack: list[set] = []
 
     def key(self, name: str, args: list):
         parts = [name]
-        for a in args:
-            if isinstance(a, dict) and "kind" in a:
-                parts.append((a["kind"], a.get("namespace"), a["name"], a.get("resourceVersion")))
-            elif a is None or isinstance(a, str | int | float | Fraction | bool):
+        content = self.by_content.get(name, ())
+        for i, a in enumerate(args):
+            t = type(a)
+            if t in _PLAIN:
                 parts.append(a)
+            elif t is dict and "kind" in a:
+                if i in content:
+                    known = self.world.cache.hashes.get(object_key(a["kind"], a.get("namespace"), a["name"]))
+                    if known is not None and known[0] is a:
+                        parts.append((a["kind"], known[2]))
+                        continue
+                parts.append((a["kind"], a.get("namespace"), a["name"], a.get("resourceVersion")))
+            elif t is dict:
+                parts.append(("record", freeze(a)))  # a record (a port, a taint), by value
+            elif t is list and all(type(x) is dict and "kind" in x for x in a):
+                parts.append(tuple((x["kind"], x.get("namespace"), x["name"], x.get("resourceVersion")) for x in a))
             else:
                 return None
         return tuple(parts)
@@ -303,18 +339,54 @@ class _Memo:
 
     def leave(self, key: tuple, value, cacheable: bool) -> None:
         reads = self.world.scanned
-        self.world.scanned = self.stack.pop() | reads
+        outer = self.world.scanned = self.stack.pop()
+        outer |= reads
         if cacheable:
             if len(self.entries) >= self.LIMIT:
                 self.entries.clear()
                 self.readers.clear()
-            self.entries[key] = (value, frozenset(reads))
+            self.entries[key] = (value, reads)  # no longer written to: the caller's set is `outer`
             for read in reads:
                 self.readers.setdefault(read, set()).add(key)
 
     def invalidate(self, read: tuple) -> None:
         for key in self.readers.pop(read, ()):
             self.entries.pop(key, None)
+
+
+def content_params(program: Program) -> dict[str, frozenset]:
+    """For each def, the parameters it reads only through fields that are not an object's
+    identity (IDENTITY), itself or through the defs it passes them to: a call may be
+    memoised by those arguments' content."""
+    found: dict[str, frozenset] = {}
+
+    def only_content(var: str, e) -> bool:
+        if isinstance(e, A.Name):
+            return e.id != var
+        if isinstance(e, A.Attr) and isinstance(e.obj, A.Name) and e.obj.id == var:
+            return e.name not in IDENTITY
+        if getattr(e, "var", None) == var:
+            return False  # rebound: not followed
+        if isinstance(e, A.Call) and e.fn in program.defs:
+            callee = of(e.fn)
+            return all(j in callee if isinstance(a, A.Name) and a.id == var else only_content(var, a)
+                       for j, a in enumerate(e.args))
+        if isinstance(e, tuple):
+            return all(only_content(var, x) for x in e)
+        if hasattr(e, "__attrs_attrs__"):
+            return all(only_content(var, getattr(e, f.name)) for f in e.__attrs_attrs__ if f.name != "span")
+        return True
+
+    def of(name: str) -> frozenset:
+        if name not in found:
+            found[name] = frozenset()  # defs are not recursive (the checker refuses it); a guard all the same
+            d = program.defs[name]
+            found[name] = frozenset(i for i, p in enumerate(d.params) if only_content(p.name, d.body))
+        return found[name]
+
+    for name in program.defs:
+        of(name)
+    return found
 
 
 # ---- rule instances -------------------------------------------------------------------
@@ -356,7 +428,7 @@ class Engine:
         self.world = _TrackingWorld(self.cache)
         self.ev = Evaluator(program, self.world)
         if not naive:
-            self.memo = self.ev.memo = _Memo(self.world)
+            self.memo = self.ev.memo = _Memo(self.world, content_params(program))
         else:
             self.memo = None
         self.trace: list[Write] = []
@@ -367,6 +439,7 @@ class Engine:
                       for ri, rule in enumerate(c.rules)]
         self.rule_index = {id(rule): (ci, ri) for ci, (cname, c) in enumerate(program.controllers.items())
                            for ri, rule in enumerate(c.rules)}
+        self._rules_of_kind: dict[str, list[tuple]] = {}
         self.dirty: list = []  # heap of (priority, id)
         self.dirty_ids: set[str] = set()
         self.instances: dict[str, _Instance] = {}
@@ -380,6 +453,9 @@ class Engine:
         self.informer = None
         self.progress = None
         self.after_step = None  # called after every step that wrote something
+        self.at_rest = None  # called where no instance wants a write nor waits to retry one, before the clock moves
+        self.faults = None  # engine faults (engine/faults.py), armed by scenario events
+        self.follow: deque[str] = deque()  # instance ids to fire first, in this order (engine.explore's paths)
 
     # -- the store through the API server
 
@@ -393,6 +469,8 @@ class Engine:
                 changed.append((key, self.cache.remove(key), None))
             else:
                 changed.append((key, self.cache.put(obj), obj))
+        if self.faults is not None:
+            self.faults.observe(changed)  # what the controllers behind are given of it
         return changed
 
     def start(self) -> None:
@@ -448,6 +526,10 @@ class Engine:
     # -- evaluation of one instance
 
     def evaluate(self, inst: _Instance) -> _Outcome:
+        if self.faults is not None:
+            outcome = self.faults.evaluate(inst)  # against the controller's own cache, if behind
+            if outcome is not None:
+                return outcome
         self.world.scanned = set()
         self.ev.deadlines = set()
         self.ev.saw_clock = False
@@ -468,10 +550,14 @@ class Engine:
     # -- applying writes
 
     def apply(self, inst: _Instance, writes: list) -> bool:
-        """Apply an instance's writes; False if the API server refused them all."""
+        """Apply an instance's writes; False if the API server refused them all. A Conflict ends
+        the attempt, as a reconcile returns on its first error: the watch brings the new state
+        and marks the instance dirty."""
         who = self.identities[inst.controller]
         applied = False
-        for verb, kind, payload, rv in writes:
+        for n, (verb, kind, payload, rv) in enumerate(writes):
+            if self.faults is not None and self.faults.interrupts(inst, n, writes):
+                break  # a crash, or a transient refusal: the rest is not sent
             try:
                 if verb == "create":
                     self.api.create(who, kind, payload)
@@ -485,7 +571,7 @@ class Engine:
                 message = ""
             except KonvergeError as e:
                 if getattr(e, "reason", "") == "Conflict":
-                    continue  # stale: the watch brings the new state and marks the instance dirty
+                    break  # stale
                 verb_done = "refused"
                 message = e.diagnostics[0].message if e.diagnostics else str(e)
             name = payload["name"] if isinstance(payload, dict) else payload[2]
@@ -530,15 +616,13 @@ class Engine:
                 inst = self.instances.get(iid)
                 if inst is not None:
                     self.mark(self.refresh(inst))
-            if self.cache.get(key) is not None:
-                for cname, _, rule in self.rules:
-                    src = self.primary_source(rule)
-                    if src is not None and self.ev.kind_name(src.kind) == key[0]:
-                        ci, ri = self.rule_index[id(rule)]
-                        iid = f"{cname}/{rule.name}[{key_text(key)}]"
-                        if iid not in self.instances or self.instances[iid].primary is not self.cache.get(key):
-                            self.mark(_Instance(iid, self.priority(ci, ri, key), cname, rule, self.cache.get(key),
-                                                key))
+            obj = self.cache.get(key)
+            if obj is not None:
+                for cname, rule, ci, ri in self.rules_of_kind(key[0]):
+                    iid = f"{cname}/{rule.name}[{key_text(key)}]"
+                    known = self.instances.get(iid)
+                    if known is None or known.primary is not obj:
+                        self.mark(_Instance(iid, self.priority(ci, ri, key), cname, rule, obj, key))
         # Instances whose own objects were ensured (managedBy) must look again when those change.
         for key in keys:
             obj = self.cache.get(key)
@@ -546,15 +630,28 @@ class Engine:
             if owner and owner in self.instances:
                 self.mark(self.refresh(self.instances[owner]))
 
+    def rules_of_kind(self, kind: str) -> list[tuple]:
+        """(controller, rule, ci, ri) of the rules whose first `for` ranges over `kind`."""
+        found = self._rules_of_kind.get(kind)
+        if found is None:
+            found = self._rules_of_kind[kind] = [
+                (cname, rule, *self.rule_index[id(rule)]) for cname, _, rule in self.rules
+                if (src := self.primary_source(rule)) is not None and self.ev.kind_name(src.kind) == kind]
+        return found
+
     def refresh(self, inst: _Instance) -> _Instance:
         if inst.primary_key is None:
             return inst
         obj = self.cache.get(inst.primary_key)
-        return attrs.evolve(inst, primary=obj)
+        if obj is inst.primary:
+            return inst
+        return _Instance(inst.id, inst.priority, inst.controller, inst.rule, obj, inst.primary_key)
 
     # -- the loop
 
     def next_enabled(self) -> tuple[_Instance, _Outcome] | None:
+        if self.follow:
+            return self.next_followed()
         if self.naive:
             return self.next_enabled_naive()
         while self.dirty:
@@ -570,6 +667,52 @@ class Engine:
             if outcome.writes and self.refused.get(iid) != _fingerprint(outcome.writes):
                 return inst, outcome
         return None
+
+    def next_followed(self) -> tuple[_Instance, _Outcome] | None:
+        """The next instance of `follow` (a firing path that engine.explore found), which must want a
+        write here; None where no instance wants one (the clock moves on, or an event comes first)."""
+        iid = self.follow[0]
+        inst = self.instances.get(iid) or next((i for i in self.enumerate_instances() if i.id == iid), None)
+        if inst is not None:
+            inst = self.refresh(inst)
+            if inst.primary_key is not None and inst.primary is None:
+                outcome = self.collect_orphans(inst)
+            else:
+                outcome = self.evaluate(inst)
+                if not self.naive:
+                    self.record_deps(inst, outcome)
+            if outcome.writes:
+                self.follow.popleft()
+                self.instances.setdefault(iid, inst)
+                return inst, outcome
+        rest, self.follow = self.follow, deque()
+        found = self.next_enabled()
+        if found is None:
+            self.follow = rest
+            return None
+        raise KonvergeError(Diagnostic(
+            "E071", f"the firing path cannot be followed: at step {self.steps + 1} `{iid}` has nothing to write, "
+                    f"but `{found[0].id}` has",
+            hint="the path was found for another version of the spec or scenario; run `konverge verify "
+                 "--exhaustive` again"))
+
+    def evaluate_dirty(self) -> list[tuple[_Instance, _Outcome]]:
+        """Evaluate every dirty instance and return each with its outcome, applying nothing and
+        queueing no timer: for engine.explore, which keeps the outcomes and deadlines itself and
+        tries every enabled instance in turn. Incremental mode only."""
+        out = []
+        while self.dirty:
+            _, iid = heapq.heappop(self.dirty)
+            self.dirty_ids.discard(iid)
+            inst = self.refresh(self.instances[iid])
+            if inst.primary_key is not None and inst.primary is None:
+                out.append((inst, self.collect_orphans(inst)))
+            else:
+                outcome = self.evaluate(inst)
+                self.record_deps(inst, outcome)
+                out.append((inst, outcome))
+        self.timers.clear()
+        return out
 
     def next_enabled_naive(self):
         best = None
@@ -625,8 +768,17 @@ class Engine:
         """Reconcile until quiescent with no deadline left before `until`.
         Returns "" when done, else why it stopped: "budget", "cycle" or "horizon"."""
         while True:
+            if self.faults is not None:
+                self.faults.tick()
             found = self.next_enabled()
             if found is None:
+                if self.faults is not None:
+                    if self.faults.settle():  # informers behind catch up before the engine rests
+                        continue
+                    for timer in self.faults.deadlines():
+                        heapq.heappush(self.timers, timer)
+                if self.at_rest is not None and (self.faults is None or not self.faults.backoffs):
+                    self.at_rest()  # not while a refused request waits to be retried: work is pending
                 if self.advance_clock(until if until is not None else self.horizon):
                     continue
                 if until is None and self.timers and self.timers[0][0] > self.horizon:
@@ -641,7 +793,10 @@ class Engine:
             if self.progress is not None and self.steps % 100 == 0:
                 self.progress(self.steps, self.cache.clock)
             self.fired.append(inst.id)
-            if not self.apply(inst, outcome.writes):
+            applied = self.apply(inst, outcome.writes)
+            if self.faults is not None and self.faults.interrupted(inst, outcome.writes):
+                pass  # cut short by a fault: retried, not remembered as refused
+            elif not applied:
                 self.refused[inst.id] = _fingerprint(outcome.writes)
             else:
                 self.refused.pop(inst.id, None)
@@ -652,6 +807,8 @@ class Engine:
                 continue  # nothing was written: no new state to compare
             if self.after_step is not None:
                 self.after_step()
+            if self.faults is not None and self.faults.disturbing():
+                continue  # a state seen before is not the same state while a controller's view differs
             state = (self.cache.state_hash, self.cache.clock)
             if state in self.seen_states:
                 return "cycle"
@@ -703,6 +860,11 @@ class _Plan:
                 if not isinstance(following, A.WhereClause):
                     break
                 wheres.append(following.cond)
+            # The leading conjuncts that do not mention the new variable are the same for every
+            # binding: when one fails, no binding passes, and the source is not read at all.
+            for cond in _leading_free(wheres, c.source.var):
+                if self.ev.eval(cond, env) is not True:
+                    return
             for value in self.ev.bindings(c.source, env, wheres):
                 inner = dict(env)
                 inner[c.source.var] = value
@@ -808,6 +970,25 @@ class _Plan:
                 self.writes.append(("delete", key[0], key, obj["resourceVersion"]))
 
 
+def _leading_free(wheres: list, var: str) -> list:
+    """The conjuncts at the head of the first `where` that do not mention `var`, cached."""
+    if not wheres:
+        return []
+    cond = wheres[0]
+    found = _LEADING.get((id(cond), var))
+    if found is None:
+        found = []
+        for c in _conjuncts(cond):
+            if _mentions(c, var):
+                break
+            found.append(c)
+        _LEADING[(id(cond), var)] = found = (cond, found)
+    return found[1]
+
+
+_LEADING: dict = {}  # (id of a where, variable) → (the where, kept alive; its leading free conjuncts)
+
+
 def _assign(obj: dict, path: list[str], value) -> dict:
     head, rest = path[0], path[1:]
     new = dict(obj)
@@ -887,60 +1068,175 @@ def spec_objects(program: Program) -> list[tuple[str, dict, A.ObjectDecl]]:
 def reconcile(program: Program, *, api=None, store=None, data_dir: str | None = None,
               scenario: A.ScenarioDecl | None = None, order: str = "fixed", seed: int = 0,
               naive: bool = False, budget: int = DEFAULT_BUDGET, horizon=DEFAULT_HORIZON,
-              objects: Iterable[tuple[str, dict]] = (), progress=None) -> Result:
+              objects: Iterable[tuple[str, dict]] = (), progress=None, follow: Iterable[str] = ()) -> Result:
     """Load the spec's objects (and `objects`, e.g. from Kubernetes manifests, as (kind, value)
     pairs) through the API server and run the controllers to a fixed point, through the
     scenario's events if one is given. `progress(steps, clock)`, if given, is called every
-    100 steps, for a progress bar."""
-    from .api import APIServer
-    from .store import open_store
+    100 steps, for a progress bar. `follow`: rule instance ids to fire first, in that order,
+    each where it wants a write (a path `engine.explore` found); then the firing order goes on."""
+    items = scenario.items if scenario else ()
+    run = Run(program, api=api, store=store, data_dir=data_dir, order=order, seed=seed, naive=naive,
+              budget=budget, horizon=horizon, objects=objects, progress=progress, expectations=items)
+    run.engine.follow.extend(follow)
+    return run.play([i for i in items if isinstance(i, A.At)])
 
-    holder: dict = {}
-    if api is None:
-        if store is None:
-            store = open_store(data_dir, clock=lambda: holder["engine"].cache.clock if "engine" in holder else 0)
-        api = APIServer(program, store, clock=lambda: holder["engine"].cache.clock if "engine" in holder else 0)
-    engine = Engine(program, api, order=order, seed=seed, naive=naive, budget=budget, horizon=horizon)
-    engine.progress = progress
-    holder["engine"] = engine
-    apply_spec(program, api, engine, extra=objects)
-    engine.start()
-    expectations = list(scenario.items) if scenario else []
-    watcher = _Expectations(program, engine, expectations)
-    if watcher.items:
-        engine.after_step = watcher.check
-        watcher.check()
-    events = sorted((i for i in expectations if isinstance(i, A.At)),
-                    key=lambda a: constant(program, a.time))
-    reason = ""
-    for at in events:
-        reason = engine.run(until=constant(program, at.time))
-        if reason:
-            break
-        apply_event(program, api, engine, at.event)
-        # A state seen before the event may come back after it (a deleted pod recreated under its
-        # generated name): that is recovery, not a cycle, so cycles are looked for per segment.
-        engine.seen_states.clear()
-        engine.changed(engine.sync())
-        watcher.check()
-    if not reason:
-        reason = engine.run()
-    violations = check_properties(program, engine, watcher)
-    result = Result(
-        converged=reason == "",
-        steps=engine.steps,
-        revision=api.revision,
-        clock=engine.cache.clock,
-        objects=tuple(engine.cache.all()),
-        trace=tuple(engine.trace),
-        reason=reason,
-        cycle=engine.cycle() if reason == "cycle" else None,
-        violations=tuple(violations),
-    )
-    from .explain import persist_trace  # here: explain builds on this module
 
-    persist_trace(api.store, result)
-    return result
+class _Clock:
+    """The engine's virtual clock as the store and the API server read it: an object rather
+    than a closure, so that a copy of a run (`Run.fork`) reads its own engine's."""
+
+    def __init__(self):
+        self.engine = None
+
+    def __call__(self):
+        return self.engine.cache.clock if self.engine is not None else 0
+
+
+class Run:
+    """One reconcile in two halves: making a Run applies the spec through the API server and
+    starts the controllers; `play(events)` runs them through the scenario's events to the end.
+    In between, `advance(T)` runs up to T, and `fork(shared)` copies the whole run (store, API
+    server, engine), sharing `shared` — the program's objects by id, which must not be copied
+    since the engine keys its tables by their ids. `verify` converges a spec once up to its
+    first event and plays every example from a fork: the same steps, to the same bytes, as a
+    whole reconcile of that scenario."""
+
+    def __init__(self, program: Program, *, api=None, store=None, data_dir: str | None = None,
+                 order: str = "fixed", seed: int = 0, naive: bool = False, budget: int = DEFAULT_BUDGET,
+                 horizon=DEFAULT_HORIZON, objects: Iterable[tuple[str, dict]] = (), progress=None,
+                 expectations=()):
+        from .api import APIServer
+        from .store import open_store
+
+        clock = _Clock()
+        if api is None:
+            if store is None:
+                store = open_store(data_dir, clock=clock)
+            api = APIServer(program, store, clock=clock)
+        self.program = program
+        self.api = api
+        self.engine = engine = Engine(program, api, order=order, seed=seed, naive=naive, budget=budget,
+                                      horizon=horizon)
+        engine.progress = progress
+        clock.engine = engine
+        directory = getattr(api.store, "data_dir", None)
+        if directory is not None:
+            from .explain import read_trace  # here: explain builds on this module
+
+            engine.cache.clock = read_trace(directory)[1]  # a persisted cluster goes on from its own time
+        apply_spec(program, api, engine, extra=objects)
+        engine.start()
+        self.watch = _Properties(program, engine, expectations)
+        if self.watch.after_steps():
+            engine.after_step = self.watch.check
+        engine.at_rest = self.watch.rest
+        self.watch.check()
+        self.reason = ""  # why the run stopped short: "budget", "cycle" or "horizon"
+        self.last_event_step = 0  # the engine's steps when the last event came
+
+    def advance(self, until) -> str:
+        """Run up to the virtual time `until`, before any event of it."""
+        if not self.reason:
+            self.reason = self.engine.run(until=until)
+        return self.reason
+
+    def play(self, events: Iterable[A.At] = ()) -> Result:
+        """Play the events in time order, then run to the end; the result."""
+        program, engine = self.program, self.engine
+        for at in sorted(events, key=lambda a: constant(program, a.time)):
+            if self.advance(constant(program, at.time)):
+                break
+            apply_event(program, self.api, engine, at.event)
+            self.last_event_step = engine.steps
+            # A state seen before the event may come back after it (a deleted pod recreated under
+            # its generated name): that is recovery, not a cycle, so cycles are looked for per segment.
+            engine.seen_states.clear()
+            engine.changed(engine.sync())
+            self.watch.check()
+        if not self.reason:
+            self.reason = engine.run()
+        reason = self.reason
+        result = Result(
+            converged=reason == "",
+            steps=engine.steps,
+            revision=self.api.revision,
+            clock=engine.cache.clock,
+            objects=tuple(engine.cache.all()),
+            trace=tuple(engine.trace),
+            reason=reason,
+            cycle=engine.cycle() if reason == "cycle" else None,
+            violations=tuple(self.watch.violations()),
+        )
+        from .explain import persist_trace  # here: explain builds on this module
+
+        persist_trace(self.api.store, result)
+        return result
+
+    def fork(self, shared: dict) -> "Run":
+        import copy
+
+        owner, evaluators = self.__dict__.get("_evaluators", (None, []))
+        if owner != id(self):  # found once per run forked (a copy carries its original's list)
+            evaluators = _evaluators_in(self, {**shared, id(evaluators): evaluators})
+            self.__dict__["_evaluators"] = (id(self), evaluators)
+        memo = dict(shared)
+        memo[id(evaluators)] = evaluators
+        # An evaluator caches the closures it compiled, bound to itself; a copy would share them
+        # with the original and read the original's world. Each copy starts afresh (below), so
+        # what it holds but its program, world and memo is not copied at all.
+        for ev in evaluators:
+            for name, value in vars(ev).items():
+                if name not in ("program", "world", "memo"):
+                    memo[id(value)] = value
+        twin = copy.deepcopy(self, memo)
+        for ev in evaluators:
+            mine = memo[id(ev)]
+            kept = mine.memo
+            mine.__init__(mine.program, mine.world)
+            mine.memo = kept
+        return twin
+
+
+def _evaluators_in(root, shared: dict) -> list[Evaluator]:
+    """The evaluators an object graph holds, outside `shared`."""
+    seen = set(shared)
+    out: list[Evaluator] = []
+    stack = [root]
+    while stack:
+        x = stack.pop()
+        if x is None or isinstance(x, str | int | float | bool | bytes | Fraction) or id(x) in seen:
+            continue
+        seen.add(id(x))
+        if isinstance(x, Evaluator):
+            out.append(x)
+        if isinstance(x, dict):
+            stack.extend(x.values())
+        elif isinstance(x, list | tuple | set | frozenset):
+            stack.extend(x)
+        else:
+            stack.extend(getattr(x, "__dict__", {}).values())
+            stack.extend(getattr(x, name) for klass in type(x).__mro__ for name in getattr(klass, "__slots__", ())
+                         if isinstance(name, str) and hasattr(x, name))
+    return out
+
+
+def shared_objects(program: Program) -> dict[int, object]:
+    """Everything the program holds, by id: what `Run.fork` shares rather than copies."""
+    out: dict[int, object] = {}
+    stack: list = [program]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, str | int | float | bool | bytes | Fraction) or x is None or id(x) in out:
+            continue
+        out[id(x)] = x
+        if attrs.has(type(x)):
+            stack.extend(getattr(x, f.name) for f in attrs.fields(type(x)))
+        elif isinstance(x, dict):
+            stack.extend(x.keys())
+            stack.extend(x.values())
+        elif isinstance(x, list | tuple | set | frozenset):
+            stack.extend(x)
+    return out
 
 
 APPLIED = "/konverge/applied/"  # the spec's objects as last applied: the engine's own bookkeeping
@@ -991,8 +1287,14 @@ def _reapply(api, kind: str, obj: dict, previous: dict | None) -> str | None:
 
 
 def apply_event(program: Program, api, engine: Engine, event) -> None:
-    """One scenario event, written as the admin: a fault, or a create, update or delete."""
+    """One scenario event, written as the admin: a fault, or a create, update or delete; or a
+    fault of the engine aimed at a controller (engine/faults.py), which arms it."""
     who = api.admin
+    if isinstance(event, A.FaultEvent) and event.kind == ENGINE_FAULT_KIND:
+        from .faults import engine_faults
+
+        engine_faults(engine).arm(event)
+        return
     if isinstance(event, A.FaultEvent):
         fault = program.faults[event.fault]
         kind = program.kind(event.kind)
@@ -1036,19 +1338,30 @@ def apply_event(program: Program, api, engine: Engine, event) -> None:
         engine.apply(inst, [("delete", kind.name, key, current["resourceVersion"])])
 
 
-class _Expectations:
-    """A scenario's `expect`s, watched as the run goes: `always` after every write,
-    `eventually … within T` until it holds at or before T, plain `eventually` at the end."""
+class _Properties:
+    """What a run watches as it goes: the invariants — after every step, or, those declared
+    `at rest`, wherever no rule instance wants a write or waits to retry one (before the clock
+    moves on, an event comes, or the run ends) — and a scenario's `expect`s: `always` after every write,
+    `eventually … within T` until it holds at or before T, plain `eventually` at the end.
+    Each violation is reported once, where it was first seen."""
 
     def __init__(self, program: Program, engine: Engine, items):
         self.program = program
         self.engine = engine
         self.ev = Evaluator(program, engine.cache)
         self.items = [i for i in items if isinstance(i, A.Expect)]
+        self.steady = [i for i in program.invariants if not i.at_rest]
+        self.resting = [i for i in program.invariants if i.at_rest]
         self.broken: dict[int, str] = {}  # index → first violation
         self.met: set[int] = set()
+        self.failed: dict[str, str] = {}  # invariant name → its first violation
+
+    def after_steps(self) -> bool:
+        """Whether anything is checked after every step."""
+        return bool(self.items or self.steady)
 
     def check(self) -> None:
+        self._invariants(self.steady)
         clock = self.engine.cache.clock
         for n, item in enumerate(self.items):
             if item.mode == "always":
@@ -1058,9 +1371,20 @@ class _Expectations:
                 if clock <= constant(self.program, item.within) and self.ev.eval(item.cond, {}) is True:
                     self.met.add(n)
 
+    def rest(self) -> None:
+        self._invariants(self.resting)
+
+    def _invariants(self, invariants) -> None:
+        for inv in invariants:
+            if inv.name not in self.failed and self.ev.eval(inv.cond, {}) is not True:
+                where = "at rest after step" if inv.at_rest else "after step"
+                self.failed[inv.name] = (f'invariant "{inv.name}" does not hold ({where} {self.engine.steps}, '
+                                         f"virtual clock {_clock_text(self.engine.cache.clock)})")
+
     def violations(self) -> list[str]:
         self.check()
-        out = [self.broken[n] for n in sorted(self.broken)]
+        out = [self.failed[i.name] for i in self.program.invariants if i.name in self.failed]
+        out += [self.broken[n] for n in sorted(self.broken)]
         for n, item in enumerate(self.items):
             if item.mode != "eventually":
                 continue
@@ -1076,13 +1400,3 @@ def _clock_text(t) -> str:
     from .values import format_duration
 
     return format_duration(t)
-
-
-def check_properties(program: Program, engine: Engine, expectations: _Expectations) -> list[str]:
-    """The invariants that do not hold at the end, and the `expect`s that failed."""
-    out = []
-    ev = Evaluator(program, engine.cache)
-    for inv in program.invariants:
-        if ev.eval(inv.cond, {}) is not True:
-            out.append(f'invariant "{inv.name}" does not hold')
-    return out + expectations.violations()

@@ -654,7 +654,7 @@ def _expect(out, n: A.Expect, indent, notes, lead):
 
 
 def _invariant(out, n: A.InvariantDecl, indent, notes, lead):
-    head = f"{lead}invariant {_string(n.name)} {{"
+    head = f"{lead}invariant {_string(n.name)}{' at rest' if n.at_rest else ''} {{"
     one = _flat(_cat(head, " ", _expr(n.cond), " }"))
     pad = " " * indent
     if indent + len(one) <= WIDTH:

@@ -35,7 +35,7 @@ KEYWORDS = (
     "for", "let", "where", "pick", "then", "else", "order", "by", "asc", "desc", "set",
     "create", "ensure", "delete", "def", "policy", "deny", "when", "because", "fault",
     "scenario", "at", "update", "expect", "eventually", "always", "within", "invariant",
-    "if", "forall", "exists", "or", "and", "not", "true", "false", "none",
+    "if", "forall", "exists", "or", "and", "not", "true", "false", "none", "rest",
 )
 TOP_LEVEL_KEYWORDS = (
     "import", "cluster", "kind", "record", "controller", "replace", "def", "policy", "fault",
@@ -670,7 +670,8 @@ class _Builder(Transformer):
         return A.Expect(str(mode), cond, None if within is None else self._time(within), span=self._span(meta))
 
     def invariant_decl(self, meta, c):
-        return A.InvariantDecl(self._string(c[0]), c[1], span=self._span(meta))
+        name, rest, cond = c
+        return A.InvariantDecl(self._string(name), cond, at_rest=rest is not None, span=self._span(meta))
 
     # expressions
     def if_expr(self, meta, c):

@@ -176,7 +176,7 @@ BUILTINS: dict[str, Builtin] = {
         Builtin("all", "(list)", 1, 1, "true if every element is true"),
         Builtin("len", "(list | map | string)", 1, 1, "length"),
         Builtin("str", "(value)", 1, 1, "text of a value (`250m`, `2Gi`, `30s` for units)"),
-        Builtin("int", "(value)", 1, 1, "integer value; quantities in their base unit, rounded up"),
+        Builtin("int", "(value)", 1, 1, "integer value; quantities in their base unit, rounded up; none for text that is no whole number"),
         Builtin("float", "(value)", 1, 1, "floating-point value"),
         Builtin("abs", "(number)", 1, 1, "absolute value"),
         Builtin("ceil", "(number)", 1, 1, "smallest integer ≥ the number"),

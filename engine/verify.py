@@ -2,42 +2,62 @@
 
 Hypothesis generates a fault sequence — `at T: FAULT KIND NAME args…` events drawn
 from the faults the program declares, aimed at objects of the fault's kind (those
-the spec declares and those its fault-free fixed point holds), plus object
-deletions — as an `ast.ScenarioDecl`, exactly what `reconcile --scenario` plays.
-Each example is reconciled and every property is checked:
+the spec declares and those its fault-free fixed point holds), the faults of the
+engine aimed at its controllers (`stale controller scheduler lag=3 steps=5`, see
+engine/faults.py), and deletions of the spec's objects — as an `ast.ScenarioDecl`,
+exactly what `reconcile --scenario` plays. Each example enables a random subset of
+the fault kinds (swarm testing: a sequence of a few kinds digs deeper than a mix of
+all), and hypothesis is steered (`target`) towards examples that take many steps to
+settle after their last fault. Every example is reconciled and every property checked:
 
 - converges: a fixed point within the step budget, no cycle, no timer past the horizon;
-- invariants: the program's invariants hold at the fixed point;
+- invariants: each invariant after every step, or, declared `at rest`, wherever the
+  engine has nothing left to do (engine.fixpoint._Properties);
 - expectations: the `expect`s of the scenario given with `scenario=` hold;
 - idempotent: reconciling the same store again, at the same clock, writes nothing;
-- incremental = naive: the reference mode reaches the same objects;
-- orders agree: a random firing order (`order="random"`) converges too, with the
-  same verdict on every invariant and expectation and the same declared objects
-  left; with `strict_orders`, to the same objects field by field. (Not strict by
-  default: in the standard control plane which pod lands on which node, and so
-  its IP and what a node failure takes down, depends on the order of binding.)
+- eventually stable: after the last event a fixed point is reached with every engine
+  fault healed (no controller's cache behind, no retry pending), and it stays: every
+  rule instance evaluated afresh, the clock run on to the horizon, writes nothing;
+- incremental = naive: the reference mode reaches the same objects — on a sample of
+  the examples (NAIVE_EVERY), as it costs several times the incremental run and can
+  differ only through a missed wake-up, which `idempotent` looks for on every example;
+- orders agree: a random firing order (`order="random"`, one of ORDER_SEEDS seeds)
+  converges too, with the same verdict on every invariant and expectation and the
+  same declared objects left; with `strict_orders`, to the same objects field by
+  field. (Not strict by default: in the standard control plane which pod lands on
+  which node, and so its IP and what a node failure takes down, depends on the
+  order of binding.)
+
+Speed: the spec is converged once per firing mode up to its first event (`Run.advance(0)`)
+and every example plays its events on a copy of that run (`Run.fork`), which takes the
+same steps to the same bytes as a whole reconcile, so a counterexample replays exactly.
 
 A failure is shrunk by hypothesis and written out as a scenario file that
-`konverge reconcile SPEC --scenario FILE` replays.
+`konverge reconcile SPEC --scenario FILE` replays. With an example database (a
+directory, by default `.konverge-verify/` beside the spec), a failure found once is
+tried first the next time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import Counter
 from pathlib import Path
 
 import attrs
-from hypothesis import HealthCheck, Phase, given, seed as hseed, settings
+from hypothesis import HealthCheck, Phase, example, given, seed as hseed, settings, target
 from hypothesis import strategies as st
+from hypothesis.database import DirectoryBasedExampleDatabase
 
 from . import ast as A
-from .check import Program, std_dir
+from .check import ENGINE_FAULT_KIND, ENGINE_FAULTS, Program, std_dir
 from .errors import Diagnostic, KonvergeError
-from .fixpoint import (DEFAULT_BUDGET, DEFAULT_HORIZON, Cache, Engine, Result, key_text, object_key, reconcile,
-                       spec_objects)
+from .fixpoint import (DEFAULT_BUDGET, DEFAULT_HORIZON, Cache, Engine, Result, Run, _Clock, key_text, object_key,
+                       shared_objects, spec_objects)
 
-PROPERTIES = ("converges", "invariants", "expectations", "idempotent", "incremental = naive", "orders agree")
+PROPERTIES = ("converges", "invariants", "expectations", "idempotent", "eventually stable", "incremental = naive",
+              "orders agree")
 BOOKKEEPING = ("resourceVersion", "createdRevision", "managedBy")
 SCENARIO_NAME = "verify counterexample"
 MAX_EVENTS = 4
@@ -45,6 +65,12 @@ MAX_TIME = 900  # seconds of virtual time over which events are spread
 # Virtual time a verify run may take: the events' spread and two hours to settle after. A fault
 # whose effect never settles (a crash loop) shows up as pending timers at this horizon.
 HORIZON = MAX_TIME + 2 * 3600
+NAIVE_EVERY = 4  # the naive reference runs on examples 1, 1 + NAIVE_EVERY, … (and on every replay of a failure)
+ORDER_SEEDS = 8  # the random firing orders compared against, one converged run kept per seed
+DATABASE_DIR = ".konverge-verify"
+# The values generated for the engine faults' parameters (check.ENGINE_FAULTS gives their ranges).
+ENGINE_ARGS = {"writes": (0, 1, 2), "lag": (1, 2, 3, 4), "steps": (2, 5, 10, 20), "events": (1, 2, 3),
+               "requests": (1, 2, 3)}
 
 
 @attrs.frozen(slots=True)
@@ -65,6 +91,8 @@ class Report:
     elapsed: float
     failure: Failure | None = None
     skipped_faults: tuple[str, ...] = ()  # faults whose parameters or targets cannot be generated
+    checked: dict = attrs.Factory(dict)  # property → examples on which it was checked
+    settle_steps: int = 0  # the most steps any example took to settle after its last event
 
 
 class _Violated(Exception):
@@ -105,10 +133,26 @@ def targets(program: Program, baseline: Result | None) -> dict[str, list[tuple[s
     return {k: sorted(v, key=lambda x: (x[0] or "", x[1])) for k, v in out.items()}
 
 
+def controllers(program: Program) -> list[str]:
+    """The controllers an engine fault may aim at: those with rules."""
+    return sorted(name for name, c in program.controllers.items() if c.rules)
+
+
 def event_strategies(program: Program, faults: list[str], objects: dict, deletions: bool, durations: dict):
-    """One strategy per kind of event; and the faults left out, with why."""
-    choices, skipped = [], []
+    """One strategy per kind of event, by name (`delete` for deletions); and the faults left out, with why."""
+    choices, skipped = {}, []
     for name in faults:
+        if name in ENGINE_FAULTS:
+            aims = controllers(program)
+            if not aims:
+                skipped.append(f"{name} (no controller to aim at)")
+                continue
+            params = [(p, st.sampled_from(ENGINE_ARGS[p]).map(lambda v: A.Number(str(v))))
+                      for p, _, _, _ in ENGINE_FAULTS[name].params]
+            args = st.tuples(*(s.map(lambda v, n=n: A.EventArg(n, v)) for n, s in params))
+            choices[name] = st.builds(lambda c, a, f=name: A.FaultEvent(f, ENGINE_FAULT_KIND, A.ObjRef(c), a),
+                                      st.sampled_from(aims), args)
+            continue
         fault = program.faults[name]
         kind = program.kind(fault.target.kind)
         aims = objects.get(kind.name, []) if kind is not None else []
@@ -120,9 +164,9 @@ def event_strategies(program: Program, faults: list[str], objects: dict, deletio
             skipped.append(f"{name} (a parameter of a type verify does not generate)")
             continue
         args = st.tuples(*(s.map(lambda v, n=n: A.EventArg(n, v)) for n, s in params))
-        choices.append(st.builds(
+        choices[name] = st.builds(
             lambda ref, a, f=name, k=kind.name: A.FaultEvent(f, k.lower(), A.ObjRef(ref[1], ref[0]), a),
-            st.sampled_from(aims), args))
+            st.sampled_from(aims), args)
     if deletions:
         # The user's objects (not the standard control plane's). Deleting what controllers made
         # is a fault the rules declare where it makes sense (rules/faults.konv: `kill`).
@@ -130,38 +174,98 @@ def event_strategies(program: Program, faults: list[str], objects: dict, deletio
         deletable = sorted({(kind, (o.get("namespace"), o["name"])) for kind, o, d in spec_objects(program)
                             if not str(Path(d.span.file).resolve()).startswith(std)})
         if deletable:
-            choices.append(st.sampled_from(deletable).map(
-                lambda kr: A.DeleteEvent(kr[0].lower(), A.ObjRef(kr[1][1], kr[1][0]))))
+            choices["delete"] = st.sampled_from(deletable).map(
+                lambda kr: A.DeleteEvent(kr[0].lower(), A.ObjRef(kr[1][1], kr[1][0])))
     return choices, skipped
 
 
-def scenario_strategy(choices: list, base: A.ScenarioDecl | None, durations: dict):
-    """Fault sequences as a scenario: the base scenario's items, then up to MAX_EVENTS events."""
-    event = st.one_of(choices) if choices else st.nothing()
+def scenario_strategy(choices: dict, base: A.ScenarioDecl | None, durations: dict):
+    """Fault sequences as a scenario: the base scenario's items, then 1 to MAX_EVENTS events of
+    the kinds this example enables (swarm testing: a few kinds per example). The run without
+    any event is `no_faults`, tried first."""
     times = st.integers(0, MAX_TIME // 10).map(lambda n: n * 10)
-    timed = st.lists(st.tuples(times, event), max_size=MAX_EVENTS if choices else 0)
+    names = sorted(choices)
+    if not names:
+        return st.just(no_faults(base))
 
-    def build(xs):
+    @st.composite
+    def build(draw):
+        enabled = draw(st.lists(st.sampled_from(names), min_size=1, max_size=len(names), unique=True))
+        event = st.one_of([choices[n] for n in sorted(enabled)])
+        xs = draw(st.lists(st.tuples(times, event), min_size=1, max_size=MAX_EVENTS))
         ats = tuple(A.At(durations[t], ev) for t, ev in sorted(xs, key=lambda x: x[0]))
         return A.ScenarioDecl(SCENARIO_NAME, (*(base.items if base else ()), *ats))
 
-    return timed.map(build)
+    return build()
 
 
-def _never_settling(program: Program, names: list[str], objects: dict, budget: int, horizon) -> list[str]:
+def no_faults(base: A.ScenarioDecl | None) -> A.ScenarioDecl:
+    return A.ScenarioDecl(SCENARIO_NAME, base.items if base else ())
+
+
+# ---- runs, from converged copies ------------------------------------------------------------
+
+
+class Runs:
+    """The spec converged up to its first event, once per firing mode, to copy for each example."""
+
+    def __init__(self, program: Program, base: A.ScenarioDecl | None, budget: int, horizon):
+        self.program = program
+        self.expectations = tuple(i for i in base.items if isinstance(i, A.Expect)) if base else ()
+        self.budget = budget
+        self.horizon = horizon
+        self.shared = shared_objects(program)
+        self._started: dict[tuple, Run] = {}
+        self._trusted: set[tuple] = set()  # modes whose copies were seen to play as whole runs do
+        self.forking = True
+
+    def play(self, scenario: A.ScenarioDecl, *, order: str = "fixed", seed: int = 0, naive: bool = False) -> Run:
+        """A run of the scenario, played; its `result` attribute holds the Result. The first
+        scenario with events played in each mode is also played by a whole run, and the two
+        results must be equal, or copies are given up for whole runs (slower, same results)."""
+        mode = (order, seed, naive)
+        events = [i for i in scenario.items if isinstance(i, A.At)]
+        if not self.forking:
+            return self._whole(scenario, mode, events)
+        start = self._started.get(mode)
+        if start is None:
+            start = self._started[mode] = self._start(mode)
+            start.advance(0)
+        run = start.fork(self.shared)
+        run.result = run.play(events)
+        if events and mode not in self._trusted:
+            if self._whole(scenario, mode, events).result != run.result:
+                self.forking = False
+                return self._whole(scenario, mode, events)
+            self._trusted.add(mode)
+        return run
+
+    def _start(self, mode: tuple) -> Run:
+        order, seed, naive = mode
+        return Run(self.program, order=order, seed=seed, naive=naive, budget=self.budget, horizon=self.horizon,
+                   expectations=self.expectations)
+
+    def _whole(self, scenario: A.ScenarioDecl, mode: tuple, events: list) -> Run:
+        run = self._start(mode)
+        run.result = run.play(events)
+        return run
+
+
+def _never_settling(program: Program, runs: Runs, names: list[str], objects: dict) -> list[str]:
     """Faults without parameters that, applied alone to their first target, leave timers pending at the
     horizon (a crash loop): by design they never converge, so the default set leaves them out."""
     out = []
     for name in names:
-        fault = program.faults[name]
+        fault = program.faults.get(name)
+        if fault is None:
+            continue
         kind = program.kind(fault.target.kind)
         aims = objects.get(kind.name, []) if kind is not None else []
         if fault.params or not aims:
             continue
         ns, obj = aims[0]
         event = A.FaultEvent(name, kind.name.lower(), A.ObjRef(obj, ns))
-        at = A.At(A.Number("0"), event)
-        r = reconcile(program, scenario=A.ScenarioDecl(SCENARIO_NAME, (at,)), budget=budget, horizon=horizon)
+        r = runs.play(A.ScenarioDecl(SCENARIO_NAME, (A.At(A.Number("0"), event),))).result
         if r.reason == "horizon":
             out.append(name)
     return out
@@ -219,65 +323,101 @@ def _cycle_lines(cycle) -> list[str]:
     return [f"cycle of {cycle.period} steps through rule instances:", *(f"  {i}" for i in cycle.instances)]
 
 
-def _rerun_steps(program: Program, store, result: Result, budget: int, horizon) -> tuple[int, int, str, list]:
-    """Reconcile the converged store again, at the clock it reached: (steps, revision, reason, writes)."""
+@attrs.frozen(slots=True)
+class _Rerun:
+    now: int  # steps a fresh engine takes at the fixed point's clock
+    later: int  # and more, the clock run on to the horizon
+    revision: int
+    reason: str
+    writes: tuple
+
+
+def _rerun(program: Program, run: Run, budget: int, horizon) -> _Rerun:
+    """A fresh engine on the run's store, at the clock it reached: every rule instance evaluated
+    afresh; first without moving the clock, then to the horizon."""
     from .api import APIServer
 
-    holder: dict = {}
-    api = APIServer(program, store, clock=lambda: holder["engine"].cache.clock if "engine" in holder else 0)
+    result = run.result
+    clock = _Clock()
+    api = APIServer(program, run.api.store, clock=clock)
     engine = Engine(program, api, budget=budget, horizon=horizon)
-    holder["engine"] = engine
+    clock.engine = engine
     engine.cache.clock = result.clock
     engine.start()
-    reason = engine.run()
-    return engine.steps, api.revision, reason, engine.trace
+    reason = engine.run(until=result.clock)
+    now = engine.steps
+    if not reason:
+        reason = engine.run()
+    return _Rerun(now, engine.steps - now, api.revision, reason, tuple(engine.trace))
 
 
-def check_example(program: Program, scenario: A.ScenarioDecl, *, budget: int = DEFAULT_BUDGET,
-                  horizon=DEFAULT_HORIZON, order_seed: int = 1, strict_orders: bool = False,
-                  passed: Counter | None = None) -> Failure | None:
-    """Play one scenario and check every property, cheapest first; the first that fails."""
-    from .store import open_store
+def _writes(writes) -> list[str]:
+    return [f"{w.instance or w.actor}: {w.verb} {w.kind}/{w.name}" + (f": {w.message}" if w.message else "")
+            for w in writes[:6]]
 
+
+def check_example(program: Program, scenario: A.ScenarioDecl, *, runs: Runs | None = None,
+                  budget: int = DEFAULT_BUDGET, horizon=DEFAULT_HORIZON, order_seed: int = 1,
+                  strict_orders: bool = False, naive: bool = True, passed: Counter | None = None,
+                  checked: Counter | None = None, settle: list | None = None) -> Failure | None:
+    """Play one scenario and check every property, cheapest first; the first that fails.
+    `naive=False` leaves out the comparison with the naive reference mode."""
+    runs = runs if runs is not None else Runs(program, None, budget, horizon)
     passed = passed if passed is not None else Counter()
+    checked = checked if checked is not None else Counter()
 
     def fail(prop, message, result, details=(), replay=""):
+        checked[prop] += 1
         return Failure(prop, message, scenario, result.steps, result.clock, tuple(details), replay)
 
-    store = open_store()
-    r = reconcile(program, store=store, scenario=scenario, budget=budget, horizon=horizon)
+    def holds(prop):
+        checked[prop] += 1
+        passed[prop] += 1
+
+    run = runs.play(scenario)
+    r = run.result
     if not r.converged:
         why = {"budget": f"the step budget ({budget}) ran out", "cycle": "the state repeats (a cycle)",
                "horizon": "timers are still pending at the horizon"}.get(r.reason, r.reason)
-        details = _cycle_lines(r.cycle)
-        return fail("converges", f"not converged: {why}", r, details)
-    passed["converges"] += 1
+        return fail("converges", f"not converged: {why}", r, _cycle_lines(r.cycle))
+    holds("converges")
+    settled = r.steps - run.last_event_step
+    if settle is not None:
+        settle.append(settled)
     invariants = [v for v in r.violations if v.startswith("invariant ")]
     if invariants:
         name = invariants[0].split('"')[1]
         return fail("invariants", "; ".join(invariants), r,
                     [f"fails on {k}" for k in invariant_culprits(program, r.objects, name)])
-    passed["invariants"] += 1
+    holds("invariants")
     expects = [v for v in r.violations if not v.startswith("invariant ")]
     if expects:
         return fail("expectations", "; ".join(expects), r)
-    passed["expectations"] += 1
-    steps, revision, reason, writes = _rerun_steps(program, store, r, budget, horizon)
-    if steps or revision != r.revision or reason:
-        return fail("idempotent", f"reconciling the fixed point again took {steps} step(s) "
-                                  f"(revision {r.revision} → {revision}{', ' + reason if reason else ''})", r,
-                    [f"{w.instance or w.actor}: {w.verb} {w.kind}/{w.name}" + (f": {w.message}" if w.message else "")
-                     for w in writes[:6]])
-    passed["idempotent"] += 1
+    holds("expectations")
+    again = _rerun(program, run, budget, horizon)
+    if again.now or (not again.later and again.revision != r.revision):
+        return fail("idempotent", f"reconciling the fixed point again took {again.now} step(s) "
+                                  f"(revision {r.revision} → {again.revision})", r, _writes(again.writes))
+    holds("idempotent")
+    pending = run.engine.faults.pending() if run.engine.faults is not None else []
+    disturbed = [p for p in pending if p.startswith(("a view", "a back-off"))]
+    if disturbed or again.later or again.reason:
+        what = (f"{', '.join(disturbed)} still open" if disturbed else
+                f"the clock run on to the horizon, a fresh engine took {again.later} more step(s)"
+                + (f" ({again.reason})" if again.reason else ""))
+        return fail("eventually stable", f"{settled} step(s) after the last event the run stopped, but {what}", r,
+                    _writes(again.writes if not disturbed else ()))
+    holds("eventually stable")
     mine = content(r.objects)
-    naive = reconcile(program, scenario=scenario, naive=True, budget=budget, horizon=horizon)
-    theirs = content(naive.objects)
-    if not naive.converged or theirs != mine:
-        return fail("incremental = naive", "the naive reference mode reached a different state"
-                    + ("" if naive.converged else f" (not converged: {naive.reason})"), r, _differences(mine, theirs),
-                    "--naive")
-    passed["incremental = naive"] += 1
-    other = reconcile(program, scenario=scenario, order="random", seed=order_seed, budget=budget, horizon=horizon)
+    if naive:
+        reference = runs.play(scenario, naive=True).result
+        theirs = content(reference.objects)
+        if not reference.converged or theirs != mine:
+            return fail("incremental = naive", "the naive reference mode reached a different state"
+                        + ("" if reference.converged else f" (not converged: {reference.reason})"), r,
+                        _differences(mine, theirs), "--naive")
+        holds("incremental = naive")
+    other = runs.play(scenario, order="random", seed=order_seed).result
     declared = {object_key(k, o.get("namespace"), o["name"]) for k, o, _ in spec_objects(program)}
     theirs = content(other.objects)
     if not other.converged:
@@ -285,34 +425,53 @@ def check_example(program: Program, scenario: A.ScenarioDecl, *, budget: int = D
         return fail("orders agree", f"with --order random --seed {order_seed} the run does not converge "
                                     f"({other.reason}) after {other.steps} steps at {_clock(other.clock)}", other,
                     cycle, f"--order random --seed {order_seed}")
-    if sorted(other.violations) != sorted(r.violations) or {k for k in mine if k in declared} != \
+    if sorted(_names(other.violations)) != sorted(_names(r.violations)) or {k for k in mine if k in declared} != \
             {k for k in theirs if k in declared} or (strict_orders and mine != theirs):
         return fail("orders agree", f"--order random --seed {order_seed} reaches a different state", r,
                     _differences(mine, theirs), f"--order random --seed {order_seed}")
-    passed["orders agree"] += 1
+    holds("orders agree")
     return None
+
+
+def _names(violations) -> list[str]:
+    """The violated properties; an invariant by its name, not where it was first seen."""
+    return [v.split('"')[1] if v.startswith("invariant ") else v for v in violations]
 
 
 # ---- the loop -------------------------------------------------------------------------------
 
 
+def fault_names(program: Program) -> list[str]:
+    """Every fault verify can generate: the program's and the engine's."""
+    return sorted({*program.faults, *ENGINE_FAULTS})
+
+
 def verify(program: Program, *, examples: int = 20, seed: int | None = None, faults: list[str] | None = None,
            scenario: A.ScenarioDecl | None = None, deletions: bool = True, budget: int = DEFAULT_BUDGET,
-           horizon=HORIZON, strict_orders: bool = False, order_seed: int | None = None) -> Report:
-    """Run `examples` generated fault sequences through `program`; the first failure, shrunk."""
-    unknown = [f for f in faults or () if f not in program.faults]
+           horizon=HORIZON, strict_orders: bool = False, order_seed: int | None = None,
+           database: str | Path | None = None, database_key: str = "") -> Report:
+    """Run `examples` generated fault sequences through `program`; the first failure, shrunk.
+
+    `faults` names the faults to draw from (default: every one, but those that never settle
+    alone); `database` is a directory of examples kept between runs (failures are replayed
+    first), keyed by `database_key` (e.g. the spec's path) — not with a `seed`, which makes
+    the run reproducible, as hypothesis's own @seed does; `order_seed` pins the random firing
+    order compared against."""
+    known = fault_names(program)
+    unknown = [f for f in faults or () if f not in known]
     if unknown:
         from .names import closest
 
-        guess = closest(unknown[0], program.faults)
+        guess = closest(unknown[0], known)
         raise KonvergeError(Diagnostic("E070", f"no fault named `{unknown[0]}`",
                                        hint=f"did you mean `{guess}`?" if guess else
-                                       "declared: " + (", ".join(sorted(program.faults)) or "none")))
+                                       "declared: " + (", ".join(known) or "none")))
     started = time.monotonic()
-    baseline = reconcile(program, budget=budget, horizon=horizon)
-    names = sorted(program.faults) if faults is None else list(dict.fromkeys(faults))
+    runs = Runs(program, scenario, budget, horizon)
+    baseline = runs.play(A.ScenarioDecl(SCENARIO_NAME, ())).result
+    names = known if faults is None else list(dict.fromkeys(faults))
     objects = targets(program, baseline)
-    unsettling = [] if faults is not None else _never_settling(program, names, objects, budget, horizon)
+    unsettling = [] if faults is not None else _never_settling(program, runs, names, objects)
     names = [n for n in names if n not in unsettling]
     # The program reads a `Unit` literal by how the checker typed it, keyed by the node's id: the
     # generated durations are registered for the run (and kept alive by this dict), then taken out.
@@ -323,22 +482,43 @@ def verify(program: Program, *, examples: int = 20, seed: int | None = None, fau
     skipped += [f"{n} (alone it never settles: timers pending at the horizon; name it in faults= to include it)"
                 for n in unsettling]
     passed: Counter = Counter()
-    runs = [0]
+    checked: Counter = Counter()
+    settle: list[int] = []
+    runs_done = [0]
     shrinking = [False]  # once an example fails, the rest are hypothesis shrinking it: not counted
+    db = DirectoryBasedExampleDatabase(str(database)) if database is not None and seed is None else None
 
-    @settings(max_examples=examples, deadline=None, database=None, report_multiple_bugs=False,
+    # The fault-free run is tried first (an explicit example), then examples - 1 generated ones.
+    @settings(max_examples=max(1, examples - 1), deadline=None, database=db, report_multiple_bugs=False,
               print_blob=False,
-              phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink),
+              phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink),
               suppress_health_check=list(HealthCheck))
-    @given(scenario_strategy(choices, scenario, durations), st.integers(1, 2**16))
+    @example(no_faults(scenario), order_seed or 1)
+    @given(scenario_strategy(choices, scenario, durations),
+           st.integers(1, ORDER_SEEDS) if order_seed is None else st.just(order_seed))
     def prop(sc, order_seed):
-        runs[0] += 1
-        failure = check_example(program, sc, budget=budget, horizon=horizon, order_seed=order_seed,
-                                strict_orders=strict_orders, passed=passed if not shrinking[0] else Counter())
+        runs_done[0] += 1
+        counting = not shrinking[0]
+        # The naive reference on a sample of the examples, and on every one once a failure is
+        # being shrunk, so that a difference it finds is kept.
+        naive = shrinking[0] or (runs_done[0] - 1) % NAIVE_EVERY == 0
+        steps: list[int] = []
+        failure = check_example(program, sc, runs=runs, budget=budget, horizon=horizon, order_seed=order_seed,
+                                strict_orders=strict_orders, naive=naive,
+                                passed=passed if counting else Counter(), checked=checked if counting else Counter(),
+                                settle=steps)
+        if steps:
+            if counting:
+                settle.append(steps[0])
+            target(float(steps[0]), label="steps to settle after the last event")
         if failure is not None:
             shrinking[0] = True
             raise _Violated(failure)
 
+    if db is not None:
+        # One key per spec and fault set, so that specs beside each other keep their own examples.
+        key = f"{database_key}\0{','.join(names)}\0{scenario.name if scenario else ''}\0{deletions}"
+        prop._hypothesis_internal_database_key = hashlib.sha256(key.encode()).digest()
     test = hseed(seed)(prop) if seed is not None else prop
     failure = None
     try:
@@ -348,22 +528,23 @@ def verify(program: Program, *, examples: int = 20, seed: int | None = None, fau
     finally:
         for u in durations.values():
             program.unit_types.pop(id(u), None)
-    return Report(examples=runs[0], passed=dict(passed), elapsed=time.monotonic() - started, failure=failure,
-                  skipped_faults=tuple(skipped))
+    return Report(examples=runs_done[0], passed=dict(passed), elapsed=time.monotonic() - started, failure=failure,
+                  skipped_faults=tuple(skipped), checked=dict(checked), settle_steps=max(settle, default=0))
 
 
 # ---- writing a counterexample ---------------------------------------------------------------
 
 
-def counterexample_text(failure: Failure, spec: str) -> str:
-    """The failure's scenario as a file that `konverge reconcile SPEC --scenario FILE` replays."""
+def counterexample_text(failure: Failure, spec: str, options: str = "") -> str:
+    """The failure's scenario as a file that `konverge reconcile SPEC --scenario FILE` replays
+    (with `options`, e.g. " --no-std", and those the failing run needs)."""
     from .fmt import format_module
 
     body = format_module(A.Module("<counterexample>", (failure.scenario,)))
     reported = failure.property in ("converges", "invariants", "expectations") or (
         failure.property == "orders agree" and "does not converge" in failure.message)
     note = "reconcile reports it: exit 3 or 4" if reported else "the run that differs; verify compares it"
-    replay = f" {failure.replay}" if failure.replay else ""
+    replay = options + (f" {failure.replay}" if failure.replay else "")
     return (f"# Found by `konverge verify`: the property \"{failure.property}\" fails.\n"
             f"#   {failure.message}\n"
             f"# Replay ({note}):\n"
@@ -379,3 +560,8 @@ def _clock(t) -> str:
 def default_out(spec: str) -> Path:
     p = Path(spec)
     return p.with_name(p.name[:-len(p.suffix)] + ".counterexample.konv" if p.suffix else p.name + ".counterexample.konv")
+
+
+def default_database(spec: str) -> Path:
+    """The example database kept beside a spec."""
+    return Path(spec).resolve().parent / DATABASE_DIR

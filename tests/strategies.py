@@ -171,7 +171,7 @@ scenario_items = st.one_of(
     st.builds(A.Expect, st.sampled_from(("eventually", "always")), exprs, st.none() | _times),
 )
 scenario_decls = st.builds(A.ScenarioDecl, strings, _small(scenario_items, 4))
-invariant_decls = st.builds(A.InvariantDecl, strings, exprs)
+invariant_decls = st.builds(A.InvariantDecl, strings, exprs, st.booleans())
 imports = st.builds(A.Import, strings)
 
 decls = st.one_of(

@@ -437,3 +437,60 @@ def test_the_planner_looks_up_the_most_selective_index():
     world = World()
     assert Evaluator(prog, world).eval(prog.invariants[0].cond, {}) is True
     assert world.asked == [("size",)]
+
+
+SHARING = """
+kind Tag { target: string?  weight: int = 1 }
+def heavy(i: Item) = i.size > 2
+def tagged() -> list<string> = [t.target for tag t where t.target != none]
+controller c {
+  rule account
+    for box b
+    ensure summary b.name {
+      total: count(item i where i.group == b.name and heavy(i))
+      members: [x for x in tagged() where x == b.name]
+    }
+  rule first_heavy
+    for box b
+    where b.used == 0 and any(item i where i.group == b.name and heavy(i))
+    set b.used = first(i.size for item i where i.group == b.name and heavy(i))
+}
+box b0 {}
+box b1 {}
+"""
+
+group = st.sampled_from(["b0", "b1", ""])
+target = st.sampled_from(["b0", "b1", None])
+
+
+@given(st.lists(st.tuples(group, st.integers(0, 5)), min_size=1, max_size=5), st.lists(target, min_size=1, max_size=3),
+       st.lists(st.one_of(st.tuples(st.just("item"), st.integers(0, 4), group, st.integers(0, 5)),
+                          st.tuples(st.just("tag"), st.integers(0, 2), target)), max_size=5))
+def test_incremental_equals_naive_with_shared_def_results_presence_lookups_and_early_stops(items, tags, edits):
+    """Items alike share `heavy`'s memo entries (it reads no name); `t.target != none` is answered
+    by an index; `any`/`first` stop early; each edit must wake exactly what it changes."""
+    def tag_text(t):
+        return f'target: "{t}"' if t is not None else ""
+
+    text = SHARING + "\n".join(f'item i{n} {{ group: "{g}"  size: {s} }}' for n, (g, s) in enumerate(items))
+    text += "\n" + "\n".join(f"tag t{n} {{ {tag_text(t)} }}" for n, t in enumerate(tags))
+    events = []
+    for t, e in enumerate(edits):
+        if e[0] == "item":
+            events.append(f'  at {t + 1}s: update item i{e[1] % len(items)} {{ group: "{e[2]}"  size: {e[3]} }}')
+        elif e[2] is not None:
+            events.append(f'  at {t + 1}s: update tag t{e[1] % len(tags)} {{ target: "{e[2]}" }}')
+        else:
+            events.append(f"  at {t + 1}s: delete tag t{e[1] % len(tags)}")
+    text += '\nscenario "edits" {\n' + "\n".join(events) + "\n}\n"
+    prog = program(text)
+    a = reconcile(prog, scenario=prog.scenarios["edits"])
+    b = reconcile(prog, scenario=prog.scenarios["edits"], naive=True)
+    assert a.converged and content(a) == content(b)
+    assert [(w.instance, w.verb, w.name) for w in a.trace] == [(w.instance, w.verb, w.name) for w in b.trace]
+    final = {o["name"]: o for o in a.objects if o["kind"] == "Item"}
+    targets = [o.get("target") for o in a.objects if o["kind"] == "Tag"]
+    for o in a.objects:
+        if o["kind"] == "Summary":
+            assert o["total"] == sum(1 for i in final.values() if i["group"] == o["name"] and i["size"] > 2)
+            assert o["members"] == [x for x in targets if x == o["name"]]

@@ -95,3 +95,127 @@ def test_nothing_is_created_in_a_terminating_namespace():
     assert c.get("Namespace", "doomed", None)["phase"] == "Terminating"
     refused = c.writes(verb="refused", kind="Pod", name="late")
     assert refused and "being terminated" in refused[0].message
+
+
+def test_terminating_namespace_refusal_has_kubernetes_message():
+    c = run(node("n1") + node("down", extra="kubeletUp: false")
+            + 'namespace doomed {}\npod stuck in doomed { node: "down" container main { image: "x" } }\n'
+            'scenario "late" { at 1m: terminate namespace doomed\n'
+            '  at 2m: create service late in doomed { port p { port: 80 } } }', until=3600)
+    [refused] = c.writes(verb="refused", kind="Service", name="late")
+    assert refused.message == ('Service "late" is invalid: unable to create new content in namespace doomed '
+                               "because it is being terminated")
+
+
+# ---- objects in a namespace that does not exist -------------------------------------------
+
+
+def test_object_in_a_missing_namespace_is_refused_with_kubernetes_message():
+    c = run(node("n1") + 'scenario "ghost" {\n'
+            '  at 1s: create pod p in ghost { container c { image: "x" } }\n'
+            '  at 2s: create deployment d in ghost { template { labels { a: "b" } container c { image: "x" } } }\n'
+            '  at 3s: create service s in ghost { port p { port: 80 } }\n}')
+    refused = c.writes(verb="refused")
+    assert [(w.kind, w.name) for w in refused] == [("Pod", "p"), ("Deployment", "d"), ("Service", "s")]
+    assert refused[0].message == 'Pod "p" is invalid: namespaces "ghost" not found'
+    assert not c.of("Pod", "ghost") and not c.of("Deployment", "ghost")
+
+
+def test_spec_object_in_an_undeclared_namespace_is_refused_at_load():
+    with pytest.raises(KonvergeError, match='namespaces "ghost" not found'):
+        run(node("n1") + 'pod p in ghost { container c { image: "x" } }')
+
+
+def test_namespace_declared_in_the_same_spec_is_created_first():
+    c = run(node("n1") + 'namespace shop {}\n'
+            'deployment web in shop { template { labels { app: "web" } container c { image: "x" } } }\n')
+    assert c.pods(namespace="shop") and c.pods(namespace="shop")[0]["ready"]
+
+
+# ---- validation with Kubernetes' messages -----------------------------------------------
+
+
+def refusal(spec_body: str) -> str:
+    """The API server's message for an invalid object declared in a spec (refused at load)."""
+    with pytest.raises(KonvergeError) as e:
+        run(node("n1") + spec_body)
+    [d] = e.value.diagnostics
+    return d.message
+
+
+@pytest.mark.parametrize("body, message", [
+    ('service s { selector { a: "b" } ports: [{port: 83}, {port: 84}] }',
+     'Service "s" is invalid: spec.ports[0].name: Required value'),
+    ('service s { selector { a: "b" } ports: [{name: "a", port: 83}, {port: 84}] }',
+     'Service "s" is invalid: spec.ports[1].name: Required value'),
+    ('service s { selector { a: "b" } ports: [{name: "x", port: 81}, {name: "x", port: 82}] }',
+     'Service "s" is invalid: spec.ports[1].name: Duplicate value: "x"'),
+    ('service s { selector { a: "b" } port x { port: 80 } port y { port: 80 } }',
+     'Service "s" is invalid: spec.ports[1]: Duplicate value: core.ServicePort{Protocol:"TCP", Port:80}'),
+])
+def test_service_ports_must_be_named_and_distinct(body, message):
+    assert refusal(body) == message
+
+
+def test_service_ports_differing_in_protocol_or_alone_unnamed_are_accepted():
+    c = run(node("n1") + 'service dns { selector { a: "b" } ports: [{name: "tcp", port: 53}, '
+            '{name: "udp", port: 53, protocol: "UDP"}] }\n'
+            'service one { selector { a: "b" } ports: [{port: 80}] }\n')
+    assert len(c.get("Service", "dns")["ports"]) == 2 and c.get("Service", "one")["clusterIP"]
+
+
+@pytest.mark.parametrize("body, message", [
+    ('service b { clusterIP: 10.96.0.1  selector { x: "y" } port p { port: 80 } }',
+     'Service "b" is invalid: spec.clusterIPs: Invalid value: ["10.96.0.1"]: failed to allocate IP 10.96.0.1: '
+     "provided IP is already allocated"),
+    ('service c { clusterIP: 172.16.0.1  selector { x: "y" } port p { port: 80 } }',
+     'Service "c" is invalid: spec.clusterIPs: Invalid value: ["172.16.0.1"]: failed to allocate IP 172.16.0.1: '
+     "the provided IP (172.16.0.1) is not in the valid range. The range of valid IPs is 10.96.0.0/12"),
+    ('service c { type: "NodePort"  selector { x: "y" } port p { port: 80  nodePort: 99999 } }',
+     'Service "c" is invalid: spec.ports[0].nodePort: Invalid value: 99999: provided port is not in the valid '
+     "range. The range of valid ports is 30000-32767"),
+    ('service c { selector { x: "y" } port p { port: 80  nodePort: 30080 } }',
+     "Service \"c\" is invalid: spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"),
+    ('deployment d { replicas: -2  template { labels { a: "d" } container c { image: "x" } } }',
+     'Deployment "d" is invalid: spec.replicas: Invalid value: -2: must be greater than or equal to 0'),
+    ('pod p { container a { image: "x" } container b { image: "x"  cpu: -1 } }',
+     'Pod "p" is invalid: spec.containers[1].resources.requests[cpu]: Invalid value: "-1000m": '
+     "must be greater than or equal to 0"),
+    ('deployment d { template { labels { a: "d" } container c { image: "x"  memory: -1 } } }',
+     'Deployment "d" is invalid: spec.template.spec.containers[0].resources.requests[memory]: '
+     'Invalid value: "-1": must be greater than or equal to 0'),
+    ('pod p { tolerations: [{key: "a", operator: "Bogus", effect: "NoSchedule"}] container c { image: "x" } }',
+     'Pod "p" is invalid: spec.tolerations[0].operator: Unsupported value: "Bogus": supported values: '
+     '"Equal", "Exists"'),
+    ('pod p { tolerations: [{key: "a", operator: "Exists", effect: "Sometimes"}] container c { image: "x" } }',
+     'Pod "p" is invalid: spec.tolerations[0].effect: Unsupported value: "Sometimes": supported values: '
+     '"NoSchedule", "PreferNoSchedule", "NoExecute"'),
+    ('pod p { restartPolicy: "Sometimes"  container c { image: "x" } }',
+     'Pod "p" is invalid: spec.restartPolicy: Unsupported value: "Sometimes": supported values: '
+     '"Always", "OnFailure", "Never"'),
+    ('deployment d { template { restartPolicy: "Rarely"  labels { a: "d" } container c { image: "x" } } }',
+     'Deployment "d" is invalid: spec.template.spec.restartPolicy: Unsupported value: "Rarely": '
+     'supported values: "Always", "OnFailure", "Never"'),
+    ('pod p { containers: [] }', 'Pod "p" is invalid: spec.containers: Required value'),
+    ('deployment d { template { labels { a: "d" } } }',
+     'Deployment "d" is invalid: spec.template.spec.containers: Required value'),
+])
+def test_invalid_objects_are_refused_with_kubernetes_messages(body, message):
+    assert refusal(body) == message
+
+
+def test_a_taken_cluster_ip_is_refused_when_a_second_service_claims_it():
+    c = run(node("n1") + 'service a { clusterIP: 10.96.0.10  selector { x: "y" } port p { port: 80 } }\n'
+            'scenario "claim" { at 1s: create service b { clusterIP: 10.96.0.10  selector { x: "y" } '
+            'port p { port: 80 } } }')
+    [refused] = c.writes(verb="refused", kind="Service", name="b")
+    assert "provided IP is already allocated" in refused.message
+    assert c.get("Service", "kubernetes")["clusterIP"] == "10.96.0.1"
+
+
+def test_scaling_a_deployment_below_zero_is_refused():
+    c = run(node("n1") + 'deployment d { replicas: 1  template { labels { a: "d" } container c { image: "x" } } }\n'
+            'scenario "down" { at 1s: scale deployment d replicas = -1 }')
+    [refused] = c.writes(verb="refused", kind="Deployment", name="d")
+    assert "spec.replicas: Invalid value: -1" in refused.message
+    assert c.get("Deployment", "d")["replicas"] == 1

@@ -38,6 +38,20 @@ def test_target_port_defaults_to_port():
     assert [a["port"] for a in c.get("Endpoints", "web")["addresses"]] == [8080]
 
 
+def test_kubernetes_service_lists_the_api_servers_of_ready_control_plane_nodes():
+    c = run(node("cp", extra="controlPlane: true  internalIP: 10.0.0.10") + node("w1", extra="internalIP: 10.0.0.11")
+            + node("cp2", extra="controlPlane: true"))  # no address: nothing to publish for it
+    ep = c.get("Endpoints", "kubernetes")
+    assert ep["addresses"] == [{"ip": "10.0.0.10", "port": 6443, "pod": "", "node": "cp", "portName": "https"}]
+    assert ep["notReadyAddresses"] == []
+
+
+def test_kubernetes_service_endpoints_follow_the_control_plane_node_going_down():
+    c = run(node("cp", extra="controlPlane: true  internalIP: 10.0.0.10") + node("w1")
+            + 'scenario "down" { at 10s: fail node cp }', until=600)
+    assert c.get("Endpoints", "kubernetes") is None
+
+
 def test_numeric_target_port_is_used_as_is():
     c = run(node("n1") + web("web-1") + 'service web { selector { app: "web" }  port p { port: 80 targetPort: 9000 } }')
     assert [a["port"] for a in c.get("Endpoints", "web")["addresses"]] == [9000]

@@ -1,5 +1,6 @@
 """The kubelet and container runtime (rules/kubelet.konv)."""
 
+from engine.kube.tables import pod_status
 from tests.kube import node, run
 
 
@@ -74,6 +75,8 @@ def test_restart_policy_never_leaves_a_crashed_pod_failed():
     p = c.get("Pod", "once")
     assert p["phase"] == "Failed" and not p["ready"] and p["containers"][0]["restarts"] == 0
     assert p["containers"][0]["exitCode"] == 1
+    # Nothing will restart it, so it is not in CrashLoopBackOff: kubectl shows the container's Error.
+    assert p["reason"] == "" and pod_status(p) == "Error"
 
 
 def test_restart_policy_on_failure_restarts_a_failed_container():
@@ -94,3 +97,47 @@ def test_pod_on_a_failed_node_is_left_alone_by_its_kubelet():
     c = run(node("n1") + pod("p") + 'scenario "fail then kill" { at 30s: fail node n1\n at 40s: kill pod p }', until=200)
     p = c.get("Pod", "p")
     assert p is not None and p["deleting"]  # no kubelet to remove it
+
+
+def test_crash_looping_pod_shows_crash_loop_back_off_in_its_status():
+    c = run(node("n1") + pod("crashy", container_extra="crashing: true"), until=5)
+    assert pod_status(c.get("Pod", "crashy")) == "CrashLoopBackOff"
+
+
+def test_on_failure_pod_in_back_off_shows_crash_loop_back_off():
+    c = run(node("n1") + pod("retry", extra='restartPolicy: "OnFailure"', container_extra="crashing: true"), until=5)
+    p = c.get("Pod", "retry")
+    assert p["reason"] == "CrashLoopBackOff" and pod_status(p) == "CrashLoopBackOff"
+
+
+def test_pod_beyond_the_node_pod_count_is_rejected_out_of_pods():
+    c = run(node("n1", extra="pods: 1") + pod("a") + pod("b"))
+    a, b = c.get("Pod", "a"), c.get("Pod", "b")
+    assert a["phase"] == "Running"
+    assert b["phase"] == "Failed" and b["reason"] == "OutOfpods" and b["ip"] is None
+    assert b["message"] == "Pod was rejected: Node didn't have enough resource: pods"
+    assert pod_status(b) == "OutOfpods"
+
+
+def test_pinned_pod_whose_node_selector_does_not_match_is_rejected_node_affinity():
+    c = run(node("n1", extra='labels { zone: "a" }') + pod("wrong", extra='nodeSelector { zone: "b" }')
+            + pod("right", extra='nodeSelector { zone: "a" }'))
+    wrong = c.get("Pod", "wrong")
+    assert wrong["phase"] == "Failed" and wrong["reason"] == "NodeAffinity" and wrong["ip"] is None
+    assert wrong["message"] == ("Pod was rejected: Predicate NodeAffinity failed: node(s) didn't match Pod's "
+                                "node affinity/selector")
+    assert c.get("Pod", "right")["phase"] == "Running"
+    assert c.result.violations == ()
+
+
+def test_pinned_pod_failing_required_node_affinity_is_rejected():
+    c = run(node("n1", extra='labels { zone: "a" }') + pod("p", extra='affinity: {requiredNodeTerms: '
+            '[{matchExpressions: [{key: "zone", operator: "In", values: ["b", "c"]}]}]}'))
+    assert c.get("Pod", "p")["reason"] == "NodeAffinity"
+
+
+def test_pinned_pod_runs_on_a_node_with_an_untolerated_no_schedule_taint():
+    # nodeName skips the scheduler, and the kubelet does not check NoSchedule taints.
+    c = run(node("n1", extra='taints: [{key: "k", value: "v", effect: "NoSchedule"}]') + pod("a"))
+    assert c.get("Pod", "a")["phase"] == "Running" and c.get("Pod", "a")["ready"]
+    assert c.result.violations == ()  # the standard invariants do not flag it

@@ -23,6 +23,13 @@ def test_kubernetes_service_gets_10_96_0_1():
     assert c.get("Service", "kubernetes")["clusterIP"] == "10.96.0.1"
 
 
+def test_kubernetes_service_routes_to_the_api_server_not_reject():
+    c = run(node("cp", extra="controlPlane: true  internalIP: 10.0.0.10") + node("w1"))
+    [r] = [r for r in routes(c, "default/kubernetes") if r["node"] == "w1"]
+    assert (r["clusterIP"], r["port"], r["action"]) == ("10.96.0.1", 443, "DNAT")
+    assert r["backends"] == [{"ip": "10.0.0.10", "port": 6443, "probability": 1.0}]
+
+
 def test_service_ips_are_unique_and_inside_10_96_0_0_12():
     c = run(node("n1") + "".join(f'service s{i} {{ port p {{ port: 80  targetPort: 8080 }} }}\n' for i in range(8)))
     ips = [s["clusterIP"] for s in c.of("Service")]

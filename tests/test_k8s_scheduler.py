@@ -93,6 +93,26 @@ def test_cordoned_node_is_reported_unschedulable():
     assert c.get("Pod", "p")["message"] == "0/1 nodes are available: 1 node(s) were unschedulable."
 
 
+def test_equal_toleration_of_the_unschedulable_taint_admits_a_cordoned_node():
+    tol = 'tolerations: [{key: "node.kubernetes.io/unschedulable", operator: "Equal", value: "", effect: "NoSchedule"}]'
+    c = run(node("a", extra="unschedulable: true") + pod("p", extra=tol))
+    assert c.get("Pod", "p")["node"] == "a"
+
+
+def test_a_node_with_no_allocatable_cpu_is_filtered_not_a_division_by_zero():
+    c = run(node("empty", cpu="0") + node("full") + pod("p"))
+    assert c.get("Pod", "p")["node"] == "full"
+    c = run(node("empty", cpu="0") + pod("p"))
+    assert c.get("Pod", "p")["message"] == "0/1 nodes are available: 1 Insufficient cpu."
+
+
+def test_gt_against_a_label_that_is_no_number_does_not_match():
+    c = run(node("word", extra='labels { gen: "new" }') + node("g6", extra='labels { gen: "6" }')
+            + pod("p", extra='affinity: {requiredNodeTerms: [{matchExpressions: '
+                             '[{key: "gen", operator: "Gt", values: ["5"]}]}]}'))
+    assert c.get("Pod", "p")["node"] == "g6"
+
+
 def test_untolerated_no_execute_taint_rejects_and_toleration_admits():
     taint = 'taints: [{key: "k", value: "v", effect: "NoExecute"}]'
     c = run(node("a", extra=taint)
@@ -219,6 +239,22 @@ def test_existing_pods_anti_affinity_keeps_a_newcomer_away():
                   '[{labelSelector: {app: "web"}, topologyKey: "kubernetes.io/hostname"}]}')
             + pod("web", labels='app: "web"'))
     assert c.get("Pod", "web")["node"] == "h2"
+
+
+def test_existing_pods_anti_affinity_has_its_own_message():
+    c = run(node("h1", extra='labels { "kubernetes.io/hostname": "h1" }')
+            + pod("loner", labels='app: "loner"', extra='node: "h1" affinity: {podAntiAffinity: '
+                  '[{labelSelector: {app: "web"}, topologyKey: "kubernetes.io/hostname"}]}')
+            + pod("web", labels='app: "web"'))
+    assert c.get("Pod", "web")["message"] == \
+        "0/1 nodes are available: 1 node(s) didn't satisfy existing pods anti-affinity rules."
+
+
+def test_a_node_without_the_spread_topology_key_is_reported_missing_the_label():
+    spread = 'topologySpreadConstraints: [{maxSkew: 1, topologyKey: "zone", labelSelector: {app: "web"}}]'
+    c = run(node("bare") + deployment("web", replicas=1, extra=spread))
+    assert [p["message"] for p in c.pods("web")] == [
+        "0/1 nodes are available: 1 node(s) didn't match pod topology spread constraints (missing required label)."]
 
 
 def test_pod_affinity_places_a_pod_beside_its_partner():

@@ -150,6 +150,15 @@ def test_get_from_a_data_directory(capsys, tmp_path):
     assert run(capsys, "get", "pods", "--data-dir", data)[1] == in_memory
 
 
+def test_reconciling_a_data_directory_again_goes_on_from_its_clock(capsys, tmp_path):
+    data = str(tmp_path / "data")
+    code, out, _ = run(capsys, "reconcile", DEMO, "--scenario", "lose a worker", "--data-dir", data)
+    assert code == 0 and "virtual clock 371s" in out.splitlines()[0]
+    code, out, _ = run(capsys, "reconcile", DEMO, "--data-dir", data)
+    first = out.splitlines()[0]
+    assert code == 0 and first.startswith("converged in 0 steps") and first.endswith("virtual clock 371s")
+
+
 def test_describe_from_a_data_directory(capsys, tmp_path):
     data = str(tmp_path / "data")
     assert run(capsys, "reconcile", MANIFESTS, "--data-dir", data)[0] == 0
@@ -161,3 +170,52 @@ def test_describe_from_a_data_directory(capsys, tmp_path):
 def test_get_needs_specs_or_a_data_directory(capsys):
     code, _, err = run(capsys, "get", "pods")
     assert code == 2 and "error[E203]" in err
+
+
+def test_contract_defaults_target_port_and_prints_hpa_load_in_millicores(capsys):
+    doc = json.loads(run(capsys, "reconcile", str(ROOT / "specs" / "hpa.konv"), "--scenario", "load spike and calm",
+                         "-o", "json")[1])
+    hpa = next(o for o in doc["objects"] if o["kind"] == "HorizontalPodAutoscaler")
+    assert hpa["load"] == 600  # `load … cpu = 600m`, in millicores like every cpu field
+    demo = json.loads(run(capsys, "reconcile", DEMO, "-o", "json")[1])
+    for s in (o for o in demo["objects"] if o["kind"] == "Service"):
+        assert all(p["targetPort"] is not None for p in s["ports"])
+
+
+def test_omitted_target_port_is_the_port_in_the_contract(capsys, tmp_path):
+    spec = tmp_path / "s.konv"
+    spec.write_text('service s { selector { a: "b" } ports: [{name: "a", port: 83}, {name: "b", port: 84, '
+                    'targetPort: 9000}] }\n')
+    out = run(capsys, "get", "svc", "s", str(spec), "-o", "json")[1]
+    assert [(p["port"], p["targetPort"]) for p in json.loads(out)["ports"]] == [(83, 83), (84, 9000)]
+
+
+def test_get_pods_has_kubectls_default_and_wide_columns(capsys):
+    out = run(capsys, "get", "pods", DEMO)[1]
+    assert out.splitlines()[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    wide = run(capsys, "get", "pods", DEMO, "-o", "wide")[1]
+    assert wide.splitlines()[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE",
+                                            "NOMINATED", "NODE", "READINESS", "GATES"]
+    assert "192.168.0.0" in wide and "worker-1" in wide and "192.168.0.0" not in out
+
+
+def test_get_several_kinds_at_once(capsys):
+    code, out, _ = run(capsys, "get", "deploy,rs", DEMO)
+    assert code == 0
+    deployments, sets = out.split("\n\n")
+    assert deployments.splitlines()[0].split()[:2] == ["NAME", "READY"]
+    assert deployments.splitlines()[1].startswith("deployment/web ")
+    assert sets.splitlines()[0].split()[:2] == ["NAME", "DESIRED"]
+    assert sets.splitlines()[1].startswith("replicaset/web-")
+    names = run(capsys, "get", "deploy,svc", DEMO, "-o", "name")[1]
+    assert names == "deployment/web\nservice/kubernetes\nservice/web\n"
+
+
+def test_get_json_shows_objects_as_the_contract_does(capsys):
+    got = json.loads(run(capsys, "get", "pods", DEMO, "-o", "json")[1])
+    doc = json.loads(run(capsys, "reconcile", DEMO, "-o", "json")[1])
+    pods = [o for o in doc["objects"] if o["kind"] == "Pod"]
+    assert got == {"kind": "List", "items": pods}
+    assert got["items"][0]["containers"][0]["cpu"] == 250 and got["items"][0]["containers"][0]["memory"] == 134217728
+    node = json.loads(run(capsys, "get", "node", "worker-1", DEMO, "-o", "json")[1])
+    assert node["cpu"] == 4000 and node["memory"] == 8 * 2**30

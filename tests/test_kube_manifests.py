@@ -235,6 +235,178 @@ def test_missing_name_and_duplicates_are_errors(tmp_path):
     assert sorted(d.code for d in e.value.diagnostics) == ["E303", "E304"]
 
 
+POD_WITH = """kind: Pod
+metadata: {{name: p, labels: {{app: api}}}}
+spec:
+  containers: [{{name: c, image: i}}]
+{extra}
+"""
+
+
+def test_selector_equalities_in_match_expressions_become_match_labels():
+    _, pod = one(POD_WITH.format(extra="""  affinity:
+    podAntiAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+      - labelSelector:
+          matchLabels: {tier: web}
+          matchExpressions: [{key: app, operator: In, values: [api]}]
+        topologyKey: kubernetes.io/hostname
+  topologySpreadConstraints:
+  - {maxSkew: 1, topologyKey: zone, labelSelector: {matchExpressions: [{key: app, operator: In, values: [api]}]}}"""))
+    assert pod["affinity"]["podAntiAffinity"] == [
+        {"labelSelector": {"tier": "web", "app": "api"}, "topologyKey": "kubernetes.io/hostname"}]
+    assert pod["topologySpreadConstraints"][0]["labelSelector"] == {"app": "api"}
+
+
+@pytest.mark.parametrize("expression, what", [
+    ("{key: app, operator: NotIn, values: [api]}", "operator NotIn"),
+    ("{key: app, operator: Exists}", "operator Exists"),
+    ("{key: app, operator: In, values: [a, b]}", "operator In with 2 values"),
+])
+def test_selector_expressions_that_are_not_equalities_are_errors_not_select_all(expression, what):
+    # Dropping them would leave `{}`, which selects every pod: the opposite of what they ask.
+    for line, extra in (8, f"""  affinity:
+    podAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+      - {{labelSelector: {{matchExpressions: [{expression}]}}, topologyKey: zone}}"""), (6, f"""  topologySpreadConstraints:
+  - {{maxSkew: 1, topologyKey: zone, labelSelector: {{matchExpressions: [{expression}]}}}}"""):
+        with pytest.raises(KonvergeError) as e:
+            loads(POD_WITH.format(extra=extra), "t.yaml")
+        [d] = e.value.diagnostics
+        assert d.code == "E302" and what in d.message and "cannot be expressed" in d.message
+        assert "matchExpressions[0]" in d.message and d.span.line == line
+
+
+def test_terms_without_label_selector_match_no_pod_as_in_kubernetes():
+    m = loads(POD_WITH.format(extra="""  affinity:
+    podAntiAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution: [{topologyKey: zone}]
+  topologySpreadConstraints: [{maxSkew: 1, topologyKey: zone}]"""), "t.yaml")
+    pod = m.objects[0][1]
+    assert pod["affinity"]["podAntiAffinity"] == [] and pod["topologySpreadConstraints"] == []
+    assert [w.code for w in m.warnings] == ["W302", "W302"]
+    assert all("matches no pod" in w.message for w in m.warnings)
+    with pytest.raises(KonvergeError, match="could never be scheduled"):
+        loads(POD_WITH.format(extra="""  affinity:
+    podAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution: [{topologyKey: zone}]"""), "t.yaml")
+
+
+def test_workload_selector_keeps_equalities_and_warns_about_other_expressions():
+    m = loads("""kind: Deployment
+metadata: {name: web}
+spec:
+  selector:
+    matchExpressions: [{key: app, operator: In, values: [web]}, {key: tier, operator: Exists}]
+  template: {metadata: {labels: {app: web, tier: x}}, spec: {containers: [{name: c, image: i}]}}
+""", "t.yaml")
+    assert m.objects[0][1]["selector"] == {"app": "web"}
+    [w] = m.warnings
+    assert w.code == "W302" and "operator Exists is not modelled" in w.message and str(w.span) == "t.yaml:5:65"
+
+
+def test_anti_affinity_with_match_expressions_schedules_as_kubernetes_does(capsys):
+    # Two nodes already run pods labelled app=other; the api pod avoids app=api only, so it runs.
+    from engine.cli import main
+
+    import tempfile
+    from pathlib import Path
+
+    d = Path(tempfile.mkdtemp())
+    (d / "m.yaml").write_text("""kind: Node
+metadata: {name: n1, labels: {kubernetes.io/hostname: n1}}
+status: {allocatable: {cpu: "4", memory: 8Gi}}
+---
+kind: Pod
+metadata: {name: other, labels: {app: other}}
+spec: {nodeName: n1, containers: [{name: c, image: x}]}
+---
+kind: Pod
+metadata: {name: api, labels: {app: api}}
+spec:
+  containers: [{name: c, image: x}]
+  affinity:
+    podAntiAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+      - labelSelector: {matchExpressions: [{key: app, operator: In, values: [api]}]}
+        topologyKey: kubernetes.io/hostname
+""")
+    assert main(["get", "pod", "api", str(d), "-o", "json"]) == 0
+    import json
+
+    out, err = capsys.readouterr()
+    assert json.loads(out)["phase"] == "Running" and err == ""
+
+
+def test_annotations_that_are_not_modelled_are_a_warning():
+    m = loads("""kind: Pod
+metadata:
+  name: p
+  annotations:
+    controller.kubernetes.io/pod-deletion-cost: "3"
+    kubectl.kubernetes.io/last-applied-configuration: "{}"
+    prometheus.io/scrape: "true"
+spec: {containers: [{name: c, image: i}]}
+---
+kind: Deployment
+metadata: {name: d, annotations: {team: a}}
+spec:
+  template:
+    metadata: {labels: {a: b}, annotations: {controller.kubernetes.io/pod-deletion-cost: "1"}}
+    spec: {containers: [{name: c, image: i}]}
+""", "t.yaml")
+    assert m.objects[0][1]["deletionCost"] == 3
+    assert [(str(w.span), w.message) for w in m.warnings] == [
+        ("t.yaml:5:5", "annotation `prometheus.io/scrape` of `metadata.annotations` is not modelled (Konverge "
+                       "reads only `controller.kubernetes.io/pod-deletion-cost`); ignored"),
+        ("t.yaml:11:34", "annotation `team` of `metadata.annotations` is not modelled; ignored"),
+        ("t.yaml:14:45", "annotation `controller.kubernetes.io/pod-deletion-cost` of "
+                         "`spec.template.metadata.annotations` is not modelled; ignored"),
+    ]
+
+
+def test_template_scheduler_and_service_account_are_warned_about_unless_default():
+    m = loads("""kind: Deployment
+metadata: {name: d}
+spec:
+  template:
+    metadata: {labels: {a: b}}
+    spec:
+      schedulerName: my-scheduler
+      serviceAccountName: default
+      containers: [{name: c, image: i}]
+""", "t.yaml")
+    [w] = m.warnings
+    assert str(w.span) == "t.yaml:7:22" and "`spec.template.spec.schedulerName: my-scheduler` is not carried" in w.message
+    assert "schedulerName" not in m.objects[0][1]["template"]
+
+
+def test_node_internal_ip_is_read_from_status_addresses():
+    _, node = one("""kind: Node
+metadata: {name: cp, labels: {node-role.kubernetes.io/control-plane: ""}}
+status:
+  allocatable: {cpu: "4", memory: 8Gi}
+  addresses: [{type: Hostname, address: cp}, {type: InternalIP, address: 10.0.0.10}]
+""")
+    assert node["internalIP"] == "10.0.0.10" and node["controlPlane"] is True
+
+
+def test_namespaces_come_first_whatever_the_file_order(tmp_path):
+    (tmp_path / "a.yaml").write_text("kind: Pod\nmetadata: {name: p, namespace: shop}\n"
+                                     "spec: {containers: [{name: c, image: i}]}\n")
+    (tmp_path / "b.yaml").write_text("kind: Namespace\nmetadata: {name: shop}\n")
+    m = load_manifests([tmp_path / "a.yaml", tmp_path / "b.yaml"])
+    assert [k for k, _ in m.objects] == ["Namespace", "Pod"]
+
+
+def test_containers_null_is_refused_like_spec_null(tmp_path, capsys):
+    from engine.cli import main
+
+    (tmp_path / "p.yaml").write_text("kind: Pod\nmetadata: {name: p}\nspec: {containers: null}\n")
+    assert main(["reconcile", str(tmp_path / "p.yaml")]) == 1
+    assert 'Pod "p" is invalid: spec.containers: Required value' in capsys.readouterr().err
+
+
 def test_the_core_never_imports_the_kubernetes_edge():
     from pathlib import Path
 

@@ -126,3 +126,59 @@ def test_each_of_n_endpoints_gets_an_equal_share():
         got = shares([1.0 / (n - i) for i in range(n)])
         assert got == pytest.approx([1 / n] * n)
     assert shares([0.5, 1.0]) == pytest.approx([0.5, 0.5])
+
+
+# ---- the views load what `reconcile` loads ----------------------------------------------------
+
+ANTI_AFFINITY = """kind: Node
+metadata: {name: n1}
+status: {allocatable: {cpu: "4", memory: 8Gi}}
+---
+kind: Pod
+metadata: {name: lonely, labels: {app: api}}
+spec:
+  containers: [{name: c, image: x}]
+  affinity:
+    podAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+      - labelSelector: {matchExpressions: [{key: app, operator: In, values: [nothing]}]}
+        topologyKey: zone
+"""
+
+
+def test_views_read_yaml_manifests(capsys, tmp_path):
+    manifest = tmp_path / "pods.yaml"
+    manifest.write_text(ANTI_AFFINITY)
+    code, out, err = run(["why-pending", "lonely", str(manifest)], capsys)
+    assert (code, err) == (0, "")
+    assert "0/1 nodes are available: 1 node(s) didn't match pod affinity rules." in out
+    assert "n1    InterPodAffinity  node(s) didn't match pod affinity rules" in out
+
+
+def test_views_read_directories_mixing_konv_and_yaml(capsys, tmp_path):
+    (tmp_path / "pods.yaml").write_text(ANTI_AFFINITY)
+    (tmp_path / "svc.konv").write_text('service api { selector { app: "api" }  port http { port: 80 } }\n')
+    code, out, err = run(["route", "api", str(tmp_path)], capsys)
+    assert (code, err) == (0, "")
+    assert out.startswith("Service default/api, seen from node n1") and "→ REJECT" in out
+    code, out, _ = run(["explain", "pod/lonely", str(tmp_path)], capsys)
+    assert code == 0 and out.startswith("Pod/default/lonely")
+
+
+def test_views_play_a_scenario_from_a_file(capsys, tmp_path):
+    scenario = tmp_path / "down.konv"
+    scenario.write_text('scenario "worker-1 goes down" { at 30s: fail node worker-1 }\n')
+    code, out, err = run(["trace", DEMO, "--scenario", str(scenario)], capsys)
+    assert (code, err) == (0, "")
+    assert "scenario/fail" in out and "node_lifecycle" in out
+    by_name = run(["trace", DEMO, "--scenario", "lose a worker"], capsys)[1]
+    assert "scenario/fail" in by_name
+
+
+def test_why_pending_names_the_filter_that_rejected_each_node(capsys):
+    code, out, _ = run(["why-pending", "huge", UNSCHEDULABLE], capsys)
+    assert code == 0
+    assert "0/4 nodes pass; rejected by NodeResourcesFit (3), TaintToleration (1)" in out
+    table = out[out.index("  NODE"):].splitlines()
+    assert [line.split()[1] for line in table[1:]] == ["TaintToleration"] + ["NodeResourcesFit"] * 3
+    assert "feasible  " not in out

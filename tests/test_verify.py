@@ -12,8 +12,8 @@ DATA = Path(__file__).parent / "data" / "verify"
 DEMO = Path(__file__).parent.parent / "specs" / "demo.konv"
 
 
-def verify(capsys, *argv) -> tuple[int, str, str]:
-    code = main(["verify", *map(str, argv)])
+def verify(capsys, *argv, db: bool = False) -> tuple[int, str, str]:
+    code = main(["verify", *map(str, argv), *([] if db else ["--no-db"])])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -30,8 +30,10 @@ def test_the_demo_cluster_holds_every_property_under_generated_faults(capsys, tm
     assert code == 0, out
     assert "fault crash (alone it never settles" in err  # a crash loop is left out of the default set
     assert "all properties hold on 5 example(s)" in out
-    for prop in ("converges", "invariants", "idempotent", "incremental = naive", "orders agree"):
+    for prop in ("converges", "invariants", "eventually stable", "idempotent", "orders agree"):
         assert any(line.startswith(prop) and line.rstrip().endswith("5/5") for line in out.splitlines()), prop
+    # The naive reference runs on a sample: the fault-free run and every fourth example.
+    assert any(line.startswith("incremental = naive") and "2/2 (of 5: a sample)" in line for line in out.splitlines())
     assert not out_file.exists()
 
 
@@ -121,3 +123,128 @@ def test_strict_orders_holds_where_firing_order_cannot_matter(capsys, tmp_path):
     code, out, _ = verify(capsys, spec, "--examples", 3, "--seed", 0, "--faults", "cordon,label_node",
                           "--strict-orders")
     assert code == 0, out
+
+
+def test_the_demo_cluster_holds_every_property_under_the_engine_s_faults(capsys):
+    code, out, _ = verify(capsys, DEMO, "--examples", 8, "--seed", 3,
+                          "--faults", "partial,stale,drop,reject,scale,kill")
+    assert code == 0, out
+    assert "all properties hold on 8 example(s)" in out
+
+
+def test_an_unknown_fault_is_matched_against_the_engine_s_faults_too(capsys):
+    code, _, err = verify(capsys, DEMO, "--faults", "stael")
+    assert code == 1
+    assert "no fault named `stael`" in err and "did you mean `stale`?" in err
+
+
+# ---- invariants: after every step, or at rest ---------------------------------------------
+
+COUNTING = """
+kind Counter { n: int = 0 }
+counter c {}
+controller up { rule count for counter c where c.n < 3 set c.n = c.n + 1 }
+"""
+
+
+def _check(text: str):
+    from engine.check import check_modules
+    from engine.parse import parse_text
+
+    return check_modules([parse_text(text, "t.konv")])
+
+
+def test_an_invariant_is_checked_after_every_step():
+    from engine.fixpoint import reconcile
+
+    r = reconcile(_check(COUNTING + 'invariant "never two" { forall counter c: c.n != 2 }\n'))
+    assert r.converged
+    assert r.violations == ('invariant "never two" does not hold (after step 2, virtual clock 0s)',)
+
+
+def test_an_invariant_at_rest_is_checked_only_where_nothing_is_left_to_do():
+    from engine.fixpoint import reconcile
+
+    r = reconcile(_check(COUNTING + 'invariant "never two" at rest { forall counter c: c.n != 2 }\n'))
+    assert r.converged and r.violations == ()
+    r = reconcile(_check(COUNTING + 'invariant "never three" at rest { forall counter c: c.n != 3 }\n'))
+    assert r.violations == ('invariant "never three" does not hold (at rest after step 3, virtual clock 0s)',)
+
+
+def test_an_invariant_at_rest_is_also_checked_before_the_clock_moves_on():
+    from engine.fixpoint import reconcile
+
+    # The counter is 3 only between 0 s and 10 s, when a timed rule resets it: the end state is fine.
+    text = COUNTING + """
+    controller reset { rule zero for counter c where c.n == 3 and now() >= 10s set c.n = 10 }
+    invariant "never three at rest" at rest { forall counter c: c.n != 3 }
+    """
+    r = reconcile(_check(text))
+    assert r.converged and [o["n"] for o in r.objects if o["kind"] == "Counter"] == [10]
+    assert r.violations == ('invariant "never three at rest" does not hold (at rest after step 3, virtual clock 0s)',)
+
+
+def test_at_rest_is_part_of_the_language_and_kept_by_the_formatter():
+    from engine import ast as A
+    from engine.fmt import format_text
+    from engine.parse import parse_text
+
+    text = 'invariant "a" at rest { true }\n\ninvariant "b" { true }\n'
+    assert format_text(text) == text
+    decls = parse_text(text).decls
+    assert [(d.name, d.at_rest) for d in decls] == [("a", True), ("b", False)]
+    assert parse_text('node at { rest: 1 }\n').decls[0] == A.ObjectDecl(
+        "node", "at", None, (A.FieldEntry("rest", A.Number("1")),))  # still plain names elsewhere
+
+
+def test_the_standard_invariants_are_at_rest():
+    from engine.show import standard_program
+
+    assert all(inv.at_rest for inv in standard_program().invariants)
+
+
+# ---- search: example database, swarm testing -------------------------------------------------
+
+
+def test_a_failure_is_kept_in_the_example_database_beside_the_spec_and_tried_first(capsys, tmp_path):
+    # A failure that takes a search to find (tens of examples): the next run starts from it.
+    spec = tmp_path / "snapshots.konv"
+    spec.write_text((DATA / "stale-double-create.konv").read_text())
+    runs, texts = [], []
+    for _ in range(2):
+        code, out, _ = verify(capsys, "--no-std", spec, "--examples", 1000, "--faults", "order_snapshot,stale",
+                              "--no-deletions", db=True)
+        assert code == 4, out
+        runs.append(int(out.split("shrunk counterexample (")[1].split(" ")[0]))
+        texts.append((tmp_path / "snapshots.counterexample.konv").read_text())
+    assert (tmp_path / ".konverge-verify").is_dir()
+    assert runs[1] <= 3 and texts[1] == texts[0]  # the fault-free run, the failure kept, no search
+
+
+def test_a_seeded_run_is_reproducible_and_keeps_no_example_database(capsys, tmp_path):
+    spec = tmp_path / "fight.konv"
+    spec.write_text((DATA / "fighting-controllers.konv").read_text())
+    code, _, _ = verify(capsys, spec, "--examples", 5, "--seed", 1, "--faults", "cordon", db=True)
+    assert code == 4
+    assert not (tmp_path / ".konverge-verify").exists()
+
+
+def test_each_example_draws_its_events_from_a_few_of_the_fault_kinds():
+    from hypothesis import find
+    from hypothesis import strategies as st
+
+    from engine import ast as A
+    from engine.verify import scenario_strategy
+
+    durations = {t: A.Unit(str(t), "s") for t in range(0, 901, 10)}
+    kinds = {n: st.just(A.DeleteEvent(n, A.ObjRef("x"))) for n in ("node", "pod", "service")}
+    strategy = scenario_strategy(kinds, None, durations)
+
+    def kinds_of(sc):
+        return {at.event.kind for at in sc.items}
+
+    # Examples of one kind only, and examples of all three, both come up.
+    alone = find(strategy, lambda sc: len(sc.items) >= 2 and kinds_of(sc) == {"service"})
+    assert kinds_of(alone) == {"service"}
+    mixed = find(strategy, lambda sc: len(kinds_of(sc)) == 3)
+    assert len(mixed.items) >= 3

@@ -8,8 +8,10 @@ One document, the same bytes for the same input:
 Objects are sorted by kind, namespace, name. Every declared field is there
 (null where unset), in the order kinds.konv declares them; map keys are sorted.
 Values are plain numbers rather than the text of their type: a quantity field
-named `cpu` is in millicores, any other quantity in base units (bytes), both
-integers rounded up as Kubernetes rounds; durations are seconds. The engine's
+that measures cpu (`cpu`, an HPA's `load`) is in millicores, any other
+quantity in base units (bytes), both integers rounded up as Kubernetes rounds;
+durations are seconds. Defaults that Kubernetes computes from other fields are
+filled in: a Service port's omitted targetPort is its port. The engine's
 bookkeeping (resourceVersion, createdRevision, managedBy) is left out: it
 records the path the engine took, not the state it reached, and the contract
 is meant to compare states — two firing orders that converge to the same
@@ -27,6 +29,9 @@ from ..types import DURATION, QUANTITY, ListT, MapT, OptT, Prim, RecordT
 from ..types import Type
 
 BOOKKEEPING = ("resourceVersion", "createdRevision", "managedBy")
+# Quantity fields that measure cpu, printed in millicores: a container's or node's `cpu`, and
+# an HPA's `load` (the workload's total cpu use).
+CPU_FIELDS = ("cpu", "load")
 
 
 def document(program: Program, result) -> dict:
@@ -52,6 +57,16 @@ def contract_object(program: Program, obj: dict) -> dict:
     for key in sorted(obj):  # fields the schema does not declare (a kind replaced by a spec)
         if key not in out and key not in BOOKKEEPING:
             out[key] = plain(obj[key])
+    return defaulted(out)
+
+
+def defaulted(out: dict) -> dict:
+    """Kubernetes' defaulting of what the store leaves unset because the language's defaults
+    are constants: a Service port's targetPort is its port (the endpoints controller reads it
+    the same way)."""
+    if out["kind"] == "Service" and isinstance(out.get("ports"), list):
+        out["ports"] = [{**sp, "targetPort": sp["port"]} if isinstance(sp, dict) and sp.get("targetPort") is None
+                        and "port" in sp else sp for sp in out["ports"]]
     return out
 
 
@@ -62,7 +77,7 @@ def value(program: Program, t: Type, v, name: str = ""):
     if isinstance(t, OptT):
         return value(program, t.inner, v, name)
     if t == QUANTITY and isinstance(v, int | Fraction) and not isinstance(v, bool):
-        return math.ceil(Fraction(v) * 1000) if name == "cpu" else math.ceil(Fraction(v))
+        return math.ceil(Fraction(v) * 1000) if name in CPU_FIELDS else math.ceil(Fraction(v))
     if t == DURATION and isinstance(v, int | Fraction) and not isinstance(v, bool):
         return number(v)
     if isinstance(t, Prim) and t.name == "float" and isinstance(v, int | Fraction) and not isinstance(v, bool):
@@ -109,4 +124,5 @@ def dumps_yaml(doc: dict) -> str:
     return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=1000)
 
 
-__all__ = ["BOOKKEEPING", "document", "contract_object", "dumps", "dumps_yaml", "value"]
+__all__ = ["BOOKKEEPING", "CPU_FIELDS", "contract_object", "defaulted", "document", "dumps", "dumps_yaml",
+           "value"]

@@ -46,8 +46,9 @@ _DECIMAL = {"n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 1
 _QUANTITY = re.compile(r"([+-]?)(\d+(?:\.\d*)?|\.\d+)(?:(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])|[eE]([+-]?\d+))?")
 
 # Metadata that is bookkeeping of a real API server, not part of what an object asks for.
-_SILENT_METADATA = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields", "selfLink",
-                    "annotations")
+_SILENT_METADATA = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields", "selfLink")
+# Annotations that a real API server or kubectl writes for its own bookkeeping: dropped without a word.
+_SILENT_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration", "deployment.kubernetes.io/revision")
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 
@@ -108,6 +109,9 @@ def _load(sources: list[tuple[str, str | None]]) -> Manifests:
             objects.append((kind, obj))
     if any(d.severity == "error" for d in diagnostics):
         raise KonvergeError(diagnostics)
+    # Namespaces first, as Helm and kustomize order them: the API server refuses an object in a
+    # namespace that does not exist yet, and files are read in name order.
+    objects.sort(key=lambda ko: ko[0] != "Namespace")
     return Manifests(tuple(objects), tuple(diagnostics))
 
 
@@ -227,6 +231,7 @@ class _Reader:
             "name": self.string,
             "namespace": self.string,
             "labels": self.string_map,
+            "annotations": self.annotations(modelled=(DELETION_COST,) if kind == "Pod" else ()),
             **({"ownerReferences": self.owner_refs} if owned else {}),
         }, silent=_SILENT_METADATA)
         if got is SKIP:
@@ -257,6 +262,23 @@ class _Reader:
             if cost is not None:
                 obj["deletionCost"] = cost
         return obj
+
+    def annotations(self, modelled: tuple[str, ...] = (), why: str = "") -> Handler:
+        """A handler for `metadata.annotations`: checks the values are strings and warns, once per
+        mapping, about the annotations Konverge does not model (they are dropped)."""
+        def handler(node: Node, path: str):
+            got = self.string_map(node, path)
+            if got is SKIP:
+                return SKIP
+            dropped = [k for k in got if k not in modelled and k not in _SILENT_ANNOTATIONS]
+            if dropped:
+                keys = ", ".join(f"`{k}`" for k in dropped)
+                read = (" (Konverge reads only " + ", ".join(f"`{k}`" for k in modelled) + ")") if modelled else ""
+                self.warn(node, f"annotation{'s' if len(dropped) > 1 else ''} {keys} of `{path}` "
+                                f"{'are' if len(dropped) > 1 else 'is'} not modelled{read}; ignored",
+                          hint=why or None)
+            return SKIP
+        return handler
 
     def annotation(self, meta: Node, key: str):
         annotations = self.pairs(meta).get("annotations", (None, None))[1]
@@ -386,9 +408,53 @@ class _Reader:
         return self.list_of(node, path, self.string)
 
     def selector(self, node: Node, path: str):
-        """A label selector: matchLabels only (`map<string>` in kinds.konv)."""
-        got = self.fields(node, path, {"matchLabels": self.string_map})
-        return got if got is SKIP else got.get("matchLabels", {})
+        """A workload's label selector (`map<string>` in kinds.konv): matchLabels, and
+        matchExpressions that are equalities (operator In with one value). Another expression is
+        warned about and left out: the workload then selects by its template's labels, which
+        the selector must match anyway."""
+        return self.label_selector(node, path, strict=False)
+
+    def pod_selector(self, node: Node, path: str):
+        """The label selector of a pod (anti-)affinity term or a topology spread constraint.
+        Konverge's is an equality map; an expression it cannot hold is an error, since dropping
+        it would leave `{}`, which selects every pod — the opposite of what it asked."""
+        return self.label_selector(node, path, strict=True)
+
+    def label_selector(self, node: Node, path: str, *, strict: bool):
+        exprs: list = []
+
+        def expressions(n, p):
+            if self.null(n):
+                return SKIP
+            if not isinstance(n, SequenceNode):
+                return self.error(n, f"`{p}` must be a list")
+            exprs.extend((x, f"{p}[{i}]") for i, x in enumerate(n.value))
+            return SKIP
+
+        got = self.fields(node, path, {"matchLabels": self.string_map, "matchExpressions": expressions})
+        if got is SKIP:
+            return SKIP
+        labels = dict(got.get("matchLabels", {}))
+        for x, p in exprs:
+            req = self.fields(x, p, {"key": self.string, "operator": self.string, "values": self.string_list})
+            if req is SKIP:
+                return SKIP
+            key, op, values = req.get("key"), req.get("operator"), req.get("values", [])
+            if key is None or op is None:
+                return self.error(x, f"`{p}` needs a `key` and an `operator`")
+            if op == "In" and len(values) == 1 and labels.get(key, values[0]) == values[0]:
+                labels[key] = values[0]  # an equality: the same as matchLabels
+                continue
+            what = (f"operator {op} with {len(values)} values" if op == "In" and len(values) != 1 else
+                    f"`{key} In [{values[0]}]` beside `{key}: {labels.get(key)}`" if op == "In" else f"operator {op}")
+            if strict:
+                return self.error(x, f"`{p}`: {what} cannot be expressed: Konverge's pod affinity and "
+                                     "topology spread selectors are label equalities (matchLabels)",
+                                  hint="write it as matchLabels, or as matchExpressions with operator In and "
+                                       "one value; dropping it would select every pod")
+            self.warn(x, f"`{p}`: {what} is not modelled; ignored (the selector keeps its equalities, and "
+                         "the template's labels stand for it)")
+        return labels
 
     # -- pods
 
@@ -428,7 +494,7 @@ class _Reader:
         got = self.fields(node, path, {
             "nodeAffinity": self.node_affinity,
             "podAffinity": self.pod_affinity,
-            "podAntiAffinity": self.pod_affinity,
+            "podAntiAffinity": lambda n, p: self.pod_affinity(n, p, anti=True),
         })
         if got is SKIP:
             return SKIP
@@ -464,19 +530,35 @@ class _Reader:
     def requirement(self, node: Node, path: str):
         return self.fields(node, path, {"key": self.string, "operator": self.string, "values": self.string_list})
 
-    def pod_affinity(self, node: Node, path: str):
+    def pod_affinity(self, node: Node, path: str, *, anti: bool = False):
         def term(n, p):
-            return self.fields(n, p, {"labelSelector": self.selector, "topologyKey": self.string})
+            got = self.fields(n, p, {"labelSelector": self.pod_selector, "topologyKey": self.string})
+            return got if got is SKIP else self.selected(n, p, got, "term", drop=anti)
 
         got = self.fields(node, path, {
             "requiredDuringSchedulingIgnoredDuringExecution": lambda n, p: self.list_of(n, p, term)})
         return got if got is SKIP else got.get("requiredDuringSchedulingIgnoredDuringExecution", [])
 
     def spread(self, node: Node, path: str):
-        return self.fields(node, path, {
+        got = self.fields(node, path, {
             "maxSkew": self.integer, "topologyKey": self.string, "whenUnsatisfiable": self.string,
-            "labelSelector": self.selector,
+            "labelSelector": self.pod_selector,
         })
+        return got if got is SKIP else self.selected(node, path, got, "constraint", drop=True)
+
+    def selected(self, node: Node, path: str, got: dict, what: str, *, drop: bool):
+        """A term or constraint without `labelSelector`: in Kubernetes it matches no pod, where
+        Konverge's default `{}` would match every pod. An anti-affinity term or a spread
+        constraint that matches no pod constrains nothing, so it is dropped with a warning; a
+        required affinity term that matches no pod can never be met, which is an error."""
+        if "labelSelector" in got or "labelSelector" in self.pairs(node):  # read, or already reported
+            return got
+        if drop:
+            self.warn(node, f"`{path}` has no labelSelector, so in Kubernetes it matches no pod and the {what} "
+                            "constrains nothing; ignored")
+            return SKIP
+        return self.error(node, f"`{path}` has no labelSelector, so in Kubernetes it matches no pod and the pod "
+                                "could never be scheduled", hint="give the term a labelSelector")
 
     def pod_spec(self, node: Node, path: str, *, template: bool) -> dict:
         handlers: dict[str, Handler] = {
@@ -491,6 +573,10 @@ class _Reader:
         if not template:
             handlers.update(nodeName=self.string, serviceAccountName=self.string, serviceAccount=self.string,
                             schedulerName=self.string)
+        else:
+            for key, default in (("schedulerName", "default-scheduler"), ("serviceAccountName", "default"),
+                                 ("serviceAccount", "default")):
+                handlers[key] = self.template_only(default)
         got = self.fields(node, path, handlers)
         if got is SKIP:
             return {}
@@ -502,11 +588,27 @@ class _Reader:
             got["serviceAccount"] = account
         return got
 
+    def template_only(self, default: str) -> Handler:
+        """A pod field the standard PodTemplate does not carry: its pods get the default, so a
+        value other than the default is a warning that says so."""
+        def handler(node: Node, path: str):
+            value = self.string(node, path)
+            if value is not SKIP and value != default:
+                self.warn(node, f"`{path}: {value}` is not carried to the pods: Konverge's pod template has no "
+                                f"such field, so its pods get `{default}`; ignored",
+                          hint="set it on a Pod manifest, where it is read")
+            return SKIP
+        return handler
+
     def template(self, node: Node, path: str):
         out: dict = {}
 
         def meta(n, p):
-            got = self.fields(n, p, {"labels": self.string_map}, silent=("name", "annotations"))
+            got = self.fields(n, p, {
+                "labels": self.string_map,
+                "annotations": self.annotations(
+                    why="a pod template carries labels only, so its pods are created without these"),
+            }, silent=("name",))
             if got is not SKIP:
                 out.update(got)
             return SKIP
@@ -622,6 +724,14 @@ def _node_status(r: _Reader, node: Node, body: dict) -> None:
                 q = r.quantity(v, f"status.{source}.pods")
                 if q is not SKIP:
                     resources["pods"] = int(q)
+    addresses = pairs.get("addresses", (None, None))[1]
+    if addresses is not None:  # the InternalIP is where a control-plane node's API server listens
+        items = r.list_of(addresses, "status.addresses", lambda n, p: r.fields(
+            n, p, {"type": r.string, "address": r.string}))
+        for item in items if items is not SKIP else []:
+            if item.get("type") == "InternalIP" and "address" in item:
+                resources["internalIP"] = item["address"]
+                break
     body.update(resources)
 
 

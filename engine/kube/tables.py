@@ -10,7 +10,6 @@ fall back to the generic table of engine.show for the rest.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable
 
@@ -74,29 +73,51 @@ def resource(info: KindInfo) -> str:
 
 
 def get_text(program: Program, info: KindInfo, chosen: list[dict], world: list[dict], *, single: bool,
-             ns: str | None, output: str | None = None) -> str:
-    """The text `konverge get` prints: a table, or -o wide|json|yaml|name."""
+             ns: str | None, output: str | None = None, clock=None) -> str:
+    """The text `konverge get` prints: a table, or -o wide|json|yaml|name. JSON and YAML show
+    each object as the JSON contract does (cpu in millicores, memory in bytes), so that `get`
+    and `reconcile -o json` agree. `clock` (virtual seconds) gives pods their AGE."""
+    return get_many(program, [(info, chosen)], world, single=single, ns=ns, output=output, clock=clock)
+
+
+def get_many(program: Program, selections: list[tuple[KindInfo, list[dict]]], world: list[dict], *,
+             single: bool, ns: str | None, output: str | None = None, clock=None) -> str:
+    """`konverge get KIND,KIND…`: a table per kind, names prefixed by their kind as kubectl does
+    when it shows several; JSON and YAML one List of them all."""
+    from .contract import contract_object, dumps
+
+    several = len(selections) > 1
     if output in ("json", "yaml"):
-        shown = [display(program, info, o) for o in chosen]
-        data = shown[0] if single else {"kind": "List", "items": shown}
+        shown = [contract_object(program, o) for _, chosen in selections for o in chosen]
+        data = shown[0] if single and not several and shown else {"kind": "List", "items": shown}
         if output == "json":
-            return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+            return dumps(data)
         import yaml
 
-        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1000)
     if output == "name":
-        return "".join(f"{info.name.lower()}/{o['name']}\n" for o in chosen)
-    if not chosen:
-        where = "" if info.cluster or ns is None else f" in {ns} namespace"
+        return "".join(f"{info.name.lower()}/{o['name']}\n" for info, chosen in selections for o in chosen)
+    tables = []
+    for info, chosen in selections:
+        if not chosen:
+            continue
+        with_namespace = ns is None and not info.cluster
+        prefix = f"{info.name.lower()}/" if several else ""
+        columns = TABLES.get(info.name)
+        if columns is None:
+            shown = [display(program, info, o) for o in chosen]
+            if prefix:
+                shown = [{**o, "name": prefix + o["name"]} for o in shown]
+            tables.append(generic_table(program, info, shown, with_namespace=with_namespace, wide=output == "wide"))
+            continue
+        headers, row = columns(world, output == "wide", clock)
+        rows = [([o["namespace"]] if with_namespace else []) + [prefix + o["name"]] + row(o) for o in chosen]
+        tables.append(render_table((["NAMESPACE"] if with_namespace else []) + ["NAME"] + headers, rows))
+    if not tables:
+        cluster = all(info.cluster for info, _ in selections)
+        where = "" if cluster or ns is None else f" in {ns} namespace"
         return f"No resources found{where}.\n"
-    with_namespace = ns is None and not info.cluster
-    columns = TABLES.get(info.name)
-    if columns is None:
-        shown = [display(program, info, o) for o in chosen]
-        return generic_table(program, info, shown, with_namespace=with_namespace, wide=output == "wide")
-    headers, row = columns(world, output == "wide")
-    rows = [([o["namespace"]] if with_namespace else []) + [o["name"]] + row(o) for o in chosen]
-    return render_table((["NAMESPACE"] if with_namespace else []) + ["NAME"] + headers, rows)
+    return "\n".join(tables)
 
 
 def render_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -113,17 +134,32 @@ def _labels(m: dict) -> str:
 
 
 def pod_status(p: dict) -> str:
-    """kubectl's STATUS column: the phase, or the reason that says more."""
+    """kubectl's STATUS column: the phase, or the reason that says more — the pod's own reason
+    once it has finished (OutOfcpu, NodeAffinity, …), else a container's, as kubectl reads
+    them from the last container to the first: a container that exited and waits out its
+    restart back-off is CrashLoopBackOff, one that exited for good Error or Completed."""
     if p.get("deleting"):
         return "Terminating"
-    if p.get("phase") in ("Failed", "Succeeded") and p.get("reason"):
+    status = p.get("phase") or "Unknown"
+    if status in ("Failed", "Succeeded") and p.get("reason"):
         return p["reason"]
-    if p.get("phase") == "Succeeded":
-        return "Completed"
-    for c in p.get("containers", []):
-        if c.get("state") == "Waiting" and c.get("backoffUntil") is not None:
-            return "CrashLoopBackOff"
-    return p.get("phase") or "Unknown"
+    if status == "Succeeded":
+        status = "Completed"
+    running = False
+    for c in reversed(p.get("containers", [])):
+        if c.get("state") == "Terminated":
+            exit_code = c.get("exitCode") or 0
+            policy = p.get("restartPolicy", "Always")
+            restarts = policy == "Always" or (policy == "OnFailure" and exit_code != 0)
+            if restarts and c.get("backoffUntil") is not None:
+                status = "CrashLoopBackOff"
+            else:
+                status = "Error" if exit_code != 0 else "Completed"
+        elif c.get("state") == "Running":
+            running = True
+    if status == "Completed" and running:
+        status = "Running"
+    return status
 
 
 def node_status(n: dict) -> str:
@@ -138,19 +174,55 @@ def node_roles(n: dict) -> str:
     return ",".join(roles) or "<none>"
 
 
-def _pod_columns(world, wide):
-    headers = ["READY", "STATUS", "RESTARTS", "NODE", "IP"] + (["NOMINATED NODE", "READINESS GATES"] if wide else [])
+def age(created, clock) -> str:
+    """kubectl's AGE: the time since the object was created, on the virtual clock."""
+    if clock is None or created is None:
+        return "<unknown>"
+    return human_duration(clock - created)
+
+
+def human_duration(seconds) -> str:
+    """A duration as kubectl prints an age (apimachinery's HumanDuration): `45s`, `3m20s`,
+    `2h15m`, `36h`, `3d4h`, `20d`, `2y10d`."""
+    s = int(seconds)
+    if s < 0:
+        return "0s"
+    if s < 120:
+        return f"{s}s"
+    minutes = s // 60
+    if minutes < 10:
+        return f"{minutes}m{s % 60}s" if s % 60 else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = minutes // 60
+    if hours < 8:
+        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        return f"{hours // 24}d{hours % 24}h" if hours % 24 else f"{hours // 24}d"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        days = hours // 24 % 365
+        return f"{hours // 24 // 365}y{days}d" if days else f"{hours // 24 // 365}y"
+    return f"{hours // 24 // 365}y"
+
+
+def _pod_columns(world, wide, clock=None):
+    headers = ["READY", "STATUS", "RESTARTS", "AGE"] + (["IP", "NODE", "NOMINATED NODE", "READINESS GATES"]
+                                                        if wide else [])
 
     def row(p):
         containers = p.get("containers", [])
         ready = len(containers) if p.get("ready") else 0
         cells = [f"{ready}/{len(containers)}", pod_status(p), str(sum(c.get("restarts", 0) for c in containers)),
-                 _none(p.get("node")), _none(p.get("ip"))]
-        return cells + (["<none>", "<none>"] if wide else [])
+                 age(p.get("createdAt", 0), clock)]
+        return cells + ([_none(p.get("ip")), _none(p.get("node")), "<none>", "<none>"] if wide else [])
     return headers, row
 
 
-def _node_columns(world, wide):
+def _node_columns(world, wide, clock=None):
     headers = ["STATUS", "ROLES"] + (["CPU", "MEMORY", "PODS", "POD-CIDRS", "TAINTS"] if wide else [])
 
     def row(n):
@@ -164,7 +236,7 @@ def _node_columns(world, wide):
     return headers, row
 
 
-def _service_columns(world, wide):
+def _service_columns(world, wide, clock=None):
     headers = ["TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"] + (["SELECTOR"] if wide else [])
 
     def row(s):
@@ -189,7 +261,7 @@ def _images(template: dict) -> tuple[str, str]:
     return ",".join(c["name"] for c in containers) or "<none>", ",".join(c["image"] for c in containers) or "<none>"
 
 
-def _deployment_columns(world, wide):
+def _deployment_columns(world, wide, clock=None):
     headers = ["READY", "UP-TO-DATE", "AVAILABLE"] + (["CONTAINERS", "IMAGES", "SELECTOR"] if wide else [])
 
     def row(d):
@@ -206,7 +278,7 @@ def _deployment_columns(world, wide):
     return headers, row
 
 
-def _replicaset_columns(world, wide):
+def _replicaset_columns(world, wide, clock=None):
     headers = ["DESIRED", "CURRENT", "READY"] + (["CONTAINERS", "IMAGES", "SELECTOR"] if wide else [])
 
     def row(rs):
@@ -218,7 +290,7 @@ def _replicaset_columns(world, wide):
     return headers, row
 
 
-def _endpoints_columns(world, wide):
+def _endpoints_columns(world, wide, clock=None):
     def row(e):
         addresses = [f"{a['ip']}:{a['port']}" for a in e.get("addresses", [])]
         if not addresses:
@@ -229,7 +301,7 @@ def _endpoints_columns(world, wide):
     return ["ENDPOINTS"], row
 
 
-def _hpa_columns(world, wide):
+def _hpa_columns(world, wide, clock=None):
     def row(h):
         current = h.get("currentCPUUtilization")
         target = next((o for o in world if o["kind"] == "Deployment" and o.get("namespace") == h.get("namespace")
@@ -241,18 +313,18 @@ def _hpa_columns(world, wide):
     return ["REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS"], row
 
 
-def _namespace_columns(world, wide):
+def _namespace_columns(world, wide, clock=None):
     return ["STATUS"], lambda n: [n.get("phase", "Active")]
 
 
-def _event_columns(world, wide):
+def _event_columns(world, wide, clock=None):
     def row(e):
         return [format_duration(e.get("at", 0)), e.get("type", ""), e.get("reason", ""), e.get("object", ""),
                 e.get("message", "")]
     return ["AT", "TYPE", "REASON", "OBJECT", "MESSAGE"], row
 
 
-def _route_columns(world, wide):
+def _route_columns(world, wide, clock=None):
     def row(r):
         return [r.get("node", ""), r.get("service", ""), f"{r.get('clusterIP')}:{r.get('port')}/{r.get('protocol')}",
                 r.get("action", ""), str(len(r.get("backends", [])))]
@@ -387,5 +459,5 @@ def _record(program: Program, fields: dict, value: dict, indent: int) -> list[st
     return out
 
 
-__all__ = ["describe", "events_for", "get_text", "history_for", "node_roles", "pod_status", "render_table",
+__all__ = ["age", "describe", "human_duration", "events_for", "get_many", "get_text", "history_for", "node_roles", "pod_status", "render_table",
            "resolve_kind", "select", "split_ref"]

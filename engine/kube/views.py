@@ -3,9 +3,11 @@
 The Kubernetes edge of `engine.explain`: these know pods, the scheduler's
 `bind` rule, the kube-proxy's Route table and the components of the pod
 creation sequence; the generic machinery (the trace, re-evaluating a rule's
-clauses, a pick's candidates) lives in the core. Each view takes spec files
-(reconciled in memory, optionally through a scenario) or a persisted store's
-data directory (read-only), and returns the text it prints.
+clauses, a pick's candidates) lives in the core. Each view takes what
+`reconcile` takes — `.konv` specs and YAML manifests, or directories of them,
+reconciled in memory, optionally through a scenario named or given as a file —
+or a persisted store's data directory (read-only), and returns the text it
+prints.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ KUBELET_STEPS = {
     "start_containers": "kubelet → runtime (sandbox, containers start)",
     "ready": "kubelet: status (Ready)",
     "not_ready": "kubelet: status (not Ready)",
-    "reject_out_of_resources": "kubelet: admission (OutOf…)",
+    "reject": "kubelet: admission (OutOf…, NodeAffinity)",
     "crash": "runtime: container exited",
     "restart": "kubelet → runtime (restart)",
     "finish": "kubelet: status (finished)",
@@ -66,24 +68,26 @@ def component(w: Write) -> str:
 def load(files: list[str], *, scenario: str | None = None, data_dir: str | None = None,
          std: bool = True) -> tuple[Program, State]:
     """The program and the state a view looks at: the specs reconciled in memory, or a data
-    directory read as it is (the specs, if any, then only declare the rules)."""
-    from ..check import load_program
+    directory read as it is (the specs, if any, then only declare the rules). Specs are what
+    `reconcile` takes — `.konv` files and Kubernetes YAML manifests mixed, or directories — and
+    `scenario` names a scenario of the specs or a file holding one; loading is the CLI's own
+    (`engine.cli._load_run`), so that a view sees the cluster `reconcile` would build."""
+    from ..cli import _load_run
     from ..show import standard_program
 
     if data_dir is not None:
         if scenario:
             raise KonvergeError(Diagnostic("E220", "--scenario needs spec files, not --data-dir",
                                            hint="a data directory is shown as it is"), exit_code=2)
-        program = load_program(files, std=std) if files else standard_program()
+        program = _load_run(files, None, no_std=not std)[0] if files else standard_program()
         return program, load_state(data_dir)
     if not files:
         raise KonvergeError(Diagnostic("E220", "give spec files or --data-dir DIR",
                                        hint="e.g. konverge route web specs/demo.konv"), exit_code=2)
     from ..fixpoint import reconcile
 
-    program = load_program(files, std=std)
-    chosen = program.scenario(scenario, ", ".join(files)) if scenario else None
-    return program, state_of(reconcile(program, scenario=chosen))
+    program, chosen, manifests = _load_run(files, scenario, no_std=not std)
+    return program, state_of(reconcile(program, scenario=chosen, objects=manifests.objects))
 
 
 def _missing(what: str, name: str, known: list[str], hint_none: str) -> KonvergeError:
@@ -168,26 +172,60 @@ def why_pending(program: Program, state: State, pod: str, namespace: str | None 
     ev = Evaluator(program, _World(state))
     rows = []
     nodes = {o["name"]: o for o in state.of_kind("Node")}
+    rejected: dict[str, int] = {}
     for v in w.verdicts:
-        detail = ""
+        found: list[str] = []
         if reasons is not None and len(reasons.params) == 2 and v.name in nodes:
             got = ev.eval(reasons.body, {reasons.params[0].name: p, reasons.params[1].name: nodes[v.name]})
-            detail = ", ".join(str(x) for x in got or [])
-        rows.append([v.name, "fits" if v.failed is None else v.failed, detail or ("-" if v.failed else "")])
+            found = [str(x) for x in got or []]
+        if v.failed is None:
+            rows.append([v.name, "-", "fits"])
+            continue
+        # The scheduler plugin behind the reason, where `reasons` says; else the conjunct of the
+        # pick that failed, as written (a spec's own rule may have others than `feasible`).
+        failed = plugin(found[0]) if found else None
+        if failed is None:
+            failed = v.conjunct or v.failed
+        rejected[failed] = rejected.get(failed, 0) + 1
+        rows.append([v.name, failed, ", ".join(found) or v.detail or "-"])
     pick = program.controllers[controller]
     rule_ast = next(r for r in pick.rules if r.name == rule)
     from ..explain import Sources
 
     where = f" where {Sources().text(rule_ast.pick.where)}" if rule_ast.pick and rule_ast.pick.where else ""
+    fits = sum(1 for v in w.verdicts if v.failed is None)
+    summary = f"{fits}/{len(w.verdicts)} nodes pass"
+    if rejected:
+        summary += "; rejected by " + ", ".join(f"{name} ({n})" for name, n in sorted(
+            rejected.items(), key=lambda x: (-x[1], x[0])))
     lines.append("")
     lines.append(f"{SCHEDULER_RULE} picks a node{where}:")
-    lines.append(f"  {w.message}")
+    lines.append(f"  {summary}")
     lines.extend(_table(["NODE", "FAILED", "REASON" if reasons is None else "REASON (reasons(p, n))"], rows, "  "))
     if not w.applies:
         lines.append("")
         lines.append(f"  note: {SCHEDULER_RULE} does not apply to this pod now:")
         lines.extend(render_instance(instance_why(program, state, w.instance) or _no_instance(w), "    "))
     return "\n".join(lines) + "\n"
+
+
+# The filter plugin each of the scheduler's reasons comes from (rules/scheduler.konv, `reasons`),
+# as Kubernetes' scheduling framework names them.
+PLUGINS = (
+    ("node(s) were unschedulable", "NodeUnschedulable"),
+    ("node(s) had untolerated taint", "TaintToleration"),
+    ("node(s) didn't match Pod's node affinity/selector", "NodeAffinity"),
+    ("Too many pods", "NodeResourcesFit"),
+    ("Insufficient ", "NodeResourcesFit"),
+    ("node(s) didn't match pod topology spread constraints", "PodTopologySpread"),
+    ("node(s) didn't match pod affinity rules", "InterPodAffinity"),
+    ("node(s) didn't match pod anti-affinity rules", "InterPodAffinity"),
+)
+
+
+def plugin(reason: str) -> str | None:
+    """The scheduler plugin that gives this reason, or None for a reason it does not know."""
+    return next((name for prefix, name in PLUGINS if reason.startswith(prefix)), None)
 
 
 def _no_instance(w):
@@ -348,7 +386,7 @@ def route_view(program: Program, state: State, target: str, *, from_node: str | 
         rows = []
         for b, share in zip(backends, shares([b.get("probability") or 0 for b in backends])):
             a = pods_by_ip.get((b.get("ip"), b.get("port")), {})
-            rows.append([f"{b.get('ip')}:{b.get('port')}", f"{share * 100:.1f}%", f"{a.get('pod', '-')}",
+            rows.append([f"{b.get('ip')}:{b.get('port')}", f"{share * 100:.1f}%", a.get("pod") or "-",
                          a.get("node") or "-"])
         lines.extend(_table(["ENDPOINT", "SHARE", "POD", "NODE"], rows, "    "))
         if r.get("sessionAffinity") == "ClientIP":
@@ -379,8 +417,11 @@ def add_commands(sub) -> None:
     """Register explain, why-pending, trace and route with the CLI's subparsers."""
     def common(p):
         _intermixed(p)
-        p.add_argument("files", nargs="*", metavar="SPEC", help="spec files, reconciled in memory")
-        p.add_argument("--scenario", metavar="NAME", help="play this scenario of the specs first")
+        p.add_argument("files", nargs="*", metavar="SPEC",
+                       help=".konv specs and Kubernetes YAML manifests (.yaml, .yml), mixed freely, or "
+                            "directories; reconciled in memory")
+        p.add_argument("--scenario", metavar="NAME|FILE",
+                       help="play a scenario first: the name of one declared in the specs, or a file holding one")
         p.add_argument("--data-dir", metavar="DIR", help="show a persisted store instead (read-only)")
         p.add_argument("-n", "--namespace", help="the namespace (default: default)")
         p.add_argument("--no-std", action="store_true", help="do not load the standard control plane in rules/")
