@@ -143,7 +143,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _verify(args) -> int:
     from .fixpoint import DEFAULT_BUDGET
-    from .verify import PROPERTIES, counterexample_text, default_database, default_out, verify
+    from .verify import PROPERTIES, counterexample_text, default_database, default_out, explanation, verify
 
     if args.exhaustive:
         return _exhaustive(args)
@@ -192,6 +192,8 @@ def _verify(args) -> int:
     print(f"  at step {failure.steps}, virtual clock {format_duration(failure.clock)}")
     for line in failure.details:
         print(f"  {line}")
+    for line in explanation(program, failure):
+        print(f"  {line}" if line else "")
     replay = options + (f" {failure.replay}" if failure.replay else "")
     print(f"shrunk counterexample ({report.examples} example(s) run, {report.elapsed:.1f}s) written to {out}")
     print(f"replay: konverge reconcile {' '.join(args.files)} --scenario {out}{replay}")

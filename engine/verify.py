@@ -54,6 +54,7 @@ from . import ast as A
 from .check import ENGINE_FAULT_KIND, ENGINE_FAULTS, Program, std_dir
 from .errors import Diagnostic, KonvergeError
 from .fixpoint import (DEFAULT_BUDGET, DEFAULT_HORIZON, Cache, Engine, Result, Run, _Clock, key_text, object_key,
+                       reconcile,
                        shared_objects, spec_objects)
 
 PROPERTIES = ("converges", "invariants", "expectations", "idempotent", "eventually stable", "incremental = naive",
@@ -293,8 +294,35 @@ def _differences(a: dict, b: dict, limit: int = 6) -> list[str]:
     return out[:limit] + ([f"… and {len(out) - limit} more"] if len(out) > limit else [])
 
 
-def invariant_culprits(program: Program, objects, name: str) -> list[str]:
-    """For a `forall KIND v where …: …` invariant, the objects it fails on."""
+def explanation(program: Program, failure: Failure) -> list[str]:
+    """The `explain` chain of the first object an invariant fails on, at the end of a replay of
+    the counterexample; nothing when the failure names no object."""
+    from .explain import explain, render_explanation
+
+    culprit = next((d[len("fails on "):] for d in failure.details if d.startswith("fails on ")), None)
+    if culprit is None:
+        return []
+    kind, _, rest = culprit.partition("/")
+    namespace, _, name = rest.rpartition("/")
+    # The generated event times are durations, as `verify` registered them while it ran.
+    times = [at.time for at in failure.scenario.items if isinstance(at, A.At) and isinstance(at.time, A.Unit)
+             and id(at.time) not in program.unit_types]
+    program.unit_types.update((id(t), "duration") for t in times)
+    try:
+        result = reconcile(program, scenario=failure.scenario, horizon=HORIZON)
+    finally:
+        for t in times:
+            program.unit_types.pop(id(t), None)
+    try:
+        text = render_explanation(explain(program, result, kind, namespace or None, name))
+    except KonvergeError:
+        return []
+    return [f"explain {culprit} (at the end of the replay):",
+            *(f"  {line}" if line else "" for line in text.rstrip("\n").splitlines())]
+
+
+def invariant_culprits(program: Program, objects, name: str, clock=0) -> list[str]:
+    """For a `forall KIND v where …: …` invariant, the objects it fails on at virtual time `clock`."""
     from .eval import Evaluator
 
     inv = next((i for i in program.invariants if i.name == name), None)
@@ -302,6 +330,7 @@ def invariant_culprits(program: Program, objects, name: str) -> list[str]:
             or not isinstance(inv.cond.source, A.KindSource):
         return []
     cache = Cache()
+    cache.clock = clock
     for o in objects:
         cache.put(o)
     ev = Evaluator(program, cache)
@@ -386,9 +415,8 @@ def check_example(program: Program, scenario: A.ScenarioDecl, *, runs: Runs | No
         settle.append(settled)
     invariants = [v for v in r.violations if v.startswith("invariant ")]
     if invariants:
-        name = invariants[0].split('"')[1]
-        return fail("invariants", "; ".join(invariants), r,
-                    [f"fails on {k}" for k in invariant_culprits(program, r.objects, name)])
+        culprits = [k for v in invariants for k in invariant_culprits(program, r.objects, v.split('"')[1], r.clock)]
+        return fail("invariants", "; ".join(invariants), r, [f"fails on {k}" for k in dict.fromkeys(culprits)])
     holds("invariants")
     expects = [v for v in r.violations if not v.startswith("invariant ")]
     if expects:

@@ -45,6 +45,9 @@ def test_endpoints_that_publish_unready_pods_are_caught_with_a_replayable_counte
     assert "property violated: invariants" in out
     assert 'invariant "endpoints are the ready matching pods" does not hold' in out
     assert "fails on Service/default/web" in out
+    # The explain chain of the object, at the end of a replay: who wrote it, and why.
+    assert "explain Service/default/web (at the end of the replay):" in out
+    assert "service_ip_allocator/allocate_cluster_ip[Service/default/web]" in out and "Why (" in out
     counterexample = tmp_path / "wrong-endpoints.counterexample.konv"
     assert counterexample.exists()
     assert "runtime_down node" in counterexample.read_text()
@@ -201,6 +204,15 @@ def test_the_standard_invariants_are_at_rest():
     from engine.show import standard_program
 
     assert all(inv.at_rest for inv in standard_program().invariants)
+
+
+def test_the_standard_invariants_state_the_control_plane_s_promises():
+    from engine.show import standard_program
+
+    assert {inv.name for inv in standard_program().invariants} == {
+        "no node is over capacity", "every bound pod fits its node's selectors and taints", "pod IPs are unique",
+        "endpoints are the ready matching pods", "no pod is left on a failed node past its toleration",
+        "every node routes a service port to its ready endpoints"}
 
 
 # ---- search: example database, swarm testing -------------------------------------------------
