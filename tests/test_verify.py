@@ -103,6 +103,20 @@ def test_a_pod_deleted_and_recreated_under_its_generated_name_is_recovery_not_a_
     assert out.startswith("converged")
 
 
+def test_a_write_refused_again_at_the_fixed_point_is_not_a_failure_of_idempotence(capsys, tmp_path):
+    # Deleting a namespace outright, then the node its pods ran on, leaves its ReplicaSets
+    # creating pods the API server refuses ("namespaces not found"): the fixed point has a
+    # refused write, which a second reconcile tries once more and is refused again — it writes
+    # nothing.
+    spec = tmp_path / "gone.konv"
+    spec.write_text((DEMO.parent / "node-failure.konv").read_text()
+                    + '\nscenario "namespace gone" {\n  at 0s: delete namespace nf\n  at 0s: delete node nf-1\n}\n')
+    code, out, _ = verify(capsys, spec, "--scenario", "namespace gone", "--examples", 2, "--seed", 1,
+                          "--faults", "cordon", "--no-deletions")
+    assert code == 0, out
+    assert "refused" not in out
+
+
 def test_an_unknown_fault_is_invalid_input_with_a_suggestion(capsys):
     code, _, err = verify(capsys, DEMO, "--faults", "cordn")
     assert code == 1
