@@ -20,13 +20,7 @@ from .files import write_atomically
 def main(argv: list[str] | None = None) -> int:
     try:
         parser = _parser()
-        args, extra = parser.parse_known_args(argv)
-        if extra:
-            # argparse fills a `*` positional only before the first option; `get pods -A SPEC`
-            # leaves SPEC over, which commands that take SPECs anywhere (intermixed) accept.
-            if not getattr(args, "intermixed", False) or any(x.startswith("-") for x in extra):
-                parser.error(f"unrecognized arguments: {' '.join(extra)}")
-            args.name = [*args.name, *extra]
+        args = parser.parse_args(argv)
         if not getattr(args, "command", None):
             parser.print_help(sys.stderr)
             return 2
@@ -89,9 +83,6 @@ def _parser() -> argparse.ArgumentParser:
     scope.add_argument("-n", "--namespace", help="the namespace (default: default)")
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="objects in every namespace")
     g.add_argument("-o", "--output", choices=["wide", "json", "yaml", "name"], help="output format")
-    g.add_argument("--data-dir", metavar="DIR", help="read the store's data directory (read-only) instead")
-    g.add_argument("--spec", action="append", default=[], metavar="FILE",
-                   help="with --data-dir: spec files declaring kinds beyond the standard ones (repeatable)")
     _run_options(g)
     g.set_defaults(run=_get)
 
@@ -99,9 +90,6 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("kind", metavar="KIND/NAME", help="pod/web-1, or KIND then NAME")
     d.add_argument("name", nargs="*", metavar="[NAME] [SPEC…]")
     d.add_argument("-n", "--namespace", help="the namespace (default: default)")
-    d.add_argument("--data-dir", metavar="DIR", help="read the store's data directory (read-only) instead")
-    d.add_argument("--spec", action="append", default=[], metavar="FILE",
-                   help="with --data-dir: spec files declaring kinds beyond the standard ones (repeatable)")
     _run_options(d)
     d.set_defaults(run=_describe)
 
@@ -511,9 +499,29 @@ def _summary(result) -> str:
     return "\n".join(lines) + "\n"
 
 
+def intermixed(p: argparse.ArgumentParser) -> None:
+    """Let options come after the spec files (`route web specs/demo.konv --from worker-2`, or
+    before them): argparse parses a subcommand with `parse_known_args`, which stops taking
+    positionals at the first option."""
+    plain = p.parse_known_args
+
+    def parse(args=None, namespace=None):
+        p.parse_known_args = plain  # the intermixed parse calls it, twice
+        try:
+            return p.parse_known_intermixed_args(args, namespace)
+        finally:
+            p.parse_known_args = parse
+
+    p.parse_known_args = parse
+
+
 def _run_options(p: argparse.ArgumentParser) -> None:
-    """Options of the reconcile run behind `get` and `describe` given SPECs."""
-    p.set_defaults(intermixed=True)
+    """Where `get` and `describe` find the objects: a reconcile of SPECs in memory (with its
+    options, given anywhere among the SPECs), or a store's data directory."""
+    intermixed(p)
+    p.add_argument("--data-dir", metavar="DIR", help="read the store's data directory (read-only) instead")
+    p.add_argument("--spec", action="append", default=[], metavar="FILE",
+                   help="with --data-dir: spec files declaring kinds beyond the standard ones (repeatable)")
     p.add_argument("--scenario", metavar="NAME|FILE", help="play a scenario before showing")
     p.add_argument("--order", choices=["fixed", "random"], default="fixed", help="rule firing order")
     p.add_argument("--seed", type=int, default=0, help="seed for --order random")

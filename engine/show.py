@@ -84,7 +84,8 @@ def _header(field: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", field).upper()
 
 
-def _cell(value) -> str:
+def cell(value) -> str:
+    """A value as a table shows it: `<none>`, `true`/`false`, or its text."""
     if value is None:
         return "<none>"
     if isinstance(value, bool):
@@ -97,7 +98,7 @@ def table(program: Program, info: KindInfo, shown: list[dict], *, with_namespace
     if not wide:
         fields = fields[:TABLE_FIELDS]
     headers = (["NAMESPACE"] if with_namespace else []) + ["NAME"] + [_header(f) for f in fields]
-    rows = [([o["namespace"]] if with_namespace else []) + [o["name"]] + [_cell(o.get(f)) for f in fields]
+    rows = [([o["namespace"]] if with_namespace else []) + [o["name"]] + [cell(o.get(f)) for f in fields]
             for o in shown]
     widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
     lines = ["   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [headers, *rows]]

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from ..check import KindInfo, Program
 from ..errors import Diagnostic, KonvergeError
 from ..names import closest
-from ..show import display, table as generic_table
+from ..show import cell, display, table as generic_table
 from ..types import ListT, MapT, OptT, RecordT, Type
 from ..values import format_duration, format_quantity
 
@@ -414,14 +414,6 @@ def _title(field: str) -> str:
     return words[:1].upper() + words[1:]
 
 
-def _scalar(v) -> str:
-    if v is None:
-        return "<none>"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    return str(v)
-
-
 def _field(program: Program, title: str, t: Type, value, indent: int, width: int) -> list[str]:
     """One field as kubectl describe prints it: by its declared type."""
     t = t.inner if isinstance(t, OptT) else t
@@ -429,14 +421,14 @@ def _field(program: Program, title: str, t: Type, value, indent: int, width: int
     if isinstance(value, dict | list) and not value:
         return [f"{label:<{width}} <none>"]
     if isinstance(t, MapT) and isinstance(value, dict):
-        items = [f"{k}={_scalar(v)}" for k, v in sorted(value.items())]
+        items = [f"{k}={cell(v)}" for k, v in sorted(value.items())]
         return [f"{label:<{width}} {items[0]}"] + [f"{'':<{width}} {i}" for i in items[1:]]
     if isinstance(t, RecordT) and isinstance(value, dict) and t.name in program.records:
         return [label, *_record(program, program.records[t.name].fields, value, indent + 2)]
     if isinstance(t, ListT) and isinstance(value, list):
         elem = t.elem.inner if isinstance(t.elem, OptT) else t.elem
         if not (isinstance(elem, RecordT) and elem.name in program.records):
-            return [f"{label:<{width}} {', '.join(_scalar(v) for v in value)}"]
+            return [f"{label:<{width}} {', '.join(cell(v) for v in value)}"]
         fields = program.records[elem.name].fields
         out = [label]
         for item in value:
@@ -445,7 +437,7 @@ def _field(program: Program, title: str, t: Type, value, indent: int, width: int
             out.extend(_record(program, {k: f for k, f in fields.items() if not named or k != "name"}, item,
                                indent + 4))
         return out
-    return [f"{label:<{width}} {_scalar(value)}"]
+    return [f"{label:<{width}} {cell(value)}"]
 
 
 def _record(program: Program, fields: dict, value: dict, indent: int) -> list[str]:

@@ -397,26 +397,12 @@ def route_view(program: Program, state: State, target: str, *, from_node: str | 
 # ---- the commands --------------------------------------------------------------------------------
 
 
-def _intermixed(p) -> None:
-    """Let options come after the spec files (`route web specs/demo.konv --from worker-2`, or
-    before them): argparse parses a subcommand with `parse_known_args`, which stops taking
-    positionals at the first option."""
-    plain = p.parse_known_args
-
-    def parse(args=None, namespace=None):
-        p.parse_known_args = plain  # the intermixed parse calls it, twice
-        try:
-            return p.parse_known_intermixed_args(args, namespace)
-        finally:
-            p.parse_known_args = parse
-
-    p.parse_known_args = parse
-
-
 def add_commands(sub) -> None:
     """Register explain, why-pending, trace and route with the CLI's subparsers."""
+    from ..cli import intermixed
+
     def common(p):
-        _intermixed(p)
+        intermixed(p)
         p.add_argument("files", nargs="*", metavar="SPEC",
                        help=".konv specs and Kubernetes YAML manifests (.yaml, .yml), mixed freely, or "
                             "directories; reconciled in memory")
