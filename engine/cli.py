@@ -208,15 +208,6 @@ def _exhaustive(args) -> int:
         raise KonvergeError(Diagnostic("E070", "--max-faults must be 0 or more"), exit_code=2)
     program, _, _ = _load_run(args.files, None, no_std=args.no_std)
     faults = [f.strip() for f in args.faults.split(",") if f.strip()] if args.faults is not None else None
-    unknown = [f for f in faults or () if f not in program.faults]
-    if unknown:
-        from .names import closest
-
-        guess = closest(unknown[0], program.faults)
-        raise KonvergeError(Diagnostic("E070", f"no fault named `{unknown[0]}` (the exhaustive search takes the "
-                                               "program's faults, not the engine's)",
-                                       hint=f"did you mean `{guess}`?" if guess else
-                                       "declared: " + (", ".join(sorted(program.faults)) or "none")))
     options = dict(faults=faults, deletions=not args.no_deletions,
                    max_faults=DEFAULT_MAX_FAULTS if args.max_faults is None else args.max_faults,
                    max_states=args.max_states or DEFAULT_MAX_STATES)

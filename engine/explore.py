@@ -36,7 +36,6 @@ controller's private view and counters, outside the stored state that the search
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import time
 from collections.abc import Callable
@@ -49,16 +48,15 @@ from . import ast as A
 from .api import APIServer, encode_object
 from .check import Program, std_dir
 from .errors import KonvergeError
-from .fixpoint import Engine, Result, apply_event, apply_spec, key_text, object_key, reconcile, spec_objects
+from .fixpoint import (Engine, Result, _fingerprint, apply_event, apply_spec, key_text, object_key, reconcile,
+                       spec_objects)
 from .store import Delete, Put, open_store
+from .values import format_duration
 
 PROPERTIES = ("converges", "invariants", "invariants at rest", "incremental = naive", "orders agree")
 DEFAULT_MAX_STATES = 10_000
 DEFAULT_MAX_FAULTS = 1
 SCENARIO_NAME = "exhaustive counterexample"
-# A fault's effect should settle within two hours of virtual time; a timer beyond that (a
-# crash loop's next restart) is reported as not converging, as `verify` does.
-SETTLE = 2 * 3600
 
 
 @attrs.frozen(slots=True)
@@ -76,7 +74,7 @@ class Step:
         if self.kind == "fire":
             return self.instance or ""
         if self.kind == "advance":
-            return f"(the clock advances to {_clock(self.clock)})"
+            return f"(the clock advances to {format_duration(self.clock)})"
         scenario = A.ScenarioDecl("x", (A.At(_time(self.clock), self.event),))
         return format_module(A.Module("<step>", (scenario,))).splitlines()[1].strip()
 
@@ -537,10 +535,6 @@ class _Reduction:
         return found
 
 
-def _fingerprint(writes: list) -> str:
-    return hashlib.blake2b(repr(writes).encode(), digest_size=8).hexdigest()
-
-
 def _written_key(write: tuple) -> tuple:
     verb, kind, payload, _ = write
     if isinstance(payload, dict):
@@ -615,10 +609,14 @@ def explore(program: Program, *, faults: list[str] | None = None, deletions: boo
             progress: Callable[[int, int, int], None] | None = None) -> Exploration:
     """Every firing order and fault placement from the spec's objects, up to `max_faults` events a
     path and `max_states` states; the first violation found, with the path to it."""
-    from .verify import MAX_TIME  # the span of virtual time verify spreads its events over
+    # A fault's effect should settle within verify's horizon; a timer beyond it (a crash loop's
+    # next restart) is reported as not converging, as `verify` does.
+    from .verify import HORIZON, check_fault_names
 
     started = time.monotonic()
-    horizon = MAX_TIME + SETTLE if horizon is None else horizon
+    horizon = HORIZON if horizon is None else horizon
+    check_fault_names(faults, sorted(program.faults), " (the exhaustive search takes the program's faults, not the "
+                                                      "engine's)")
     names = sorted(program.faults) if faults is None else list(dict.fromkeys(faults))
     skipped = []
     if faults is None:
@@ -784,7 +782,7 @@ class _Search:
         deadline = space.next_deadline()
         if deadline is not None and deadline > self.horizon:
             return Violation("converges", f"not converged: a timer is still pending at the horizon "
-                                          f"({_clock(self.horizon)}), due at {_clock(deadline)}",
+                                          f"({format_duration(self.horizon)}), due at {format_duration(deadline)}",
                              self.path(stack), tuple(f"pending: {iid}" for iid, d in sorted(space.deadline.items())
                                                      if d == deadline))
         moves: list = []
@@ -808,23 +806,12 @@ class _Search:
         if not broken:
             return None
         where = "at rest" if broken[0].at_rest else "after a step"
-        culprits = self.culprits(broken[0])
+        from .verify import culprits as failing
+
+        culprits = failing(self.ev, self.space.cache, broken[0])
         return Violation("invariants", "; ".join(f'invariant "{inv.name}" does not hold' for inv in broken)
                          + f" ({where})", self.path(stack), tuple(f"fails on {key_text(k)}" for k in culprits),
                          tuple(inv.name for inv in broken), tuple(culprits))
-
-    def culprits(self, inv) -> list[tuple]:
-        """For a `forall KIND v where …: …` invariant, the objects it fails on."""
-        q = inv.cond
-        if not isinstance(q, A.Quantifier) or q.quantifier != "forall" or not isinstance(q.source, A.KindSource):
-            return []
-        kind = self.ev.kind_name(q.source.kind)
-        out = []
-        for obj in self.space.cache.scan(kind):
-            env = {q.source.var: obj}
-            if (q.where is None or self.ev.eval(q.where, env) is True) and self.ev.eval(q.body, env) is not True:
-                out.append(object_key(kind, obj.get("namespace"), obj["name"]))
-        return out
 
     def fixed_point(self, stack: list, faults: int) -> Violation | None:
         """Check a state where a run ends: nothing wants a write and no timer is pending."""
@@ -933,7 +920,7 @@ def counterexample_text(cx: Counterexample, spec: str, module: A.Module | None =
     follow = (f" --follow {path_file or 'PATH_FILE'}" if cx.follow else "") + options
     lines = [f'# Found by `konverge verify --exhaustive`: the property "{v.property}" fails.',
              f"#   {v.message}",
-             f"#   after {v.steps} step(s), at virtual clock {_clock(v.clock)}"]
+             f"#   after {v.steps} step(s), at virtual clock {format_duration(v.clock)}"]
     if module is not None:
         lines.append(f"# This is {spec} cut down to the scope where it fails, with the scenario at the end.")
     if cx.follow:
@@ -968,12 +955,6 @@ def _time(t) -> A.Number | A.Unit:
         ms = t * 1000
         return A.Unit(str(int(ms)) if ms.denominator == 1 else str(float(t)), "ms" if ms.denominator == 1 else "s")
     return A.Unit(str(int(t)), "s")
-
-
-def _clock(t) -> str:
-    from .values import format_duration
-
-    return format_duration(t)
 
 
 def scenario_of(violation: Violation, name: str = SCENARIO_NAME) -> A.ScenarioDecl:
@@ -1037,23 +1018,16 @@ def failure_text(program: Program, cx: Counterexample, replay: str) -> str:
     """The violation, where, the explain chain of the object it fails on, and how to replay it."""
     v = cx.violation
     lines = [f"property violated: {v.property}", f"  {v.message}",
-             f"  at step {v.steps}, virtual clock {_clock(v.clock)}; "
+             f"  at step {v.steps}, virtual clock {format_duration(v.clock)}; "
              + ("events: " + "; ".join(s.text() for s in v.events) if v.events else "no fault")]
     lines += [f"  {d}" for d in v.details]
     if cx.follow:
         lines.append(f"  the engine's fixed firing order does not reach it: the replay follows a firing path of "
                      f"{_n(len(cx.follow), 'rule instance')}")
     if cx.result is not None and v.objects:
-        from .explain import explain, render_explanation
+        from .verify import explain_lines
 
-        kind, ns, name = v.objects[0]
-        try:
-            text = render_explanation(explain(program, cx.result, kind, ns or None, name))
-        except KonvergeError:
-            text = ""
-        if text:
-            lines.append(f"  explain {key_text(v.objects[0])} (at the end of the replay):")
-            lines += [f"    {line}" if line else "" for line in text.rstrip("\n").splitlines()]
+        lines += [f"  {line}" if line else "" for line in explain_lines(program, cx.result, v.objects[0])]
     if not cx.replayed:
         lines.append("  note: replaying it with reconcile did not report the same violation; this is a bug in "
                      "konverge, please report it")

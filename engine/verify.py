@@ -54,8 +54,8 @@ from . import ast as A
 from .check import ENGINE_FAULT_KIND, ENGINE_FAULTS, Program, std_dir
 from .errors import Diagnostic, KonvergeError
 from .fixpoint import (DEFAULT_BUDGET, DEFAULT_HORIZON, Cache, Engine, Result, Run, _Clock, key_text, object_key,
-                       reconcile,
                        shared_objects, spec_objects)
+from .values import format_duration
 
 PROPERTIES = ("converges", "invariants", "expectations", "idempotent", "eventually stable", "incremental = naive",
               "orders agree")
@@ -83,6 +83,8 @@ class Failure:
     clock: object
     details: tuple[str, ...] = ()  # objects involved, cycle instances, differing fields
     replay: str = ""  # options that make `konverge reconcile` take the failing run
+    objects: tuple[tuple, ...] = ()  # keys of the objects an invariant fails on
+    result: Result | None = attrs.field(default=None, eq=False, repr=False)  # the failing run
 
 
 @attrs.frozen(slots=True)
@@ -227,7 +229,7 @@ class Runs:
         mode = (order, seed, naive)
         events = [i for i in scenario.items if isinstance(i, A.At)]
         if not self.forking:
-            return self._whole(scenario, mode, events)
+            return self._whole(mode, events)
         start = self._started.get(mode)
         if start is None:
             start = self._started[mode] = self._start(mode)
@@ -235,9 +237,10 @@ class Runs:
         run = start.fork(self.shared)
         run.result = run.play(events)
         if events and mode not in self._trusted:
-            if self._whole(scenario, mode, events).result != run.result:
+            whole = self._whole(mode, events)
+            if whole.result != run.result:
                 self.forking = False
-                return self._whole(scenario, mode, events)
+                return whole
             self._trusted.add(mode)
         return run
 
@@ -246,7 +249,7 @@ class Runs:
         return Run(self.program, order=order, seed=seed, naive=naive, budget=self.budget, horizon=self.horizon,
                    expectations=self.expectations)
 
-    def _whole(self, scenario: A.ScenarioDecl, mode: tuple, events: list) -> Run:
+    def _whole(self, mode: tuple, events: list) -> Run:
         run = self._start(mode)
         run.result = run.play(events)
         return run
@@ -295,55 +298,48 @@ def _differences(a: dict, b: dict, limit: int = 6) -> list[str]:
 
 
 def explanation(program: Program, failure: Failure) -> list[str]:
-    """The `explain` chain of the first object an invariant fails on, at the end of a replay of
-    the counterexample; nothing when the failure names no object."""
+    """The `explain` chain of the first object an invariant fails on, at the end of the failing
+    run; nothing when the failure names no object."""
+    if failure.result is None or not failure.objects:
+        return []
+    return explain_lines(program, failure.result, failure.objects[0])
+
+
+def explain_lines(program: Program, result: Result, key: tuple) -> list[str]:
+    """`konverge explain` of one object at the end of a run, indented under a heading."""
     from .explain import explain, render_explanation
 
-    culprit = next((d[len("fails on "):] for d in failure.details if d.startswith("fails on ")), None)
-    if culprit is None:
-        return []
-    kind, _, rest = culprit.partition("/")
-    namespace, _, name = rest.rpartition("/")
-    # The generated event times are durations, as `verify` registered them while it ran.
-    times = [at.time for at in failure.scenario.items if isinstance(at, A.At) and isinstance(at.time, A.Unit)
-             and id(at.time) not in program.unit_types]
-    program.unit_types.update((id(t), "duration") for t in times)
-    try:
-        result = reconcile(program, scenario=failure.scenario, horizon=HORIZON)
-    finally:
-        for t in times:
-            program.unit_types.pop(id(t), None)
+    kind, namespace, name = key
     try:
         text = render_explanation(explain(program, result, kind, namespace or None, name))
     except KonvergeError:
         return []
-    return [f"explain {culprit} (at the end of the replay):",
+    return [f"explain {key_text(key)} (at the end of the replay):",
             *(f"  {line}" if line else "" for line in text.rstrip("\n").splitlines())]
 
 
-def invariant_culprits(program: Program, objects, name: str, clock=0) -> list[str]:
-    """For a `forall KIND v where …: …` invariant, the objects it fails on at virtual time `clock`."""
+def culprits(ev, world, inv: A.InvariantDecl) -> list[tuple]:
+    """For a `forall KIND v where …: …` invariant, the keys of the objects it fails on."""
+    q = inv.cond
+    if not isinstance(q, A.Quantifier) or q.quantifier != "forall" or not isinstance(q.source, A.KindSource):
+        return []
+    kind = ev.kind_name(q.source.kind)
+    return [object_key(kind, o.get("namespace"), o["name"]) for o in world.scan(kind)
+            if (q.where is None or ev.eval(q.where, {q.source.var: o}) is True)
+            and ev.eval(q.body, {q.source.var: o}) is not True]
+
+
+def result_culprits(program: Program, result: Result, names: list[str]) -> list[tuple]:
+    """The objects the named invariants fail on in a run's final state, each once."""
     from .eval import Evaluator
 
-    inv = next((i for i in program.invariants if i.name == name), None)
-    if inv is None or not isinstance(inv.cond, A.Quantifier) or inv.cond.quantifier != "forall" \
-            or not isinstance(inv.cond.source, A.KindSource):
-        return []
     cache = Cache()
-    cache.clock = clock
-    for o in objects:
+    cache.clock = result.clock
+    for o in result.objects:
         cache.put(o)
     ev = Evaluator(program, cache)
-    q = inv.cond
-    kind = ev.kind_name(q.source.kind)
-    out = []
-    for obj in cache.scan(kind):
-        env = {q.source.var: obj}
-        if q.where is not None and ev.eval(q.where, env) is not True:
-            continue
-        if ev.eval(q.body, env) is not True:
-            out.append(key_text(object_key(kind, obj.get("namespace"), obj["name"])))
-    return out
+    found = [k for inv in program.invariants if inv.name in names for k in culprits(ev, cache, inv)]
+    return list(dict.fromkeys(found))
 
 
 def _cycle_lines(cycle) -> list[str]:
@@ -395,9 +391,10 @@ def check_example(program: Program, scenario: A.ScenarioDecl, *, runs: Runs | No
     passed = passed if passed is not None else Counter()
     checked = checked if checked is not None else Counter()
 
-    def fail(prop, message, result, details=(), replay=""):
+    def fail(prop, message, result, details=(), replay="", objects=()):
         checked[prop] += 1
-        return Failure(prop, message, scenario, result.steps, result.clock, tuple(details), replay)
+        return Failure(prop, message, scenario, result.steps, result.clock, tuple(details), replay, tuple(objects),
+                       result)
 
     def holds(prop):
         checked[prop] += 1
@@ -415,8 +412,8 @@ def check_example(program: Program, scenario: A.ScenarioDecl, *, runs: Runs | No
         settle.append(settled)
     invariants = [v for v in r.violations if v.startswith("invariant ")]
     if invariants:
-        culprits = [k for v in invariants for k in invariant_culprits(program, r.objects, v.split('"')[1], r.clock)]
-        return fail("invariants", "; ".join(invariants), r, [f"fails on {k}" for k in dict.fromkeys(culprits)])
+        keys = result_culprits(program, r, [v.split('"')[1] for v in invariants])
+        return fail("invariants", "; ".join(invariants), r, [f"fails on {key_text(k)}" for k in keys], objects=keys)
     holds("invariants")
     expects = [v for v in r.violations if not v.startswith("invariant ")]
     if expects:
@@ -453,7 +450,7 @@ def check_example(program: Program, scenario: A.ScenarioDecl, *, runs: Runs | No
     if not other.converged:
         cycle = _cycle_lines(other.cycle)
         return fail("orders agree", f"with --order random --seed {order_seed} the run does not converge "
-                                    f"({other.reason}) after {other.steps} steps at {_clock(other.clock)}", other,
+                                    f"({other.reason}) after {other.steps} steps at {format_duration(other.clock)}", other,
                     cycle, f"--order random --seed {order_seed}")
     if sorted(_names(other.violations)) != sorted(_names(r.violations)) or {k for k in mine if k in declared} != \
             {k for k in theirs if k in declared} or (strict_orders and mine != theirs):
@@ -476,6 +473,18 @@ def fault_names(program: Program) -> list[str]:
     return sorted({*program.faults, *ENGINE_FAULTS})
 
 
+def check_fault_names(faults: list[str] | None, known: list[str], note: str = "") -> None:
+    """E070 for the first of `faults` not among `known`, with a suggestion."""
+    unknown = [f for f in faults or () if f not in known]
+    if unknown:
+        from .names import closest
+
+        guess = closest(unknown[0], known)
+        raise KonvergeError(Diagnostic("E070", f"no fault named `{unknown[0]}`{note}",
+                                       hint=f"did you mean `{guess}`?" if guess else
+                                       "declared: " + (", ".join(known) or "none")))
+
+
 def verify(program: Program, *, examples: int = 20, seed: int | None = None, faults: list[str] | None = None,
            scenario: A.ScenarioDecl | None = None, deletions: bool = True, budget: int = DEFAULT_BUDGET,
            horizon=HORIZON, strict_orders: bool = False, order_seed: int | None = None,
@@ -488,14 +497,7 @@ def verify(program: Program, *, examples: int = 20, seed: int | None = None, fau
     the run reproducible, as hypothesis's own @seed does; `order_seed` pins the random firing
     order compared against."""
     known = fault_names(program)
-    unknown = [f for f in faults or () if f not in known]
-    if unknown:
-        from .names import closest
-
-        guess = closest(unknown[0], known)
-        raise KonvergeError(Diagnostic("E070", f"no fault named `{unknown[0]}`",
-                                       hint=f"did you mean `{guess}`?" if guess else
-                                       "declared: " + (", ".join(known) or "none")))
+    check_fault_names(faults, known)
     started = time.monotonic()
     runs = Runs(program, scenario, budget, horizon)
     baseline = runs.play(A.ScenarioDecl(SCENARIO_NAME, ())).result
@@ -579,12 +581,6 @@ def counterexample_text(failure: Failure, spec: str, options: str = "") -> str:
             f"#   {failure.message}\n"
             f"# Replay ({note}):\n"
             f"#   konverge reconcile {spec} --scenario THIS_FILE{replay}\n\n{body}")
-
-
-def _clock(t) -> str:
-    from .values import format_duration
-
-    return format_duration(t)
 
 
 def default_out(spec: str) -> Path:
