@@ -182,3 +182,20 @@ def test_why_pending_names_the_filter_that_rejected_each_node(capsys):
     table = out[out.index("  NODE"):].splitlines()
     assert [line.split()[1] for line in table[1:]] == ["TaintToleration"] + ["NodeResourcesFit"] * 3
     assert "feasible  " not in out
+
+
+def test_why_pending_names_inter_pod_affinity_for_existing_pods_anti_affinity(capsys, tmp_path):
+    spec = tmp_path / "loner.konv"
+    spec.write_text('node h1 { cpu: 4  memory: 8Gi  labels { "kubernetes.io/hostname": "h1" } }\n'
+                    'pod loner { labels { app: "loner" }  node: "h1"  affinity: {podAntiAffinity: '
+                    '[{labelSelector: {app: "web"}, topologyKey: "kubernetes.io/hostname"}]}\n'
+                    '  container main { image: "x"  cpu: 100m  memory: 64Mi } }\n'
+                    'pod web { labels { app: "web" }  container main { image: "x"  cpu: 100m  memory: 64Mi } }\n')
+    code, out, _ = run(["why-pending", "web", str(spec)], capsys)
+    assert code == 0
+    assert "rejected by InterPodAffinity (1)" in out
+
+
+def test_explain_takes_the_kinds_short_names_as_get_does(capsys):
+    code, out, _ = run(["explain", "svc/kubernetes", DEMO], capsys)
+    assert code == 0 and out.startswith("Service/default/kubernetes")

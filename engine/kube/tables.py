@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
+from ..api import META, resource_name
 from ..check import KindInfo, Program
 from ..errors import Diagnostic, KonvergeError
 from ..names import closest
@@ -20,7 +21,6 @@ from ..show import cell, display, table as generic_table
 from ..types import ListT, MapT, OptT, RecordT, Type
 from ..values import format_duration, format_quantity
 
-META = ("kind", "name", "namespace", "resourceVersion", "createdRevision", "managedBy")
 SHORT_NAMES = {
     "po": "Pod", "no": "Node", "svc": "Service", "deploy": "Deployment", "rs": "ReplicaSet",
     "ep": "Endpoints", "ns": "Namespace", "sa": "ServiceAccount", "hpa": "HorizontalPodAutoscaler",
@@ -30,10 +30,10 @@ ROLE_PREFIX = "node-role.kubernetes.io/"
 
 
 def resolve_kind(program: Program, word: str) -> KindInfo:
-    """The kind a user means by `pod`, `Pod`, `pods` or `po`; an error with a guess if none."""
+    """The kind a user means by `pod`, `Pod`, `pods`, `po` or `endpoint`; an error with a guess if none."""
     low = word.lower()
     names = {k.lower(): k for k in program.kinds}
-    for candidate in (low, SHORT_NAMES.get(low, "").lower(), low[:-1] if low.endswith("s") else "",
+    for candidate in (low, SHORT_NAMES.get(low, "").lower(), low + "s", low[:-1] if low.endswith("s") else "",
                       low[:-2] if low.endswith("es") else "", low[:-3] + "y" if low.endswith("ies") else ""):
         if candidate and candidate in names:
             return program.kinds[names[candidate]]
@@ -60,13 +60,8 @@ def select(program: Program, objects: Iterable[dict], kind: str, name: str | Non
     chosen.sort(key=lambda o: (o.get("namespace") or "", o["name"]))
     if name is not None and not chosen:
         where = f' in namespace "{ns}"' if ns else ""
-        raise KonvergeError(Diagnostic("E202", f'{resource(info)} "{name}" not found{where}'), exit_code=1)
+        raise KonvergeError(Diagnostic("E202", f'{resource_name(info.name)} "{name}" not found{where}'), exit_code=1)
     return info, chosen, ns
-
-
-def resource(info: KindInfo) -> str:
-    low = info.name.lower()
-    return low[:-1] + "ies" if low.endswith("y") else low if low.endswith("s") else low + "s"
 
 
 # ---- get ---------------------------------------------------------------------------------

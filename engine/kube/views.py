@@ -23,6 +23,7 @@ from ..explain import (State, explain, instance_why, load_state, render_explanat
 from ..fixpoint import Write, key_text, object_key
 from ..names import closest
 from ..values import format_duration
+from .tables import resolve_kind
 
 SCHEDULER_RULE = "scheduler/bind"
 
@@ -132,9 +133,7 @@ def explain_view(program: Program, state: State, target: str, namespace: str | N
     if not sep or not name:
         raise KonvergeError(Diagnostic("E222", f"`{target}` is not KIND/NAME", hint="e.g. endpoints/web"),
                             exit_code=2)
-    info = program.kind(kind_text) or program.kind(kind_text + "s") or program.kind(kind_text.rstrip("s"))
-    if info is None:
-        raise _missing("kind", kind_text, list(program.kinds), "")
+    info = resolve_kind(program, kind_text)
     ns = None if info.cluster else (namespace or "default")
     x = explain(program, state, info.name, ns, name)
     text = render_explanation(x)
@@ -220,6 +219,7 @@ PLUGINS = (
     ("node(s) didn't match pod topology spread constraints", "PodTopologySpread"),
     ("node(s) didn't match pod affinity rules", "InterPodAffinity"),
     ("node(s) didn't match pod anti-affinity rules", "InterPodAffinity"),
+    ("node(s) didn't satisfy existing pods anti-affinity rules", "InterPodAffinity"),
 )
 
 
