@@ -151,9 +151,11 @@ class Evaluator:
 
     def now(self):
         self.clock_used = True
-        self.saw_clock = True
         now = self.world.now()
-        return Clock(self, now) if self.deadlines is not None else now
+        if self.deadlines is None:
+            return now
+        self.saw_clock = True
+        return Clock(self, now)
 
     def kind_name(self, ref: str) -> str:
         name = self._kind_names.get(ref)
@@ -195,8 +197,9 @@ class Evaluator:
             if lookup is not None:
                 # Every conjunct an index can answer, and of those the one with the fewest
                 # candidates: the planner's choice, made afresh for each binding.
-                asks = [(mode, path, materialize(self.eval(other, env)))
-                        for cond in where for mode, path, other, _ in self._probes_of(source.var, cond)]
+                asks = [(mode, path, value)
+                        for cond in where for mode, path, other, _ in self._probes_of(source.var, cond)
+                        if (value := self._probe_value(other, env)) is not _UNASKABLE]
                 if asks:
                     size = getattr(self.world, "lookup_size", None)
                     if size is not None and len(asks) > 1:
@@ -209,6 +212,16 @@ class Evaluator:
         if isinstance(it, dict):
             return sorted(it)
         return it
+
+    def _probe_value(self, other: A.Expr, env: Env):
+        """What to ask an index for; _UNASKABLE when the value side needs the conjuncts before it
+        to hold (it fails on its own) or depends on the clock (a comparison must record when its
+        answer changes): the source is then scanned and the whole condition tested."""
+        try:
+            value = self.eval(other, env)
+        except EvalError:
+            return _UNASKABLE
+        return _UNASKABLE if isinstance(value, Clock) else materialize(value)
 
     def _probes_of(self, var: str, cond: A.Expr) -> list:
         """The conjuncts of `cond` an index can answer for `var`, cached per node."""
@@ -237,8 +250,8 @@ class Evaluator:
             probe = self._probe(var, where)
             if probe is not None and probe[3] is where:
                 mode, path, other, _ = probe
-                wanted = materialize(self.eval(other, env))
-                if mode != "sub" or (isinstance(wanted, dict) and wanted):
+                wanted = self._probe_value(other, env)
+                if wanted is not _UNASKABLE and (mode != "sub" or (isinstance(wanted, dict) and wanted)):
                     # The whole condition is what the index answers, exactly.
                     values = self.world.lookup(self.kind_name(source.kind), mode, path, wanted)
                     where = None
@@ -252,32 +265,8 @@ class Evaluator:
 
     # -- expressions
 
-    def e_number(self, e: A.Number, env):
-        return number_value(e.text)
-
     def e_unit(self, e: A.Unit, env):
         return unit_value(e.number, e.suffix, self.program.unit_types.get(id(e)) == "duration")
-
-    def e_literal(self, e, env):
-        return e.value
-
-    def e_none(self, e, env):
-        return None
-
-    def e_text(self, e, env):
-        return e.text
-
-    def e_name(self, e: A.Name, env):
-        try:
-            return env[e.id]
-        except KeyError:
-            _fail(e, f"`{e.id}` is not bound")
-
-    def e_attr(self, e: A.Attr, env):
-        base = self.eval(e.obj, env)
-        if isinstance(base, dict):
-            return base.get(e.name)
-        return None
 
     def e_index(self, e: A.Index, env):
         base = self.eval(e.obj, env)
@@ -302,9 +291,6 @@ class Evaluator:
             return [en[e.source.var] for en in envs]
         return [self.eval(e.element, en) for en in envs]
 
-    def e_if(self, e: A.IfElse, env):
-        return self.eval(e.then if self.eval(e.cond, env) is True else e.otherwise, env)
-
     def e_quantifier(self, e: A.Quantifier, env):
         var = e.source.var
         for value in self.bindings(e.source, env, () if e.where is None else (e.where,)):
@@ -320,39 +306,9 @@ class Evaluator:
         return e.quantifier == "forall"
 
     def e_unary(self, e: A.Unary, env):
+        """Negation (`not` is compiled)."""
         v = self.eval(e.operand, env)
-        if e.op == "not":
-            return v is not True
         return None if v is None else exact(-v) if isinstance(v, Fraction) else -v
-
-    def e_binary(self, e: A.Binary, env):
-        op = e.op
-        if op == "and":
-            return self.eval(e.left, env) is True and self.eval(e.right, env) is True
-        if op == "or":
-            return self.eval(e.left, env) is True or self.eval(e.right, env) is True
-        a = self.eval(e.left, env)
-        b = self.eval(e.right, env)
-        if op == "==":
-            return a == b
-        if op == "!=":
-            return a != b
-        if op in ("in", "not in"):
-            found = _contains(b, a)
-            return found if op == "in" else not found
-        if op in ("<", "<=", ">", ">="):
-            if a is None or b is None:
-                return False
-            if isinstance(a, dict) and isinstance(b, dict):
-                if op == "<=":
-                    return all(k in b and b[k] == v for k, v in a.items())
-                if op == ">=":
-                    return all(k in a and a[k] == v for k, v in b.items())
-            try:
-                return _ORDER[op](a, b)
-            except TypeError:
-                _fail(e, f"cannot compare {_describe(a)} with {_describe(b)}")
-        return self.arith(e, op, a, b)
 
     def arith(self, e: A.Binary, op: str, a, b):
         """`a op b` for + - * / %: none propagates, quantities stay exact, a Clock symbolic."""
@@ -404,9 +360,8 @@ class Evaluator:
             envs = self.filtered(c.source, c.where, env)
             values = (en[c.source.var] for en in envs) if c.element is None else \
                 (self.eval(c.element, en) for en in envs)
-        if self.saw_clock:
-            values = (materialize(v) for v in values)
-        return lazy(values)
+        found = lazy(values)
+        return materialize(found) if self.saw_clock else found  # a `first` may be a Clock
 
     def call_def(self, d: A.DefDecl, args: list):
         memo = self.memo
@@ -538,6 +493,9 @@ _ORDER: dict[str, Callable[[Any, Any], bool]] = {
     "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
 }
 
+_UNASKABLE = object()  # a probe whose value cannot be asked of an index
+
+
 def _first(values):
     return next(iter(values), None)
 
@@ -551,7 +509,7 @@ _LAZY: dict[str, Callable[[Iterator], Any]] = {
 
 # ---- compiled closures (Evaluator.compile) ---------------------------------------------
 # Each returns a closure over the node's fields and its children's closures, or None to
-# leave the node to its Evaluator.e_* method. They compute exactly what those methods do.
+# leave the node to its Evaluator.e_* method (_DISPATCH).
 
 
 def _c_constant(ev, e):
@@ -660,13 +618,11 @@ _COMPILERS = {
     A.Binary: _c_binary, A.Unary: _c_unary, A.IfElse: _c_if, A.Call: _c_call,
 }
 
+# The nodes the compilers above leave to an Evaluator method.
 _DISPATCH = {
-    A.Number: Evaluator.e_number, A.Unit: Evaluator.e_unit, A.String: Evaluator.e_literal,
-    A.Bool: Evaluator.e_literal, A.NoneLit: Evaluator.e_none, A.IPLit: Evaluator.e_text,
-    A.CIDRLit: Evaluator.e_text, A.Name: Evaluator.e_name, A.Attr: Evaluator.e_attr,
-    A.Index: Evaluator.e_index, A.Call: Evaluator.e_call, A.Comprehension: Evaluator.e_comprehension,
-    A.ListLit: Evaluator.e_list, A.MapLit: Evaluator.e_map, A.Unary: Evaluator.e_unary,
-    A.Binary: Evaluator.e_binary, A.IfElse: Evaluator.e_if, A.Quantifier: Evaluator.e_quantifier,
+    A.Unit: Evaluator.e_unit, A.Index: Evaluator.e_index, A.Call: Evaluator.e_call,
+    A.Comprehension: Evaluator.e_comprehension, A.ListLit: Evaluator.e_list, A.MapLit: Evaluator.e_map,
+    A.Unary: Evaluator.e_unary, A.Quantifier: Evaluator.e_quantifier,
 }
 
 

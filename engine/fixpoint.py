@@ -309,9 +309,11 @@ class _Memo:
         content = self.by_content.get(name, ())
         for i, a in enumerate(args):
             t = type(a)
-            if t in _PLAIN:
+            if t is str or t is int or a is None:
                 parts.append(a)
-            elif t is dict and "kind" in a:
+            elif t in _PLAIN:
+                parts.append((t, a))  # True, 1.0 and Fraction(1) equal 1, and must not share its entry
+            elif t is dict and "kind" in a and "resourceVersion" in a:
                 if i in content:
                     known = self.world.cache.hashes.get(object_key(a["kind"], a.get("namespace"), a["name"]))
                     if known is not None and known[0] is a:
@@ -320,7 +322,7 @@ class _Memo:
                 parts.append((a["kind"], a.get("namespace"), a["name"], a.get("resourceVersion")))
             elif t is dict:
                 parts.append(("record", freeze(a)))  # a record (a port, a taint), by value
-            elif t is list and all(type(x) is dict and "kind" in x for x in a):
+            elif t is list and all(type(x) is dict and "kind" in x and "resourceVersion" in x for x in a):
                 parts.append(tuple((x["kind"], x.get("namespace"), x["name"], x.get("resourceVersion")) for x in a))
             else:
                 return None
@@ -351,7 +353,11 @@ class _Memo:
 
     def invalidate(self, read: tuple) -> None:
         for key in self.readers.pop(read, ()):
-            self.entries.pop(key, None)
+            entry = self.entries.pop(key, None)
+            for other in entry[1] if entry is not None else ():
+                keys = self.readers.get(other)
+                if keys is not None:
+                    keys.discard(key)
 
 
 def content_params(program: Program) -> dict[str, frozenset]:

@@ -494,3 +494,24 @@ def test_incremental_equals_naive_with_shared_def_results_presence_lookups_and_e
         if o["kind"] == "Summary":
             assert o["total"] == sum(1 for i in final.values() if i["group"] == o["name"] and i["size"] > 2)
             assert o["members"] == [x for x in targets if x == o["name"]]
+
+
+def test_memoised_defs_tell_equal_values_of_different_types_apart():
+    text = """
+    def kind_of(x: any) = type_of(x)
+    controller c { rule r for item i where i.note == "" set i.note = kind_of(1) + "/" + kind_of(true) }
+    item a {}
+    """
+    assert objects(run(text), "Item")["a"]["note"] == objects(run(text, naive=True), "Item")["a"]["note"] == "int/bool"
+
+
+def test_an_index_lookup_does_not_evaluate_what_an_earlier_conjunct_guards():
+    text = """
+    controller c {
+      rule r for item i where i.note == ""
+        set i.note = str(count(j for item j where i.size != 0 and j.size == 10 / i.size))
+    }
+    item a { size: 0 }
+    item b { size: 10 }
+    """
+    assert {n: o["note"] for n, o in objects(run(text), "Item").items()} == {"a": "0", "b": "0"}
