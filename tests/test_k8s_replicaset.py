@@ -176,3 +176,77 @@ def test_rollout_percentages_round_surge_up_and_unavailable_down():
 def test_deleting_a_deployment_deletes_its_replicasets_and_pods():
     c = run(node("n1") + deployment("web", replicas=2) + 'scenario "delete" { at 1m: delete deployment web }')
     assert c.of("ReplicaSet") == [] and c.pods("web") == []
+
+
+# ---- full label selectors ---------------------------------------------------------------
+
+def test_replicaset_selector_expressions_decide_which_orphans_are_adopted():
+    # NotIn holds for a pod without the key; a canary is left alone.
+    spec = RS.format(replicas=2).replace(
+        'selector { app: "rs" }', 'selector { app: "rs" }  matchExpressions: [{key: "track", operator: "NotIn", '
+        'values: ["canary"]}]')
+    c = run(node("n1") + spec + 'pod stray { labels { app: "rs" } container main { image: "x" } }\n'
+            'pod canary { labels { app: "rs"  track: "canary" } container main { image: "x" } }\n')
+    assert c.get("Pod", "stray")["owner"] == {"kind": "ReplicaSet", "name": "rs"}
+    assert c.get("Pod", "canary")["owner"] is None
+    assert len([p for p in c.pods("rs") if p["owner"]]) == 2  # the adopted pod and one created
+
+
+def test_replicaset_selecting_by_expressions_alone_adopts_by_them():
+    c = run(node("n1") + 'replicaset rs {\n  replicas: 2\n'
+            '  matchExpressions: [{key: "app", operator: "In", values: ["rs", "legacy"]}]\n'
+            '  template { labels { app: "rs" }  container main { image: "rs:1" } }\n}\n'
+            'pod old { labels { app: "legacy" } container main { image: "x" } }\n'
+            'pod other { labels { app: "other" } container main { image: "x" } }\n')
+    # Whether the set creates its pods before it adopts `old` depends on the firing order (a
+    # surplus is then deleted again); that it adopts it, and not `other`, does not.
+    assert [w.name for w in c.writes(rule="adopt_orphans")] == ["old"]
+    assert c.get("Pod", "other")["owner"] is None
+    assert len(live([p for p in c.pods() if p["owner"]])) == 2
+
+
+def test_deployment_selector_expressions_are_carried_to_its_replicaset():
+    # The matchLabels gain the pod-template-hash; the expressions are copied as they are.
+    c = run(node("n1") + deployment("web", replicas=2).replace(
+        "deployment web {", 'deployment web { selector { app: "web" }  matchExpressions: [{key: "track", '
+        'operator: "DoesNotExist"}]'))
+    [rs] = c.of("ReplicaSet")
+    assert rs["matchExpressions"] == [{"key": "track", "operator": "DoesNotExist", "values": []}]
+    assert rs["selector"] == {"app": "web", "pod-template-hash": rs["labels"]["pod-template-hash"]}
+    assert len(c.ready_pods("web")) == 2
+
+
+# ---- schedulerName and serviceAccountName ------------------------------------------------------
+
+def test_replicaset_pods_carry_the_templates_service_account_and_scheduler():
+    c = run(node("n1") + "serviceaccount bot {}\n"
+            + deployment("web", replicas=2, extra='serviceAccountName: "bot"  schedulerName: "default-scheduler"'))
+    assert [(p["serviceAccountName"], p["schedulerName"], p["ready"]) for p in c.pods("web")] == \
+        [("bot", "default-scheduler", True)] * 2
+
+
+def test_pods_default_to_the_default_service_account():
+    c = run(node("n1") + deployment("web"))
+    assert [p["serviceAccountName"] for p in c.pods("web")] == ["default"]
+
+
+def test_a_template_naming_another_service_account_is_another_template():
+    def rs_name(extra):
+        c = run(node("n1") + "serviceaccount bot {}\n" + deployment("web", extra=extra))
+        return c.of("ReplicaSet")[0]["name"]
+
+    # The defaults, given or not, hash alike; another account is another pod-template-hash.
+    assert rs_name("") == rs_name('serviceAccountName: "default"') != rs_name('serviceAccountName: "bot"')
+
+
+def test_missing_service_account_creates_no_pod_and_a_failed_create_event_until_it_exists():
+    spec = node("n1") + deployment("web", replicas=2, extra='serviceAccountName: "ghost"')
+    c = run(spec)
+    [rs] = c.of("ReplicaSet")
+    assert c.pods("web") == []
+    [event] = c.of("Event")
+    assert (event["type"], event["reason"], event["object"]) == ("Warning", "FailedCreate", f"ReplicaSet/default/{rs['name']}")
+    assert event["message"] == (f'Error creating: pods "{rs["name"]}-" is forbidden: error looking up service account '
+                                'default/ghost: serviceaccount "ghost" not found')
+    c = run(spec + 'scenario "the account arrives" { at 1m: create serviceaccount ghost {} }')
+    assert len(c.ready_pods("web")) == 2 and c.of("Event") == []

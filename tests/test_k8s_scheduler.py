@@ -285,3 +285,101 @@ def test_balanced_allocation_breaks_an_equal_least_allocated_score():
             + pod("mem-hog", cpu="1", memory="3Gi", extra='node: "b-even"')
             + pod("newcomer", cpu="500m", memory="512Mi"))
     assert c.get("Pod", "newcomer")["node"] == "b-even"
+
+
+def test_pod_for_another_scheduler_gets_no_verdict_and_no_event():
+    # Kubernetes: no scheduler profile claims it, so it stays Pending without a PodScheduled
+    # condition or a FailedScheduling event; a workload's pods carry the template's scheduler.
+    c = run(node("a") + deployment("web", replicas=2, extra='schedulerName: "my-scheduler"'))
+    pods = c.pods("web")
+    assert len(pods) == 2 and all(p["schedulerName"] == "my-scheduler" for p in pods)
+    assert all(p["node"] is None and p["phase"] == "Pending" and p["reason"] == "" for p in pods)
+    assert not c.of("Event") and not c.writes(rule="bind")
+
+
+# ---- full label selectors in pod affinity, anti-affinity and topology spread --------------
+
+# One pod on each host: which hosts a required pod affinity term allows shows which pods
+# its selector selects.
+HOSTS = "".join(node(f"h{i}", extra=f'labels {{ "kubernetes.io/hostname": "h{i}" }}') for i in (1, 2, 3, 4))
+RESIDENTS = (pod("a", labels='app: "a"  tier: "db"', extra='node: "h1"')
+             + pod("b", labels='app: "b"  tier: "web"', extra='node: "h2"')
+             + pod("c", labels='app: "c"', extra='node: "h3"')
+             + pod("d", labels='role: "x"', extra='node: "h4"'))
+
+
+def beside(selector: str) -> str | None:
+    c = run(HOSTS + RESIDENTS + pod("p", labels='own: "p"', extra=f'affinity: {{podAffinity: '
+                                    f'[{{{selector}, topologyKey: "kubernetes.io/hostname"}}]}}'))
+    return c.get("Pod", "p")["node"]
+
+
+def test_in_selects_pods_whose_label_has_one_of_the_values():
+    assert beside('matchExpressions: [{key: "app", operator: "In", values: ["c", "z"]}]') == "h3"
+
+
+def test_not_in_selects_pods_without_the_key_too():
+    # d has no `app` label at all: NotIn holds for it, as in Kubernetes' labels.Selector.
+    assert beside('matchExpressions: [{key: "app", operator: "NotIn", values: ["a", "b", "c"]}]') == "h4"
+
+
+def test_exists_and_does_not_exist_test_the_key_alone():
+    assert beside('matchExpressions: [{key: "tier", operator: "Exists"}, '
+                  '{key: "tier", operator: "NotIn", values: ["db"]}]') == "h2"
+    assert beside('matchExpressions: [{key: "tier", operator: "DoesNotExist"}, '
+                  '{key: "app", operator: "Exists"}]') == "h3"
+
+
+def test_match_labels_and_match_expressions_are_anded():
+    assert beside('labelSelector: {tier: "db"}, matchExpressions: '
+                  '[{key: "app", operator: "In", values: ["a", "b"]}]') == "h1"
+    assert beside('labelSelector: {tier: "db"}, matchExpressions: '
+                  '[{key: "app", operator: "In", values: ["b"]}]') is None
+
+
+def test_a_required_affinity_term_without_a_selector_can_never_be_met():
+    # Kubernetes' null selector matches no pod (LabelSelectorAsSelector(nil) is Nothing).
+    c = run(HOSTS + RESIDENTS + pod("p", extra='affinity: {podAffinity: [{topologyKey: "kubernetes.io/hostname"}]}'))
+    assert c.get("Pod", "p")["message"] == "0/4 nodes are available: 4 node(s) didn't match pod affinity rules."
+
+
+def test_an_empty_selector_selects_every_pod_and_a_null_one_none():
+    host = node("h1", extra='labels { "kubernetes.io/hostname": "h1" }')
+    resident = pod("r", labels='app: "r"', extra='node: "h1"')
+    empty = 'affinity: {podAntiAffinity: [{labelSelector: {}, topologyKey: "kubernetes.io/hostname"}]}'
+    null = 'affinity: {podAntiAffinity: [{topologyKey: "kubernetes.io/hostname"}]}'
+    c = run(host + resident + pod("p", extra=empty))
+    assert c.get("Pod", "p")["message"] == "0/1 nodes are available: 1 node(s) didn't match pod anti-affinity rules."
+    assert run(host + resident + pod("p", extra=null)).get("Pod", "p")["node"] == "h1"
+
+
+def test_anti_affinity_with_not_in_keeps_away_from_pods_without_the_key():
+    c = run(node("h1", extra='labels { "kubernetes.io/hostname": "h1" }')
+            + node("h2", cpu="8", extra='labels { "kubernetes.io/hostname": "h2" }')
+            + pod("a", labels='app: "a"', extra='node: "h1"') + pod("unlabelled", labels='role: "x"', extra='node: "h2"')
+            + pod("p", labels='app: "p"', extra='affinity: {podAntiAffinity: [{matchExpressions: '
+                  '[{key: "app", operator: "NotIn", values: ["a", "p"]}], topologyKey: "kubernetes.io/hostname"}]}'))
+    # h2 has more room, but its pod has no `app` label, which NotIn selects.
+    assert c.get("Pod", "p")["node"] == "h1"
+
+
+def test_existing_pods_anti_affinity_selects_the_newcomer_by_expressions():
+    c = run(node("h1", extra='labels { "kubernetes.io/hostname": "h1" }')
+            + node("h2", cpu="2", extra='labels { "kubernetes.io/hostname": "h2" }')
+            + pod("loner", labels='app: "loner"', extra='node: "h1" affinity: {podAntiAffinity: '
+                  '[{matchExpressions: [{key: "app", operator: "Exists"}], topologyKey: "kubernetes.io/hostname"}]}')
+            + pod("web", labels='app: "web"'))
+    assert c.get("Pod", "web")["node"] == "h2"
+
+
+def test_topology_spread_counts_only_the_pods_its_expressions_select():
+    # Two canaries already run in zone a. Counted, they would send three of the four new
+    # replicas to zone b; DoesNotExist leaves them out, so the replicas split two and two.
+    spread = ('topologySpreadConstraints: [{maxSkew: 1, topologyKey: "zone", labelSelector: {app: "web"}, '
+              'matchExpressions: [{key: "track", operator: "DoesNotExist"}]}]')
+    c = run(node("na", extra='labels { zone: "a" }') + node("nb", extra='labels { zone: "b" }')
+            + pod("canary-1", labels='app: "web"  track: "canary"', extra='node: "na"')
+            + pod("canary-2", labels='app: "web"  track: "canary"', extra='node: "na"')
+            + deployment("web", replicas=4, extra=spread))
+    placed = [p["node"] for p in c.pods("web") if "track" not in p["labels"]]
+    assert sorted(placed) == ["na", "na", "nb", "nb"]

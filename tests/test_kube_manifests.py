@@ -100,7 +100,7 @@ spec:
 """)
     assert kind == "Pod"
     assert pod["owner"] == {"kind": "ReplicaSet", "name": "rs"}
-    assert pod["node"] == "n1" and pod["serviceAccount"] == "bot" and pod["deletionCost"] == 5
+    assert pod["node"] == "n1" and pod["serviceAccountName"] == "bot" and pod["deletionCost"] == 5
     assert pod["restartPolicy"] == "Never" and pod["terminationGracePeriodSeconds"] == 5
     c = pod["containers"][0]
     # requests win; a limit without a request becomes the request, as in Kubernetes
@@ -243,7 +243,7 @@ spec:
 """
 
 
-def test_selector_equalities_in_match_expressions_become_match_labels():
+def test_selector_match_expressions_are_loaded_as_they_are():
     _, pod = one(POD_WITH.format(extra="""  affinity:
     podAntiAffinity:
       requiredDuringSchedulingIgnoredDuringExecution:
@@ -252,57 +252,131 @@ def test_selector_equalities_in_match_expressions_become_match_labels():
           matchExpressions: [{key: app, operator: In, values: [api]}]
         topologyKey: kubernetes.io/hostname
   topologySpreadConstraints:
-  - {maxSkew: 1, topologyKey: zone, labelSelector: {matchExpressions: [{key: app, operator: In, values: [api]}]}}"""))
+  - {maxSkew: 1, topologyKey: zone, labelSelector: {matchExpressions: [{key: app, operator: Exists}]}}"""))
     assert pod["affinity"]["podAntiAffinity"] == [
-        {"labelSelector": {"tier": "web", "app": "api"}, "topologyKey": "kubernetes.io/hostname"}]
-    assert pod["topologySpreadConstraints"][0]["labelSelector"] == {"app": "api"}
+        {"labelSelector": {"tier": "web"}, "matchExpressions": [{"key": "app", "operator": "In", "values": ["api"]}],
+         "topologyKey": "kubernetes.io/hostname"}]
+    # Only expressions: the matchLabels are empty, and the selector is not null.
+    assert pod["topologySpreadConstraints"][0]["labelSelector"] == {}
+    assert pod["topologySpreadConstraints"][0]["matchExpressions"] == [{"key": "app", "operator": "Exists"}]
 
 
-@pytest.mark.parametrize("expression, what", [
-    ("{key: app, operator: NotIn, values: [api]}", "operator NotIn"),
-    ("{key: app, operator: Exists}", "operator Exists"),
-    ("{key: app, operator: In, values: [a, b]}", "operator In with 2 values"),
+@pytest.mark.parametrize("expression, loaded", [
+    ("{key: app, operator: NotIn, values: [api]}", {"key": "app", "operator": "NotIn", "values": ["api"]}),
+    ("{key: app, operator: Exists}", {"key": "app", "operator": "Exists"}),
+    ("{key: app, operator: DoesNotExist, values: null}", {"key": "app", "operator": "DoesNotExist", "values": []}),
+    ("{key: app, operator: In, values: [a, b]}", {"key": "app", "operator": "In", "values": ["a", "b"]}),
 ])
-def test_selector_expressions_that_are_not_equalities_are_errors_not_select_all(expression, what):
-    # Dropping them would leave `{}`, which selects every pod: the opposite of what they ask.
-    for line, extra in (8, f"""  affinity:
+def test_every_label_selector_operator_loads_in_affinity_terms_and_spread_constraints(expression, loaded):
+    m = loads(POD_WITH.format(extra=f"""  affinity:
     podAffinity:
       requiredDuringSchedulingIgnoredDuringExecution:
-      - {{labelSelector: {{matchExpressions: [{expression}]}}, topologyKey: zone}}"""), (6, f"""  topologySpreadConstraints:
-  - {{maxSkew: 1, topologyKey: zone, labelSelector: {{matchExpressions: [{expression}]}}}}"""):
+      - {{labelSelector: {{matchExpressions: [{expression}]}}, topologyKey: zone}}
+  topologySpreadConstraints:
+  - {{maxSkew: 1, topologyKey: zone, labelSelector: {{matchExpressions: [{expression}]}}}}"""), "t.yaml")
+    pod = m.objects[0][1]
+    assert pod["affinity"]["podAffinity"][0]["matchExpressions"] == [loaded]
+    assert pod["topologySpreadConstraints"][0]["matchExpressions"] == [loaded]
+    assert m.warnings == ()
+
+
+@pytest.mark.parametrize("expression, at, message", [
+    ("{key: app, operator: In}", "{key",
+     "matchExpressions[0].values: Required value: must be specified when `operator` is 'In' or 'NotIn'"),
+    ("{key: app, operator: NotIn, values: []}", "[]",
+     "matchExpressions[0].values: Required value: must be specified when `operator` is 'In' or 'NotIn'"),
+    ("{key: app, operator: Exists, values: [a]}", "[a]",
+     "matchExpressions[0].values: Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'"),
+    ("{key: app, operator: DoesNotExist, values: [a]}", "[a]",
+     "matchExpressions[0].values: Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'"),
+    ("{key: app, operator: Has, values: [a]}", "Has",
+     'matchExpressions[0].operator: Invalid value: "Has": not a valid selector operator'),
+    ('{key: gen, operator: Gt, values: ["5"]}', "Gt",
+     'matchExpressions[0].operator: Invalid value: "Gt": not a valid selector operator'),
+])
+def test_invalid_selector_requirements_are_refused_with_kubernetes_messages_at_their_position(
+        expression, at, message):
+    """The diagnostic points at the requirement (values missing), its values or its operator."""
+    cases = (
+        ("spec.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].labelSelector.", f"""  affinity:
+    podAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+      - {{labelSelector: {{matchExpressions: [{expression}]}}, topologyKey: zone}}"""),
+        ("spec.topologySpreadConstraints[0].labelSelector.", f"""  topologySpreadConstraints:
+  - {{maxSkew: 1, topologyKey: zone, labelSelector: {{matchExpressions: [{expression}]}}}}"""),
+    )
+    for path, extra in cases:
+        text = POD_WITH.format(extra=extra)
         with pytest.raises(KonvergeError) as e:
-            loads(POD_WITH.format(extra=extra), "t.yaml")
+            loads(text, "t.yaml")
         [d] = e.value.diagnostics
-        assert d.code == "E302" and what in d.message and "cannot be expressed" in d.message
-        assert "matchExpressions[0]" in d.message and d.span.line == line
+        assert (d.code, d.message) == ("E302", path + message)
+        line = text.splitlines()[d.span.line - 1]
+        assert expression in line and d.span.col == line.index(expression) + expression.index(at) + 1
+    # A workload's selector, and its template's pod spec, are checked the same way.
+    with pytest.raises(KonvergeError) as e:
+        loads(f"""kind: ReplicaSet
+metadata: {{name: rs}}
+spec:
+  selector: {{matchExpressions: [{expression}]}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers: [{{name: c, image: i}}]
+      topologySpreadConstraints:
+      - {{maxSkew: 1, topologyKey: zone, labelSelector: {{matchExpressions: [{expression}]}}}}
+""", "t.yaml")
+    assert [(d.message, d.span.line) for d in e.value.diagnostics] == [
+        ("spec.selector." + message, 4),
+        ("spec.template.spec.topologySpreadConstraints[0].labelSelector." + message, 10)]
 
 
 def test_terms_without_label_selector_match_no_pod_as_in_kubernetes():
     m = loads(POD_WITH.format(extra="""  affinity:
+    podAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution: [{topologyKey: zone, labelSelector: null}]
     podAntiAffinity:
       requiredDuringSchedulingIgnoredDuringExecution: [{topologyKey: zone}]
   topologySpreadConstraints: [{maxSkew: 1, topologyKey: zone}]"""), "t.yaml")
     pod = m.objects[0][1]
-    assert pod["affinity"]["podAntiAffinity"] == [] and pod["topologySpreadConstraints"] == []
-    assert [w.code for w in m.warnings] == ["W302", "W302"]
+    # Loaded as they are, with no selector: the rules read that as Kubernetes' null selector.
+    assert pod["affinity"]["podAffinity"] == [{"topologyKey": "zone"}]
+    assert pod["affinity"]["podAntiAffinity"] == [{"topologyKey": "zone"}]
+    assert pod["topologySpreadConstraints"] == [{"maxSkew": 1, "topologyKey": "zone"}]
+    assert [w.code for w in m.warnings] == ["W302", "W302", "W302"]
     assert all("matches no pod" in w.message for w in m.warnings)
-    with pytest.raises(KonvergeError, match="could never be scheduled"):
-        loads(POD_WITH.format(extra="""  affinity:
-    podAffinity:
-      requiredDuringSchedulingIgnoredDuringExecution: [{topologyKey: zone}]"""), "t.yaml")
+    assert "can never be scheduled" in m.warnings[0].message
+    assert "constrains nothing" in m.warnings[1].message
 
 
-def test_workload_selector_keeps_equalities_and_warns_about_other_expressions():
+def test_workload_selector_keeps_its_match_expressions():
     m = loads("""kind: Deployment
 metadata: {name: web}
 spec:
   selector:
-    matchExpressions: [{key: app, operator: In, values: [web]}, {key: tier, operator: Exists}]
+    matchLabels: {app: web}
+    matchExpressions: [{key: tier, operator: Exists}, {key: track, operator: NotIn, values: [canary]}]
   template: {metadata: {labels: {app: web, tier: x}}, spec: {containers: [{name: c, image: i}]}}
 """, "t.yaml")
-    assert m.objects[0][1]["selector"] == {"app": "web"}
-    [w] = m.warnings
-    assert w.code == "W302" and "operator Exists is not modelled" in w.message and str(w.span) == "t.yaml:5:65"
+    d = m.objects[0][1]
+    assert d["selector"] == {"app": "web"}
+    assert d["matchExpressions"] == [{"key": "tier", "operator": "Exists"},
+                                     {"key": "track", "operator": "NotIn", "values": ["canary"]}]
+    assert m.warnings == ()
+
+
+def test_an_empty_workload_selector_is_refused_as_in_kubernetes():
+    for kind in ("Deployment", "ReplicaSet"):
+        with pytest.raises(KonvergeError) as e:
+            loads(f"""kind: {kind}
+metadata: {{name: web}}
+spec:
+  selector: {{matchLabels: {{}}}}
+  template: {{metadata: {{labels: {{app: web}}}}, spec: {{containers: [{{name: c, image: i}}]}}}}
+""", "t.yaml")
+        [d] = e.value.diagnostics
+        assert d.code == "E302" and str(d.span).startswith("t.yaml:4:13")
+        assert d.message.endswith("}: empty selector is invalid for deployment")
 
 
 def test_anti_affinity_with_match_expressions_schedules_as_kubernetes_does(capsys):
@@ -338,6 +412,85 @@ spec:
     assert json.loads(out)["phase"] == "Running" and err == ""
 
 
+MATCH_EXPRESSIONS_CLUSTER = """kind: Node
+metadata: {name: h1, labels: {kubernetes.io/hostname: h1}}
+status: {allocatable: {cpu: "4", memory: 8Gi}}
+---
+kind: Node
+metadata: {name: h2, labels: {kubernetes.io/hostname: h2}}
+status: {allocatable: {cpu: "4", memory: 8Gi}}
+---
+kind: Node
+metadata: {name: h3, labels: {kubernetes.io/hostname: h3}}
+status: {allocatable: {cpu: "4", memory: 8Gi}}
+---
+kind: Node
+metadata: {name: h4, labels: {kubernetes.io/hostname: h4}}
+status: {allocatable: {cpu: "4", memory: 8Gi}}
+---
+kind: Pod
+metadata: {name: db, labels: {app: db, tier: backend}}
+spec: {nodeName: h1, containers: [{name: c, image: x}]}
+---
+kind: Pod
+metadata: {name: cache, labels: {app: cache}}
+spec: {nodeName: h2, containers: [{name: c, image: x}]}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector:
+    matchLabels: {app: web}
+    matchExpressions: [{key: track, operator: NotIn, values: [canary]}]
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: c, image: x}]
+      affinity:
+        podAntiAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+          - labelSelector: {matchExpressions: [{key: tier, operator: Exists}]}
+            topologyKey: kubernetes.io/hostname
+          - labelSelector: {matchExpressions: [{key: app, operator: In, values: [web, cache]}]}
+            topologyKey: kubernetes.io/hostname
+"""
+
+
+def test_manifest_with_match_expressions_loads_and_schedules_as_kubernetes_does(tmp_path, capsys):
+    # web avoids hosts with any `tier` label (h1: db), and hosts running web or cache (h2, then
+    # each other): two replicas land on h3 and h4, the third has nowhere to go.
+    import json
+
+    from engine.cli import main
+
+    (tmp_path / "cluster.yaml").write_text(MATCH_EXPRESSIONS_CLUSTER)
+    assert main(["reconcile", str(tmp_path), "-o", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    pods = {o["name"]: o for o in out["objects"] if o["kind"] == "Pod"}
+    web = sorted((p for p in pods.values() if p["labels"].get("app") == "web"), key=lambda p: (p["node"] is None, p["node"] or ""))
+    assert [p["node"] for p in web] == ["h3", "h4", None]
+    assert web[2]["message"] == "0/4 nodes are available: 4 node(s) didn't match pod anti-affinity rules."
+    [rs] = [o for o in out["objects"] if o["kind"] == "ReplicaSet"]
+    assert rs["matchExpressions"] == [{"key": "track", "operator": "NotIn", "values": ["canary"]}]
+    assert rs["selector"] == {"app": "web", "pod-template-hash": rs["labels"]["pod-template-hash"]}
+
+
+def test_pod_naming_a_missing_service_account_in_a_manifest_is_refused(tmp_path, capsys):
+    from engine.cli import main
+
+    (tmp_path / "p.yaml").write_text("kind: Pod\nmetadata: {name: p, namespace: default}\n"
+                                     "spec: {serviceAccountName: bot, containers: [{name: c, image: i}]}\n")
+    assert main(["reconcile", str(tmp_path / "p.yaml")]) == 1
+    assert ('Pod "p" is invalid: error looking up service account default/bot: serviceaccount "bot" not found'
+            in capsys.readouterr().err)
+    # Declared beside it, in a later document, the account is created first.
+    (tmp_path / "p.yaml").write_text((tmp_path / "p.yaml").read_text()
+                                     + "---\nkind: ServiceAccount\nmetadata: {name: bot}\n")
+    assert main(["reconcile", str(tmp_path / "p.yaml")]) == 0
+
+
 def test_annotations_that_are_not_modelled_are_a_warning():
     m = loads("""kind: Pod
 metadata:
@@ -365,7 +518,7 @@ spec:
     ]
 
 
-def test_template_scheduler_and_service_account_are_warned_about_unless_default():
+def test_template_scheduler_and_service_account_are_carried_to_the_pods():
     m = loads("""kind: Deployment
 metadata: {name: d}
 spec:
@@ -373,12 +526,13 @@ spec:
     metadata: {labels: {a: b}}
     spec:
       schedulerName: my-scheduler
-      serviceAccountName: default
+      serviceAccount: bot
       containers: [{name: c, image: i}]
 """, "t.yaml")
-    [w] = m.warnings
-    assert str(w.span) == "t.yaml:7:22" and "`spec.template.spec.schedulerName: my-scheduler` is not carried" in w.message
-    assert "schedulerName" not in m.objects[0][1]["template"]
+    # serviceAccount is the deprecated alias of serviceAccountName.
+    assert m.warnings == ()
+    template = m.objects[0][1]["template"]
+    assert template["schedulerName"] == "my-scheduler" and template["serviceAccountName"] == "bot"
 
 
 def test_node_internal_ip_is_read_from_status_addresses():
@@ -391,12 +545,13 @@ status:
     assert node["internalIP"] == "10.0.0.10" and node["controlPlane"] is True
 
 
-def test_namespaces_come_first_whatever_the_file_order(tmp_path):
+def test_namespaces_then_service_accounts_come_first_whatever_the_file_order(tmp_path):
     (tmp_path / "a.yaml").write_text("kind: Pod\nmetadata: {name: p, namespace: shop}\n"
-                                     "spec: {containers: [{name: c, image: i}]}\n")
-    (tmp_path / "b.yaml").write_text("kind: Namespace\nmetadata: {name: shop}\n")
+                                     "spec: {serviceAccountName: bot, containers: [{name: c, image: i}]}\n")
+    (tmp_path / "b.yaml").write_text("kind: ServiceAccount\nmetadata: {name: bot, namespace: shop}\n---\n"
+                                     "kind: Namespace\nmetadata: {name: shop}\n")
     m = load_manifests([tmp_path / "a.yaml", tmp_path / "b.yaml"])
-    assert [k for k, _ in m.objects] == ["Namespace", "Pod"]
+    assert [k for k, _ in m.objects] == ["Namespace", "ServiceAccount", "Pod"]
 
 
 def test_containers_null_is_refused_like_spec_null(tmp_path, capsys):

@@ -51,6 +51,8 @@ _SILENT_METADATA = ("uid", "resourceVersion", "creationTimestamp", "generation",
 _SILENT_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration", "deployment.kubernetes.io/revision")
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
+# Kinds created before all others, in this order (the rest keep the order they were read in).
+_FIRST = {"Namespace": 0, "ServiceAccount": 1}
 
 
 def parse_quantity(text: str) -> int | Fraction:
@@ -109,9 +111,10 @@ def _load(sources: list[tuple[str, str | None]]) -> Manifests:
             objects.append((kind, obj))
     if any(d.severity == "error" for d in diagnostics):
         raise KonvergeError(diagnostics)
-    # Namespaces first, as Helm and kustomize order them: the API server refuses an object in a
-    # namespace that does not exist yet, and files are read in name order.
-    objects.sort(key=lambda ko: ko[0] != "Namespace")
+    # Namespaces, then ServiceAccounts, first, as Helm and kustomize order them: the API server
+    # refuses an object in a namespace that does not exist yet, and a pod whose service account
+    # does not exist yet; files are read in name order.
+    objects.sort(key=lambda ko: _FIRST.get(ko[0], len(_FIRST)))
     return Manifests(tuple(objects), tuple(diagnostics))
 
 
@@ -407,54 +410,68 @@ class _Reader:
     def string_list(self, node: Node, path: str):
         return self.list_of(node, path, self.string)
 
-    def selector(self, node: Node, path: str):
-        """A workload's label selector (`map<string>` in kinds.konv): matchLabels, and
-        matchExpressions that are equalities (operator In with one value). Another expression is
-        warned about and left out: the workload then selects by its template's labels, which
-        the selector must match anyway."""
-        return self.label_selector(node, path, strict=False)
+    def label_selector(self, node: Node, path: str):
+        """A LabelSelector as kinds.konv flattens it: (matchLabels, matchExpressions), each
+        requirement as written, checked as Kubernetes' ValidateLabelSelectorRequirement checks
+        it, with its message at the requirement's position. A null selector is None."""
+        if self.null(node):
+            return None
+        got = self.fields(node, path, {
+            "matchLabels": self.string_map,
+            "matchExpressions": lambda n, p: self.list_of(n, p, self.selector_requirement),
+        })
+        written = self.pairs(node).get("matchExpressions", (None, None))[1]
+        if got is SKIP or (isinstance(written, SequenceNode)
+                           and len(got.get("matchExpressions", ())) != len(written.value)):
+            return SKIP  # a requirement was refused: the selector is not read, nor reported empty
+        return got.get("matchLabels", {}), got.get("matchExpressions", [])
 
-    def pod_selector(self, node: Node, path: str):
-        """The label selector of a pod (anti-)affinity term or a topology spread constraint.
-        Konverge's is an equality map; an expression it cannot hold is an error, since dropping
-        it would leave `{}`, which selects every pod — the opposite of what it asked."""
-        return self.label_selector(node, path, strict=True)
-
-    def label_selector(self, node: Node, path: str, *, strict: bool):
-        exprs: list = []
-
-        def expressions(n, p):
-            if self.null(n):
-                return SKIP
-            if not isinstance(n, SequenceNode):
-                return self.error(n, f"`{p}` must be a list")
-            exprs.extend((x, f"{p}[{i}]") for i, x in enumerate(n.value))
-            return SKIP
-
-        got = self.fields(node, path, {"matchLabels": self.string_map, "matchExpressions": expressions})
+    def selector_requirement(self, node: Node, path: str):
+        got = self.fields(node, path, {"key": self.string, "operator": self.string, "values": self.string_list})
         if got is SKIP:
             return SKIP
-        labels = dict(got.get("matchLabels", {}))
-        for x, p in exprs:
-            req = self.fields(x, p, {"key": self.string, "operator": self.string, "values": self.string_list})
-            if req is SKIP:
-                return SKIP
-            key, op, values = req.get("key"), req.get("operator"), req.get("values", [])
-            if key is None or op is None:
-                return self.error(x, f"`{p}` needs a `key` and an `operator`")
-            if op == "In" and len(values) == 1 and labels.get(key, values[0]) == values[0]:
-                labels[key] = values[0]  # an equality: the same as matchLabels
-                continue
-            what = (f"operator {op} with {len(values)} values" if op == "In" and len(values) != 1 else
-                    f"`{key} In [{values[0]}]` beside `{key}: {labels.get(key)}`" if op == "In" else f"operator {op}")
-            if strict:
-                return self.error(x, f"`{p}`: {what} cannot be expressed: Konverge's pod affinity and "
-                                     "topology spread selectors are label equalities (matchLabels)",
-                                  hint="write it as matchLabels, or as matchExpressions with operator In and "
-                                       "one value; dropping it would select every pod")
-            self.warn(x, f"`{p}`: {what} is not modelled; ignored (the selector keeps its equalities, and "
-                         "the template's labels stand for it)")
-        return labels
+        pairs = self.pairs(node)
+        if "key" not in pairs or "operator" not in pairs:
+            return self.error(node, f"`{path}` needs a `key` and an `operator`")
+        if "key" not in got or "operator" not in got:
+            return SKIP  # a wrong type, already reported
+        op, values = got["operator"], got.get("values", [])
+        if op in ("In", "NotIn"):
+            if not values:
+                return self.error(pairs.get("values", (None, node))[1],
+                                  f"{path}.values: Required value: must be specified when `operator` is 'In' or "
+                                  "'NotIn'", hint="give the label values to match, or use Exists / DoesNotExist")
+        elif op in ("Exists", "DoesNotExist"):
+            if values:
+                return self.error(pairs["values"][1], f"{path}.values: Forbidden: may not be specified when "
+                                                      "`operator` is 'Exists' or 'DoesNotExist'",
+                                  hint="leave the values out: the operator tests the key alone")
+        else:
+            return self.error(pairs["operator"][1], f'{path}.operator: Invalid value: "{op}": not a valid selector '
+                                                    "operator",
+                              hint="a label selector's operators are In, NotIn, Exists and DoesNotExist"
+                                   + (" (Gt and Lt are for node affinity)" if op in ("Gt", "Lt") else ""))
+        return got
+
+    def selector(self, node: Node, path: str):
+        """A workload's selector. An empty one is refused, as by Kubernetes' validation; a null
+        one is left out (a Deployment's then defaults to its template's labels)."""
+        got = self.label_selector(node, path)
+        if got not in (None, SKIP) and not got[0] and not got[1]:
+            return self.error(node, f"{path}: Invalid value: v1.LabelSelector{{MatchLabels:map[string]string(nil), "
+                                    "MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is invalid "
+                                    "for deployment", hint="select the template's labels with matchLabels")
+        return got
+
+    @staticmethod
+    def flatten(got: dict, key: str, labels_key: str) -> None:
+        """Put a selector read under `key` as kinds.konv holds it: its matchLabels under
+        `labels_key`, its matchExpressions, if any, beside them; a null one is left out."""
+        selector = got.pop(key, None)
+        if selector is not None:
+            got[labels_key] = selector[0]
+            if selector[1]:
+                got["matchExpressions"] = selector[1]
 
     # -- pods
 
@@ -532,8 +549,8 @@ class _Reader:
 
     def pod_affinity(self, node: Node, path: str, *, anti: bool = False):
         def term(n, p):
-            got = self.fields(n, p, {"labelSelector": self.pod_selector, "topologyKey": self.string})
-            return got if got is SKIP else self.selected(n, p, got, "term", drop=anti)
+            got = self.fields(n, p, {"labelSelector": self.label_selector, "topologyKey": self.string})
+            return got if got is SKIP else self.selected(n, p, got, "term", constrains=anti)
 
         got = self.fields(node, path, {
             "requiredDuringSchedulingIgnoredDuringExecution": lambda n, p: self.list_of(n, p, term)})
@@ -542,23 +559,26 @@ class _Reader:
     def spread(self, node: Node, path: str):
         got = self.fields(node, path, {
             "maxSkew": self.integer, "topologyKey": self.string, "whenUnsatisfiable": self.string,
-            "labelSelector": self.pod_selector,
+            "labelSelector": self.label_selector,
         })
-        return got if got is SKIP else self.selected(node, path, got, "constraint", drop=True)
+        return got if got is SKIP else self.selected(node, path, got, "constraint", constrains=True)
 
-    def selected(self, node: Node, path: str, got: dict, what: str, *, drop: bool):
-        """A term or constraint without `labelSelector`: in Kubernetes it matches no pod, where
-        Konverge's default `{}` would match every pod. An anti-affinity term or a spread
-        constraint that matches no pod constrains nothing, so it is dropped with a warning; a
-        required affinity term that matches no pod can never be met, which is an error."""
-        if "labelSelector" in got or "labelSelector" in self.pairs(node):  # read, or already reported
-            return got
-        if drop:
-            self.warn(node, f"`{path}` has no labelSelector, so in Kubernetes it matches no pod and the {what} "
-                            "constrains nothing; ignored")
-            return SKIP
-        return self.error(node, f"`{path}` has no labelSelector, so in Kubernetes it matches no pod and the pod "
-                                "could never be scheduled", hint="give the term a labelSelector")
+    def selected(self, node: Node, path: str, got: dict, what: str, *, constrains: bool):
+        """A term or constraint is read as it is: a null (or missing) `labelSelector` matches no
+        pod, in Kubernetes and in the rules alike. That is seldom meant, so it is a warning: an
+        anti-affinity term or a spread constraint then constrains nothing, and a required
+        affinity term can never be met."""
+        if got.get("labelSelector") is None and not self.selector_unreadable(node):
+            self.warn(node, f"`{path}` has no labelSelector, so in Kubernetes it matches no pod and "
+                            + (f"the {what} constrains nothing" if constrains else "the pod can never be scheduled"),
+                      hint="give it a labelSelector (`{}` matches every pod)")
+        self.flatten(got, "labelSelector", "labelSelector")
+        return got
+
+    def selector_unreadable(self, node: Node) -> bool:
+        """Whether the `labelSelector` is there but could not be read (its error is reported)."""
+        value = self.pairs(node).get("labelSelector", (None, None))[1]
+        return value is not None and not self.null(value)
 
     def pod_spec(self, node: Node, path: str, *, template: bool) -> dict:
         handlers: dict[str, Handler] = {
@@ -569,36 +589,23 @@ class _Reader:
             "topologySpreadConstraints": lambda n, p: self.list_of(n, p, self.spread),
             "restartPolicy": self.string,
             "terminationGracePeriodSeconds": self.integer,
+            "schedulerName": self.string,
+            "serviceAccountName": self.string,
+            "serviceAccount": self.string,  # the deprecated alias of serviceAccountName
         }
         if not template:
-            handlers.update(nodeName=self.string, serviceAccountName=self.string, serviceAccount=self.string,
-                            schedulerName=self.string)
-        else:
-            for key, default in (("schedulerName", "default-scheduler"), ("serviceAccountName", "default"),
-                                 ("serviceAccount", "default")):
-                handlers[key] = self.template_only(default)
+            handlers.update(nodeName=self.string)
         got = self.fields(node, path, handlers)
         if got is SKIP:
             return {}
         if "nodeName" in got:
             got["node"] = got.pop("nodeName")
-        account = got.pop("serviceAccountName", None) or got.pop("serviceAccount", None)
-        got.pop("serviceAccount", None)
-        if account:
-            got["serviceAccount"] = account
+        alias = got.pop("serviceAccount", None)
+        if alias and not got.get("serviceAccountName"):
+            got["serviceAccountName"] = alias
+        if not got.get("serviceAccountName"):
+            got.pop("serviceAccountName", None)  # empty: the default
         return got
-
-    def template_only(self, default: str) -> Handler:
-        """A pod field the standard PodTemplate does not carry: its pods get the default, so a
-        value other than the default is a warning that says so."""
-        def handler(node: Node, path: str):
-            value = self.string(node, path)
-            if value is not SKIP and value != default:
-                self.warn(node, f"`{path}: {value}` is not carried to the pods: Konverge's pod template has no "
-                                f"such field, so its pods get `{default}`; ignored",
-                          hint="set it on a Pod manifest, where it is read")
-            return SKIP
-        return handler
 
     def template(self, node: Node, path: str):
         out: dict = {}
@@ -657,6 +664,7 @@ def _workload(kind: str):
         got = r.fields(node, "spec", handlers)
         if got is SKIP:
             return
+        r.flatten(got, "selector", "selector")
         strategy = got.pop("strategy", None) or {}
         body.update(got)
         body.update(strategy.get("rollingUpdate", {}))
@@ -800,7 +808,7 @@ def _selector_default(r: _Reader, doc: Node, obj: dict, body: dict):
     if "template" not in body:
         r.error(doc, f"{obj['kind']} {obj['name']} has no `spec.template`", code=E_MISSING)
         return SKIP
-    if obj["kind"] == "ReplicaSet" and not body.get("selector"):
+    if obj["kind"] == "ReplicaSet" and "selector" not in body:
         body["selector"] = dict(body["template"].get("labels", {}))
     return None
 
