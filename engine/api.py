@@ -41,6 +41,7 @@ from .check import OBJECT_NAME, KindInfo, Program
 from .errors import Diagnostic, KonvergeError
 from .eval import Evaluator
 from .names import closest
+from .reads import Reads
 from .store import Compacted, Compare, Delete, Put, Store, kind_prefix, object_key
 from .types import ANY, KindT, ListT, MapT, OptT, Prim, RecordT, RefT, Type
 from .values import decode, encode
@@ -201,12 +202,18 @@ class APIServer:
         self._by_resource = seen
         self._defaults = Evaluator(program, _EmptyWorld(clock))
         self._admission = Evaluator(program, _StoreWorld(self))
-        self._policies: dict[str, list[tuple[A.PolicyDecl, A.Deny]]] = {}
+        # kind → (policy, deny, the fields its verdict depends on alone, or None): an update that
+        # keeps those fields as this server admitted them keeps the verdict (ratcheting).
+        self._policies: dict[str, list[tuple[A.PolicyDecl, A.Deny, frozenset | None]]] = {}
+        reads = Reads(program)
         for policy in program.policies:
             for deny in policy.denies:
                 info = program.kind(deny.source.kind)
                 if info is not None:
-                    self._policies.setdefault(info.name, []).append((policy, deny))
+                    exprs = (deny.cond, deny.because)
+                    fields = reads.fields(deny.source.var, exprs) if reads.pure(exprs) else None
+                    self._policies.setdefault(info.name, []).append((policy, deny, fields))
+        self._admitted: dict[str, tuple[int, dict]] = {}  # store key → (revision, the object as admitted)
         self.rbac_enabled = "RoleBinding" in program.kinds or "ClusterRoleBinding" in program.kinds
         self._users_declared = "User" in program.kinds
         self._rbac = _RBACCache(self) if self.rbac_enabled or self._users_declared else None
@@ -309,6 +316,7 @@ class APIServer:
         if not r.succeeded:
             raise AlreadyExists(f'{self.resource(info)} "{name}" already exists')
         obj["resourceVersion"] = obj["createdRevision"] = r.revision
+        self._admitted[key] = (r.revision, obj)
         return obj
 
     def update(self, who: Identity, kind: str, obj: dict) -> dict:
@@ -328,7 +336,8 @@ class APIServer:
         if current.mod_revision != rv:
             raise self._conflict(info, name)
         obj["createdRevision"] = current.create_revision
-        obj = self._admit(info, obj)
+        admitted = self._admitted.get(key)
+        obj = self._admit(info, obj, admitted[1] if admitted is not None and admitted[0] == rv else None)
         data = encode_object(obj)
         if data == current.value:
             return decode_object(current)  # nothing changed: no write, no new revision
@@ -338,6 +347,7 @@ class APIServer:
                 raise self._not_found(info, name)
             raise self._conflict(info, name)
         obj["resourceVersion"] = r.revision
+        self._admitted[key] = (r.revision, obj)
         return obj
 
     def delete(self, who: Identity, kind: str, namespace: str | None, name: str,
@@ -360,6 +370,7 @@ class APIServer:
                 f'Operation cannot be fulfilled on {self.resource(info)} "{name}": the ResourceVersion in the '
                 f"precondition ({resource_version}) does not match the ResourceVersion in record "
                 f"({kvs[0].mod_revision}). The object might have been modified")
+        self._admitted.pop(key, None)
         prev = r.responses[0].prev_kvs[0]
         obj = decode_object(prev)
         obj["resourceVersion"] = r.revision
@@ -395,13 +406,17 @@ class APIServer:
         obj.setdefault("managedBy", None)
         return obj
 
-    def _admit(self, info: KindInfo, obj: dict) -> dict:
-        """Defaulting, validation, then the admission policies."""
+    def _admit(self, info: KindInfo, obj: dict, old: dict | None = None) -> dict:
+        """Defaulting, validation, then the admission policies. An update of `old`, as this
+        server admitted it, is not denied by a policy that reads only fields it keeps: as
+        Kubernetes ratchets validation, an unchanged field is not judged again."""
         obj = self._default_fields(info.fields, obj)
         causes = self._validate(info, obj)
         if causes:
             raise Invalid(info.name, obj["name"], causes)
-        for policy, deny in self._policies.get(info.name, ()):
+        for policy, deny, fields in self._policies.get(info.name, ()):
+            if old is not None and fields is not None and all(old.get(f) == obj.get(f) for f in fields):
+                continue
             env = {deny.source.var: obj}
             if self._admission.eval(deny.cond, env) is True:
                 message = policy.message

@@ -39,6 +39,7 @@ from . import ast as A
 from .check import ENGINE_FAULT_KIND, Program
 from .errors import Diagnostic, KonvergeError
 from .eval import Evaluator, _conjuncts, _mentions, materialize
+from .reads import Reads
 from .values import decode, encode, freeze, number_value, unit_value
 
 DEFAULT_BUDGET = 200_000
@@ -103,10 +104,17 @@ class Cache:
         self._sorted: dict[str, list[dict]] = {}
         self.clock: int | Fraction = 0
         self.state_hash = 0  # order-independent hash of every object's content
-        # key → (object, its content hash, the digest of its content but its name and bookkeeping)
-        self.hashes: dict[tuple, tuple] = {}
+        self.hashes: dict[tuple, int] = {}  # key → its object's content hash
+        # id(object) → (object, how a memo key names it, how a memo key names its content alone:
+        # the digest of everything but its name and bookkeeping), for the objects held
+        self.memo_parts: dict[int, tuple] = {}
         self.owned: dict[str, set[tuple]] = {}  # managedBy → keys of the objects it owns
         self.indexes: dict[tuple, dict] = {}  # (kind, "eq"|"sub", path) → entry → {key: object}
+
+    def __setstate__(self, state: dict) -> None:
+        """A copy (a forked run's) holds copies of the objects: `memo_parts` goes by their ids."""
+        self.__dict__.update(state)
+        self.memo_parts = {id(part[0]): part for part in self.memo_parts.values()}
 
     def lookup(self, kind: str, mode: str, path: tuple, value) -> list[dict]:
         """Objects of a kind whose field at `path` equals `value` ("eq"), is not none ("has"),
@@ -158,12 +166,13 @@ class Cache:
         key = object_key(obj["kind"], obj.get("namespace"), obj["name"])
         old = self.by_kind.setdefault(key[0], {}).get(key)
         if old is not None:
-            self.state_hash = (self.state_hash - self.hashes[key][1]) % 2**64
+            self.state_hash = (self.state_hash - self.hashes[key]) % 2**64
             self._disown(old, key)
+            self.memo_parts.pop(id(old), None)
         self._reindex(key, old, obj)
         self.by_kind[key[0]][key] = obj
-        content, anonymous = _hashes(obj)
-        self.hashes[key] = (obj, content, anonymous)
+        self.hashes[key] = content = _hash(obj)
+        self.memo_parts[id(obj)] = (obj, (*key, obj.get("resourceVersion")), {})
         self.state_hash = (self.state_hash + content) % 2**64
         if obj.get("managedBy"):
             self.owned.setdefault(obj["managedBy"], set()).add(key)
@@ -188,8 +197,9 @@ class Cache:
     def remove(self, key: tuple) -> dict | None:
         old = self.by_kind.get(key[0], {}).pop(key, None)
         if old is not None:
-            self.state_hash = (self.state_hash - self.hashes.pop(key)[1]) % 2**64
+            self.state_hash = (self.state_hash - self.hashes.pop(key)) % 2**64
             self._disown(old, key)
+            self.memo_parts.pop(id(old), None)
             self._reindex(key, old, None)
             self._sorted.pop(key[0], None)
         return old
@@ -236,16 +246,20 @@ def _index_remove(index: dict, mode: str, path: tuple, key: tuple, obj: dict) ->
 
 # What tells apart two objects of equal content: not read by a def that is memoised by content.
 IDENTITY = ("name", "resourceVersion", "createdRevision", "managedBy")
+_IDENTITY_SET = frozenset(IDENTITY)
 
 
-def _hashes(obj: dict) -> tuple[int, bytes]:
-    """An object's content hash (all but its versions), and the digest of its content without
-    its identity, which equal objects of different names share."""
+def _hash(obj: dict) -> int:
+    """An object's content hash: all but its versions."""
     rest = {k: v for k, v in obj.items() if k not in IDENTITY}
-    anonymous = hashlib.blake2b(json.dumps(encode(rest), sort_keys=True, separators=(",", ":")).encode(),
-                                digest_size=16).digest()
-    named = json.dumps([obj["name"], obj.get("managedBy")]).encode()
-    return int.from_bytes(hashlib.blake2b(anonymous + named, digest_size=8).digest(), "big"), anonymous
+    text = json.dumps([encode(rest), obj["name"], obj.get("managedBy")], sort_keys=True, separators=(",", ":"))
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+def _projection(obj: dict, fields: frozenset) -> tuple:
+    """How a memo key names an object by some of its fields: their values' digest."""
+    text = json.dumps(encode({f: obj.get(f) for f in fields}), sort_keys=True, separators=(",", ":"))
+    return obj["kind"], fields, hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 class _TrackingWorld:
@@ -291,13 +305,14 @@ class _Memo:
     A call is keyed by the def and its arguments; an object argument by its key and
     resourceVersion, so a change to the object itself makes a new key — or, where the def
     reads nothing of it that tells equal objects apart (`content_params`), by the digest of
-    its content, so that objects alike (a ReplicaSet's pods) share the result. A hit adds
-    the call's reads to the caller's, so the rule instance still wakes when they change.
+    the fields it reads, so that objects alike in those (a ReplicaSet's pods) share the
+    result. A hit adds the call's reads to the caller's, so the rule instance still wakes
+    when they change.
     """
 
     LIMIT = 200_000
 
-    def __init__(self, world: "_TrackingWorld", by_content: dict[str, frozenset]):
+    def __init__(self, world: "_TrackingWorld", by_content: dict[str, dict[int, frozenset]]):
         self.world = world
         self.by_content = by_content
         self.entries: dict[tuple, tuple] = {}
@@ -307,19 +322,25 @@ class _Memo:
     def key(self, name: str, args: list):
         parts = [name]
         content = self.by_content.get(name, ())
+        held = self.world.cache.memo_parts
         for i, a in enumerate(args):
             t = type(a)
             if t is str or t is int or a is None:
                 parts.append(a)
+            elif t is dict and (known := held.get(id(a))) is not None and known[0] is a:  # an object the cache holds
+                fields = content.get(i)
+                if fields is None:
+                    parts.append(known[1])
+                else:
+                    projections = known[2]
+                    part = projections.get(fields)
+                    if part is None:
+                        part = projections[fields] = _projection(a, fields)
+                    parts.append(part)
             elif t in _PLAIN:
                 parts.append((t, a))  # True, 1.0 and Fraction(1) equal 1, and must not share its entry
             elif t is dict and "kind" in a and "resourceVersion" in a:
-                if i in content:
-                    known = self.world.cache.hashes.get(object_key(a["kind"], a.get("namespace"), a["name"]))
-                    if known is not None and known[0] is a:
-                        parts.append((a["kind"], known[2]))
-                        continue
-                parts.append((a["kind"], a.get("namespace"), a["name"], a.get("resourceVersion")))
+                parts.append((a["kind"], a.get("namespace") or "", a["name"], a.get("resourceVersion")))
             elif t is dict:
                 parts.append(("record", freeze(a)))  # a record (a port, a taint), by value
             elif t is list and all(type(x) is dict and "kind" in x and "resourceVersion" in x for x in a):
@@ -360,39 +381,15 @@ class _Memo:
                     keys.discard(key)
 
 
-def content_params(program: Program) -> dict[str, frozenset]:
+def content_params(program: Program) -> dict[str, dict[int, frozenset]]:
     """For each def, the parameters it reads only through fields that are not an object's
-    identity (IDENTITY), itself or through the defs it passes them to: a call may be
-    memoised by those arguments' content."""
-    found: dict[str, frozenset] = {}
-
-    def only_content(var: str, e) -> bool:
-        if isinstance(e, A.Name):
-            return e.id != var
-        if isinstance(e, A.Attr) and isinstance(e.obj, A.Name) and e.obj.id == var:
-            return e.name not in IDENTITY
-        if getattr(e, "var", None) == var:
-            return False  # rebound: not followed
-        if isinstance(e, A.Call) and e.fn in program.defs:
-            callee = of(e.fn)
-            return all(j in callee if isinstance(a, A.Name) and a.id == var else only_content(var, a)
-                       for j, a in enumerate(e.args))
-        if isinstance(e, tuple):
-            return all(only_content(var, x) for x in e)
-        if hasattr(e, "__attrs_attrs__"):
-            return all(only_content(var, getattr(e, f.name)) for f in e.__attrs_attrs__ if f.name != "span")
-        return True
-
-    def of(name: str) -> frozenset:
-        if name not in found:
-            found[name] = frozenset()  # defs are not recursive (the checker refuses it); a guard all the same
-            d = program.defs[name]
-            found[name] = frozenset(i for i, p in enumerate(d.params) if only_content(p.name, d.body))
-        return found[name]
-
-    for name in program.defs:
-        of(name)
-    return found
+    identity (IDENTITY), itself or through the defs it passes them to, each with the fields it
+    reads: a call may be memoised by those fields of the arguments, so that objects alike
+    in them (a ReplicaSet's pods; two deployments' pods, for a def that reads only requests)
+    share the result."""
+    reads = Reads(program)
+    return {name: {i: f for i, f in enumerate(reads.params(name)) if f is not None and not f & _IDENTITY_SET}
+            for name in program.defs}
 
 
 # ---- rule instances -------------------------------------------------------------------
@@ -461,7 +458,10 @@ class Engine:
         self.after_step = None  # called after every step that wrote something
         self.at_rest = None  # called where no instance wants a write nor waits to retry one, before the clock moves
         self.faults = None  # engine faults (engine/faults.py), armed by scenario events
-        self.follow: deque[str] = deque()  # instance ids to fire first, in this order (engine.explore's paths)
+        # Instance ids to fire first, in this order (engine.explore's paths); an engine fault in it
+        # (an A.FaultEvent aimed at a controller) is armed just before the firing that comes next.
+        self.follow: deque = deque()
+        self.on_sync = None  # given each sync's changes (key, before, after): the invariants of a step look back
 
     # -- the store through the API server
 
@@ -477,6 +477,8 @@ class Engine:
                 changed.append((key, self.cache.put(obj), obj))
         if self.faults is not None:
             self.faults.observe(changed)  # what the controllers behind are given of it
+        if self.on_sync is not None and changed:
+            self.on_sync(changed)
         return changed
 
     def start(self) -> None:
@@ -676,8 +678,15 @@ class Engine:
 
     def next_followed(self) -> tuple[_Instance, _Outcome] | None:
         """The next instance of `follow` (a firing path that engine.explore found), which must want a
-        write here; None where no instance wants one (the clock moves on, or an event comes first)."""
-        iid = self.follow[0]
+        write here; None where no instance wants one (the clock moves on, or an event comes first).
+        An instance waiting out a back-off (engine/faults.py) wants nothing until it ends."""
+        armed = 0  # engine faults to arm first: a scenario event cannot come in the middle of a run
+        while armed < len(self.follow) and not isinstance(self.follow[armed], str):
+            armed += 1
+        if armed == len(self.follow):
+            self._arm_followed(armed)
+            return self.next_enabled()
+        iid = self.follow[armed]
         inst = self.instances.get(iid) or next((i for i in self.enumerate_instances() if i.id == iid), None)
         if inst is not None:
             inst = self.refresh(inst)
@@ -687,7 +696,8 @@ class Engine:
                 outcome = self.evaluate(inst)
                 if not self.naive:
                     self.record_deps(inst, outcome)
-            if outcome.writes:
+            if outcome.writes and self.refused.get(iid) != _fingerprint(outcome.writes):
+                self._arm_followed(armed)
                 self.follow.popleft()
                 self.instances.setdefault(iid, inst)
                 return inst, outcome
@@ -701,6 +711,12 @@ class Engine:
                     f"but `{found[0].id}` has",
             hint="the path was found for another version of the spec or scenario; run `konverge verify "
                  "--exhaustive` again"))
+
+    def _arm_followed(self, n: int) -> None:
+        from .faults import engine_faults
+
+        for _ in range(n):
+            engine_faults(self).arm(self.follow.popleft())
 
     def evaluate_dirty(self) -> list[tuple[_Instance, _Outcome]]:
         """Evaluate every dirty instance and return each with its outcome, applying nothing and
@@ -1136,6 +1152,8 @@ class Run:
         if self.watch.after_steps():
             engine.after_step = self.watch.check
         engine.at_rest = self.watch.rest
+        if self.watch.transitions:
+            engine.on_sync = self.watch.history.note
         self.watch.check()
         self.reason = ""  # why the run stopped short: "budget", "cycle" or "horizon"
         self.last_event_step = 0  # the engine's steps when the last event came
@@ -1255,21 +1273,28 @@ def apply_spec(program: Program, api, engine: Engine, extra: Iterable[tuple[str,
     and applying the same spec again writes nothing."""
     from .store import Put
 
-    declared = [(kind, obj) for kind, obj, _ in spec_objects(program)]
+    declared = [(kind, obj, decl) for kind, obj, decl in spec_objects(program)]
     store = api.store
     records = []
-    for kind, obj in [*declared, *extra]:
+    for kind, obj, decl in [*declared, *((kind, obj, None) for kind, obj in extra)]:
         record = f"{APPLIED}{key_text(object_key(kind, obj.get('namespace'), obj['name']))}"
         body = json.dumps(encode(obj), sort_keys=True, separators=(",", ":")).encode()
         kvs = store.range(record).kvs
         previous = decode(json.loads(kvs[0].value)) if kvs else None
         try:
-            api.create(api.admin, kind, obj)
-            verb = "create"
+            try:
+                api.create(api.admin, kind, obj)
+                verb = "create"
+            except KonvergeError as e:
+                if getattr(e, "reason", "") != "AlreadyExists":
+                    raise
+                verb = _reapply(api, kind, obj, previous)
         except KonvergeError as e:
-            if getattr(e, "reason", "") != "AlreadyExists":
+            if decl is None or all(d.span is not None for d in e.diagnostics):
                 raise
-            verb = _reapply(api, kind, obj, previous)
+            # A refusal of a declared object points at its declaration.
+            raise KonvergeError([d if d.span is not None else attrs.evolve(d, span=decl.span)
+                                 for d in e.diagnostics], e.exit_code) from None
         if not kvs or kvs[0].value != body:
             records.append(Put(record, body))
         if verb:
@@ -1344,12 +1369,77 @@ def apply_event(program: Program, api, engine: Engine, event) -> None:
         engine.apply(inst, [("delete", kind.name, key, current["resourceVersion"])])
 
 
+class _History:
+    """The cache, and the versions of the objects the latest step (or scenario event) replaced:
+    the world an invariant of a step is evaluated in. The engine hands it every sync's changes
+    (Engine.on_sync); what it keeps is forgotten once the step is checked, so it holds what one
+    step changed, never the cluster."""
+
+    def __init__(self, cache: Cache):
+        self.cache = cache
+        self.previous: dict[tuple, dict | None] = {}  # key → its version before the step; None: created
+
+    def note(self, changes: list[tuple]) -> None:
+        for key, before, _ in changes:
+            self.previous.setdefault(key, before)  # the first: what the step started from
+
+    def before(self, obj: dict) -> dict | None:
+        """`before(x)`: x as it was before the step; none if the step created it (or deleted it
+        and created another under its name); x itself if the step left it alone."""
+        key = object_key(obj["kind"], obj.get("namespace"), obj["name"])
+        if key not in self.previous:
+            return obj
+        old = self.previous[key]
+        if old is None or old.get("createdRevision") != obj.get("createdRevision"):
+            return None
+        return old
+
+    def scan(self, kind: str):
+        return self.cache.scan(kind)
+
+    def lookup(self, kind: str, mode: str, path: tuple, value):
+        return self.cache.lookup(kind, mode, path, value)
+
+    def lookup_size(self, kind: str, mode: str, path: tuple, value) -> int:
+        return self.cache.lookup_size(kind, mode, path, value)
+
+    def get(self, key: tuple) -> dict | None:
+        return self.cache.get(key)
+
+    def now(self):
+        return self.cache.clock
+
+
+def step_culprits(ev: Evaluator, inv: A.InvariantDecl, changed: Iterable[tuple]) -> list[tuple]:
+    """The keys of the objects an invariant of a step (Program.transitions: `forall KIND x …`, or an
+    `and` of them) fails on, evaluated only on `changed`, the keys a step created or changed (a
+    deleted one is not looked at), in `ev`, whose world answers `before` (_History).
+
+    That is its meaning: an invariant of a step is about each change. It agrees with evaluating the
+    `forall` over every object whenever the body holds of an object the step left alone (where
+    `before(x)` is `x`), as a relation between old and new that allows "no change" does."""
+    keys = sorted(changed)
+    out: dict[tuple, None] = {}
+    for q in _conjuncts(inv.cond):
+        kind, var = ev.kind_name(q.source.kind), q.source.var
+        for key in keys:
+            obj = ev.world.get(key) if key[0] == kind else None
+            if obj is None:
+                continue
+            env = {var: obj}
+            if (q.where is None or ev.eval(q.where, env) is True) and ev.eval(q.body, env) is not True:
+                out[key] = None
+    return list(out)
+
+
 class _Properties:
     """What a run watches as it goes: the invariants — after every step, or, those declared
     `at rest`, wherever no rule instance wants a write or waits to retry one (before the clock
     moves on, an event comes, or the run ends) — and a scenario's `expect`s: `always` after every write,
     `eventually … within T` until it holds at or before T, plain `eventually` at the end.
-    Each violation is reported once, where it was first seen."""
+    The invariants of a step (they call `before`) are checked after every step and event, on the
+    objects it created or changed (step_culprits). Each violation is reported once, where it was
+    first seen."""
 
     def __init__(self, program: Program, engine: Engine, items):
         self.program = program
@@ -1358,16 +1448,21 @@ class _Properties:
         self.items = [i for i in items if isinstance(i, A.Expect)]
         self.steady = [i for i in program.invariants if not i.at_rest]
         self.resting = [i for i in program.invariants if i.at_rest]
+        self.transitions = list(program.transitions)
+        self.history = _History(engine.cache)
+        self.step_ev = Evaluator(program, self.history)
         self.broken: dict[int, str] = {}  # index → first violation
         self.met: set[int] = set()
         self.failed: dict[str, str] = {}  # invariant name → its first violation
+        self.culprits: dict[str, tuple] = {}  # invariant of a step → the objects whose change broke it
 
     def after_steps(self) -> bool:
         """Whether anything is checked after every step."""
-        return bool(self.items or self.steady)
+        return bool(self.items or self.steady or self.transitions)
 
     def check(self) -> None:
         self._invariants(self.steady)
+        self._transitions()
         clock = self.engine.cache.clock
         for n, item in enumerate(self.items):
             if item.mode == "always":
@@ -1380,6 +1475,24 @@ class _Properties:
     def rest(self) -> None:
         self._invariants(self.resting)
 
+    def _transitions(self) -> None:
+        changed = self.history.previous
+        if not changed:
+            return
+        try:
+            for inv in self.transitions:
+                if inv.name in self.failed:
+                    continue
+                bad = step_culprits(self.step_ev, inv, changed)
+                if bad:
+                    more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+                    self.culprits[inv.name] = tuple(bad)
+                    self.failed[inv.name] = (f'invariant "{inv.name}" does not hold (after step {self.engine.steps}, '
+                                             f"virtual clock {_clock_text(self.engine.cache.clock)}) on "
+                                             f"{key_text(bad[0])}{more}")
+        finally:
+            self.history.previous = {}
+
     def _invariants(self, invariants) -> None:
         for inv in invariants:
             if inv.name not in self.failed and self.ev.eval(inv.cond, {}) is not True:
@@ -1389,7 +1502,8 @@ class _Properties:
 
     def violations(self) -> list[str]:
         self.check()
-        out = [self.failed[i.name] for i in self.program.invariants if i.name in self.failed]
+        out = [self.failed[i.name] for i in (*self.program.invariants, *self.program.transitions)
+               if i.name in self.failed]
         out += [self.broken[n] for n in sorted(self.broken)]
         for n, item in enumerate(self.items):
             if item.mode != "eventually":

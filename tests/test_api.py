@@ -238,6 +238,23 @@ def test_an_admission_policy_reads_other_objects_and_gives_its_because_message(a
     assert api.update(api.admin, "pod", dict(b, phase="Running"))["phase"] == "Running"
 
 
+def test_an_update_keeping_the_fields_a_pure_policy_reads_is_not_judged_again(api, monkeypatch):
+    created = api.create(api.admin, "pod", pod())
+    ports, quota = [deny.cond for policy, deny, _ in api._policies["Pod"]]
+    judged = []
+    real = api._admission.eval
+    monkeypatch.setattr(api._admission, "eval", lambda e, env: judged.append(e) or real(e, env))
+    api.update(api.admin, "pod", dict(created, phase="Running"))
+    # Only the quota policy, which reads other objects, is judged again; the ports policy reads
+    # only the containers, which the update keeps.
+    assert [e for e in judged if e in (ports, quota)] == [quota]
+    judged.clear()
+    current = api.get(api.admin, "pod", "shop", "web-1")
+    with pytest.raises(Invalid):  # a change to what it reads is judged
+        api.update(api.admin, "pod", dict(current, containers=current["containers"] * 2))
+    assert [e for e in judged if e in (ports, quota)] == [ports]
+
+
 # ---- validation ----------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 import pytest
 
+from engine.cli import main
 from engine.errors import KonvergeError
 from tests.kube import node, run
 
@@ -219,3 +220,101 @@ def test_scaling_a_deployment_below_zero_is_refused():
     [refused] = c.writes(verb="refused", kind="Deployment", name="d")
     assert "spec.replicas: Invalid value: -1" in refused.message
     assert c.get("Deployment", "d")["replicas"] == 1
+
+
+# ---- label selectors (ValidateLabelSelectorRequirement, ValidateReplicaSetSpec) ----------------
+
+CONTAINER = 'container c { image: "x" }'
+TERMS = "requiredDuringSchedulingIgnoredDuringExecution"
+
+
+@pytest.mark.parametrize("body, message", [
+    (f'pod p {{ affinity: {{podAffinity: [{{matchExpressions: [{{key: "a", operator: "In"}}], topologyKey: "z"}}]}} '
+     f'{CONTAINER} }}',
+     f'Pod "p" is invalid: spec.affinity.podAffinity.{TERMS}[0].labelSelector.matchExpressions[0].values: '
+     "Required value: must be specified when `operator` is 'In' or 'NotIn'"),
+    (f'pod p {{ affinity: {{podAntiAffinity: [{{labelSelector: {{a: "b"}}, topologyKey: "z"}}, '
+     f'{{matchExpressions: [{{key: "a", operator: "Exists"}}, {{key: "a", operator: "NotIn", values: []}}], '
+     f'topologyKey: "z"}}]}} {CONTAINER} }}',
+     f'Pod "p" is invalid: spec.affinity.podAntiAffinity.{TERMS}[1].labelSelector.matchExpressions[1].values: '
+     "Required value: must be specified when `operator` is 'In' or 'NotIn'"),
+    (f'pod p {{ topologySpreadConstraints: [{{topologyKey: "z", matchExpressions: '
+     f'[{{key: "a", operator: "Exists", values: ["b"]}}]}}] {CONTAINER} }}',
+     'Pod "p" is invalid: spec.topologySpreadConstraints[0].labelSelector.matchExpressions[0].values: '
+     "Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'"),
+    (f'pod p {{ topologySpreadConstraints: [{{topologyKey: "z", matchExpressions: '
+     f'[{{key: "a", operator: "DoesNotExist", values: ["b"]}}]}}] {CONTAINER} }}',
+     'Pod "p" is invalid: spec.topologySpreadConstraints[0].labelSelector.matchExpressions[0].values: '
+     "Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist'"),
+    (f'pod p {{ affinity: {{podAffinity: [{{matchExpressions: [{{key: "a", operator: "Gt", values: ["1"]}}], '
+     f'topologyKey: "z"}}]}} {CONTAINER} }}',
+     f'Pod "p" is invalid: spec.affinity.podAffinity.{TERMS}[0].labelSelector.matchExpressions[0].operator: '
+     'Invalid value: "Gt": not a valid selector operator'),
+    (f'replicaset r {{ selector {{ a: "b" }} matchExpressions: [{{key: "a", operator: "Like", values: ["x"]}}] '
+     f'template {{ labels {{ a: "b" }} {CONTAINER} }} }}',
+     'ReplicaSet "r" is invalid: spec.selector.matchExpressions[0].operator: Invalid value: "Like": '
+     "not a valid selector operator"),
+    (f'deployment d {{ template {{ labels {{ a: "d" }} topologySpreadConstraints: [{{topologyKey: "z", '
+     f'matchExpressions: [{{key: "a", operator: "In"}}]}}] {CONTAINER} }} }}',
+     'Deployment "d" is invalid: spec.template.spec.topologySpreadConstraints[0].labelSelector.matchExpressions[0]'
+     ".values: Required value: must be specified when `operator` is 'In' or 'NotIn'"),
+    (f'replicaset r {{ template {{ labels {{ a: "b" }} {CONTAINER} }} }}',
+     'ReplicaSet "r" is invalid: spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), '
+     "MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: empty selector is invalid for deployment"),
+    (f'replicaset r {{ selector {{ a: "c" }} template {{ labels {{ a: "b"  z: "y" }} {CONTAINER} }} }}',
+     'ReplicaSet "r" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{"a":"b", "z":"y"}: '
+     "`selector` does not match template `labels`"),
+    (f'deployment d {{ matchExpressions: [{{key: "track", operator: "Exists"}}] '
+     f'template {{ labels {{ a: "d" }} {CONTAINER} }} }}',
+     'Deployment "d" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{"a":"d"}: '
+     "`selector` does not match template `labels`"),
+])
+def test_invalid_label_selectors_are_refused_with_kubernetes_messages(body, message):
+    assert refusal(body) == message
+
+
+def test_valid_label_selectors_of_every_operator_are_accepted():
+    exprs = ('[{key: "a", operator: "In", values: ["b"]}, {key: "a", operator: "NotIn", values: ["c"]}, '
+             '{key: "a", operator: "Exists"}, {key: "t", operator: "DoesNotExist"}]')
+    c = run(node("n1", extra='labels { z: "1" }') + f'replicaset r {{ matchExpressions: {exprs} template {{ labels {{ a: "b" }} {CONTAINER} }} }}\n'
+            f'pod p {{ labels {{ x: "y" }} topologySpreadConstraints: [{{topologyKey: "z", labelSelector: {{}}, '
+            f'matchExpressions: {exprs}}}] {CONTAINER} }}\n')
+    assert c.get("ReplicaSet", "r")["matchExpressions"][3] == {"key": "t", "operator": "DoesNotExist", "values": []}
+    assert c.get("Pod", "p")["ready"] and len(c.pods()) == 2
+
+
+# ---- service accounts (the ServiceAccount admission plugin) ------------------------------------
+
+
+def test_pod_naming_a_missing_service_account_is_refused_with_kubernetes_message():
+    _, refused = create(f'serviceAccountName: "bot" {CONTAINER}')
+    assert refused == ('Pod "x" is invalid: error looking up service account default/bot: '
+                       'serviceaccount "bot" not found')
+    assert refusal(f'pod p in kube-system {{ serviceAccountName: "bot" {CONTAINER} }}') == (
+        'Pod "p" is invalid: error looking up service account kube-system/bot: serviceaccount "bot" not found')
+
+
+def test_pod_naming_an_existing_service_account_is_accepted():
+    c = run(node("n1") + "serviceaccount bot {}\n" + f'pod p {{ serviceAccountName: "bot" {CONTAINER} }}\n')
+    assert c.get("Pod", "p")["serviceAccountName"] == "bot" and c.get("Pod", "p")["ready"]
+
+
+def test_service_account_defaults_to_default_which_needs_no_lookup():
+    # A spec's pods are created before the serviceaccount controller makes `default`.
+    c, refused = create(CONTAINER)
+    assert refused is None and c.get("Pod", "x")["serviceAccountName"] == "default"
+    c = run(node("n1") + f"namespace fresh {{}}\npod p in fresh {{ {CONTAINER} }}\n")
+    assert c.get("Pod", "p", "fresh")["ready"]
+
+
+def test_a_refused_spec_object_is_reported_at_its_declaration(tmp_path, capsys):
+    spec = tmp_path / "bad.konv"
+    spec.write_text('node n1 { cpu: 4  memory: 8Gi }\n\n'
+                    'pod web {\n'
+                    '  container a { image: "x" port http { containerPort: 80 } }\n'
+                    '  container b { image: "y" port web { containerPort: 80 } }\n'
+                    '}\n')
+    code = main(["reconcile", str(spec)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f'{spec}:3:1: error[E200]: Pod "web" is invalid' in err and "3 | pod web {" in err

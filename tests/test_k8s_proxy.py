@@ -3,6 +3,7 @@
 from fractions import Fraction
 from ipaddress import ip_address, ip_network
 
+from engine.kube.contract import per_node_routes
 from tests.kube import node, run
 
 
@@ -25,7 +26,7 @@ def test_kubernetes_service_gets_10_96_0_1():
 
 def test_kubernetes_service_routes_to_the_api_server_not_reject():
     c = run(node("cp", extra="controlPlane: true  internalIP: 10.0.0.10") + node("w1"))
-    [r] = [r for r in routes(c, "default/kubernetes") if r["node"] == "w1"]
+    [r] = routes(c, "default/kubernetes")
     assert (r["clusterIP"], r["port"], r["action"]) == ("10.96.0.1", 443, "DNAT")
     assert r["backends"] == [{"ip": "10.0.0.10", "port": 6443, "probability": 1.0}]
 
@@ -38,9 +39,12 @@ def test_service_ips_are_unique_and_inside_10_96_0_0_12():
     assert ips.count("10.96.0.1") == 1
 
 
-def test_every_node_gets_a_route_for_every_service_port_including_the_control_plane():
+def test_one_route_per_service_port_listed_per_node_in_the_contract_including_the_control_plane():
     c = run(node("cp", extra="controlPlane: true") + node("w1") + web("web-1") + SERVICE)
-    assert sorted(r["node"] for r in routes(c)) == ["cp", "w1"]
+    [r] = routes(c)
+    listed = [o for o in per_node_routes(c.objects) if o["kind"] == "Route" and o["service"] == "default/web"]
+    assert sorted((o["node"], o["name"]) for o in listed) == [("cp", "cp." + r["name"]), ("w1", "w1." + r["name"])]
+    assert all(o["backends"] == r["backends"] and o["clusterIP"] == r["clusterIP"] for o in listed)
 
 
 def test_route_dnats_cluster_ip_to_pod_ip_and_target_port():

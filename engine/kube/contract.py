@@ -36,7 +36,7 @@ CPU_FIELDS = ("cpu", "load")
 
 def document(program: Program, result) -> dict:
     """The contract's document for a reconcile Result."""
-    objects = sorted(result.objects, key=lambda o: (o["kind"], o.get("namespace") or "", o["name"]))
+    objects = sorted(per_node_routes(result.objects), key=lambda o: (o["kind"], o.get("namespace") or "", o["name"]))
     return {
         "converged": result.converged,
         "steps": result.steps,
@@ -48,10 +48,26 @@ def document(program: Program, result) -> dict:
     }
 
 
+def per_node_routes(objects: list[dict]) -> list[dict]:
+    """The objects with kube-proxy's table as the contract lists it: a Route per node and
+    service port. The rules keep one Route per service port, since every node's proxy programs
+    the same chains (rules/proxy.konv); here each is repeated for each node, as `NODE.NAME`
+    with its `node`."""
+    nodes = sorted(o["name"] for o in objects if o["kind"] == "Node")
+    out = [o for o in objects if o["kind"] != "Route"]
+    for r in objects:
+        if r["kind"] == "Route":
+            out += [{"kind": "Route", "namespace": r.get("namespace"), "name": f"{n}.{r['name']}", "node": n,
+                     **{k: v for k, v in r.items() if k not in ("kind", "namespace", "name")}} for n in nodes]
+    return out
+
+
 def contract_object(program: Program, obj: dict) -> dict:
     info = program.kinds.get(obj["kind"])
     out = {"kind": obj["kind"], "namespace": obj.get("namespace"), "name": obj["name"]}
     fields = info.fields if info is not None else {}
+    if obj["kind"] == "Route" and "node" in obj:  # repeated per node by per_node_routes
+        out["node"] = obj["node"]
     for f in fields.values():
         out[f.name] = value(program, f.type, obj.get(f.name), f.name)
     for key in sorted(obj):  # fields the schema does not declare (a kind replaced by a spec)

@@ -321,9 +321,9 @@ def _event_columns(world, wide, clock=None):
 
 def _route_columns(world, wide, clock=None):
     def row(r):
-        return [r.get("node", ""), r.get("service", ""), f"{r.get('clusterIP')}:{r.get('port')}/{r.get('protocol')}",
+        return [r.get("service", ""), f"{r.get('clusterIP')}:{r.get('port')}/{r.get('protocol')}",
                 r.get("action", ""), str(len(r.get("backends", [])))]
-    return ["NODE", "SERVICE", "DESTINATION", "ACTION", "BACKENDS"], row
+    return ["SERVICE", "DESTINATION", "ACTION", "BACKENDS"], row
 
 
 TABLES: dict[str, Callable] = {

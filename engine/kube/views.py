@@ -315,7 +315,7 @@ def pod_writes(state: State, pod: str, ns: str) -> list[Write]:
             if follow is not None:
                 picked[id(follow)] = follow
                 reacted.append((e["namespace"] + "/" + e["name"], follow.revision))
-    # Routes for those services: the proxy's first write after the endpoints changed, on each node.
+    # Routes for those services: the proxy's first write after the endpoints changed.
     for service, rev in sorted({(s, max(r for s2, r in reacted if s2 == s)) for s, _ in reacted}):
         for route in state.of_kind("Route"):
             if route.get("service") != service:
@@ -356,7 +356,8 @@ def route_view(program: Program, state: State, target: str, *, from_node: str | 
     if node not in nodes:
         raise _missing("node", node, nodes, "")
     ident = f"{ns}/{svc['name']}"
-    routes = sorted((r for r in state.of_kind("Route") if r.get("service") == ident and r.get("node") == node),
+    # Every node's proxy holds the same table (rules/proxy.konv): a Route per service port.
+    routes = sorted((r for r in state.of_kind("Route") if r.get("service") == ident),
                     key=lambda r: (r.get("port") or 0, r.get("protocol") or ""))
     if port_text:
         ports = [str(r.get("port")) for r in routes] + [

@@ -1,0 +1,86 @@
+"""What an expression reads: the static analysis behind memo keys and admission ratcheting.
+
+`Reads(program).fields(var, e)` is the set of fields of the object bound to `var` that `e`
+reads — itself or through the defs it passes the object to — or None when `e` uses the
+object whole (compares it, returns it, hands it to a built-in). `pure(e)` says whether `e`
+reads nothing but its variables: no kind (`for pod p`, `count(node n)`), no clock, no
+earlier state, through any def it calls. An expression that is pure and reads only fields
+F of `var` gives the same value for any two objects equal in F.
+"""
+
+from __future__ import annotations
+
+from . import ast as A
+from .check import Program
+
+# The built-ins that read nothing but their arguments. Any other (now, before, one added
+# later) counts as reading the world.
+PURE_BUILTINS = frozenset({
+    "count", "sum", "min", "max", "any", "all", "len", "str", "int", "float", "abs", "ceil", "floor", "round",
+    "millis", "seconds", "keys", "values", "get", "put", "without", "coalesce", "has_duplicates", "distinct",
+    "sorted", "first", "range", "flatten", "pow", "type_of", "join", "split", "contains", "startswith", "lower",
+    "hash",
+})
+
+
+class Reads:
+    def __init__(self, program: Program):
+        self.program = program
+        self._params: dict[str, tuple] = {}  # def → per parameter, the fields it reads or None
+        self._pure: dict[str, bool] = {}
+
+    def fields(self, var: str, e) -> frozenset | None:
+        out: set = set()
+        return frozenset(out) if self._fields(var, e, out) else None
+
+    def params(self, name: str) -> tuple:
+        """For each parameter of a def, the fields it reads of it, or None."""
+        found = self._params.get(name)
+        if found is None:
+            d = self.program.defs[name]
+            self._params[name] = (None,) * len(d.params)  # defs are not recursive (the checker refuses it); a guard
+            found = self._params[name] = tuple(self.fields(p.name, d.body) for p in d.params)
+        return found
+
+    def _fields(self, var: str, e, out: set) -> bool:
+        if isinstance(e, A.Name):
+            return e.id != var
+        if isinstance(e, A.Attr) and isinstance(e.obj, A.Name) and e.obj.id == var:
+            out.add(e.name)
+            return True
+        if getattr(e, "var", None) == var:
+            return False  # rebound: not followed
+        if isinstance(e, A.Call) and e.fn in self.program.defs:
+            callee = self.params(e.fn)
+            for j, a in enumerate(e.args):
+                if isinstance(a, A.Name) and a.id == var:
+                    if j >= len(callee) or callee[j] is None:
+                        return False
+                    out |= callee[j]
+                elif not self._fields(var, a, out):
+                    return False
+            return True
+        if isinstance(e, tuple):
+            return all(self._fields(var, x, out) for x in e)
+        if hasattr(e, "__attrs_attrs__"):
+            return all(self._fields(var, getattr(e, f.name), out) for f in e.__attrs_attrs__ if f.name != "span")
+        return True
+
+    def pure(self, e) -> bool:
+        if isinstance(e, A.KindSource):
+            return False
+        if isinstance(e, A.Call):
+            if e.fn in self.program.defs:
+                if e.fn not in self._pure:
+                    self._pure[e.fn] = False  # a guard, as above
+                    self._pure[e.fn] = self.pure(self.program.defs[e.fn].body)
+                if not self._pure[e.fn]:
+                    return False
+            elif e.fn not in PURE_BUILTINS:
+                return False
+            return all(self.pure(a) for a in e.args)
+        if isinstance(e, tuple):
+            return all(self.pure(x) for x in e)
+        if hasattr(e, "__attrs_attrs__"):
+            return all(self.pure(getattr(e, f.name)) for f in e.__attrs_attrs__ if f.name != "span")
+        return True
