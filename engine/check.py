@@ -112,11 +112,15 @@ class Program:
     policies: tuple[A.PolicyDecl, ...]
     faults: dict[str, A.FaultDecl]
     scenarios: dict[str, A.ScenarioDecl]
-    invariants: tuple[A.InvariantDecl, ...]
+    invariants: tuple[A.InvariantDecl, ...]  # of the state: after every step, or at rest
     warnings: tuple[Diagnostic, ...]
     # How each `Unit` literal reads (`5m`: "quantity" milli, or "duration" minutes),
     # keyed by id() of the node, which the program keeps alive.
     unit_types: dict[int, str] = attrs.field(eq=False, repr=False)
+    # Invariants of a step, which call `before`: each is `forall KIND x …` (or an `and` of
+    # them), checked after every step on the objects that step created or changed — an
+    # evaluator needs the versions the step replaced to run them (engine.fixpoint._History).
+    transitions: tuple[A.InvariantDecl, ...] = ()
 
     def kind(self, ref: str) -> KindInfo | None:
         return self.kinds.get(ref) or _kind_by_lower(self.kinds, ref)
@@ -294,6 +298,10 @@ class _Checker:
         self.faults: dict[str, A.FaultDecl] = {}
         self.controller_names: set[str] = set()  # for events aimed at a controller
         self.unit_types: dict[int, str] = {}
+        # Where an expression is checked, for `before`: "step" (an invariant checked after every
+        # step: allowed), "rest" (an `at rest` invariant), "def", or "elsewhere".
+        self.looking_back = "elsewhere"
+        self.told_before = False  # E056 was given for the declaration being checked: once is enough
 
     def error(self, code: str, message: str, span: Span | None, hint: str | None = None):
         self.diagnostics.append(Diagnostic(code, message, span=span, hint=hint))
@@ -322,9 +330,11 @@ class _Checker:
         controllers: dict[str, A.ControllerDecl] = {}
         scenarios: dict[str, A.ScenarioDecl] = {}
         invariants: dict[str, A.InvariantDecl] = {}
+        transitions: set[str] = set()
         objects: dict[tuple, A.ObjectDecl] = {}
         policies = []
         for d in decls:
+            self.told_before = False
             if isinstance(d, A.ObjectDecl):
                 self.check_object(d, objects)
             elif isinstance(d, A.ControllerDecl):
@@ -338,16 +348,35 @@ class _Checker:
                 self._declare(scenarios, d.name, d, "scenario")
                 self.check_scenario(d)
             elif isinstance(d, A.InvariantDecl):
-                self._declare(invariants, d.name, d, "invariant")
-                self.expect_bool(d.cond, {}, "an invariant")
+                if self._declare(invariants, d.name, d, "invariant") and self.check_invariant(d):
+                    transitions.add(d.name)
         return Program(
             modules=tuple(modules), kinds=self.kinds, records=self.records,
             objects=tuple(objects.values()), controllers=controllers, defs=self.defs,
             policies=tuple(policies), faults=self.faults, scenarios=scenarios,
-            invariants=tuple(invariants.values()),
+            invariants=tuple(i for i in invariants.values() if i.name not in transitions),
             warnings=tuple(d for d in self.diagnostics if d.severity == "warning"),
             unit_types=self.unit_types,
+            transitions=tuple(i for i in invariants.values() if i.name in transitions),
         )
+
+    def check_invariant(self, d: A.InvariantDecl) -> bool:
+        """Check an invariant; whether it is one of a step (it calls `before`). Such an invariant
+        is checked on the objects a step changed, so it must say which: `forall KIND x …`."""
+        self.looking_back = "rest" if d.at_rest else "step"
+        try:
+            self.expect_bool(d.cond, {}, "an invariant")
+        finally:
+            self.looking_back = "elsewhere"
+        if d.at_rest or not _calls(d.cond, "before", self.defs):
+            return False
+        for c in _conjuncts(d.cond):
+            if not (isinstance(c, A.Quantifier) and c.quantifier == "forall" and isinstance(c.source, A.KindSource)):
+                self.error("E057", "an invariant that uses `before` must be `forall KIND x …: …` (or several joined "
+                                   "by `and`): it is checked on the objects of that kind each step changed",
+                           c.span, hint="put the condition inside `forall KIND x: …` over the kind whose changes it "
+                                        "is about, with `before(x)`")
+        return True
 
     def _declare(self, table: dict, name: str, decl, what: str) -> bool:
         if name in table:
@@ -735,8 +764,25 @@ class _Checker:
         if n < b.min_args or (b.max_args >= 0 and n > b.max_args):
             self.error("E042", f"`{e.fn}` takes {b.params}, but {_count(n, 'argument')} {'is' if n == 1 else 'are'} given", e.span)
             return ANY
+        if e.fn == "before" and self.looking_back != "step" and not self.told_before:
+            self.told_before = True
+            self.before_misplaced(e)
         args = [self.expr_type(a, scope) for a in e.args]
         return self.builtin_type(e, args)
+
+    def before_misplaced(self, e: A.Call):
+        if self.looking_back == "rest":
+            self.error("E056", "`before` means nothing in an `at rest` invariant: it looks back on one step, and "
+                               "an invariant at rest is checked where the engine rests, after many", e.span,
+                       hint="drop `at rest` to check each step's changes, or compare states without `before`")
+        elif self.looking_back == "def":
+            self.error("E056", "`before` cannot be used in a def: rules and policies call defs, and only an "
+                               "invariant checked after every step looks back on a step", e.span,
+                       hint="pass `before(x)` to the def as an argument")
+        else:
+            self.error("E056", "`before` looks back on the latest step, so it may only be used in an invariant "
+                               "checked after every step", e.span,
+                       hint="state the change as an `invariant \"…\" { forall KIND x: … before(x) … }`")
 
     def builtin_type(self, e: A.Call, args: list[Type]) -> Type:
         fn = e.fn
@@ -813,6 +859,12 @@ class _Checker:
             return ListT(STRING)
         if fn == "now":
             return DURATION
+        if fn == "before":
+            if not isinstance(first, KindT) and first != ANY:
+                self.error("E035", f"`before` needs an object of a kind, but this is a {args[0]}", e.args[0].span,
+                           hint="give it a variable bound by `forall KIND x`")
+                return ANY
+            return OptT(first) if isinstance(first, KindT) else ANY
         if fn == "cidr_subnet":
             return CIDR
         if fn == "cidr_host":
@@ -829,6 +881,8 @@ class _Checker:
             self.def_types[d.name] = ANY
             return ANY
         self.def_in_progress.append(d.name)
+        outer, self.looking_back = (self.looking_back, self.told_before), "def"
+        self.told_before = False
         scope: Scope = {}
         for p in d.params:
             scope = self.bind(scope, p.name, self.resolve_type(p.type) if p.type else ANY, p.span)
@@ -836,6 +890,7 @@ class _Checker:
         body = self.expr_type(d.body, scope, ret)
         if ret is not None and not assignable(body, ret):
             self.error("E035", f"`{d.name}` should give a {ret}, but its body is a {body}", d.body.span)
+        self.looking_back, self.told_before = outer
         self.def_in_progress.pop()
         result = ret or body
         self.def_types[d.name] = result
@@ -1240,3 +1295,20 @@ class _Checker:
             if n is None or not least <= n <= most:
                 self.error("E052", f"`{arg.name}` of the fault `{f.name}` is a whole number from {least} to {most}",
                            arg.value.span, hint=f"e.g. `{arg.name}={default}` (the default)")
+
+
+def _conjuncts(e: A.Expr) -> list[A.Expr]:
+    if isinstance(e, A.Binary) and e.op == "and":
+        return _conjuncts(e.left) + _conjuncts(e.right)
+    return [e]
+
+
+def _calls(e, fn: str, defs: dict) -> bool:
+    """Whether an expression calls the built-in `fn` (not a def of that name)."""
+    if isinstance(e, A.Call) and e.fn == fn and fn not in defs:
+        return True
+    if isinstance(e, tuple):
+        return any(_calls(x, fn, defs) for x in e)
+    if attrs.has(type(e)) and not isinstance(e, Span):
+        return any(_calls(getattr(e, f.name), fn, defs) for f in attrs.fields(type(e)) if f.name != "span")
+    return False

@@ -737,6 +737,20 @@ def _millis(ev, e, args):
     return None if args[0] is None else math.ceil(Fraction(args[0]) * 1000)
 
 
+def _before(ev, e, args):
+    """The object as it was before the latest step, from a world that keeps the versions the step
+    replaced (engine.fixpoint._History, for the invariants of a step); the checker allows
+    `before` nowhere else."""
+    obj = args[0]
+    if not isinstance(obj, dict) or "kind" not in obj:
+        return None
+    look_back = getattr(ev.world, "before", None)
+    if look_back is None:
+        _fail(e, "`before` has no step to look back on here",
+              hint="it belongs in an invariant checked after every step")
+    return look_back(obj)
+
+
 _BUILTINS: dict[str, Callable] = {
     "count": lambda ev, e, a: len(a[0] or []),
     "sum": lambda ev, e, a: exact(sum(Fraction(x) for x in _numbers(a[0]))) if not any(
@@ -777,6 +791,7 @@ _BUILTINS: dict[str, Callable] = {
     "lower": lambda ev, e, a: None if a[0] is None else a[0].lower(),
     "hash": _hash,
     "now": lambda ev, e, a: ev.now(),
+    "before": _before,
     "cidr_contains": lambda ev, e, a: a[1] is not None and ipaddress.ip_address(a[1]) in _network(a[0]),
     "cidr_size": lambda ev, e, a: _network(a[0]).num_addresses,
     "cidr_subnet": _cidr_subnet,

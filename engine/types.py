@@ -205,6 +205,8 @@ BUILTINS: dict[str, Builtin] = {
         Builtin("lower", "(string)", 1, 1, "lower-case text"),
         Builtin("hash", "(value)", 1, 1, "a stable 32-bit hash, the same on every run"),
         Builtin("now", "()", 0, 0, "the engine's virtual clock, as a duration since the start"),
+        Builtin("before", "(object)", 1, 1, "in an invariant checked after every step: the object as it was "
+                "before the latest step; none if that step created it"),
         Builtin("cidr_contains", "(cidr, ip)", 2, 2, "true if the address is inside the block"),
         Builtin("cidr_size", "(cidr)", 1, 1, "number of addresses in the block"),
         Builtin("cidr_subnet", "(cidr, prefix, index)", 3, 3, "the index-th sub-block of the given prefix length"),

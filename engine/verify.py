@@ -12,7 +12,8 @@ settle after their last fault. Every example is reconciled and every property ch
 
 - converges: a fixed point within the step budget, no cycle, no timer past the horizon;
 - invariants: each invariant after every step, or, declared `at rest`, wherever the
-  engine has nothing left to do (engine.fixpoint._Properties);
+  engine has nothing left to do; one that calls `before` after every step, on the
+  objects the step changed (engine.fixpoint._Properties);
 - expectations: the `expect`s of the scenario given with `scenario=` hold;
 - idempotent: reconciling the same store again, at the same clock, writes nothing;
 - eventually stable: after the last event a fixed point is reached with every engine
@@ -412,7 +413,11 @@ def check_example(program: Program, scenario: A.ScenarioDecl, *, runs: Runs | No
         settle.append(settled)
     invariants = [v for v in r.violations if v.startswith("invariant ")]
     if invariants:
-        keys = result_culprits(program, r, [v.split('"')[1] for v in invariants])
+        names = [v.split('"')[1] for v in invariants]
+        # An invariant of a step fails on the objects a step changed, which the run names; the
+        # others on objects of the final state.
+        keys = list(dict.fromkeys([*(k for n in names for k in run.watch.culprits.get(n, ())),
+                                   *result_culprits(program, r, names)]))
         return fail("invariants", "; ".join(invariants), r, [f"fails on {key_text(k)}" for k in keys], objects=keys)
     holds("invariants")
     expects = [v for v in r.violations if not v.startswith("invariant ")]

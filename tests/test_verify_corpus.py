@@ -21,6 +21,7 @@ endpoints and fighting-controllers variants are caught in tests/test_verify.py):
 | flapping-autoscaler.konv | converges (a cycle: the HPA against a replica cap) | `load horizontalpodautoscaler` | 2.6 s |
 | stale-double-create.konv | spec invariant "at most one snapshot per database", after every step | `stale controller snapshotter`, then `order_snapshot` | 2.6 s |
 | flapping-spread.konv | converges (a cycle: a descheduler evicting into the zone it empties) | `fail node` | 2.4 s |
+| kubelet-readmits-rejected-pods.konv | standard invariant of a step "a pod's phase only moves forward" (Failed → Pending) | `kill pod` | 0.8 s |
 | wrong-endpoints.konv (test_verify.py) | standard "endpoints are the ready matching pods" | `runtime_down node` | 5.5 s |
 | fighting-controllers.konv (test_verify.py) | converges (a cycle: two rules undoing each other) | `cordon node` | 1.5 s |
 
@@ -38,6 +39,9 @@ Notes:
 - Stale reads: the spec runs without the standard control plane (`--no-std`),
   so that the engine faults are aimed at its two controllers only; the replay
   needs `--no-std` too, which the report prints.
+- Phases: a transition is caught only by an invariant of a step (it calls
+  `before`), checked after every step on the pods the step changed; at rest
+  the re-admitted pod runs and fits, so no invariant of the state sees it.
 - Generated deletions are switched off (`--no-deletions`) where deleting the
   only node would break the spec's own invariant with correct rules too.
 """
@@ -67,6 +71,8 @@ CORPUS = [
      ("stale controller snapshotter", "order_snapshot database default/orders")),
     ("flapping-spread.konv", 1, 5, "fail", ["--no-deletions"],
      "the state repeats (a cycle)", ("fail node worker-",)),
+    ("kubelet-readmits-rejected-pods.konv", 1, 10, "kill", ["--no-deletions"],
+     'invariant "a pod\'s phase only moves forward" does not hold', ("kill pod default/first",)),
 ]
 
 # The fixes the specs describe: (spec, text replaced, by).
