@@ -20,6 +20,20 @@ def _span():
     return attrs.field(default=NO_SPAN, eq=False, repr=False, kw_only=True)
 
 
+def walk(roots):
+    """Every syntax node under `roots` (a node, or lists and tuples of them), depth first."""
+    stack = [roots]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (list, tuple)):
+            stack.extend(n)
+            continue
+        if not attrs.has(type(n)) or isinstance(n, Span):
+            continue
+        yield n
+        stack.extend(getattr(n, f.name) for f in attrs.fields(type(n)))
+
+
 def node(cls):
     return attrs.frozen(slots=True)(cls)
 

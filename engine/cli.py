@@ -101,7 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--faults", metavar="LIST", help="comma-separated faults to draw from (default: all declared "
                                                         "and the engine's — partial, stale, drop, reject — but "
                                                         "those that never settle alone, such as a crash loop)")
-    v.add_argument("--scenario", metavar="NAME", help="also play this scenario and check its expects")
+    v.add_argument("--scenario", metavar="NAME|FILE", help="also play this scenario and check its expects (with "
+                                                          "--exhaustive: on every path, under the search's faults)")
     v.add_argument("--no-deletions", action="store_true", help="generate no object deletions")
     v.add_argument("--strict-orders", action="store_true",
                    help="a random firing order must reach the same objects field by field")
@@ -120,7 +121,8 @@ def _parser() -> argparse.ArgumentParser:
                                                               "the spec makes at most M pods)")
     x.add_argument("--max-states", type=int, metavar="N", help="states to explore per scope before stopping "
                                                                 "(default 10000)")
-    x.add_argument("--max-faults", type=int, metavar="N", help="fault events per path (default 1)")
+    x.add_argument("--max-faults", type=int, metavar="N", help="faults per path, the program's and the engine's "
+                                                                "(default 1)")
     v.set_defaults(run=_verify)
 
     from .kube.views import add_commands  # explain, why-pending, trace, route
@@ -194,23 +196,23 @@ def _exhaustive(args) -> int:
     from .explore import DEFAULT_MAX_FAULTS, DEFAULT_MAX_STATES, explore
 
     unused = [name for name, value in (("--examples", args.examples), ("--seed", args.seed),
-                                       ("--scenario", args.scenario), ("--budget", args.budget),
+                                       ("--budget", args.budget),
                                        ("--strict-orders", args.strict_orders or None)) if value is not None]
     if unused:
         raise KonvergeError(Diagnostic("E070", f"{unused[0]} has no effect with --exhaustive",
                                        hint="the exhaustive search tries every firing order, with no sampling, "
-                                            "seed or step budget, and no scenario of yours; drop the option"),
+                                            "seed or step budget; drop the option"),
                             exit_code=2)
     for name in ("max_nodes", "max_pods", "max_states"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise KonvergeError(Diagnostic("E070", f"--{name.replace('_', '-')} must be at least 1"), exit_code=2)
     if args.max_faults is not None and args.max_faults < 0:
         raise KonvergeError(Diagnostic("E070", "--max-faults must be 0 or more"), exit_code=2)
-    program, _, _ = _load_run(args.files, None, no_std=args.no_std)
+    program, scenario, _ = _load_run(args.files, args.scenario, no_std=args.no_std)
     faults = [f.strip() for f in args.faults.split(",") if f.strip()] if args.faults is not None else None
     options = dict(faults=faults, deletions=not args.no_deletions,
                    max_faults=DEFAULT_MAX_FAULTS if args.max_faults is None else args.max_faults,
-                   max_states=args.max_states or DEFAULT_MAX_STATES)
+                   max_states=args.max_states or DEFAULT_MAX_STATES, scenario=scenario)
     out = Path(args.out) if args.out else None
     scoped = args.max_nodes is not None or args.max_pods is not None
     with _search_progress() as progress:
@@ -249,7 +251,7 @@ def _exhaustive(args) -> int:
                   f"{options['max_faults']} fault(s) a path: all properties hold")
             return 0
     out = out or default_out(args.files[0])
-    cx = counterexample(program, found.violation)
+    cx = counterexample(program, found.violation, scenario)
     path_file = out.with_suffix(".path") if cx.follow else None
     if scoped:
         module = scoped_module(program, out)

@@ -2,26 +2,44 @@
 
 Where `verify` samples fault sequences and firing orders, `explore` walks the whole state
 space that the engine's nondeterminism spans. A state is the stored objects (without the
-engine's revisions) and the virtual clock. From a state:
+engine's revisions), the virtual clock, and what the engine's faults leave in the engine
+(below). From a state:
 
 - every rule instance that wants a write is a successor: its writes applied through the API
   server, as one engine step (the engine's fixed order would take only the first); writes
   the API server refuses are no move, as in the engine;
-- where no instance wants a write the state is *at rest*: the clock may advance to the next
-  deadline and, while the fault budget allows, each fault the program declares, aimed at
-  each object of its kind (with small argument values), and each deletion of an object the
-  spec declares, is a successor more: a scenario's `at T:` event at that T, which is where
-  `reconcile` plays one.
+- while the fault budget allows, each such firing struck by an engine fault is a successor
+  more (engine/faults.py; `_Strikes` says which and why): a crash part-way (`partial`: every
+  proper prefix of its writes lands, then the controller restarts — it keeps nothing but the
+  store, so the store is the whole truth), a refused first request (`reject`: the instance
+  backs off on the virtual clock; only where something reads the clock, as elsewhere it reaches
+  no objects that some firing order does not), a controller's view that loses what the firing writes (`drop`) or lags behind it
+  and what follows for a few steps (`stale`);
+- where no instance wants a write (a view behind having caught up first, as the engine's
+  relist does) the state is *at rest*: the clock may advance to the next deadline (a timer's or
+  a back-off's) and, while the fault budget allows, each fault the program declares, aimed at
+  each object of its kind (with small argument values), each deletion of an object the spec
+  declares, and a view that will miss or lag behind what a later event writes, is a successor
+  more: a scenario's `at T:` event at that T, which is where `reconcile` plays one;
+- given a user's scenario, its events come at their times, each where the run is at rest at
+  that time (as `reconcile` plays them), with the search's faults on top, and its expects are
+  checked (`always` in every state, `eventually` at every fixed point, `within T` along the path).
 
-States are deduplicated by (content hash, clock, faults used). The search is depth-first on
-one store and one engine, moved between states by writing the difference, so that only the
-rule instances a move touches are evaluated again; it fires a stubborn set of the enabled
-instances rather than all (below), and runs once per fault budget, 0 up to `max_faults`, so
-that a violation comes with the fewest faults it needs. What it checks, as `reconcile` does:
+States are deduplicated by (content hash, clock, faults used, what the engine's faults leave,
+the scenario's events played, its `within` expects met). What the engine's faults leave is the
+engine's own: each controller's view behind (its objects but their versions, the events it
+holds back, its window and how long since it lost one), the faults armed, the back-offs and
+the instances it passes over (by what they want, but the versions). The search is depth-first
+on one store and one engine, moved between states by writing the difference (and putting back
+what the faults leave), so that only the rule instances a move touches are evaluated again; it
+fires a stubborn set of the enabled instances rather than all (below; not while a view is behind
+or a fault is armed), and runs once per fault budget, 0 up to `max_faults`, so that a violation
+comes with the fewest faults it needs. What it checks, as `reconcile` does:
 
 - converges: no cycle (a firing order that repeats a state forever), no timer still pending
   at the horizon (a crash loop);
 - invariants: those declared `at rest` in every state at rest, the others in every state;
+- expectations: the user's scenario's, if one is given;
 - incremental = naive: at every fixed point (at rest, no timer pending) the naive reference
   mode, started afresh there, does not move;
 - orders agree: every fault-free fixed point keeps the same objects the spec declares.
@@ -29,15 +47,22 @@ that a violation comes with the fewest faults it needs. What it checks, as `reco
 It stops at `max_states` and says whether it exhausted the space. A violation comes back as
 the path that reaches it; `counterexample` turns that into a scenario of its events and, when
 the engine's fixed order does not take the same path, the firing path that `konverge
-reconcile --follow FILE` takes. The engine's own faults (engine/faults.py: stale reads,
-dropped events, partial writes, refused requests) are not explored: their effect lives in a
-controller's private view and counters, outside the stored state that the search hashes.
+reconcile --follow FILE` takes. An engine fault that strikes a firing is a scenario event at
+the last state at rest before it where nothing in between would take it instead; else (in the
+run from the spec's objects, before any state at rest) the firing path arms it, on a line of
+its own just before that firing.
+
+Not explored: a `drop` of more than one event, a `reject` of more than one request (each
+refusal is a fault of the budget), a `stale` window other than 5 steps or a lag beyond 2.
+While a view is behind, each firing is a step of its window, one that writes nothing (a
+Conflict on what it saw) included, as in the engine.
 """
 
 from __future__ import annotations
 
 import itertools
 import time
+from collections import deque
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -46,37 +71,52 @@ import attrs
 
 from . import ast as A
 from .api import APIServer, encode_object
-from .check import Program, std_dir
+from .check import ENGINE_FAULT_KIND, ENGINE_FAULTS, Program, std_dir
 from .errors import KonvergeError
-from .fixpoint import (Engine, Result, _fingerprint, apply_event, apply_spec, key_text, object_key, reconcile,
+from .fixpoint import (Engine, Result, _fingerprint, apply_event, apply_spec, constant, key_text, object_key, reconcile,
                        spec_objects)
 from .store import Delete, Put, open_store
 from .values import format_duration
 
-PROPERTIES = ("converges", "invariants", "invariants at rest", "incremental = naive", "orders agree")
+PROPERTIES = ("converges", "invariants", "invariants at rest", "expectations", "incremental = naive", "orders agree")
 DEFAULT_MAX_STATES = 10_000
 DEFAULT_MAX_FAULTS = 1
 SCENARIO_NAME = "exhaustive counterexample"
+# The values the search gives the engine faults' parameters (check.ENGINE_FAULTS gives their ranges):
+# a crash (`partial`) after every proper prefix of the firing it strikes, so `writes` is not here.
+ENGINE_ARGS = {"lag": (1, 2), "steps": (5,), "events": (1,), "requests": (1,)}
 
 
 @attrs.frozen(slots=True)
 class Step:
-    """One move of a path: a rule instance fired, the clock advanced, or a scenario event."""
+    """One move of a path: a rule instance fired (with an engine fault armed just before it, if
+    `fault`), the clock advanced, or a scenario event."""
 
     kind: str  # "fire", "advance" or "event"
     clock: int | Fraction  # the virtual clock after the move
     instance: str | None = None
-    event: A.FaultEvent | A.DeleteEvent | None = None
+    event: A.Event | None = None
+    fault: A.FaultEvent | None = None  # for a firing: the engine fault that strikes it
+    writes: int = 0  # for a firing: the writes it wanted
 
     def text(self) -> str:
-        from .fmt import format_module
-
         if self.kind == "fire":
-            return self.instance or ""
+            return f"{self.instance} (`{event_text(self.fault)}` strikes it)" if self.fault else self.instance or ""
         if self.kind == "advance":
             return f"(the clock advances to {format_duration(self.clock)})"
-        scenario = A.ScenarioDecl("x", (A.At(_time(self.clock), self.event),))
-        return format_module(A.Module("<step>", (scenario,))).splitlines()[1].strip()
+        return _at_text(_time(self.clock), self.event)
+
+
+def _at_text(time: A.Number | A.Unit, event: A.Event) -> str:
+    from .fmt import format_module
+
+    scenario = A.ScenarioDecl("x", (A.At(time, event),))
+    return format_module(A.Module("<step>", (scenario,))).splitlines()[1].strip()
+
+
+def event_text(event: A.Event) -> str:
+    """A scenario event as it is written after `at T:`."""
+    return _at_text(A.Unit("0", "s"), event).split(": ", 1)[1]
 
 
 @attrs.frozen(slots=True)
@@ -85,7 +125,7 @@ class Violation:
     message: str
     path: tuple[Step, ...]
     details: tuple[str, ...] = ()
-    names: tuple[str, ...] = ()  # the invariants that do not hold
+    names: tuple[str, ...] = ()  # the invariants that do not hold (for an expect: its position)
     objects: tuple[tuple, ...] = ()  # the keys of the objects one fails on
     loop: tuple[Step, ...] = ()  # for a cycle: the moves that come back to where it starts
 
@@ -100,6 +140,11 @@ class Violation:
     @property
     def events(self) -> tuple[Step, ...]:
         return tuple(s for s in self.path if s.kind == "event")
+
+    @property
+    def struck(self) -> tuple[Step, ...]:
+        """The firings an engine fault strikes in the middle of a run (where no scenario event comes)."""
+        return tuple(s for s in (*self.path, *self.loop) if s.fault is not None)
 
 
 @attrs.frozen(slots=True)
@@ -116,6 +161,7 @@ class Exploration:
     skipped_faults: tuple[str, ...] = ()
     ends: frozenset = frozenset()  # the fixed points reached, as (content hash, clock)
     fault_budget: int = 0  # the fault budget of the last pass (a cut search may not reach the faults)
+    engine_faults: tuple[str, ...] = ()  # the engine's faults explored
 
 
 # ---- one store and engine, moved between states -------------------------------------------
@@ -123,7 +169,9 @@ class Exploration:
 
 class _Space:
     """The store, API server and engine a search runs on. `enabled()` lists the instances that
-    want a write in the current state, evaluating again only those a move touched."""
+    want a write in the current state, evaluating again only those a move touched. The engine's
+    faults (engine/faults.py) live in the engine, as in a run; `snapshot()` copies out what they
+    leave behind between moves and `restore()` puts it back."""
 
     def __init__(self, program: Program, horizon):
         self.program = program
@@ -138,6 +186,10 @@ class _Space:
         self.deadline: dict[str, object] = {}  # instance id → its next deadline
         self.reads: dict[str, tuple] = {}  # instance id → (kinds it scanned, keys it is bound to)
         self.writes = 0
+        # The engine passes over an instance it refused (engine.refused) while it wants the same
+        # writes, resourceVersions and all; moved back to a state, the store gives the same objects
+        # new versions, so each is kept here by what it wants but the versions (`_print`) too.
+        self.prints: dict[str, str] = {}
 
     @property
     def cache(self):
@@ -164,13 +216,20 @@ class _Space:
                 self.deadline.pop(inst.id, None)
 
     def enabled(self) -> list[tuple]:
-        """(instance, outcome) of every instance that wants a write, in the fixed firing order."""
+        """(instance, outcome) of every instance that wants a write, in the fixed firing order, but
+        those waiting out a back-off or refused while a controller's view was behind: as the engine,
+        they are passed over while they want the same writes."""
         self.refresh()
-        return sorted(self.wanting.values(), key=lambda io: io[0].priority)
+        refused = self.engine.refused
+        return sorted((io for io in self.wanting.values()
+                       if not refused or refused.get(io[0].id) != _fingerprint(io[1].writes)),
+                      key=lambda io: io[0].priority)
 
     def next_deadline(self):
         clock = self.cache.clock
-        return min((t for t in self.deadline.values() if t > clock), default=None)
+        faults = self.engine.faults
+        backoffs = [d for d, _ in faults.deadlines()] if faults is not None else []
+        return min((t for t in (*self.deadline.values(), *backoffs) if t > clock), default=None)
 
     def _settle(self) -> list[tuple]:
         changes = self.engine.sync()
@@ -181,11 +240,28 @@ class _Space:
             self.store.compact(self.store.revision)  # the history of states left behind
         return changes
 
-    def fire(self, inst, outcome) -> list[tuple]:
-        """Apply one instance's writes; the changes, as (key, before, after)."""
-        self.engine.apply(inst, outcome.writes)
+    def fire(self, inst, outcome, fault: A.FaultEvent | None = None) -> list[tuple]:
+        """Apply one instance's writes, with `fault` (an engine fault) armed just before, as
+        `Engine.run` fires it; the changes, as (key, before, after)."""
+        e = self.engine
+        if fault is not None:
+            from .faults import engine_faults
+
+            engine_faults(e).arm(fault)
+        e.steps += 1
+        was = e.refused.get(inst.id)
+        applied = e.apply(inst, outcome.writes)
+        if e.faults is None or not e.faults.interrupted(inst, outcome.writes):
+            if applied:
+                e.refused.pop(inst.id, None)
+            elif e.faults is not None and e.faults.views:
+                # While a controller's view is behind, a firing that writes nothing (a Conflict on
+                # what it saw) is a step of the run, and passed over after, as the engine does.
+                e.refused[inst.id] = _fingerprint(outcome.writes)
+        if e.refused.get(inst.id) not in (None, was):
+            self.prints[inst.id] = _print(outcome.writes)
         changes = self._settle()
-        self.engine.mark(self.engine.refresh(inst))
+        e.mark(e.refresh(inst))
         return changes
 
     def event(self, event) -> list[tuple]:
@@ -220,6 +296,142 @@ class _Space:
 
     def objects(self) -> list[dict]:
         return self.cache.all()
+
+    # -- the engine's faults: what they leave between moves
+
+    def tick(self) -> None:
+        """What the engine does before each step: close the stale windows and relists due, end the
+        back-offs whose deadline has come."""
+        if self.engine.faults is not None:
+            self.engine.faults.tick()
+
+    def settle(self) -> bool:
+        """The engine is idle: every controller's view behind catches up. Whether one did."""
+        return self.engine.faults is not None and self.engine.faults.settle()
+
+    def backing_off(self) -> bool:
+        return self.engine.faults is not None and bool(self.engine.faults.backoffs)
+
+    def quiet(self) -> bool:
+        """Whether the engine's faults leave nothing: no view behind, nothing armed or backing off."""
+        return self.fault_key() is None
+
+    def reducible(self) -> bool:
+        """Whether what each instance depends on is what its rule's text says: not while a view is
+        behind (its controller's instances read it, and every write changes it) nor while a fault is
+        armed (whichever instance of its controller fires first takes it). An instance backing off,
+        or passed over, waits only for the clock (at rest) or for what it wants to change."""
+        f = self.engine.faults
+        return f is None or not (f.views or f.crash_after or f.refusing or f.dropping)
+
+    def fault_key(self):
+        """What the engine's faults leave, as part of the state: None when nothing."""
+        e = self.engine
+        f = e.faults
+        parts = [tuple(sorted((iid, self.prints.get(iid)) for iid in e.refused))]
+        if f is not None:
+            parts += [tuple(sorted(f.crash_after.items())), tuple(sorted(f.refusing.items())),
+                      tuple(sorted(f.dropping.items())),
+                      tuple(sorted((iid, d, e.refused.get(iid) == fp) for iid, (d, fp) in f.backoffs.items())),
+                      tuple(sorted(f.failures.items())),
+                      tuple((c, v.cache.state_hash, tuple((k, None if o is None else _content(o)) for k, o in v.held),
+                             v.lag, v.until - e.steps if v.lag else None,
+                             None if v.lost_at is None else e.steps - v.lost_at)
+                            for c, v in sorted(f.views.items()))]
+        return tuple(parts) if any(parts) else None
+
+    def snapshot(self):
+        """A copy of what the engine's faults leave (None when nothing), for `restore`."""
+        e = self.engine
+        f = e.faults
+        if f is None or self.quiet():
+            return None if not e.refused else (e.steps, self._refused(), None)
+        return (e.steps, self._refused(),
+                (dict(f.crash_after), dict(f.refusing), dict(f.dropping), dict(f.backoffs), dict(f.failures),
+                 [(c, v.cache.all(), tuple(v.held), v.lag, v.until, v.lost_at) for c, v in sorted(f.views.items())]))
+
+    def restore(self, snap) -> None:
+        e = self.engine
+        f = e.faults
+        if snap is None and f is None and not e.refused:
+            return
+        behind = set(f.views) if f is not None else set()
+        e.refused.clear()
+        refused: dict = {}
+        if snap is None or snap[2] is None:
+            e.faults = None
+            if snap is not None:
+                e.steps, refused = snap[0], snap[1]
+        else:
+            from .faults import _View, engine_faults
+
+            e.steps, refused = snap[0], snap[1]
+            f = engine_faults(e)
+            crash_after, refusing, dropping, backoffs, failures, views = snap[2]
+            f.crash_after, f.refusing, f.dropping = dict(crash_after), dict(refusing), dict(dropping)
+            f.backoffs, f.failures = dict(backoffs), dict(failures)
+            f._crashed = f._failed = None
+            f.views = {}
+            for controller, objects, held, lag, until, lost_at in views:
+                view = f.views[controller] = _View(e, controller)
+                view.relist(_Listing([self._current(o) for o in objects]))
+                view.held = deque((key, self._current(o)) for key, o in held)
+                view.lag, view.until, view.lost_at = lag, until, lost_at
+                behind.add(controller)
+        for inst in list(e.instances.values()):
+            if inst.controller in behind:
+                e.mark(e.refresh(inst))
+        if refused:
+            # In the store's versions of now: an instance that wants what it was refused is
+            # passed over again (and so is a back-off's retry of it).
+            self.refresh()
+            for iid, (fp, printed) in refused.items():
+                now = self.wanting.get(iid)
+                if now is not None and _print(now[1].writes) == printed:
+                    current = _fingerprint(now[1].writes)
+                    if e.faults is not None and iid in e.faults.backoffs and e.faults.backoffs[iid][1] == fp:
+                        e.faults.backoffs[iid] = (e.faults.backoffs[iid][0], current)
+                    fp = current
+                e.refused[iid] = fp
+                self.prints[iid] = printed
+
+    def _refused(self) -> dict:
+        return {iid: (fp, self.prints.get(iid)) for iid, fp in self.engine.refused.items()}
+
+    def _current(self, obj: dict | None) -> dict | None:
+        """The store's object of now, if `obj` is a version of the same content (moved back to a
+        state, the store gives the same objects new versions)."""
+        if obj is None:
+            return None
+        now = self.cache.get(object_key(obj["kind"], obj.get("namespace"), obj["name"]))
+        return now if now is not None and now is not obj and _content(now) == _content(obj) else obj
+
+
+def _content(obj: dict) -> str:
+    """An object's content but its versions."""
+    import hashlib
+    import json
+
+    from .values import encode
+
+    rest = {k: v for k, v in obj.items() if k not in ("resourceVersion", "createdRevision")}
+    return hashlib.blake2b(json.dumps(encode(rest), sort_keys=True).encode(), digest_size=8).hexdigest()
+
+
+def _print(writes: list) -> str:
+    """The fingerprint of writes but the resourceVersions they carry."""
+    return _fingerprint([(verb, kind, {k: v for k, v in payload.items() if k not in ("resourceVersion", "createdRevision")}
+                          if isinstance(payload, dict) else payload, None) for verb, kind, payload, _ in writes])
+
+
+@attrs.frozen(slots=True)
+class _Listing:
+    """Objects as a view relists them (`_View.relist` takes what has `all()`)."""
+
+    objects: list
+
+    def all(self) -> list:
+        return self.objects
 
 
 def _fresh_engine(program: Program, objects: list[dict], clock, *, naive: bool, horizon) -> Engine:
@@ -297,6 +509,76 @@ class _Events:
         return out
 
 
+class _Strikes:
+    """The engine's faults (engine/faults.py) as the search places them. A scenario can arm one only
+    at rest, but a controller crashes, or has a request refused, in the middle of a run as well:
+    so the search arms one just before any firing it may strike, which the firing path replays.
+
+    - `partial`: the firing lands a proper prefix of its writes (one write at least: with none it
+      changes nothing stored — the controller restarts, and its state is all in the store);
+    - `reject`: the firing's first request is refused (500), and the instance backs off on the
+      virtual clock — explored only where something reads the clock (a rule, def, policy, fault
+      or invariant calling now(), or an `expect … within`): elsewhere a back-off only holds the
+      instance back until the rest of the run is at rest, an order the search tries anyway, and
+      moves a clock that nothing reads, so it reaches no objects that some order does not;
+    - `drop` (events=1) and `stale` (lag 1 or 2, for 5 steps), aimed at each controller that may
+      read a kind the firing writes: its view loses, or lags behind, what the firing writes and
+      what comes after. At rest they are scenario events too, where a later event may be what the
+      view misses (when the budget leaves room for one, or the user's scenario has one to come)."""
+
+    def __init__(self, program: Program, names: list[str], clock: bool, named: bool = True):
+        self.names = [n for n in names if n != "reject" or clock]
+        self.skipped = [] if clock or "reject" not in names or not named else [
+            "reject (nothing reads the clock: a refused request only holds its firing back, which "
+            "another firing order gives, and moves a clock that nothing reads)"]
+        self.reads: dict[str, frozenset] = {}  # controller → kinds its rules may read ("*": any)
+        for cname, controller in program.controllers.items():
+            kinds: set = set()
+            for rule in controller.rules:
+                fp = _footprint(program, rule, {}, frozenset())
+                kinds |= fp.reads | ({fp.primary} if fp.primary else set())
+            self.reads[cname] = frozenset(kinds)
+
+    def _args(self, name: str) -> list[tuple]:
+        params = [(p, ENGINE_ARGS[p]) for p, _, _, _ in ENGINE_FAULTS[name].params]
+        return [tuple(A.EventArg(p, A.Number(str(v))) for (p, _), v in zip(params, combo))
+                for combo in itertools.product(*(values for _, values in params))]
+
+    def _event(self, name: str, controller: str, args: tuple) -> A.FaultEvent:
+        return A.FaultEvent(name, ENGINE_FAULT_KIND, A.ObjRef(controller), args)
+
+    def strikes(self, inst, outcome) -> list[A.FaultEvent]:
+        """The engine faults that may strike this firing."""
+        out = []
+        n = len(outcome.writes)
+        if "partial" in self.names:
+            out += [self._event("partial", inst.controller, (A.EventArg("writes", A.Number(str(k))),))
+                    for k in range(1, n)]
+        if "reject" in self.names:
+            out += [self._event("reject", inst.controller, a) for a in self._args("reject")]
+        written = {w[1] for w in outcome.writes}
+        for name in ("drop", "stale"):
+            if name in self.names:
+                out += [self._event(name, c, a) for c, kinds in sorted(self.reads.items())
+                        if "*" in kinds or kinds & written for a in self._args(name)]
+        return out
+
+    def at_rest(self) -> list[A.FaultEvent]:
+        """The engine faults a scenario event may arm at rest: a view that misses what comes next."""
+        return [self._event(name, c, a) for name in ("drop", "stale") if name in self.names
+                for c in sorted(self.reads) for a in self._args(name)]
+
+
+def _reads_clock(program: Program, scenario: A.ScenarioDecl | None) -> bool:
+    """Whether anything the search runs or checks may read the virtual clock."""
+    if scenario is not None and any(isinstance(i, A.Expect) and i.within is not None for i in scenario.items):
+        return True
+    roots = [list(program.controllers.values()), list(program.defs.values()), list(program.policies),
+             list(program.faults.values()), list(program.invariants),
+             [i for i in (scenario.items if scenario else ()) if isinstance(i, A.Expect)]]
+    return any(isinstance(n, A.Call) and n.fn == "now" for n in A.walk(roots))
+
+
 def settling_faults(program: Program, names: list[str], horizon) -> list[str]:
     """The faults to explore by default: all but those without parameters that, applied alone to
     their first target at the fault-free fixed point, leave timers pending at the horizon (a
@@ -344,21 +626,15 @@ class _RuleFootprint:
 
 def _kinds_scanned(program: Program, nodes, out: set) -> None:
     """Kinds the AST nodes may scan, through the defs they call."""
-    stack, seen = list(nodes), set()
-    while stack:
-        n = stack.pop()
-        if isinstance(n, (list, tuple)):
-            stack.extend(n)
-            continue
-        if not attrs.has(type(n)) or isinstance(n, A.Span):
-            continue
-        if isinstance(n, A.KindSource):
-            info = program.kind(n.kind)
-            out.add(info.name if info is not None else "*")
-        elif isinstance(n, A.Call) and n.fn in program.defs and n.fn not in seen:
-            seen.add(n.fn)
-            stack.append(program.defs[n.fn].body)
-        stack.extend(getattr(n, f.name) for f in attrs.fields(type(n)))
+    pending, seen = [list(nodes)], set()
+    while pending:
+        for n in A.walk(pending.pop()):
+            if isinstance(n, A.KindSource):
+                info = program.kind(n.kind)
+                out.add(info.name if info is not None else "*")
+            elif isinstance(n, A.Call) and n.fn in program.defs and n.fn not in seen:
+                seen.add(n.fn)
+                pending.append(program.defs[n.fn].body)
 
 
 def _footprint(program: Program, rule: A.Rule, admission: dict, rbac: frozenset) -> _RuleFootprint:
@@ -596,28 +872,38 @@ class _Instances:
 @attrs.define(slots=True)
 class _Frame:
     key: tuple
-    moves: list  # what is left to try: ("fire", id) / ("event", event) / ("advance", t)
+    moves: list  # what is left to try: ("fire", id, engine fault or None) / ("event", event) /
+    #              ("scenario",): the user's scenario's next event / ("advance", t)
     step: Step | None  # the move that led here
-    undo: list | None  # its changes, or ("clock", before) for an advance
+    undo: list  # its changes to the store
     faults: int
+    clock: object  # the virtual clock here
+    scene: int = 0  # the user's scenario's events played
+    met: frozenset = frozenset()  # the user's scenario's `expect … within` that held on the way here
+    snap: object = None  # what the engine's faults leave here, as the moves from here start from it
     moved: bool = False  # a rule instance fired from here changed something
 
 
 def explore(program: Program, *, faults: list[str] | None = None, deletions: bool = True,
             max_faults: int = DEFAULT_MAX_FAULTS, max_states: int = DEFAULT_MAX_STATES,
             horizon=None, domains: Domains | None = None, reduce: bool = True,
-            progress: Callable[[int, int, int], None] | None = None) -> Exploration:
-    """Every firing order and fault placement from the spec's objects, up to `max_faults` events a
-    path and `max_states` states; the first violation found, with the path to it."""
+            progress: Callable[[int, int, int], None] | None = None,
+            scenario: A.ScenarioDecl | None = None) -> Exploration:
+    """Every firing order and fault placement from the spec's objects, up to `max_faults` faults a
+    path and `max_states` states; the first violation found, with the path to it. `faults` names the
+    program's faults and the engine's to place (default: all, but the program's that never settle
+    alone); `scenario`, if given, is played on every path — its events at their times, its expects
+    checked — with the search's faults on top."""
     # A fault's effect should settle within verify's horizon; a timer beyond it (a crash loop's
     # next restart) is reported as not converging, as `verify` does.
     from .verify import HORIZON, check_fault_names
 
     started = time.monotonic()
     horizon = HORIZON if horizon is None else horizon
-    check_fault_names(faults, sorted(program.faults), " (the exhaustive search takes the program's faults, not the "
-                                                      "engine's)")
-    names = sorted(program.faults) if faults is None else list(dict.fromkeys(faults))
+    check_fault_names(faults, sorted({*program.faults, *ENGINE_FAULTS}))
+    names = sorted(program.faults) if faults is None else [f for f in dict.fromkeys(faults) if f in program.faults]
+    engine_names = sorted(ENGINE_FAULTS) if faults is None else [f for f in dict.fromkeys(faults)
+                                                                  if f in ENGINE_FAULTS]
     skipped = []
     if faults is None:
         settling = settling_faults(program, names, horizon)
@@ -625,6 +911,7 @@ def explore(program: Program, *, faults: list[str] | None = None, deletions: boo
                    f"include it)" for n in names if n not in settling]
         names = settling
     events = _Events(program, names, deletions, domains)
+    strikes = _Strikes(program, engine_names, _reads_clock(program, scenario), named=faults is not None)
     # Fewest faults first: a violation that needs no fault is reported without one, and one that
     # needs a fault is found before any path with two. Each pass explores the space again.
     states = transitions = fixed_points = 0
@@ -633,7 +920,7 @@ def explore(program: Program, *, faults: list[str] | None = None, deletions: boo
     for budget in range(max_faults + 1):
         done = (states, transitions, fixed_points)
         tick = (lambda s, t, f: progress(done[0] + s, done[1] + t, done[2] + f)) if progress else None
-        search = _Search(program, events, budget, max_states - states, horizon, tick, reduce)
+        search = _Search(program, events, strikes, scenario, budget, max_states - states, horizon, tick, reduce)
         violation = search.run()
         for prop in ("converges", "invariants"):
             search.checked[prop] = len(search.seen) if violation is None or violation.property != prop else 0
@@ -644,17 +931,21 @@ def explore(program: Program, *, faults: list[str] | None = None, deletions: boo
         ends |= search.ends
         if violation is not None or search.truncated:
             break
+    if not (scenario and any(isinstance(i, A.Expect) for i in scenario.items)):
+        del checked["expectations"]
     return Exploration(states=states, transitions=transitions, fixed_points=fixed_points,
                        exhausted=violation is None and not search.truncated, elapsed=time.monotonic() - started,
-                       checked=checked, violation=violation, skipped_faults=tuple(skipped + events.skipped),
-                       ends=frozenset(ends), fault_budget=budget)
+                       checked=checked, violation=violation,
+                       skipped_faults=tuple(skipped + events.skipped + strikes.skipped),
+                       ends=frozenset(ends), fault_budget=budget, engine_faults=tuple(strikes.names))
 
 
 class _Search:
-    def __init__(self, program: Program, events: _Events, max_faults: int, max_states: int, horizon, progress,
-                 reduce: bool = True):
+    def __init__(self, program: Program, events: _Events, strikes: _Strikes, scenario: A.ScenarioDecl | None,
+                 max_faults: int, max_states: int, horizon, progress, reduce: bool = True):
         self.program = program
         self.events = events
+        self.strikes = strikes
         self.max_faults = max_faults
         self.max_states = max_states
         self.horizon = horizon
@@ -672,17 +963,29 @@ class _Search:
         self.agreed: frozenset | None = None  # the declared objects every fault-free fixed point keeps
         self.steady = [inv for inv in program.invariants if not inv.at_rest]
         self.resting = [inv for inv in program.invariants if inv.at_rest]
+        # The user's scenario: its events in time order (as `reconcile` plays them), its expects.
+        items = scenario.items if scenario is not None else ()
+        self.timeline = sorted(((constant(program, i.time), i.event) for i in items if isinstance(i, A.At)),
+                               key=lambda te: te[0])
+        expects = [i for i in items if isinstance(i, A.Expect)]
+        self.always = [e for e in expects if e.mode == "always"]
+        self.within = [(n, e, constant(program, e.within)) for n, e in enumerate(expects)
+                       if e.mode != "always" and e.within is not None]
+        self.eventually = [e for e in expects if e.mode != "always" and e.within is None]
         self.steady_kinds: set = set()
-        _kinds_scanned(program, [inv.cond for inv in self.steady], self.steady_kinds)
+        _kinds_scanned(program, [inv.cond for inv in self.steady] + [e.cond for e in self.always], self.steady_kinds)
         from .eval import Evaluator
 
         self.ev = Evaluator(program, self.space.cache)
+
+    def key(self, faults: int, scene: int, met: frozenset) -> tuple:
+        return (*self.space.key(), faults, self.space.fault_key(), scene, met)
 
     def run(self) -> Violation | None:
         space = self.space
         stack: list[_Frame] = []
         on_stack: dict[tuple, int] = {}
-        entered = self.enter(0, None, None, stack, on_stack)
+        entered = self.enter(0, 0, self.met(frozenset()), None, [], stack, on_stack)
         if entered is not None:
             return entered
         while stack:
@@ -691,110 +994,157 @@ class _Search:
                 self.leave(stack, on_stack)
                 continue
             move = frame.moves.pop()
+            faults, scene = frame.faults, frame.scene
             if move[0] == "fire":
                 space.refresh()
                 found = space.wanting.get(move[1])
                 if found is None:
                     continue  # cannot happen: the same state wants the same writes
-                changes = space.fire(*found)
-                if not changes:
-                    # The API server refused every write: not a move, and not tried again in this
-                    # state with the same writes. A state where nothing else moves is at rest.
-                    self.refused.add((frame.key, move[1], _fingerprint(found[1].writes)))
+                changes = space.fire(*found, move[2])
+                step = Step("fire", space.cache.clock, move[1], fault=move[2], writes=len(found[1].writes))
+                if move[2] is not None:
+                    faults += 1
+                    if not changes and move[2].fault in ("drop", "stale"):
+                        self.back(changes, frame)  # nothing written: nothing for a view to miss
+                        continue
+            elif move[0] == "event":
+                changes = space.event(move[1])
+                step, faults = Step("event", space.cache.clock, event=move[1]), faults + 1
+            elif move[0] == "scenario":
+                at, event = self.timeline[scene]
+                space.set_clock(max(at, space.cache.clock))
+                changes = space.event(event)
+                step, scene = Step("event", space.cache.clock, event=event), scene + 1
+            else:
+                space.set_clock(move[1])
+                changes, step = [], Step("advance", move[1])
+            space.tick()
+            met = self.met(frame.met)
+            key = self.key(faults, scene, met)
+            if key == frame.key:
+                # Nothing changed, not even what the engine's faults leave: no move.
+                self.back(changes, frame)
+                if move[0] == "fire" and move[2] is None:
+                    # The API server refused every write: not tried again in this state with the
+                    # same writes (nor with a fault). A state where nothing else moves is at rest.
+                    self.refused.add((frame.key, move[1], _print(found[1].writes)))
+                    frame.moves = [m for m in frame.moves if m[0] != "fire" or m[1] != move[1]]
                     if not frame.moved and not any(m[0] == "fire" for m in frame.moves):
                         found = self.expand(frame, stack)
                         if found is not None:
                             return found
-                    continue
+                continue
+            if move[0] == "fire":
                 frame.moved = True
-                step, undo, faults = Step("fire", space.cache.clock, move[1]), changes, frame.faults
-            elif move[0] == "event":
-                changes = space.event(move[1])
-                if not changes:
-                    continue
-                step, undo, faults = Step("event", space.cache.clock, event=move[1]), changes, frame.faults + 1
-            else:
-                before = space.cache.clock
-                space.set_clock(move[1])
-                step, undo, faults = Step("advance", move[1]), ("clock", before), frame.faults
             self.transitions += 1
-            key = (*space.key(), faults)
             if key in on_stack:
                 return self.cycle(stack, on_stack[key], step)
             if key in self.seen:
-                self.back(step, undo)
+                self.back(changes, frame)
                 continue
             if len(self.seen) >= self.max_states:
                 self.truncated = True
                 return None
-            found = self.enter(faults, step, undo, stack, on_stack)
+            found = self.enter(faults, scene, met, step, changes, stack, on_stack, key)
             if found is not None:
                 return found
         return None
 
-    def back(self, step: Step, undo) -> None:
-        if step.kind == "advance":
-            self.space.set_clock(undo[1])
-        else:
-            self.space.undo(undo)
+    def back(self, changes: list, frame: _Frame) -> None:
+        """Back to the state of `frame` from a move that led out of it."""
+        space = self.space
+        space.undo(changes)
+        space.set_clock(frame.clock)
+        space.restore(frame.snap)
 
     def leave(self, stack: list, on_stack: dict) -> None:
         frame = stack.pop()
         del on_stack[frame.key]
-        if frame.step is not None:
-            self.back(frame.step, frame.undo)
+        if stack:
+            self.back(frame.undo, stack[-1])
 
     def path(self, stack: list, last: Step | None = None) -> tuple[Step, ...]:
         steps = [f.step for f in stack if f.step is not None]
         return tuple(steps + ([last] if last is not None else []))
 
-    def enter(self, faults: int, step: Step | None, undo, stack: list, on_stack: dict) -> Violation | None:
+    def met(self, met: frozenset) -> frozenset:
+        """The `expect … within T` that hold here or held on the way, at T or before."""
+        clock = self.space.cache.clock
+        new = {n for n, e, t in self.within if n not in met and clock <= t and self.ev.eval(e.cond, {}) is True}
+        return met | new if new else met
+
+    def enter(self, faults: int, scene: int, met: frozenset, step: Step | None, changes: list, stack: list,
+              on_stack: dict, key: tuple | None = None) -> Violation | None:
         """Enter the current state: check it, and push what it may do next."""
         space = self.space
-        key = (*space.key(), faults)
+        key = key or self.key(faults, scene, met)
         self.seen.add(key)
         if self.progress is not None and len(self.seen) % 100 == 0:
             self.progress(len(self.seen), self.transitions, self.fixed_points)
-        frame = _Frame(key, [], step, undo, faults)
+        frame = _Frame(key, [], step, changes, faults, space.cache.clock, scene, met)
         stack.append(frame)
         on_stack[key] = len(stack) - 1
         found = self.invariants(self.steady, stack)
+        if found is None and self.always:
+            self.checked["expectations"] += 1
+            found = next((self.expectation(e, "always", stack) for e in self.always
+                          if self.ev.eval(e.cond, {}) is not True), None)
         if found is not None:
             return found
         return self.expand(frame, stack)
+
+    def wanted(self, frame: _Frame) -> list:
+        space = self.space
+        return [io for io in space.enabled() if (frame.key, io[0].id, _print(io[1].writes)) not in self.refused]
 
     def expand(self, frame: _Frame, stack: list) -> Violation | None:
         """Push what the current state may do next; at rest, check it first."""
         space = self.space
         faults = frame.faults
-        enabled = [io for io in space.enabled()
-                   if (frame.key, io[0].id, _fingerprint(io[1].writes)) not in self.refused]
+        enabled = self.wanted(frame)
+        if not enabled and space.settle():  # controllers' views behind catch up before the engine rests
+            space.tick()
+            enabled = self.wanted(frame)
         if enabled:
-            if self.reduction is not None:
+            if self.reduction is not None and space.reducible():
                 enabled = self.reduction.choose(enabled, self.visible)
-            # Popped from the end: the fixed order's own choice is tried first.
-            frame.moves = [("fire", inst.id) for inst, _ in reversed(enabled)]
+            # Popped from the end: the fixed order's own choice is tried first, each firing whole
+            # before any firing an engine fault strikes.
+            moves = [("fire", inst.id, None) for inst, _ in enabled]
+            if faults < self.max_faults:
+                moves += [("fire", inst.id, f) for inst, outcome in enabled for f in self.strikes.strikes(inst, outcome)]
+            frame.moves = moves[::-1]
+            frame.snap = space.snapshot()
             return None
-        found = self.invariants(self.resting, stack)
-        if found is not None:
-            return found
-        self.checked["invariants at rest"] += 1
+        if not space.backing_off():  # not while a refused request waits to be retried: work is pending
+            found = self.invariants(self.resting, stack)
+            if found is not None:
+                return found
+            self.checked["invariants at rest"] += 1
         deadline = space.next_deadline()
-        if deadline is not None and deadline > self.horizon:
-            return Violation("converges", f"not converged: a timer is still pending at the horizon "
-                                          f"({format_duration(self.horizon)}), due at {format_duration(deadline)}",
-                             self.path(stack), tuple(f"pending: {iid}" for iid, d in sorted(space.deadline.items())
-                                                     if d == deadline))
+        pending = self.timeline[frame.scene][0] if frame.scene < len(self.timeline) else None
         moves: list = []
-        if deadline is not None:
+        if pending is not None and (deadline is None or deadline > pending):
+            moves.append(("scenario",))
+        elif deadline is not None:
+            if deadline > self.horizon and pending is None:
+                return Violation("converges", f"not converged: a timer is still pending at the horizon "
+                                              f"({format_duration(self.horizon)}), due at "
+                                              f"{format_duration(deadline)}", self.path(stack),
+                                 tuple(f"pending: {iid}" for iid, d in sorted(space.deadline.items())
+                                       if d == deadline))
             moves.append(("advance", deadline))
         else:
-            found = self.fixed_point(stack, faults)
+            found = self.fixed_point(stack, frame)
             if found is not None:
                 return found
         if faults < self.max_faults:
-            moves.extend(("event", e) for e in reversed(self.events.at(space.cache)))
+            events = self.events.at(space.cache)
+            if faults + 2 <= self.max_faults or pending is not None:
+                events += self.strikes.at_rest()  # a view that misses what a later event writes
+            moves.extend(("event", e) for e in reversed(events))
         frame.moves = moves
+        frame.snap = space.snapshot()
         return None
 
     def visible(self, outcome) -> bool:
@@ -813,8 +1163,18 @@ class _Search:
                          + f" ({where})", self.path(stack), tuple(f"fails on {key_text(k)}" for k in culprits),
                          tuple(inv.name for inv in broken), tuple(culprits))
 
-    def fixed_point(self, stack: list, faults: int) -> Violation | None:
-        """Check a state where a run ends: nothing wants a write and no timer is pending."""
+    def expectation(self, item: A.Expect, how: str, stack: list) -> Violation:
+        """An expect of the user's scenario that does not hold, in the words `reconcile` uses."""
+        clock = format_duration(self.space.cache.clock)
+        what = {"always": f"always does not hold at {clock}",
+                "within": f"eventually does not hold within {format_duration(constant(self.program, item.within))}"
+                if item.within is not None else "",
+                "end": "eventually does not hold at the end"}[how]
+        return Violation("expectations", f"expect {what} ({item.span})", self.path(stack), names=(str(item.span),))
+
+    def fixed_point(self, stack: list, frame: _Frame) -> Violation | None:
+        """Check a state where a run ends: nothing wants a write, no timer is pending and every
+        event of the user's scenario has come."""
         space = self.space
         self.fixed_points += 1
         self.ends.add(space.key())
@@ -825,7 +1185,15 @@ class _Search:
             return Violation("incremental = naive", f"the naive reference mode does not agree that this is a "
                                                     f"fixed point: from here it moves on ({what})", self.path(stack))
         self.checked["incremental = naive"] += 1
-        if faults == 0:
+        if self.within or self.eventually:
+            self.checked["expectations"] += 1
+            for n, item, _ in self.within:
+                if n not in frame.met:
+                    return self.expectation(item, "within", stack)
+            for item in self.eventually:
+                if self.ev.eval(item.cond, {}) is not True:
+                    return self.expectation(item, "end", stack)
+        if frame.faults == 0:
             present = frozenset(k for k in self.declared if space.cache.get(k) is not None)
             if self.agreed is None:
                 self.agreed = present
@@ -853,11 +1221,12 @@ class _Search:
 @attrs.frozen(slots=True)
 class Counterexample:
     """A violation made replayable: its events as a scenario and, when the engine's fixed order does
-    not take the same path to it, the firing path that `konverge reconcile --follow FILE` takes."""
+    not take the same path to it, the firing path that `konverge reconcile --follow FILE` takes —
+    with the engine faults that strike a firing in the middle of a run, which only the path can arm."""
 
     violation: Violation
     scenario: A.ScenarioDecl
-    follow: tuple[str, ...] = ()  # empty when the scenario alone, in the fixed order, replays it
+    follow: tuple = ()  # instance ids and engine faults; empty when the scenario alone replays it
     result: Result | None = attrs.field(default=None, eq=False)  # the replay, if it reports the same violation
 
     @property
@@ -865,19 +1234,64 @@ class Counterexample:
         return self.result is not None
 
 
-def counterexample(program: Program, violation: Violation) -> Counterexample:
+def counterexample(program: Program, violation: Violation, scenario: A.ScenarioDecl | None = None) -> Counterexample:
     """Replay the violation with `reconcile`: first the scenario alone in the fixed order, then along
-    the firing path; the first that reports the same violation."""
-    scenario = scenario_of(violation)
-    # In process the times are plain numbers of seconds: a Unit reads by how the checker typed it.
-    timed = A.ScenarioDecl(scenario.name, tuple(A.At(A.Number(_decimal(s.clock)), s.event) for s in violation.events))
-    path = tuple(firing_path(violation))
-    tries = [path] if violation.property in ("orders agree", "incremental = naive") else [(), path]
-    for follow in tries:
-        result = _replay(program, violation, timed, follow)
+    the firing path; the first that reports the same violation. `scenario`: the user's scenario the
+    search played, whose expects the counterexample keeps."""
+    expects = tuple(i for i in (scenario.items if scenario is not None else ()) if isinstance(i, A.Expect))
+    tries = []
+    for v in dict.fromkeys((hoisted(violation), violation)):  # engine faults as scenario events where they can be
+        path = tuple(firing_path(v))
+        orders = [path] if v.property in ("orders agree", "incremental = naive") or v.struck else [(), path]
+        tries += [(v, follow) for follow in orders]
+    for v, follow in tries:
+        # In process the times are plain numbers of seconds: a Unit reads by how the checker typed it.
+        timed = A.ScenarioDecl(SCENARIO_NAME, (*(A.At(A.Number(_decimal(s.clock)), s.event) for s in v.events),
+                                               *expects))
+        result = _replay(program, v, timed, follow)
         if result is not None:
-            return Counterexample(violation, scenario, follow, result)
-    return Counterexample(violation, scenario, path)
+            return Counterexample(v, scenario_of(v, expects=expects), follow, result)
+    v, follow = tries[-1]
+    return Counterexample(v, scenario_of(v, expects=expects), follow)
+
+
+def hoisted(violation: Violation) -> Violation:
+    """The violation's path with each engine fault that strikes a firing moved, where it can be, to a
+    scenario event: at the last state at rest before that firing (events come at rest), when nothing
+    between would take the fault for itself — a firing of the controller with more writes than a
+    `partial` lets land, any request of the controller for a `reject`, any write or step for a
+    `drop` or `stale` (whose view would miss or hold it)."""
+    path = list(violation.path)
+    for j in reversed(range(len(path))):  # from the end: a step moved in goes before those still to look at
+        struck = path[j]
+        if struck.fault is None:
+            continue
+        rest = next((i for i in range(j - 1, -1, -1) if path[i].kind in ("event", "advance")), None)
+        if rest is None:
+            continue  # in the run from the spec's objects, before any state at rest
+        fault, controller = struck.fault, struck.fault.ref.name
+        between = path[rest + 1:j]
+        if any(s.fault is not None for s in between):
+            continue
+        if fault.fault == "partial":
+            lands = constant_int(fault, "writes")
+            clear = not any(s.instance.split("/")[0] == controller and s.writes > lands for s in between)
+        elif fault.fault == "reject":
+            clear = not any(s.instance.split("/")[0] == controller for s in between)
+        else:
+            clear = not between and path[rest].kind == "advance"
+        if clear:
+            at = path[rest - 1].clock if rest > 0 else 0
+            path[j] = attrs.evolve(struck, fault=None)
+            path.insert(rest, Step("event", at, event=fault))
+    if path == list(violation.path):
+        return violation
+    return attrs.evolve(violation, path=tuple(path))
+
+
+def constant_int(event: A.FaultEvent, name: str) -> int:
+    """An engine fault's integer argument, as the search writes it (a plain number)."""
+    return next(int(a.value.text) for a in event.args if a.name == name)
 
 
 def _replay(program: Program, violation: Violation, scenario: A.ScenarioDecl, follow: tuple) -> Result | None:
@@ -892,6 +1306,9 @@ def _replay(program: Program, violation: Violation, scenario: A.ScenarioDecl, fo
         same = not result.converged
     elif violation.property == "invariants":
         same = any(v.startswith(f'invariant "{name}" ') for v in result.violations for name in violation.names)
+    elif violation.property == "expectations":
+        same = any(v.startswith("expect ") and v.endswith(f"({name})") for v in result.violations
+                   for name in violation.names)
     elif violation.property == "incremental = naive":
         naive = reconcile(program, scenario=scenario, follow=follow, naive=True)
         same = content(naive.objects) != content(result.objects)
@@ -923,7 +1340,12 @@ def counterexample_text(cx: Counterexample, spec: str, module: A.Module | None =
              f"#   after {v.steps} step(s), at virtual clock {format_duration(v.clock)}"]
     if module is not None:
         lines.append(f"# This is {spec} cut down to the scope where it fails, with the scenario at the end.")
-    if cx.follow:
+    struck = [s for s in v.struck if any(f is s.fault for f in cx.follow)]
+    if struck:
+        lines += ["# An engine fault strikes a firing in the middle of a run, where no scenario event comes (they",
+                  "# come at rest): the --follow file arms it just before that firing:",
+                  *(f"#   {s.text()}" for s in struck)]
+    elif cx.follow:
         lines += ["# The engine's fixed firing order does not take this path: the violation depends on the order",
                   "# in which rule instances fire, so the replay follows the firing path in the --follow file."]
     lines += ["# Replay:" if cx.replayed else "# Replay (in process it did not report the same violation):",
@@ -932,14 +1354,17 @@ def counterexample_text(cx: Counterexample, spec: str, module: A.Module | None =
 
 
 def path_text(cx: Counterexample) -> str:
-    """The firing path as a file for `konverge reconcile --follow`: one rule instance id a line."""
+    """The firing path as a file for `konverge reconcile --follow`: one rule instance id a line, or an
+    engine fault (as a scenario writes it after `at T:`), armed just before the firing that follows."""
     lines = ["# The firing path `konverge verify --exhaustive` found: rule instances in the order they fire,",
-             "# one a line (the scenario's events come in between, at their virtual times)."]
-    return "\n".join([*lines, *cx.follow]) + "\n"
+             "# one a line (the scenario's events come in between, at their virtual times); a line such as",
+             "# `partial controller C writes = 1` arms that engine fault just before the next firing."]
+    return "\n".join([*lines, *(f if isinstance(f, str) else event_text(f) for f in cx.follow)]) + "\n"
 
 
-def read_path(path: str) -> list[str]:
-    """The instance ids of a --follow file, as `path_text` writes it."""
+def read_path(path: str) -> list:
+    """The firing path of a --follow file, as `path_text` writes it: instance ids, and the engine
+    faults (A.FaultEvent) to arm on the way."""
     from .errors import Diagnostic
 
     try:
@@ -947,7 +1372,32 @@ def read_path(path: str) -> list[str]:
     except (OSError, UnicodeDecodeError) as e:
         raise KonvergeError(Diagnostic("E001", f"cannot read the firing path: {getattr(e, 'strerror', None) or e}",
                                        file=path)) from None
-    return [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    out: list = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        out.append(line.strip() if " " not in line.strip() else _path_fault(path, n, line))
+    return out
+
+
+def _path_fault(path: str, n: int, line: str) -> A.FaultEvent:
+    """An engine fault on line `n` of a firing path, parsed where it stands (so a diagnostic points at it)."""
+    from .errors import Diagnostic
+    from .parse import parse_text
+
+    hint = (f"a line of a firing path is a rule instance id, or an engine fault aimed at a controller "
+            f"({', '.join(sorted(ENGINE_FAULTS))}), such as `partial controller NAME writes = 1`")
+    # The event keeps its line and column: `at 0s:` goes on the line before (a first line has none).
+    lead = "\n" * (n - 2) + 'scenario "path" { at 0s:\n' if n >= 2 else 'scenario "path" { at 0s: '
+    try:
+        module = parse_text(lead + line + "\n}\n", path)
+        event = module.decls[0].items[0].event
+    except (KonvergeError, IndexError, AttributeError):
+        event = None
+    if not isinstance(event, A.FaultEvent) or event.kind != ENGINE_FAULT_KIND or event.fault not in ENGINE_FAULTS:
+        raise KonvergeError(Diagnostic("E071", f"line {n} of the firing path is neither a rule instance nor an engine "
+                                               f"fault: `{line.strip()}`", file=path, hint=hint))
+    return event
 
 
 def _time(t) -> A.Number | A.Unit:
@@ -957,15 +1407,21 @@ def _time(t) -> A.Number | A.Unit:
     return A.Unit(str(int(t)), "s")
 
 
-def scenario_of(violation: Violation, name: str = SCENARIO_NAME) -> A.ScenarioDecl:
-    """The path's events as a scenario: each at the virtual time it happened."""
-    return A.ScenarioDecl(name, tuple(A.At(_time(s.clock), s.event) for s in violation.events))
+def scenario_of(violation: Violation, name: str = SCENARIO_NAME, expects: tuple = ()) -> A.ScenarioDecl:
+    """The path's events as a scenario: each at the virtual time it happened (and `expects`, the
+    user's scenario's, after them)."""
+    return A.ScenarioDecl(name, (*(A.At(_time(s.clock), s.event) for s in violation.events), *expects))
 
 
-def firing_path(violation: Violation) -> list[str]:
-    """The instances fired along the path; for a cycle, around it once more, so that the engine
-    sees a state come back after a step (it does not count the state a run starts from)."""
-    return [s.instance for s in (*violation.path, *violation.loop) if s.kind == "fire"]
+def firing_path(violation: Violation) -> list:
+    """The instances fired along the path, each after the engine fault that strikes it if one does;
+    for a cycle, around it once more, so that the engine sees a state come back after a step (it does
+    not count the state a run starts from)."""
+    out: list = []
+    for s in (*violation.path, *violation.loop):
+        if s.kind == "fire":
+            out += [s.fault, s.instance] if s.fault is not None else [s.instance]
+    return out
 
 
 # ---- what the command prints ----------------------------------------------------------------
@@ -994,6 +1450,8 @@ def properties_table(x: Exploration) -> str:
     rows = [["converges", f"{c.get('converges', 0):,} states: no cycle, no timer left at the horizon"],
             ["invariants", f"{c.get('invariants', 0):,} states after every step, "
                            f"{c.get('invariants at rest', 0):,} at rest"],
+            *([["expectations", f"{c['expectations']:,} states and fixed points: the scenario's expects"]]
+              if "expectations" in c else []),
             ["incremental = naive", f"{c.get('incremental = naive', 0):,} fixed points"],
             ["orders agree", f"{c.get('orders agree', 0):,} fault-free fixed points keep the same declared objects"]]
     return table_text([("PROPERTY", "left"), ("CHECKED ON", "left")], rows)
@@ -1019,11 +1477,17 @@ def failure_text(program: Program, cx: Counterexample, replay: str) -> str:
     v = cx.violation
     lines = [f"property violated: {v.property}", f"  {v.message}",
              f"  at step {v.steps}, virtual clock {format_duration(v.clock)}; "
-             + ("events: " + "; ".join(s.text() for s in v.events) if v.events else "no fault")]
+             + ("events: " + "; ".join(s.text() for s in v.events) if v.events else
+                ("no event" if v.struck else "no fault"))]
+    lines += [f"  engine fault: {s.text()}" for s in v.struck]
     lines += [f"  {d}" for d in v.details]
     if cx.follow:
-        lines.append(f"  the engine's fixed firing order does not reach it: the replay follows a firing path of "
-                     f"{_n(len(cx.follow), 'rule instance')}")
+        fired = sum(1 for f in cx.follow if isinstance(f, str))
+        armed = [f for f in cx.follow if not isinstance(f, str)]
+        lines.append(("  an engine fault strikes in the middle of a run, where no scenario event comes: "
+                      if armed else "  the engine's fixed firing order does not reach it: ")
+                     + f"the replay follows a firing path of {_n(fired, 'rule instance')}"
+                     + (f" that arms {_n(len(armed), 'engine fault')} on the way" if armed else ""))
     if cx.result is not None and v.objects:
         from .verify import explain_lines
 

@@ -10,7 +10,7 @@ import pytest
 
 from engine.check import check_modules, load_program
 from engine.cli import main
-from engine.explore import counterexample, explore, firing_path
+from engine.explore import counterexample, event_text, explore, firing_path
 from engine.fixpoint import reconcile
 from engine.parse import parse_text
 
@@ -80,7 +80,7 @@ def test_a_correct_program_is_exhausted_and_independent_instances_meet_again():
 
 def test_faults_are_placed_at_every_quiescent_state_and_deletions_count_as_faults():
     p = program(INDEPENDENT)
-    x = explore(p, max_faults=1)
+    x = explore(p, max_faults=1, faults=[])  # no fault declared, and none of the engine's
     # A pass with no fault ({}, {a}, {a, b}), then one with a fault at most: deleting a or b
     # at rest gives two states more, each a fixed point.
     assert x.exhausted and x.violation is None
@@ -140,8 +140,8 @@ def test_the_clock_advances_to_the_next_deadline_only_when_nothing_else_can_fire
 ])
 def test_the_reduction_keeps_every_fixed_point_of_the_full_search(text):
     p = program(text.replace("invariant", "# invariant"))
-    full = explore(p, max_faults=1, reduce=False)
-    reduced = explore(p, max_faults=1)
+    full = explore(p, max_faults=1, reduce=False, faults=[])
+    reduced = explore(p, max_faults=1, faults=[])
     assert full.exhausted and reduced.exhausted
     assert reduced.ends == full.ends
     assert reduced.states <= full.states
@@ -189,7 +189,10 @@ def test_verify_exhaustive_prints_what_each_property_was_checked_on(capsys, tmp_
     code, out, _ = verify(capsys, spec, "--no-std", "--exhaustive")
     assert code == 0, out
     assert "converges" in out and "incremental = naive" in out and "orders agree" in out
-    assert "exhausted: 8 states" in out and "all properties hold" in out
+    assert "expectations" not in out  # no scenario
+    x = explore(program(INDEPENDENT))
+    assert f"exhausted: {x.states} states" in out and "all properties hold" in out
+    assert x.engine_faults == ("drop", "partial", "stale")  # nothing reads the clock: no `reject`
     assert not (tmp_path / "ok.counterexample.konv").exists()
 
 
@@ -329,3 +332,230 @@ def test_a_write_refused_in_one_state_is_tried_again_in_another():
     """)
     x = explore(p, max_faults=1)
     assert x.exhausted and x.violation is None
+
+
+# ---- the engine's faults -------------------------------------------------------------------------
+
+# The box is made and the item emptied in one firing, and the box is how the controller tells
+# that the move is done: a crash between the two writes leaves the size counted twice for good.
+MOVE = """
+controller move {
+  rule move
+    for item i
+    where WHEN i.size > 0 and not any(box b where b.name == i.name)
+    create box i.name { count: i.size }
+    set i.size = 0
+}
+item a { size: 3 }
+invariant "a size is counted once: in its item or in its box" at rest {
+  forall item i: i.size == 0 or not any(box b where b.name == i.name)
+}
+"""
+
+
+def move(when: str = "") -> str:
+    return MOVE.replace("WHEN ", when)
+
+
+def lines(path: Path) -> list[str]:
+    return [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
+
+
+def test_a_crash_between_two_writes_is_found_with_one_fault_and_not_without():
+    p = program(move())
+    assert reconcile(p).violations == ()
+    assert explore(p, max_faults=0).violation is None
+    v = explore(p, max_faults=1).violation
+    assert v is not None and v.names == ("a size is counted once: in its item or in its box",)
+    assert [(s.instance, event_text(s.fault)) for s in v.struck] == [
+        ("move/move[Item/default/a]", "partial controller move writes = 1")]
+    # The other engine faults and every deletion leave it whole.
+    assert explore(p, max_faults=1, faults=["drop", "stale", "reject"]).violation is None
+
+
+def test_a_crash_in_the_run_from_the_spec_is_replayed_by_the_firing_path_that_arms_it(capsys, tmp_path):
+    spec = tmp_path / "move.konv"
+    spec.write_text(KINDS + move())
+    assert verify(capsys, spec, "--no-std", "--exhaustive", "--max-faults", 0)[0] == 0
+    code, out, _ = verify(capsys, spec, "--no-std", "--exhaustive", "--max-faults", 1)
+    assert code == 4, out
+    assert "engine fault: move/move[Item/default/a] (`partial controller move writes = 1` strikes it)" in out
+    scenario, path = tmp_path / "move.counterexample.konv", tmp_path / "move.counterexample.path"
+    # No scenario event can strike the run from the spec's objects (events come at rest): the
+    # firing path arms the crash just before the firing it strikes.
+    assert parse_text(scenario.read_text(), str(scenario)).decls[-1].items == ()
+    assert lines(path) == ["partial controller move writes = 1", "move/move[Item/default/a]"]
+    assert f"replay: konverge reconcile {spec} --scenario {scenario} --follow {path} --no-std" in out
+    assert main(["reconcile", str(spec), "--no-std", "--scenario", str(scenario), "--follow", str(path)]) == 4
+    assert 'violated: invariant "a size is counted once' in capsys.readouterr().out
+    assert main(["reconcile", str(spec), "--no-std", "--scenario", str(scenario)]) == 0  # no crash, no bug
+
+
+def test_a_crash_after_the_run_has_come_to_rest_is_a_scenario_event(capsys, tmp_path):
+    spec = tmp_path / "late.konv"
+    spec.write_text(KINDS + move("now() >= 10s and "))
+    code, out, _ = verify(capsys, spec, "--no-std", "--exhaustive")
+    assert code == 4, out
+    assert "events: at 0s: partial controller move writes = 1" in out
+    written = tmp_path / "late.counterexample.konv"
+    assert "at 0s: partial controller move writes = 1" in written.read_text()
+    assert not (tmp_path / "late.counterexample.path").exists()
+    assert main(["reconcile", str(spec), "--no-std", "--scenario", str(written)]) == 4
+    assert 'violated: invariant "a size is counted once' in capsys.readouterr().out
+
+
+# `mark` marks each item at once; `watch`, a second later, flags the items still unmarked: only a
+# refused request, whose retry waits a second on the virtual clock, holds `mark` back so long.
+LATE = """
+controller mark { rule mark for item i where not i.done set i.done = true }
+controller watch { rule watch for item i where now() >= 1s and not i.done and i.owner == "" set i.owner = "late" }
+item a {}
+invariant "no item is flagged late" at rest { forall item i: i.owner != "late" }
+"""
+
+
+def test_a_refused_request_backs_off_on_the_clock_and_the_retry_comes_late(capsys, tmp_path):
+    p = program(LATE)
+    assert explore(p, max_faults=1, faults=["partial", "drop", "stale"]).violation is None
+    v = explore(p, max_faults=1).violation
+    assert v is not None and v.names == ("no item is flagged late",) and v.clock == 1
+    assert [event_text(s.fault) for s in v.struck] == ["reject controller mark requests = 1"]
+    assert any(s.kind == "advance" for s in v.path)  # the back-off, on the clock
+    spec = tmp_path / "late.konv"
+    spec.write_text(KINDS + LATE)
+    code, out, _ = verify(capsys, spec, "--no-std", "--exhaustive")
+    assert code == 4, out
+    path = tmp_path / "late.counterexample.path"
+    assert lines(path)[:2] == ["reject controller mark requests = 1", "mark/mark[Item/default/a]"]
+    assert main(["reconcile", str(spec), "--no-std", "--scenario", str(tmp_path / "late.counterexample.konv"),
+                 "--follow", str(path)]) == 4
+    assert 'violated: invariant "no item is flagged late"' in capsys.readouterr().out
+
+
+def test_a_refused_request_is_not_explored_where_nothing_reads_the_clock():
+    # A back-off only holds the firing back until the rest is at rest, an order the search tries
+    # anyway, and moves a clock nothing reads: no new state.
+    x = explore(program(INDEPENDENT), faults=["reject"])
+    assert x.engine_faults == () and any(s.startswith("reject (nothing reads the clock") for s in x.skipped_faults)
+    assert explore(program(LATE), faults=["reject"], max_faults=0).engine_faults == ("reject",)
+
+
+def test_a_controller_behind_double_creates_with_two_faults_and_the_path_replays_it(capsys, tmp_path):
+    # stale-double-create.konv: the snapshotter names each snapshot after the database's version
+    # and looks for it in its cache; a cache that loses or holds back its own create takes another.
+    corpus = Path(__file__).parent / "data" / "verify" / "stale-double-create.konv"
+    p = load_program([corpus], std=False)
+    assert explore(p, max_faults=1).violation is None  # the database must be ordered a snapshot first
+    for fault in ("stale", "drop"):
+        v = explore(p, max_faults=2, faults=["order_snapshot", fault]).violation
+        assert v is not None and v.names == ("at most one snapshot per database",)
+        assert [s.fault.fault for s in v.struck] + [s.event.fault for s in v.events] == [fault, "order_snapshot"]
+        cx = counterexample(p, v)
+        assert cx.replayed and any(not isinstance(f, str) and f.fault == fault for f in cx.follow)
+    code, out, _ = verify(capsys, corpus, "--no-std", "--exhaustive", "--max-faults", 2, "--out",
+                          tmp_path / "cx.konv")
+    assert code == 4 and "at most one snapshot per database" in out
+    assert main(["reconcile", str(corpus), "--no-std", "--scenario", str(tmp_path / "cx.konv"),
+                 "--follow", str(tmp_path / "cx.path")]) == 4
+
+
+# `link` writes two items in one firing (a crash may land the first alone); `stamp` and `late`
+# write boxes, independently of it but for `late`, a second on, which reads the items.
+LINK = """
+controller link {
+  rule link
+    for item i where i.owner != "" and not i.done
+    for item j where j.name == i.owner
+    set i.done = true
+    set j.size = j.size + 1
+}
+controller stamp { rule stamp for box b where b.count == 0 set b.count = 1 }
+item a { owner: "b" }
+item b {}
+box x {}
+box y {}
+"""
+LATE_STAMP = """
+controller late { rule late for box b where now() >= 1s and b.count == 1
+  set b.count = if any(item i where i.done) then 3 else 2 }
+"""
+
+
+@pytest.mark.parametrize("faults", [["partial"], ["reject"], ["drop"], ["stale"]])
+@pytest.mark.parametrize("text", [RACE, INDEPENDENT, LINK, LINK + LATE_STAMP])
+def test_the_reduction_keeps_every_fixed_point_of_the_full_search_under_the_engines_faults(text, faults):
+    p = program(text.replace("invariant", "# invariant"))
+    full = explore(p, max_faults=1, reduce=False, faults=faults)
+    reduced = explore(p, max_faults=1, faults=faults)
+    assert full.exhausted and reduced.exhausted
+    assert reduced.ends == full.ends
+    assert reduced.states <= full.states
+    if text.startswith(LINK) and faults[0] in full.engine_faults and faults[0] in ("partial", "reject"):
+        # A crash, or a retry a second late, ends where no firing order without it does.
+        assert full.ends > explore(p, max_faults=1, reduce=False, faults=[]).ends
+
+
+def test_a_firing_path_line_that_is_neither_an_instance_nor_an_engine_fault_is_a_diagnostic(capsys, tmp_path):
+    spec = tmp_path / "move.konv"
+    spec.write_text(KINDS + move())
+    path = tmp_path / "p.path"
+    path.write_text("# a path\n# more\nfail node worker-1\n")
+    assert main(["reconcile", str(spec), "--no-std", "--follow", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "line 3 of the firing path is neither a rule instance nor an engine fault" in err
+    path.write_text("# a path\npartial controller mover writes = 1\nmove/move[Item/default/a]\n")
+    assert main(["reconcile", str(spec), "--no-std", "--follow", str(path)]) == 1
+    assert "no controller named `mover`" in capsys.readouterr().err
+
+
+# ---- a scenario of the user's, on every path -----------------------------------------------------
+
+GROW = """
+scenario "grow" {
+  at 5s: update item a { size: 4 }
+  expect always count(box b) <= 1
+  expect eventually count(box b where b.count == WANT) == 1
+}
+"""
+
+
+def test_exhaustive_plays_a_scenario_on_every_path_with_its_faults_on_top(capsys, tmp_path):
+    spec = tmp_path / "late.konv"
+    spec.write_text(KINDS + move("now() >= 10s and "))
+    scenario = tmp_path / "grow.konv"
+    scenario.write_text(GROW.replace("WANT", "4"))
+    code, out, _ = verify(capsys, spec, "--no-std", "--exhaustive", "--scenario", scenario, "--max-faults", 0)
+    assert code == 0, out
+    assert "expectations" in out and "all properties hold" in out
+    code, out, _ = verify(capsys, spec, "--no-std", "--exhaustive", "--scenario", scenario, "--no-deletions")
+    assert code == 4, out
+    assert "events: at 5s: update item a { size: 4 }; at 5s: partial controller move writes = 1" in out
+    written = tmp_path / "late.counterexample.konv"
+    assert "expect always count(box b) <= 1" in written.read_text()  # its expects, kept
+    assert main(["reconcile", str(spec), "--no-std", "--scenario", str(written)]) == 4
+    assert 'violated: invariant "a size is counted once' in capsys.readouterr().out
+
+
+def test_a_scenario_expect_that_does_not_hold_is_a_violation_that_replays(capsys, tmp_path):
+    spec = tmp_path / "late.konv"
+    spec.write_text(KINDS + move("now() >= 10s and "))
+    scenario = tmp_path / "grow.konv"
+    scenario.write_text(GROW.replace("WANT", "3"))
+    code, out, _ = verify(capsys, spec, "--no-std", "--exhaustive", "--scenario", scenario, "--max-faults", 0)
+    assert code == 4, out
+    assert "property violated: expectations" in out and f"expect eventually does not hold at the end ({scenario}:5:3)" in out
+    assert main(["reconcile", str(spec), "--no-std", "--scenario", str(tmp_path / "late.counterexample.konv")]) == 4
+    assert "violated: expect eventually does not hold at the end" in capsys.readouterr().out
+
+
+def test_an_expect_within_a_time_fails_when_a_refused_request_makes_the_firing_late(capsys, tmp_path):
+    p = program(move("now() >= 10s and ") + """
+    scenario "on time" { expect eventually count(box b) == 1 within 10s }
+    """)
+    on_time = p.scenarios["on time"]
+    assert explore(p, scenario=on_time, max_faults=0).violation is None
+    v = explore(p, scenario=on_time, max_faults=1, faults=["reject"], deletions=False).violation
+    assert v is not None and v.property == "expectations" and "within 10s" in v.message
+    cx = counterexample(p, v, on_time)
+    assert cx.replayed and cx.follow == ()  # the refusal comes at rest, before the clock moves: an event
+    assert [s.text() for s in cx.violation.events] == ["at 0s: reject controller move requests = 1"]
