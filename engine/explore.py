@@ -73,7 +73,8 @@ from . import ast as A
 from .api import APIServer, encode_object
 from .check import ENGINE_FAULT_KIND, ENGINE_FAULTS, Program, std_dir
 from .errors import KonvergeError
-from .fixpoint import (Engine, Result, _fingerprint, apply_event, apply_spec, constant, key_text, object_key, reconcile,
+from .fixpoint import (Engine, Result, _fingerprint, _History, apply_event, apply_spec, constant, key_text, object_key,
+                       reconcile, step_culprits,
                        spec_objects)
 from .store import Delete, Put, open_store
 from .values import format_duration
@@ -977,6 +978,12 @@ class _Search:
         from .eval import Evaluator
 
         self.ev = Evaluator(program, self.space.cache)
+        # The invariants of a step (`before`), on what each move created or changed. The reduction
+        # needs no more visible firings for them: one relates an object before and after one
+        # firing, and firings it reorders commute, each writing the same whichever goes first.
+        self.stepwise = list(program.transitions)
+        self.history = _History(self.space.cache)
+        self.step_ev = Evaluator(program, self.history)
 
     def key(self, faults: int, scene: int, met: frozenset) -> tuple:
         return (*self.space.key(), faults, self.space.fault_key(), scene, met)
@@ -1085,6 +1092,8 @@ class _Search:
         stack.append(frame)
         on_stack[key] = len(stack) - 1
         found = self.invariants(self.steady, stack)
+        if found is None and self.stepwise and changes:
+            found = self.step_invariants(changes, stack)
         if found is None and self.always:
             self.checked["expectations"] += 1
             found = next((self.expectation(e, "always", stack) for e in self.always
@@ -1162,6 +1171,21 @@ class _Search:
         return Violation("invariants", "; ".join(f'invariant "{inv.name}" does not hold' for inv in broken)
                          + f" ({where})", self.path(stack), tuple(f"fails on {key_text(k)}" for k in culprits),
                          tuple(inv.name for inv in broken), tuple(culprits))
+
+    def step_invariants(self, changes: list, stack: list) -> Violation | None:
+        self.history.previous = {}
+        self.history.note(changes)
+        changed = [key for key, _, after in changes if after is not None]
+        try:
+            for inv in self.stepwise:
+                bad = step_culprits(self.step_ev, inv, changed)
+                if bad:
+                    return Violation("invariants", f'invariant "{inv.name}" does not hold (after a step)',
+                                     self.path(stack), tuple(f"fails on {key_text(k)}" for k in bad), (inv.name,),
+                                     tuple(bad))
+            return None
+        finally:
+            self.history.previous = {}
 
     def expectation(self, item: A.Expect, how: str, stack: list) -> Violation:
         """An expect of the user's scenario that does not hold, in the words `reconcile` uses."""

@@ -66,6 +66,20 @@ def test_exhaustive_search_finds_an_order_dependent_violation_that_the_fixed_ord
     assert any(v.startswith('invariant "the first item wins"') for v in cx.result.violations)
 
 
+def test_an_invariant_of_a_step_is_checked_on_every_move_and_its_counterexample_replays():
+    p = program("""
+controller c { rule shrink for item i where i.size == 2 set i.size = 1 }
+item a { size: 2 }
+invariant "sizes only grow" { forall item i where before(i) != none: i.size >= before(i).size }
+""")
+    x = explore(p, max_faults=0)
+    assert x.violation is not None and x.violation.property == "invariants"
+    assert x.violation.names == ("sizes only grow",) and x.violation.objects == (("Item", "default", "a"),)
+    assert "(after a step)" in x.violation.message
+    cx = counterexample(p, x.violation)
+    assert cx.replayed and any(v.startswith('invariant "sizes only grow"') for v in cx.result.violations)
+
+
 def test_a_correct_program_is_exhausted_and_independent_instances_meet_again():
     p = program(INDEPENDENT)
     full = explore(p, max_faults=0, reduce=False)
