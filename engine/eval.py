@@ -224,11 +224,13 @@ class Evaluator:
         return _UNASKABLE if isinstance(value, Clock) else materialize(value)
 
     def _probes_of(self, var: str, cond: A.Expr) -> list:
-        """The conjuncts of `cond` an index can answer for `var`, cached per node."""
+        """The conjuncts of `cond` an index can answer for `var`, cached per node (kept with the
+        node, so that another node given its id after it is gone is not mistaken for it)."""
         cache_key = (id(cond), var)
-        if cache_key not in self._probes:
-            self._probes[cache_key] = _index_probes(var, cond)
-        return self._probes[cache_key]
+        entry = self._probes.get(cache_key)
+        if entry is None or entry[0] is not cond:
+            entry = self._probes[cache_key] = (cond, _index_probes(var, cond))
+        return entry[1]
 
     def _probe(self, var: str, cond: A.Expr):
         probes = self._probes_of(var, cond)
