@@ -28,6 +28,7 @@ Deliberate differences from Kubernetes:
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import json
 from collections.abc import Callable, Iterator
@@ -213,7 +214,11 @@ class APIServer:
                     exprs = (deny.cond, deny.because)
                     fields = reads.fields(deny.source.var, exprs) if reads.pure(exprs) else None
                     self._policies.setdefault(info.name, []).append((policy, deny, fields))
-        self._admitted: dict[str, tuple[int, dict]] = {}  # store key → (revision, the object as admitted)
+        # kind → the fields its ratcheted policies read; store key → (revision, a copy of those
+        # fields as admitted: a caller may change the object it was given back)
+        self._ratcheted = {kind: frozenset().union(*(f for _, _, f in ps if f is not None))
+                           for kind, ps in self._policies.items()}
+        self._admitted: dict[str, tuple[int, dict]] = {}
         self.rbac_enabled = "RoleBinding" in program.kinds or "ClusterRoleBinding" in program.kinds
         self._users_declared = "User" in program.kinds
         self._rbac = _RBACCache(self) if self.rbac_enabled or self._users_declared else None
@@ -316,7 +321,7 @@ class APIServer:
         if not r.succeeded:
             raise AlreadyExists(f'{self.resource(info)} "{name}" already exists')
         obj["resourceVersion"] = obj["createdRevision"] = r.revision
-        self._admitted[key] = (r.revision, obj)
+        self._remember(info, key, r.revision, obj)
         return obj
 
     def update(self, who: Identity, kind: str, obj: dict) -> dict:
@@ -347,8 +352,13 @@ class APIServer:
                 raise self._not_found(info, name)
             raise self._conflict(info, name)
         obj["resourceVersion"] = r.revision
-        self._admitted[key] = (r.revision, obj)
+        self._remember(info, key, r.revision, obj)
         return obj
+
+    def _remember(self, info: KindInfo, key: str, revision: int, obj: dict) -> None:
+        fields = self._ratcheted.get(info.name)
+        if fields:
+            self._admitted[key] = (revision, {f: copy.deepcopy(obj.get(f)) for f in fields})
 
     def delete(self, who: Identity, kind: str, namespace: str | None, name: str,
                resource_version: int | None = None) -> dict:

@@ -76,6 +76,7 @@ from .errors import KonvergeError
 from .fixpoint import (Engine, Result, _fingerprint, _History, apply_event, apply_spec, constant, key_text, object_key,
                        reconcile, step_culprits,
                        spec_objects)
+from .eval import _conjuncts
 from .store import Delete, Put, open_store
 from .values import format_duration
 
@@ -978,10 +979,17 @@ class _Search:
         from .eval import Evaluator
 
         self.ev = Evaluator(program, self.space.cache)
-        # The invariants of a step (`before`), on what each move created or changed. The reduction
-        # needs no more visible firings for them: one relates an object before and after one
-        # firing, and firings it reorders commute, each writing the same whichever goes first.
+        # The invariants of a step (`before`), on what each move created or changed. A firing the
+        # reduction may reorder writes an object the same whichever goes first, so an invariant
+        # that reads only its own object and `before` of it needs no visible firings; one that
+        # reads other kinds too makes visible the firings that write those and its own kind.
         self.stepwise = list(program.transitions)
+        for q in (q for inv in self.stepwise for q in _conjuncts(inv.cond)):
+            others: set = set()
+            _kinds_scanned(program, [q.where, q.body], others)
+            if others:
+                own = program.kind(q.source.kind)
+                self.steady_kinds |= others | {own.name if own is not None else "*"}
         self.history = _History(self.space.cache)
         self.step_ev = Evaluator(program, self.history)
 
@@ -1026,6 +1034,10 @@ class _Search:
                 space.set_clock(move[1])
                 changes, step = [], Step("advance", move[1])
             space.tick()
+            if self.stepwise and changes:  # about the move, so checked even where it meets a state seen
+                found = self.step_invariants(changes, stack, step)
+                if found is not None:
+                    return found
             met = self.met(frame.met)
             key = self.key(faults, scene, met)
             if key == frame.key:
@@ -1092,8 +1104,6 @@ class _Search:
         stack.append(frame)
         on_stack[key] = len(stack) - 1
         found = self.invariants(self.steady, stack)
-        if found is None and self.stepwise and changes:
-            found = self.step_invariants(changes, stack)
         if found is None and self.always:
             self.checked["expectations"] += 1
             found = next((self.expectation(e, "always", stack) for e in self.always
@@ -1172,7 +1182,7 @@ class _Search:
                          + f" ({where})", self.path(stack), tuple(f"fails on {key_text(k)}" for k in culprits),
                          tuple(inv.name for inv in broken), tuple(culprits))
 
-    def step_invariants(self, changes: list, stack: list) -> Violation | None:
+    def step_invariants(self, changes: list, stack: list, step: Step) -> Violation | None:
         self.history.previous = {}
         self.history.note(changes)
         changed = [key for key, _, after in changes if after is not None]
@@ -1181,7 +1191,7 @@ class _Search:
                 bad = step_culprits(self.step_ev, inv, changed)
                 if bad:
                     return Violation("invariants", f'invariant "{inv.name}" does not hold (after a step)',
-                                     self.path(stack), tuple(f"fails on {key_text(k)}" for k in bad), (inv.name,),
+                                     self.path(stack, step), tuple(f"fails on {key_text(k)}" for k in bad), (inv.name,),
                                      tuple(bad))
             return None
         finally:

@@ -1293,8 +1293,8 @@ def apply_spec(program: Program, api, engine: Engine, extra: Iterable[tuple[str,
             if decl is None or all(d.span is not None for d in e.diagnostics):
                 raise
             # A refusal of a declared object points at its declaration.
-            raise KonvergeError([d if d.span is not None else attrs.evolve(d, span=decl.span)
-                                 for d in e.diagnostics], e.exit_code) from None
+            e.diagnostics = [d if d.span is not None else attrs.evolve(d, span=decl.span) for d in e.diagnostics]
+            raise
         if not kvs or kvs[0].value != body:
             records.append(Put(record, body))
         if verb:

@@ -255,6 +255,13 @@ def test_an_update_keeping_the_fields_a_pure_policy_reads_is_not_judged_again(ap
     assert [e for e in judged if e in (ports, quota)] == [ports]
 
 
+def test_ratcheting_compares_with_what_was_admitted_not_the_object_handed_back(api):
+    created = api.create(api.admin, "pod", pod())
+    created["containers"].append(dict(created["containers"][0]))  # the caller edits what it got back
+    with pytest.raises(Invalid):
+        api.update(api.admin, "pod", created)
+
+
 # ---- validation ----------------------------------------------------------------
 
 

@@ -80,6 +80,41 @@ invariant "sizes only grow" { forall item i where before(i) != none: i.size >= b
     assert cx.replayed and any(v.startswith('invariant "sizes only grow"') for v in cx.result.violations)
 
 
+STEP_RULES = {
+    "mark": "controller m { rule mark for box g where g.count == 0 set g.count = 1 }",
+    "flip": "controller f { rule flip for item i where not i.done and count(box g where g.count == 0) > 0 "
+            "set i.done = true }",
+    "back": "controller k { rule back for item i where i.done and count(box g where g.count == 1) > 0 "
+            "set i.done = false }",
+    "grow": "controller c1 { rule grow for item i where i.size == 0 set i.size = 1 }",
+    "fill": "controller c2 { rule fill for box g where g.count == 0 set g.count = 1 }",
+}
+REVERTS = """
+item t {}
+box g {}
+invariant "done never reverts" { forall item i where before(i) != none: not (before(i).done and not i.done) }
+"""
+GROWS_WHILE_EMPTY = """
+item a {}
+box g {}
+invariant "items grow only while every box is empty" {
+  forall item i where before(i) != none and before(i).size != i.size: count(box b where b.count == 1) == 0
+}
+"""
+
+
+@pytest.mark.parametrize("rules, tail", [
+    # The bad move (done → not done) lands on a state the search has seen by another path.
+    (["mark", "flip", "back"], REVERTS), (["flip", "back", "mark"], REVERTS),
+    # The invariant reads boxes: the reduction must not fire `grow` only before `fill`.
+    (["grow", "fill"], GROWS_WHILE_EMPTY), (["fill", "grow"], GROWS_WHILE_EMPTY),
+])
+@pytest.mark.parametrize("reduce", [False, True])
+def test_an_invariant_of_a_step_is_checked_on_every_move_in_every_order(rules, tail, reduce):
+    x = explore(program("\n".join(STEP_RULES[r] for r in rules) + tail), max_faults=0, reduce=reduce)
+    assert x.violation is not None and x.violation.message.endswith("does not hold (after a step)")
+
+
 def test_a_correct_program_is_exhausted_and_independent_instances_meet_again():
     p = program(INDEPENDENT)
     full = explore(p, max_faults=0, reduce=False)

@@ -105,3 +105,15 @@ def test_each_service_port_gets_its_own_route():
 def test_deleting_a_service_removes_its_routes():
     c = run(node("n1") + web("web-1") + SERVICE + 'scenario "delete" { at 1m: delete service web }')
     assert routes(c) == []
+
+
+def test_a_route_kind_of_the_specs_own_is_listed_as_it_is():
+    from engine.check import check_modules
+    from engine.fixpoint import reconcile
+    from engine.kube.contract import document
+    from engine.parse import parse_text
+
+    p = check_modules([parse_text('cluster kind Node { }\nkind Route { node: string }\n'
+                                  'node n1 {}\nnode n2 {}\nroute r1 { node: "n1" }\n', "own.konv")])
+    routes = [o for o in document(p, reconcile(p))["objects"] if o["kind"] == "Route"]
+    assert [(o["name"], o["node"]) for o in routes] == [("r1", "n1")]

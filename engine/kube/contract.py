@@ -36,7 +36,12 @@ CPU_FIELDS = ("cpu", "load")
 
 def document(program: Program, result) -> dict:
     """The contract's document for a reconcile Result."""
-    objects = sorted(per_node_routes(result.objects), key=lambda o: (o["kind"], o.get("namespace") or "", o["name"]))
+    route = program.kinds.get("Route")
+    if route is not None and "node" not in route.fields:  # kube-proxy's, from rules/proxy.konv
+        objects = per_node_routes(result.objects)
+    else:
+        objects = list(result.objects)
+    objects.sort(key=lambda o: (o["kind"], o.get("namespace") or "", o["name"]))
     return {
         "converged": result.converged,
         "steps": result.steps,
