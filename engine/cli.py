@@ -34,6 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as e:  # a bug: say so briefly, keep the traceback for those who ask
+        if isinstance(e, ModuleNotFoundError) and e.name and e.name.split(".")[0] != __package__:
+            # run from a source tree with a Python that lacks a dependency
+            sys.stderr.write(f"konverge: the Python package `{e.name}` is not installed for {sys.executable}\n"
+                             "  = hint: install konverge with its dependencies: pip install .  (in a venv)\n")
+            return 1
         if os.environ.get("KONVERGE_DEBUG"):
             traceback.print_exc()
         sys.stderr.write(f"konverge: internal error: {type(e).__name__}: {e}\n"

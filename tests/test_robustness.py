@@ -82,3 +82,21 @@ def test_token_mutations_of_real_files_raise_only_user_errors(path, data):
         elif tokens:
             tokens[i] = data.draw(st.sampled_from(vocabulary), label="token")
     run_pipeline("".join(tokens), str(path), _others(path))
+
+
+def test_a_missing_dependency_is_named_and_not_called_a_bug(monkeypatch, capsys):
+    import argparse
+
+    import engine.cli as cli
+
+    def lacking(args):
+        raise ModuleNotFoundError("No module named 'lark'", name="lark")
+
+    class Parser:
+        def parse_args(self, argv):
+            return argparse.Namespace(command="check", run=lacking)
+
+    monkeypatch.setattr(cli, "_parser", Parser)
+    assert cli.main(["check"]) == 1
+    err = capsys.readouterr().err
+    assert "the Python package `lark` is not installed" in err and "bug" not in err
