@@ -77,6 +77,7 @@ from .fixpoint import (Engine, Result, _fingerprint, _History, apply_event, appl
                        reconcile, step_culprits,
                        spec_objects)
 from .eval import _conjuncts
+from .reads import reached
 from .store import Delete, Put, open_store
 from .values import format_duration
 
@@ -628,15 +629,10 @@ class _RuleFootprint:
 
 def _kinds_scanned(program: Program, nodes, out: set) -> None:
     """Kinds the AST nodes may scan, through the defs they call."""
-    pending, seen = [list(nodes)], set()
-    while pending:
-        for n in A.walk(pending.pop()):
-            if isinstance(n, A.KindSource):
-                info = program.kind(n.kind)
-                out.add(info.name if info is not None else "*")
-            elif isinstance(n, A.Call) and n.fn in program.defs and n.fn not in seen:
-                seen.add(n.fn)
-                pending.append(program.defs[n.fn].body)
+    for n in reached(program, list(nodes)):
+        if isinstance(n, A.KindSource):
+            info = program.kind(n.kind)
+            out.add(info.name if info is not None else "*")
 
 
 def _footprint(program: Program, rule: A.Rule, admission: dict, rbac: frozenset) -> _RuleFootprint:
@@ -1183,8 +1179,7 @@ class _Search:
                          tuple(inv.name for inv in broken), tuple(culprits))
 
     def step_invariants(self, changes: list, stack: list, step: Step) -> Violation | None:
-        self.history.previous = {}
-        self.history.note(changes)
+        self.history.note(changes)  # emptied after every check, below
         changed = [key for key, _, after in changes if after is not None]
         try:
             for inv in self.stepwise:

@@ -27,7 +27,6 @@ class Reads:
     def __init__(self, program: Program):
         self.program = program
         self._params: dict[str, tuple] = {}  # def → per parameter, the fields it reads or None
-        self._pure: dict[str, bool] = {}
 
     def fields(self, var: str, e) -> frozenset | None:
         out: set = set()
@@ -67,20 +66,17 @@ class Reads:
         return True
 
     def pure(self, e) -> bool:
-        if isinstance(e, A.KindSource):
-            return False
-        if isinstance(e, A.Call):
-            if e.fn in self.program.defs:
-                if e.fn not in self._pure:
-                    self._pure[e.fn] = False  # a guard, as above
-                    self._pure[e.fn] = self.pure(self.program.defs[e.fn].body)
-                if not self._pure[e.fn]:
-                    return False
-            elif e.fn not in PURE_BUILTINS:
-                return False
-            return all(self.pure(a) for a in e.args)
-        if isinstance(e, tuple):
-            return all(self.pure(x) for x in e)
-        if hasattr(e, "__attrs_attrs__"):
-            return all(self.pure(getattr(e, f.name)) for f in e.__attrs_attrs__ if f.name != "span")
-        return True
+        return not any(isinstance(n, A.KindSource)
+                       or isinstance(n, A.Call) and n.fn not in self.program.defs and n.fn not in PURE_BUILTINS
+                       for n in reached(self.program, e))
+
+
+def reached(program: Program, roots):
+    """Every syntax node under `roots` and in the bodies of the defs they call, each def once."""
+    pending, seen = [roots], set()
+    while pending:
+        for n in A.walk(pending.pop()):
+            yield n
+            if isinstance(n, A.Call) and n.fn in program.defs and n.fn not in seen:
+                seen.add(n.fn)
+                pending.append(program.defs[n.fn].body)
