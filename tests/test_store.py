@@ -401,6 +401,27 @@ def test_a_torn_last_record_is_truncated_on_open(tmp_path):
         assert s.range("c").kvs[0].value == b"after"
 
 
+def test_a_read_only_open_ignores_a_torn_tail_like_a_writer_and_leaves_it_in_place(tmp_path):
+    data = tmp_path / "d"
+    with open_store(str(data), snapshot_every=3) as s:
+        for i in range(5):
+            s.put(f"k{i}", b"v")  # a snapshot, then records after it
+        s.delete("k0")
+    wal = wal_files(data)[-1]
+    with open(wal, "ab") as f:
+        f.write(frame(b'["t",7,[["k9","9",0]],[]]')[:-5])
+    torn_size = os.path.getsize(wal)
+
+    def seen(read_only: bool):
+        with open_store(str(data), read_only=read_only) as s:
+            return s.revision, s.range("", prefix=True), s.watch("", 1).poll()
+
+    read_only = seen(True)
+    assert os.path.getsize(wal) == torn_size
+    assert read_only == seen(False) == seen(True)
+    assert read_only[0] == 6 and os.path.getsize(wal) < torn_size
+
+
 def test_a_corrupted_record_followed_by_valid_ones_is_refused_naming_file_and_offset(tmp_path):
     data = tmp_path / "d"
     with open_store(str(data)) as s:
