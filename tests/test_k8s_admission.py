@@ -283,6 +283,133 @@ def test_valid_label_selectors_of_every_operator_are_accepted():
     assert c.get("Pod", "p")["ready"] and len(c.pods()) == 2
 
 
+# ---- label syntax (IsQualifiedName, IsValidLabelValue) and node affinity ------------------------
+
+NAME_PART = ("must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
+             "alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation "
+             "is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')")
+VALUE = ("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must "
+         "start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used "
+         "for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')")
+PREFIX = ("prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or "
+          "'.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for "
+          r"validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")
+NODE_TERMS = "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms"
+LONG = 64 * "k"
+
+
+def node_affinity(*exprs: str) -> str:
+    """A pod's required node affinity: one term of the given requirements."""
+    return "affinity: {requiredNodeTerms: [{matchExpressions: [" + ", ".join(exprs) + "]}]}"
+
+
+def required(key: str, operator: str, values: str | None = None) -> str:
+    return f'{{key: "{key}", operator: "{operator}"' + (f", values: {values}}}" if values is not None else "}")
+
+
+@pytest.mark.parametrize("body, message", [
+    (f'pod p {{ labels {{ "bad key": "x" }} {CONTAINER} }}',
+     f'Pod "p" is invalid: metadata.labels: Invalid value: "bad key": name part {NAME_PART}'),
+    (f'pod p {{ labels {{ app: "-web" }} {CONTAINER} }}',
+     f'Pod "p" is invalid: metadata.labels: Invalid value: "-web": {VALUE}'),
+    (f'pod p {{ labels {{ app: "{LONG}" }} {CONTAINER} }}',
+     f'Pod "p" is invalid: metadata.labels: Invalid value: "{LONG}": must be no more than 63 bytes'),
+    (f'pod p {{ labels {{ "{LONG}": "x" }} {CONTAINER} }}',
+     f'Pod "p" is invalid: metadata.labels: Invalid value: "{LONG}": name part must be no more than 63 bytes'),
+    (f'pod p {{ labels {{ "Example.com/app": "x" }} {CONTAINER} }}',
+     f'Pod "p" is invalid: metadata.labels: Invalid value: "Example.com/app": {PREFIX}'),
+    (f'pod p {{ labels {{ "/app": "x" }} {CONTAINER} }}',
+     'Pod "p" is invalid: metadata.labels: Invalid value: "/app": prefix part must be non-empty'),
+    (f'pod p {{ labels {{ "example.com/": "x" }} {CONTAINER} }}',
+     'Pod "p" is invalid: metadata.labels: Invalid value: "example.com/": name part must be non-empty'),
+    (f'pod p {{ labels {{ "a/b/c": "x" }} {CONTAINER} }}',
+     f'Pod "p" is invalid: metadata.labels: Invalid value: "a/b/c": a valid label key {NAME_PART} with an '
+     "optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"),
+    (f'pod p {{ nodeSelector {{ disk: "ssd!" }} {CONTAINER} }}',
+     f'Pod "p" is invalid: spec.nodeSelector: Invalid value: "ssd!": {VALUE}'),
+    (f'pod p {{ affinity: {{podAffinity: [{{labelSelector: {{"a b": "c"}}, topologyKey: "z"}}]}} {CONTAINER} }}',
+     f'Pod "p" is invalid: spec.affinity.podAffinity.{TERMS}[0].labelSelector.matchLabels: Invalid value: "a b": '
+     f"name part {NAME_PART}"),
+    (f'pod p {{ affinity: {{podAntiAffinity: [{{matchExpressions: [{required("a", "In", """["ok", "not ok"]""")}], '
+     f'topologyKey: "z"}}]}} {CONTAINER} }}',
+     f'Pod "p" is invalid: spec.affinity.podAntiAffinity.{TERMS}[0].labelSelector.matchExpressions[0].values[1]: '
+     f'Invalid value: "not ok": {VALUE}'),
+    (f'pod p {{ topologySpreadConstraints: [{{topologyKey: "z", matchExpressions: [{required("_a", "Exists")}]}}] '
+     f'{CONTAINER} }}',
+     'Pod "p" is invalid: spec.topologySpreadConstraints[0].labelSelector.matchExpressions[0].key: '
+     f'Invalid value: "_a": name part {NAME_PART}'),
+    (f'replicaset r {{ labels {{ "tier!": "x" }} selector {{ a: "b" }} template {{ labels {{ a: "b" }} {CONTAINER} }} }}',
+     f'ReplicaSet "r" is invalid: metadata.labels: Invalid value: "tier!": name part {NAME_PART}'),
+    (f'replicaset r {{ selector {{ a: "b c" }} template {{ labels {{ a: "b c" }} {CONTAINER} }} }}',
+     f'ReplicaSet "r" is invalid: spec.selector.matchLabels: Invalid value: "b c": {VALUE}'),
+    (f'replicaset r {{ selector {{ a: "b" }} matchExpressions: [{required("a", "NotIn", """["x."]""")}] '
+     f'template {{ labels {{ a: "b" }} {CONTAINER} }} }}',
+     f'ReplicaSet "r" is invalid: spec.selector.matchExpressions[0].values[0]: Invalid value: "x.": {VALUE}'),
+    (f'deployment d {{ template {{ labels {{ a: "d"  "b/": "x" }} {CONTAINER} }} }}',
+     'Deployment "d" is invalid: spec.template.metadata.labels: Invalid value: "b/": name part must be non-empty'),
+    (f'deployment d {{ template {{ labels {{ a: "d" }} nodeSelector {{ "-zone": "a" }} {CONTAINER} }} }}',
+     f'Deployment "d" is invalid: spec.template.spec.nodeSelector: Invalid value: "-zone": name part {NAME_PART}'),
+    ('service s { selector { app: "web/1" } port p { port: 80 } }',
+     f'Service "s" is invalid: spec.selector: Invalid value: "web/1": {VALUE}'),
+    ('node n2 { cpu: 4  memory: 8Gi  labels { zone: "a b" } }',
+     f'Node "n2" is invalid: metadata.labels: Invalid value: "a b": {VALUE}'),
+    ('namespace shop { labels { "team=a": "x" } }',
+     f'Namespace "shop" is invalid: metadata.labels: Invalid value: "team=a": name part {NAME_PART}'),
+    # Node affinity (ValidateNodeSelectorRequirement): Gt and Lt take exactly one value.
+    (f'pod p {{ {node_affinity(required("gen", "Gt", "[]"))} {CONTAINER} }}',
+     f'Pod "p" is invalid: {NODE_TERMS}[0].matchExpressions[0].values: Required value: '
+     "must be specified single value when `operator` is 'Lt' or 'Gt'"),
+    (f'pod p {{ {node_affinity(required("a", "Exists"), required("gen", "Lt", """["1", "2"]"""))} {CONTAINER} }}',
+     f'Pod "p" is invalid: {NODE_TERMS}[0].matchExpressions[1].values: Required value: '
+     "must be specified single value when `operator` is 'Lt' or 'Gt'"),
+    (f'pod p {{ {node_affinity(required("zone", "In"))} {CONTAINER} }}',
+     f'Pod "p" is invalid: {NODE_TERMS}[0].matchExpressions[0].values: Required value: '
+     "must be specified when `operator` is 'In' or 'NotIn'"),
+    (f'pod p {{ {node_affinity(required("zone", "DoesNotExist", """["a"]"""))} {CONTAINER} }}',
+     f'Pod "p" is invalid: {NODE_TERMS}[0].matchExpressions[0].values: Forbidden: '
+     "may not be specified when `operator` is 'Exists' or 'DoesNotExist'"),
+    (f'pod p {{ {node_affinity(required("zone", "Near", """["a"]"""))} {CONTAINER} }}',
+     f'Pod "p" is invalid: {NODE_TERMS}[0].matchExpressions[0].operator: Invalid value: "Near": '
+     "not a valid selector operator"),
+    (f'pod p {{ {node_affinity(required("gen", "Gt", """["-1"]"""))} {CONTAINER} }}',
+     f'Pod "p" is invalid: {NODE_TERMS}[0].matchExpressions[0].values[0]: Invalid value: "-1": {VALUE}'),
+    (f'deployment d {{ template {{ labels {{ a: "d" }} affinity: {{preferredNodeTerms: [{{weight: 1, preference: '
+     f'{{matchExpressions: [{required("a:b", "Exists")}]}}}}]}} {CONTAINER} }} }}',
+     'Deployment "d" is invalid: spec.template.spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuring'
+     f'Execution[0].preference.matchExpressions[0].key: Invalid value: "a:b": name part {NAME_PART}'),
+])
+def test_invalid_labels_and_node_affinity_are_refused_with_kubernetes_messages(body, message):
+    assert refusal(body) == message
+
+
+def test_valid_labels_of_every_shape_are_accepted():
+    name, value = 63 * "n", 63 * "v"
+    c = run(node("n1", extra='labels { gen: "5"  "node-role.kubernetes.io/control-plane": "" }')
+            + f'pod p {{ labels {{ "app.kubernetes.io/name": "web"  "{name}": "{value}"  "A_b.C-9": "X_y.z-0"  e: "" }}\n'
+            '  nodeSelector { "node-role.kubernetes.io/control-plane": "" }\n'
+            f'  {node_affinity(required("gen", "Gt", """["4"]"""), required("gen", "Lt", """["6"]"""))}\n'
+            f"  {CONTAINER} }}\n")
+    p = c.get("Pod", "p")
+    assert p["ready"] and p["labels"]["e"] == "" and p["labels"][name] == value
+
+
+def test_a_gt_value_that_is_no_integer_is_accepted_and_matches_no_node():
+    # Kubernetes checks only how many values there are; the scheduler cannot parse this one,
+    # and the term selects no node.
+    c = run(node("n1", extra='labels { gen: "5" }')
+            + f'pod p {{ {node_affinity(required("gen", "Gt", """["four"]"""))} {CONTAINER} }}\n')
+    p = c.get("Pod", "p")
+    assert not c.writes(verb="refused") and p["phase"] == "Pending" and p["node"] is None
+
+
+def test_a_label_edit_to_an_invalid_label_is_refused_and_the_pod_keeps_its_labels():
+    c = run(node("n1") + f'pod p {{ labels {{ app: "web" }} {CONTAINER} }}\n'
+            'scenario "edit" { at 1m: relabel pod p labels = {app: "web server"} }')
+    [refused] = c.writes(verb="refused", kind="Pod", name="p")
+    assert refused.message == f'Pod "p" is invalid: metadata.labels: Invalid value: "web server": {VALUE}'
+    assert c.get("Pod", "p")["labels"] == {"app": "web"}
+
+
 # ---- service accounts (the ServiceAccount admission plugin) ------------------------------------
 
 

@@ -216,6 +216,55 @@ def test_deployment_selector_expressions_are_carried_to_its_replicaset():
     assert len(c.ready_pods("web")) == 2
 
 
+# ---- releasing pods the selector no longer selects (ClaimPods) ------------------------------------
+
+def owned_by_rs(pods, name="rs"):
+    return [p for p in live(pods) if p["owner"] == {"kind": "ReplicaSet", "name": name}]
+
+
+def test_pod_relabelled_out_of_the_selector_is_released_and_replaced():
+    c = run(node("n1") + RS.format(replicas=2) + owned_pod("rs-a") + owned_pod("rs-b")
+            + 'scenario "edit" { at 1m: relabel pod rs-a labels = {app: "debug"} }')
+    released = c.get("Pod", "rs-a")
+    assert released["owner"] is None and released["labels"] == {"app": "debug"}
+    assert released["ready"] and not released["deleting"]  # released, not deleted
+    assert [w.name for w in c.writes(rule="release_unselected")] == ["rs-a"]
+    pods = owned_by_rs(c.pods("rs"))
+    assert len(pods) == 2 and "rs-b" in [p["name"] for p in pods] and all(p["ready"] for p in pods)
+    assert c.get("ReplicaSet", "rs")["readyReplicas"] == 2
+
+
+def test_pod_relabelled_against_a_selector_expression_is_released():
+    spec = RS.format(replicas=2).replace(
+        'selector { app: "rs" }', 'selector { app: "rs" }  matchExpressions: [{key: "track", operator: "NotIn", '
+        'values: ["canary"]}]')
+    c = run(node("n1") + spec + owned_pod("rs-a") + owned_pod("rs-b")
+            + 'scenario "edit" { at 1m: relabel pod rs-b labels = {track: "canary"} }')
+    assert c.get("Pod", "rs-b")["owner"] is None
+    assert len(owned_by_rs(c.pods("rs"))) == 2
+
+
+def test_pod_relabelled_back_is_adopted_again_and_the_surplus_deleted():
+    c = run(node("n1") + RS.format(replicas=2) + owned_pod("rs-a") + owned_pod("rs-b") + """
+scenario "edit and undo" {
+  at 1m: relabel pod rs-a labels = {app: "debug"}
+  at 2m: relabel pod rs-a labels = {app: "rs"}
+}
+""")
+    assert c.get("Pod", "rs-a")["owner"] == {"kind": "ReplicaSet", "name": "rs"}
+    assert len(owned_by_rs(c.pods("rs"))) == 2 and len(c.writes(rule="delete_extra")) == 1
+
+
+def test_deployment_pod_relabelled_out_of_its_selector_is_released_and_replaced():
+    spec = node("n1") + deployment("web", replicas=3)
+    name = run(spec).pods("web")[0]["name"]
+    c = run(spec + f'scenario "debug one" {{ at 1m: relabel pod {name} labels = {{app: "debug"}} }}')
+    [rs] = c.of("ReplicaSet")
+    assert c.get("Pod", name)["owner"] is None and c.get("Pod", name)["ready"]
+    pods = owned_by_rs(c.pods("web"), rs["name"])
+    assert len(pods) == 3 and name not in [p["name"] for p in pods] and all(p["ready"] for p in pods)
+
+
 # ---- schedulerName and serviceAccountName ------------------------------------------------------
 
 def test_replicaset_pods_carry_the_templates_service_account_and_scheduler():

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine.cli import main
+from engine.kube.tables import selector_text, workload_selector
 from engine.kube.views import shares
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -199,3 +200,49 @@ def test_why_pending_names_inter_pod_affinity_for_existing_pods_anti_affinity(ca
 def test_explain_takes_the_kinds_short_names_as_get_does(capsys):
     code, out, _ = run(["explain", "svc/kubernetes", DEMO], capsys)
     assert code == 0 and out.startswith("Service/default/kubernetes")
+
+
+# ---- selectors, kubectl-style ----------------------------------------------------------------
+
+SELECTORS = """node n1 { cpu: 4  memory: 8Gi }
+replicaset web {
+  replicas: 2
+  selector { app: "web" }
+  matchExpressions: [{key: "tier", operator: "In", values: ["b", "a"]}, {key: "legacy", operator: "DoesNotExist"},
+                     {key: "track", operator: "NotIn", values: ["canary"]}, {key: "env", operator: "Exists"}]
+  template { labels { app: "web"  tier: "a"  env: "prod" }  container c { image: "nginx:1.27" } }
+}
+"""
+
+
+def test_a_selector_prints_as_kubectl_prints_it():
+    # labels.Selector.String(): requirements sorted by key, the values of each sorted.
+    assert selector_text({"tier": "a", "app": "web"}, []) == "app=web,tier=a"
+    assert selector_text({"app": "web"}, [{"key": "tier", "operator": "In", "values": ["b", "a"]},
+                                          {"key": "legacy", "operator": "DoesNotExist", "values": []},
+                                          {"key": "track", "operator": "NotIn", "values": ["x"]},
+                                          {"key": "env", "operator": "Exists", "values": []}]) == \
+        "app=web,env,!legacy,tier in (a,b),track notin (x)"
+    assert selector_text(None, []) == selector_text({}, []) == "<none>"
+
+
+def test_a_deployment_without_a_selector_shows_its_templates_labels():
+    template = {"labels": {"app": "web"}}
+    assert workload_selector({"kind": "Deployment", "selector": {}, "matchExpressions": [], "template": template}) \
+        == "app=web"
+    only_expressions = [{"key": "track", "operator": "Exists", "values": []}]
+    assert workload_selector({"kind": "Deployment", "selector": {}, "matchExpressions": only_expressions,
+                              "template": template}) == "track"
+
+
+def test_get_rs_wide_and_describe_rs_show_the_selectors_expressions(capsys, tmp_path):
+    spec = tmp_path / "selectors.konv"
+    spec.write_text(SELECTORS)
+    code, out, err = run(["get", "rs", str(spec), "-o", "wide"], capsys)
+    assert (code, err) == (0, "")
+    check_golden("get_rs_wide_selector", out)
+    code, out, err = run(["describe", "rs/web", str(spec)], capsys)
+    assert (code, err) == (0, "")
+    # One line, as kubectl describe prints a selector; the columns stay where they were.
+    assert "\nSelector:           app=web,env,!legacy,tier in (a,b),track notin (canary)\n" in out
+    assert "Match Expressions" not in out

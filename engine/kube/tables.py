@@ -128,6 +128,42 @@ def _labels(m: dict) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(m.items())) or "<none>"
 
 
+def _requirement(r: dict) -> str:
+    """One matchExpressions entry as labels.Requirement.String() prints it, values sorted."""
+    key, op, values = r.get("key", ""), r.get("operator", ""), ",".join(sorted(r.get("values") or []))
+    if op == "In":
+        return f"{key} in ({values})"
+    if op == "NotIn":
+        return f"{key} notin ({values})"
+    if op == "Exists":
+        return key
+    if op == "DoesNotExist":
+        return "!" + key
+    if op == "Gt":
+        return f"{key}>{values}"
+    if op == "Lt":
+        return f"{key}<{values}"
+    return f"{key} {op} ({values})"  # an operator admission refuses, as it was written
+
+
+def selector_text(match: dict | None, expressions: list | None) -> str:
+    """A LabelSelector (matchLabels and matchExpressions) as kubectl prints it: its requirements
+    sorted by key (`app=web,!legacy,tier in (a,b)`), `<none>` for none."""
+    requirements = [(k, f"{k}={v}") for k, v in (match or {}).items()]
+    requirements += [(r.get("key", ""), _requirement(r)) for r in expressions or []]
+    requirements.sort(key=lambda kr: kr[0])
+    return ",".join(text for _, text in requirements) or "<none>"
+
+
+def workload_selector(obj: dict) -> str:
+    """A ReplicaSet's or Deployment's selector, kubectl-style; a Deployment's that is left out
+    altogether is its template's labels (`selector_of` in rules/admission.konv)."""
+    match, expressions = obj.get("selector") or {}, obj.get("matchExpressions") or []
+    if obj.get("kind") == "Deployment" and not match and not expressions:
+        match = obj.get("template", {}).get("labels", {})
+    return selector_text(match, expressions)
+
+
 def pod_status(p: dict) -> str:
     """kubectl's STATUS column: the phase, or the reason that says more — the pod's own reason
     once it has finished (OutOfcpu, NodeAffinity, …), else a container's, as kubectl reads
@@ -267,8 +303,7 @@ def _deployment_columns(world, wide, clock=None):
         cells = [f"{ready}/{d.get('replicas', 0)}",
                  str(sum(1 for p in pods if p["owner"]["name"] in current)), str(ready)]
         if wide:
-            cells += [*_images(d.get("template", {})),
-                      _labels(d.get("selector") or d.get("template", {}).get("labels", {}))]
+            cells += [*_images(d.get("template", {})), workload_selector(d)]
         return cells
     return headers, row
 
@@ -280,7 +315,7 @@ def _replicaset_columns(world, wide, clock=None):
         pods = _live(_owned(world, "Pod", rs["namespace"], "ReplicaSet", rs["name"]))
         cells = [str(rs.get("replicas", 0)), str(len(pods)), str(sum(1 for p in pods if p.get("ready")))]
         if wide:
-            cells += [*_images(rs.get("template", {})), _labels(rs.get("selector", {}))]
+            cells += [*_images(rs.get("template", {})), workload_selector(rs)]
         return cells
     return headers, row
 
@@ -364,8 +399,13 @@ def describe(program: Program, info: KindInfo, obj: dict, world: Iterable[dict],
     width = 2 + max(len(_title(f)) for f in ["Namespace", "Revisions", *(k for k in shown if k not in META)])
     for key, value in head:
         lines.append(f"{key + ':':<{width}} {value}".rstrip())
+    # A flattened LabelSelector (matchLabels `selector`, `matchExpressions` beside it) is one
+    # line, as kubectl describe prints a selector.
+    folded = "selector" in info.fields and "matchExpressions" in info.fields
     for f in info.fields.values():
-        if f.name in shown:
+        if folded and f.name == "selector":
+            lines.append(f"{'Selector:':<{width}} {workload_selector(obj)}")
+        elif f.name in shown and not (folded and f.name == "matchExpressions"):
             lines.extend(_field(program, _title(f.name), f.type, shown[f.name], 0, width))
     revisions = [f"created at revision {obj['createdRevision']}" if obj.get("createdRevision") else None,
                  f"last written at revision {obj['resourceVersion']}" if obj.get("resourceVersion") else None]
@@ -447,4 +487,4 @@ def _record(program: Program, fields: dict, value: dict, indent: int) -> list[st
 
 
 __all__ = ["age", "describe", "human_duration", "events_for", "get_many", "get_text", "history_for", "node_roles", "pod_status", "render_table",
-           "resolve_kind", "select", "split_ref"]
+           "resolve_kind", "select", "selector_text", "split_ref", "workload_selector"]
