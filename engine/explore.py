@@ -182,6 +182,9 @@ class _Space:
         self.store = open_store(clock=lambda: self.engine.cache.clock)
         self.api = APIServer(program, self.store, clock=lambda: self.engine.cache.clock)
         self.engine = Engine(program, self.api, horizon=horizon)
+        # A firing's footprint is the kinds it read; a pick's verdicts, kept between evaluations,
+        # would hide theirs behind one token (engine/picks.py).
+        self.engine.memo.picks = None
         apply_spec(program, self.api, self.engine)
         self.engine.start()
         self.engine.trace.clear()

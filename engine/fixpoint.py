@@ -39,6 +39,7 @@ from . import ast as A
 from .check import ENGINE_FAULT_KIND, Program
 from .errors import Diagnostic, KonvergeError
 from .eval import Evaluator, _conjuncts, _mentions, materialize
+from .picks import Picks
 from .reads import Reads
 from .values import decode, encode, freeze, number_value, unit_value
 
@@ -312,9 +313,12 @@ class _Memo:
 
     LIMIT = 200_000
 
-    def __init__(self, world: "_TrackingWorld", by_content: dict[str, dict[int, frozenset]]):
+    def __init__(self, world: "_TrackingWorld", program: Program):
         self.world = world
-        self.by_content = by_content
+        self.reads = Reads(program)
+        self.identity = _IDENTITY_SET
+        self.by_content = content_params(self.reads)
+        self.picks = Picks(self)
         self.entries: dict[tuple, tuple] = {}
         self.readers: dict[tuple, set[tuple]] = {}
         self.stack: list[set] = []
@@ -381,15 +385,14 @@ class _Memo:
                     keys.discard(key)
 
 
-def content_params(program: Program) -> dict[str, dict[int, frozenset]]:
+def content_params(reads: Reads) -> dict[str, dict[int, frozenset]]:
     """For each def, the parameters it reads only through fields that are not an object's
     identity (IDENTITY), itself or through the defs it passes them to, each with the fields it
     reads: a call may be memoised by those fields of the arguments, so that objects alike
     in them (a ReplicaSet's pods; two deployments' pods, for a def that reads only requests)
     share the result."""
-    reads = Reads(program)
     return {name: {i: f for i, f in enumerate(reads.params(name)) if f is not None and not f & _IDENTITY_SET}
-            for name in program.defs}
+            for name in reads.program.defs}
 
 
 # ---- rule instances -------------------------------------------------------------------
@@ -431,7 +434,7 @@ class Engine:
         self.world = _TrackingWorld(self.cache)
         self.ev = Evaluator(program, self.world)
         if not naive:
-            self.memo = self.ev.memo = _Memo(self.world, content_params(program))
+            self.memo = self.ev.memo = _Memo(self.world, program)
         else:
             self.memo = None
         self.trace: list[Write] = []
@@ -448,6 +451,8 @@ class Engine:
         self.instances: dict[str, _Instance] = {}
         self.bound: dict[tuple, set[str]] = {}  # object key → ids of instances bound to it
         self.readers: dict[tuple, set[str]] = {}  # a read (scan or index entry) → ids of instances
+        if self.memo is not None:
+            self.memo.picks.waiting = self.readers
         self.reads_of: dict[str, set[tuple]] = {}
         self.timers: list = []  # heap of (deadline, id)
         self.refused: dict[str, str] = {}  # instance id → fingerprint of writes the API refused
@@ -613,11 +618,14 @@ class Engine:
                 for obj in (before, after):
                     if obj is not None:
                         touched.update((mode, key[0], path, entry) for entry in index_entries(mode, path, obj))
-        for read in touched:
-            if self.memo is not None:
+        if self.memo is not None:
+            for read in touched:
                 self.memo.invalidate(read)
+            if self.memo.picks is not None:
+                touched |= self.memo.picks.invalidate(touched)
+        for read in touched:
             for iid in list(self.readers.get(read, ())):
-                if iid in self.instances:
+                if iid in self.instances and iid not in self.dirty_ids:  # a dirty one is refreshed when it runs
                     self.mark(self.refresh(self.instances[iid]))
         for key in keys:
             for iid in self.bound.get(key, ()):
@@ -904,10 +912,15 @@ class _Plan:
             self.action(a, env)
         if rule.pick is not None:
             p = rule.pick
-            chosen = self.ev.select(p.source, p.where, p.order, env)
-            if chosen:
+            memo = self.ev.memo
+            if memo is not None and memo.picks is not None:
+                chosen = memo.picks.choose(self.ev, p, env)
+            else:
+                found = self.ev.select(p.source, p.where, p.order, env)
+                chosen = found[0] if found else None
+            if chosen is not None:
                 for a in p.then:
-                    self.action(a, chosen[0])
+                    self.action(a, chosen)
             else:
                 for a in p.otherwise:
                     self.action(a, env)
