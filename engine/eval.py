@@ -9,6 +9,7 @@ with a number under `any`) are user errors that point at the expression.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import math
@@ -369,9 +370,10 @@ class Evaluator:
         memo = self.memo
         key = memo.key(d.name, args) if memo is not None else None
         if key is not None:
-            found, value = memo.lookup(key)
-            if found:
-                return value
+            entry = memo.entries.get(key)
+            if entry is not None:  # a hit: the caller reads what the call read
+                memo.world.scanned |= entry[1]
+                return entry[0]
         inner = dict(zip(self._params(d), args))
         if key is None:
             return self.eval(d.body, inner)
@@ -695,12 +697,18 @@ def _hash(ev, e, args):
     return int.from_bytes(hashlib.sha256(data).digest()[:4], "big")
 
 
+@functools.lru_cache(maxsize=4096, typed=True)
 def _network(c):
     return ipaddress.ip_network(c, strict=False)
 
 
 def _cidr_subnet(ev, e, args):
-    net, prefix, index = _network(args[0]), args[1], args[2]
+    return _subnet(*args)
+
+
+@functools.lru_cache(maxsize=65536, typed=True)  # pure, and called for every block of a pool while one is sought
+def _subnet(cidr, prefix, index):
+    net = _network(cidr)
     size = 2 ** (net.max_prefixlen - prefix)
     first = int(net.network_address) + index * size
     sub = ipaddress.ip_network(f"{ipaddress.ip_address(first)}/{prefix}")
@@ -710,7 +718,12 @@ def _cidr_subnet(ev, e, args):
 
 
 def _cidr_host(ev, e, args):
-    net, index = _network(args[0]), args[1]
+    return _host(*args)
+
+
+@functools.lru_cache(maxsize=65536, typed=True)
+def _host(cidr, index):
+    net = _network(cidr)
     if not 0 <= index < net.num_addresses:
         return None
     return str(net.network_address + index)
@@ -719,8 +732,13 @@ def _cidr_host(ev, e, args):
 def _ip_index(ev, e, args):
     if args[1] is None:
         return None
-    net, ip = _network(args[0]), ipaddress.ip_address(args[1])
+    net, ip = _network(args[0]), _address(args[1])
     return int(ip) - int(net.network_address) if ip in net else None
+
+
+@functools.lru_cache(maxsize=65536, typed=True)
+def _address(a):
+    return ipaddress.ip_address(a)
 
 
 def _round(ev, e, args):
@@ -794,7 +812,7 @@ _BUILTINS: dict[str, Callable] = {
     "hash": _hash,
     "now": lambda ev, e, a: ev.now(),
     "before": _before,
-    "cidr_contains": lambda ev, e, a: a[1] is not None and ipaddress.ip_address(a[1]) in _network(a[0]),
+    "cidr_contains": lambda ev, e, a: a[1] is not None and _address(a[1]) in _network(a[0]),
     "cidr_size": lambda ev, e, a: _network(a[0]).num_addresses,
     "cidr_subnet": _cidr_subnet,
     "cidr_host": _cidr_host,

@@ -353,13 +353,6 @@ class _Memo:
                 return None
         return tuple(parts)
 
-    def lookup(self, key: tuple):
-        entry = self.entries.get(key)
-        if entry is None:
-            return False, None
-        self.world.scanned |= entry[1]
-        return True, entry[0]
-
     def enter(self) -> None:
         self.stack.append(self.world.scanned)
         self.world.scanned = set()
