@@ -212,8 +212,11 @@ class EmbeddedStore:
 
     def txn_many(self, txns: Sequence[Txn]) -> list[TxnResult]:
         """Run transactions in order, each seeing the ones before it, with one
-        fsync for all. All or nothing: if one is refused (or the log write
-        fails) none is applied."""
+        fsync for all. All or nothing while the process lives: if one is
+        refused (or the log write fails) none is applied. Not across a crash:
+        each transaction is its own log record, so a crash during the write
+        may leave a prefix of them, which recovery replays (as it would had
+        they been committed one by one)."""
         self._check_open()
         self._check_writable()
         self._expire()
