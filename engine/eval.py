@@ -147,6 +147,7 @@ class Evaluator:
         self.saw_clock = False  # `now()` was called since the engine last reset this
 
     def deadline(self, t) -> None:
+        self.clock_used = True  # a comparison with the clock: its answer changes with time
         if self.deadlines is not None and t > self.world.now():
             self.deadlines.add(t)
 

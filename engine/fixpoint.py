@@ -38,7 +38,7 @@ import attrs
 from . import ast as A
 from .check import ENGINE_FAULT_KIND, Program
 from .errors import Diagnostic, KonvergeError
-from .eval import Evaluator, _conjuncts, _mentions, materialize
+from .eval import Clock, Evaluator, _conjuncts, _mentions, materialize
 from .picks import Picks
 from .reads import Reads
 from .values import decode, encode, freeze, number_value, unit_value
@@ -343,12 +343,13 @@ class _Memo:
                     parts.append(part)
             elif t in _PLAIN:
                 parts.append((t, a))  # True, 1.0 and Fraction(1) equal 1, and must not share its entry
-            elif t is dict and "kind" in a and "resourceVersion" in a:
-                parts.append((a["kind"], a.get("namespace") or "", a["name"], a.get("resourceVersion")))
-            elif t is dict:
-                parts.append(("record", freeze(a)))  # a record (a port, a taint), by value
-            elif t is list and all(type(x) is dict and "kind" in x and "resourceVersion" in x for x in a):
-                parts.append(tuple((x["kind"], x.get("namespace"), x["name"], x.get("resourceVersion")) for x in a))
+            elif t is dict and not _has_clock(a):
+                # A record (a port, a taint), or an object the cache does not hold (one a rule
+                # built with `+`: its resourceVersion does not cover its content): by value. With
+                # the clock inside, a call's answer would change with time under one key.
+                parts.append(("record", freeze(a)))
+            elif t is list and all(type(x) is dict and (k := held.get(id(x))) is not None and k[0] is x for x in a):
+                parts.append(tuple(held[id(x)][1] for x in a))  # objects the cache holds
             else:
                 return None
         return tuple(parts)
@@ -376,6 +377,16 @@ class _Memo:
                 keys = self.readers.get(other)
                 if keys is not None:
                     keys.discard(key)
+
+
+def _has_clock(v) -> bool:
+    if isinstance(v, Clock):
+        return True
+    if isinstance(v, dict):
+        return any(_has_clock(x) for x in v.values())
+    if isinstance(v, list):
+        return any(_has_clock(x) for x in v)
+    return False
 
 
 def content_params(reads: Reads) -> dict[str, dict[int, frozenset]]:
@@ -599,6 +610,11 @@ class Engine:
         for t in outcome.deadlines:
             heapq.heappush(self.timers, (t, inst.id))
 
+    def unread(self, iid: str) -> None:
+        """An instance whose object is gone reads nothing any more (a pick's group it read may go)."""
+        for read in self.reads_of.pop(iid, ()):
+            self.readers.get(read, set()).discard(iid)
+
     def changed(self, changes: list[tuple]) -> None:
         """Mark dirty what the changed objects touch; new objects bring new instances."""
         if self.naive:
@@ -670,6 +686,7 @@ class Engine:
             if inst.primary_key is not None and inst.primary is None:
                 # Its object is gone: only its ensured objects are left to collect.
                 outcome = self.collect_orphans(inst)
+                self.unread(inst.id)
             else:
                 outcome = self.evaluate(inst)
                 self.record_deps(inst, outcome)
@@ -693,6 +710,7 @@ class Engine:
             inst = self.refresh(inst)
             if inst.primary_key is not None and inst.primary is None:
                 outcome = self.collect_orphans(inst)
+                self.unread(inst.id)
             else:
                 outcome = self.evaluate(inst)
                 if not self.naive:
@@ -730,6 +748,7 @@ class Engine:
             inst = self.refresh(self.instances[iid])
             if inst.primary_key is not None and inst.primary is None:
                 out.append((inst, self.collect_orphans(inst)))
+                self.unread(inst.id)
             else:
                 outcome = self.evaluate(inst)
                 self.record_deps(inst, outcome)

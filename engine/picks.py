@@ -88,7 +88,7 @@ class Picks:
 
     def choose(self, ev, pick: A.Pick, env: dict) -> dict | None:
         """The environment of the candidate `pick` chooses in `env`, or None."""
-        _, name, names = self._info(pick)
+        _, name, names = self._info(pick, env)
         key = self.memo.key(name, [env[n] for n in names])
         if key is None:  # a variable the memo cannot name (a list of values, the clock)
             chosen = ev.select(pick.source, pick.where, pick.order, env)
@@ -120,12 +120,14 @@ class Picks:
         inner[pick.source.var] = best[0]
         return inner
 
-    def _info(self, pick: A.Pick) -> tuple:
+    def _info(self, pick: A.Pick, env: dict) -> tuple:
         info = self._names.get(id(pick))
         if info is None or info[0] is not pick:
             var = pick.source.var
             exprs = (pick.where, tuple(k.expr for k in pick.order))
-            names = tuple(sorted({n.id for n in A.walk(exprs) if isinstance(n, A.Name)} - {var}))
+            # The rule's variables the pick mentions (the same in every environment of its rule;
+            # a name bound inside, by a comprehension of the condition, is not one of them).
+            names = tuple(sorted({n.id for n in A.walk(exprs) if isinstance(n, A.Name) and n.id in env} - {var}))
             name = ("pick", id(pick))
             reads = self.memo.reads
             content = {}
@@ -186,10 +188,12 @@ class Picks:
         return cache.get((c["kind"], c.get("namespace") or "", c["name"])) is c
 
     def _evict(self) -> None:
+        reading = self.memo.world.scanned  # the evaluation under way waits on these once it is recorded
         for key in list(self.groups):
             if self.size <= self.LIMIT // 2:
                 break
-            if not self.waiting.get(("pick", key)):
+            token = ("pick", key)
+            if not self.waiting.get(token) and token not in reading:
                 group = self.groups.pop(key)
                 for cid, entry in group.entries.items():
                     self._forget(key, cid, entry)
@@ -205,4 +209,6 @@ class Picks:
                 if entry is not None:
                     self._forget(key, cid, entry)
                     tokens.add(("pick", key))
+                    if not group.entries:
+                        del self.groups[key]
         return tokens
