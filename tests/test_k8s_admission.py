@@ -377,6 +377,16 @@ def required(key: str, operator: str, values: str | None = None) -> str:
      f'{{matchExpressions: [{required("a:b", "Exists")}]}}}}]}} {CONTAINER} }} }}',
      'Deployment "d" is invalid: spec.template.spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuring'
      f'Execution[0].preference.matchExpressions[0].key: Invalid value: "a:b": name part {NAME_PART}'),
+    # validatePreferredSchedulingTerms: the weight before the preference.
+    (f'pod p {{ affinity: {{preferredNodeTerms: [{{weight: 1, preference: {{matchExpressions: '
+     f'[{required("a", "Exists")}]}}}}, {{weight: 0, preference: {{matchExpressions: [{required("a:b", "Exists")}]}}}}]}} '
+     f'{CONTAINER} }}',
+     'Pod "p" is invalid: spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[1].weight: '
+     'Invalid value: 0: must be in the range 1-100'),
+    (f'pod p {{ affinity: {{preferredNodeTerms: [{{weight: 101, preference: {{matchExpressions: '
+     f'[{required("a", "Exists")}]}}}}]}} {CONTAINER} }}',
+     'Pod "p" is invalid: spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight: '
+     'Invalid value: 101: must be in the range 1-100'),
 ])
 def test_invalid_labels_and_node_affinity_are_refused_with_kubernetes_messages(body, message):
     assert refusal(body) == message

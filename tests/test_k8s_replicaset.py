@@ -70,6 +70,18 @@ def test_pod_matching_the_selector_without_owner_is_adopted():
     assert len(c.pods("rs")) == 2  # the adopted pod counts: only one is created
 
 
+def test_a_finished_orphan_is_not_adopted():
+    # ClaimPods sees only active pods: a stray that failed before the set came stays an orphan,
+    # and the set creates both of its pods.
+    c = run(node("n1")
+            + 'pod done { labels { app: "rs" }  restartPolicy: "Never"  container main { image: "x"  crashing: true } }\n'
+            + 'scenario "later" {\n  at 600s: create replicaset rs { replicas: 2  selector { app: "rs" }  '
+              'template { labels { app: "rs" }  container main { image: "rs:1" } } }\n}\n')
+    done = c.get("Pod", "done")
+    assert done["phase"] == "Failed" and done["owner"] is None
+    assert len([p for p in c.pods("rs") if p["owner"]]) == 2
+
+
 def test_scale_down_removes_unassigned_then_pending_then_not_ready_pods_first():
     spec = (node("up") + node("down", extra="kubeletUp: false") + node("sick", extra="runtimeUp: false")
             + RS.format(replicas=4)
