@@ -139,9 +139,9 @@ class Evaluator:
         self._code: dict[int, Callable[[Env], Any]] = {}
         self._param_names: dict[str, tuple] = {}
         self._nodes: list = []
-        # A memo of `def` results (set by the engine): key(name, args), lookup(key) →
-        # (found, value), enter(), leave(key, value, cacheable). Calls whose evaluation
-        # looked at the clock are not kept.
+        # A memo of `def` results (set by the engine): key(name, args), entries (key → (value,
+        # reads)), world, enter(), leave(key, value, cacheable), and picks. Calls whose
+        # evaluation looked at the clock are not kept.
         self.memo = None
         self.clock_used = False
         self.saw_clock = False  # `now()` was called since the engine last reset this

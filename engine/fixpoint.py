@@ -316,7 +316,6 @@ class _Memo:
     def __init__(self, world: "_TrackingWorld", program: Program):
         self.world = world
         self.reads = Reads(program)
-        self.identity = _IDENTITY_SET
         self.by_content = content_params(self.reads)
         self.picks = Picks(self)
         self.entries: dict[tuple, tuple] = {}
@@ -353,6 +352,11 @@ class _Memo:
             else:
                 return None
         return tuple(parts)
+
+    def name_by_content(self, name: str | tuple, fields: Iterable[frozenset | None]) -> None:
+        """Have memo keys for `name` (a def, or a pick) name each object argument by the fields
+        `fields` gives for its position, where those say nothing of its identity."""
+        self.by_content[name] = _by_content(fields)
 
     def enter(self) -> None:
         self.stack.append(self.world.scanned)
@@ -395,8 +399,11 @@ def content_params(reads: Reads) -> dict[str, dict[int, frozenset]]:
     reads: a call may be memoised by those fields of the arguments, so that objects alike
     in them (a ReplicaSet's pods; two deployments' pods, for a def that reads only requests)
     share the result."""
-    return {name: {i: f for i, f in enumerate(reads.params(name)) if f is not None and not f & _IDENTITY_SET}
-            for name in reads.program.defs}
+    return {name: _by_content(reads.params(name)) for name in reads.program.defs}
+
+
+def _by_content(fields: Iterable[frozenset | None]) -> dict[int, frozenset]:
+    return {i: f for i, f in enumerate(fields) if f is not None and not f & _IDENTITY_SET}
 
 
 # ---- rule instances -------------------------------------------------------------------
@@ -610,10 +617,18 @@ class Engine:
         for t in outcome.deadlines:
             heapq.heappush(self.timers, (t, inst.id))
 
-    def unread(self, iid: str) -> None:
-        """An instance whose object is gone reads nothing any more (a pick's group it read may go)."""
-        for read in self.reads_of.pop(iid, ()):
-            self.readers.get(read, set()).discard(iid)
+    def look(self, inst: _Instance) -> _Outcome:
+        """An instance's outcome, with what it read recorded (incremental mode). One whose object is
+        gone has only its ensured objects left to collect, and reads nothing any more (a pick's
+        group it read may go)."""
+        if inst.primary_key is not None and inst.primary is None:
+            for read in self.reads_of.pop(inst.id, ()):
+                self.readers.get(read, set()).discard(inst.id)
+            return self.collect_orphans(inst)
+        outcome = self.evaluate(inst)
+        if not self.naive:
+            self.record_deps(inst, outcome)
+        return outcome
 
     def changed(self, changes: list[tuple]) -> None:
         """Mark dirty what the changed objects touch; new objects bring new instances."""
@@ -683,13 +698,7 @@ class Engine:
             _, iid = heapq.heappop(self.dirty)
             self.dirty_ids.discard(iid)
             inst = self.refresh(self.instances[iid])
-            if inst.primary_key is not None and inst.primary is None:
-                # Its object is gone: only its ensured objects are left to collect.
-                outcome = self.collect_orphans(inst)
-                self.unread(inst.id)
-            else:
-                outcome = self.evaluate(inst)
-                self.record_deps(inst, outcome)
+            outcome = self.look(inst)
             if outcome.writes and self.refused.get(iid) != _fingerprint(outcome.writes):
                 return inst, outcome
         return None
@@ -708,13 +717,7 @@ class Engine:
         inst = self.instances.get(iid) or next((i for i in self.enumerate_instances() if i.id == iid), None)
         if inst is not None:
             inst = self.refresh(inst)
-            if inst.primary_key is not None and inst.primary is None:
-                outcome = self.collect_orphans(inst)
-                self.unread(inst.id)
-            else:
-                outcome = self.evaluate(inst)
-                if not self.naive:
-                    self.record_deps(inst, outcome)
+            outcome = self.look(inst)
             if outcome.writes and self.refused.get(iid) != _fingerprint(outcome.writes):
                 self._arm_followed(armed)
                 self.follow.popleft()
@@ -746,13 +749,7 @@ class Engine:
             _, iid = heapq.heappop(self.dirty)
             self.dirty_ids.discard(iid)
             inst = self.refresh(self.instances[iid])
-            if inst.primary_key is not None and inst.primary is None:
-                out.append((inst, self.collect_orphans(inst)))
-                self.unread(inst.id)
-            else:
-                outcome = self.evaluate(inst)
-                self.record_deps(inst, outcome)
-                out.append((inst, outcome))
+            out.append((inst, self.look(inst)))
         self.timers.clear()
         return out
 

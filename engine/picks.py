@@ -129,13 +129,7 @@ class Picks:
             # a name bound inside, by a comprehension of the condition, is not one of them).
             names = tuple(sorted({n.id for n in A.walk(exprs) if isinstance(n, A.Name) and n.id in env} - {var}))
             name = ("pick", id(pick))
-            reads = self.memo.reads
-            content = {}
-            for i, n in enumerate(names):
-                fields = reads.fields(n, exprs)
-                if fields is not None and not fields & self.memo.identity:
-                    content[i] = fields
-            self.memo.by_content[name] = content
+            self.memo.name_by_content(name, (self.memo.reads.fields(n, exprs) for n in names))
             info = self._names[id(pick)] = (pick, name, names)
         return info
 

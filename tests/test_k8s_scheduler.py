@@ -1,5 +1,7 @@
 """kube-scheduler's default profile (rules/scheduler.konv) against the reference behaviour."""
 
+import pytest
+
 from tests.kube import deployment, node, run
 
 
@@ -232,11 +234,15 @@ def test_pod_anti_affinity_keeps_replicas_on_different_hosts():
     assert pending[0]["message"] == "0/2 nodes are available: 2 node(s) didn't match pod anti-affinity rules."
 
 
-def test_existing_pods_anti_affinity_keeps_a_newcomer_away():
+@pytest.mark.parametrize("selector", [
+    'labelSelector: {app: "web"}',
+    'matchExpressions: [{key: "app", operator: "Exists"}]',  # selecting the newcomer by expressions
+])
+def test_existing_pods_anti_affinity_keeps_a_newcomer_away(selector):
     c = run(node("h1", extra='labels { "kubernetes.io/hostname": "h1" }')
             + node("h2", cpu="2", extra='labels { "kubernetes.io/hostname": "h2" }')
             + pod("loner", labels='app: "loner"', extra='node: "h1" affinity: {podAntiAffinity: '
-                  '[{labelSelector: {app: "web"}, topologyKey: "kubernetes.io/hostname"}]}')
+                  f'[{{{selector}, topologyKey: "kubernetes.io/hostname"}}]}}')
             + pod("web", labels='app: "web"'))
     assert c.get("Pod", "web")["node"] == "h2"
 
@@ -361,15 +367,6 @@ def test_anti_affinity_with_not_in_keeps_away_from_pods_without_the_key():
                   '[{key: "app", operator: "NotIn", values: ["a", "p"]}], topologyKey: "kubernetes.io/hostname"}]}'))
     # h2 has more room, but its pod has no `app` label, which NotIn selects.
     assert c.get("Pod", "p")["node"] == "h1"
-
-
-def test_existing_pods_anti_affinity_selects_the_newcomer_by_expressions():
-    c = run(node("h1", extra='labels { "kubernetes.io/hostname": "h1" }')
-            + node("h2", cpu="2", extra='labels { "kubernetes.io/hostname": "h2" }')
-            + pod("loner", labels='app: "loner"', extra='node: "h1" affinity: {podAntiAffinity: '
-                  '[{matchExpressions: [{key: "app", operator: "Exists"}], topologyKey: "kubernetes.io/hostname"}]}')
-            + pod("web", labels='app: "web"'))
-    assert c.get("Pod", "web")["node"] == "h2"
 
 
 def test_topology_spread_counts_only_the_pods_its_expressions_select():
