@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 invalid input, 2 usage, 3 not converged,
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import traceback
@@ -18,6 +19,12 @@ from .files import write_atomically
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A reconcile keeps a large heap that lives long (the cache, the memo, the trace) and makes
+    # little cyclic garbage, which reference counting does not free. With the default
+    # thresholds the collector walks the whole heap again and again as it grows: a fifth of a
+    # run at 1,000 nodes. Collect young objects less often, and old ones only rarely.
+    thresholds = gc.get_threshold()
+    gc.set_threshold(50_000, 20, 20)
     try:
         parser = _parser()
         args = parser.parse_args(argv)
@@ -44,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"konverge: internal error: {type(e).__name__}: {e}\n"
                          "this is a bug in konverge; set KONVERGE_DEBUG=1 to see the traceback\n")
         return 70
+    finally:
+        gc.set_threshold(*thresholds)
 
 
 def _parser() -> argparse.ArgumentParser:

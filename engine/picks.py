@@ -1,12 +1,13 @@
 """A `pick`'s candidates, judged once and kept between evaluations.
 
 `pick node n where feasible(p, n) order by score(p, n) desc, n.name` judges every
-node for every pod. Between two pods of one template little changes: the node the
-first landed on, and nothing else. A *group* — one pick and the content of the
-variables it reads, named as the memo names a def's arguments — keeps each
-candidate's verdict (does it pass `where`, and its place in the order) with what
-judging it read. A change drops the verdicts that read what changed; the next
-evaluation judges only the candidates without one and takes the best of the rest.
+node for every pod. Between two pods alike in what judging reads of them little
+changes: the node the first landed on, and nothing else. A *group* — one pick, the
+values of its guards and the content of the fields of the rule's variables it reads
+beside them (_Plan) — keeps each candidate's verdict (does it pass `where`, and its
+place in the order) with what judging it read. A change drops the verdicts that read
+what changed; the next evaluation judges only the candidates without one and takes
+the best of the rest.
 
 The instance that evaluated the pick reads the group's *token*, ("pick", group
 key), in place of what its candidates read: a dropped verdict touches the token,
@@ -17,9 +18,12 @@ A verdict that read the clock is not kept (its answer changes with time).
 from __future__ import annotations
 
 from collections import OrderedDict
+from fractions import Fraction
+
+import attrs
 
 from . import ast as A
-from .eval import _sort_key
+from .eval import EvalError, _sort_key
 
 
 class _Reversed:
@@ -74,7 +78,11 @@ class Picks:
         # The engine's readers (a read → the instances that made it): a group some instance
         # waits on is kept, as dropping it would leave that instance without a wake-up.
         self.waiting: dict[tuple, set] = {}
-        self._names: dict[int, tuple] = {}  # id(pick) → (the pick, its name for memo keys, variables it reads)
+        self._plans: dict[int, tuple] = {}  # id(pick) → (the pick, the root of its guards' tree)
+        self._leaves = 0
+        # Guards whose value held an object the cache holds (`active(rs)`: the set's pods): as a
+        # group's name it would change with every change to one of them. The walk enters these.
+        self._opaque: dict[int, object] = {}
 
     def __setstate__(self, state: dict) -> None:
         """A copy (a forked run's) holds copies of the candidates: verdicts go by their ids."""
@@ -88,9 +96,8 @@ class Picks:
 
     def choose(self, ev, pick: A.Pick, env: dict) -> dict | None:
         """The environment of the candidate `pick` chooses in `env`, or None."""
-        _, name, names = self._info(pick, env)
-        key = self.memo.key(name, [env[n] for n in names])
-        if key is None:  # a variable the memo cannot name (a list of values, the clock)
+        key = self._key(ev, pick, env)
+        if key is None:  # a variable the memo cannot name (a list of values, the clock), or a guard failed
             chosen = ev.select(pick.source, pick.where, pick.order, env)
             return chosen[0] if chosen else None
         group = self.groups.get(key)
@@ -120,18 +127,39 @@ class Picks:
         inner[pick.source.var] = best[0]
         return inner
 
-    def _info(self, pick: A.Pick, env: dict) -> tuple:
-        info = self._names.get(id(pick))
-        if info is None or info[0] is not pick:
-            var = pick.source.var
-            exprs = (pick.where, tuple(k.expr for k in pick.order))
-            # The rule's variables the pick mentions (the same in every environment of its rule;
-            # a name bound inside, by a comprehension of the condition, is not one of them).
-            names = tuple(sorted({n.id for n in A.walk(exprs) if isinstance(n, A.Name) and n.id in env} - {var}))
-            name = ("pick", id(pick))
-            self.memo.name_by_content(name, (self.memo.reads.fields(n, exprs) for n in names))
-            info = self._names[id(pick)] = (pick, name, names)
-        return info
+    def _key(self, ev, pick: A.Pick, env: dict) -> tuple | None:
+        """The group of `pick` in `env`: the values of its guards, and the fields of the rule's
+        variables the rest of it reads (see _Plan), or None when those cannot be named."""
+        root = self._plans.get(id(pick))
+        if root is None or root[0] is not pick:
+            root = self._plans[id(pick)] = (pick, _Step())
+        step, values = root[1], []
+        outer_clock, ev.clock_used = ev.clock_used, False
+        try:
+            while step.leaf is None:
+                if step.expr is None:  # a path not taken before: walk it
+                    while True:
+                        try:
+                            step, values = _Plan(self, ev, pick, env).learn(root[1])
+                            break
+                        except _Opaque:  # a guard named an object: walk again without it, on a new tree
+                            root = self._plans[id(pick)] = (pick, _Step())
+                    break
+                value = ev.eval(step.expr, {local: env[var] for local, var in step.env})
+                v = (value is True) if step.truth else _value_key(value, self.memo)
+                if v is None:
+                    return None
+                values.append(v)
+                step = step.next.get(v) or step.next.setdefault(v, _Step())
+            if ev.clock_used:  # a guard's answer changes with time: judged afresh
+                return None
+        except EvalError:
+            return None  # judging every candidate meets the error, or does not reach it
+        finally:
+            ev.clock_used = ev.clock_used or outer_clock
+        name, names = step.leaf
+        key = self.memo.key(name, [env[n] for n in names])
+        return None if key is None else (key, tuple(values))
 
     def _judge(self, ev, pick: A.Pick, env: dict, key: tuple, group: _Group, c: dict) -> tuple:
         world = self.memo.world
@@ -206,3 +234,190 @@ class Picks:
                     if not group.entries:
                         del self.groups[key]
         return tokens
+
+
+# ---- a pick's groups ---------------------------------------------------------------------
+
+
+class _Step:
+    """A node of a pick's tree of guards: the guard to evaluate next, or, at a leaf, the memo's
+    name for the pick along this path with the rule's variables it names the group by."""
+
+    __slots__ = ("expr", "env", "truth", "next", "leaf")
+
+    def __init__(self):
+        self.expr = None  # the guard, an expression of the rule's variables
+        self.truth = False  # whether it is a condition (its value: is it true) or a call (its value)
+        self.env: tuple = ()  # ((its name for a variable, the rule's name), …)
+        self.next: dict = {}  # the guard's value (_value_key) → the step after it
+        self.leaf: tuple | None = None  # (memo name, rule variables)
+
+
+class _Plan:
+    """Which verdicts two evaluations of a pick may share.
+
+    `pick node n where feasible(p, n) order by score(p, n) desc` gives the same verdict on a
+    node for any two pods that agree in what judging reads of them. Judging reads a pod
+    two ways: through a *guard* — a condition of an `if`, the left side of `and`/`or`, or a
+    call of a def, that does not depend on the candidate (`has_pod_constraints(p)`,
+    `pod_cpu(p)`), whose value is one for every candidate — and through fields read beside
+    the candidate (`p.nodeSelector <= n.labels`). A group is named by the guards' values and
+    those fields' content. A guard's value also decides which branch judging takes, and only
+    the fields read on the branches taken count: a pod without spread constraints or
+    affinity is judged without reading its labels, so pods of many templates share one group.
+
+    The walk below follows the where and order expressions, and the bodies of the defs they
+    pass the rule's variables to, evaluating each guard it meets; its path, the guards'
+    values in order, is kept as a tree (_Step), so that later evaluations only evaluate the
+    guards along it.
+    """
+
+    def __init__(self, picks: Picks, ev, pick: A.Pick, env: dict):
+        self.picks, self.ev, self.pick, self.env = picks, ev, pick, env
+        self.path: list[tuple] = []  # (guard, its env, a condition?, its value's key)
+        self.fields: dict[str, set | None] = {}  # rule variable → the fields read of it; None: read whole
+
+    def learn(self, root: _Step) -> tuple[_Step, list]:
+        scope = {name: name for name in self.env}
+        scope[self.pick.source.var] = None
+        for e in (self.pick.where, *(k.expr for k in self.pick.order)):
+            if e is not None:
+                self.visit(e, scope)
+        step = root
+        for expr, spec, truth, v in self.path:
+            step.expr, step.env, step.truth = expr, spec, truth  # the same guard as before on this path, or a new step
+            step = step.next.setdefault(v, _Step())
+        if step.leaf is None:
+            names = tuple(sorted(self.fields))
+            name = ("pick", id(self.pick), self.picks._leaves)
+            self.picks._leaves += 1
+            self.picks.memo.name_by_content(
+                name, (None if self.fields[n] is None else frozenset(self.fields[n]) for n in names))
+            step.leaf = (name, names)
+        return step, [v for *_, v in self.path]
+
+    def decide(self, e, scope: dict, truth: bool):
+        spec = tuple(sorted((local, scope[local]) for local in _free(e)))
+        value = self.ev.eval(e, {local: self.env[var] for local, var in spec})
+        v = (value is True) if truth else _value_key(value, self.picks.memo)
+        if v is None:
+            raise _Unnamed
+        if not truth and _names_object(v):
+            self.picks._opaque[id(e)] = e
+            raise _Opaque
+        self.path.append((e, spec, truth, v))
+        return value
+
+    def guard(self, e, scope: dict) -> bool:
+        """Whether `e` depends on the rule's variables only (not on the candidate, nor on a
+        name bound inside the walk)."""
+        opaque = self.picks._opaque.get(id(e))
+        return (opaque is not e) and all(scope.get(local) is not None for local in _free(e))
+
+    def read(self, var: str, field: str | None) -> None:
+        if field is None:
+            self.fields[var] = None
+        elif self.fields.get(var, ()) is not None:
+            self.fields.setdefault(var, set()).add(field)
+
+    def visit(self, e, scope: dict) -> None:
+        if isinstance(e, A.Name):
+            if scope.get(e.id) is not None:
+                self.read(scope[e.id], None)  # used whole
+        elif isinstance(e, A.Attr) and isinstance(e.obj, A.Name) and scope.get(e.obj.id) is not None:
+            self.read(scope[e.obj.id], e.name)
+        elif isinstance(e, A.IfElse) and self.guard(e.cond, scope):
+            taken = self.decide(e.cond, scope, truth=True) is True
+            self.visit(e.then if taken else e.otherwise, scope)
+        elif isinstance(e, A.Binary) and e.op in ("and", "or") and self.guard(e.left, scope):
+            if (self.decide(e.left, scope, truth=True) is True) == (e.op == "and"):
+                self.visit(e.right, scope)
+        elif isinstance(e, A.Call) and e.fn in self.picks.memo.reads.program.defs:
+            if self.guard(e, scope):
+                self.decide(e, scope, truth=False)
+                return
+            d = self.picks.memo.reads.program.defs[e.fn]
+            inner = {}
+            for param, a in zip(d.params, e.args):
+                if isinstance(a, A.Name) and scope.get(a.id) is not None:
+                    inner[param.name] = scope[a.id]  # the rule's variable, under the def's name
+                else:
+                    self.visit(a, scope)
+                    inner[param.name] = None
+            self.visit(d.body, inner)
+        elif isinstance(e, (A.Comprehension, A.Quantifier)):
+            if isinstance(e.source, A.ListSource):
+                self.visit(e.source.iterable, scope)
+            inner = dict(scope)
+            inner[e.source.var] = None
+            for f in attrs.fields(type(e)):
+                if f.name not in ("source", "span"):
+                    self.visit(getattr(e, f.name), inner)
+        elif isinstance(e, (list, tuple)):
+            for x in e:
+                self.visit(x, scope)
+        elif attrs.has(type(e)) and not isinstance(e, A.Span):
+            for f in attrs.fields(type(e)):
+                if f.name != "span":
+                    self.visit(getattr(e, f.name), scope)
+
+
+class _Opaque(Exception):
+    """A guard turned out to name an object: the walk starts again without it."""
+
+
+class _Unnamed(EvalError):
+    """A guard's value a key cannot hold (one with the clock in it)."""
+
+    def __init__(self):
+        Exception.__init__(self, "a guard's value cannot name a group")
+
+
+def _names_object(v) -> bool:
+    return v[0] == "object" or v[0] in ("record", "list") and any(
+        _names_object(x[1] if v[0] == "record" else x) for x in v[1])
+
+
+def _free(e, bound: frozenset = frozenset()) -> set[str]:
+    """The names `e` uses that it does not bind."""
+    if isinstance(e, A.Name):
+        return set() if e.id in bound else {e.id}
+    if isinstance(e, (A.Comprehension, A.Quantifier)):
+        out = _free(e.source.iterable, bound) if isinstance(e.source, A.ListSource) else set()
+        inner = bound | {e.source.var}
+        for f in attrs.fields(type(e)):
+            if f.name not in ("source", "span"):
+                out |= _free(getattr(e, f.name), inner)
+        return out
+    if isinstance(e, (list, tuple)):
+        return set().union(*(_free(x, bound) for x in e))
+    if attrs.has(type(e)) and not isinstance(e, A.Span):
+        return set().union(*(_free(getattr(e, f.name), bound) for f in attrs.fields(type(e)) if f.name != "span"))
+    return set()
+
+
+def _value_key(v, memo):
+    """A guard's value as part of a group's name, or None if it cannot be one: an object the
+    cache holds by its key and resourceVersion, anything else by its type and content (1, 1.0
+    and True are equal, yet judged alike they may not be)."""
+    t = type(v)
+    if t is dict:
+        known = memo.world.cache.memo_parts.get(id(v))
+        if known is not None and known[0] is v:
+            return ("object", known[1])
+        items = []
+        for k, x in v.items():
+            kx = _value_key(x, memo)
+            if kx is None:
+                return None
+            items.append((k, kx))
+        return ("record", tuple(sorted(items)))
+    if t is list:
+        items = tuple(_value_key(x, memo) for x in v)
+        return None if None in items else ("list", items)
+    if t in _SCALARS:
+        return (t, v)
+    return None  # the clock, or a value of a kind this does not know
+
+
+_SCALARS = frozenset({str, int, float, bool, Fraction, type(None)})

@@ -209,3 +209,62 @@ def test_the_clock_inside_a_variable_keeps_a_verdict_from_being_kept():
         item i0 {{ size: 1 }}
         item i1 {{ size: 1 }}
         """) == {"i0": "b0", "i1": "b0"}
+
+
+# ---- guards: what a pick reads of the rule's variables apart from the candidate -----------
+
+# Conditions and calls that do not depend on the box decide a group's name by their values
+# (engine/picks.py, _Plan): the item's labels count only when `wants_tier` or `crowded` say
+# so; `need` counts by its value; `crowded` reads the world; `twin` and `bigger` name objects
+# (the walk enters them instead).
+GUARDED = """
+def load(b: Box) -> int = sum(i.size for item i where i.group == b.name)
+def room(b: Box) -> int = b.capacity - load(b)
+def wants_tier(i: Item) = "tier" in i.labels
+def need(i: Item) -> int = i.size + (if i.note == "" then 0 else 1)
+def crowded(i: Item) = count(item j where j.group != "") >= 2 + i.size
+def twin(i: Item) = first(j for item j where j.group != "" and j.labels == i.labels)
+def bigger(i: Item) = first(j for item j where j.size > i.size)
+def fits(i: Item, b: Box) =
+  room(b) >= need(i)
+    and (if wants_tier(i) then b.tier == i.labels["tier"] else true)
+    and (not crowded(i) or b.selector <= i.labels)
+    and (twin(i) == none or twin(i).group != b.name or wants_tier(i))
+controller place {
+  rule put for item i where i.group == "" and i.size > 0
+    pick box b
+      where fits(i, b)
+      order by (if crowded(i) then room(b) else 0 - room(b)) desc, coalesce(bigger(i).size, 0) * room(b), b.name
+      then
+        set i.group = b.name
+        set i.note = ""
+      else set i.note = "no box has room for " + str(i.size)
+}
+"""
+
+tiered = st.fixed_dictionaries({}, optional={"app": st.sampled_from(["a", "b"]), "tier": st.sampled_from(["x", "y"])})
+
+
+@given(st.lists(st.tuples(st.integers(0, 6), st.sampled_from(["x", "y", ""]), label), max_size=5),
+       st.lists(st.tuples(st.integers(0, 4), tiered), max_size=7), st.lists(event, max_size=6))
+def test_guarded_verdicts_choose_as_judging_every_candidate(boxes, items, events):
+    a, b = both(spec(boxes, items, events).replace(PLACING, GUARDED))
+    same(a, b)
+
+
+def test_items_alike_but_for_labels_no_guard_reads_share_a_group():
+    text = (KINDS + GUARDED + "box b0 { capacity: 9 }\n"
+            + "".join(f'item i{n} {{ size: 1  labels {{ app: "a{n}" }} }}\n' for n in range(3)))
+    prog = check_modules([parse_text(text, "t.konv")])
+    seen = []
+    choose = picks.Picks.choose
+
+    def spy(self, ev, pick, env):
+        seen.append(self._key(ev, pick, env))
+        return choose(self, ev, pick, env)
+    picks.Picks.choose = spy
+    try:
+        reconcile(prog)
+    finally:
+        picks.Picks.choose = choose
+    assert len(seen) == 3 and None not in seen and len(set(seen)) == 1
