@@ -340,6 +340,8 @@ class _Memo:
                     if part is None:
                         part = projections[fields] = _projection(a, fields)
                     parts.append(part)
+            elif t is float:
+                parts.append((t, a.hex()))  # -0.0 equals 0.0 and prints apart; nan equals nothing
             elif t in _PLAIN:
                 parts.append((t, a))  # True, 1.0 and Fraction(1) equal 1, and must not share its entry
             elif t is dict and not _has_clock(a):

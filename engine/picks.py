@@ -4,7 +4,7 @@
 node for every pod. Between two pods alike in what judging reads of them little
 changes: the node the first landed on, and nothing else. A *group* — one pick, the
 values of its guards and the content of the fields of the rule's variables it reads
-beside them (_Plan) — keeps each candidate's verdict (does it pass `where`, and its
+beside them (_Walk) — keeps each candidate's verdict (does it pass `where`, and its
 place in the order) with what judging it read. A change drops the verdicts that read
 what changed; the next evaluation judges only the candidates without one and takes
 the best of the rest.
@@ -78,11 +78,8 @@ class Picks:
         # The engine's readers (a read → the instances that made it): a group some instance
         # waits on is kept, as dropping it would leave that instance without a wake-up.
         self.waiting: dict[tuple, set] = {}
-        self._plans: dict[int, tuple] = {}  # id(pick) → (the pick, the root of its guards' tree)
-        self._leaves = 0
-        # Guards whose value held an object the cache holds (`active(rs)`: the set's pods): as a
-        # group's name it would change with every change to one of them. The walk enters these.
-        self._opaque: dict[int, object] = {}
+        self._trees: dict[int, _Tree] = {}  # id(pick) → its guards' tree
+        self._leaves = 0  # leaves made so far: each names its groups apart from every other's
 
     def __setstate__(self, state: dict) -> None:
         """A copy (a forked run's) holds copies of the candidates: verdicts go by their ids."""
@@ -129,37 +126,56 @@ class Picks:
 
     def _key(self, ev, pick: A.Pick, env: dict) -> tuple | None:
         """The group of `pick` in `env`: the values of its guards, and the fields of the rule's
-        variables the rest of it reads (see _Plan), or None when those cannot be named."""
-        root = self._plans.get(id(pick))
-        if root is None or root[0] is not pick:
-            root = self._plans[id(pick)] = (pick, _Step())
-        step, values = root[1], []
-        outer_clock, ev.clock_used = ev.clock_used, False
+        variables the rest of it reads (see _Walk), or None when those cannot be named."""
+        tree = self._trees.get(id(pick))
+        if tree is None or tree.pick is not pick:
+            tree = self._trees[id(pick)] = _Tree(pick)
+        step, values = tree.root, []
+        # A guard is evaluated where judging might not reach it: its deadlines are not the
+        # instance's (one that reads the clock makes the pick judged afresh, which records them).
+        saved = ev.clock_used, ev.saw_clock, ev.deadlines
+        ev.clock_used = False
+        if ev.deadlines is not None:
+            ev.deadlines = set()
         try:
             while step.leaf is None:
                 if step.expr is None:  # a path not taken before: walk it
-                    while True:
-                        try:
-                            step, values = _Plan(self, ev, pick, env).learn(root[1])
-                            break
-                        except _Opaque:  # a guard named an object: walk again without it, on a new tree
-                            root = self._plans[id(pick)] = (pick, _Step())
+                    step, values = self._learn(ev, tree, env)
                     break
                 value = ev.eval(step.expr, {local: env[var] for local, var in step.env})
-                v = (value is True) if step.truth else _value_key(value, self.memo)
-                if v is None:
-                    return None
+                try:
+                    v = (value is True) if step.truth else _value_key(value, self.memo.world.cache.memo_parts)
+                except _Opaque:
+                    tree.opaque[id(step.expr)] = step.expr
+                    tree.reset(self.memo)
+                    step, values = self._learn(ev, tree, env)
+                    break
                 values.append(v)
-                step = step.next.get(v) or step.next.setdefault(v, _Step())
-            if ev.clock_used:  # a guard's answer changes with time: judged afresh
+                after = step.next.get(v)
+                if after is None:
+                    after = step.next[v] = _Step()
+                step = after
+            if ev.clock_used:  # a guard's answer changes with time
                 return None
-        except EvalError:
+        except (EvalError, _Unnamed):
             return None  # judging every candidate meets the error, or does not reach it
         finally:
-            ev.clock_used = ev.clock_used or outer_clock
+            ev.clock_used = ev.clock_used or saved[0]
+            ev.saw_clock, ev.deadlines = saved[1], saved[2]
         name, names = step.leaf
         key = self.memo.key(name, [env[n] for n in names])
         return None if key is None else (key, tuple(values))
+
+    def _learn(self, ev, tree: "_Tree", env: dict) -> tuple:
+        """Walk the pick in `env` and record its path in the tree: the leaf, and the values."""
+        if len(tree.names) >= tree.LIMIT:  # guards with ever new values: start afresh
+            tree.reset(self.memo)
+        while True:
+            walk = _Walk(self, ev, tree, env)
+            try:
+                return walk.learn()
+            except _Opaque:  # a guard named an object: walk again without it, on a new tree
+                tree.reset(self.memo)
 
     def _judge(self, ev, pick: A.Pick, env: dict, key: tuple, group: _Group, c: dict) -> tuple:
         world = self.memo.world
@@ -253,7 +269,29 @@ class _Step:
         self.leaf: tuple | None = None  # (memo name, rule variables)
 
 
-class _Plan:
+class _Tree:
+    """A pick's guards: the paths walked so far, and the guards found to name objects."""
+
+    LIMIT = 10_000  # leaves; past it the tree starts afresh
+
+    __slots__ = ("pick", "root", "opaque", "names")
+
+    def __init__(self, pick: A.Pick):
+        self.pick = pick
+        self.root = _Step()
+        # Guards whose value held an object the cache holds (`active(rs)`: the set's pods): as a
+        # group's name it would change with every change to one of them. The walk enters these.
+        self.opaque: dict[int, object] = {}
+        self.names: list = []  # the leaves' memo names
+
+    def reset(self, memo) -> None:
+        self.root = _Step()
+        for name in self.names:
+            memo.by_content.pop(name, None)
+        self.names = []
+
+
+class _Walk:
     """Which verdicts two evaluations of a pick may share.
 
     `pick node n where feasible(p, n) order by score(p, n) desc` gives the same verdict on a
@@ -272,47 +310,53 @@ class _Plan:
     guards along it.
     """
 
-    def __init__(self, picks: Picks, ev, pick: A.Pick, env: dict):
-        self.picks, self.ev, self.pick, self.env = picks, ev, pick, env
+    def __init__(self, picks: Picks, ev, tree: _Tree, env: dict):
+        self.picks, self.ev, self.tree, self.pick, self.env = picks, ev, tree, tree.pick, env
         self.path: list[tuple] = []  # (guard, its env, a condition?, its value's key)
         self.fields: dict[str, set | None] = {}  # rule variable → the fields read of it; None: read whole
 
-    def learn(self, root: _Step) -> tuple[_Step, list]:
+    def learn(self) -> tuple[_Step, list]:
         scope = {name: name for name in self.env}
         scope[self.pick.source.var] = None
         for e in (self.pick.where, *(k.expr for k in self.pick.order)):
             if e is not None:
                 self.visit(e, scope)
-        step = root
+        tree = self.tree
+        step = tree.root
         for expr, spec, truth, v in self.path:
-            step.expr, step.env, step.truth = expr, spec, truth  # the same guard as before on this path, or a new step
-            step = step.next.setdefault(v, _Step())
+            if step.expr is not None and (step.expr, step.env, step.truth) != (expr, spec, truth):
+                step.next, step.leaf = {}, None  # cannot happen, as the walk follows the values; if it did, start here afresh
+            step.expr, step.env, step.truth = expr, spec, truth
+            after = step.next.get(v)
+            if after is None:
+                after = step.next[v] = _Step()
+            step = after
         if step.leaf is None:
             names = tuple(sorted(self.fields))
-            name = ("pick", id(self.pick), self.picks._leaves)
+            name = ("pick", self.picks._leaves)
             self.picks._leaves += 1
+            tree.names.append(name)
             self.picks.memo.name_by_content(
                 name, (None if self.fields[n] is None else frozenset(self.fields[n]) for n in names))
             step.leaf = (name, names)
         return step, [v for *_, v in self.path]
 
-    def decide(self, e, scope: dict, truth: bool):
+    def decide(self, e, scope: dict, truth: bool) -> bool:
+        """Evaluate the guard `e` and record it on the path; whether it is true."""
         spec = tuple(sorted((local, scope[local]) for local in _free(e)))
         value = self.ev.eval(e, {local: self.env[var] for local, var in spec})
-        v = (value is True) if truth else _value_key(value, self.picks.memo)
-        if v is None:
-            raise _Unnamed
-        if not truth and _names_object(v):
-            self.picks._opaque[id(e)] = e
-            raise _Opaque
+        try:
+            v = (value is True) if truth else _value_key(value, self.picks.memo.world.cache.memo_parts)
+        except _Opaque:
+            self.tree.opaque[id(e)] = e
+            raise
         self.path.append((e, spec, truth, v))
-        return value
+        return value is True
 
     def guard(self, e, scope: dict) -> bool:
         """Whether `e` depends on the rule's variables only (not on the candidate, nor on a
-        name bound inside the walk)."""
-        opaque = self.picks._opaque.get(id(e))
-        return (opaque is not e) and all(scope.get(local) is not None for local in _free(e))
+        name bound inside the walk), and its value can name a group."""
+        return self.tree.opaque.get(id(e)) is not e and all(scope.get(local) is not None for local in _free(e))
 
     def read(self, var: str, field: str | None) -> None:
         if field is None:
@@ -327,10 +371,9 @@ class _Plan:
         elif isinstance(e, A.Attr) and isinstance(e.obj, A.Name) and scope.get(e.obj.id) is not None:
             self.read(scope[e.obj.id], e.name)
         elif isinstance(e, A.IfElse) and self.guard(e.cond, scope):
-            taken = self.decide(e.cond, scope, truth=True) is True
-            self.visit(e.then if taken else e.otherwise, scope)
+            self.visit(e.then if self.decide(e.cond, scope, truth=True) else e.otherwise, scope)
         elif isinstance(e, A.Binary) and e.op in ("and", "or") and self.guard(e.left, scope):
-            if (self.decide(e.left, scope, truth=True) is True) == (e.op == "and"):
+            if self.decide(e.left, scope, truth=True) == (e.op == "and"):
                 self.visit(e.right, scope)
         elif isinstance(e, A.Call) and e.fn in self.picks.memo.reads.program.defs:
             if self.guard(e, scope):
@@ -366,16 +409,8 @@ class _Opaque(Exception):
     """A guard turned out to name an object: the walk starts again without it."""
 
 
-class _Unnamed(EvalError):
+class _Unnamed(Exception):
     """A guard's value a key cannot hold (one with the clock in it)."""
-
-    def __init__(self):
-        Exception.__init__(self, "a guard's value cannot name a group")
-
-
-def _names_object(v) -> bool:
-    return v[0] == "object" or v[0] in ("record", "list") and any(
-        _names_object(x[1] if v[0] == "record" else x) for x in v[1])
 
 
 def _free(e, bound: frozenset = frozenset()) -> set[str]:
@@ -396,28 +431,23 @@ def _free(e, bound: frozenset = frozenset()) -> set[str]:
     return set()
 
 
-def _value_key(v, memo):
-    """A guard's value as part of a group's name, or None if it cannot be one: an object the
-    cache holds by its key and resourceVersion, anything else by its type and content (1, 1.0
-    and True are equal, yet judged alike they may not be)."""
+def _value_key(v, held: dict):
+    """A guard's value as part of a group's name: by its type and content (1, 1.0 and True
+    are equal, yet judged alike they may not be; -0.0 and 0.0 too). Raises _Opaque when it
+    holds an object the cache holds (`held`), _Unnamed when it holds the clock."""
     t = type(v)
     if t is dict:
-        known = memo.world.cache.memo_parts.get(id(v))
+        known = held.get(id(v))
         if known is not None and known[0] is v:
-            return ("object", known[1])
-        items = []
-        for k, x in v.items():
-            kx = _value_key(x, memo)
-            if kx is None:
-                return None
-            items.append((k, kx))
-        return ("record", tuple(sorted(items)))
+            raise _Opaque
+        return ("record", tuple(sorted((k, _value_key(x, held)) for k, x in v.items())))
     if t is list:
-        items = tuple(_value_key(x, memo) for x in v)
-        return None if None in items else ("list", items)
+        return ("list", tuple(_value_key(x, held) for x in v))
+    if t is float:
+        return (t, v.hex())  # and a nan names one group, as nan equals nothing
     if t in _SCALARS:
         return (t, v)
-    return None  # the clock, or a value of a kind this does not know
+    raise _Unnamed  # the clock, or a value of a kind this does not know
 
 
-_SCALARS = frozenset({str, int, float, bool, Fraction, type(None)})
+_SCALARS = frozenset({str, int, bool, Fraction, type(None)})

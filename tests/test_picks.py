@@ -252,19 +252,75 @@ def test_guarded_verdicts_choose_as_judging_every_candidate(boxes, items, events
     same(a, b)
 
 
-def test_items_alike_but_for_labels_no_guard_reads_share_a_group():
+def test_items_alike_but_for_labels_no_guard_reads_share_a_group(monkeypatch):
     text = (KINDS + GUARDED + "box b0 { capacity: 9 }\n"
             + "".join(f'item i{n} {{ size: 1  labels {{ app: "a{n}" }} }}\n' for n in range(3)))
     prog = check_modules([parse_text(text, "t.konv")])
     seen = []
-    choose = picks.Picks.choose
+    key = picks.Picks._key
 
     def spy(self, ev, pick, env):
-        seen.append(self._key(ev, pick, env))
-        return choose(self, ev, pick, env)
-    picks.Picks.choose = spy
-    try:
-        reconcile(prog)
-    finally:
-        picks.Picks.choose = choose
+        seen.append(key(self, ev, pick, env))
+        return seen[-1]
+    monkeypatch.setattr(picks.Picks, "_key", spy)
+    reconcile(prog)
     assert len(seen) == 3 and None not in seen and len(set(seen)) == 1
+
+
+# ---- found in review of the guards: each a program on which the two modes disagreed -------
+
+
+def test_a_guard_one_pick_enters_leaves_another_picks_tree_whole():
+    # `other` finds `mates(i)` naming objects; `put` must not walk past it on its old tree.
+    assert reconciled_alike(KINDS + """
+    def mates(i: Item) = [x for box x where x.tier == i.note]
+    def wanted(i: Item) = keys(i.labels)
+    def fits(i: Item, b: Box) = count(mates(i)) < b.capacity and count(wanted(i)) < b.capacity
+    controller place {
+      rule put for item i where i.group == "" and i.size > 0
+        pick box b where fits(i, b) order by b.name then set i.group = b.name
+      rule other for item i where i.group == "" and i.size == 0
+        pick box b where fits(i, b) order by b.name then set i.group = b.name
+    }
+    box b0 { capacity: 1 }
+    box b1 { capacity: 2 }
+    box m { capacity: 0  tier: "n" }
+    item x { size: 1  note: "q" }
+    item y { size: 0  note: "n" }
+    scenario "edits" {
+      at 1s: create item z { size: 1  note: "q"  labels { app: "a" } }
+      at 2s: create item u { size: 1  note: "n" }
+    }
+    """)["u"] == "b1"
+
+
+def test_a_clock_guard_judging_never_reaches_sets_no_deadline():
+    for boxes in ("", "box b0 { capacity: 0 }"):  # no candidate; none passing the part before it
+        prog = check_modules([parse_text(KINDS + """
+        def fits(i: Item, b: Box) = b.capacity >= i.size and (if now() > 50s then true else b.tier == "")
+        controller place {
+          rule put for item i where i.group == ""
+            pick box b where fits(i, b) order by b.name then set i.group = b.name
+        }
+        item i0 { size: 1 }
+        """ + boxes, "t.konv")])
+        a, b = reconcile(prog), reconcile(prog, naive=True)
+        same(a, b)
+        assert a.clock == 0
+
+
+def test_minus_zero_and_zero_name_different_groups_and_memo_entries():
+    for where in ("(str(g(i)) == b.tier) == true", "(str(s) == b.tier) == true", "h(s, b)"):
+        assert reconciled_alike(KINDS + """
+        def g(i: Item) -> float = if i.note == "neg" then -float(i.size) else float(i.size)
+        def h(x: float, b: Box) = (str(x) == b.tier) == true
+        controller place {
+          rule put for item i where i.group == ""
+            let s = g(i)
+            pick box b where %s order by b.name then set i.group = b.name
+        }
+        box b0 { tier: "-0.0" }
+        box b1 { tier: "0.0" }
+        item i0 { note: "neg" }
+        item i1 { note: "pos" }
+        """ % where) == {"i0": "b0", "i1": "b1"}
