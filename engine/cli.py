@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="check spec and rule files; exit 1 if any is invalid")
     c.add_argument("files", nargs="+", metavar="FILE")
-    c.add_argument("--no-std", action="store_true", help="do not load the standard control plane in rules/")
+    no_std_option(c)
     c.set_defaults(run=_check)
 
     f = sub.add_parser("fmt", help="rewrite files in the canonical format")
@@ -84,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
                                                     "(a firing path `verify --exhaustive` wrote), then go on")
     r.add_argument("-o", "--output", choices=["summary", "json", "yaml"], default="summary",
                    help="a summary table, or the JSON contract (README: The JSON contract) as JSON or YAML")
-    r.add_argument("--no-std", action="store_true", help="do not load the standard control plane in rules/")
+    no_std_option(r)
     r.set_defaults(run=_reconcile)
 
     g = sub.add_parser("get", help="show objects, kubectl-style: of a reconcile run in memory (SPEC…) "
@@ -122,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="a random firing order must reach the same objects field by field")
     v.add_argument("--out", metavar="FILE", help="where to write a counterexample (default: SPEC.counterexample.konv)")
     v.add_argument("--budget", type=int, default=None, metavar="STEPS", help="steps per run before giving up")
-    v.add_argument("--no-std", action="store_true", help="do not load the standard control plane in rules/")
+    no_std_option(v)
     v.add_argument("--no-db", action="store_true",
                    help="keep no example database (default: .konverge-verify/ beside the spec, where a failure "
                         "found is kept and tried first next time)")
@@ -348,7 +348,7 @@ def _fmt(args) -> int:
 
 def _reconcile(args) -> int:
     from .fixpoint import DEFAULT_BUDGET, reconcile
-    from .kube.contract import document, dumps, dumps_yaml
+    from .kube.contract import stream
     from .store import open_store
 
     program, scenario, manifests = _load_run(args.files, args.scenario, no_std=args.no_std)
@@ -367,8 +367,7 @@ def _reconcile(args) -> int:
         if store is not None:
             store.close()
     if args.output in ("json", "yaml"):
-        doc = document(program, result)
-        sys.stdout.write(dumps(doc) if args.output == "json" else dumps_yaml(doc))
+        sys.stdout.writelines(stream(program, result, as_yaml=args.output == "yaml"))
     else:
         sys.stdout.write(_summary(result))
     if not result.converged:
@@ -522,6 +521,11 @@ def intermixed(p: argparse.ArgumentParser) -> None:
     p.parse_known_args = parse
 
 
+def no_std_option(p: argparse.ArgumentParser) -> None:
+    """`--no-std`, for every command that loads specs."""
+    p.add_argument("--no-std", action="store_true", help="do not load the standard control plane in rules/")
+
+
 def _run_options(p: argparse.ArgumentParser) -> None:
     """Where `get` and `describe` find the objects: a reconcile of SPECs in memory (with its
     options, given anywhere among the SPECs), or a store's data directory."""
@@ -532,7 +536,7 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", metavar="NAME|FILE", help="play a scenario before showing")
     p.add_argument("--order", choices=["fixed", "random"], default="fixed", help="rule firing order")
     p.add_argument("--seed", type=int, default=0, help="seed for --order random")
-    p.add_argument("--no-std", action="store_true", help="do not load the standard control plane in rules/")
+    no_std_option(p)
 
 
 def _view(args, what: str):

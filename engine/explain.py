@@ -147,11 +147,10 @@ def read_trace(data_dir: str) -> tuple[tuple[Write, ...], int | Fraction]:
 def load_state(data_dir: str) -> State:
     """The objects of a persisted store (opened read-only) with its recorded trace."""
     from .api import decode_object
+    from .show import need_data_dir
     from .store import open_store
 
-    if not os.path.isdir(data_dir):
-        raise KonvergeError(Diagnostic("E201", f"there is no store data directory at {data_dir}", file=data_dir,
-                                       hint="pass the --data-dir the engine was run with"))
+    need_data_dir(data_dir)
     store = open_store(data_dir, read_only=True)
     try:
         kvs = store.range("/registry/", prefix=True).kvs

@@ -25,9 +25,7 @@ TABLE_FIELDS = 4  # scalar fields shown besides the name; -o wide shows them all
 def stored_objects(data_dir: str, specs: list[str] = ()) -> tuple[Program, list[dict]]:
     """The program and every object of a store's data directory, opened read-only:
     what `konverge get` and `describe` show from a data directory."""
-    if not os.path.isdir(data_dir):
-        raise KonvergeError(Diagnostic("E201", f"there is no store data directory at {data_dir}", file=data_dir,
-                                       hint="pass the --data-dir the engine was run with"))
+    need_data_dir(data_dir)
     program = load_program(list(specs), std=True) if specs else standard_program()
     store = open_store(data_dir, read_only=True)
     try:
@@ -38,6 +36,13 @@ def stored_objects(data_dir: str, specs: list[str] = ()) -> tuple[Program, list[
     finally:
         store.close()
     return program, objects
+
+
+def need_data_dir(data_dir: str) -> None:
+    """E201 unless there is a directory at `data_dir`: what a view of a persisted store says first."""
+    if not os.path.isdir(data_dir):
+        raise KonvergeError(Diagnostic("E201", f"there is no store data directory at {data_dir}", file=data_dir,
+                                       hint="pass the --data-dir the engine was run with"))
 
 
 def standard_program() -> Program:
@@ -105,4 +110,4 @@ def table(program: Program, info: KindInfo, shown: list[dict], *, with_namespace
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["display", "standard_program", "stored_objects", "table"]
+__all__ = ["display", "need_data_dir", "standard_program", "stored_objects", "table"]

@@ -16,12 +16,19 @@ bookkeeping (resourceVersion, createdRevision, managedBy) is left out: it
 records the path the engine took, not the state it reached, and the contract
 is meant to compare states — two firing orders that converge to the same
 cluster give the same objects.
+
+`stream` writes the document's text an object at a time, the same bytes as
+`dumps(document(…))`: at 1,000 nodes kube-proxy's per-node table is a Route
+per node and service port, too many to hold at once.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 import math
+from collections.abc import Iterator
 from fractions import Fraction
 
 from ..check import Program
@@ -36,12 +43,11 @@ CPU_FIELDS = ("cpu", "load")
 
 def document(program: Program, result) -> dict:
     """The contract's document for a reconcile Result."""
-    route = program.kinds.get("Route")
-    if route is not None and "node" not in route.fields:  # kube-proxy's, from rules/proxy.konv
-        objects = per_node_routes(result.objects)
-    else:
-        objects = list(result.objects)
-    objects.sort(key=lambda o: (o["kind"], o.get("namespace") or "", o["name"]))
+    return {**header(result), "objects": list(contract_objects(program, result))}
+
+
+def header(result) -> dict:
+    """The document but its objects, which come last."""
     return {
         "converged": result.converged,
         "steps": result.steps,
@@ -49,8 +55,44 @@ def document(program: Program, result) -> dict:
         "clock": number(result.clock),
         "reason": result.reason or "",
         "violations": list(result.violations),
-        "objects": [contract_object(program, o) for o in objects],
     }
+
+
+def contract_objects(program: Program, result) -> Iterator[dict]:
+    """The document's objects, made one at a time."""
+    return (contract_object(program, o) for o in listed_objects(program, result.objects))
+
+
+def listed_objects(program: Program, objects: tuple[dict, ...]) -> Iterator[dict]:
+    """The objects as the contract lists them, sorted by kind, namespace, name, made lazily:
+    at 1,000 nodes kube-proxy's table alone (`per_node_routes`) is too many to hold at once."""
+    route = program.kinds.get("Route")
+    if route is not None and "node" not in route.fields:  # kube-proxy's, from rules/proxy.konv
+        return _merged_routes(objects)
+    return iter(sorted(objects, key=_order))
+
+
+def _order(o: dict) -> tuple[str, str, str]:
+    return o["kind"], o.get("namespace") or "", o["name"]
+
+
+def _merged_routes(objects: list[dict]) -> Iterator[dict]:
+    """`per_node_routes(objects)` sorted as the contract lists it, made lazily. For one node the
+    names `NODE.NAME` sort as the names do, so each node's routes are the Routes sorted once,
+    and merging the nodes' streams (ties broken by the Route's place, as a stable sort does)
+    gives the whole table in order."""
+    nodes = sorted(o["name"] for o in objects if o["kind"] == "Node")
+    rest = sorted((o for o in objects if o["kind"] != "Route"), key=_order)
+    routes = [r for r in objects if r["kind"] == "Route"]
+    ranked = sorted(range(len(routes)), key=lambda i: (*_order(routes[i]), i))
+
+    def on(n: str) -> Iterator[tuple[tuple, dict]]:
+        for i in ranked:
+            o = _node_route(routes[i], n)
+            yield (*_order(o), i), o
+
+    merged = heapq.merge(((_order(o), o) for o in rest), *(on(n) for n in nodes), key=lambda p: p[0])
+    return (o for _, o in merged)
 
 
 def per_node_routes(objects: list[dict]) -> list[dict]:
@@ -62,9 +104,13 @@ def per_node_routes(objects: list[dict]) -> list[dict]:
     out = [o for o in objects if o["kind"] != "Route"]
     for r in objects:
         if r["kind"] == "Route":
-            out += [{"kind": "Route", "namespace": r.get("namespace"), "name": f"{n}.{r['name']}", "node": n,
-                     **{k: v for k, v in r.items() if k not in ("kind", "namespace", "name")}} for n in nodes]
+            out += [_node_route(r, n) for n in nodes]
     return out
+
+
+def _node_route(r: dict, n: str) -> dict:
+    return {"kind": "Route", "namespace": r.get("namespace"), "name": f"{n}.{r['name']}", "node": n,
+            **{k: v for k, v in r.items() if k not in ("kind", "namespace", "name")}}
 
 
 def contract_object(program: Program, obj: dict) -> dict:
@@ -136,7 +182,11 @@ def plain(v):
 
 def dumps(doc: dict) -> str:
     """The contract's text: two-space indented JSON, UTF-8, one trailing newline."""
-    return json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    return _json(doc) + "\n"
+
+
+def _json(value) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False)
 
 
 def dumps_yaml(doc: dict) -> str:
@@ -145,5 +195,27 @@ def dumps_yaml(doc: dict) -> str:
     return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=1000)
 
 
-__all__ = ["BOOKKEEPING", "CPU_FIELDS", "contract_object", "defaulted", "document", "dumps", "dumps_yaml",
-           "value"]
+def stream(program: Program, result, as_yaml: bool = False) -> Iterator[str]:
+    """The text of `dumps(document(program, result))`, or of `dumps_yaml`, in pieces, so that
+    the document is never held whole: the header with `objects` opened, then each object
+    dumped alone, indented as the list holds it."""
+    objects = contract_objects(program, result)
+    first = next(objects, None)
+    empty = {**header(result), "objects": []}
+    if first is None:
+        yield dumps_yaml(empty) if as_yaml else dumps(empty)
+        return
+    objects = itertools.chain([first], objects)
+    if as_yaml:
+        yield dumps_yaml(empty).removesuffix(" []\n") + "\n"
+        # PyYAML does not indent a block list in a mapping: an object's text is that of a one-item list
+        yield from (dumps_yaml([o]) for o in objects)
+    else:
+        yield dumps(empty).removesuffix("[]\n}\n") + "["
+        for i, o in enumerate(objects):
+            yield ("\n    " if i == 0 else ",\n    ") + _json(o).replace("\n", "\n    ")
+        yield "\n  ]\n}\n"
+
+
+__all__ = ["BOOKKEEPING", "CPU_FIELDS", "contract_object", "contract_objects", "defaulted", "document", "dumps",
+           "dumps_yaml", "header", "listed_objects", "per_node_routes", "stream", "value"]

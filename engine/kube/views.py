@@ -400,7 +400,7 @@ def route_view(program: Program, state: State, target: str, *, from_node: str | 
 
 def add_commands(sub) -> None:
     """Register explain, why-pending, trace and route with the CLI's subparsers."""
-    from ..cli import intermixed
+    from ..cli import intermixed, no_std_option
 
     def common(p):
         intermixed(p)
@@ -411,7 +411,7 @@ def add_commands(sub) -> None:
                        help="play a scenario first: the name of one declared in the specs, or a file holding one")
         p.add_argument("--data-dir", metavar="DIR", help="show a persisted store instead (read-only)")
         p.add_argument("-n", "--namespace", help="the namespace (default: default)")
-        p.add_argument("--no-std", action="store_true", help="do not load the standard control plane in rules/")
+        no_std_option(p)
 
     e = sub.add_parser("explain", help="why an object is as it is: its writes and the rules behind them")
     e.add_argument("target", metavar="KIND/NAME")
