@@ -701,9 +701,16 @@ class Engine:
             self.dirty_ids.discard(iid)
             inst = self.refresh(self.instances[iid])
             outcome = self.look(inst)
-            if outcome.writes and self.refused.get(iid) != _fingerprint(outcome.writes):
+            if self.wants(iid, outcome):
                 return inst, outcome
         return None
+
+    def wants(self, iid: str, outcome: _Outcome) -> bool:
+        """Whether an instance wants writes, other than those the API server last refused it."""
+        if not outcome.writes:
+            return False
+        refused = self.refused.get(iid)
+        return refused is None or refused != _fingerprint(outcome.writes)
 
     def next_followed(self) -> tuple[_Instance, _Outcome] | None:
         """The next instance of `follow` (a firing path that engine.explore found), which must want a
@@ -720,7 +727,7 @@ class Engine:
         if inst is not None:
             inst = self.refresh(inst)
             outcome = self.look(inst)
-            if outcome.writes and self.refused.get(iid) != _fingerprint(outcome.writes):
+            if self.wants(iid, outcome):
                 self._arm_followed(armed)
                 self.follow.popleft()
                 self.instances.setdefault(iid, inst)
@@ -773,7 +780,7 @@ class Engine:
             self.instances[inst.id] = inst
             for t in outcome.deadlines:
                 heapq.heappush(self.timers, (t, inst.id))
-            if outcome.writes and self.refused.get(inst.id) != _fingerprint(outcome.writes):
+            if self.wants(inst.id, outcome):
                 best = (inst, outcome)
                 break
         return best
