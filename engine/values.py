@@ -81,6 +81,13 @@ def to_json(v):
 
 def encode(v):
     """A value as JSON data that `decode` turns back into the same value, exactly."""
+    t = type(v)
+    if t is str or t is int or t is bool or t is float or v is None:
+        return v  # the common cases first, by type: isinstance(v, Fraction) asks the ABC machinery
+    if t is dict:
+        return {k: encode(x) for k, x in v.items()}
+    if t is list:
+        return [encode(x) for x in v]
     if isinstance(v, Fraction):
         return {"$frac": [v.numerator, v.denominator]}
     if isinstance(v, dict):
