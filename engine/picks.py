@@ -313,25 +313,26 @@ class _Walk:
     def __init__(self, picks: Picks, ev, tree: _Tree, env: dict):
         self.picks, self.ev, self.tree, self.pick, self.env = picks, ev, tree, tree.pick, env
         self.path: list[tuple] = []  # (guard, its env, a condition?, its value's key)
+        self.failed: tuple = ()  # (guard, its env, a condition?) that raised
         self.fields: dict[str, set | None] = {}  # rule variable → the fields read of it; None: read whole
 
     def learn(self) -> tuple[_Step, list]:
         scope = {name: name for name in self.env}
         scope[self.pick.source.var] = None
-        for e in (self.pick.where, *(k.expr for k in self.pick.order)):
-            if e is not None:
-                self.visit(e, scope)
-        tree = self.tree
-        step = tree.root
-        for expr, spec, truth, v in self.path:
-            if step.expr is not None and (step.expr, step.env, step.truth) != (expr, spec, truth):
-                step.next, step.leaf = {}, None  # cannot happen, as the walk follows the values; if it did, start here afresh
-            step.expr, step.env, step.truth = expr, spec, truth
-            after = step.next.get(v)
-            if after is None:
-                after = step.next[v] = _Step()
-            step = after
+        try:
+            for e in (self.pick.where, *(k.expr for k in self.pick.order)):
+                if e is not None:
+                    self.visit(e, scope)
+        except (EvalError, _Unnamed):
+            # Kept as the step after the path so far: the next evaluation meets the error there
+            # again without walking, or walks on from a value it gets.
+            step = self.record()
+            if step.expr is None:
+                step.expr, step.env, step.truth = self.failed
+            raise
+        step = self.record()
         if step.leaf is None:
+            tree = self.tree
             names = tuple(sorted(self.fields))
             name = ("pick", self.picks._leaves)
             self.picks._leaves += 1
@@ -341,14 +342,30 @@ class _Walk:
             step.leaf = (name, names)
         return step, [v for *_, v in self.path]
 
+    def record(self) -> _Step:
+        """The path walked, as steps of the tree; the step it ends at."""
+        step = self.tree.root
+        for expr, spec, truth, v in self.path:
+            if step.expr is not None and (step.expr, step.env, step.truth) != (expr, spec, truth):
+                step.next, step.leaf = {}, None  # cannot happen, as the walk follows the values; if it did, start here afresh
+            step.expr, step.env, step.truth = expr, spec, truth
+            after = step.next.get(v)
+            if after is None:
+                after = step.next[v] = _Step()
+            step = after
+        return step
+
     def decide(self, e, scope: dict, truth: bool) -> bool:
         """Evaluate the guard `e` and record it on the path; whether it is true."""
         spec = tuple(sorted((local, scope[local]) for local in _free(e)))
-        value = self.ev.eval(e, {local: self.env[var] for local, var in spec})
         try:
+            value = self.ev.eval(e, {local: self.env[var] for local, var in spec})
             v = (value is True) if truth else _value_key(value, self.picks.memo.world.cache.memo_parts)
         except _Opaque:
             self.tree.opaque[id(e)] = e
+            raise
+        except (EvalError, _Unnamed):
+            self.failed = (e, spec, truth)
             raise
         self.path.append((e, spec, truth, v))
         return value is True

@@ -324,3 +324,32 @@ def test_minus_zero_and_zero_name_different_groups_and_memo_entries():
         item i0 { note: "neg" }
         item i1 { note: "pos" }
         """ % where) == {"i0": "b0", "i1": "b1"}
+
+
+def test_a_guard_that_fails_is_met_again_without_walking(monkeypatch):
+    # `share(a0)` divides by zero. Judging never reaches it (no box has over 100), so the pick
+    # is judged as the naive mode does; later evaluations of a0 meet the failing guard where
+    # the tree kept it, without walking again.
+    walks = []
+    learn = picks._Walk.learn
+
+    def counted(self):
+        walks.append(self.env["i"]["name"])
+        return learn(self)
+    monkeypatch.setattr(picks._Walk, "learn", counted)
+    placed = reconciled_alike(KINDS + """
+    def share(i: Item) -> float = 10 / i.size
+    controller place {
+      rule put for item i where i.group == ""
+        pick box b where b.capacity > 100 and b.capacity >= share(i) order by b.name
+          then set i.group = b.name
+          else set i.note = "waiting"
+    }
+    box b0 { capacity: 5 }
+    item a0 { size: 0 }
+    item i0 { size: 2 }
+    item i1 { size: 1 }
+    scenario "edits" { at 1s: create box b1 { capacity: 10 } }
+    """)
+    assert placed == {"a0": "", "i0": "", "i1": ""}
+    assert walks.count("a0") == 1 and walks.count("i0") == 1
