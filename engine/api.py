@@ -122,7 +122,15 @@ class WatchEvent:
 
     type: Literal["ADDED", "MODIFIED", "DELETED"]
     object: dict = attrs.field(eq=False)
-    previous: dict | None = attrs.field(default=None, eq=False)
+    # The version before (None for ADDED): a dict, or the store's record of it, decoded when
+    # asked for — most watchers never ask.
+    _previous: Any = attrs.field(default=None, eq=False, alias="previous")
+    data: bytes | None = attrs.field(default=None, eq=False)  # `object` as stored (encode_object), if known
+
+    @property
+    def previous(self) -> dict | None:
+        p = self._previous
+        return p if p is None or isinstance(p, dict) else decode_object(p)
 
     @property
     def revision(self) -> int:
@@ -535,13 +543,14 @@ class APIWatcher:
             raise _expired(e) from None
         out = []
         for ev in events:
-            prev = decode_object(ev.prev_kv) if ev.prev_kv is not None else None
             if ev.type == "DELETE":
+                prev = decode_object(ev.prev_kv)
                 obj = dict(prev)
                 obj["resourceVersion"] = ev.kv.mod_revision
                 out.append(WatchEvent("DELETED", obj, prev))
             else:
-                out.append(WatchEvent("ADDED" if prev is None else "MODIFIED", decode_object(ev.kv), prev))
+                out.append(WatchEvent("ADDED" if ev.prev_kv is None else "MODIFIED", decode_object(ev.kv),
+                                      ev.prev_kv, ev.kv.value))
         return out
 
     def __iter__(self) -> Iterator[WatchEvent]:

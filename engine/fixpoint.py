@@ -36,6 +36,7 @@ from fractions import Fraction
 import attrs
 
 from . import ast as A
+from .api import encode_object
 from .check import ENGINE_FAULT_KIND, Program
 from .errors import Diagnostic, KonvergeError
 from .eval import Clock, Evaluator, _conjuncts, _mentions, materialize
@@ -162,8 +163,8 @@ class Cache:
     def get(self, key: tuple) -> dict | None:
         return self.by_kind.get(key[0], {}).get(key)
 
-    def put(self, obj: dict) -> dict | None:
-        """Store an object; the version it replaces."""
+    def put(self, obj: dict, data: bytes | None = None) -> dict | None:
+        """Store an object (`data`: its stored bytes, if known); the version it replaces."""
         key = object_key(obj["kind"], obj.get("namespace"), obj["name"])
         old = self.by_kind.setdefault(key[0], {}).get(key)
         if old is not None:
@@ -172,7 +173,7 @@ class Cache:
             self.memo_parts.pop(id(old), None)
         self._reindex(key, old, obj)
         self.by_kind[key[0]][key] = obj
-        self.hashes[key] = content = _hash(obj)
+        self.hashes[key] = content = _hash(obj, data)
         self.memo_parts[id(obj)] = (obj, (*key, obj.get("resourceVersion")), {})
         self.state_hash = (self.state_hash + content) % 2**64
         if obj.get("managedBy"):
@@ -250,11 +251,12 @@ IDENTITY = ("name", "resourceVersion", "createdRevision", "managedBy")
 _IDENTITY_SET = frozenset(IDENTITY)
 
 
-def _hash(obj: dict) -> int:
-    """An object's content hash: all but its versions."""
-    rest = {k: v for k, v in obj.items() if k not in IDENTITY}
-    text = json.dumps([encode(rest), obj["name"], obj.get("managedBy")], sort_keys=True, separators=(",", ":"))
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+def _hash(obj: dict, data: bytes | None = None) -> int:
+    """An object's content hash: all but its versions — of its stored bytes, which the watch
+    brings along (`data`), or are made again."""
+    if data is None:
+        data = encode_object(obj)
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
 
 
 def _projection(obj: dict, fields: frozenset) -> tuple:
@@ -492,7 +494,7 @@ class Engine:
             if event.type == "DELETED":
                 changed.append((key, self.cache.remove(key), None))
             else:
-                changed.append((key, self.cache.put(obj), obj))
+                changed.append((key, self.cache.put(obj, event.data), obj))
         if self.faults is not None:
             self.faults.observe(changed)  # what the controllers behind are given of it
         if self.on_sync is not None and changed:
