@@ -146,8 +146,7 @@ class Picks:
                 try:
                     v = (value is True) if step.truth else _value_key(value, self.memo.world.cache.memo_parts)
                 except _Opaque:
-                    tree.opaque[id(step.expr)] = step.expr
-                    tree.reset(self.memo)
+                    tree.enter(step.expr, self.memo)
                     step, values = self._learn(ev, tree, env)
                     break
                 values.append(v)
@@ -174,8 +173,8 @@ class Picks:
             walk = _Walk(self, ev, tree, env)
             try:
                 return walk.learn()
-            except _Opaque:  # a guard named an object: walk again without it, on a new tree
-                tree.reset(self.memo)
+            except _Opaque:  # a guard named an object (the walk has entered it): walk again
+                pass
 
     def _judge(self, ev, pick: A.Pick, env: dict, key: tuple, group: _Group, c: dict) -> tuple:
         world = self.memo.world
@@ -284,6 +283,12 @@ class _Tree:
         self.opaque: dict[int, object] = {}
         self.names: list = []  # the leaves' memo names
 
+    def enter(self, guard, memo) -> None:
+        """Take `guard`, found to name an object, for no guard any more: the walk enters it. The
+        paths that went through it go."""
+        self.opaque[id(guard)] = guard
+        self.reset(memo)
+
     def reset(self, memo) -> None:
         self.root = _Step()
         for name in self.names:
@@ -362,7 +367,7 @@ class _Walk:
             value = self.ev.eval(e, {local: self.env[var] for local, var in spec})
             v = (value is True) if truth else _value_key(value, self.picks.memo.world.cache.memo_parts)
         except _Opaque:
-            self.tree.opaque[id(e)] = e
+            self.tree.enter(e, self.picks.memo)
             raise
         except (EvalError, _Unnamed):
             self.failed = (e, spec, truth)

@@ -124,10 +124,6 @@ def _none(v) -> str:
     return "<none>" if v is None or v == "" or v == [] or v == {} else str(v)
 
 
-def _labels(m: dict) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted(m.items())) or "<none>"
-
-
 def _requirement(r: dict) -> str:
     """One matchExpressions entry as labels.Requirement.String() prints it, values sorted."""
     key, op, values = r.get("key", ""), r.get("operator", ""), ",".join(sorted(r.get("values") or []))
@@ -274,7 +270,7 @@ def _service_columns(world, wide, clock=None):
         ports = ",".join(f"{p['port']}{':' + str(p['nodePort']) if p.get('nodePort') else ''}/{p.get('protocol', 'TCP')}"
                          for p in s.get("ports", []))
         cells = [s.get("type", "ClusterIP"), _none(s.get("clusterIP")), "<none>", ports or "<none>"]
-        return cells + ([_labels(s.get("selector", {}))] if wide else [])
+        return cells + ([selector_text(s.get("selector"), None)] if wide else [])
     return headers, row
 
 
