@@ -362,6 +362,8 @@ class Rule:
     clauses: tuple[Clause, ...]
     actions: tuple[Action, ...] = ()  # empty when the rule ends in a pick
     pick: Pick | None = None
+    # Fires, in the fixed order, only when no rule that is not batched wants to write.
+    batched: bool = False
     span: Span = _span()
 
 

@@ -36,7 +36,7 @@ MAX_DEPTH = 100  # nested lists/maps/blocks; deeper is declined (the prescan lim
 # them (LALR merges the expression-end states), so there a key spelt like one
 # would lex as the keyword; elsewhere in an object they are plain names.
 KEYWORDS = frozenset((
-    "import", "cluster", "kind", "record", "in", "replace", "controller", "as", "rule",
+    "import", "cluster", "kind", "record", "in", "replace", "controller", "as", "batched", "rule",
     "for", "let", "where", "pick", "then", "else", "order", "by", "asc", "desc", "set",
     "create", "ensure", "delete", "def", "policy", "deny", "when", "because", "fault",
     "scenario", "at", "update", "expect", "eventually", "always", "within", "invariant",

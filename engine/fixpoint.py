@@ -460,6 +460,7 @@ class Engine:
                       for ri, rule in enumerate(c.rules)]
         self.rule_index = {id(rule): (ci, ri) for ci, (cname, c) in enumerate(program.controllers.items())
                            for ri, rule in enumerate(c.rules)}
+        self.batched = {self.rule_index[id(rule)] for _, _, rule in self.rules if rule.batched}
         self._rules_of_kind: dict[str, list[tuple]] = {}
         self.dirty: list = []  # heap of (priority, id)
         self.dirty_ids: set[str] = set()
@@ -518,7 +519,8 @@ class Engine:
         if self.order == "random":
             digest = hashlib.blake2b(f"{self.seed}:{ci}:{ri}:{key}".encode(), digest_size=8).digest()
             return (int.from_bytes(digest, "big"),)
-        return (ci, ri, key)
+        # A batched rule waits until the others have settled: it sees their changes together.
+        return ((ci, ri) in self.batched, ci, ri, key)
 
     def primary_source(self, rule: A.Rule) -> A.KindSource | None:
         for c in rule.clauses:

@@ -548,7 +548,7 @@ def _controller(out, n: A.ControllerDecl, indent, notes, lead):
 
 
 def _rule(out, n: A.Rule, indent, notes, lead):
-    out.append(" " * indent + lead + "rule " + n.name)
+    out.append(" " * indent + lead + ("batched " if n.batched else "") + "rule " + n.name)
     for c in n.clauses + n.actions:
         _stmt(out, c, indent + 2, notes)
     if n.pick is not None:

@@ -31,7 +31,7 @@ MAX_NUMBER_DIGITS = 40
 MAX_ERRORS = 50
 
 KEYWORDS = (
-    "import", "cluster", "kind", "record", "in", "replace", "controller", "as", "rule",
+    "import", "cluster", "kind", "record", "in", "replace", "controller", "as", "batched", "rule",
     "for", "let", "where", "pick", "then", "else", "order", "by", "asc", "desc", "set",
     "create", "ensure", "delete", "def", "policy", "deny", "when", "because", "fault",
     "scenario", "at", "update", "expect", "eventually", "always", "within", "invariant",
@@ -553,11 +553,11 @@ class _Builder(Transformer):
                                 account=None if account is None else str(account), span=self._span(meta))
 
     def rule_decl(self, meta, c):
-        name, *rest = c
+        batched, name, *rest = c
         clauses = tuple(x for x in rest if isinstance(x, (A.ForClause, A.LetClause, A.WhereClause)))
         actions = tuple(x for x in rest if isinstance(x, (A.SetAction, A.CreateAction, A.DeleteAction)))
         pick = next((x for x in rest if isinstance(x, A.Pick)), None)
-        return A.Rule(str(name), clauses, actions, pick, span=self._span(meta))
+        return A.Rule(str(name), clauses, actions, pick, batched=batched is not None, span=self._span(meta))
 
     def for_clause(self, meta, c):
         return A.ForClause(c[0], span=self._span(meta))

@@ -142,8 +142,8 @@ picks = st.builds(
     _some_actions, _small(actions, 2),
 )
 rules = st.one_of(
-    st.builds(A.Rule, identifiers, _small(clauses), _some_actions, st.none()),
-    st.builds(A.Rule, identifiers, _small(clauses), st.just(()), picks),
+    st.builds(A.Rule, identifiers, _small(clauses), _some_actions, st.none(), st.booleans()),
+    st.builds(A.Rule, identifiers, _small(clauses), st.just(()), picks, st.booleans()),
 )
 controller_decls = st.builds(A.ControllerDecl, identifiers, _small(rules), st.booleans(),
                              st.none() | identifiers)

@@ -294,6 +294,41 @@ def test_unknown_order_is_a_user_error():
         run(SCENE, order="sideways")
 
 
+BATCH = """
+controller tally {
+  %s rule count for item i where i.group != ""
+    ensure summary i.group { total: count(item j where j.group == i.group) }
+}
+controller group {
+  rule by_size for item i where i.group == "" set i.group = if i.size > 2 then "big" else "small"
+}
+""" + "\n".join(f"item i{n} {{ size: {n} }}" for n in range(6))
+
+
+def test_a_batched_rule_fires_once_the_other_rules_have_settled():
+    eager, batched = run(BATCH % ""), run(BATCH % "batched")
+    assert content(eager) == content(batched)
+    assert objects(batched, "Summary")["big"]["total"] == 3 and objects(batched, "Summary")["small"]["total"] == 3
+    # Declared first, the rule fires as each item is grouped, unless it is batched.
+    assert len([w for w in eager.trace if w.kind == "Summary"]) > 2
+    order = [w.kind for w in batched.trace if w.actor != "spec"]
+    assert order == ["Item"] * 6 + ["Summary"] * 2
+
+
+def test_a_batched_rule_keeps_its_place_among_batched_rules_and_after_the_clock():
+    r = run("""
+    controller late { batched rule tally for item i where i.done
+      ensure summary "done" { total: count(item j where j.done) } }
+    controller c { rule expire for item i where not i.done and now() - i.since >= i.size * 1s set i.done = true }
+    item a { size: 1 }
+    item b { size: 2 }
+    """)
+    assert r.converged and r.clock == 2
+    # At each instant the items finish first; the summary follows them.
+    assert [(w.kind, w.name, w.clock) for w in r.trace if w.actor != "spec"] == [
+        ("Item", "a", 1), ("Summary", "done", 1), ("Item", "b", 2), ("Summary", "done", 2)]
+
+
 # ---- properties on random programs and states --------------------------------------------------
 
 CONFLUENT = """
@@ -318,17 +353,19 @@ def items_text(sizes):
 sizes = st.lists(st.integers(0, 9), max_size=6)
 
 
-@given(sizes)
-def test_incremental_equals_naive_on_random_states(xs):
+@given(sizes, st.booleans())
+def test_incremental_equals_naive_on_random_states(xs, batched):
     text = SCENE.split("box b1")[0] + "box b1 { capacity: 5 }\nbox b2 { capacity: 3 }\n" + items_text(xs)
+    if batched:
+        text = text.replace("rule count", "batched rule count")
     a, b = run(text), run(text, naive=True)
     assert (a.converged, a.steps, a.clock) == (b.converged, b.steps, b.clock)
     assert content(a) == content(b)
 
 
-@given(sizes, st.integers(0, 2**16))
-def test_confluent_rules_reach_the_same_fixed_point_in_any_order(xs, seed):
-    text = CONFLUENT + items_text(xs)
+@given(sizes, st.integers(0, 2**16), st.booleans())
+def test_confluent_rules_reach_the_same_fixed_point_in_any_order(xs, seed, batched):
+    text = (CONFLUENT.replace("rule count", "batched rule count") if batched else CONFLUENT) + items_text(xs)
     fixed = run(text)
     shuffled = run(text, order="random", seed=seed)
     assert fixed.converged and shuffled.converged

@@ -110,7 +110,16 @@ def test_controller_with_join_let_where_and_actions():
     assert [type(x) for x in r.clauses] == [A.ForClause, A.ForClause, A.WhereClause, A.LetClause]
     assert [type(x) for x in r.actions] == [A.SetAction, A.CreateAction, A.CreateAction, A.DeleteAction]
     assert r.actions[0].path == ("p", "phase")
-    assert not r.actions[1].ensure and r.actions[2].ensure
+    assert not r.actions[1].ensure and r.actions[2].ensure and not r.batched
+
+
+def test_a_rule_may_be_batched_and_batched_stays_a_field_name():
+    c = one("""controller tally {
+      batched rule count for item i ensure summary "s" { batched: true }
+      rule other for item i set i.batched = false
+    }""")
+    assert [r.batched for r in c.rules] == [True, False]
+    assert c.rules[1].actions[0].path == ("i", "batched")
 
 
 def test_pick_with_order_then_and_else():
