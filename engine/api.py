@@ -3,9 +3,10 @@
 The user's objects and every controller action alike are written here, as
 kube-apiserver does it: the caller is authenticated (it passes an `Identity`;
 `authenticate` turns a token into one), authorized with RBAC, its object is
-defaulted from the kind's declaration, validated against the schema, checked
-by the program's admission policies, and committed with a compare-and-swap on
-the key's mod revision. Reads (get, list, watch) are authorized the same way.
+defaulted from the kind's declaration, validated against the schema, changed
+by the program's mutating admission policies (`mutate`), checked by its
+validating ones (`deny`), and committed with a compare-and-swap on the key's
+mod revision. Reads (get, list, watch) are authorized the same way.
 
 It knows no kind by name except the RBAC kinds (Role, RoleBinding,
 ClusterRole, ClusterRoleBinding, User); RBAC is off when the program declares
@@ -18,9 +19,11 @@ without a value is None). The store holds them as sorted-key JSON of
 `values.encode` without the two revisions, which the store itself keeps.
 
 Deliberate differences from Kubernetes:
-- schema validation runs before the admission policies (Kubernetes' order for
-  *validating* admission), so that a policy only ever sees a well-typed
-  object; a write that is both malformed and denied reports the schema error;
+- schema validation runs before the admission policies, mutating ones
+  included, so that a policy only ever sees a well-typed object (Kubernetes
+  decodes a request into its type before admission); a write that is both
+  malformed and denied reports the schema error. A mutated object is defaulted
+  and validated again, as Kubernetes does with what a webhook patched;
 - an update without a `resourceVersion` is refused rather than applied
   unconditionally;
 - an update that changes nothing is not written: it keeps its revision.
@@ -39,13 +42,13 @@ import attrs
 
 from . import ast as A
 from .check import OBJECT_NAME, KindInfo, Program
-from .errors import Diagnostic, KonvergeError
-from .eval import Evaluator
+from .errors import Diagnostic, KonvergeError, Span
+from .eval import EvalError, Evaluator
 from .names import closest
 from .reads import Reads
 from .store import Compacted, Compare, Delete, Put, Store, kind_prefix, object_key
 from .types import ANY, KindT, ListT, MapT, OptT, Prim, RecordT, RefT, Type
-from .values import decode, encode
+from .values import assign, decode, encode
 
 META = ("kind", "name", "namespace", "resourceVersion", "createdRevision", "managedBy")
 VERBS = ("get", "list", "watch", "create", "update", "delete")
@@ -61,9 +64,9 @@ class APIError(KonvergeError):
     reason = "InternalError"
     code = 500
 
-    def __init__(self, message: str, hint: str | None = None):
+    def __init__(self, message: str, hint: str | None = None, span: Span | None = None):
         self.message = message
-        super().__init__(Diagnostic("E200", message, hint=hint))
+        super().__init__(Diagnostic("E200", message, span=span, hint=hint))
 
 
 class BadRequest(APIError):
@@ -222,6 +225,13 @@ class APIServer:
                     exprs = (deny.cond, deny.because)
                     fields = reads.fields(deny.source.var, exprs) if reads.pure(exprs) else None
                     self._policies.setdefault(info.name, []).append((policy, deny, fields))
+        # kind → its mutations, in declaration order (files, policies, clauses)
+        self._mutations: dict[str, list[tuple[A.PolicyDecl, A.Mutate]]] = {}
+        for policy in program.policies:
+            for m in policy.mutations:
+                info = program.kind(m.source.kind)
+                if info is not None:
+                    self._mutations.setdefault(info.name, []).append((policy, m))
         # kind → the fields its ratcheted policies read; store key → (revision, a copy of those
         # fields as admitted: a caller may change the object it was given back)
         self._ratcheted = {kind: frozenset().union(*(f for _, _, f in ps if f is not None))
@@ -257,10 +267,10 @@ class APIServer:
         return self.store.revision
 
     def defaulted(self, kind: str, obj: dict) -> dict:
-        """The object with its defaults filled in, as a create would store it: what a
-        controller compares with the stored object before deciding to write."""
+        """The object with its defaults filled in and its mutations applied, as a create would
+        store it: what a controller compares with the stored object before deciding to write."""
         info = self.kind_info(kind)
-        return self._default_fields(info.fields, self._incoming(info, obj))
+        return self._mutate(info, self._default_fields(info.fields, self._incoming(info, obj)))
 
     def controller(self, name: str) -> Identity:
         return Identity(name, "controller", ("system:controllers",))
@@ -425,13 +435,16 @@ class APIServer:
         return obj
 
     def _admit(self, info: KindInfo, obj: dict, old: dict | None = None) -> dict:
-        """Defaulting, validation, then the admission policies. An update of `old`, as this
-        server admitted it, is not denied by a policy that reads only fields it keeps: as
-        Kubernetes ratchets validation, an unchanged field is not judged again."""
+        """Defaulting, validation, the mutating admission policies, then the validating ones. An
+        update of `old`, as this server admitted it, is not denied by a policy that reads only
+        fields the mutated object keeps: as Kubernetes ratchets validation, an unchanged field is
+        not judged again."""
         obj = self._default_fields(info.fields, obj)
-        causes = self._validate(info, obj)
-        if causes:
-            raise Invalid(info.name, obj["name"], causes)
+        self._check_schema(info, obj)
+        mutated = self._mutate(info, obj)
+        if mutated is not obj:
+            self._check_schema(info, mutated)
+            obj = mutated
         for policy, deny, fields in self._policies.get(info.name, ()):
             if old is not None and fields is not None and all(old.get(f) == obj.get(f) for f in fields):
                 continue
@@ -444,6 +457,33 @@ class APIServer:
                         message = str(because)
                 raise Invalid(info.name, obj["name"], [message])
         return obj
+
+    def _check_schema(self, info: KindInfo, obj: dict) -> None:
+        causes = self._validate(info, obj)
+        if causes:
+            raise Invalid(info.name, obj["name"], causes)
+
+    # -- mutating admission
+
+    def _mutate(self, info: KindInfo, obj: dict) -> dict:
+        """The object as the kind's mutations leave it, applied in declaration order, each to the
+        object as the ones before it left it; `obj` itself when none applies. Each mutation's
+        `when` should stop holding once it has applied, as every update passes them again."""
+        for policy, m in self._mutations.get(info.name, ()):
+            try:
+                obj = self._apply_mutation(info, m, obj)
+            except EvalError as e:
+                raise _mutation_failed(policy, info, obj, e) from None
+        return obj
+
+    def _apply_mutation(self, info: KindInfo, m: A.Mutate, obj: dict) -> dict:
+        var = m.source.var
+        if self._admission.eval(m.cond, {var: obj}) is not True:
+            return obj
+        for s in m.sets:  # each sees the ones before it
+            obj = assign(obj, s.path[1:], self._admission.eval(s.value, {var: obj}))
+        # Records the sets brought in get their defaults, as Kubernetes defaults a webhook's patch.
+        return self._default_fields(info.fields, obj)
 
     # -- defaulting
 
@@ -519,6 +559,16 @@ class APIServer:
     def _conflict(self, info: KindInfo, name: str) -> Conflict:
         return Conflict(f'Operation cannot be fulfilled on {self.resource(info)} "{name}": the object has been '
                         "modified; please apply your changes to the latest version and try again")
+
+
+def _mutation_failed(policy: A.PolicyDecl, info: KindInfo, obj: dict, e: EvalError) -> APIError:
+    """As Kubernetes answers for an admission webhook that fails (500 InternalError), pointing at
+    the expression that could not be evaluated."""
+    cause = e.diagnostics[0]
+    return APIError(f'Internal error occurred: admission policy "{policy.message}" could not mutate '
+                    f'{info.name} "{obj["name"]}": {cause.message}',
+                    hint=cause.hint or f"narrow the mutation's `when` to the {info.name}s it can change",
+                    span=cause.span)
 
 
 def _expired(e: Compacted) -> Expired:

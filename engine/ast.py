@@ -404,10 +404,30 @@ class Deny:
 
 
 @node
+class Mutate:
+    """`mutate pod p when c set p.f = e …`: mutating admission. On every create and update of
+    the kind, while `when` holds, the API server applies the sets in order, each evaluated
+    against the object as changed so far."""
+
+    source: KindSource
+    cond: Expr
+    sets: tuple[SetAction, ...]
+    span: Span = _span()
+
+
+@node
 class PolicyDecl:
     message: str
-    denies: tuple[Deny, ...]
+    clauses: tuple[Deny | Mutate, ...]  # as written
     span: Span = _span()
+
+    @property
+    def denies(self) -> tuple[Deny, ...]:
+        return tuple(c for c in self.clauses if isinstance(c, Deny))
+
+    @property
+    def mutations(self) -> tuple[Mutate, ...]:
+        return tuple(c for c in self.clauses if isinstance(c, Mutate))
 
 
 @node

@@ -1163,14 +1163,26 @@ class _Checker:
                 self.error("E046", f"`delete` removes an object, but this is a {t}", a.target.span)
 
     def check_policy(self, d: A.PolicyDecl):
-        for deny in d.denies:
-            scope = self.bind_source(deny.source, {})
-            self.expect_bool(deny.cond, scope, "a `deny … when` condition")
-            if deny.because is not None:
-                t = self.expr_type(deny.because, scope)
-                if not assignable(t, STRING):
-                    self.error("E035", f"`because` gives the message, a string, but this is a {t}",
-                               deny.because.span)
+        for clause in d.clauses:
+            scope = self.bind_source(clause.source, {})
+            if isinstance(clause, A.Mutate):
+                self.check_mutate(clause, scope)
+            else:
+                self.check_deny(clause, scope)
+
+    def check_deny(self, deny: A.Deny, scope: Scope):
+        self.expect_bool(deny.cond, scope, "a `deny … when` condition")
+        if deny.because is not None:
+            t = self.expr_type(deny.because, scope)
+            if not assignable(t, STRING):
+                self.error("E035", f"`because` gives the message, a string, but this is a {t}",
+                           deny.because.span)
+
+    def check_mutate(self, m: A.Mutate, scope: Scope):
+        # Only the policy's variable is bound, so a `set` can change nothing but the object admitted.
+        self.expect_bool(m.cond, scope, "a `mutate … when` condition")
+        for a in m.sets:
+            self.check_action(a, scope)
 
     def check_fault(self, d: A.FaultDecl):
         scope = self.bind_source(d.target, {})

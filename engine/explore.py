@@ -691,9 +691,10 @@ class _Reduction:
         engine = space.engine
         admission: dict[str, set] = {}
         for policy in program.policies:
-            for deny in policy.denies:
-                info = program.kind(deny.source.kind)
-                _kinds_scanned(program, [deny.cond], admission.setdefault(info.name if info else "*", set()))
+            for c in policy.clauses:  # a mutation's reads decide what is written
+                info = program.kind(c.source.kind)
+                read = [c.cond, c.sets] if isinstance(c, A.Mutate) else [c.cond]
+                _kinds_scanned(program, read, admission.setdefault(info.name if info else "*", set()))
         from .api import RBAC_KINDS
 
         rbac = frozenset(k for k in RBAC_KINDS if k in program.kinds) if space.api.rbac_enabled else frozenset()

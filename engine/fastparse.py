@@ -38,7 +38,7 @@ MAX_DEPTH = 100  # nested lists/maps/blocks; deeper is declined (the prescan lim
 KEYWORDS = frozenset((
     "import", "cluster", "kind", "record", "in", "replace", "controller", "as", "batched", "rule",
     "for", "let", "where", "pick", "then", "else", "order", "by", "asc", "desc", "set",
-    "create", "ensure", "delete", "def", "policy", "deny", "when", "because", "fault",
+    "create", "ensure", "delete", "def", "policy", "deny", "mutate", "when", "because", "fault",
     "scenario", "at", "update", "expect", "eventually", "always", "within", "invariant",
     "if", "forall", "exists", "or", "and", "not", "true", "false", "none", "rest",
 ))

@@ -11,8 +11,9 @@ Layout
 * One blank line between top-level declarations, except that consecutive
   `import`s stay together, and one blank line between the rules of a
   controller. Other blank lines go, except one after a leading comment.
-* Kind and record fields, controller rules, policy denies, fault actions and
-  scenario items go one per line, always.
+* Kind and record fields, controller rules, policy denies and mutations, fault
+  actions and scenario items go one per line, always. A mutation is
+  `mutate KIND v when COND`, then each `set` on its own line two spaces in.
 * An object, and each entry block inside one (`labels { … }`,
   `container nginx { … }`, the body of `create`/`ensure` and of a scenario's
   `create`/`update`), prints on one line - `node worker-1 { cpu: 4  memory: 8Gi }`,
@@ -39,10 +40,10 @@ Layout
 Comments
 --------
 * An own-line comment goes before the next statement-level node (declaration,
-  field, entry, rule, clause, pick, action, scenario item, deny) that starts
-  after it, at that node's indentation, followed by a blank line if one
-  followed it in the source (a file's opening comment, say). After the last
-  node of a `{ … }` block it goes before the closing `}`; after the last
+  field, entry, rule, clause, pick, action, scenario item, deny, mutation)
+  that starts after it, at that node's indentation, followed by a blank line
+  if one followed it in the source (a file's opening comment, say). After the
+  last node of a `{ … }` block it goes before the closing `}`; after the last
   declaration it stays at the end of the file, after one blank line.
 * A trailing comment (code before it on its line) belongs to the statement
   that ends on that line - the outermost one if several do - and is printed
@@ -394,7 +395,9 @@ def _children(n) -> tuple[tuple, bool]:
         case A.Pick():
             return n.then + n.otherwise, False
         case A.PolicyDecl():
-            return n.denies, True
+            return n.clauses, True
+        case A.Mutate():
+            return n.sets, False
         case A.FaultDecl():
             return n.actions, True
         case A.ScenarioDecl():
@@ -611,13 +614,19 @@ def _def(out, n: A.DefDecl, indent, notes, lead):
 
 
 def _policy(out, n: A.PolicyDecl, indent, notes, lead):
-    _braced(out, n, "policy " + _string(n.message), n.denies, indent, notes, lead, one_line=False)
+    _braced(out, n, "policy " + _string(n.message), n.clauses, indent, notes, lead, one_line=False)
 
 
 def _deny(out, n: A.Deny, indent, notes, lead):
     because = () if n.because is None else (" because ", _expr(n.because))
     doc = _cat("deny ", _source(n.source), " when ", _expr(n.cond), *because)
     out.extend(_lines(doc, indent, lead))
+
+
+def _mutate(out, n: A.Mutate, indent, notes, lead):
+    out.extend(_lines(_cat("mutate ", _source(n.source), " when ", _expr(n.cond)), indent, lead))
+    for a in n.sets:
+        _stmt(out, a, indent + 2, notes)
 
 
 def _fault(out, n: A.FaultDecl, indent, notes, lead):
@@ -686,6 +695,7 @@ _STATEMENTS = {
     A.DefDecl: _def,
     A.PolicyDecl: _policy,
     A.Deny: _deny,
+    A.Mutate: _mutate,
     A.FaultDecl: _fault,
     A.ScenarioDecl: _scenario,
     A.At: _at,

@@ -33,7 +33,7 @@ MAX_ERRORS = 50
 KEYWORDS = (
     "import", "cluster", "kind", "record", "in", "replace", "controller", "as", "batched", "rule",
     "for", "let", "where", "pick", "then", "else", "order", "by", "asc", "desc", "set",
-    "create", "ensure", "delete", "def", "policy", "deny", "when", "because", "fault",
+    "create", "ensure", "delete", "def", "policy", "deny", "mutate", "when", "because", "fault",
     "scenario", "at", "update", "expect", "eventually", "always", "within", "invariant",
     "if", "forall", "exists", "or", "and", "not", "true", "false", "none", "rest",
 )
@@ -619,6 +619,9 @@ class _Builder(Transformer):
 
     def deny(self, meta, c):
         return A.Deny(c[0], c[1], c[2], span=self._span(meta))
+
+    def mutate(self, meta, c):
+        return A.Mutate(c[0], c[1], tuple(c[2:]), span=self._span(meta))
 
     def fault_decl(self, meta, c):
         name, target, *rest = c

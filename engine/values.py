@@ -68,6 +68,19 @@ def freeze(v):
     return v
 
 
+def assign(obj: dict, path, value) -> dict:
+    """A copy of `obj` with `value` at a path of fields (`("health", "retries")`): what a
+    `set` does. A step that is missing or not a map becomes an empty map; `obj` is left alone."""
+    head, rest = path[0], path[1:]
+    new = dict(obj)
+    if not rest:
+        new[head] = value
+    else:
+        inner = obj.get(head)
+        new[head] = assign(inner if isinstance(inner, dict) else {}, rest, value)
+    return new
+
+
 def to_json(v):
     """A value in JSON-ready form: exact numbers stay numbers where JSON can hold them."""
     if isinstance(v, Fraction):

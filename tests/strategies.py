@@ -20,9 +20,9 @@ from engine.parse import KEYWORDS
 __all__ = [
     "identifiers", "object_names", "keys", "strings", "numbers", "units", "ip_addresses",
     "cidrs", "literals", "kind_sources", "sources", "exprs", "type_refs", "field_decls",
-    "kind_decls", "record_decls", "entries", "object_decls", "clauses", "actions", "picks",
-    "rules", "controller_decls", "params", "def_decls", "denies", "policy_decls",
-    "fault_decls", "events", "scenario_items", "scenario_decls", "invariant_decls",
+    "kind_decls", "record_decls", "entries", "object_decls", "clauses", "set_actions", "actions",
+    "picks", "rules", "controller_decls", "params", "def_decls", "denies", "mutations",
+    "policy_decls", "fault_decls", "events", "scenario_items", "scenario_decls", "invariant_decls",
     "imports", "decls", "modules",
 ]
 
@@ -130,8 +130,9 @@ clauses = st.one_of(
     st.builds(A.LetClause, identifiers, exprs),
     st.builds(A.WhereClause, exprs),
 )
+set_actions = st.builds(A.SetAction, st.lists(identifiers, min_size=2, max_size=3).map(tuple), exprs)
 actions = st.one_of(
-    st.builds(A.SetAction, st.lists(identifiers, min_size=2, max_size=3).map(tuple), exprs),
+    set_actions,
     st.builds(A.CreateAction, identifiers, exprs, _small(entries), st.booleans()),
     st.builds(A.DeleteAction, exprs),
 )
@@ -153,7 +154,8 @@ def_decls = st.builds(A.DefDecl, identifiers, _small(params), st.none() | type_r
 # ---- admission, faults, scenarios, properties --------------------------------------------
 
 denies = st.builds(A.Deny, kind_sources, exprs, st.none() | exprs)
-policy_decls = st.builds(A.PolicyDecl, strings, _small(denies))
+mutations = st.builds(A.Mutate, kind_sources, exprs, st.lists(set_actions, min_size=1, max_size=3).map(tuple))
+policy_decls = st.builds(A.PolicyDecl, strings, _small(denies | mutations))
 fault_decls = st.builds(A.FaultDecl, identifiers, kind_sources,
                         _small(st.builds(A.Param, identifiers, st.none() | type_refs), 2), _some_actions)
 

@@ -262,6 +262,120 @@ def test_ratcheting_compares_with_what_was_admitted_not_the_object_handed_back(a
         api.update(api.admin, "pod", created)
 
 
+# ---- mutating admission ---------------------------------------------------------
+
+MUTATING = SPEC + """
+policy "a pod names its team and its pager" {
+  mutate pod p when p.labels.team == none
+    set p.labels = put(p.labels, "team", "platform")
+    set p.labels = put(p.labels, "pager", p.labels.team + "-oncall")
+}
+
+policy "every pod runs the team's sidecar" {
+  mutate pod p when not any(c.name == "sidecar" for c in p.containers)
+    set p.containers = p.containers + [{name: "sidecar", image: "envoy:" + p.labels.team}]
+}
+
+policy "a pod belongs to a team" {
+  deny pod p when p.labels.team == none because "no team"
+}
+"""
+
+
+@pytest.fixture
+def mutating():
+    store = open_store()
+    yield APIServer(program_of(MUTATING), store)
+    store.close()
+
+
+def test_a_created_object_is_stored_mutated_in_one_write(mutating):
+    before = mutating.revision
+    obj = mutating.create(mutating.admin, "pod", pod())
+    assert obj["labels"]["team"] == "platform"
+    assert mutating.revision == before + 1 == obj["resourceVersion"]
+    assert mutating.get(mutating.admin, "pod", "shop", "web-1") == obj
+
+
+def test_a_mutation_sees_the_sets_and_mutations_before_it(mutating):
+    obj = mutating.create(mutating.admin, "pod", pod())
+    assert obj["labels"] == {"team": "platform", "pager": "platform-oncall"}
+    assert [(c["name"], c["image"]) for c in obj["containers"]] == [("c", "nginx"), ("sidecar", "envoy:platform")]
+
+
+def test_a_mutation_whose_when_is_false_changes_nothing(mutating):
+    obj = mutating.create(mutating.admin, "pod", pod(labels={"team": "db"}))
+    assert obj["labels"] == {"team": "db"}
+    assert obj["containers"][1]["image"] == "envoy:db"
+
+
+def test_what_a_mutation_adds_gets_its_defaults(mutating):
+    sidecar = mutating.create(mutating.admin, "pod", pod())["containers"][1]
+    assert sidecar["cpu"] == Fraction(1, 10) and sidecar["ports"] == []
+
+
+def test_mutations_apply_to_updates_too(mutating):
+    created = mutating.create(mutating.admin, "pod", pod())
+    updated = mutating.update(mutating.admin, "pod", dict(created, labels={}, containers=created["containers"][:1]))
+    assert updated["labels"] == created["labels"] and updated["containers"] == created["containers"]
+    assert updated["resourceVersion"] == created["resourceVersion"]  # mutated back to what is stored: no write
+
+
+def test_validating_policies_judge_the_mutated_object(mutating):
+    assert mutating.create(mutating.admin, "pod", pod())["labels"]["team"] == "platform"  # not denied
+
+
+def test_ratcheting_compares_what_was_admitted_with_the_mutated_object(mutating, monkeypatch):
+    created = mutating.create(mutating.admin, "pod", pod())
+    [team] = [deny.cond for policy, deny, _ in mutating._policies["Pod"] if policy.message == "a pod belongs to a team"]
+    judged = []
+    real = mutating._admission.eval
+    monkeypatch.setattr(mutating._admission, "eval", lambda e, env: judged.append(e) or real(e, env))
+    mutating.update(mutating.admin, "pod", dict(created, labels={}, phase="Running"))
+    # The client dropped the labels and the mutation put them back: unchanged, not judged again.
+    assert not any(e is team for e in judged)
+    current = mutating.get(mutating.admin, "pod", "shop", "web-1")
+    mutating.update(mutating.admin, "pod", dict(current, labels={"team": "db"}))
+    assert any(e is team for e in judged)
+
+
+def test_defaulted_applies_the_mutations_as_a_create_would(mutating):
+    wanted = mutating.defaulted("pod", pod())
+    created = mutating.create(mutating.admin, "pod", pod())
+    assert all(created[k] == v for k, v in wanted.items() if k not in ("resourceVersion", "createdRevision"))
+
+
+def test_a_mutated_object_is_validated_again():
+    api = APIServer(program_of(SPEC + """
+policy "pods are placed by their label" {
+  mutate pod p when p.node == none
+    set p.node = get(p.labels, "node", 1)
+}
+"""), open_store())
+    with pytest.raises(Invalid) as e:
+        api.create(api.admin, "pod", pod())
+    assert e.value.causes == ["node: Invalid value: 1: must be of type string"]
+
+
+def test_a_mutation_that_fails_to_evaluate_is_an_internal_error_at_its_expression():
+    failing = "    set p.phase = str(1 / len(p.labels))"
+    text = SPEC + f"""
+policy "a pod's phase is its share" {{
+  mutate pod p when p.phase == "Pending"
+{failing}
+}}
+"""
+    api = APIServer(program_of(text), open_store())
+    with pytest.raises(KonvergeError) as e:
+        api.create(api.admin, "pod", pod())
+    assert (e.value.code, e.value.reason) == (500, "InternalError")
+    assert e.value.message == ('Internal error occurred: admission policy "a pod\'s phase is its share" could not '
+                               'mutate Pod "web-1": division by zero')
+    d = e.value.diagnostics[0]
+    assert (d.span.line, d.span.col) == (text.splitlines().index(failing) + 1, failing.index("1 /") + 1)
+    assert d.hint == "narrow the mutation's `when` to the Pods it can change"
+
+
 # ---- validation ----------------------------------------------------------------
 
 

@@ -87,7 +87,7 @@ def test_comments_inserted_anywhere_survive_formatting(module, data):
 
 def test_there_are_golden_files_for_each_area():
     names = {p.stem for p in GOLDEN_INPUTS}
-    assert {"objects", "kinds", "controller_pick", "scenario", "comments", "long_expressions"} <= names
+    assert {"objects", "kinds", "controller_pick", "policies", "scenario", "comments", "long_expressions"} <= names
 
 
 @pytest.mark.parametrize("source", GOLDEN_INPUTS, ids=lambda p: p.stem)

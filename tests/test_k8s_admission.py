@@ -2,8 +2,11 @@
 
 import pytest
 
+from engine.api import APIServer
 from engine.cli import main
 from engine.errors import KonvergeError
+from engine.show import standard_program
+from engine.store import open_store
 from tests.kube import node, run
 
 
@@ -24,6 +27,48 @@ def test_valid_pod_is_accepted_with_kubernetes_defaults():
     p = c.get("Pod", "x")
     assert p["restartPolicy"] == "Always" and p["terminationGracePeriodSeconds"] == 30
     assert p["schedulerName"] == "default-scheduler" and p["phase"] == "Running"
+
+
+NOT_READY = {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "value": "", "effect": "NoExecute",
+             "tolerationSeconds": 300}
+UNREACHABLE = dict(NOT_READY, key="node.kubernetes.io/unreachable")
+
+
+def standard_api() -> APIServer:
+    return APIServer(standard_program(), open_store())
+
+
+def a_pod(**fields) -> dict:
+    return {"name": "x", "containers": [{"name": "c", "image": "x"}], **fields}
+
+
+def test_a_created_pod_has_the_default_tolerations_in_its_first_revision():
+    api = standard_api()
+    p = api.create(api.admin, "pod", a_pod())
+    assert p["tolerations"] == [NOT_READY, UNREACHABLE]
+    assert p["resourceVersion"] == p["createdRevision"] == api.revision  # the create is the only write
+
+
+def test_a_pod_tolerating_not_ready_for_60s_keeps_it_and_gets_only_unreachable():
+    api = standard_api()
+    quick = dict(NOT_READY, tolerationSeconds=60)
+    p = api.create(api.admin, "pod", a_pod(tolerations=[quick]))
+    assert p["tolerations"] == [quick, UNREACHABLE]
+
+
+def test_an_update_gets_the_default_tolerations_once():
+    api = standard_api()
+    p = api.create(api.admin, "pod", a_pod())
+    assert api.update(api.admin, "pod", dict(p, tolerations=[]))["tolerations"] == [NOT_READY, UNREACHABLE]
+    assert api.update(api.admin, "pod", dict(p, phase="Running"))["tolerations"] == [NOT_READY, UNREACHABLE]
+
+
+def test_no_controller_writes_the_default_tolerations_after_the_create():
+    c = run(node("n1") + 'pod x { container c { image: "x" } }', history=True)
+    first = next(o for _, objects in c.states() for o in objects if o["kind"] == "Pod")
+    assert [t["key"] for t in first["tolerations"]] == [NOT_READY["key"], UNREACHABLE["key"]]
+    assert [w.rule for w in c.writes(kind="Pod", name="x")] == [None, "bind", "assign_pod_ip", "start_containers",
+                                                               "ready"]
 
 
 def test_container_port_outside_1_to_65535_is_refused():

@@ -156,6 +156,29 @@ def test_def_policy_fault_scenario_invariant():
     assert one('invariant "i" { true }') == A.InvariantDecl("i", A.Bool(True))
 
 
+def test_policy_clauses_keep_their_order_and_a_mutate_has_its_sets():
+    p = one("""policy "defaults" {
+      mutate pod p when p.node == none
+        set p.node = "n1"
+        set p.labels = put(p.labels, "node", p.node)
+      deny pod p when p.node == "n2"
+      mutate pod q when true set q.phase = "Pending"
+    }""")
+    assert [type(c) for c in p.clauses] == [A.Mutate, A.Deny, A.Mutate]
+    m = p.clauses[0]
+    assert m.source == A.KindSource("pod", "p") and m.cond == expr("p.node == none")
+    assert [s.path for s in m.sets] == [("p", "node"), ("p", "labels")]
+    assert (m.span.line, m.sets[1].span.line, m.span.end_line) == (2, 4, 4)
+    assert p.denies == (p.clauses[1],) and p.mutations == (m, p.clauses[2])
+
+
+def test_a_mutate_needs_when_and_a_set():
+    for text in ('policy "x" { mutate pod p set p.a = 1 }', 'policy "x" { mutate pod p when true }'):
+        with pytest.raises(KonvergeError) as e:
+            parse_text(text, "f.konv")
+        assert e.value.diagnostics[0].code == "E007"
+
+
 def test_keywords_are_contextual_so_fields_may_use_them():
     o = one("node a { order: 1  at: 2  kind: 3 }")
     assert [e.key for e in o.entries] == ["order", "at", "kind"]

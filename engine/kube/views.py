@@ -32,7 +32,6 @@ SCHEDULER_RULE = "scheduler/bind"
 COMPONENTS = {
     "spec": "kubectl → API server → store",
     "scenario": "scenario (a user or a fault)",
-    "defaulting": "API server (admission defaults)",
     "deployment": "controller-manager: deployment",
     "replicaset": "controller-manager: replicaset",
     "scheduler": "scheduler",
