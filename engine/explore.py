@@ -185,6 +185,7 @@ class _Space:
         # A firing's footprint is the kinds it read; a pick's verdicts, kept between evaluations,
         # would hide theirs behind one token (engine/picks.py).
         self.engine.memo.picks = None
+        self.engine.field_wakeups = False  # it keeps outcomes that want writes (see Engine.wake)
         apply_spec(program, self.api, self.engine)
         self.engine.start()
         self.engine.trace.clear()

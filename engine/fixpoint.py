@@ -42,7 +42,7 @@ from .errors import Diagnostic, KonvergeError
 from .eval import Clock, Evaluator, _conjuncts, _mentions, materialize
 from .picks import Picks
 from .reads import Reads
-from .values import decode, encode, freeze, number_value, unit_value
+from .values import assign, decode, encode, freeze, number_value, unit_value
 
 DEFAULT_BUDGET = 200_000
 DEFAULT_HORIZON = 7 * 86400  # a week of virtual time
@@ -483,6 +483,11 @@ class Engine:
         # (an A.FaultEvent aimed at a controller) is armed just before the firing that comes next.
         self.follow: deque = deque()
         self.on_sync = None  # given each sync's changes (key, before, after): the invariants of a step look back
+        # An instance is woken by a change to its own object only when a field it may read
+        # changed (`primary_fields`). Off where outcomes that want writes are kept between
+        # changes (engine.explore): their payloads carry the whole object.
+        self.field_wakeups = True
+        self._primary_fields: dict[int, frozenset | None] = {}
 
     # -- the store through the API server
 
@@ -657,24 +662,55 @@ class Engine:
             for iid in list(self.readers.get(read, ())):
                 if iid in self.instances and iid not in self.dirty_ids:  # a dirty one is refreshed when it runs
                     self.mark(self.refresh(self.instances[iid]))
-        for key in keys:
+        for key, before, after in changes:
             for iid in self.bound.get(key, ()):
                 inst = self.instances.get(iid)
                 if inst is not None:
-                    self.mark(self.refresh(inst))
+                    self.wake(self.refresh(inst), key, before, after)
             obj = self.cache.get(key)
             if obj is not None:
                 for cname, rule, ci, ri in self.rules_of_kind(key[0]):
                     iid = f"{cname}/{rule.name}[{key_text(key)}]"
                     known = self.instances.get(iid)
-                    if known is None or known.primary is not obj:
+                    if known is None:
                         self.mark(_Instance(iid, self.priority(ci, ri, key), cname, rule, obj, key))
+                    elif known.primary is not obj:
+                        self.wake(_Instance(iid, known.priority, cname, rule, obj, key), key, before, after)
         # Instances whose own objects were ensured (managedBy) must look again when those change.
         for key in keys:
             obj = self.cache.get(key)
             owner = obj.get("managedBy") if obj else None
             if owner and owner in self.instances:
                 self.mark(self.refresh(self.instances[owner]))
+
+    def wake(self, inst: _Instance, key: tuple, before: dict | None, after: dict | None) -> None:
+        """Mark an instance bound to a changed object dirty, unless it is its own object and
+        no field the rule may read of it changed: its evaluation would come out the same. One
+        whose writes were refused is woken all the same, to try them again."""
+        if (self.field_wakeups and self.faults is None and before is not None and after is not None
+                and inst.primary_key == key and inst.id not in self.refused):
+            fields = self.primary_fields(inst.rule)
+            if fields is not None and all(before.get(f) == after.get(f) for f in fields):
+                self.instances[inst.id] = inst
+                return
+        self.mark(inst)
+
+    def primary_fields(self, rule: A.Rule) -> frozenset | None:
+        """The fields of a rule's first object that it may read, through the defs it calls
+        too; None when it uses the object whole. A `set` of one of its fields reads it (the
+        write is wanted only while the value differs); `delete` of the object reads only its
+        name, and its resourceVersion when it is written."""
+        key = id(rule)
+        if key not in self._primary_fields:
+            var = rule.clauses[0].source.var
+            actions = rule.actions + ((rule.pick.then + rule.pick.otherwise) if rule.pick is not None else ())
+            whole = (rule.clauses[1:], tuple(a for a in actions if not _deletes(a, var)),
+                     rule.pick and attrs.evolve(rule.pick, then=(), otherwise=()))
+            found = self.memo.reads.fields(var, whole)
+            if found is not None:
+                found |= {a.path[1] for a in actions if isinstance(a, A.SetAction) and a.path[0] == var}
+            self._primary_fields[key] = found
+        return self._primary_fields[key]
 
     def rules_of_kind(self, kind: str) -> list[tuple]:
         """(controller, rule, ci, ri) of the rules whose first `for` ranges over `kind`."""
@@ -970,7 +1006,7 @@ class _Plan:
         if current is None or key in self.deleted:
             return
         value = materialize(self.ev.eval(a.value, env))
-        updated = _assign(current, path, value)
+        updated = assign(current, path, value)
         if updated != current:
             if key not in self.pending:
                 self.order.append(key)
@@ -1027,6 +1063,10 @@ class _Plan:
                 self.writes.append(("delete", key[0], key, obj["resourceVersion"]))
 
 
+def _deletes(a: A.Action, var: str) -> bool:
+    return isinstance(a, A.DeleteAction) and isinstance(a.target, A.Name) and a.target.id == var
+
+
 def _leading_free(wheres: list, var: str) -> list:
     """The conjuncts at the head of the first `where` that do not mention `var`, cached."""
     if not wheres:
@@ -1044,17 +1084,6 @@ def _leading_free(wheres: list, var: str) -> list:
 
 
 _LEADING: dict = {}  # (id of a where, variable) → (the where, kept alive; its leading free conjuncts)
-
-
-def _assign(obj: dict, path: list[str], value) -> dict:
-    head, rest = path[0], path[1:]
-    new = dict(obj)
-    if not rest:
-        new[head] = value
-    else:
-        inner = obj.get(head)
-        new[head] = _assign(inner if isinstance(inner, dict) else {}, rest, value)
-    return new
 
 
 def build_entries(program: Program, ev: Evaluator, fields: dict, entries: Iterable[A.Entry], env: dict) -> dict:

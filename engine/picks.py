@@ -7,7 +7,9 @@ values of its guards and the content of the fields of the rule's variables it re
 beside them (_Walk) — keeps each candidate's verdict (does it pass `where`, and its
 place in the order) with what judging it read. A change drops the verdicts that read
 what changed; the next evaluation judges only the candidates without one and takes
-the best of the rest.
+the best of the rest. Where the candidates are a whole kind that has not changed since
+(the cache's list is the same), the group knows which verdicts were dropped and keeps
+the passing ones in a heap, so a choice costs those re-judged, not every candidate.
 
 The instance that evaluated the pick reads the group's *token*, ("pick", group
 key), in place of what its candidates read: a dropped verdict touches the token,
@@ -17,6 +19,7 @@ A verdict that read the clock is not kept (its answer changes with time).
 
 from __future__ import annotations
 
+import heapq
 from collections import OrderedDict
 from fractions import Fraction
 
@@ -55,13 +58,20 @@ def _ranked(value, descending: bool):
 
 
 class _Group:
-    __slots__ = ("entries",)
+    __slots__ = ("entries", "candidates", "dropped", "ranked")
 
     def __init__(self):
         # id(candidate) → (candidate, passes, order key, reads); the candidate is held, so that
         # its id names no other object while the verdict is kept: an object replaced in the cache
         # is a new candidate
         self.entries: dict[int, tuple] = {}
+        # The candidate list every one of whose members had a kept verdict after the last choice
+        # (the cache hands out the same list while the kind is unchanged), the candidates whose
+        # verdicts were dropped since, and the passing verdicts as a heap by order (stale ones
+        # are skipped when they come up): the next choice judges only the dropped ones.
+        self.candidates: list | None = None
+        self.dropped: list[dict] = []
+        self.ranked: list[tuple] = []
 
 
 class Picks:
@@ -87,6 +97,7 @@ class Picks:
         self.readers = {}
         for key, group in self.groups.items():
             group.entries = {id(e[0]): e for e in group.entries.values()}
+            group.candidates, group.dropped, group.ranked = None, [], []
             for cid, e in group.entries.items():
                 for read in e[3]:
                     self.readers.setdefault(read, set()).add((key, cid))
@@ -104,18 +115,11 @@ class Picks:
             self.groups.move_to_end(key)
         world = self.memo.world
         world.scanned.add(("pick", key))
-        entries = group.entries
-        best = None
-        seen = 0
-        for c in ev.bindings(pick.source, env, () if pick.where is None else (pick.where,)):
-            seen += 1
-            e = entries.get(id(c))
-            if e is None:
-                e = self._judge(ev, pick, env, key, group, c)
-            if e[1] and (best is None or e[2] < best[2]):
-                best = e
-        if len(entries) > 2 * seen + 16:
-            self._prune(key, group)
+        candidates = ev.bindings(pick.source, env, () if pick.where is None else (pick.where,))
+        if candidates is group.candidates:
+            best = self._rejudge(ev, pick, env, key, group)
+        else:
+            best = self._judge_all(ev, pick, env, key, group, candidates)
         if self.size > self.limit:
             self._evict()
         if best is None:
@@ -123,6 +127,47 @@ class Picks:
         inner = dict(env)
         inner[pick.source.var] = best[0]
         return inner
+
+    def _judge_all(self, ev, pick: A.Pick, env: dict, key: tuple, group: _Group, candidates) -> tuple | None:
+        """The best candidate, each judged unless its verdict is kept."""
+        group.candidates, group.dropped = None, []
+        entries = group.entries
+        best = None
+        seen = 0
+        kept = True
+        for c in candidates:
+            seen += 1
+            e = entries.get(id(c))
+            if e is None:
+                e = self._judge(ev, pick, env, key, group, c)
+                kept = kept and e[3] is not None
+            if e[1] and (best is None or e[2] < best[2]):
+                best = e
+        if len(entries) > 2 * seen + 16:
+            self._prune(key, group)
+        if kept and isinstance(candidates, list):
+            group.candidates = candidates
+            group.ranked = _ranking(entries[id(c)] for c in candidates)
+        return best
+
+    def _rejudge(self, ev, pick: A.Pick, env: dict, key: tuple, group: _Group) -> tuple | None:
+        """The best candidate of the same list as last time: only those whose verdicts were
+        dropped since are judged, and the best comes off the heap."""
+        entries, ranked = group.entries, group.ranked
+        dropped, group.dropped, candidates, group.candidates = group.dropped, [], group.candidates, None
+        for c in dropped:
+            if id(c) not in entries and self._current(c):  # the list is the cache's: it holds the current objects
+                e = self._judge(ev, pick, env, key, group, c)
+                if e[3] is None:
+                    return self._judge_all(ev, pick, env, key, group, candidates)  # read the clock
+                if e[1]:
+                    heapq.heappush(ranked, (e[2], len(ranked), e))
+        while ranked and entries.get(id(ranked[0][2][0])) is not ranked[0][2]:
+            heapq.heappop(ranked)  # a verdict dropped (and judged again) since it was pushed
+        if len(ranked) > 2 * len(candidates) + 16:
+            group.ranked = ranked = _ranking(entries[id(c)] for c in candidates)
+        group.candidates = candidates
+        return ranked[0][2] if ranked else None
 
     def _key(self, ev, pick: A.Pick, env: dict) -> tuple | None:
         """The group of `pick` in `env`: the values of its guards, and the fields of the rule's
@@ -245,10 +290,18 @@ class Picks:
                 entry = group.entries.pop(cid, None) if group is not None else None
                 if entry is not None:
                     self._forget(key, cid, entry)
+                    group.dropped.append(entry[0])
                     tokens.add(("pick", key))
                     if not group.entries:
                         del self.groups[key]
         return tokens
+
+
+def _ranking(entries) -> list[tuple]:
+    """The passing verdicts as a heap, best first."""
+    ranked = [(e[2], n, e) for n, e in enumerate(entries) if e[1]]
+    heapq.heapify(ranked)
+    return ranked
 
 
 # ---- a pick's groups ---------------------------------------------------------------------

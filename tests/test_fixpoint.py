@@ -329,6 +329,55 @@ def test_a_batched_rule_keeps_its_place_among_batched_rules_and_after_the_clock(
         ("Item", "a", 1), ("Summary", "done", 1), ("Item", "b", 2), ("Summary", "done", 2)]
 
 
+def test_a_change_to_a_field_its_rule_does_not_read_leaves_an_instance_asleep():
+    from engine.api import APIServer
+    from engine.fixpoint import Engine, apply_spec
+
+    prog = program("""
+    controller c { rule mark for item i where i.size > 1 set i.done = true }
+    item a { size: 2 }
+    """)
+    api = APIServer(prog, open_store())
+    engine = Engine(prog, api)
+    apply_spec(prog, api, engine)
+    engine.start()
+    assert engine.run() == ""
+    a = dict(engine.cache.get(("Item", "default", "a")))
+    api.update(api.admin, "Item", {**a, "note": "unread"})
+    engine.changed(engine.sync())
+    assert not engine.dirty_ids
+    a = dict(engine.cache.get(("Item", "default", "a")))
+    api.update(api.admin, "Item", {**a, "size": 3})
+    engine.changed(engine.sync())
+    assert engine.dirty_ids == {"c/mark[Item/default/a]"}
+
+
+def test_a_field_a_rule_sets_wakes_it_when_something_else_changes_it():
+    prog = program("""
+    controller c { rule mark for item i where i.size > 1 set i.done = true }
+    item a { size: 2 }
+    scenario "undo" { at 1s: update item a { done: false } }
+    """)
+    r = reconcile(prog, scenario=prog.scenarios["undo"])
+    assert objects(r, "Item")["a"]["done"]
+    assert [(w.clock, w.actor) for w in r.trace if w.name == "a" and w.verb == "update"] == [
+        (0, "c"), (1, "scenario"), (1, "c")]
+
+
+def test_a_refused_write_is_tried_again_when_a_field_its_rule_does_not_read_changes():
+    text = """
+    policy "a locked item keeps its note" { deny item i when i.group == "locked" and i.note != "" }
+    controller c { rule note for item i where i.size > 1 set i.note = "big" }
+    item a { size: 2  group: "locked" }
+    scenario "unlock" { at 1s: update item a { group: "" } }
+    """
+    prog = program(text)
+    incremental = reconcile(prog, scenario=prog.scenarios["unlock"])
+    naive = reconcile(prog, scenario=prog.scenarios["unlock"], naive=True)
+    assert objects(incremental, "Item")["a"]["note"] == "big"
+    assert content(incremental) == content(naive)
+
+
 # ---- properties on random programs and states --------------------------------------------------
 
 CONFLUENT = """

@@ -14,13 +14,20 @@ def clocks(c, rule, name):
 
 
 def test_bound_pod_starts_running_with_an_ip_and_becomes_ready():
-    c = run(node("n1") + pod("p1"))
+    c = run(node("n1") + pod("p1"), history=True)
     p = c.get("Pod", "p1")
     assert p["phase"] == "Running" and p["ready"] and p["ip"] is not None
     assert p["containers"][0]["state"] == "Running" and p["containers"][0]["startedAt"] == 0
-    # the sequence: scheduler (already bound here) → IPAM → runtime → readiness
+    # the sequence: scheduler (already bound here) → sandbox, IP and containers → readiness
     rules = [w.rule for w in c.writes(kind="Pod", name="p1", verb="update")]
-    assert rules.index("assign_pod_ip") < rules.index("start_containers") < rules.index("ready")
+    assert rules.index("start_containers") < rules.index("ready")
+    # Pending without an IP, then Running with one: the IP comes with the status update that starts it.
+    seen = []
+    for _, objects in c.states():
+        p1 = next((o for o in objects if o["kind"] == "Pod" and o["name"] == "p1"), None)
+        if p1 is not None and (not seen or seen[-1] != (p1["phase"], p1["ip"] is not None)):
+            seen.append((p1["phase"], p1["ip"] is not None))
+    assert seen == [("Pending", False), ("Running", True)]
 
 
 def test_pod_that_does_not_fit_is_rejected_out_of_cpu():
@@ -88,7 +95,7 @@ def test_killed_pod_is_removed_and_its_ip_released():
     c = run(node("n1") + pod("old") + 'scenario "kill and replace" { at 1m: kill pod old\n'
             '  at 2m: create pod new { node: "n1"  container main { image: "x" } } }')
     assert c.get("Pod", "old") is None
-    first_ip = next(w for w in c.writes(rule="assign_pod_ip", name="old"))
+    first_ip = next(w for w in c.writes(rule="start_containers", name="old"))
     assert first_ip is not None
     assert c.get("Pod", "new")["ip"] == "192.168.0.0"  # the released address is the lowest free again
 

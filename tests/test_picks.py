@@ -353,3 +353,16 @@ def test_a_guard_that_fails_is_met_again_without_walking(monkeypatch):
     """)
     assert placed == {"a0": "", "i0": "", "i1": ""}
     assert walks.count("a0") == 1 and walks.count("i0") == 1
+
+
+def test_a_verdict_on_a_replaced_candidate_is_never_chosen_from_the_kept_ranking():
+    # b0 is replaced (its capacity drops) while its old verdict, better than any now, is still
+    # kept; i0's choice judges the new list afresh, and i2's choice re-judges only what was
+    # dropped since: the old b0, no longer a candidate, stays out of the ranking built from the
+    # new list, and out of the re-judging when i1's edit drops its verdict (b2, full, keeps the
+    # group alive).
+    boxes, items = [(3, "", {}), (4, "", {}), (0, "", {})], [(1, {}), (1, {}), (1, {})]
+    for edit in (("size", 0, 3), ("size", 1, 0)):
+        a, b = both(spec(boxes, items, [("capacity", 0, 1), ("unplace", 0, 0), edit, ("unplace", 2, 0)]))
+        same(a, b)
+        assert {o["name"]: o["group"] for o in a.objects if o["kind"] == "Item"} == {"i0": "b1", "i1": "b0", "i2": "b1"}
