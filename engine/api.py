@@ -179,16 +179,25 @@ class _EmptyWorld:
 
 
 class _StoreWorld:
-    """The current store, as admission policies see it."""
+    """The current store, as admission policies see it. A kind's objects are read once and kept
+    while no write has touched the kind since: every service created would read all services."""
 
     def __init__(self, api: APIServer):
         self._api = api
+        self._scans: dict[str, tuple[int, list]] = {}  # kind → (store revision when read, objects)
 
     def scan(self, kind: str):
-        info = self._api.program.kind(kind)
+        api = self._api
+        info = api.program.kind(kind)
         if info is None:
             return []
-        return [decode_object(kv) for kv in self._api.store.range(kind_prefix(self._api.resource(info)), prefix=True).kvs]
+        kept = self._scans.get(info.name)
+        if kept is not None and api.unwritten_since(info.name, kept[0]):
+            return kept[1]
+        revision = api.store.revision
+        found = [decode_object(kv) for kv in api.store.range(kind_prefix(api.resource(info)), prefix=True).kvs]
+        self._scans[info.name] = (revision, found)
+        return found
 
     def now(self):
         return self._api.clock()
@@ -213,6 +222,12 @@ class APIServer:
             self._resources[name] = r
         self._by_resource = seen
         self._defaults = Evaluator(program, _EmptyWorld(clock))
+        # The store revision after this server's latest write, and per kind after its latest write
+        # of that kind: a store at that revision holds no write from elsewhere since. A write that
+        # finds the store moved on from the last one (explore's restores, a lease) puts every
+        # read before it in doubt.
+        self._last_write = self._doubt_before = store.revision
+        self._kind_written: dict[str, int] = {}
         self._admission = Evaluator(program, _StoreWorld(self))
         # kind → (policy, deny, the fields its verdict depends on alone, or None): an update that
         # keeps those fields as this server admitted them keeps the verdict (ratcheting).
@@ -373,7 +388,19 @@ class APIServer:
         self._remember(info, key, r.revision, obj)
         return obj
 
+    def unwritten_since(self, kind: str, revision: int) -> bool:
+        """Whether the store holds the same objects of `kind` as at `revision`, as far as this
+        server can tell: no write of the kind since, by this server or another."""
+        return (self.store.revision == self._last_write and revision >= self._doubt_before
+                and self._kind_written.get(kind, 0) <= revision)
+
+    def _wrote(self, info: KindInfo, revision: int) -> None:
+        if revision != self._last_write + 1:
+            self._doubt_before = revision
+        self._kind_written[info.name] = self._last_write = revision
+
     def _remember(self, info: KindInfo, key: str, revision: int, obj: dict) -> None:
+        self._wrote(info, revision)
         fields = self._ratcheted.get(info.name)
         if fields:
             self._admitted[key] = (revision, {f: copy.deepcopy(obj.get(f)) for f in fields})
@@ -398,6 +425,7 @@ class APIServer:
                 f'Operation cannot be fulfilled on {self.resource(info)} "{name}": the ResourceVersion in the '
                 f"precondition ({resource_version}) does not match the ResourceVersion in record "
                 f"({kvs[0].mod_revision}). The object might have been modified")
+        self._wrote(info, r.revision)
         self._admitted.pop(key, None)
         prev = r.responses[0].prev_kvs[0]
         obj = decode_object(prev)

@@ -238,6 +238,33 @@ def test_an_admission_policy_reads_other_objects_and_gives_its_because_message(a
     assert api.update(api.admin, "pod", dict(b, phase="Running"))["phase"] == "Running"
 
 
+def test_a_policy_sees_every_write_to_what_it_reads_whoever_made_it(program):
+    store = open_store()
+    api, other = APIServer(program, store), APIServer(program, store)
+    api.create(api.admin, "quota", {"name": "q", "namespace": "shop", "maxPods": 2})
+    api.create(api.admin, "pod", pod("a"))
+    reads = []
+    real = store.range
+    store.range = lambda key, **kw: reads.append(key) or real(key, **kw)
+    api.create(api.admin, "node", {"name": "n1", "cpu": 4})
+    api.create(api.admin, "pod", pod("b", namespace="other"))
+    # The quotas read for pod a are read again by no later write: none was written since, by anyone.
+    assert not any(k.startswith("/registry/quotas/") for k in reads)
+    # Another server (a second API server, a restore) lowers the quota to 1: the next write sees it,
+    def requota(n):
+        other.update(other.admin, "quota", dict(other.get(other.admin, "quota", "shop", "q"), maxPods=n))
+
+    requota(1)
+    with pytest.raises(Invalid) as e:
+        api.create(api.admin, "pod", pod("c"))
+    assert e.value.message == 'Pod "c" is invalid: quota exceeded in shop'
+    # and raises it again: seen even after this server wrote a kind of its own in between.
+    requota(3)
+    api.create(api.admin, "node", {"name": "n2", "cpu": 4})
+    assert api.create(api.admin, "pod", pod("c"))["name"] == "c"
+    store.close()
+
+
 def test_an_update_keeping_the_fields_a_pure_policy_reads_is_not_judged_again(api, monkeypatch):
     created = api.create(api.admin, "pod", pod())
     ports, quota = [deny.cond for policy, deny, _ in api._policies["Pod"]]
