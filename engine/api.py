@@ -469,10 +469,7 @@ class APIServer:
         not judged again."""
         obj = self._default_fields(info.fields, obj)
         self._check_schema(info, obj)
-        mutated = self._mutate(info, obj)
-        if mutated is not obj:
-            self._check_schema(info, mutated)
-            obj = mutated
+        obj = self._mutate(info, obj)
         for policy, deny, fields in self._policies.get(info.name, ()):
             if old is not None and fields is not None and all(old.get(f) == obj.get(f) for f in fields):
                 continue
@@ -496,7 +493,9 @@ class APIServer:
     def _mutate(self, info: KindInfo, obj: dict) -> dict:
         """The object as the kind's mutations leave it, applied in declaration order, each to the
         object as the ones before it left it; `obj` itself when none applies. Each mutation's
-        `when` should stop holding once it has applied, as every update passes them again."""
+        `when` should stop holding once it has applied, as every update passes them again. The
+        fields they set are defaulted and validated again, as Kubernetes does with what a webhook
+        patched."""
         for policy, m in self._mutations.get(info.name, ()):
             try:
                 obj = self._apply_mutation(info, m, obj)
@@ -510,8 +509,13 @@ class APIServer:
             return obj
         for s in m.sets:  # each sees the ones before it
             obj = assign(obj, s.path[1:], self._admission.eval(s.value, {var: obj}))
-        # Records the sets brought in get their defaults, as Kubernetes defaults a webhook's patch.
-        return self._default_fields(info.fields, obj)
+        touched = {s.path[1]: info.fields[s.path[1]] for s in m.sets}  # the checker knows them all
+        obj = self._default_fields(touched, obj)
+        causes: list[str] = []
+        _check_fields(self.program, touched, {f: obj.get(f) for f in touched}, "", causes)
+        if causes:
+            raise Invalid(info.name, obj["name"], causes)
+        return obj
 
     # -- defaulting
 
