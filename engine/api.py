@@ -285,7 +285,11 @@ class APIServer:
         """The object with its defaults filled in and its mutations applied, as a create would
         store it: what a controller compares with the stored object before deciding to write."""
         info = self.kind_info(kind)
-        return self._mutate(info, self._default_fields(info.fields, self._incoming(info, obj)))
+        obj = self._default_fields(info.fields, self._incoming(info, obj))
+        try:
+            return self._mutate(info, obj)
+        except APIError:
+            return obj  # the write will be refused with the reason: the controller learns it there
 
     def controller(self, name: str) -> Identity:
         return Identity(name, "controller", ("system:controllers",))

@@ -19,6 +19,7 @@ from . import ast as A
 from .errors import Diagnostic, KonvergeError, Span
 from .names import closest
 from .parse import TOP_LEVEL_KEYWORDS, parse_file
+from .reads import reads_world
 from .types import (
     ANY, BOOL, BUILTINS, CIDR, DURATION, DURATION_SUFFIXES, FLOAT, INT, IP, NONE,
     PRIMITIVES, QUANTITY, QUANTITY_SUFFIXES, STRING, KindT, ListT, MapT, OptT, Prim,
@@ -1183,6 +1184,13 @@ class _Checker:
         self.expect_bool(m.cond, scope, "a `mutate … when` condition")
         for a in m.sets:
             self.check_action(a, scope)
+        # A controller predicts what the API server stores from the object alone (it compares
+        # with `defaulted`), and is woken only by what it read: a mutation reads nothing else.
+        found = reads_world(self.defs, (m.cond, tuple(a.value for a in m.sets)))
+        if found is not None:
+            self.error("E058", "a mutation may read only the object it admits, but this reads other objects, "
+                       "the clock or an earlier state", found.span,
+                       hint="write what depends on other objects as a controller rule instead")
 
     def check_fault(self, d: A.FaultDecl):
         scope = self.bind_source(d.target, {})

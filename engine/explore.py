@@ -633,7 +633,7 @@ class _RuleFootprint:
 
 def _kinds_scanned(program: Program, nodes, out: set) -> None:
     """Kinds the AST nodes may scan, through the defs they call."""
-    for n in reached(program, list(nodes)):
+    for n in reached(program.defs, list(nodes)):
         if isinstance(n, A.KindSource):
             info = program.kind(n.kind)
             out.add(info.name if info is not None else "*")

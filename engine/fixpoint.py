@@ -892,8 +892,11 @@ class Engine:
             self.changed(changed)
             self.mark(self.refresh(inst))
             if not changed:
-                continue  # nothing was written: no new state to compare
-            if self.after_step is not None:
+                if not applied:
+                    continue  # nothing was written: no new state to compare
+                # The API server took the writes and stored nothing new (a mutation put the value
+                # back): the instance wants them again, from the same state, which is a cycle.
+            elif self.after_step is not None:
                 self.after_step()
             if self.faults is not None and self.faults.disturbing():
                 continue  # a state seen before is not the same state while a controller's view differs

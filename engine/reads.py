@@ -10,8 +10,12 @@ F of `var` gives the same value for any two objects equal in F.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from . import ast as A
-from .check import Program
+
+if TYPE_CHECKING:  # the checker itself asks `reads_world`
+    from .check import Program
 
 # The built-ins that read nothing but their arguments. Any other (now, before, one added
 # later) counts as reading the world.
@@ -66,17 +70,29 @@ class Reads:
         return True
 
     def pure(self, e) -> bool:
-        return not any(isinstance(n, A.KindSource)
-                       or isinstance(n, A.Call) and n.fn not in self.program.defs and n.fn not in PURE_BUILTINS
-                       for n in reached(self.program, e))
+        return reads_world(self.program.defs, e) is None
 
 
-def reached(program: Program, roots):
+def reads_world(defs: dict, e, _seen: set | None = None):
+    """The first node under `e` that reads more than its variables — a kind (`for pod p`,
+    `count(node n)`), the clock, an earlier state — or the call of a def that does; None."""
+    seen = set() if _seen is None else _seen  # defs found pure (each walked once, recursive ones too)
+    for n in A.walk(e):
+        if isinstance(n, A.KindSource) or isinstance(n, A.Call) and n.fn not in defs and n.fn not in PURE_BUILTINS:
+            return n
+        if isinstance(n, A.Call) and n.fn in defs and n.fn not in seen:
+            seen.add(n.fn)
+            if reads_world(defs, defs[n.fn].body, seen) is not None:
+                return n
+    return None
+
+
+def reached(defs: dict, roots):
     """Every syntax node under `roots` and in the bodies of the defs they call, each def once."""
     pending, seen = [roots], set()
     while pending:
         for n in A.walk(pending.pop()):
             yield n
-            if isinstance(n, A.Call) and n.fn in program.defs and n.fn not in seen:
+            if isinstance(n, A.Call) and n.fn in defs and n.fn not in seen:
                 seen.add(n.fn)
-                pending.append(program.defs[n.fn].body)
+                pending.append(defs[n.fn].body)

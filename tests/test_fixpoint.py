@@ -218,6 +218,30 @@ def test_two_rules_that_undo_each_other_are_reported_as_a_cycle():
     assert set(r.cycle.instances) == {"on/set_on[Item/default/a]", "off/set_off[Item/default/a]"}
 
 
+def test_a_rule_whose_write_a_mutation_undoes_is_reported_as_a_cycle():
+    r = run("""
+    policy "notes are kept" { mutate item i when i.note == "" set i.note = "kept" }
+    controller c { rule clear for item i where i.note != "" set i.note = "" }
+    item a { }
+    """, budget=1000)
+    assert not r.converged and r.reason == "cycle" and r.steps < 5
+    assert r.cycle.instances == ("c/clear[Item/default/a]",)
+
+
+def test_a_mutation_that_fails_on_an_ensured_object_refuses_the_write_and_the_run_goes_on():
+    prog = program("""
+    policy "notes" { mutate item i when i.note == "" and 10 / i.size > 1 set i.note = "small" }
+    controller c { rule make for box b ensure item b.name { size: b.capacity } }
+    box b { capacity: 2 }
+    scenario "zero" { at 1s: update box b { capacity: 0 } }
+    """)
+    r = reconcile(prog, scenario=prog.scenarios["zero"])
+    assert r.converged
+    assert [w.verb for w in r.trace if w.actor == "c"] == ["create", "refused"]
+    assert "division by zero" in r.trace[-1].message
+    assert objects(r, "Item")["b"]["size"] == 2 and objects(r, "Item")["b"]["note"] == "small"
+
+
 def test_a_rule_that_grows_forever_runs_out_of_budget():
     r = run("""
     controller c { rule grow for item i set i.size = i.size + 1 }

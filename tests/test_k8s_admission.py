@@ -56,6 +56,15 @@ def test_a_pod_tolerating_not_ready_for_60s_keeps_it_and_gets_only_unreachable()
     assert p["tolerations"] == [quick, UNREACHABLE]
 
 
+def test_a_toleration_without_key_or_without_effect_counts_as_the_default_ones():
+    api = standard_api()
+    everything = {"key": "", "operator": "Exists", "value": "", "effect": "", "tolerationSeconds": None}
+    assert api.create(api.admin, "pod", a_pod(tolerations=[everything]))["tolerations"] == [everything]
+    any_effect = dict(NOT_READY, effect="", tolerationSeconds=None)
+    p = api.create(api.admin, "pod", a_pod(name="y", tolerations=[any_effect]))
+    assert p["tolerations"] == [any_effect, UNREACHABLE]
+
+
 def test_an_update_gets_the_default_tolerations_once():
     api = standard_api()
     p = api.create(api.admin, "pod", a_pod())

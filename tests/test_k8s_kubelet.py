@@ -148,3 +148,9 @@ def test_pinned_pod_runs_on_a_node_with_an_untolerated_no_schedule_taint():
     c = run(node("n1", extra='taints: [{key: "k", value: "v", effect: "NoSchedule"}]') + pod("a"))
     assert c.get("Pod", "a")["phase"] == "Running" and c.get("Pod", "a")["ready"]
     assert c.result.violations == ()  # the standard invariants do not flag it
+
+
+def test_pending_pod_that_already_has_an_ip_starts_with_it():
+    c = run(node("n1") + pod("p1", extra="ip: 192.168.0.7"))
+    p = c.get("Pod", "p1")
+    assert p["phase"] == "Running" and p["ready"] and p["ip"] == "192.168.0.7"
