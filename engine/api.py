@@ -232,6 +232,10 @@ class APIServer:
         # kind → (policy, deny, the fields its verdict depends on alone, or None): an update that
         # keeps those fields as this server admitted them keeps the verdict (ratcheting).
         self._policies: dict[str, list[tuple[A.PolicyDecl, A.Deny, frozenset | None]]] = {}
+        # A deny whose `when` reads only its object, by the fields it reads: its verdicts by their
+        # values (a set's pods are alike in all of them but their names), kept up to a bound.
+        self._judged_by: dict[int, tuple[str, ...]] = {}
+        self._verdicts: dict[tuple, bool] = {}
         reads = Reads(program)
         for policy in program.policies:
             for deny in policy.denies:
@@ -240,6 +244,8 @@ class APIServer:
                     exprs = (deny.cond, deny.because)
                     fields = reads.fields(deny.source.var, exprs) if reads.pure(exprs) else None
                     self._policies.setdefault(info.name, []).append((policy, deny, fields))
+                    if reads.pure(deny.cond) and (judged := reads.fields(deny.source.var, deny.cond)) is not None:
+                        self._judged_by[id(deny)] = tuple(sorted(judged))
         # kind → its mutations, in declaration order (files, policies, clauses)
         self._mutations: dict[str, list[tuple[A.PolicyDecl, A.Mutate]]] = {}
         for policy in program.policies:
@@ -474,11 +480,12 @@ class APIServer:
         obj = self._default_fields(info.fields, obj)
         self._check_schema(info, obj)
         obj = self._mutate(info, obj)
+        values: dict[str, str] = {}  # field → its value as exact text, made once for every deny
         for policy, deny, fields in self._policies.get(info.name, ()):
             if old is not None and fields is not None and all(old.get(f) == obj.get(f) for f in fields):
                 continue
             env = {deny.source.var: obj}
-            if self._admission.eval(deny.cond, env) is True:
+            if self._denies(deny, env, obj, values):
                 message = policy.message
                 if deny.because is not None:
                     because = self._admission.eval(deny.because, env)
@@ -486,6 +493,24 @@ class APIServer:
                         message = str(because)
                 raise Invalid(info.name, obj["name"], [message])
         return obj
+
+    def _denies(self, deny: A.Deny, env: dict, obj: dict, values: dict[str, str]) -> bool:
+        judged = self._judged_by.get(id(deny))
+        if judged is None:
+            return self._admission.eval(deny.cond, env) is True
+        parts = [id(deny)]
+        for f in judged:
+            text = values.get(f)
+            if text is None:
+                text = values[f] = json.dumps(encode(obj.get(f)), sort_keys=True, separators=(",", ":"))
+            parts.append(text)
+        key = tuple(parts)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            if len(self._verdicts) >= 100_000:
+                self._verdicts.clear()
+            verdict = self._verdicts[key] = self._admission.eval(deny.cond, env) is True
+        return verdict
 
     def _check_schema(self, info: KindInfo, obj: dict) -> None:
         causes = self._validate(info, obj)

@@ -265,6 +265,22 @@ def test_a_policy_sees_every_write_to_what_it_reads_whoever_made_it(program):
     store.close()
 
 
+def test_a_pure_policy_judges_objects_alike_in_what_it_reads_once(api, monkeypatch):
+    ports = next(deny.cond for policy, deny, _ in api._policies["Pod"] if "ports" in policy.message)
+    judged = []
+    real = api._admission.eval
+    monkeypatch.setattr(api._admission, "eval", lambda e, env: judged.append(e) or real(e, env))
+    api.create(api.admin, "pod", pod("a"))
+    api.create(api.admin, "pod", pod("b", labels={"x": "y"}))  # alike in containers: not judged again
+    assert judged.count(ports) == 1
+    two = [{"name": "c", "image": "nginx"}, {"name": "c", "image": "nginx"}]
+    with pytest.raises(Invalid):  # other containers are judged, and refused
+        api.create(api.admin, "pod", pod("c", containers=two))
+    with pytest.raises(Invalid):  # and the refusal is kept too, with its message
+        api.create(api.admin, "pod", pod("d", containers=two))
+    assert judged.count(ports) == 2
+
+
 def test_an_update_keeping_the_fields_a_pure_policy_reads_is_not_judged_again(api, monkeypatch):
     created = api.create(api.admin, "pod", pod())
     ports, quota = [deny.cond for policy, deny, _ in api._policies["Pod"]]
