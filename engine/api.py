@@ -401,6 +401,7 @@ class APIServer:
     def unwritten_since(self, kind: str, revision: int) -> bool:
         """Whether the store holds the same objects of `kind` as at `revision`, as far as this
         server can tell: no write of the kind since, by this server or another."""
+        self.store.expire_leases()  # as a read would: a lease past its deadline takes its keys away
         return (self.store.revision == self._last_write and revision >= self._doubt_before
                 and self._kind_written.get(kind, 0) <= revision)
 
@@ -502,7 +503,8 @@ class APIServer:
         for f in judged:
             text = values.get(f)
             if text is None:
-                text = values[f] = json.dumps(encode(obj.get(f)), sort_keys=True, separators=(",", ":"))
+                # in the map's own order: a policy may print a map, and str() keeps its order
+                text = values[f] = json.dumps(encode(obj.get(f)), separators=(",", ":"))
             parts.append(text)
         key = tuple(parts)
         verdict = self._verdicts.get(key)
@@ -525,26 +527,28 @@ class APIServer:
         `when` should stop holding once it has applied, as every update passes them again. The
         fields they set are defaulted and validated again, as Kubernetes does with what a webhook
         patched."""
+        touched: dict = {}
         for policy, m in self._mutations.get(info.name, ()):
             try:
-                obj = self._apply_mutation(info, m, obj)
+                obj = self._apply_mutation(info, m, obj, touched)
             except EvalError as e:
                 raise _mutation_failed(policy, info, obj, e) from None
+        if touched:  # what the mutations made of the fields they set, once all have run
+            causes: list[str] = []
+            _check_fields(self.program, touched, {f: obj.get(f) for f in touched}, "", causes)
+            if causes:
+                raise Invalid(info.name, obj["name"], causes)
         return obj
 
-    def _apply_mutation(self, info: KindInfo, m: A.Mutate, obj: dict) -> dict:
+    def _apply_mutation(self, info: KindInfo, m: A.Mutate, obj: dict, touched: dict) -> dict:
         var = m.source.var
         if self._admission.eval(m.cond, {var: obj}) is not True:
             return obj
         for s in m.sets:  # each sees the ones before it
             obj = assign(obj, s.path[1:], self._admission.eval(s.value, {var: obj}))
-        touched = {s.path[1]: info.fields[s.path[1]] for s in m.sets}  # the checker knows them all
-        obj = self._default_fields(touched, obj)
-        causes: list[str] = []
-        _check_fields(self.program, touched, {f: obj.get(f) for f in touched}, "", causes)
-        if causes:
-            raise Invalid(info.name, obj["name"], causes)
-        return obj
+        sets = {s.path[1]: info.fields[s.path[1]] for s in m.sets}  # the checker knows them all
+        touched.update(sets)
+        return self._default_fields(sets, obj)  # the next mutation sees the records it brought in defaulted
 
     # -- defaulting
 

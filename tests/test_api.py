@@ -265,6 +265,52 @@ def test_a_policy_sees_every_write_to_what_it_reads_whoever_made_it(program):
     store.close()
 
 
+def test_a_lease_that_ran_out_takes_its_objects_out_of_what_a_policy_reads(program):
+    now = [0]
+    store = open_store(clock=lambda: now[0])
+    api = APIServer(program, store, clock=lambda: now[0])
+    api.create(api.admin, "quota", {"name": "q", "namespace": "shop", "maxPods": 1})
+    api.create(api.admin, "pod", pod("a"))
+    key = api.key(api.kind_info("pod"), "shop", "a")
+    store.put(key, store.range(key).kvs[0].value, lease=store.lease_grant(10))  # pod a now lives 10 s
+    api.create(api.admin, "node", {"name": "n1", "cpu": 4})
+    with pytest.raises(Invalid):
+        api.create(api.admin, "pod", pod("b"))
+    now[0] = 11  # the lease ran out: pod a is gone, though no one has read the store since
+    assert api.create(api.admin, "pod", pod("b"))["name"] == "b"
+    store.close()
+
+
+def test_a_pure_policy_judges_a_map_in_its_own_order():
+    api = APIServer(program_of(SPEC + """
+policy "labels are listed a before z" { deny pod p when str(p.labels) == str({z: "1", a: "1"}) }
+"""), open_store())
+    api.create(api.admin, "pod", pod("a", labels={"a": "1", "z": "1"}))
+    with pytest.raises(Invalid):
+        api.create(api.admin, "pod", pod("z", labels={"z": "1", "a": "1"}))
+
+
+def test_mutations_are_validated_once_all_have_run():
+    api = APIServer(program_of(SPEC + """
+policy "a pod's network is chosen in two steps" {
+  mutate pod p when p.podCIDR == none and get(p.labels, "net", "") == "auto"
+    set p.podCIDR = get(p.labels, "net", "")
+  mutate pod p when str(p.podCIDR) == "auto"
+    set p.podCIDR = 10.0.0.0/24
+}
+"""), open_store())
+    assert str(api.create(api.admin, "pod", pod(labels={"net": "auto"}))["podCIDR"]) == "10.0.0.0/24"
+
+
+def test_a_mutation_may_call_the_address_built_ins():
+    api = APIServer(program_of(SPEC + """
+policy "a pod's network is its node's first /24" {
+  mutate pod p when p.podCIDR == none set p.podCIDR = cidr_subnet(10.0.0.0/16, 24, 0)
+}
+"""), open_store())
+    assert str(api.create(api.admin, "pod", pod())["podCIDR"]) == "10.0.0.0/24"
+
+
 def test_a_pure_policy_judges_objects_alike_in_what_it_reads_once(api, monkeypatch):
     ports = next(deny.cond for policy, deny, _ in api._policies["Pod"] if "ports" in policy.message)
     judged = []

@@ -60,6 +60,9 @@ def test_a_toleration_without_key_or_without_effect_counts_as_the_default_ones()
     api = standard_api()
     everything = {"key": "", "operator": "Exists", "value": "", "effect": "", "tolerationSeconds": None}
     assert api.create(api.admin, "pod", a_pod(tolerations=[everything]))["tolerations"] == [everything]
+    equal_nothing = dict(everything, operator="Equal")  # an empty key tolerates only with Exists
+    assert api.create(api.admin, "pod", a_pod(name="z", tolerations=[equal_nothing]))["tolerations"] == [
+        equal_nothing, NOT_READY, UNREACHABLE]
     any_effect = dict(NOT_READY, effect="", tolerationSeconds=None)
     p = api.create(api.admin, "pod", a_pod(name="y", tolerations=[any_effect]))
     assert p["tolerations"] == [any_effect, UNREACHABLE]

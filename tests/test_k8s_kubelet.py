@@ -154,3 +154,10 @@ def test_pending_pod_that_already_has_an_ip_starts_with_it():
     c = run(node("n1") + pod("p1", extra="ip: 192.168.0.7"))
     p = c.get("Pod", "p1")
     assert p["phase"] == "Running" and p["ready"] and p["ip"] == "192.168.0.7"
+
+
+def test_pending_pod_that_already_has_an_ip_is_admitted_like_any_other():
+    c = run(node("n1", cpu="1") + pod("a", cpu="800m") + pod("b", cpu="800m", extra="ip: 192.168.0.7"))
+    a, b = c.get("Pod", "a"), c.get("Pod", "b")
+    assert a["phase"] == "Running"
+    assert b["phase"] == "Failed" and b["reason"] == "OutOfcpu"
