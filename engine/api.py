@@ -31,7 +31,6 @@ Deliberate differences from Kubernetes:
 
 from __future__ import annotations
 
-import copy
 import ipaddress
 import json
 from collections.abc import Callable, Iterator
@@ -414,7 +413,7 @@ class APIServer:
         self._wrote(info, revision)
         fields = self._ratcheted.get(info.name)
         if fields:
-            self._admitted[key] = (revision, {f: copy.deepcopy(obj.get(f)) for f in fields})
+            self._admitted[key] = (revision, {f: _copy(obj.get(f)) for f in fields})
 
     def delete(self, who: Identity, kind: str, namespace: str | None, name: str,
                resource_version: int | None = None) -> dict:
@@ -624,6 +623,16 @@ class APIServer:
     def _conflict(self, info: KindInfo, name: str) -> Conflict:
         return Conflict(f'Operation cannot be fulfilled on {self.resource(info)} "{name}": the object has been '
                         "modified; please apply your changes to the latest version and try again")
+
+
+def _copy(v):
+    """A copy of a value's maps and lists, which a caller may change; the rest is immutable."""
+    t = type(v)
+    if t is dict:
+        return {k: _copy(x) for k, x in v.items()}
+    if t is list:
+        return [_copy(x) for x in v]
+    return v
 
 
 def _mutation_failed(policy: A.PolicyDecl, info: KindInfo, obj: dict, e: EvalError) -> APIError:
