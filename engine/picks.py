@@ -195,10 +195,7 @@ class Picks:
                     step, values = self._learn(ev, tree, env)
                     break
                 values.append(v)
-                after = step.next.get(v)
-                if after is None:
-                    after = step.next[v] = _Step()
-                step = after
+                step = step.child(v)
             if ev.clock_used:  # a guard's answer changes with time
                 return None
         except (EvalError, _Unnamed):
@@ -290,7 +287,8 @@ class Picks:
                 entry = group.entries.pop(cid, None) if group is not None else None
                 if entry is not None:
                     self._forget(key, cid, entry)
-                    group.dropped.append(entry[0])
+                    if group.candidates is not None:  # else the next choice judges every candidate anyway
+                        group.dropped.append(entry[0])
                     tokens.add(("pick", key))
                     if not group.entries:
                         del self.groups[key]
@@ -319,6 +317,13 @@ class _Step:
         self.env: tuple = ()  # ((its name for a variable, the rule's name), …)
         self.next: dict = {}  # the guard's value (_value_key) → the step after it
         self.leaf: tuple | None = None  # (memo name, rule variables)
+
+    def child(self, v) -> "_Step":
+        """The step after this guard when its value is `v`, made on first use."""
+        after = self.next.get(v)
+        if after is None:
+            after = self.next[v] = _Step()
+        return after
 
 
 class _Tree:
@@ -407,10 +412,7 @@ class _Walk:
             if step.expr is not None and (step.expr, step.env, step.truth) != (expr, spec, truth):
                 step.next, step.leaf = {}, None  # cannot happen, as the walk follows the values; if it did, start here afresh
             step.expr, step.env, step.truth = expr, spec, truth
-            after = step.next.get(v)
-            if after is None:
-                after = step.next[v] = _Step()
-            step = after
+            step = step.child(v)
         return step
 
     def decide(self, e, scope: dict, truth: bool) -> bool:
