@@ -616,11 +616,25 @@ class Engine:
         return applied
 
     def record_deps(self, inst: _Instance, outcome: _Outcome) -> None:
-        for read in self.reads_of.get(inst.id, ()):
-            self.readers.get(read, set()).discard(inst.id)
-        self.reads_of[inst.id] = outcome.reads
-        for read in outcome.reads:
-            self.readers.setdefault(read, set()).add(inst.id)
+        iid, new = inst.id, outcome.reads
+        old = self.reads_of.get(iid)
+        if old != new:  # mostly an instance reads what it read last time
+            readers = self.readers
+            if old:
+                for read in old - new:
+                    found = readers.get(read)
+                    if found is not None:
+                        found.discard(iid)
+                new_reads = new - old
+            else:
+                new_reads = new
+            self.reads_of[iid] = new
+            for read in new_reads:
+                found = readers.get(read)
+                if found is None:
+                    readers[read] = {iid}
+                else:
+                    found.add(iid)
         if inst.primary_key is not None:
             self.bound.setdefault(inst.primary_key, set()).add(inst.id)
         for key in outcome.keys:
@@ -669,8 +683,9 @@ class Engine:
                     self.wake(self.refresh(inst), key, before, after)
             obj = self.cache.get(key)
             if obj is not None:
+                text = key_text(key)
                 for cname, rule, ci, ri in self.rules_of_kind(key[0]):
-                    iid = f"{cname}/{rule.name}[{key_text(key)}]"
+                    iid = f"{cname}/{rule.name}[{text}]"
                     known = self.instances.get(iid)
                     if known is None:
                         self.mark(_Instance(iid, self.priority(ci, ri, key), cname, rule, obj, key))
