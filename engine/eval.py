@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from . import ast as A
 from .check import Program
 from .errors import Diagnostic, KonvergeError
+from .reads import straight
 from .values import exact, format_duration, format_quantity, freeze, number_value, unit_value
 
 
@@ -138,6 +139,7 @@ class Evaluator:
         self._probes: dict = {}
         self._code: dict[int, Callable[[Env], Any]] = {}
         self._param_names: dict[str, tuple] = {}
+        self._straight: dict[str, bool] = {}  # def → evaluated at every call, never memoised
         self._nodes: list = []
         # A memo of `def` results (set by the engine): key(name, args), entries (key → (value,
         # reads)), world, enter(), leave(key, value, cacheable), and picks. Calls whose
@@ -223,7 +225,9 @@ class Evaluator:
             value = self.eval(other, env)
         except EvalError:
             return _UNASKABLE
-        return _UNASKABLE if isinstance(value, Clock) else materialize(value)
+        if isinstance(value, Clock):
+            return _UNASKABLE
+        return materialize(value) if self.saw_clock else value  # only then can a Clock hide inside
 
     def _probes_of(self, var: str, cond: A.Expr) -> list:
         """The conjuncts of `cond` an index can answer for `var`, cached per node (kept with the
@@ -243,7 +247,8 @@ class Evaluator:
         out = list(self.filtered(source, where, env))
         if order:
             for key in reversed(order):
-                out.sort(key=lambda en, k=key: _sort_key(self.eval(k.expr, en)), reverse=key.descending)
+                value = self.compile(key.expr)
+                out.sort(key=lambda en: _sort_key(value(en)), reverse=key.descending)
         return out
 
     def filtered(self, source: A.Source, where: A.Expr | None, env: Env) -> Iterator[Env]:
@@ -261,58 +266,23 @@ class Evaluator:
                     where = None
         if values is None:
             values = self.bindings(source, env, () if where is None else (where,))
+        if where is None:
+            for value in values:
+                inner = dict(env)
+                inner[var] = value
+                yield inner
+            return
+        test = self.compile(where)
         for value in values:
             inner = dict(env)
             inner[var] = value
-            if where is None or self.eval(where, inner) is True:
+            if test(inner) is True:
                 yield inner
 
     # -- expressions
 
     def e_unit(self, e: A.Unit, env):
         return unit_value(e.number, e.suffix, self.program.unit_types.get(id(e)) == "duration")
-
-    def e_index(self, e: A.Index, env):
-        base = self.eval(e.obj, env)
-        i = self.eval(e.index, env)
-        if base is None or i is None:
-            return None
-        if isinstance(base, dict):
-            return base.get(i)
-        if isinstance(base, list | str) and isinstance(i, int):
-            return base[i] if -len(base) <= i < len(base) else None
-        return None
-
-    def e_list(self, e: A.ListLit, env):
-        return [self.eval(x, env) for x in e.items]
-
-    def e_map(self, e: A.MapLit, env):
-        return {item.key: self.eval(item.value, env) for item in e.items}
-
-    def e_comprehension(self, e: A.Comprehension, env):
-        envs = self.select(e.source, e.where, e.order, env)
-        if e.element is None:
-            return [en[e.source.var] for en in envs]
-        return [self.eval(e.element, en) for en in envs]
-
-    def e_quantifier(self, e: A.Quantifier, env):
-        var = e.source.var
-        for value in self.bindings(e.source, env, () if e.where is None else (e.where,)):
-            inner = dict(env)
-            inner[var] = value
-            if e.where is not None and self.eval(e.where, inner) is not True:
-                continue
-            holds = self.eval(e.body, inner) is True
-            if e.quantifier == "forall" and not holds:
-                return False
-            if e.quantifier == "exists" and holds:
-                return True
-        return e.quantifier == "forall"
-
-    def e_unary(self, e: A.Unary, env):
-        """Negation (`not` is compiled)."""
-        v = self.eval(e.operand, env)
-        return None if v is None else exact(-v) if isinstance(v, Fraction) else -v
 
     def arith(self, e: A.Binary, op: str, a, b):
         """`a op b` for + - * / %: none propagates, quantities stay exact, a Clock symbolic."""
@@ -341,7 +311,12 @@ class Evaluator:
             elif op == "*":
                 r = a * b
             elif op == "/":
-                r = Fraction(a) / Fraction(b) if not (isinstance(a, float) or isinstance(b, float)) else a / b
+                if type(a) is int and type(b) is int:
+                    r = Fraction(a, b)
+                elif isinstance(a, float) or isinstance(b, float):
+                    r = a / b
+                else:
+                    r = Fraction(a) / Fraction(b)
             else:
                 r = a % b
         except ZeroDivisionError:
@@ -351,29 +326,17 @@ class Evaluator:
         return exact(r) if isinstance(r, Fraction) else r
 
     def e_call(self, e: A.Call, env):
-        """The calls `compile` leaves here: first/any/all over a comprehension, which stop at the
-        element that decides them (the rest is neither evaluated nor read), and unknown functions."""
-        lazy = _LAZY.get(e.fn)
-        if lazy is None or len(e.args) != 1 or not isinstance(e.args[0], A.Comprehension) \
-                or e.fn in self.program.defs:
-            _fail(e, f"unknown function `{e.fn}`")
-        c = e.args[0]
-        if c.order:
-            values = self.e_comprehension(c, env)
-        else:
-            envs = self.filtered(c.source, c.where, env)
-            values = (en[c.source.var] for en in envs) if c.element is None else \
-                (self.eval(c.element, en) for en in envs)
-        found = lazy(values)
-        return materialize(found) if self.saw_clock else found  # a `first` may be a Clock
+        """An unknown function (the checker lets none through): its error."""
+        _fail(e, f"unknown function `{e.fn}`")
 
     def call_def(self, d: A.DefDecl, args: list):
         memo = self.memo
-        key = memo.key(d.name, args) if memo is not None else None
+        key = memo.key(d.name, args, self.saw_clock) if memo is not None else None
         if key is not None:
             entry = memo.entries.get(key)
             if entry is not None:  # a hit: the caller reads what the call read
-                memo.world.scanned |= entry[1]
+                if entry[1]:
+                    memo.world.scanned |= entry[1]
                 return entry[0]
         inner = dict(zip(self._params(d), args))
         if key is None:
@@ -388,6 +351,12 @@ class Evaluator:
             memo.leave(key, value, cacheable=cacheable)
             self.clock_used = self.clock_used or outer_clock
         return value
+
+    def straight(self, name: str) -> bool:
+        found = self._straight.get(name)
+        if found is None:
+            found = self._straight[name] = straight(self.program.defs, name)
+        return found
 
     def _params(self, d: A.DefDecl) -> tuple[str, ...]:
         names = self._param_names.get(d.name)
@@ -517,9 +486,13 @@ _LAZY: dict[str, Callable[[Iterator], Any]] = {
 # leave the node to its Evaluator.e_* method (_DISPATCH).
 
 
-def _c_constant(ev, e):
-    value = e.value if isinstance(e, A.String | A.Bool) else number_value(e.text) if isinstance(e, A.Number) \
+def _constant(e):
+    return e.value if isinstance(e, A.String | A.Bool) else number_value(e.text) if isinstance(e, A.Number) \
         else None if isinstance(e, A.NoneLit) else e.text
+
+
+def _c_constant(ev, e):
+    value = _constant(e)
     return lambda env: value
 
 
@@ -535,7 +508,18 @@ def _c_name(ev, e: A.Name):
 
 
 def _c_attr(ev, e: A.Attr):
-    obj, name = ev.compile(e.obj), e.name
+    name = e.name
+    if isinstance(e.obj, A.Name):  # `p.phase`, the commonest: the variable looked up here
+        var, at = e.obj.id, e.obj
+
+        def field(env):
+            try:
+                base = env[var]
+            except KeyError:
+                _fail(at, f"`{var}` is not bound")
+            return base.get(name) if isinstance(base, dict) else None
+        return field
+    obj = ev.compile(e.obj)
 
     def code(env):
         base = obj(env)
@@ -549,6 +533,9 @@ def _c_binary(ev, e: A.Binary):
         return lambda env: left(env) is True and right(env) is True
     if op == "or":
         return lambda env: left(env) is True or right(env) is True
+    if op in ("==", "!=") and type(e.right) in _CONSTANTS:  # `p.phase == "Failed"`
+        value = _constant(e.right)
+        return (lambda env: left(env) == value) if op == "==" else (lambda env: left(env) != value)
     if op == "==":
         return lambda env: left(env) == right(env)
     if op == "!=":
@@ -578,10 +565,14 @@ def _c_binary(ev, e: A.Binary):
 
 
 def _c_unary(ev, e: A.Unary):
-    if e.op != "not":
-        return None
     operand = ev.compile(e.operand)
-    return lambda env: operand(env) is not True
+    if e.op == "not":
+        return lambda env: operand(env) is not True
+
+    def negate(env):
+        v = operand(env)
+        return None if v is None else exact(-v) if isinstance(v, Fraction) else -v
+    return negate
 
 
 def _c_if(ev, e: A.IfElse):
@@ -591,10 +582,21 @@ def _c_if(ev, e: A.IfElse):
 
 def _c_call(ev, e: A.Call):
     d = ev.program.defs.get(e.fn)
-    if d is None and (e.fn not in _BUILTINS or (e.fn in _LAZY and len(e.args) == 1
-                                                   and isinstance(e.args[0], A.Comprehension))):
-        return None  # the lazy built-ins, and an unknown function's error, stay with e_call
+    if d is None and e.fn in _LAZY and len(e.args) == 1 and isinstance(e.args[0], A.Comprehension):
+        return _c_lazy(ev, e)
+    if d is None and e.fn not in _BUILTINS:
+        return None  # an unknown function's error stays with e_call
     args = [ev.compile(a) for a in e.args]
+    if d is not None and ev.straight(d.name):
+        # Evaluated afresh at every call, as a memo key would cost more (engine.reads.straight).
+        body, names = ev.compile(d.body), ev._params(d)
+        if len(args) == len(names) == 1:
+            (only,), (name,) = args, names
+            return lambda env: body({name: only(env)})
+        if len(args) == len(names) == 2:
+            (first, second), (one, two) = args, names
+            return lambda env: body({one: first(env), two: second(env)})
+        return lambda env: body(dict(zip(names, [a(env) for a in args])))
     if d is not None:
         call_def = ev.call_def
         if len(args) == 1:
@@ -605,9 +607,10 @@ def _c_call(ev, e: A.Call):
             return lambda env: call_def(d, [first(env), second(env)])
         return lambda env: call_def(d, [a(env) for a in args])
     fn, name = _BUILTINS[e.fn], e.fn
+    only = args[0] if len(args) == 1 else None
 
     def code(env):
-        values = [a(env) for a in args]
+        values = [only(env)] if only is not None else [a(env) for a in args]
         if ev.saw_clock:  # only then can a symbolic Clock hide in an argument
             values = [materialize(v) for v in values]
         try:
@@ -617,18 +620,94 @@ def _c_call(ev, e: A.Call):
     return code
 
 
+def _c_lazy(ev, e: A.Call):
+    """first/any/all over a comprehension: they stop at the element that decides them (the rest
+    is neither evaluated nor read)."""
+    lazy, c = _LAZY[e.fn], e.args[0]
+    if c.order:
+        ordered = ev.compile(c)
+
+        def code(env):
+            found = lazy(ordered(env))
+            return materialize(found) if ev.saw_clock else found  # a `first` may be a Clock
+        return code
+    source, where, var = c.source, c.where, c.source.var
+    element = None if c.element is None else ev.compile(c.element)
+    filtered = ev.filtered
+
+    def code(env):
+        envs = filtered(source, where, env)
+        found = lazy((en[var] for en in envs) if element is None else (element(en) for en in envs))
+        return materialize(found) if ev.saw_clock else found
+    return code
+
+
+def _c_index(ev, e: A.Index):
+    obj, index = ev.compile(e.obj), ev.compile(e.index)
+
+    def code(env):
+        base = obj(env)
+        i = index(env)
+        if base is None or i is None:
+            return None
+        if isinstance(base, dict):
+            return base.get(i)
+        if isinstance(base, list | str) and isinstance(i, int):
+            return base[i] if -len(base) <= i < len(base) else None
+        return None
+    return code
+
+
+def _c_list(ev, e: A.ListLit):
+    items = [ev.compile(x) for x in e.items]
+    return lambda env: [item(env) for item in items]
+
+
+def _c_map(ev, e: A.MapLit):
+    items = [(item.key, ev.compile(item.value)) for item in e.items]
+    return lambda env: {key: value(env) for key, value in items}
+
+
+def _c_comprehension(ev, e: A.Comprehension):
+    source, where, order, var, select = e.source, e.where, e.order, e.source.var, ev.select
+    if e.element is None:
+        return lambda env: [en[var] for en in select(source, where, order, env)]
+    element = ev.compile(e.element)
+    return lambda env: [element(en) for en in select(source, where, order, env)]
+
+
+def _c_quantifier(ev, e: A.Quantifier):
+    source, var, bindings = e.source, e.source.var, ev.bindings
+    where = None if e.where is None else ev.compile(e.where)
+    wheres = () if e.where is None else (e.where,)
+    body, forall = ev.compile(e.body), e.quantifier == "forall"
+
+    def code(env):
+        for value in bindings(source, env, wheres):
+            inner = dict(env)
+            inner[var] = value
+            if where is not None and where(inner) is not True:
+                continue
+            holds = body(inner) is True
+            if forall and not holds:
+                return False
+            if not forall and holds:
+                return True
+        return forall
+    return code
+
+
+_CONSTANTS = (A.Number, A.String, A.Bool, A.NoneLit, A.IPLit, A.CIDRLit)
+
 _COMPILERS = {
     A.Number: _c_constant, A.String: _c_constant, A.Bool: _c_constant, A.NoneLit: _c_constant,
     A.IPLit: _c_constant, A.CIDRLit: _c_constant, A.Name: _c_name, A.Attr: _c_attr,
-    A.Binary: _c_binary, A.Unary: _c_unary, A.IfElse: _c_if, A.Call: _c_call,
+    A.Binary: _c_binary, A.Unary: _c_unary, A.IfElse: _c_if, A.Call: _c_call, A.Index: _c_index,
+    A.ListLit: _c_list, A.MapLit: _c_map, A.Comprehension: _c_comprehension, A.Quantifier: _c_quantifier,
 }
 
 # The nodes the compilers above leave to an Evaluator method.
-_DISPATCH = {
-    A.Unit: Evaluator.e_unit, A.Index: Evaluator.e_index, A.Call: Evaluator.e_call,
-    A.Comprehension: Evaluator.e_comprehension, A.ListLit: Evaluator.e_list, A.MapLit: Evaluator.e_map,
-    A.Unary: Evaluator.e_unary, A.Quantifier: Evaluator.e_quantifier,
-}
+_DISPATCH = {A.Unit: Evaluator.e_unit, A.Call: Evaluator.e_call}
 
 
 # ---- built-in functions ----------------------------------------------------------------

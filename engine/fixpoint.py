@@ -261,8 +261,21 @@ def _hash(obj: dict, data: bytes | None = None) -> int:
 
 def _projection(obj: dict, fields: frozenset) -> tuple:
     """How a memo key names an object by some of its fields: their values' digest."""
-    text = json.dumps(encode({f: obj.get(f) for f in fields}), sort_keys=True, separators=(",", ":"))
+    text = _CONTENT.encode({f: obj.get(f) for f in fields})
     return obj["kind"], fields, hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+def _fraction_json(v):
+    """What `encode` makes of a Fraction, for the JSON encoder (which knows the rest itself)."""
+    if isinstance(v, Fraction):
+        return {"$frac": [v.numerator, v.denominator]}
+    raise TypeError(f"{type(v).__name__} is not a value")
+
+
+# How a memo key names an object's fields by their content: json.dumps(encode(v), sort_keys=True),
+# in one pass of the C encoder. Equal contents in any key order name alike, while 1, 1.0 and
+# true, or 0.0 and -0.0, do not (they are equal in Python, not to type_of or str).
+_CONTENT = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=_fraction_json, check_circular=False)
 
 
 class _TrackingWorld:
@@ -324,37 +337,51 @@ class _Memo:
         self.readers: dict[tuple, set[tuple]] = {}
         self.stack: list[set] = []
 
-    def key(self, name: str, args: list):
+    def key(self, name: str | tuple, args: list, clock: bool = True):
+        """The memo key of calling `name` with `args`, or None where an argument cannot be named.
+        `clock`: whether a symbolic clock may hide in an argument (the evaluator's `saw_clock`)."""
         parts = [name]
-        content = self.by_content.get(name, ())
+        content = self.by_content.get(name)
         held = self.world.cache.memo_parts
-        for i, a in enumerate(args):
+        records: tuple = ()
+        i = -1
+        for a in args:
+            i += 1
             t = type(a)
-            if t is str or t is int or a is None:
-                parts.append(a)
-            elif t is dict and (known := held.get(id(a))) is not None and known[0] is a:  # an object the cache holds
-                fields = content.get(i)
-                if fields is None:
-                    parts.append(known[1])
+            if t is dict:
+                known = held.get(id(a))
+                if known is not None and known[0] is a:  # an object the cache holds
+                    fields = content.get(i) if content else None
+                    if fields is None:
+                        parts.append(known[1])
+                    else:
+                        projections = known[2]
+                        part = projections.get(fields)
+                        if part is None:
+                            part = projections[fields] = _projection(a, fields)
+                        parts.append(part)
+                elif clock and _has_clock(a):
+                    return None  # with the clock inside, a call's answer would change with time under one key
                 else:
-                    projections = known[2]
-                    part = projections.get(fields)
-                    if part is None:
-                        part = projections[fields] = _projection(a, fields)
-                    parts.append(part)
+                    # A record (a port, a taint), or an object the cache does not hold (one a rule
+                    # built with `+`: its resourceVersion does not cover its content): by value,
+                    # once every argument is found to have a name.
+                    parts.append(a)
+                    records = (*records, len(parts) - 1)
+            elif t is str or t is int or a is None:
+                parts.append(a)
             elif t is float:
                 parts.append((t, a.hex()))  # -0.0 equals 0.0 and prints apart; nan equals nothing
+            elif t is Fraction:
+                parts.append((t, a.numerator, a.denominator))  # in lowest terms; hashed faster than a Fraction
             elif t in _PLAIN:
                 parts.append((t, a))  # True, 1.0 and Fraction(1) equal 1, and must not share its entry
-            elif t is dict and not _has_clock(a):
-                # A record (a port, a taint), or an object the cache does not hold (one a rule
-                # built with `+`: its resourceVersion does not cover its content): by value. With
-                # the clock inside, a call's answer would change with time under one key.
-                parts.append(("record", freeze(a)))
             elif t is list and all(type(x) is dict and (k := held.get(id(x))) is not None and k[0] is x for x in a):
                 parts.append(tuple(held[id(x)][1] for x in a))  # objects the cache holds
             else:
                 return None
+        for at in records:
+            parts[at] = ("record", freeze(parts[at]))
         return tuple(parts)
 
     def name_by_content(self, name: str | tuple, fields: Iterable[frozenset | None]) -> None:
@@ -375,8 +402,13 @@ class _Memo:
                 self.entries.clear()
                 self.readers.clear()
             self.entries[key] = (value, reads)  # no longer written to: the caller's set is `outer`
+            readers = self.readers
             for read in reads:
-                self.readers.setdefault(read, set()).add(key)
+                keys = readers.get(read)
+                if keys is None:
+                    readers[read] = {key}
+                else:
+                    keys.add(key)
 
     def invalidate(self, read: tuple) -> None:
         for key in self.readers.pop(read, ()):

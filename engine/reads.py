@@ -5,11 +5,14 @@ reads — itself or through the defs it passes the object to — or None when `e
 object whole (compares it, returns it, hands it to a built-in). `pure(e)` says whether `e`
 reads nothing but its variables: no kind (`for pod p`, `count(node n)`), no clock, no
 earlier state, through any def it calls. An expression that is pure and reads only fields
-F of `var` gives the same value for any two objects equal in F.
+F of `var` gives the same value for any two objects equal in F. `straight(defs, name)` says
+whether a def is pure, small and free of loops: cheaper to evaluate at each call than to
+memoise.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from . import ast as A
@@ -25,6 +28,19 @@ PURE_BUILTINS = frozenset({
     "sorted", "first", "range", "flatten", "pow", "type_of", "join", "split", "contains", "startswith", "lower",
     "hash", "cidr_contains", "cidr_size", "cidr_subnet", "cidr_host", "ip_index",
 })
+
+
+# The built-ins whose work does not grow with the values given them: none walks a list or a
+# map (`sum`, `hash`, `join`, …) or makes a list as long as a number says (`range`). So are
+# `min` and `max` given their values one by one (`min(1.0, x)`), not as a list.
+FLAT_BUILTINS = frozenset({
+    "len", "count", "str", "int", "float", "abs", "ceil", "floor", "round", "millis", "seconds", "get",
+    "coalesce", "first", "type_of", "startswith", "lower", "cidr_contains", "cidr_size", "cidr_subnet",
+    "cidr_host", "ip_index",
+})
+
+# The syntax nodes (a def's body and those of the defs it calls) of the largest straight def.
+STRAIGHT_NODES = 40
 
 
 class Reads:
@@ -96,3 +112,38 @@ def reached(defs: dict, roots):
             if isinstance(n, A.Call) and n.fn in defs and n.fn not in seen:
                 seen.add(n.fn)
                 pending.append(defs[n.fn].body)
+
+
+def straight(defs: dict, name: str) -> bool:
+    """Whether a call of the def `name` costs less to evaluate than to name in a memo key: it
+    reads no kind, loops nowhere (no comprehension or quantifier, no built-in but FLAT_BUILTINS,
+    so no clock and no earlier state either), divides nothing (exact division makes a Fraction)
+    and has at most STRAIGHT_NODES syntax nodes, counting the defs it calls at each call.
+
+    The evaluator evaluates such a call at each call, unmemoised. That gives what a memo hit
+    would: the value is the body's on these arguments, and the call reads nothing of the world
+    (so a hit would add no read to the caller's). A symbolic clock can reach it only inside an
+    argument, which a memo key never names: such a call was evaluated afresh already, its
+    comparisons recording their deadlines as they do now."""
+    return _straight_size(defs, name, ()) <= STRAIGHT_NODES
+
+
+def _straight_size(defs: dict, name: str, visiting: tuple) -> float:
+    """The syntax nodes of a straight def, or infinity when it is not one."""
+    if name in visiting:
+        return math.inf  # recursive (the checker refuses it): never inlined
+    size = 0
+    for n in A.walk(defs[name].body):
+        size += 1
+        if isinstance(n, A.KindSource | A.Comprehension | A.Quantifier | A.ListSource):
+            return math.inf
+        if isinstance(n, A.Binary) and n.op == "/":
+            return math.inf  # exact division makes a Fraction: dearer than a key
+        if isinstance(n, A.Call):
+            if n.fn in defs:
+                size += _straight_size(defs, n.fn, (*visiting, name))
+            elif n.fn not in FLAT_BUILTINS and not (n.fn in ("min", "max") and len(n.args) > 1):
+                return math.inf  # a walk of a value, or the clock, an earlier state, an unknown function
+        if size > STRAIGHT_NODES:
+            return math.inf
+    return size

@@ -19,6 +19,11 @@ DURATION_FACTORS = {"ms": Fraction(1, 1000), "s": 1, "m": 60, "h": 3600, "d": 86
 
 def exact(x) -> int | Fraction:
     """A number as an int when it is whole, else a Fraction."""
+    t = type(x)
+    if t is int:
+        return x
+    if t is Fraction:
+        return x.numerator if x.denominator == 1 else x
     f = Fraction(x)
     return f.numerator if f.denominator == 1 else f
 

@@ -6,8 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from engine import fixpoint, reads
 from engine.check import check_modules
-from engine.fixpoint import reconcile
+from engine.errors import KonvergeError
+from engine.fixpoint import _projection, reconcile
 from engine.parse import parse_text
 from engine.store import open_store
 
@@ -551,7 +553,7 @@ def test_the_planner_looks_up_the_most_selective_index():
 
 SHARING = """
 kind Tag { target: string?  weight: int = 1 }
-def heavy(i: Item) = i.size > 2
+def heavy(i: Item) = any(s > 2 for s in [i.size])
 def tagged() -> list<string> = [t.target for tag t where t.target != none]
 controller c {
   rule account
@@ -577,8 +579,9 @@ target = st.sampled_from(["b0", "b1", None])
        st.lists(st.one_of(st.tuples(st.just("item"), st.integers(0, 4), group, st.integers(0, 5)),
                           st.tuples(st.just("tag"), st.integers(0, 2), target)), max_size=5))
 def test_incremental_equals_naive_with_shared_def_results_presence_lookups_and_early_stops(items, tags, edits):
-    """Items alike share `heavy`'s memo entries (it reads no name); `t.target != none` is answered
-    by an index; `any`/`first` stop early; each edit must wake exactly what it changes."""
+    """Items alike share `heavy`'s memo entries (it reads no name; its comprehension keeps it from
+    being evaluated at each call as a straight def); `t.target != none` is answered by an index;
+    `any`/`first` stop early; each edit must wake exactly what it changes."""
     def tag_text(t):
         return f'target: "{t}"' if t is not None else ""
 
@@ -606,13 +609,101 @@ def test_incremental_equals_naive_with_shared_def_results_presence_lookups_and_e
             assert o["members"] == [x for x in targets if x == o["name"]]
 
 
-def test_memoised_defs_tell_equal_values_of_different_types_apart():
+@pytest.mark.parametrize("straight", [True, False], ids=["straight", "memoised"])
+def test_def_calls_tell_equal_values_of_different_types_apart(straight, monkeypatch):
+    if not straight:
+        monkeypatch.setattr(reads, "STRAIGHT_NODES", 0)  # no def is straight: every call goes through the memo
     text = """
     def kind_of(x: any) = type_of(x)
     controller c { rule r for item i where i.note == "" set i.note = kind_of(1) + "/" + kind_of(true) }
     item a {}
     """
     assert objects(run(text), "Item")["a"]["note"] == objects(run(text, naive=True), "Item")["a"]["note"] == "int/bool"
+
+
+# ---- straight defs: evaluated at each call, not memoised (engine.reads.straight) ----------
+
+
+STRAIGHT = """
+def heavy(i: Item) = i.size > 2
+def rest(i: Item) -> int = 10 % i.size
+def late(t: duration) = t >= 30s
+def sized(i: Item) -> int = sum(s for s in [i.size])
+def crowded(b: Box) = count(item i where i.group == b.name) > 1
+def halved(i: Item) = i.size / 2
+"""
+
+
+def test_only_small_defs_that_read_nothing_but_their_arguments_and_loop_nowhere_are_straight():
+    defs = program(STRAIGHT + """
+    def heavier(i: Item) = heavy(i) and i.size > 3
+    def bulky(i: Item) = heavy(i) and sized(i) > 3
+    def stamped(i: Item) = now() > i.since
+    def named(i: Item) = hash(i.name) > 0
+    def long(i: Item) = %s
+    """ % " and ".join(["i.size > 2"] * 10)).defs
+    assert {n for n in defs if reads.straight(defs, n)} == {"heavy", "rest", "late", "heavier"}
+
+
+def test_a_straight_def_is_evaluated_at_each_call_and_sees_its_argument_change(monkeypatch):
+    prog = program(STRAIGHT + """
+    controller c {
+      rule weigh for box b ensure summary b.name { total: count(item i where i.group == b.name and heavy(i)) }
+      rule count_in for box b where b.used != sized_in(b) set b.used = sized_in(b)
+    }
+    def sized_in(b: Box) -> int = sum(sized(i) for item i where i.group == b.name and not heavy(i))
+    box b {}
+    item x { group: "b"  size: 1 }
+    item y { group: "b"  size: 3 }
+    scenario "edits" {
+      at 1s: update item x { size: 5 }
+      at 2s: update item y { size: 2 }
+    }
+    """)
+    keyed, calls = fixpoint._Memo.key, []
+
+    def spy(self, name, args, clock=True):
+        calls.append(name)
+        return keyed(self, name, args, clock)
+    monkeypatch.setattr(fixpoint._Memo, "key", spy)
+    a = reconcile(prog, scenario=prog.scenarios["edits"])
+    b = reconcile(prog, scenario=prog.scenarios["edits"], naive=True)
+    assert a.converged and content(a) == content(b)
+    assert objects(a, "Summary")["b"]["total"] == 1 and objects(a, "Box")["b"]["used"] == 2
+    assert "heavy" not in calls and "sized" in calls and "sized_in" in calls
+
+
+def test_a_straight_def_given_the_clock_records_when_its_answer_changes():
+    r = run(STRAIGHT + """
+    controller c { rule r for item i where i.note == "" and late(now() - i.since) set i.note = "late" }
+    item a { since: 5s }
+    """)
+    assert r.converged and r.clock == 35 and objects(r, "Item")["a"]["note"] == "late"
+
+
+@pytest.mark.parametrize("straight", [True, False], ids=["straight", "memoised"])
+def test_an_error_in_a_def_points_into_its_body_however_it_is_called(straight, monkeypatch):
+    if not straight:
+        monkeypatch.setattr(reads, "STRAIGHT_NODES", 0)
+    text = STRAIGHT + """
+    controller c { rule r for item i where i.note == "" set i.note = str(rest(i)) }
+    item a {}
+    """
+    with pytest.raises(KonvergeError) as e:
+        run(text)
+    (d,) = e.value.diagnostics
+    lines = (KINDS + text).splitlines()
+    at = next((n + 1, line.index("10 %") + 1) for n, line in enumerate(lines) if line.startswith("def rest"))
+    assert d.message == "division by zero" and (d.span.line, d.span.col) == at  # `10 % i.size` in `rest`
+
+
+def test_a_projection_names_equal_contents_alike_in_any_key_order_and_equal_numbers_of_other_types_apart():
+    def named(value):
+        return _projection({"kind": "Item", "name": "x", "f": value}, frozenset({"f"}))
+
+    assert named({"a": 1, "b": [2, {"c": 3}]}) == named({"b": [2, {"c": 3}], "a": 1})
+    alike = [1, 1.0, True, Fraction(1), 0.0, -0.0, Fraction(1, 2), 0.5, "1", None, [1], {"a": 1}, {"a": 1.0}]
+    assert len({named(v) for v in alike}) == len(alike)
 
 
 def test_an_index_lookup_does_not_evaluate_what_an_earlier_conjunct_guards():

@@ -2,13 +2,14 @@
 which judges every candidate every time: under edits that change the candidates, what the
 verdicts read, and the candidate set itself; and when groups are dropped for room."""
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.check import check_modules
 from engine.fixpoint import reconcile
 from engine.parse import parse_text
-from engine import picks
+from engine import picks, reads
 
 KINDS = """
 kind Item { group: string = ""  size: int = 0  note: string = ""  labels: map<string> = {} }
@@ -179,8 +180,20 @@ def test_a_group_read_by_the_evaluation_under_way_is_not_dropped_for_room():
     assert placed["i3"] == "b0"
 
 
-def test_an_object_built_in_a_let_is_named_by_its_content():
-    for call in ("b.capacity >= q.size", "fits(q, b)"):  # in the pick, and through a memoised def
+# A def these tests call in a pick is straight (engine.reads.straight): evaluated at each call.
+# Their `memoised` runs have every call go through the memo instead.
+def memo_every_def(straight: bool, monkeypatch) -> None:
+    if not straight:
+        monkeypatch.setattr(reads, "STRAIGHT_NODES", 0)
+
+
+BOTH = pytest.mark.parametrize("straight", [True, False], ids=["straight", "memoised"])
+
+
+@BOTH
+def test_an_object_built_in_a_let_is_named_by_its_content(straight, monkeypatch):
+    memo_every_def(straight, monkeypatch)
+    for call in ("b.capacity >= q.size", "fits(q, b)"):  # in the pick, and through a def
         assert reconciled_alike(KINDS.replace('selector: map<string> = {}', 'tag: string = ""') + f"""
         def fits(q: Item, b: Box) = b.capacity >= q.size
         controller place {{
@@ -196,7 +209,9 @@ def test_an_object_built_in_a_let_is_named_by_its_content():
         """) == {"i0": "b0"}
 
 
-def test_the_clock_inside_a_variable_keeps_a_verdict_from_being_kept():
+@BOTH
+def test_the_clock_inside_a_variable_keeps_a_verdict_from_being_kept(straight, monkeypatch):
+    memo_every_def(straight, monkeypatch)
     for call in ("b.opens <= r.t", "opened(b, r)"):
         assert reconciled_alike(KINDS.replace('selector: map<string> = {}', 'opens: int = 0') + f"""
         def opened(b: Box, r: map<duration>) = b.opens <= r.t
@@ -309,7 +324,9 @@ def test_a_clock_guard_judging_never_reaches_sets_no_deadline():
         assert a.clock == 0
 
 
-def test_minus_zero_and_zero_name_different_groups_and_memo_entries():
+@BOTH
+def test_minus_zero_and_zero_name_different_groups_and_memo_entries(straight, monkeypatch):
+    memo_every_def(straight, monkeypatch)
     for where in ("(str(g(i)) == b.tier) == true", "(str(s) == b.tier) == true", "h(s, b)"):
         assert reconciled_alike(KINDS + """
         def g(i: Item) -> float = if i.note == "neg" then -float(i.size) else float(i.size)
