@@ -93,7 +93,7 @@ def test_the_trace_of_a_persisted_store_lists_every_write(data_dir, capsys):
 def test_why_pending_refuses_a_pod_that_is_not_pending(capsys):
     code, out, err = run(["why-pending", POD, DEMO], capsys)
     assert code == 1 and out == ""
-    assert f"pod default/{POD} is not pending: it is Running on node worker-1" in err
+    assert f"pod default/{POD} is not pending: it is Running on node worker-3" in err
 
 
 @pytest.mark.parametrize("argv, hint", [
