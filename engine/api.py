@@ -47,7 +47,7 @@ from .names import closest
 from .reads import Reads
 from .store import Compacted, Compare, Delete, Put, Store, kind_prefix, object_key
 from .types import ANY, KindT, ListT, MapT, OptT, Prim, RecordT, RefT, Type
-from .values import assign, decode, encode
+from .values import assign, decode
 
 META = ("kind", "name", "namespace", "resourceVersion", "createdRevision", "managedBy")
 VERBS = ("get", "list", "watch", "create", "update", "delete")
@@ -156,14 +156,50 @@ def resource_name(kind: str) -> str:
 def encode_object(obj: dict) -> bytes:
     """The stored bytes of an object: deterministic, without the revisions."""
     stored = {k: v for k, v in obj.items() if k not in ("resourceVersion", "createdRevision")}
-    return json.dumps(encode(stored), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _STORED.encode(stored).encode()
 
 
 def decode_object(kv) -> dict:
-    obj = decode(json.loads(kv.value))
+    value = kv.value
+    if b'"$frac"' in value:
+        try:
+            obj = _WITH_FRACTIONS.decode(value.decode(json.detect_encoding(value), "surrogatepass"))  # as json.loads
+        except _Unusual:
+            obj = decode(json.loads(value))
+    else:
+        obj = json.loads(value)  # `decode` would change nothing
     obj["resourceVersion"] = kv.mod_revision
     obj["createdRevision"] = kv.create_revision
     return obj
+
+
+def _as_json(v):
+    """json's `default`: what `values.encode` makes of a Fraction, the one value JSON has no form
+    for; the rest of `encode` is what json does anyway."""
+    if isinstance(v, Fraction):
+        return {"$frac": [v.numerator, v.denominator]}
+    raise TypeError(f"Object of type {type(v).__name__} is not JSON serializable")
+
+
+class _Unusual(Exception):
+    """A `$frac` map that is not two integers: `values.decode` alone knows what to make of it."""
+
+
+def _fraction(d: dict):
+    """json's `object_hook`: `values.decode` of a map whose values are decoded already."""
+    if len(d) == 1 and "$frac" in d:
+        nd = d["$frac"]
+        if type(nd) is list and len(nd) == 2 and type(nd[0]) is int and type(nd[1]) is int:
+            return Fraction(nd[0], nd[1])
+        raise _Unusual
+    return d
+
+
+# json.dumps(encode(v), sort_keys=True, separators=(",", ":"), ensure_ascii=False), and
+# decode(json.loads(b)), without a walk of the value in Python
+_STORED = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_as_json)
+_TEXT = json.JSONEncoder(separators=(",", ":"), default=_as_json)  # json.dumps(encode(v), separators=…)
+_WITH_FRACTIONS = json.JSONDecoder(object_hook=_fraction)
 
 
 class _EmptyWorld:
@@ -220,7 +256,7 @@ class APIServer:
             seen[r] = name
             self._resources[name] = r
         self._by_resource = seen
-        self._defaults = Evaluator(program, _EmptyWorld(clock))
+        self._schema = _Schema(program, Evaluator(program, _EmptyWorld(clock)))
         # The store revision after this server's latest write, and per kind after its latest write
         # of that kind: a store at that revision holds no write from elsewhere since. A write that
         # finds the store moved on from the last one (explore's restores, a lease) puts every
@@ -245,13 +281,17 @@ class APIServer:
                     self._policies.setdefault(info.name, []).append((policy, deny, fields))
                     if reads.pure(deny.cond) and (judged := reads.fields(deny.source.var, deny.cond)) is not None:
                         self._judged_by[id(deny)] = tuple(sorted(judged))
-        # kind → its mutations, in declaration order (files, policies, clauses)
+        # kind → its mutations, in declaration order (files, policies, clauses); a `when` that
+        # reads only its object is judged by the fields it reads, as a deny is
         self._mutations: dict[str, list[tuple[A.PolicyDecl, A.Mutate]]] = {}
         for policy in program.policies:
             for m in policy.mutations:
                 info = program.kind(m.source.kind)
                 if info is not None:
                     self._mutations.setdefault(info.name, []).append((policy, m))
+                    if reads.pure(m.cond) and (judged := reads.fields(m.source.var, m.cond)) is not None:
+                        self._judged_by[id(m)] = tuple(sorted(judged))
+        self._sets: dict[int, dict] = {}  # id(mutation) → the fields it sets
         # kind → the fields its ratcheted policies read; store key → (revision, a copy of those
         # fields as admitted: a caller may change the object it was given back)
         self._ratcheted = {kind: frozenset().union(*(f for _, _, f in ps if f is not None))
@@ -339,11 +379,12 @@ class APIServer:
         if info.cluster:
             namespace = None
         self._authorize(who, "watch", info, namespace, None)
+        prefix = kind_prefix(self.resource(info), namespace)
         try:
-            w = self.store.watch(kind_prefix(self.resource(info), namespace), start_revision)
+            w = self.store.watch(prefix, start_revision)
         except Compacted as e:
             raise _expired(e) from None
-        return APIWatcher(w)
+        return APIWatcher(w, self.store, prefix)
 
     # -- writes
 
@@ -397,12 +438,24 @@ class APIServer:
         self._remember(info, key, r.revision, obj)
         return obj
 
-    def unwritten_since(self, kind: str, revision: int) -> bool:
-        """Whether the store holds the same objects of `kind` as at `revision`, as far as this
-        server can tell: no write of the kind since, by this server or another."""
+    def unwritten_since(self, kind: str | tuple[str, ...], revision: int) -> bool:
+        """Whether the store holds the same objects of `kind` (or of each of several) as at
+        `revision`, as far as this server can tell: no write of the kind since, by this server or
+        another."""
         self.store.expire_leases()  # as a read would: a lease past its deadline takes its keys away
-        return (self.store.revision == self._last_write and revision >= self._doubt_before
-                and self._kind_written.get(kind, 0) <= revision)
+        if self.store.revision != self._last_write or revision < self._doubt_before:
+            return False
+        if isinstance(kind, str):
+            return self._kind_written.get(kind, 0) <= revision
+        return all(self._kind_written.get(k, 0) <= revision for k in kind)
+
+    def written_since(self, revision: int) -> set[str] | None:
+        """The kinds written since `revision`, when this server can tell (see `unwritten_since`);
+        else None."""
+        self.store.expire_leases()  # as a read would: a lease past its deadline takes its keys away
+        if self.store.revision != self._last_write or revision < self._doubt_before:
+            return None
+        return {kind for kind, written in self._kind_written.items() if written > revision}
 
     def _wrote(self, info: KindInfo, revision: int) -> None:
         if revision != self._last_write + 1:
@@ -479,13 +532,16 @@ class APIServer:
         not judged again."""
         obj = self._default_fields(info.fields, obj)
         self._check_schema(info, obj)
-        obj = self._mutate(info, obj)
-        values: dict[str, str] = {}  # field → its value as exact text, made once for every deny
+        values: dict[str, str] = {}  # field → its value as exact text, made once for every verdict
+        obj = self._mutate(info, obj, values)
+        kept = None  # with `old`: whether each field a ratcheted policy reads is kept
+        if old is not None:
+            kept = {f: old.get(f) == obj.get(f) for f in self._ratcheted.get(info.name, ())}
         for policy, deny, fields in self._policies.get(info.name, ()):
-            if old is not None and fields is not None and all(old.get(f) == obj.get(f) for f in fields):
+            if kept is not None and fields is not None and all([kept[f] for f in fields]):
                 continue
             env = {deny.source.var: obj}
-            if self._denies(deny, env, obj, values):
+            if self._holds(deny, deny.cond, env, obj, values):
                 message = policy.message
                 if deny.because is not None:
                     because = self._admission.eval(deny.because, env)
@@ -494,23 +550,26 @@ class APIServer:
                 raise Invalid(info.name, obj["name"], [message])
         return obj
 
-    def _denies(self, deny: A.Deny, env: dict, obj: dict, values: dict[str, str]) -> bool:
-        judged = self._judged_by.get(id(deny))
+    def _holds(self, clause: A.Deny | A.Mutate, cond: A.Expr, env: dict, obj: dict, values: dict[str, str]) -> bool:
+        """Whether a deny's or a mutation's `when` holds of `obj`: one that reads only its object
+        is judged once for the values of the fields it reads (`values`: their text, as made so far
+        for this `obj`)."""
+        judged = self._judged_by.get(id(clause))
         if judged is None:
-            return self._admission.eval(deny.cond, env) is True
-        parts = [id(deny)]
+            return self._admission.eval(cond, env) is True
+        parts = [id(clause)]
         for f in judged:
             text = values.get(f)
             if text is None:
                 # in the map's own order: a policy may print a map, and str() keeps its order
-                text = values[f] = json.dumps(encode(obj.get(f)), separators=(",", ":"))
+                text = values[f] = _TEXT.encode(obj.get(f))
             parts.append(text)
         key = tuple(parts)
         verdict = self._verdicts.get(key)
         if verdict is None:
             if len(self._verdicts) >= 100_000:
                 self._verdicts.clear()
-            verdict = self._verdicts[key] = self._admission.eval(deny.cond, env) is True
+            verdict = self._verdicts[key] = self._admission.eval(cond, env) is True
         return verdict
 
     def _check_schema(self, info: KindInfo, obj: dict) -> None:
@@ -520,60 +579,48 @@ class APIServer:
 
     # -- mutating admission
 
-    def _mutate(self, info: KindInfo, obj: dict) -> dict:
+    def _mutate(self, info: KindInfo, obj: dict, values: dict[str, str] | None = None) -> dict:
         """The object as the kind's mutations leave it, applied in declaration order, each to the
         object as the ones before it left it; `obj` itself when none applies. Each mutation's
         `when` should stop holding once it has applied, as every update passes them again. The
         fields they set are defaulted and validated again, as Kubernetes does with what a webhook
         patched."""
         touched: dict = {}
+        if values is None:
+            values = {}
         for policy, m in self._mutations.get(info.name, ()):
             try:
-                obj = self._apply_mutation(info, m, obj, touched)
+                mutated = self._apply_mutation(info, m, obj, touched, values)
             except EvalError as e:
                 raise _mutation_failed(policy, info, obj, e) from None
+            if mutated is not obj:
+                values.clear()  # the text of the fields as they were
+                obj = mutated
         if touched:  # what the mutations made of the fields they set, once all have run
-            causes: list[str] = []
-            _check_fields(self.program, touched, {f: obj.get(f) for f in touched}, "", causes)
-            if causes:
-                raise Invalid(info.name, obj["name"], causes)
+            set_fields = {f: obj.get(f) for f in touched}
+            if not self._schema.values_valid(touched.values(), set_fields):
+                causes: list[str] = []
+                _check_fields(self.program, touched, set_fields, "", causes)
+                if causes:
+                    raise Invalid(info.name, obj["name"], causes)
         return obj
 
-    def _apply_mutation(self, info: KindInfo, m: A.Mutate, obj: dict, touched: dict) -> dict:
+    def _apply_mutation(self, info: KindInfo, m: A.Mutate, obj: dict, touched: dict, values: dict[str, str]) -> dict:
         var = m.source.var
-        if self._admission.eval(m.cond, {var: obj}) is not True:
+        if not self._holds(m, m.cond, {var: obj}, obj, values):
             return obj
         for s in m.sets:  # each sees the ones before it
             obj = assign(obj, s.path[1:], self._admission.eval(s.value, {var: obj}))
-        sets = {s.path[1]: info.fields[s.path[1]] for s in m.sets}  # the checker knows them all
+        sets = self._sets.get(id(m))  # the checker knows them all; `m` lives as long as the program
+        if sets is None:
+            sets = self._sets[id(m)] = {s.path[1]: info.fields[s.path[1]] for s in m.sets}
         touched.update(sets)
         return self._default_fields(sets, obj)  # the next mutation sees the records it brought in defaulted
 
     # -- defaulting
 
     def _default_fields(self, fields: dict, obj: dict) -> dict:
-        out = dict(obj)
-        for f in fields.values():
-            value = out.get(f.name)
-            if value is None and (f.name not in out or not isinstance(f.type, OptT)):
-                if f.default is not None:
-                    value = self._defaults.eval(f.default, {})
-                out[f.name] = value
-            out[f.name] = self._default_value(f.type, out[f.name])
-        return out
-
-    def _default_value(self, t: Type, value):
-        if value is None:
-            return None
-        if isinstance(t, OptT):
-            return self._default_value(t.inner, value)
-        if isinstance(t, RecordT) and isinstance(value, dict):
-            return self._default_fields(self.program.records[t.name].fields, value)
-        if isinstance(t, ListT) and isinstance(value, list):
-            return [self._default_value(t.elem, x) for x in value]
-        if isinstance(t, MapT) and isinstance(value, dict):
-            return {k: self._default_value(t.value, x) for k, x in value.items()}
-        return value
+        return self._schema.default_fields(fields, obj)
 
     # -- validation
 
@@ -591,8 +638,8 @@ class APIServer:
         managed = obj.get("managedBy")
         if managed is not None and not isinstance(managed, str):
             causes.append(f"managedBy: Invalid value: {_show(managed)}: must be of type string")
-        extra = set(META)
-        _check_fields(self.program, info.fields, obj, "", causes, extra)
+        if not self._schema.fields_valid(info.fields, obj, meta=True):
+            _check_fields(self.program, info.fields, obj, "", causes, set(META))
         return causes
 
     # -- RBAC
@@ -653,8 +700,17 @@ def _expired(e: Compacted) -> Expired:
 class APIWatcher:
     """Store events under one kind (and namespace) as WatchEvents."""
 
-    def __init__(self, watcher):
+    def __init__(self, watcher, store: Store | None = None, prefix: str = ""):
         self._w = watcher
+        self._store = store
+        self._prefix = prefix
+        self._quiet = 0  # a revision through which the store holds no event for it not yet returned
+
+    def skip(self, revision: int) -> None:
+        """Take note that the store holds no event for this watch through `revision` that it has
+        not returned, as an informer knows from `APIServer.written_since`: polling can wait,
+        even past a compaction of that stretch of history."""
+        self._quiet = revision
 
     @property
     def next_revision(self) -> int:
@@ -664,7 +720,11 @@ class APIWatcher:
         try:
             events = self._w.poll()
         except Compacted as e:
-            raise _expired(e) from None
+            if self._store is None or e.compact_revision > self._quiet + 1:
+                raise _expired(e) from None
+            # Only what it had no event in is gone: a watch from the compaction on misses nothing.
+            self._w = self._store.watch(self._prefix, e.compact_revision)
+            events = self._w.poll()
         out = []
         for ev in events:
             if ev.type == "DELETE":
@@ -806,6 +866,227 @@ def _prim_ok(name: str, value) -> bool | str:
     return ""
 
 
+_LEAF_TYPES = {
+    "int": (int,),
+    "float": (int, float),
+    "quantity": (int, Fraction),
+    "duration": (int, Fraction),
+    "bool": (bool,),
+    "string": (str,),
+}
+
+
+class _Schema:
+    """The declared types compiled once into defaulters and validity tests, which every write runs
+    on every field: walking a type's declaration at each level of each value cost more than the
+    values themselves.
+
+    A validity test holds only of a value `_check_value` finds nothing wrong with; it may fail of
+    one that `_check_value` passes (an int or dict subclass), which then takes that slower walk:
+    the walk alone words the causes, in its order."""
+
+    def __init__(self, program: Program, defaults: Evaluator):
+        self.program = program
+        self._defaults = defaults
+        self._tests: dict[Type, Callable[[Any], bool]] = {}
+        self._fills: dict[Type, Callable[[Any], Any] | None] = {}  # None: the value is its own default
+        self._fields: dict[int, _Fields] = {}  # by id(fields): a _Fields keeps its dict, so the id stays its own
+        self._addresses: dict[tuple[str, str], bool] = {}  # (ip or cidr, text) → valid, up to a bound
+
+    # -- per field
+
+    def _plan(self, fields: dict) -> _Fields:
+        plan = self._fields.get(id(fields))
+        if plan is None or plan.fields is not fields:
+            optional = {name: isinstance(f.type, OptT) for name, f in fields.items()}
+            fills = [(name, self.fill(f.type)) for name, f in fields.items()]
+            leaves = {name: _leaf_types(f.type.inner if optional[name] else f.type) for name, f in fields.items()}
+            plan = self._fields[id(fields)] = _Fields(
+                fields, frozenset(fields), frozenset(fields) | set(META),
+                tuple((name, optional[name], fields[name].default, fill) for name, fill in fills),
+                tuple(name for name, opt in optional.items() if not opt),
+                tuple((name, optional[name], None, fill) for name, fill in fills if fill is not None),
+                tuple((name, types | {type(None)} if optional[name] else types)
+                      for name, types in leaves.items() if types is not None),
+                tuple((name, optional[name], self.test(f.type)) for name, f in fields.items() if leaves[name] is None))
+        return plan
+
+    def default_fields(self, fields: dict, obj: dict) -> dict:
+        """`obj` with every field present: a missing one (or a required one that is none) takes its
+        default or none, and records within take theirs."""
+        plan = self._plan(fields)
+        out = dict(obj)
+        if out.keys() >= plan.names and type(None) not in set(map(type, map(out.__getitem__, plan.required))):
+            defaults = plan.fills  # no field wants its default: only those within the values
+        else:
+            defaults = plan.defaults
+        for name, optional, default, fill in defaults:
+            value = out.get(name)
+            if value is None and (not optional or name not in out):
+                if default is not None:
+                    value = self._defaults.eval(default, {})
+                out[name] = value
+            if fill is not None and value is not None:
+                out[name] = fill(value)
+        return out
+
+    def fields_valid(self, fields: dict, obj: dict, meta: bool = False) -> bool:
+        """Whether `_check_fields` would find nothing wrong with `obj` (True only if so); with
+        `meta`, the object's metadata fields are allowed beside the declared ones."""
+        plan = self._plan(fields)
+        if not obj.keys() <= (plan.with_meta if meta else plan.names):
+            return False
+        get = obj.get
+        for name, types in plan.leaves:
+            if type(get(name)) not in types:
+                return False
+        for name, optional, test in plan.tests:
+            value = get(name)
+            if value is None:
+                if not optional:
+                    return False
+            elif not test(value):
+                return False
+        return True
+
+    def values_valid(self, fields, values: dict) -> bool:
+        """As `fields_valid`, of some fields (FieldInfos) of an object."""
+        for f in fields:
+            value = values.get(f.name)
+            if value is None:
+                if not isinstance(f.type, OptT):
+                    return False
+            elif not self.test(f.type)(value):
+                return False
+        return True
+
+    # -- per type
+
+    def fill(self, t: Type) -> Callable[[Any], Any] | None:
+        """The defaulter of values of type `t` (none stays none), or None where a value is its own."""
+        if t not in self._fills:
+            self._fills[t] = self._compile_fill(t)  # a record's fields are compiled when first met
+        return self._fills[t]
+
+    def _compile_fill(self, t: Type) -> Callable[[Any], Any] | None:
+        if isinstance(t, OptT):
+            return self.fill(t.inner)
+        if isinstance(t, RecordT):
+            rec = self.program.records.get(t.name)
+            if rec is None:
+                name = t.name
+
+                def missing(v):
+                    if isinstance(v, dict):
+                        raise KeyError(name)
+                    return v
+                return missing
+            fields, default_fields = rec.fields, self.default_fields
+            return lambda v: default_fields(fields, v) if isinstance(v, dict) else v
+        if isinstance(t, ListT):
+            elem = self.fill(t.elem)
+            if elem is None:
+                return lambda v: list(v) if isinstance(v, list) else v
+            return lambda v: [elem(x) for x in v] if isinstance(v, list) else v
+        if isinstance(t, MapT):
+            item = self.fill(t.value)
+            if item is None:
+                return lambda v: ((dict(v) if type(v) is dict else {k: x for k, x in v.items()})
+                                  if isinstance(v, dict) else v)
+            return lambda v: {k: item(x) for k, x in v.items()} if isinstance(v, dict) else v
+        return None
+
+    def test(self, t: Type) -> Callable[[Any], bool]:
+        """A validity test of a value of type `t`; see the class."""
+        test = self._tests.get(t)
+        if test is None:
+            test = self._tests[t] = self._compile_test(t)  # a record's fields are compiled when first met
+        return test
+
+    def _compile_test(self, t: Type) -> Callable[[Any], bool]:
+        if isinstance(t, OptT):
+            inner = self.test(t.inner)
+            return lambda v: v is None or inner(v)
+        if t == ANY:
+            return lambda v: v is not None
+        leaf = _leaf_types(t)
+        if leaf is not None:
+            return lambda v: type(v) in leaf
+        if isinstance(t, Prim):
+            if t.name in ("ip", "cidr"):
+                name, addresses = t.name, self._addresses
+
+                def address(v):
+                    if type(v) is not str:
+                        return False
+                    ok = addresses.get((name, v))
+                    if ok is None:
+                        if len(addresses) >= 100_000:
+                            addresses.clear()
+                        ok = addresses[(name, v)] = _prim_ok(name, v) is True
+                    return ok
+                return address
+            return lambda v: False  # a type no value has: `_check_value` says so
+        if isinstance(t, ListT):
+            leaf = _leaf_types(t.elem)
+            if leaf is not None:
+                return lambda v: type(v) is list and all([type(x) in leaf for x in v])
+            elem = self.test(t.elem)
+
+            def each(v):
+                if type(v) is not list:
+                    return False
+                for x in v:
+                    if not elem(x):
+                        return False
+                return True
+            return each
+        if isinstance(t, MapT):
+            leaf = _leaf_types(t.value)
+            if leaf is not None:
+                return lambda v: type(v) is dict and all([type(k) is str and type(x) in leaf for k, x in v.items()])
+            item = self.test(t.value)
+
+            def entries(v):
+                if type(v) is not dict:
+                    return False
+                for k, x in v.items():
+                    if type(k) is not str or not item(x):
+                        return False
+                return True
+            return entries
+        if isinstance(t, RecordT | KindT):
+            decl = self.program.records.get(t.name) or self.program.kinds.get(t.name)
+            if decl is None:
+                return lambda v: type(v) is dict
+            fields, valid = decl.fields, self.fields_valid
+            return lambda v: type(v) is dict and valid(fields, v)
+        return lambda v: False
+
+
+@attrs.frozen(slots=True)
+class _Fields:
+    """What `_Schema` runs over the fields of a kind or record."""
+
+    fields: dict  # the FieldInfos by name
+    names: frozenset
+    with_meta: frozenset  # and the object metadata
+    defaults: tuple  # per field: (name, optional, its default expression or None, its values' defaulter or None)
+    required: tuple  # the names of the fields that are not optional
+    fills: tuple  # as `defaults`, of the fields whose values have defaults within
+    leaves: tuple  # (name, the Python types of its valid values) where they tell
+    tests: tuple  # (name, optional, validity test) for the rest
+
+
+def _leaf_types(t: Type) -> frozenset | None:
+    """The Python types a valid value of `t` has, for a type checked by its value's type alone."""
+    if isinstance(t, RefT):
+        return frozenset((str,))
+    if isinstance(t, Prim) and t.name in _LEAF_TYPES:
+        return frozenset(_LEAF_TYPES[t.name])
+    return None
+
+
 # ---- RBAC -------------------------------------------------------------------------------
 
 
@@ -819,19 +1100,26 @@ class _RBACCache:
         self._watchers: list | None = None
         self._objects: dict[str, list[dict]] = {}
         self._users: dict[str, dict] = {}
+        self._kinds = tuple(info.name for info in self._infos)
+        self._revision = 0  # the store's when the watchers were last polled
+        self._decisions: dict[tuple, bool] = {}  # (who, verb, kind, namespace) → allowed, for these objects
 
     def _refresh(self) -> None:
         store = self._api.store
         stale = self._watchers is None
         if not stale:
+            if self._api.unwritten_since(self._kinds, self._revision):
+                return  # the watchers have nothing: every write since was another kind's
             for w in self._watchers:
                 try:
                     if w.poll():
                         stale = True
                 except Compacted:
                     stale = True
+        self._revision = store.revision
         if not stale:
             return
+        self._decisions.clear()
         for w in self._watchers or ():
             w.cancel()
         self._objects = {}
@@ -854,6 +1142,13 @@ class _RBACCache:
 
     def allows(self, who: Identity, verb: str, info: KindInfo, namespace: str | None) -> bool:
         self._refresh()
+        key = (who, verb, info.name, namespace)
+        allowed = self._decisions.get(key)
+        if allowed is None:
+            allowed = self._decisions[key] = self._allows(who, verb, info, namespace)
+        return allowed
+
+    def _allows(self, who: Identity, verb: str, info: KindInfo, namespace: str | None) -> bool:
         crbs = self._objects.get("ClusterRoleBinding", ())
         rbs = self._objects.get("RoleBinding", ())
         if not crbs and not rbs:

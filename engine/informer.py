@@ -31,6 +31,7 @@ class Informer:
         self._watchers: dict[str, APIWatcher] = {}
         self.relists = 0  # how many times a compacted watch forced a new list
         self.revision = 0  # the newest revision applied to the caches
+        self._polled = 0  # the store's revision at the latest poll
         for kind in self.kinds:
             self._list(kind)
 
@@ -63,7 +64,14 @@ class Informer:
     def poll(self) -> list[WatchEvent]:
         """Apply the pending events to the caches and return them."""
         out: list[WatchEvent] = []
+        # A kind the API server has not written since the last poll has no events: most polls
+        # follow a write or two of one kind.
+        written = self.api.written_since(self._polled)
+        self._polled = self.api.revision
         for kind in self.kinds:
+            if written is not None and kind not in written:
+                self._watchers[kind].skip(self._polled)
+                continue
             try:
                 events = self._watchers[kind].poll()
             except Expired:

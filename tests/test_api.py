@@ -11,7 +11,7 @@ from fractions import Fraction
 
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.api import (
@@ -199,6 +199,11 @@ def test_defaults_are_applied_into_nested_records_and_lists_of_records(api):
 
 def test_an_optional_record_left_out_stays_none(api):
     assert api.create(api.admin, "pod", pod())["health"] is None
+
+
+def test_a_required_field_given_as_none_takes_its_default(api):
+    obj = api.create(api.admin, "pod", pod(phase=None, containers=[{"name": "c", "image": "nginx", "cpu": None}]))
+    assert obj["phase"] == "Pending" and obj["containers"][0]["cpu"] == Fraction(1, 10)
 
 
 def test_a_namespaced_object_without_namespace_goes_to_default(api):
@@ -465,6 +470,28 @@ policy "a pod's phase is its share" {{
     assert d.hint == "narrow the mutation's `when` to the Pods it can change"
 
 
+def test_a_mutation_is_judged_by_the_fields_as_the_mutations_before_it_left_them():
+    api = APIServer(program_of(SPEC + """
+policy "a pending pod without a node is queued" {
+  mutate pod p when p.phase == "Pending" and p.node == none
+    set p.phase = "Queued"
+}
+
+policy "a queued pod is labelled" {
+  mutate pod p when p.phase == "Queued"
+    set p.labels = put(p.labels, "queued", "yes")
+}
+"""), open_store())
+    queued = api.create(api.admin, "pod", pod("a"))
+    assert (queued["phase"], queued["labels"]) == ("Queued", {"queued": "yes"})
+    # Pending as the second mutation sees it, this time: it is not labelled, though the first
+    # pod was when it was Pending as the request had it.
+    placed = api.create(api.admin, "pod", pod("b", node="n1"))
+    assert (placed["phase"], placed["labels"]) == ("Pending", {})
+    again = api.create(api.admin, "pod", pod("c"))
+    assert (again["phase"], again["labels"]) == ("Queued", {"queued": "yes"})
+
+
 # ---- validation ----------------------------------------------------------------
 
 
@@ -491,6 +518,265 @@ def test_validation_reports_the_path_of_what_is_wrong(api, change, cause):
         api.create(api.admin, "pod", pod(**change))
     assert e.value.causes == [cause]
     assert e.value.message == f'Pod "web-1" is invalid: {cause}'
+
+
+class _Tag(str):
+    """A str subclass: the schema takes it for a string."""
+
+
+class _Count(int):
+    """An int subclass: the schema takes it for an int."""
+
+
+class _Map(dict):
+    """A dict subclass: the schema takes it for a map or a record."""
+
+
+# A kind with a field of every sort of type, for the schema's promises.
+THINGS = """
+record Port {
+  containerPort: int
+  protocol: string = "TCP"
+  hostIP: ip?
+}
+
+record Item {
+  name: string
+  tags: list<string> = []
+  weights: map<float> = {}
+  node: ref<Node>?
+  extra: any?
+  after: duration = 1s
+  share: quantity = 100m
+  port: Port?
+  ports: list<Port> = []
+}
+
+record Pair {
+  left: list<int>
+  right: any
+}
+
+cluster kind Node {
+  cpu: quantity
+}
+
+kind Thing {
+  items: list<Item> = []
+  counts: map<int> = {}
+  cidrs: list<cidr> = []
+  flags: list<bool>?
+  nested: map<list<Item>>?
+  anything: any = "x"
+  enabled: bool = true
+  first: Item?
+  misc: list<any> = []
+  pair: Pair?
+}
+"""
+
+# Leaves of every sort a caller might send, right and wrong.
+LEAVES = (st.none() | st.booleans() | st.integers(-2, 3) | st.sampled_from([0.5, 1.0, -0.0])
+          | st.fractions(max_denominator=4) | st.sampled_from(["c", "10.0.0.1", "10.0.0.0/8", "::1", "::1/128"])
+          | st.builds(_Tag, st.sampled_from(["c", "10.0.0.1"])) | st.builds(_Count, st.integers(0, 3)))
+
+
+def _valid(program, t):
+    """Values of type `t` that a create takes, some with fields left to their defaults; of the
+    plain Python types (`_perturbed` brings the others)."""
+    from engine.types import ANY, ListT, MapT, OptT, Prim, RecordT, RefT
+
+    if isinstance(t, OptT):
+        return st.none() | _valid(program, t.inner)
+    if t == ANY:
+        return LEAVES.filter(lambda v: v is not None) | st.lists(st.integers(), max_size=2)
+    if isinstance(t, Prim):
+        return {"int": st.integers(-3, 3),
+                "float": st.integers(-3, 3) | st.sampled_from([0.5, -0.0, 2.0]),
+                "bool": st.booleans(),
+                "string": st.sampled_from(["", "a", "é"]),
+                "quantity": st.integers(0, 3) | st.fractions(0, 2, max_denominator=4),
+                "duration": st.integers(0, 3) | st.fractions(0, 2, max_denominator=4),
+                "ip": st.sampled_from(["10.0.0.1", "::1"]),
+                "cidr": st.sampled_from(["10.0.0.0/8", "::1/128"])}[t.name]
+    if isinstance(t, RefT):
+        return st.sampled_from(["n1", "n2"])
+    if isinstance(t, ListT):
+        return st.lists(_valid(program, t.elem), max_size=2)
+    if isinstance(t, MapT):
+        return st.dictionaries(st.sampled_from(["a", "b", "c"]), _valid(program, t.value), max_size=2)
+    if isinstance(t, RecordT):
+        return _valid_fields(program, program.records[t.name].fields)
+    raise AssertionError(t)
+
+
+def _valid_fields(program, fields: dict):
+    """Records or objects with these fields that a create takes; fields with defaults may be left out."""
+    from engine.types import OptT
+
+    needed = {n: _valid(program, f.type) for n, f in fields.items() if f.default is None and not isinstance(f.type, OptT)}
+    optional = {n: _valid(program, f.type) for n, f in fields.items() if n not in needed}
+    return st.fixed_dictionaries(needed, optional=optional)
+
+
+def _paths(v, at=()):
+    """The paths to every value within `v`, `v`'s own first."""
+    yield at
+    if isinstance(v, dict | list):
+        for k, x in v.items() if isinstance(v, dict) else enumerate(v):
+            yield from _paths(x, (*at, k))
+
+
+def _near(x) -> list:
+    """None, and values that pass for `x` by `==` or by their text, of another type."""
+    t = type(x)
+    if t is bool:
+        return [None, int(x), _Count(x)]
+    if t is int:
+        return [None, x == 1, float(x), Fraction(x), _Count(x), str(x)]
+    if t is float:
+        return [None, int(x), Fraction(x), x == 1.0]
+    if t is Fraction:
+        return [None, float(x), int(x)]
+    if t is str:
+        return [None, _Tag(x), x.encode()]
+    return [None]
+
+
+def _at(v, path):
+    for k in path:
+        v = v[k]
+    return v
+
+
+def _replace(v, path, new):
+    if not path:
+        return new
+    out = dict(v) if isinstance(v, dict) else list(v)
+    out[path[0]] = _replace(v[path[0]], path[1:], new)
+    return out
+
+
+@st.composite
+def _perturbed(draw, strategy):
+    """An object from `strategy`, most times with one value in it made wrong, or odd but right."""
+    v = draw(strategy)
+    paths = list(_paths(v))[1:]  # not the object itself: it stays an object
+    if not paths or not draw(st.integers(0, 3)):
+        return v
+    leaves = [p for p in paths if not isinstance(_at(v, p), dict | list)]
+    path = draw(st.sampled_from(leaves if leaves and draw(st.booleans()) else paths))
+    x = _at(v, path)
+    near = st.sampled_from(_near(x))
+    odd = [near, near, near, LEAVES]
+    if isinstance(x, list):
+        odd.append(st.just(tuple(x)))
+    if isinstance(x, dict):
+        odd += [st.just(_Map(x)), st.just({**x, "extra": 1}), st.just(dict(list(x.items())[1:]))]
+        if x:
+            first = next(iter(x))  # its key, but not a string
+            odd.append(st.just({(1 if k == first else k): y for k, y in x.items()}))
+    return _replace(v, path, draw(st.one_of(odd)))
+
+
+def _containers(v, out=None):
+    """The maps and lists in a value, outermost first."""
+    out = [] if out is None else out
+    if isinstance(v, dict | list | tuple):
+        out.append(v)
+        for x in v.values() if isinstance(v, dict) else v:
+            _containers(x, out)
+    return out
+
+
+def _default_as_declared(api, fields: dict, obj: dict) -> dict:
+    """Defaulting as the declarations read, walked anew at every value: what the compiled
+    defaulters must do."""
+    from engine.types import ListT, MapT, OptT, RecordT
+
+    def value(t, v):
+        if v is None:
+            return None
+        if isinstance(t, OptT):
+            return value(t.inner, v)
+        if isinstance(t, RecordT) and isinstance(v, dict):
+            return record(api.program.records[t.name].fields, v)
+        if isinstance(t, ListT) and isinstance(v, list):
+            return [value(t.elem, x) for x in v]
+        if isinstance(t, MapT) and isinstance(v, dict):
+            return {k: value(t.value, x) for k, x in v.items()}
+        return v
+
+    def record(fields, obj):
+        out = dict(obj)
+        for f in fields.values():
+            v = out.get(f.name)
+            if v is None and (f.name not in out or not isinstance(f.type, OptT)):
+                if f.default is not None:
+                    v = api._schema._defaults.eval(f.default, {})
+                out[f.name] = v
+            out[f.name] = value(f.type, out[f.name])
+        return out
+
+    return record(fields, obj)
+
+
+@pytest.fixture(scope="module")
+def things():
+    return program_of(THINGS)
+
+
+@settings(max_examples=200)
+@given(data=st.data())
+def test_the_compiled_schema_defaults_and_validates_as_the_declarations_read(things, data):
+    from engine.api import META, _check_fields
+
+    api = APIServer(things, open_store())
+    info = api.kind_info("thing")
+    obj = api._incoming(info, {"name": "t", "namespace": "shop", **data.draw(_perturbed(_valid_fields(things, info.fields)))})
+    defaulted = api._default_fields(info.fields, obj)
+    expected = _default_as_declared(api, info.fields, obj)
+    assert repr(defaulted) == repr(expected)  # the types and the order of maps too
+    given_ids = {id(c) for c in _containers(obj)}
+    assert [id(c) in given_ids for c in _containers(defaulted)] == [id(c) in given_ids for c in _containers(expected)]
+    causes: list[str] = []
+    _check_fields(things, info.fields, defaulted, "", causes, set(META))
+    assert not (api._schema.fields_valid(info.fields, defaulted, meta=True) and causes)
+    if causes:
+        with pytest.raises(Invalid) as e:
+            api.create(api.admin, "thing", obj)
+        assert e.value.causes == causes
+    else:
+        assert api.create(api.admin, "thing", obj)["resourceVersion"]
+
+
+def test_a_value_the_compiled_schema_passes_has_nothing_wrong_with_it(things):
+    from engine.api import _check_value
+    from engine.types import ANY, ListT, MapT, OptT, Prim, RecordT, RefT
+
+    port_t = RecordT("Port")
+    types = [*(Prim(n) for n in ("int", "float", "bool", "string", "quantity", "duration", "ip", "cidr", "none")), ANY,
+             RefT("Node"), OptT(Prim("int")), ListT(Prim("int")), ListT(Prim("string")), ListT(port_t), ListT(ANY),
+             MapT(Prim("int")), MapT(port_t), MapT(ListT(Prim("int"))), port_t, OptT(port_t), RecordT("Pair")]
+    leaves = [None, True, False, 0, 1, -1, 1.0, 0.5, -0.0, Fraction(1, 2), Fraction(2), "", "a", "10.0.0.1", "::1",
+              "10.0.0.0/8", "10.0.0.1/33", "300.1.1.1", _Tag("a"), _Tag("10.0.0.1"), _Count(1), b"a"]
+    port = {"containerPort": 1, "protocol": "TCP", "hostIP": None}
+    ports = [port, {"containerPort": 1}, {**port, "containerPort": True}, {**port, "protocol": None},
+             {**port, "hostIP": "x"}, {**port, "hostIP": "::1"}, {**port, "x": 1}, {**port, 2: 1}, _Map(port)]
+    values = [*leaves, *ports, [], (), {}, *([x] for x in [*leaves, *ports]), *((x,) for x in ["a", 1]),
+              *({"a": x} for x in [*leaves, *ports]), {1: 1}, {1: port}, {1: [1]}, _Map({"a": 1}), {"a": [1]},
+              {"a": [True]}, {"a": (1,)}, [[1]], [1, None], [1, "a"],
+              {"left": [1], "right": 1}, {"left": None, "right": 1}, {"left": [1], "right": None}, {"left": [1]}]
+    passed = 0
+    for t in types:
+        test = APIServer(things, open_store())._schema.test(t)
+        for v in values:
+            causes: list[str] = []
+            _check_value(things, t, v, "x", causes)
+            if test(v):
+                passed += 1
+                assert causes == [], (t, v)
+    assert passed > len(types)  # right values pass, not only wrong ones fail
 
 
 def test_several_validation_errors_are_reported_together(api):
@@ -651,6 +937,44 @@ def test_informer_relists_after_compaction_and_reports_the_difference(api):
     api.create(api.admin, "pod", pod("d"))  # and it watches again after the relist
     assert [e.object["name"] for e in inf.poll()] == ["d"]
     assert inf.relists == 1
+
+
+def test_informer_loses_no_event_of_a_kind_it_had_nothing_of_when_history_is_compacted(api):
+    inf = Informer(api, api.admin, ["pod", "node"])
+    api.create(api.admin, "pod", pod("a"))
+    assert [e.object["name"] for e in inf.poll()] == ["a"]  # no node was written: nothing to ask
+    api.create(api.admin, "pod", pod("b"))
+    inf.poll()
+    api.store.compact(api.store.revision)  # history without any node in it
+    api.create(api.admin, "node", {"name": "n1", "cpu": 1})
+    assert [(e.type, e.object["name"]) for e in inf.poll()] == [("ADDED", "n1")]
+    assert inf.relists == 0
+    api.create(api.admin, "node", {"name": "n2", "cpu": 1})
+    assert [e.object["name"] for e in inf.poll()] == ["n2"]
+
+
+def test_informer_relists_a_kind_whose_events_were_compacted_before_it_polled(api):
+    inf = Informer(api, api.admin, ["pod", "node"])
+    api.create(api.admin, "pod", pod("a"))
+    inf.poll()
+    api.create(api.admin, "node", {"name": "n1", "cpu": 1})
+    api.create(api.admin, "pod", pod("b"))
+    api.store.compact(api.store.revision)  # the node's event is gone
+    events = inf.poll()
+    assert inf.relists == 2
+    assert sorted((e.object["kind"], e.object["name"]) for e in events) == [("Node", "n1"), ("Pod", "b")]
+
+
+def test_informer_polls_every_kind_after_a_write_by_another_server(api):
+    inf = Informer(api, api.admin, ["pod", "node"])
+    api.create(api.admin, "pod", pod("a"))
+    inf.poll()
+    other = APIServer(api.program, api.store)
+    other.create(other.admin, "node", {"name": "n1", "cpu": 1})
+    assert [e.object["name"] for e in inf.poll()] == ["n1"]
+    api.create(api.admin, "pod", pod("b"))  # this server's first write since: it cannot tell either
+    other.create(other.admin, "node", {"name": "n2", "cpu": 1})
+    assert [e.object["name"] for e in inf.poll()] == ["b", "n2"]
 
 
 # ---- konverge get on a persisted store ------------------------------------------------

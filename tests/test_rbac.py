@@ -171,6 +171,20 @@ def test_the_first_binding_turns_deny_by_default_on(program):
         api.create(eve, "pod", {"name": "p", "namespace": "shop"})
 
 
+def test_a_grant_holds_from_its_binding_to_its_removal_whichever_server_writes_them(program):
+    api = cluster(program)
+    dave = api.authenticate("t-dave")
+    assert not api.allows(dave, "create", "pod", "shop")
+    other = APIServer(program, api.store)
+    other.create(other.admin, "clusterrolebinding", {"name": "dave-edits", "role": "pod-editor", "subjects": ["dave"]})
+    assert api.allows(dave, "create", "pod", "shop")
+    api.create(dave, "pod", {"name": "y", "namespace": "shop"})
+    api.update(api.admin, "clusterrole", dict(api.get(api.admin, "clusterrole", None, "pod-editor"), rules=[]))
+    assert not api.allows(dave, "create", "pod", "shop")
+    with pytest.raises(Forbidden):
+        api.delete(dave, "pod", "shop", "y")
+
+
 def test_controllers_are_subjects_by_name(program):
     api = cluster(program)
     scheduler = api.controller("scheduler")
