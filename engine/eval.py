@@ -104,7 +104,8 @@ class Clock:
         if isinstance(other, Clock):
             return self.offset == other.offset
         if isinstance(other, int | Fraction | float):
-            self._flip(other, False)
+            self._flip(other, False)  # true from the instant it reaches `other`…
+            self._flip(other, True)  # …and false again just after
             return self.value == other
         return False
 

@@ -381,7 +381,7 @@ class _Memo:
             else:
                 return None
         for at in records:
-            parts[at] = ("record", freeze(parts[at]))
+            parts[at] = ("record", _typed(parts[at]))
         return tuple(parts)
 
     def name_by_content(self, name: str | tuple, fields: Iterable[frozenset | None]) -> None:
@@ -417,6 +417,22 @@ class _Memo:
                 keys = self.readers.get(other)
                 if keys is not None:
                     keys.discard(key)
+
+
+def _typed(v):
+    """A record's value as part of a memo key: like `freeze`, but 1, 1.0, true and
+    Fraction(1), or 0.0 and -0.0, equal in Python, are named apart (`type_of` and `str` tell
+    them apart)."""
+    t = type(v)
+    if t is dict:
+        return ("map", tuple(sorted((k, _typed(x)) for k, x in v.items())))
+    if t is list or t is tuple:
+        return ("list", tuple(_typed(x) for x in v))
+    if t is str or v is None:
+        return v
+    if t is float:
+        return (t, v.hex())
+    return (t, v)
 
 
 def _has_clock(v) -> bool:

@@ -193,6 +193,36 @@ def test_a_strict_deadline_fires_one_second_after_the_bound():
     assert r.clock == 31 and objects(r, "Item")["a"]["done"]
 
 
+def test_a_rule_waiting_for_the_clock_to_pass_an_instant_fires_just_after_it():
+    # `now() != 5s` holds again just after 5 s: the engine must wake the rule then.
+    text = """
+    controller c {
+      rule a for item i where not i.done and now() >= 5s set i.done = true
+      rule b for item i where i.done and i.note == "" and now() != 5s set i.note = "x"
+    }
+    item it { }
+    """
+    incremental, naive = run(text), run(text, naive=True)
+    assert objects(incremental, "Item")["it"]["note"] == "x" == objects(naive, "Item")["it"]["note"]
+    assert incremental.clock == naive.clock == 6
+
+
+def test_records_equal_in_python_but_of_other_types_do_not_share_a_memo_entry():
+    # 1, true and 1.0 are equal in Python; type_of tells them apart, so must the memo.
+    text = """
+    def kinds(m: map<any>) -> string = join([type_of(x) for x in values(m)], ",")
+    controller c {
+      rule r for item i where i.note == ""
+        set i.note = kinds({a: 1}) + "/" + kinds({a: true}) + "/" + kinds({a: 1.0}) + "/" + kinds({a: 0.0})
+          + "/" + str(values({a: -0.0}))
+    }
+    item a { }
+    """
+    incremental, naive = run(text), run(text, naive=True)
+    assert objects(incremental, "Item")["a"]["note"] == objects(naive, "Item")["a"]["note"]
+    assert objects(incremental, "Item")["a"]["note"].startswith("int/bool/float/float/")
+
+
 def test_scenario_events_happen_at_their_time_and_timers_before_them_first():
     prog = program("""
     controller c { rule age for item i where i.done and now() - i.since >= 5s set i.note = "old" }
