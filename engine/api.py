@@ -31,6 +31,7 @@ Deliberate differences from Kubernetes:
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import json
 from collections.abc import Callable, Iterator
@@ -269,7 +270,7 @@ class APIServer:
         self._policies: dict[str, list[tuple[A.PolicyDecl, A.Deny, frozenset | None]]] = {}
         # A deny whose `when` reads only its object, by the fields it reads: its verdicts by their
         # values (a set's pods are alike in all of them but their names), kept up to a bound.
-        self._judged_by: dict[int, tuple[str, ...]] = {}
+        self._judged_by: dict[int, tuple[tuple[str, bool], ...]] = {}
         self._verdicts: dict[tuple, bool] = {}
         reads = Reads(program)
         for policy in program.policies:
@@ -280,7 +281,7 @@ class APIServer:
                     fields = reads.fields(deny.source.var, exprs) if reads.pure(exprs) else None
                     self._policies.setdefault(info.name, []).append((policy, deny, fields))
                     if reads.pure(deny.cond) and (judged := reads.fields(deny.source.var, deny.cond)) is not None:
-                        self._judged_by[id(deny)] = tuple(sorted(judged))
+                        self._judged_by[id(deny)] = _judged(program, info, judged)
         # kind → its mutations, in declaration order (files, policies, clauses); a `when` that
         # reads only its object is judged by the fields it reads, as a deny is
         self._mutations: dict[str, list[tuple[A.PolicyDecl, A.Mutate]]] = {}
@@ -290,7 +291,7 @@ class APIServer:
                 if info is not None:
                     self._mutations.setdefault(info.name, []).append((policy, m))
                     if reads.pure(m.cond) and (judged := reads.fields(m.source.var, m.cond)) is not None:
-                        self._judged_by[id(m)] = tuple(sorted(judged))
+                        self._judged_by[id(m)] = _judged(program, info, judged)
         self._sets: dict[int, dict] = {}  # id(mutation) → the fields it sets
         # kind → the fields its ratcheted policies read; store key → (revision, a copy of those
         # fields as admitted: a caller may change the object it was given back)
@@ -558,12 +559,14 @@ class APIServer:
         if judged is None:
             return self._admission.eval(cond, env) is True
         parts = [id(clause)]
-        for f in judged:
+        for f, loose in judged:
             text = values.get(f)
             if text is None:
                 # in the map's own order: a policy may print a map, and str() keeps its order
                 text = values[f] = _TEXT.encode(obj.get(f))
             parts.append(text)
+            if loose:
+                parts.append(repr(obj.get(f)))
         key = tuple(parts)
         verdict = self._verdicts.get(key)
         if verdict is None:
@@ -876,6 +879,25 @@ _LEAF_TYPES = {
 }
 
 
+def _judged(program: Program, info: KindInfo, fields) -> tuple[tuple[str, bool], ...]:
+    """The fields a verdict is kept by, each with whether a value of `any` type may sit in it,
+    where values its JSON text names alike differ (a Fraction and a map shaped like its
+    encoding; keys 1 and "1"): such a field is named by its repr too."""
+    def loose(t, seen: frozenset) -> bool:
+        if isinstance(t, OptT):
+            return loose(t.inner, seen)
+        if isinstance(t, ListT):
+            return loose(t.elem, seen)
+        if isinstance(t, MapT):
+            return loose(t.value, seen)
+        if isinstance(t, RecordT):
+            record = program.records.get(t.name)
+            return t.name not in seen and record is not None and any(
+                loose(f.type, seen | {t.name}) for f in record.fields.values())
+        return t == ANY
+    return tuple((f, f in info.fields and loose(info.fields[f].type, frozenset())) for f in sorted(fields))
+
+
 class _Schema:
     """The declared types compiled once into defaulters and validity tests, which every write runs
     on every field: walking a type's declaration at each level of each value cost more than the
@@ -892,6 +914,11 @@ class _Schema:
         self._fills: dict[Type, Callable[[Any], Any] | None] = {}  # None: the value is its own default
         self._fields: dict[int, _Fields] = {}  # by id(fields): a _Fields keeps its dict, so the id stays its own
         self._addresses: dict[tuple[str, str], bool] = {}  # (ip or cidr, text) → valid, up to a bound
+
+    def __deepcopy__(self, memo: dict) -> "_Schema":
+        """A copy (a forked run's) compiles afresh: the compiled closures hold this schema's own
+        defaults evaluator, whose clock is the original run's."""
+        return _Schema(memo.get(id(self.program), self.program), copy.deepcopy(self._defaults, memo))
 
     # -- per field
 

@@ -1099,3 +1099,38 @@ cluster kind ClusterRole { rules: list<PolicyRule> = [] }
 cluster kind ClusterRoleBinding { role: string  subjects: list<string> = [] }
 cluster kind User { token: string  groups: list<string> = [] }
 """
+
+
+def test_a_forked_run_defaults_records_within_by_its_own_clock():
+    from engine.check import check_modules
+    from engine.fixpoint import Run, shared_objects
+    from engine.parse import parse_text
+
+    program = check_modules([parse_text("""
+    record Stamp { at: duration = now() }
+    cluster kind Thing { s: Stamp = {}  top: duration = now() }
+    thing a {}
+    """, "spec.konv")])
+    run = Run(program)  # admits thing a: the schema's defaulters are built here
+    run.advance(10)
+    twin = run.fork(shared_objects(program))
+    twin.engine.cache.clock = 100  # the fork moves on; the original stays at 10
+    made = twin.api.create(twin.api.admin, "Thing", {"name": "x"})
+    assert made["top"] == 100 and made["s"] == {"at": 100}
+
+
+def test_a_mutation_on_an_any_field_tells_a_fraction_from_a_map_shaped_like_its_encoding():
+    from engine.check import check_modules
+    from engine.fixpoint import reconcile
+    from engine.parse import parse_text
+
+    program = check_modules([parse_text("""
+    kind Thing { x: any?  tag: string = "" }
+    policy "mark maps" {
+      mutate thing t when type_of(t.x) == "map" and t.tag == "" set t.tag = "map"
+    }
+    thing a { x: {"$frac": [1, 2]} }
+    thing b { x: 500m }
+    """, "spec.konv")])
+    tags = {o["name"]: o["tag"] for o in reconcile(program).objects if o["kind"] == "Thing"}
+    assert tags == {"a": "map", "b": ""}
