@@ -402,13 +402,7 @@ class _Memo:
                 self.entries.clear()
                 self.readers.clear()
             self.entries[key] = (value, reads)  # no longer written to: the caller's set is `outer`
-            readers = self.readers
-            for read in reads:
-                keys = readers.get(read)
-                if keys is None:
-                    readers[read] = {key}
-                else:
-                    keys.add(key)
+            _add_reader(self.readers, reads, key)
 
     def invalidate(self, read: tuple) -> None:
         for key in self.readers.pop(read, ()):
@@ -417,6 +411,16 @@ class _Memo:
                 keys = self.readers.get(other)
                 if keys is not None:
                     keys.discard(key)
+
+
+def _add_reader(readers: dict[tuple, set], reads: Iterable[tuple], who) -> None:
+    """Index `who` under each of its reads."""
+    for read in reads:
+        found = readers.get(read)
+        if found is None:
+            readers[read] = {who}
+        else:
+            found.add(who)
 
 
 def _typed(v):
@@ -677,12 +681,7 @@ class Engine:
             else:
                 new_reads = new
             self.reads_of[iid] = new
-            for read in new_reads:
-                found = readers.get(read)
-                if found is None:
-                    readers[read] = {iid}
-                else:
-                    found.add(iid)
+            _add_reader(readers, new_reads, iid)
         if inst.primary_key is not None:
             self.bound.setdefault(inst.primary_key, set()).add(inst.id)
         for key in outcome.keys:
