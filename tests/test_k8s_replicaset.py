@@ -37,6 +37,17 @@ def test_deployment_creates_a_replicaset_with_the_pod_template_hash_and_its_pods
     assert all(p["labels"]["pod-template-hash"] == h for p in pods)
 
 
+def test_a_replicaset_creates_the_pods_it_misses_in_one_step_up_to_burst_replicas():
+    # manageReplicas sends every missing pod in one sync, at most burstReplicas (500) of them.
+    c = run("".join(node(f"n{i}", cpu="64", memory="256Gi") for i in range(6))
+            + RS.format(replicas=600).replace("100m", "10m"))
+    steps = {}
+    for w in c.writes(verb="create", kind="Pod", rule="create_missing"):
+        steps[w.step] = steps.get(w.step, 0) + 1
+    assert sorted(steps.values(), reverse=True) == [500, 100]
+    assert len({p["name"] for p in c.of("Pod") if p["ready"]}) == 600
+
+
 def test_deployment_replicas_default_to_one():
     c = run(node("n1") + 'deployment solo { template { labels { app: "solo" } '
             'container main { image: "solo:1" } } }')
