@@ -443,12 +443,8 @@ class APIServer:
         """Whether the store holds the same objects of `kind` (or of each of several) as at
         `revision`, as far as this server can tell: no write of the kind since, by this server or
         another."""
-        self.store.expire_leases()  # as a read would: a lease past its deadline takes its keys away
-        if self.store.revision != self._last_write or revision < self._doubt_before:
-            return False
-        if isinstance(kind, str):
-            return self._kind_written.get(kind, 0) <= revision
-        return all(self._kind_written.get(k, 0) <= revision for k in kind)
+        written = self.written_since(revision)
+        return written is not None and written.isdisjoint((kind,) if isinstance(kind, str) else kind)
 
     def written_since(self, revision: int) -> set[str] | None:
         """The kinds written since `revision`, when this server can tell (see `unwritten_since`);
