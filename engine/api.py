@@ -48,7 +48,7 @@ from .names import closest
 from .reads import Reads
 from .store import Compacted, Compare, Delete, Put, Store, kind_prefix, object_key
 from .types import ANY, KindT, ListT, MapT, OptT, Prim, RecordT, RefT, Type
-from .values import assign, decode
+from .values import SORTED_JSON, assign, decode, json_default
 
 META = ("kind", "name", "namespace", "resourceVersion", "createdRevision", "managedBy")
 VERBS = ("get", "list", "watch", "create", "update", "delete")
@@ -157,7 +157,7 @@ def resource_name(kind: str) -> str:
 def encode_object(obj: dict) -> bytes:
     """The stored bytes of an object: deterministic, without the revisions."""
     stored = {k: v for k, v in obj.items() if k not in ("resourceVersion", "createdRevision")}
-    return _STORED.encode(stored).encode()
+    return SORTED_JSON.encode(stored).encode()
 
 
 def decode_object(kv) -> dict:
@@ -174,14 +174,6 @@ def decode_object(kv) -> dict:
     return obj
 
 
-def _as_json(v):
-    """json's `default`: what `values.encode` makes of a Fraction, the one value JSON has no form
-    for; the rest of `encode` is what json does anyway."""
-    if isinstance(v, Fraction):
-        return {"$frac": [v.numerator, v.denominator]}
-    raise TypeError(f"Object of type {type(v).__name__} is not JSON serializable")
-
-
 class _Unusual(Exception):
     """A `$frac` map that is not two integers: `values.decode` alone knows what to make of it."""
 
@@ -196,10 +188,8 @@ def _fraction(d: dict):
     return d
 
 
-# json.dumps(encode(v), sort_keys=True, separators=(",", ":"), ensure_ascii=False), and
-# decode(json.loads(b)), without a walk of the value in Python
-_STORED = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_as_json)
-_TEXT = json.JSONEncoder(separators=(",", ":"), default=_as_json)  # json.dumps(encode(v), separators=…)
+# decode(json.loads(b)) and json.dumps(encode(v), separators=…), without a walk of the value in Python
+_TEXT = json.JSONEncoder(separators=(",", ":"), default=json_default)
 _WITH_FRACTIONS = json.JSONDecoder(object_hook=_fraction)
 
 

@@ -332,7 +332,7 @@ class Evaluator:
 
     def call_def(self, d: A.DefDecl, args: list):
         memo = self.memo
-        key = memo.key(d.name, args, self.saw_clock) if memo is not None else None
+        key = memo.key(d.name, args) if memo is not None else None
         if key is not None:
             entry = memo.entries.get(key)
             if entry is not None:  # a hit: the caller reads what the call read

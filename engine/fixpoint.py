@@ -39,10 +39,10 @@ from . import ast as A
 from .api import encode_object
 from .check import ENGINE_FAULT_KIND, Program
 from .errors import Diagnostic, KonvergeError
-from .eval import Clock, Evaluator, _conjuncts, _mentions, materialize
-from .picks import Picks
+from .eval import Evaluator, _conjuncts, _mentions, materialize
+from .picks import Picks, Unnamed, value_key
 from .reads import Reads
-from .values import assign, decode, encode, freeze, number_value, unit_value
+from .values import SORTED_JSON, assign, decode, encode, freeze, number_value, unit_value
 
 DEFAULT_BUDGET = 200_000
 DEFAULT_HORIZON = 7 * 86400  # a week of virtual time
@@ -260,22 +260,11 @@ def _hash(obj: dict, data: bytes | None = None) -> int:
 
 
 def _projection(obj: dict, fields: frozenset) -> tuple:
-    """How a memo key names an object by some of its fields: their values' digest."""
-    text = _CONTENT.encode({f: obj.get(f) for f in fields})
+    """How a memo key names an object by some of its fields: their values' digest. Equal contents
+    in any key order name alike, while 1, 1.0 and true, or 0.0 and -0.0, do not (they are equal in
+    Python, not to type_of or str)."""
+    text = SORTED_JSON.encode({f: obj.get(f) for f in fields})
     return obj["kind"], fields, hashlib.blake2b(text.encode(), digest_size=16).digest()
-
-
-def _fraction_json(v):
-    """What `encode` makes of a Fraction, for the JSON encoder (which knows the rest itself)."""
-    if isinstance(v, Fraction):
-        return {"$frac": [v.numerator, v.denominator]}
-    raise TypeError(f"{type(v).__name__} is not a value")
-
-
-# How a memo key names an object's fields by their content: json.dumps(encode(v), sort_keys=True),
-# in one pass of the C encoder. Equal contents in any key order name alike, while 1, 1.0 and
-# true, or 0.0 and -0.0, do not (they are equal in Python, not to type_of or str).
-_CONTENT = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=_fraction_json, check_circular=False)
 
 
 class _TrackingWorld:
@@ -315,6 +304,9 @@ class _TrackingWorld:
 _PLAIN = frozenset({str, int, float, Fraction, bool, type(None)})  # values a memo key holds as they are
 
 
+_NO_OBJECTS: dict = {}  # value_key's objects to name apart: none, a record's are named by value
+
+
 class _Memo:
     """Results of `def` calls, each with what it read, dropped when that changes.
 
@@ -337,13 +329,11 @@ class _Memo:
         self.readers: dict[tuple, set[tuple]] = {}
         self.stack: list[set] = []
 
-    def key(self, name: str | tuple, args: list, clock: bool = True):
-        """The memo key of calling `name` with `args`, or None where an argument cannot be named.
-        `clock`: whether a symbolic clock may hide in an argument (the evaluator's `saw_clock`)."""
+    def key(self, name: str | tuple, args: list):
+        """The memo key of calling `name` with `args`, or None where an argument cannot be named."""
         parts = [name]
         content = self.by_content.get(name)
         held = self.world.cache.memo_parts
-        records: tuple = ()
         i = -1
         for a in args:
             i += 1
@@ -360,14 +350,15 @@ class _Memo:
                         if part is None:
                             part = projections[fields] = _projection(a, fields)
                         parts.append(part)
-                elif clock and _has_clock(a):
-                    return None  # with the clock inside, a call's answer would change with time under one key
                 else:
                     # A record (a port, a taint), or an object the cache does not hold (one a rule
                     # built with `+`: its resourceVersion does not cover its content): by value,
-                    # once every argument is found to have a name.
-                    parts.append(a)
-                    records = (*records, len(parts) - 1)
+                    # typed (1, 1.0 and true tell apart to type_of and str). With the clock inside,
+                    # a call's answer would change with time under one key: it has none.
+                    try:
+                        parts.append(("record", value_key(a, _NO_OBJECTS)))
+                    except Unnamed:
+                        return None
             elif t is str or t is int or a is None:
                 parts.append(a)
             elif t is float:
@@ -380,8 +371,6 @@ class _Memo:
                 parts.append(tuple(held[id(x)][1] for x in a))  # objects the cache holds
             else:
                 return None
-        for at in records:
-            parts[at] = ("record", _typed(parts[at]))
         return tuple(parts)
 
     def name_by_content(self, name: str | tuple, fields: Iterable[frozenset | None]) -> None:
@@ -421,32 +410,6 @@ def _add_reader(readers: dict[tuple, set], reads: Iterable[tuple], who) -> None:
             readers[read] = {who}
         else:
             found.add(who)
-
-
-def _typed(v):
-    """A record's value as part of a memo key: like `freeze`, but 1, 1.0, true and
-    Fraction(1), or 0.0 and -0.0, equal in Python, are named apart (`type_of` and `str` tell
-    them apart)."""
-    t = type(v)
-    if t is dict:
-        return ("map", tuple(sorted((k, _typed(x)) for k, x in v.items())))
-    if t is list or t is tuple:
-        return ("list", tuple(_typed(x) for x in v))
-    if t is str or v is None:
-        return v
-    if t is float:
-        return (t, v.hex())
-    return (t, v)
-
-
-def _has_clock(v) -> bool:
-    if isinstance(v, Clock):
-        return True
-    if isinstance(v, dict):
-        return any(_has_clock(x) for x in v.values())
-    if isinstance(v, list):
-        return any(_has_clock(x) for x in v)
-    return False
 
 
 def content_params(reads: Reads) -> dict[str, dict[int, frozenset]]:

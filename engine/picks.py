@@ -189,7 +189,7 @@ class Picks:
                     break
                 value = ev.eval(step.expr, {local: env[var] for local, var in step.env})
                 try:
-                    v = (value is True) if step.truth else _value_key(value, self.memo.world.cache.memo_parts)
+                    v = (value is True) if step.truth else value_key(value, self.memo.world.cache.memo_parts)
                 except _Opaque:
                     tree.enter(step.expr, self.memo)
                     step, values = self._learn(ev, tree, env)
@@ -198,7 +198,7 @@ class Picks:
                 step = step.child(v)
             if ev.clock_used:  # a guard's answer changes with time
                 return None
-        except (EvalError, _Unnamed):
+        except (EvalError, Unnamed):
             return None  # judging every candidate meets the error, or does not reach it
         finally:
             ev.clock_used = ev.clock_used or saved[0]
@@ -315,7 +315,7 @@ class _Step:
         self.expr = None  # the guard, an expression of the rule's variables
         self.truth = False  # whether it is a condition (its value: is it true) or a call (its value)
         self.env: tuple = ()  # ((its name for a variable, the rule's name), …)
-        self.next: dict = {}  # the guard's value (_value_key) → the step after it
+        self.next: dict = {}  # the guard's value (value_key) → the step after it
         self.leaf: tuple | None = None  # (memo name, rule variables)
 
     def child(self, v) -> "_Step":
@@ -386,7 +386,7 @@ class _Walk:
             for e in (self.pick.where, *(k.expr for k in self.pick.order)):
                 if e is not None:
                     self.visit(e, scope)
-        except (EvalError, _Unnamed):
+        except (EvalError, Unnamed):
             # Kept as the step after the path so far: the next evaluation meets the error there
             # again without walking, or walks on from a value it gets.
             step = self.record()
@@ -420,11 +420,11 @@ class _Walk:
         spec = tuple(sorted((local, scope[local]) for local in _free(e)))
         try:
             value = self.ev.eval(e, {local: self.env[var] for local, var in spec})
-            v = (value is True) if truth else _value_key(value, self.picks.memo.world.cache.memo_parts)
+            v = (value is True) if truth else value_key(value, self.picks.memo.world.cache.memo_parts)
         except _Opaque:
             self.tree.enter(e, self.picks.memo)
             raise
-        except (EvalError, _Unnamed):
+        except (EvalError, Unnamed):
             self.failed = (e, spec, truth)
             raise
         self.path.append((e, spec, truth, v))
@@ -486,7 +486,7 @@ class _Opaque(Exception):
     """A guard turned out to name an object: the walk starts again without it."""
 
 
-class _Unnamed(Exception):
+class Unnamed(Exception):
     """A guard's value a key cannot hold (one with the clock in it)."""
 
 
@@ -508,23 +508,23 @@ def _free(e, bound: frozenset = frozenset()) -> set[str]:
     return set()
 
 
-def _value_key(v, held: dict):
+def value_key(v, held: dict):
     """A guard's value as part of a group's name: by its type and content (1, 1.0 and True
     are equal, yet judged alike they may not be; -0.0 and 0.0 too). Raises _Opaque when it
-    holds an object the cache holds (`held`), _Unnamed when it holds the clock."""
+    holds an object the cache holds (`held`), Unnamed when it holds the clock."""
     t = type(v)
     if t is dict:
         known = held.get(id(v))
         if known is not None and known[0] is v:
             raise _Opaque
-        return ("record", tuple(sorted((k, _value_key(x, held)) for k, x in v.items())))
+        return ("record", tuple(sorted((k, value_key(x, held)) for k, x in v.items())))
     if t is list:
-        return ("list", tuple(_value_key(x, held) for x in v))
+        return ("list", tuple(value_key(x, held) for x in v))
     if t is float:
         return (t, v.hex())  # and a nan names one group, as nan equals nothing
     if t in _SCALARS:
         return (t, v)
-    raise _Unnamed  # the clock, or a value of a kind this does not know
+    raise Unnamed  # the clock, or a value of a kind this does not know
 
 
 _SCALARS = frozenset({str, int, bool, Fraction, type(None)})

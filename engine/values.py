@@ -8,6 +8,7 @@ lists; maps, records and objects are dicts. Nothing here knows a kind.
 
 from __future__ import annotations
 
+import json
 from fractions import Fraction
 
 QUANTITY_FACTORS = {
@@ -95,6 +96,19 @@ def to_json(v):
     if isinstance(v, list | tuple):
         return [to_json(x) for x in v]
     return v
+
+
+def json_default(v):
+    """json's `default`: what `encode` makes of a Fraction, the one value JSON has no form for;
+    the rest of `encode` is what json does anyway."""
+    if isinstance(v, Fraction):
+        return {"$frac": [v.numerator, v.denominator]}
+    raise TypeError(f"Object of type {type(v).__name__} is not JSON serializable")
+
+
+# json.dumps(encode(v), sort_keys=True, separators=(",", ":"), ensure_ascii=False) in one pass of
+# the C encoder: the stored form of an object, and the name of a content
+SORTED_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=json_default)
 
 
 def encode(v):

@@ -692,9 +692,9 @@ def test_a_straight_def_is_evaluated_at_each_call_and_sees_its_argument_change(m
     """)
     keyed, calls = fixpoint._Memo.key, []
 
-    def spy(self, name, args, clock=True):
+    def spy(self, name, args):
         calls.append(name)
-        return keyed(self, name, args, clock)
+        return keyed(self, name, args)
     monkeypatch.setattr(fixpoint._Memo, "key", spy)
     a = reconcile(prog, scenario=prog.scenarios["edits"])
     b = reconcile(prog, scenario=prog.scenarios["edits"], naive=True)
