@@ -35,19 +35,20 @@ MAX_DEPTH = 100  # nested lists/maps/blocks; deeper is declined (the prescan lim
 # Every keyword of the grammar. After a value Lark's lexer state accepts all of
 # them (LALR merges the expression-end states), so there a key spelt like one
 # would lex as the keyword; elsewhere in an object they are plain names.
-KEYWORDS = frozenset((
+KEYWORDS = (
     "import", "cluster", "kind", "record", "in", "replace", "controller", "as", "batched", "rule",
     "for", "let", "where", "pick", "then", "else", "order", "by", "asc", "desc", "set",
     "create", "ensure", "delete", "def", "policy", "deny", "mutate", "when", "because", "fault",
     "scenario", "at", "update", "expect", "eventually", "always", "within", "invariant",
     "if", "forall", "exists", "or", "and", "not", "true", "false", "none", "rest",
-))
+)
 # The keywords the top-level state accepts: the first word of the declaration
 # after a taken one lexes the same after its `}` as after whatever precedes it.
-TOP_LEVEL_KEYWORDS = frozenset((
+TOP_LEVEL_KEYWORDS = (
     "import", "cluster", "kind", "record", "controller", "replace", "def", "policy", "fault",
     "scenario", "invariant",
-))
+)
+_KEYWORDS, _TOP_LEVEL = frozenset(KEYWORDS), frozenset(TOP_LEVEL_KEYWORDS)  # to look words up in
 
 # The grammar's terminals, verbatim (tests/test_fastparse.py checks them).
 NAME = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -146,7 +147,7 @@ def _take(text: str, starts: list[int], path: str):
             continue
         if end < len(text):
             word = _WORD.match(text, end).group()
-            if word in KEYWORDS and word not in TOP_LEVEL_KEYWORDS:
+            if word in _KEYWORDS and word not in _TOP_LEVEL:
                 line += newlines
                 continue
         taken.append(decl)
@@ -195,7 +196,7 @@ def _object(text: str, begin: int, end: int, path: str, line: int):
     S = Span
     tokens = _TOKEN.findall(text, begin, end)
     kind = tokens[0][1]
-    if not kind.isidentifier() or kind in KEYWORDS:
+    if not kind.isidentifier() or kind in _KEYWORDS:
         raise _Decline
     comments: list[A.Comment] = []
     decl = None
@@ -247,13 +248,13 @@ def _object(text: str, begin: int, end: int, path: str, line: int):
         elif state == _KEY:
             if tok[-1] == ":" and c != '"':  # `key:` in one token
                 key = tok[:-1].rstrip(" \t\f\r")
-                if not key.isidentifier() or (after_value and key in KEYWORDS):
+                if not key.isidentifier() or (after_value and key in _KEYWORDS):
                     raise _Decline
                 stack.append([_FIELD, key, None, None, line, start])
                 state = _VALUE
                 continue
             if tok.isidentifier():
-                if after_value and tok in KEYWORDS:
+                if after_value and tok in _KEYWORDS:
                     raise _Decline
                 key, key_is_name = tok, True
             elif c == '"':

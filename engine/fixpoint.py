@@ -475,7 +475,6 @@ class Engine:
                       for ri, rule in enumerate(c.rules)]
         self.rule_index = {id(rule): (ci, ri) for ci, (cname, c) in enumerate(program.controllers.items())
                            for ri, rule in enumerate(c.rules)}
-        self.batched = {self.rule_index[id(rule)] for _, _, rule in self.rules if rule.batched}
         self._rules_of_kind: dict[str, list[tuple]] = {}
         self.dirty: list = []  # heap of (priority, id)
         self.dirty_ids: set[str] = set()
@@ -535,12 +534,12 @@ class Engine:
 
     # -- instances
 
-    def priority(self, ci: int, ri: int, key) -> tuple:
+    def priority(self, rule: A.Rule, ci: int, ri: int, key) -> tuple:
         if self.order == "random":
             digest = hashlib.blake2b(f"{self.seed}:{ci}:{ri}:{key}".encode(), digest_size=8).digest()
             return (int.from_bytes(digest, "big"),)
         # A batched rule waits until the others have settled: it sees their changes together.
-        return ((ci, ri) in self.batched, ci, ri, key)
+        return (rule.batched, ci, ri, key)
 
     def primary_source(self, rule: A.Rule) -> A.KindSource | None:
         for c in rule.clauses:
@@ -553,12 +552,12 @@ class Engine:
         ci, ri = self.rule_index[id(rule)]
         src = self.primary_source(rule)
         if src is None:
-            yield _Instance(f"{cname}/{rule.name}", self.priority(ci, ri, ()), cname, rule, None, None)
+            yield _Instance(f"{cname}/{rule.name}", self.priority(rule, ci, ri, ()), cname, rule, None, None)
             return
         kind = self.ev.kind_name(src.kind)
         for obj in self.cache.scan(kind):
             key = object_key(kind, obj.get("namespace"), obj["name"])
-            yield _Instance(f"{cname}/{rule.name}[{key_text(key)}]", self.priority(ci, ri, key), cname, rule,
+            yield _Instance(f"{cname}/{rule.name}[{key_text(key)}]", self.priority(rule, ci, ri, key), cname, rule,
                             obj, key)
 
     def enumerate_instances(self) -> Iterable[_Instance]:
@@ -698,7 +697,7 @@ class Engine:
                     iid = f"{cname}/{rule.name}[{text}]"
                     known = self.instances.get(iid)
                     if known is None:
-                        self.mark(_Instance(iid, self.priority(ci, ri, key), cname, rule, obj, key))
+                        self.mark(_Instance(iid, self.priority(rule, ci, ri, key), cname, rule, obj, key))
                     elif known.primary is not obj:
                         self.wake(_Instance(iid, known.priority, cname, rule, obj, key), key, before, after)
         # Instances whose own objects were ensured (managedBy) must look again when those change.
@@ -713,7 +712,7 @@ class Engine:
         no field the rule may read of it changed: its evaluation would come out the same. One
         whose writes were refused is woken all the same, to try them again."""
         if (self.field_wakeups and self.faults is None and before is not None and after is not None
-                and inst.primary_key == key and inst.id not in self.refused):
+                and inst.primary_key == key and inst.id not in self.refused and inst.id not in self.dirty_ids):
             fields = self.primary_fields(inst.rule)
             if fields is not None and all(before.get(f) == after.get(f) for f in fields):
                 self.instances[inst.id] = inst

@@ -23,25 +23,13 @@ from lark import Token, Transformer, v_args
 
 from . import ast as A
 from . import fastparse
+from .fastparse import KEYWORDS, TOP_LEVEL_KEYWORDS
 from .errors import Diagnostic, KonvergeError, Span
 
 MAX_NESTING = 200  # brackets, and levels of a parse tree
 MAX_LINE = 65536
 MAX_NUMBER_DIGITS = 40
 MAX_ERRORS = 50
-
-KEYWORDS = (
-    "import", "cluster", "kind", "record", "in", "replace", "controller", "as", "batched", "rule",
-    "for", "let", "where", "pick", "then", "else", "order", "by", "asc", "desc", "set",
-    "create", "ensure", "delete", "def", "policy", "deny", "mutate", "when", "because", "fault",
-    "scenario", "at", "update", "expect", "eventually", "always", "within", "invariant",
-    "if", "forall", "exists", "or", "and", "not", "true", "false", "none", "rest",
-)
-TOP_LEVEL_KEYWORDS = (
-    "import", "cluster", "kind", "record", "controller", "replace", "def", "policy", "fault",
-    "scenario", "invariant",
-)
-
 
 def grammar_text() -> str:
     try:
