@@ -326,10 +326,6 @@ class Evaluator:
             _fail(e, f"`{op}` is not defined for {_describe(a)} and {_describe(b)}")
         return exact(r) if isinstance(r, Fraction) else r
 
-    def e_call(self, e: A.Call, env):
-        """An unknown function (the checker lets none through): its error."""
-        _fail(e, f"unknown function `{e.fn}`")
-
     def call_def(self, d: A.DefDecl, args: list):
         memo = self.memo
         key = memo.key(d.name, args) if memo is not None else None
@@ -586,7 +582,7 @@ def _c_call(ev, e: A.Call):
     if d is None and e.fn in _LAZY and len(e.args) == 1 and isinstance(e.args[0], A.Comprehension):
         return _c_lazy(ev, e)
     if d is None and e.fn not in _BUILTINS:
-        return None  # an unknown function's error stays with e_call
+        return lambda env: _fail(e, f"unknown function `{e.fn}`")  # the checker lets none through
     args = [ev.compile(a) for a in e.args]
     if d is not None and ev.straight(d.name):
         # Evaluated afresh at every call, as a memo key would cost more (engine.reads.straight).
@@ -678,17 +674,11 @@ def _c_comprehension(ev, e: A.Comprehension):
 
 
 def _c_quantifier(ev, e: A.Quantifier):
-    source, var, bindings = e.source, e.source.var, ev.bindings
-    where = None if e.where is None else ev.compile(e.where)
-    wheres = () if e.where is None else (e.where,)
+    source, where, filtered = e.source, e.where, ev.filtered
     body, forall = ev.compile(e.body), e.quantifier == "forall"
 
     def code(env):
-        for value in bindings(source, env, wheres):
-            inner = dict(env)
-            inner[var] = value
-            if where is not None and where(inner) is not True:
-                continue
+        for inner in filtered(source, where, env):
             holds = body(inner) is True
             if forall and not holds:
                 return False
@@ -708,7 +698,7 @@ _COMPILERS = {
 }
 
 # The nodes the compilers above leave to an Evaluator method.
-_DISPATCH = {A.Unit: Evaluator.e_unit, A.Call: Evaluator.e_call}
+_DISPATCH = {A.Unit: Evaluator.e_unit}
 
 
 # ---- built-in functions ----------------------------------------------------------------
