@@ -534,8 +534,16 @@ class APIServer:
                     because = self._admission.eval(deny.because, env)
                     if because is not None:
                         message = str(because)
-                raise Invalid(info.name, obj["name"], [message])
+                raise self._denied(info, obj["name"], deny.reason, message)
         return obj
+
+    def _denied(self, info: KindInfo, name: str, reason: str | None, message: str) -> APIError:
+        """A deny's refusal, worded as Kubernetes words its reason (A.DENY_REASONS)."""
+        if reason == "Forbidden":
+            return Forbidden(f'{self.resource(info)} "{name}" is forbidden: {message}')
+        if reason == "NotFound":
+            return NotFound(message)
+        return Invalid(info.name, name, [message])
 
     def _holds(self, clause: A.Deny | A.Mutate, cond: A.Expr, env: dict, obj: dict, values: dict[str, str]) -> bool:
         """Whether a deny's or a mutation's `when` holds of `obj`: one that reads only its object

@@ -397,10 +397,21 @@ class DefDecl:
 
 @node
 class Deny:
+    """`deny pod p when c because m as Forbidden`: validating admission. The reason (Kubernetes'
+    Status reason, DENY_REASONS) is Invalid when none is given."""
+
     source: KindSource
     cond: Expr
     because: Expr | None = None
+    reason: str | None = None
+    reason_span: Span = _span()
     span: Span = _span()
+
+
+# What a deny may answer: Invalid (422, `Pod "p" is invalid: …`), Forbidden (403, `pods "p" is
+# forbidden: …`, as the ServiceAccount and NamespaceLifecycle plugins say), or NotFound (404, the
+# message alone: `namespaces "ghost" not found`).
+DENY_REASONS = ("Invalid", "Forbidden", "NotFound")
 
 
 @node

@@ -1178,6 +1178,10 @@ class _Checker:
             if not assignable(t, STRING):
                 self.error("E035", f"`because` gives the message, a string, but this is a {t}",
                            deny.because.span)
+        if deny.reason is not None and deny.reason not in A.DENY_REASONS:
+            guess = closest(deny.reason, A.DENY_REASONS)
+            self.error("E059", f"`{deny.reason}` is not a reason a deny can answer with", deny.reason_span,
+                       hint=f"did you mean `{guess}`?" if guess else "the reasons are " + ", ".join(A.DENY_REASONS))
 
     def check_mutate(self, m: A.Mutate, scope: Scope):
         # Only the policy's variable is bound, so a `set` can change nothing but the object admitted.

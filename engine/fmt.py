@@ -619,7 +619,8 @@ def _policy(out, n: A.PolicyDecl, indent, notes, lead):
 
 def _deny(out, n: A.Deny, indent, notes, lead):
     because = () if n.because is None else (" because ", _expr(n.because))
-    doc = _cat("deny ", _source(n.source), " when ", _expr(n.cond), *because)
+    reason = () if n.reason is None else (" as " + n.reason,)
+    doc = _cat("deny ", _source(n.source), " when ", _expr(n.cond), *because, *reason)
     out.extend(_lines(doc, indent, lead))
 
 

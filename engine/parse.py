@@ -606,7 +606,10 @@ class _Builder(Transformer):
         return A.PolicyDecl(self._string(c[0]), tuple(c[1:]), span=self._span(meta))
 
     def deny(self, meta, c):
-        return A.Deny(c[0], c[1], c[2], span=self._span(meta))
+        source, cond, because, reason = c
+        if reason is None:
+            return A.Deny(source, cond, because, span=self._span(meta))
+        return A.Deny(source, cond, because, str(reason), reason_span=self._tspan(reason), span=self._span(meta))
 
     def mutate(self, meta, c):
         return A.Mutate(c[0], c[1], tuple(c[2:]), span=self._span(meta))

@@ -160,8 +160,26 @@ def test_terminating_namespace_refusal_has_kubernetes_message():
             'scenario "late" { at 1m: terminate namespace doomed\n'
             '  at 2m: create service late in doomed { port p { port: 80 } } }', until=3600)
     [refused] = c.writes(verb="refused", kind="Service", name="late")
-    assert refused.message == ('Service "late" is invalid: unable to create new content in namespace doomed '
+    assert refused.message == ('services "late" is forbidden: unable to create new content in namespace doomed '
                                "because it is being terminated")
+
+
+def refused_by_api(api: APIServer, kind: str, obj: dict) -> tuple[str, int, str]:
+    """(Status reason, code, message) of the API server's refusal of creating `obj`."""
+    with pytest.raises(KonvergeError) as e:
+        api.create(api.admin, kind, obj)
+    return e.value.reason, e.value.code, e.value.message
+
+
+def test_namespace_refusals_answer_as_the_namespace_lifecycle_plugin():
+    # NamespaceLifecycle: a missing namespace is NotFound, a Terminating one Forbidden.
+    api = standard_api()
+    api.create(api.admin, "namespace", {"name": "doomed", "phase": "Terminating"})
+    assert refused_by_api(api, "pod", a_pod(namespace="ghost")) == (
+        "NotFound", 404, 'namespaces "ghost" not found')
+    assert refused_by_api(api, "service", {"name": "s", "namespace": "doomed", "ports": [{"port": 80}]}) == (
+        "Forbidden", 403, 'services "s" is forbidden: unable to create new content in namespace doomed because '
+                          "it is being terminated")
 
 
 # ---- objects in a namespace that does not exist -------------------------------------------
@@ -174,7 +192,7 @@ def test_object_in_a_missing_namespace_is_refused_with_kubernetes_message():
             '  at 3s: create service s in ghost { port p { port: 80 } }\n}')
     refused = c.writes(verb="refused")
     assert [(w.kind, w.name) for w in refused] == [("Pod", "p"), ("Deployment", "d"), ("Service", "s")]
-    assert refused[0].message == 'Pod "p" is invalid: namespaces "ghost" not found'
+    assert refused[0].message == 'namespaces "ghost" not found'
     assert not c.of("Pod", "ghost") and not c.of("Deployment", "ghost")
 
 
@@ -481,10 +499,12 @@ def test_a_label_edit_to_an_invalid_label_is_refused_and_the_pod_keeps_its_label
 
 def test_pod_naming_a_missing_service_account_is_refused_with_kubernetes_message():
     _, refused = create(f'serviceAccountName: "bot" {CONTAINER}')
-    assert refused == ('Pod "x" is invalid: error looking up service account default/bot: '
+    assert refused == ('pods "x" is forbidden: error looking up service account default/bot: '
                        'serviceaccount "bot" not found')
     assert refusal(f'pod p in kube-system {{ serviceAccountName: "bot" {CONTAINER} }}') == (
-        'Pod "p" is invalid: error looking up service account kube-system/bot: serviceaccount "bot" not found')
+        'pods "p" is forbidden: error looking up service account kube-system/bot: serviceaccount "bot" not found')
+    assert refused_by_api(standard_api(), "pod", a_pod(serviceAccountName="bot"))[:2] == ("Forbidden", 403)
+    assert refused_by_api(standard_api(), "pod", a_pod(restartPolicy="Sometimes"))[:2] == ("Invalid", 422)
 
 
 def test_pod_naming_an_existing_service_account_is_accepted():

@@ -483,7 +483,7 @@ def test_pod_naming_a_missing_service_account_in_a_manifest_is_refused(tmp_path,
     (tmp_path / "p.yaml").write_text("kind: Pod\nmetadata: {name: p, namespace: default}\n"
                                      "spec: {serviceAccountName: bot, containers: [{name: c, image: i}]}\n")
     assert main(["reconcile", str(tmp_path / "p.yaml")]) == 1
-    assert ('Pod "p" is invalid: error looking up service account default/bot: serviceaccount "bot" not found'
+    assert ('pods "p" is forbidden: error looking up service account default/bot: serviceaccount "bot" not found'
             in capsys.readouterr().err)
     # Declared beside it, in a later document, the account is created first.
     (tmp_path / "p.yaml").write_text((tmp_path / "p.yaml").read_text()

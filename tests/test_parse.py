@@ -137,7 +137,10 @@ def test_def_policy_fault_scenario_invariant():
     d = one("def fits(n: Node, p) -> bool = p.cpu <= n.cpu")
     assert d.params == (A.Param("n", A.TypeRef("Node")), A.Param("p")) and d.returns == A.TypeRef("bool")
     p = one('policy "ports differ" { deny pod p when has_duplicates([1]) because "dup" }')
-    assert p.denies[0].because == A.String("dup")
+    assert p.denies[0].because == A.String("dup") and p.denies[0].reason is None
+    p = one('policy "ports differ" { deny pod p when has_duplicates([1]) because "dup" as Forbidden\n'
+            '  deny pod p when p.node == "x" as NotFound }')
+    assert [(d.because, d.reason) for d in p.denies] == [(A.String("dup"), "Forbidden"), (None, "NotFound")]
     f = one("fault scale(deployment d, replicas: int) { set d.replicas = replicas }")
     assert f.target == A.KindSource("deployment", "d") and f.params[0].name == "replicas"
     s = one("""scenario "story" {
