@@ -161,3 +161,30 @@ def test_pending_pod_that_already_has_an_ip_is_admitted_like_any_other():
     a, b = c.get("Pod", "a"), c.get("Pod", "b")
     assert a["phase"] == "Running"
     assert b["phase"] == "Failed" and b["reason"] == "OutOfcpu"
+
+
+# ---- the kubelet's events ----------------------------------------------------------------------
+
+
+def events_of(c, obj: str) -> list[tuple[str, str, str]]:
+    return [(e["type"], e["reason"], e["message"]) for e in c.of("Event") if e["object"] == obj]
+
+
+def test_rejected_pod_has_the_kubelet_warning_event_while_it_stays_failed():
+    c = run(node("n1", cpu="1") + pod("a", cpu="800m") + pod("b", cpu="800m"))
+    assert events_of(c, "Pod/default/b") == [
+        ("Warning", "OutOfcpu", "Pod was rejected: Node didn't have enough resource: cpu")]
+    assert events_of(c, "Pod/default/a") == []
+    # Deleted, the pod takes its event with it.
+    c = run(node("n1", cpu="1") + pod("a", cpu="800m") + pod("b", cpu="800m")
+            + 'scenario "clean up" { at 1m: delete pod b }')
+    assert c.of("Event") == []
+
+
+def test_crash_looping_pod_has_a_back_off_event_until_it_runs_again():
+    c = run(node("n1") + pod("crashy", container_extra="crashing: true"), until=5)
+    assert events_of(c, "Pod/default/crashy") == [
+        ("Warning", "BackOff", "Back-off restarting failed container main in pod crashy_default")]
+    # Restarted at 11 s, running until it crashes again at 12 s: no back-off, no event.
+    c = run(node("n1") + pod("crashy", container_extra="crashing: true"), until=11.5)
+    assert c.get("Pod", "crashy")["reason"] == "" and c.of("Event") == []

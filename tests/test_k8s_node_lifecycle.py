@@ -131,3 +131,28 @@ def test_pod_with_nowhere_else_to_go_reports_the_unreachable_taint():
             '  at 2m: create pod late { container main { image: "x" } } }', until=200)
     assert c.get("Pod", "late")["message"] == \
         "0/1 nodes are available: 1 node(s) had untolerated taint {node.kubernetes.io/unreachable: }."
+
+
+# ---- the controller's events -------------------------------------------------------------------
+
+
+def events(c) -> list[tuple[str, str, str, str]]:
+    return sorted((e["object"], e["type"], e["reason"], e["message"]) for e in c.of("Event"))
+
+
+def test_a_node_not_ready_has_a_node_not_ready_event_and_evicted_pods_a_taint_manager_one():
+    c = run(node("n1") + node("n2") + pod("web-1", "n1") + 'scenario "fail" { at 30s: fail node n1 }')
+    assert events(c) == [
+        ("Node/n1", "Normal", "NodeNotReady", "Node n1 status is now: NodeNotReady"),
+        ("Pod/default/web-1", "Normal", "TaintManagerEviction", "Marking for deletion Pod default/web-1")]
+    [not_ready] = [e for e in c.of("Event") if e["reason"] == "NodeNotReady"]
+    assert not_ready["at"] == first_write(c, "mirror_ready", "n1").clock  # when the node turned not ready
+
+
+def test_a_recovered_node_and_its_removed_pods_keep_no_events():
+    c = run(node("n1") + node("n2") + deployment("web", replicas=2)
+            + 'scenario "blip" { at 30s: fail node n1\n at 10m: recover node n1 }')
+    assert c.of("Event") == []
+    made = c.writes(kind="Event", verb="create")
+    assert {w.name.split(".")[1] for w in made} == {"nodenotready", "taintmanagereviction"}
+    assert sorted(w.name for w in c.writes(kind="Event", verb="delete")) == sorted(w.name for w in made)
