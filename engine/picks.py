@@ -510,14 +510,15 @@ def _free(e, bound: frozenset = frozenset()) -> set[str]:
 
 def value_key(v, held: dict):
     """A guard's value as part of a group's name: by its type and content (1, 1.0 and True
-    are equal, yet judged alike they may not be; -0.0 and 0.0 too). Raises _Opaque when it
-    holds an object the cache holds (`held`), Unnamed when it holds the clock."""
+    are equal, yet judged alike they may not be; -0.0 and 0.0 too), a map's keys in their
+    order (equal maps in two orders print apart). Raises _Opaque when it holds an object the
+    cache holds (`held`), Unnamed when it holds the clock."""
     t = type(v)
     if t is dict:
         known = held.get(id(v))
         if known is not None and known[0] is v:
             raise _Opaque
-        return ("record", tuple(sorted((k, value_key(x, held)) for k, x in v.items())))
+        return ("record", tuple((k, value_key(x, held)) for k, x in v.items()))
     if t is list:
         return ("list", tuple(value_key(x, held) for x in v))
     if t is float:

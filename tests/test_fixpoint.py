@@ -651,6 +651,19 @@ def test_def_calls_tell_equal_values_of_different_types_apart(straight, monkeypa
     assert objects(run(text), "Item")["a"]["note"] == objects(run(text, naive=True), "Item")["a"]["note"] == "int/bool"
 
 
+@pytest.mark.parametrize("straight", [True, False], ids=["straight", "memoised"])
+def test_def_calls_tell_equal_maps_in_other_orders_apart(straight, monkeypatch):
+    if not straight:
+        monkeypatch.setattr(reads, "STRAIGHT_NODES", 0)
+    text = """
+    def show(m: map<int>) = str(m)
+    controller c { rule r for item i where i.note == "" set i.note = show({a: 2, b: 1}) + " " + show({b: 1, a: 2}) }
+    item a {}
+    """
+    expected = "{'a': 2, 'b': 1} {'b': 1, 'a': 2}"
+    assert objects(run(text), "Item")["a"]["note"] == objects(run(text, naive=True), "Item")["a"]["note"] == expected
+
+
 # ---- straight defs: evaluated at each call, not memoised (engine.reads.straight) ----------
 
 
