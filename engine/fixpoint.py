@@ -485,6 +485,9 @@ class Engine:
             self.memo.picks.waiting = self.readers
         self.reads_of: dict[str, set[tuple]] = {}
         self.timers: list = []  # heap of (deadline, id)
+        # Instance id → the deadlines its latest evaluation read: a timer queued before is stale
+        # once the instance no longer waits for it (its answer no longer turns then).
+        self.deadlines_of: dict[str, set] = {}
         self.refused: dict[str, str] = {}  # instance id → fingerprint of writes the API refused
         self.seen_states: dict[tuple, int] = {}
         self.fired: list[str] = []
@@ -648,8 +651,14 @@ class Engine:
             self.bound.setdefault(inst.primary_key, set()).add(inst.id)
         for key in outcome.keys:
             self.bound.setdefault(key, set()).add(inst.id)
-        for t in outcome.deadlines:
-            heapq.heappush(self.timers, (t, inst.id))
+        waited = self.deadlines_of.get(iid)
+        if outcome.deadlines:
+            if outcome.deadlines != waited:
+                for t in outcome.deadlines - waited if waited else outcome.deadlines:
+                    heapq.heappush(self.timers, (t, iid))
+                self.deadlines_of[iid] = outcome.deadlines
+        elif waited:
+            del self.deadlines_of[iid]
 
     def look(self, inst: _Instance) -> _Outcome:
         """An instance's outcome, with what it read recorded (incremental mode). One whose object is
@@ -658,6 +667,7 @@ class Engine:
         if inst.primary_key is not None and inst.primary is None:
             for read in self.reads_of.pop(inst.id, ()):
                 self.readers.get(read, set()).discard(inst.id)
+            self.deadlines_of.pop(inst.id, None)
             return self.collect_orphans(inst)
         outcome = self.evaluate(inst)
         if not self.naive:
@@ -863,7 +873,7 @@ class Engine:
         """Jump to the next deadline not after `limit`; False if there is none."""
         while self.timers:
             t, iid = self.timers[0]
-            if t <= self.cache.clock:
+            if t <= self.cache.clock or self.stale(t, iid):
                 heapq.heappop(self.timers)
                 continue
             if limit is not None and t > limit:
@@ -871,10 +881,18 @@ class Engine:
             self.cache.clock = t
             while self.timers and self.timers[0][0] <= t:
                 _, due = heapq.heappop(self.timers)
-                if due in self.instances:
+                if due in self.instances and not self.stale(t, due):
                     self.mark(self.refresh(self.instances[due]))
             return True
         return False
+
+    def stale(self, t, iid: str) -> bool:
+        """Whether a timer was queued by an evaluation of `iid` that a later one, which does not
+        wait for `t`, replaced (incremental mode; the naive one queues every step afresh). A
+        stale timer neither moves the clock nor keeps a run from converging, as in naive mode."""
+        if self.naive or t in self.deadlines_of.get(iid, ()):
+            return False
+        return self.faults is None or (t, iid) not in self.faults.deadlines()  # a back-off, not a deadline
 
     def run(self, until=None) -> str:
         """Reconcile until quiescent with no deadline left before `until`.

@@ -651,6 +651,21 @@ def test_def_calls_tell_equal_values_of_different_types_apart(straight, monkeypa
     assert objects(run(text), "Item")["a"]["note"] == objects(run(text, naive=True), "Item")["a"]["note"] == "int/bool"
 
 
+@pytest.mark.parametrize("deadline", ["100s", "1000d"], ids=["near", "past the horizon"])
+def test_a_deadline_the_rule_stopped_waiting_for_neither_moves_the_clock_nor_stops_convergence(deadline):
+    # `watch` reads the clock while the flag is up, and so waits for `deadline`; `off` then lowers
+    # the flag, and `watch`, evaluated again, waits for nothing. The naive run never queued it.
+    text = f"""
+    controller c {{
+      rule watch for item i where i.size == 1 and now() < {deadline} and i.note == "x" set i.note = "y"
+      rule off for item i where i.size == 1 set i.size = 2
+    }}
+    item a {{ size: 1 }}
+    """
+    incremental, naive = run(text), run(text, naive=True)
+    assert (incremental.converged, incremental.clock) == (naive.converged, naive.clock) == (True, 0)
+
+
 @pytest.mark.parametrize("straight", [True, False], ids=["straight", "memoised"])
 def test_def_calls_tell_equal_maps_in_other_orders_apart(straight, monkeypatch):
     if not straight:
