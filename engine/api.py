@@ -45,7 +45,7 @@ from .check import OBJECT_NAME, KindInfo, Program
 from .errors import Diagnostic, KonvergeError, Span
 from .eval import EvalError, Evaluator
 from .names import closest
-from .reads import Reads
+from .reads import PURE_BUILTINS, Reads, reached
 from .store import Compacted, Compare, Delete, Put, Store, kind_prefix, object_key
 from .types import ANY, KindT, ListT, MapT, OptT, Prim, RecordT, RefT, Type
 from .values import SORTED_JSON, assign, decode, json_default
@@ -157,7 +157,7 @@ def resource_name(kind: str) -> str:
 def encode_object(obj: dict) -> bytes:
     """The stored bytes of an object: deterministic, without the revisions."""
     stored = {k: v for k, v in obj.items() if k not in ("resourceVersion", "createdRevision")}
-    return SORTED_JSON.encode(stored).encode()
+    return _STORED(stored).encode()
 
 
 def decode_object(kv) -> dict:
@@ -188,9 +188,22 @@ def _fraction(d: dict):
     return d
 
 
+def _encoder(e: json.JSONEncoder) -> Callable[[Any], str]:
+    """`e.encode`, without what that sets up at each call: a C encoder, and its check for values
+    that hold themselves, which no value here does. A write encodes a dozen values."""
+    make = json.encoder.c_make_encoder
+    if make is None or e.indent is not None:
+        return e.encode
+    strings = json.encoder.encode_basestring_ascii if e.ensure_ascii else json.encoder.encode_basestring
+    one = make(None, e.default, strings, None, e.key_separator, e.item_separator, e.sort_keys, e.skipkeys,
+               e.allow_nan)
+    return lambda v: "".join(one(v, 0))
+
+
 # decode(json.loads(b)) and json.dumps(encode(v), separators=…), without a walk of the value in Python
-_TEXT = json.JSONEncoder(separators=(",", ":"), default=json_default)
+_TEXT = _encoder(json.JSONEncoder(separators=(",", ":"), default=json_default))
 _WITH_FRACTIONS = json.JSONDecoder(object_hook=_fraction)
+_STORED = _encoder(SORTED_JSON)
 
 
 class _EmptyWorld:
@@ -202,6 +215,63 @@ class _EmptyWorld:
 
     def now(self):
         return self._clock()
+
+
+class _AdmissionCalls:
+    """The admission evaluator's memo: the values of calls of defs that read nothing but their
+    arguments and the store's objects of some kinds, given plain arguments (strings, integers,
+    none), kept while the server can tell no object of those kinds was written since, up to a
+    bound. The label checks walk each label character by character, and the objects of a
+    workload repeat its labels; every create asks whether its namespace exists.
+
+    It serves as `Evaluator.memo` does for the engine, less the world and picks: a hit here adds
+    no read to its caller's, for admission records none."""
+
+    LIMIT = 100_000
+
+    def __init__(self, api: APIServer):
+        self._api = api
+        self._reads: dict[str, tuple[str, ...] | None] = {}  # def → the kinds it reads; None: more
+        self.entries: dict[tuple, tuple] = {}  # key → (value, reads: none, the store revision)
+
+    def key(self, name: str, args: list) -> tuple | None:
+        kinds = self._reads.get(name, False)
+        if kinds is False:
+            kinds = self._reads[name] = _kinds_read(self._api.program, name)
+        if kinds is None:
+            return None
+        for a in args:
+            t = type(a)
+            if t is not str and t is not int and a is not None:
+                return None  # True, 1.0 and Fraction(1) equal 1: only these are named by value
+        key = (name, *args)
+        if kinds:
+            entry = self.entries.get(key)
+            if entry is not None and not self._api.unwritten_since(kinds, entry[2]):
+                del self.entries[key]
+        return key
+
+    def enter(self) -> None:
+        pass
+
+    def leave(self, key: tuple, value, cacheable: bool) -> None:
+        if cacheable:
+            if len(self.entries) >= self.LIMIT:
+                self.entries.clear()
+            self.entries[key] = (value, (), self._api.store.revision)
+
+
+def _kinds_read(program: Program, name: str) -> tuple[str, ...] | None:
+    """The kinds whose objects a call of the def `name` reads, through the defs it calls; None
+    where it reads more than those and its arguments (the clock, an earlier state)."""
+    kinds = set()
+    for n in reached(program.defs, program.defs[name].body):
+        if isinstance(n, A.KindSource):
+            info = program.kind(n.kind)
+            kinds.add(info.name if info is not None else n.kind)
+        elif isinstance(n, A.Call) and n.fn not in program.defs and n.fn not in PURE_BUILTINS:
+            return None
+    return tuple(sorted(kinds))
 
 
 class _StoreWorld:
@@ -255,6 +325,7 @@ class APIServer:
         self._last_write = self._doubt_before = store.revision
         self._kind_written: dict[str, int] = {}
         self._admission = Evaluator(program, _StoreWorld(self))
+        self._admission.memo = _AdmissionCalls(self)
         # kind → (policy, deny, the fields its verdict depends on alone, or None): an update that
         # keeps those fields as this server admitted them keeps the verdict (ratcheting).
         self._policies: dict[str, list[tuple[A.PolicyDecl, A.Deny, frozenset | None]]] = {}
@@ -389,7 +460,7 @@ class APIServer:
                                             "must be unset to create an object"])
         obj["resourceVersion"] = None
         obj["createdRevision"] = None
-        obj = self._admit(info, obj)
+        obj, _ = self._admit(info, obj)
         key = self.key(info, namespace, name)
         r = self.store.txn([Compare(key, "create", "==", 0)], [Put(key, encode_object(obj))])
         if not r.succeeded:
@@ -416,7 +487,8 @@ class APIServer:
             raise self._conflict(info, name)
         obj["createdRevision"] = current.create_revision
         admitted = self._admitted.get(key)
-        obj = self._admit(info, obj, admitted[1] if admitted is not None and admitted[0] == rv else None)
+        old = admitted[1] if admitted is not None and admitted[0] == rv else None
+        obj, kept = self._admit(info, obj, old)
         data = encode_object(obj)
         if data == current.value:
             return decode_object(current)  # nothing changed: no write, no new revision
@@ -426,34 +498,49 @@ class APIServer:
                 raise self._not_found(info, name)
             raise self._conflict(info, name)
         obj["resourceVersion"] = r.revision
-        self._remember(info, key, r.revision, obj)
+        self._remember(info, key, r.revision, obj, old, kept)
         return obj
 
     def unwritten_since(self, kind: str | tuple[str, ...], revision: int) -> bool:
         """Whether the store holds the same objects of `kind` (or of each of several) as at
         `revision`, as far as this server can tell: no write of the kind since, by this server or
         another."""
-        written = self.written_since(revision)
-        return written is not None and written.isdisjoint((kind,) if isinstance(kind, str) else kind)
+        if not self._knows_writes_since(revision):
+            return False
+        written = self._kind_written
+        if isinstance(kind, str):
+            return written.get(kind, 0) <= revision
+        return all([written.get(k, 0) <= revision for k in kind])
 
     def written_since(self, revision: int) -> set[str] | None:
         """The kinds written since `revision`, when this server can tell (see `unwritten_since`);
         else None."""
-        self.store.expire_leases()  # as a read would: a lease past its deadline takes its keys away
-        if self.store.revision != self._last_write or revision < self._doubt_before:
+        if not self._knows_writes_since(revision):
             return None
         return {kind for kind, written in self._kind_written.items() if written > revision}
+
+    def _knows_writes_since(self, revision: int) -> bool:
+        """Whether every write since `revision` went through this server."""
+        self.store.expire_leases()  # as a read would: a lease past its deadline takes its keys away
+        return self.store.revision == self._last_write and revision >= self._doubt_before
 
     def _wrote(self, info: KindInfo, revision: int) -> None:
         if revision != self._last_write + 1:
             self._doubt_before = revision
         self._kind_written[info.name] = self._last_write = revision
 
-    def _remember(self, info: KindInfo, key: str, revision: int, obj: dict) -> None:
+    def _remember(self, info: KindInfo, key: str, revision: int, obj: dict, old: dict | None = None,
+                  kept: dict[str, bool] | None = None) -> None:
+        """Note a write of `obj`, an update of `old` (as admitted) if given, which keeps the fields
+        `kept` says: their copies in `old` serve for `obj` too."""
         self._wrote(info, revision)
         fields = self._ratcheted.get(info.name)
         if fields:
-            self._admitted[key] = (revision, {f: _copy(obj.get(f)) for f in fields})
+            if kept is None:
+                admitted = {f: _copy(obj.get(f)) for f in fields}
+            else:
+                admitted = {f: old[f] if kept[f] else _copy(obj.get(f)) for f in fields}
+            self._admitted[key] = (revision, admitted)
 
     def delete(self, who: Identity, kind: str, namespace: str | None, name: str,
                resource_version: int | None = None) -> dict:
@@ -512,8 +599,9 @@ class APIServer:
         obj.setdefault("managedBy", None)
         return obj
 
-    def _admit(self, info: KindInfo, obj: dict, old: dict | None = None) -> dict:
-        """Defaulting, validation, the mutating admission policies, then the validating ones. An
+    def _admit(self, info: KindInfo, obj: dict, old: dict | None = None) -> tuple[dict, dict[str, bool] | None]:
+        """Defaulting, validation, the mutating admission policies, then the validating ones: the
+        object admitted and, with `old`, whether it keeps each field a ratcheted policy reads. An
         update of `old`, as this server admitted it, is not denied by a policy that reads only
         fields the mutated object keeps: as Kubernetes ratchets validation, an unchanged field is
         not judged again."""
@@ -535,7 +623,7 @@ class APIServer:
                     if because is not None:
                         message = str(because)
                 raise self._denied(info, obj["name"], deny.reason, message)
-        return obj
+        return obj, kept
 
     def _denied(self, info: KindInfo, name: str, reason: str | None, message: str) -> APIError:
         """A deny's refusal, worded as Kubernetes words its reason (A.DENY_REASONS)."""
@@ -557,7 +645,7 @@ class APIServer:
             text = values.get(f)
             if text is None:
                 # in the map's own order: a policy may print a map, and str() keeps its order
-                text = values[f] = _TEXT.encode(obj.get(f))
+                text = values[f] = _TEXT(obj.get(f))
             parts.append(text)
             if loose:
                 parts.append(repr(obj.get(f)))

@@ -24,6 +24,7 @@ from engine.errors import KonvergeError
 from engine.informer import Informer
 from engine.parse import parse_text
 from engine.store import open_store
+from engine.values import encode
 
 SPEC = """
 record Port {
@@ -286,6 +287,50 @@ def test_a_lease_that_ran_out_takes_its_objects_out_of_what_a_policy_reads(progr
     store.close()
 
 
+QUOTA_DEF = SPEC[:SPEC.index('policy "a namespace\'s pod quota is exceeded"')] + """
+def quota_full(ns: string) = any([q for quota q where q.namespace == ns
+                                   and count(pod o where o.namespace == ns) >= q.maxPods])
+
+policy "a namespace's pod quota, asked through a def" {
+  deny pod p when p.resourceVersion == none and quota_full(p.namespace) because "full: " + p.namespace
+}
+"""
+
+
+def test_a_def_a_policy_calls_sees_every_write_to_the_kinds_it_reads():
+    now = [0]
+    store = open_store(clock=lambda: now[0])
+    api = APIServer(program_of(QUOTA_DEF), store, clock=lambda: now[0])
+    other = APIServer(api.program, store)
+    api.create(api.admin, "quota", {"name": "q", "namespace": "shop", "maxPods": 3})
+    api.create(api.admin, "pod", pod("a"))
+    api.create(api.admin, "pod", pod("b"))  # quota_full("shop") is false twice: the pods it counts differ
+    key = api.key(api.kind_info("pod"), "shop", "b")
+    store.put(key, store.range(key).kvs[0].value, lease=store.lease_grant(10))  # pod b now lives 10 s
+    api.create(api.admin, "pod", pod("c"))
+    with pytest.raises(Invalid) as e:  # this server's own write of a pod
+        api.create(api.admin, "pod", pod("d"))
+    assert e.value.message.endswith("full: shop")
+    now[0] = 11  # pod b's lease ran out
+    api.create(api.admin, "pod", pod("d"))
+    other.update(other.admin, "quota", dict(other.get(other.admin, "quota", "shop", "q"), maxPods=4))
+    api.create(api.admin, "pod", pod("e"))  # another server's write of the quota
+    with pytest.raises(Invalid):
+        api.create(api.admin, "pod", pod("f"))
+    store.close()
+
+
+def test_a_def_a_policy_calls_tells_true_from_1():
+    api = APIServer(program_of(SPEC + """
+kind Flag { value: any }
+def is_bool(v: any) = any([type_of(x) == "bool" for x in [v]])  # a loop: called, not inlined
+policy "a flag is not a bool" { deny flag f when is_bool(f.value) }
+"""), open_store())
+    api.create(api.admin, "flag", {"name": "one", "value": 1})
+    with pytest.raises(Invalid):
+        api.create(api.admin, "flag", {"name": "true", "value": True})
+
+
 def test_a_pure_policy_judges_a_map_in_its_own_order():
     api = APIServer(program_of(SPEC + """
 policy "labels are listed a before z" { deny pod p when str(p.labels) == str({z: "1", a: "1"}) }
@@ -354,6 +399,14 @@ def test_ratcheting_compares_with_what_was_admitted_not_the_object_handed_back(a
     created["containers"].append(dict(created["containers"][0]))  # the caller edits what it got back
     with pytest.raises(Invalid):
         api.update(api.admin, "pod", created)
+
+
+def test_ratcheting_compares_with_what_an_update_admitted_not_the_object_handed_back(api):
+    created = api.create(api.admin, "pod", pod())
+    updated = api.update(api.admin, "pod", dict(created, phase="Running"))  # keeps the containers
+    updated["containers"].append(dict(updated["containers"][0]))  # the caller edits what it got back
+    with pytest.raises(Invalid):
+        api.update(api.admin, "pod", updated)
 
 
 # ---- mutating admission ---------------------------------------------------------
@@ -845,6 +898,19 @@ def test_only_the_writer_holding_the_latest_version_succeeds(program, phases):
                 api.update(api.admin, "pod", dict(stale, phase="Unknown"))
         stale, current = current, new
     assert api.get(api.admin, "pod", "shop", "web-1") == current
+
+
+_JSON_LEAVES = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(), st.fractions())
+_JSON_VALUES = st.recursive(_JSON_LEAVES, lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+                            max_leaves=12)
+
+
+@given(st.dictionaries(st.text(), _JSON_VALUES, max_size=5))
+@settings(max_examples=100)
+def test_an_object_is_stored_as_the_sorted_json_of_its_encoding(obj):
+    stored = {k: v for k, v in obj.items() if k not in ("resourceVersion", "createdRevision")}
+    assert encode_object(obj) == json.dumps(encode(stored), sort_keys=True, separators=(",", ":"),
+                                            ensure_ascii=False).encode()
 
 
 def test_an_update_that_changes_nothing_keeps_the_revision(api):
