@@ -45,7 +45,7 @@ from .check import OBJECT_NAME, KindInfo, Program
 from .errors import Diagnostic, KonvergeError, Span
 from .eval import EvalError, Evaluator
 from .names import closest
-from .reads import PURE_BUILTINS, Reads, reached
+from .reads import Reads, kinds_read
 from .store import Compacted, Compare, Delete, Put, Store, kind_prefix, object_key
 from .types import ANY, KindT, ListT, MapT, OptT, Prim, RecordT, RefT, Type
 from .values import SORTED_JSON, assign, decode, json_default
@@ -255,23 +255,24 @@ class _AdmissionCalls:
         pass
 
     def leave(self, key: tuple, value, cacheable: bool) -> None:
-        if cacheable:
+        # Only a value no caller can change: a mutation puts what a def gives into the object
+        # admitted, which the caller may then edit (a list, a map).
+        if cacheable and type(value) in _IMMUTABLE:
             if len(self.entries) >= self.LIMIT:
                 self.entries.clear()
             self.entries[key] = (value, (), self._api.store.revision)
 
 
+_IMMUTABLE = frozenset({str, int, float, bool, Fraction, type(None)})
+
+
 def _kinds_read(program: Program, name: str) -> tuple[str, ...] | None:
     """The kinds whose objects a call of the def `name` reads, through the defs it calls; None
     where it reads more than those and its arguments (the clock, an earlier state)."""
-    kinds = set()
-    for n in reached(program.defs, program.defs[name].body):
-        if isinstance(n, A.KindSource):
-            info = program.kind(n.kind)
-            kinds.add(info.name if info is not None else n.kind)
-        elif isinstance(n, A.Call) and n.fn not in program.defs and n.fn not in PURE_BUILTINS:
-            return None
-    return tuple(sorted(kinds))
+    kinds = kinds_read(program.defs, program.defs[name].body)
+    if kinds is None:
+        return None
+    return tuple(sorted({info.name if (info := program.kind(k)) is not None else k for k in kinds}))
 
 
 class _StoreWorld:

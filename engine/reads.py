@@ -94,13 +94,30 @@ def reads_world(defs: dict, e, _seen: set | None = None):
     `count(node n)`), the clock, an earlier state — or the call of a def that does; None."""
     seen = set() if _seen is None else _seen  # defs found pure (each walked once, recursive ones too)
     for n in A.walk(e):
-        if isinstance(n, A.KindSource) or isinstance(n, A.Call) and n.fn not in defs and n.fn not in PURE_BUILTINS:
+        if isinstance(n, A.KindSource) or _reads_more(defs, n):
             return n
         if isinstance(n, A.Call) and n.fn in defs and n.fn not in seen:
             seen.add(n.fn)
             if reads_world(defs, defs[n.fn].body, seen) is not None:
                 return n
     return None
+
+
+def kinds_read(defs: dict, roots) -> set[str] | None:
+    """The kinds (as written) whose objects `roots` read, through the defs they call; None where
+    they read more than those and their variables (the clock, an earlier state)."""
+    kinds = set()
+    for n in reached(defs, roots):
+        if isinstance(n, A.KindSource):
+            kinds.add(n.kind)
+        elif _reads_more(defs, n):
+            return None
+    return kinds
+
+
+def _reads_more(defs: dict, n) -> bool:
+    """Whether `n` calls what reads more than its arguments: a built-in that is not pure."""
+    return isinstance(n, A.Call) and n.fn not in defs and n.fn not in PURE_BUILTINS
 
 
 def reached(defs: dict, roots):

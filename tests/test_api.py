@@ -331,6 +331,22 @@ policy "a flag is not a bool" { deny flag f when is_bool(f.value) }
         api.create(api.admin, "flag", {"name": "true", "value": True})
 
 
+def test_editing_a_created_object_does_not_change_what_a_def_answers_later():
+    # A mutation puts what a def gives into the object, and the caller may edit what it gets back:
+    # the def's answer must not be that very list.
+    api = APIServer(program_of(SPEC + """
+kind Flag { value: any? }
+kind Team {}
+def parts(n: string) = [x for x in split(n, "-")]
+policy "a flag carries its namespace's parts" { mutate flag f when f.value == none set f.value = parts(f.namespace) }
+policy "teams are named in two parts" { deny team t when len(parts(t.namespace)) > 2 because "too many parts" }
+"""), open_store())
+    a = api.create(api.admin, "flag", {"name": "a", "namespace": "team-x", "value": None})
+    a["value"].append("EDITED")
+    assert api.create(api.admin, "flag", {"name": "b", "namespace": "team-x", "value": None})["value"] == ["team", "x"]
+    api.create(api.admin, "team", {"name": "t", "namespace": "team-x"})
+
+
 def test_a_pure_policy_judges_a_map_in_its_own_order():
     api = APIServer(program_of(SPEC + """
 policy "labels are listed a before z" { deny pod p when str(p.labels) == str({z: "1", a: "1"}) }
