@@ -41,7 +41,7 @@ from .check import ENGINE_FAULT_KIND, Program
 from .errors import Diagnostic, KonvergeError
 from .eval import Evaluator, _conjuncts, _mentions, materialize
 from .picks import Picks, Unnamed, value_key
-from .reads import Reads
+from .reads import Reads, reached
 from .values import SORTED_JSON, assign, decode, encode, freeze, number_value, unit_value
 
 DEFAULT_BUDGET = 200_000
@@ -111,7 +111,7 @@ class Cache:
         # the digest of everything but its name and bookkeeping), for the objects held
         self.memo_parts: dict[int, tuple] = {}
         self.owned: dict[str, set[tuple]] = {}  # managedBy → keys of the objects it owns
-        self.indexes: dict[tuple, dict] = {}  # (kind, "eq"|"sub", path) → entry → {key: object}
+        self.indexes: dict[str, dict[tuple, dict]] = {}  # kind → ("eq"|"has"|"sub", path) → entry → {key: object}
 
     def __setstate__(self, state: dict) -> None:
         """A copy (a forked run's) holds copies of the objects: `memo_parts` goes by their ids."""
@@ -142,9 +142,12 @@ class Cache:
         return min(len(index.get((k, freeze(v)), ())) for k, v in value.items())
 
     def _index(self, kind: str, mode: str, path: tuple) -> dict:
-        index = self.indexes.get((kind, mode, path))
+        of_kind = self.indexes.get(kind)
+        if of_kind is None:
+            of_kind = self.indexes[kind] = {}
+        index = of_kind.get((mode, path))
         if index is None:
-            index = self.indexes[(kind, mode, path)] = {}
+            index = of_kind[(mode, path)] = {}
             for key, obj in self.by_kind.get(kind, {}).items():
                 _index_add(index, mode, path, key, obj)
         return index
@@ -182,12 +185,17 @@ class Cache:
         return old
 
     def _reindex(self, key: tuple, old: dict | None, new: dict | None) -> None:
-        for (kind, mode, path), index in self.indexes.items():
-            if kind == key[0]:
-                if old is not None:
-                    _index_remove(index, mode, path, key, old)
-                if new is not None:
-                    _index_add(index, mode, path, key, new)
+        for (mode, path), index in self.indexes.get(key[0], {}).items():
+            if old is not None and new is not None:
+                value = value_at(new, path)
+                if value == value_at(old, path):  # in the same entries: only the object is replaced
+                    for entry in index_entries(mode, value):
+                        index[entry][key] = new
+                    continue
+            if old is not None:
+                _index_remove(index, mode, path, key, old)
+            if new is not None:
+                _index_add(index, mode, path, key, new)
 
     def _disown(self, obj: dict, key: tuple) -> None:
         owner = obj.get("managedBy")
@@ -221,10 +229,9 @@ def value_at(obj, path: tuple):
     return obj
 
 
-def index_entries(mode: str, path: tuple, obj: dict) -> list:
-    """The entries an object has in an index: its value, whether it has one, or its map's
-    (key, value) pairs."""
-    v = value_at(obj, path)
+def index_entries(mode: str, v) -> list:
+    """The entries an object whose indexed field holds `v` has in an index: its value, whether
+    it has one, or its map's (key, value) pairs. Equal values have equal entries."""
     if mode == "eq":
         return [freeze(v)]
     if mode == "has":
@@ -232,13 +239,24 @@ def index_entries(mode: str, path: tuple, obj: dict) -> list:
     return [(k, freeze(x)) for k, x in v.items()] if isinstance(v, dict) else []
 
 
+_GONE = object()  # no object, so no entries: before a create, or after a delete
+
+
+def _touch(touched: dict, read: tuple, fields: frozenset | None) -> None:
+    """Note a read a change touched, with the fields it changed (None: which objects it answers)."""
+    if read not in touched:
+        touched[read] = fields
+    elif touched[read] is not None:
+        touched[read] = None if fields is None else touched[read] | fields
+
+
 def _index_add(index: dict, mode: str, path: tuple, key: tuple, obj: dict) -> None:
-    for entry in index_entries(mode, path, obj):
+    for entry in index_entries(mode, value_at(obj, path)):
         index.setdefault(entry, {})[key] = obj
 
 
 def _index_remove(index: dict, mode: str, path: tuple, key: tuple, obj: dict) -> None:
-    for entry in index_entries(mode, path, obj):
+    for entry in index_entries(mode, value_at(obj, path)):
         bucket = index.get(entry)
         if bucket is not None:
             bucket.pop(key, None)
@@ -393,13 +411,16 @@ class _Memo:
             self.entries[key] = (value, reads)  # no longer written to: the caller's set is `outer`
             _add_reader(self.readers, reads, key)
 
-    def invalidate(self, read: tuple) -> None:
-        for key in self.readers.pop(read, ()):
-            entry = self.entries.pop(key, None)
-            for other in entry[1] if entry is not None else ():
-                keys = self.readers.get(other)
-                if keys is not None:
-                    keys.discard(key)
+    def invalidate(self, reads: Iterable[tuple]) -> None:
+        """Drop the entries that read any of `reads`."""
+        readers, entries = self.readers, self.entries
+        for read in reads:
+            for key in readers.pop(read, ()):
+                entry = entries.pop(key, None)
+                for other in entry[1] if entry is not None else ():
+                    keys = readers.get(other)
+                    if keys is not None:
+                        keys.discard(key)
 
 
 def _add_reader(readers: dict[tuple, set], reads: Iterable[tuple], who) -> None:
@@ -475,8 +496,11 @@ class Engine:
                       for ri, rule in enumerate(c.rules)]
         self.rule_index = {id(rule): (ci, ri) for ci, (cname, c) in enumerate(program.controllers.items())
                            for ri, rule in enumerate(c.rules)}
+        # A rule's place in the fixed firing order: a batched rule waits until the others have
+        # settled (it sees their changes together); the rest go in the order they are declared.
+        self.rank = {id(rule): n for n, (_, _, rule) in enumerate(sorted(self.rules, key=lambda r: r[2].batched))}
         self._rules_of_kind: dict[str, list[tuple]] = {}
-        self.dirty: list = []  # heap of (priority, id)
+        self.dirty: list = []  # heap of priorities, each ending in its instance's id
         self.dirty_ids: set[str] = set()
         self.instances: dict[str, _Instance] = {}
         self.bound: dict[tuple, set[str]] = {}  # object key → ids of instances bound to it
@@ -501,10 +525,13 @@ class Engine:
         self.follow: deque = deque()
         self.on_sync = None  # given each sync's changes (key, before, after): the invariants of a step look back
         # An instance is woken by a change to its own object only when a field it may read
-        # changed (`primary_fields`). Off where outcomes that want writes are kept between
-        # changes (engine.explore): their payloads carry the whole object.
+        # changed (`primary_fields`), and by a change to an object it looked up that leaves it
+        # where it was only when a field its rule may read of that kind changed (`kind_fields`).
+        # Off where outcomes that want writes are kept between changes (engine.explore): their
+        # payloads carry the whole object.
         self.field_wakeups = True
         self._primary_fields: dict[int, frozenset | None] = {}
+        self._kind_fields: dict[int, dict[str, frozenset | None]] = {}
 
     # -- the store through the API server
 
@@ -537,12 +564,14 @@ class Engine:
 
     # -- instances
 
-    def priority(self, rule: A.Rule, ci: int, ri: int, key) -> tuple:
+    def priority(self, rule: A.Rule, ci: int, ri: int, key: tuple, iid: str) -> tuple:
+        """Where an instance comes in the firing order: a flat tuple, cheap to compare in the heap,
+        ending in its id. In the fixed order, by its rule's rank, then its object's key (a rule's
+        instances bind objects of one kind: the namespace and name tell them apart)."""
         if self.order == "random":
             digest = hashlib.blake2b(f"{self.seed}:{ci}:{ri}:{key}".encode(), digest_size=8).digest()
-            return (int.from_bytes(digest, "big"),)
-        # A batched rule waits until the others have settled: it sees their changes together.
-        return (rule.batched, ci, ri, key)
+            return (int.from_bytes(digest, "big"), iid)
+        return (self.rank[id(rule)], *key[1:], iid)
 
     def primary_source(self, rule: A.Rule) -> A.KindSource | None:
         for c in rule.clauses:
@@ -555,13 +584,14 @@ class Engine:
         ci, ri = self.rule_index[id(rule)]
         src = self.primary_source(rule)
         if src is None:
-            yield _Instance(f"{cname}/{rule.name}", self.priority(rule, ci, ri, ()), cname, rule, None, None)
+            iid = f"{cname}/{rule.name}"
+            yield _Instance(iid, self.priority(rule, ci, ri, (), iid), cname, rule, None, None)
             return
         kind = self.ev.kind_name(src.kind)
         for obj in self.cache.scan(kind):
             key = object_key(kind, obj.get("namespace"), obj["name"])
-            yield _Instance(f"{cname}/{rule.name}[{key_text(key)}]", self.priority(rule, ci, ri, key), cname, rule,
-                            obj, key)
+            iid = f"{cname}/{rule.name}[{key_text(key)}]"
+            yield _Instance(iid, self.priority(rule, ci, ri, key, iid), cname, rule, obj, key)
 
     def enumerate_instances(self) -> Iterable[_Instance]:
         for cname, _, rule in self.rules:
@@ -571,9 +601,13 @@ class Engine:
         if self.naive:
             return  # the naive mode looks at every instance every step: nothing to queue
         self.instances[inst.id] = inst
+        self.queue(inst)
+
+    def queue(self, inst: _Instance) -> None:
+        """Queue an instance the engine knows: its object, if it changed, is looked up as it runs."""
         if inst.id not in self.dirty_ids:
             self.dirty_ids.add(inst.id)
-            heapq.heappush(self.dirty, (inst.priority, inst.id))
+            heapq.heappush(self.dirty, inst.priority)
 
     # -- evaluation of one instance
 
@@ -594,8 +628,8 @@ class Engine:
         else:
             plan.run(clauses, {})
         plan.collect_stale()
-        outcome = _Outcome(plan.writes, set(self.world.scanned), set(self.ev.deadlines),
-                           plan.ensured | plan.created)
+        outcome = _Outcome(plan.writes, self.world.scanned, self.ev.deadlines, plan.ensured | plan.created)
+        self.world.scanned = set()  # the outcome keeps what it read: what is read after is no one's
         self.ev.deadlines = None
         return outcome
 
@@ -679,22 +713,43 @@ class Engine:
         if self.naive:
             return
         keys = [c[0] for c in changes]
-        kinds = {k[0] for k in keys}
-        touched: set[tuple] = {("scan", kind) for kind in kinds}
+        # Each read a change touched, with the fields that changed where the objects it answers
+        # are the same before and after (an update that leaves the indexed value alone), or None.
+        touched: dict[tuple, frozenset | None] = {}
+        paths = self.world.paths
         for key, before, after in changes:
-            for mode, path in self.world.paths.get(key[0], ()):
-                for obj in (before, after):
-                    if obj is not None:
-                        touched.update((mode, key[0], path, entry) for entry in index_entries(mode, path, obj))
+            kind = key[0]
+            fields = None
+            if before is not None and after is not None:
+                fields = frozenset(f for f in before.keys() | after.keys() if before.get(f) != after.get(f))
+            _touch(touched, ("scan", kind), fields)
+            for mode, path in paths.get(kind, ()):
+                old = value_at(before, path) if before is not None else _GONE
+                new = value_at(after, path) if after is not None else _GONE
+                if old == new:  # in the same entries before and after
+                    for entry in index_entries(mode, old):
+                        _touch(touched, (mode, kind, path, entry), fields)
+                    continue
+                for v in (old, new):
+                    if v is not _GONE:
+                        for entry in index_entries(mode, v):
+                            touched[(mode, kind, path, entry)] = None
         if self.memo is not None:
-            for read in touched:
-                self.memo.invalidate(read)
+            self.memo.invalidate(touched)
             if self.memo.picks is not None:
-                touched |= self.memo.picks.invalidate(touched)
-        for read in touched:
-            for iid in list(self.readers.get(read, ())):
-                if iid in self.instances and iid not in self.dirty_ids:  # a dirty one is refreshed when it runs
-                    self.mark(self.refresh(self.instances[iid]))
+                touched.update(dict.fromkeys(self.memo.picks.invalidate(touched)))
+        readers, instances, dirty_ids = self.readers, self.instances, self.dirty_ids
+        precise = self.field_wakeups and self.faults is None
+        for read, fields in touched.items():
+            for iid in readers.get(read, ()):
+                if iid not in dirty_ids and iid in instances:
+                    inst = instances[iid]
+                    if fields is not None and precise and iid not in self.refused:
+                        # Skip an instance whose rule reads none of the fields that changed.
+                        read_fields = self.kind_fields(inst.rule).get(read[1])
+                        if read_fields is not None and read_fields.isdisjoint(fields):
+                            continue
+                    self.queue(inst)
         for key, before, after in changes:
             for iid in self.bound.get(key, ()):
                 inst = self.instances.get(iid)
@@ -707,7 +762,7 @@ class Engine:
                     iid = f"{cname}/{rule.name}[{text}]"
                     known = self.instances.get(iid)
                     if known is None:
-                        self.mark(_Instance(iid, self.priority(rule, ci, ri, key), cname, rule, obj, key))
+                        self.mark(_Instance(iid, self.priority(rule, ci, ri, key, iid), cname, rule, obj, key))
                     elif known.primary is not obj:
                         self.wake(_Instance(iid, known.priority, cname, rule, obj, key), key, before, after)
         # Instances whose own objects were ensured (managedBy) must look again when those change.
@@ -715,7 +770,7 @@ class Engine:
             obj = self.cache.get(key)
             owner = obj.get("managedBy") if obj else None
             if owner and owner in self.instances:
-                self.mark(self.refresh(self.instances[owner]))
+                self.queue(self.instances[owner])
 
     def wake(self, inst: _Instance, key: tuple, before: dict | None, after: dict | None) -> None:
         """Mark an instance bound to a changed object dirty, unless it is its own object and
@@ -724,9 +779,13 @@ class Engine:
         if (self.field_wakeups and self.faults is None and before is not None and after is not None
                 and inst.primary_key == key and inst.id not in self.refused and inst.id not in self.dirty_ids):
             fields = self.primary_fields(inst.rule)
-            if fields is not None and all(before.get(f) == after.get(f) for f in fields):
-                self.instances[inst.id] = inst
-                return
+            if fields is not None:
+                for f in fields:
+                    if before.get(f) != after.get(f):
+                        break
+                else:
+                    self.instances[inst.id] = inst
+                    return
         self.mark(inst)
 
     def primary_fields(self, rule: A.Rule) -> frozenset | None:
@@ -745,6 +804,13 @@ class Engine:
                 found |= {a.path[1] for a in actions if isinstance(a, A.SetAction) and a.path[0] == var}
             self._primary_fields[key] = found
         return self._primary_fields[key]
+
+    def kind_fields(self, rule: A.Rule) -> dict[str, frozenset | None]:
+        """For each kind a rule ranges over, the fields it may read of those objects (_kind_fields)."""
+        found = self._kind_fields.get(id(rule))
+        if found is None:
+            found = self._kind_fields[id(rule)] = _kind_fields(self.memo.reads, self.ev.kind_name, rule)
+        return found
 
     def rules_of_kind(self, kind: str) -> list[tuple]:
         """(controller, rule, ci, ri) of the rules whose first `for` ranges over `kind`."""
@@ -771,7 +837,7 @@ class Engine:
         if self.naive:
             return self.next_enabled_naive()
         while self.dirty:
-            _, iid = heapq.heappop(self.dirty)
+            iid = heapq.heappop(self.dirty)[-1]
             self.dirty_ids.discard(iid)
             inst = self.refresh(self.instances[iid])
             outcome = self.look(inst)
@@ -829,7 +895,7 @@ class Engine:
         tries every enabled instance in turn. Incremental mode only."""
         out = []
         while self.dirty:
-            _, iid = heapq.heappop(self.dirty)
+            iid = heapq.heappop(self.dirty)[-1]
             self.dirty_ids.discard(iid)
             inst = self.refresh(self.instances[iid])
             out.append((inst, self.look(inst)))
@@ -1106,6 +1172,51 @@ class _Plan:
             key = object_key(obj["kind"], obj.get("namespace"), obj["name"])
             if key not in self.ensured and key not in self.deleted:
                 self.writes.append(("delete", key[0], key, obj["resourceVersion"]))
+
+
+def _kind_fields(reads: Reads, kind_name, rule: A.Rule) -> dict[str, frozenset | None]:
+    """For each kind a rule ranges over — in a `for`, its `pick`, a comprehension or a quantifier,
+    its own or in the defs it calls — the fields it may read of those objects, None where it may
+    use one whole. A change to an object in other fields only, which leaves it in the same index
+    entries, leaves the rule's evaluation as it was: the same objects, read alike."""
+    out: dict[str, frozenset | None] = {}
+    noted: set[int] = set()  # the sources accounted for
+
+    def note(source: A.KindSource, scope, actions=()) -> None:
+        noted.add(id(source))
+        fields = reads.fields(source.var, scope)
+        if fields is not None:
+            fields |= {a.path[1] for a in actions if isinstance(a, A.SetAction) and a.path[0] == source.var}
+        kind = kind_name(source.kind)
+        known = out.get(kind, frozenset())
+        out[kind] = None if known is None or fields is None else known | fields
+
+    actions = rule.actions + ((rule.pick.then + rule.pick.otherwise) if rule.pick is not None else ())
+    for n, c in enumerate(rule.clauses):
+        if isinstance(c, A.ForClause) and isinstance(c.source, A.KindSource):
+            note(c.source, (rule.clauses[n + 1:], rule.actions, rule.pick), actions)
+    if rule.pick is not None:
+        p = rule.pick
+        note(p.source, (p.where, p.order, p.then), p.then)
+    nodes = list(reached(reads.program.defs, (rule.clauses, rule.actions, rule.pick)))
+    for e in nodes:
+        # `count(pod p where …)`, `any(…)`: how many objects pass, not what they hold.
+        if isinstance(e, A.Call) and e.fn in ("count", "any", "len") and e.fn not in reads.program.defs \
+                and len(e.args) == 1 and isinstance(e.args[0], A.Comprehension) and e.args[0].element is None \
+                and isinstance(e.args[0].source, A.KindSource) and id(e.args[0].source) not in noted:
+            q = e.args[0]
+            note(q.source, (q.where, q.order))
+    for e in nodes:
+        if isinstance(e, A.Comprehension | A.Quantifier) and isinstance(e.source, A.KindSource) \
+                and id(e.source) not in noted:
+            if isinstance(e, A.Quantifier):
+                note(e.source, (e.where, e.body))
+            else:  # the query form yields the objects themselves
+                note(e.source, (e.where, e.order, A.Name(e.source.var) if e.element is None else e.element))
+    for e in nodes:
+        if isinstance(e, A.KindSource) and id(e) not in noted:
+            out[kind_name(e.kind)] = None  # ranged over some other way: used whole
+    return out
 
 
 def _deletes(a: A.Action, var: str) -> bool:
@@ -1553,7 +1664,10 @@ class _Properties:
     def __init__(self, program: Program, engine: Engine, items):
         self.program = program
         self.engine = engine
-        self.ev = Evaluator(program, engine.cache)
+        # Through the engine's world and memo: a def a rule has called is not evaluated again,
+        # and an entry made here holds what it read, to be dropped when that changes.
+        self.ev = Evaluator(program, engine.world)
+        self.ev.memo = engine.memo
         self.items = [i for i in items if isinstance(i, A.Expect)]
         self.steady = [i for i in program.invariants if not i.at_rest]
         self.resting = [i for i in program.invariants if i.at_rest]
