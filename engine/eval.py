@@ -21,7 +21,7 @@ from . import ast as A
 from .check import Program
 from .errors import Diagnostic, KonvergeError
 from .reads import straight
-from .values import exact, format_duration, format_quantity, freeze, number_value, unit_value
+from .values import exact, exact_sum, format_duration, format_quantity, freeze, number_value, unit_value
 
 
 class World(Protocol):
@@ -130,6 +130,8 @@ def materialize(v):
 class Evaluator:
     """Evaluates expressions against one program and one world."""
 
+    TRIAL = 1000  # memoised calls of a def that decide whether it stays memoised (_tally)
+
     def __init__(self, program: Program, world: World):
         self.program = program
         self.world = world
@@ -141,6 +143,9 @@ class Evaluator:
         self._code: dict[int, Callable[[Env], Any]] = {}
         self._param_names: dict[str, tuple] = {}
         self._straight: dict[str, bool] = {}  # def → evaluated at every call, never memoised
+        # def → whether it is memoised (False: evaluated afresh at each call, its entries found
+        # unused), or [calls, hits] while that is tried out (_tally)
+        self._memoised: dict[str, bool | list] = {}
         self._nodes: list = []
         # A memo of `def` results (set by the engine): key(name, args), entries (key → (value,
         # reads)), world, enter(), leave(key, value, cacheable), and picks. Calls whose
@@ -181,12 +186,7 @@ class Evaluator:
         children's closures bound in, so that evaluation does not dispatch on node types."""
         code = self._code.get(id(e))
         if code is None:
-            maker = _COMPILERS.get(type(e))
-            code = maker(self, e) if maker is not None else None
-            if code is None:
-                handler = _DISPATCH[type(e)]
-                code = lambda env: handler(self, e, env)  # noqa: E731
-            self._code[id(e)] = code
+            code = self._code[id(e)] = _COMPILERS[type(e)](self, e)
             self._nodes.append(e)  # kept alive, so that no other node takes its id
         return code
 
@@ -282,9 +282,6 @@ class Evaluator:
 
     # -- expressions
 
-    def e_unit(self, e: A.Unit, env):
-        return unit_value(e.number, e.suffix, self.program.unit_types.get(id(e)) == "duration")
-
     def arith(self, e: A.Binary, op: str, a, b):
         """`a op b` for + - * / %: none propagates, quantities stay exact, a Clock symbolic."""
         if a is None or b is None:
@@ -328,9 +325,17 @@ class Evaluator:
 
     def call_def(self, d: A.DefDecl, args: list):
         memo = self.memo
-        key = memo.key(d.name, args) if memo is not None else None
+        key = None
+        if memo is not None:
+            memoised = self._memoised.get(d.name)
+            if memoised is None:
+                memoised = self._memoised[d.name] = [0, 0]
+            if memoised is not False:
+                key = memo.key(d.name, args)
         if key is not None:
             entry = memo.entries.get(key)
+            if memoised is not True:
+                self._tally(d.name, memoised, entry is not None)
             if entry is not None:  # a hit: the caller reads what the call read
                 if entry[1]:
                     memo.world.scanned |= entry[1]
@@ -348,6 +353,16 @@ class Evaluator:
             memo.leave(key, value, cacheable=cacheable)
             self.clock_used = self.clock_used or outer_clock
         return value
+
+    def _tally(self, name: str, trial: list, hit: bool) -> None:
+        """Count a memoised call of `name` in its trial; at its end, keep the def memoised only
+        if one call in 8 found its entry. Either way the value is the body's on the arguments:
+        a def whose entries go unused (one called only where what it reads has just changed,
+        as a pick's judging of a candidate is) costs less evaluated afresh at each call."""
+        trial[0] += 1
+        trial[1] += hit
+        if trial[0] >= self.TRIAL:
+            self._memoised[name] = trial[1] * 8 >= trial[0]
 
     def straight(self, name: str) -> bool:
         found = self._straight.get(name)
@@ -479,8 +494,7 @@ _LAZY: dict[str, Callable[[Iterator], Any]] = {
 }
 
 # ---- compiled closures (Evaluator.compile) ---------------------------------------------
-# Each returns a closure over the node's fields and its children's closures, or None to
-# leave the node to its Evaluator.e_* method (_DISPATCH).
+# Each returns a closure over the node's fields and its children's closures.
 
 
 def _constant(e):
@@ -490,6 +504,11 @@ def _constant(e):
 
 def _c_constant(ev, e):
     value = _constant(e)
+    return lambda env: value
+
+
+def _c_unit(ev, e: A.Unit):
+    value = unit_value(e.number, e.suffix, ev.program.unit_types.get(id(e)) == "duration")
     return lambda env: value
 
 
@@ -558,7 +577,31 @@ def _c_binary(ev, e: A.Binary):
                 _fail(e, f"cannot compare {_describe(a)} with {_describe(b)}")
         return compare
     arith = ev.arith
+    if op == "+":
+        def add(env):
+            a, b = left(env), right(env)
+            t = type(a)
+            if t is type(b) and (t is int or t is str or t is float):
+                return a + b  # what arith gives them, without its questions
+            return arith(e, op, a, b)
+        return add
+    if op in _INT_ARITH:
+        apply, divides = _INT_ARITH[op], op in ("%", "/")
+
+        def int_arith(env):
+            a, b = left(env), right(env)
+            if type(a) is int and type(b) is int and (b or not divides):
+                return apply(a, b)  # what arith gives two ints (a Fraction where `/` leaves a remainder)
+            return arith(e, op, a, b)
+        return int_arith
     return lambda env: arith(e, op, left(env), right(env))
+
+
+# `-`, `*`, `%` and `/` of two ints (the last two by a divisor that is not zero), as arith does them
+_INT_ARITH: dict[str, Callable[[int, int], Any]] = {
+    "-": lambda a, b: a - b, "*": lambda a, b: a * b, "%": lambda a, b: a % b,
+    "/": lambda a, b: a // b if a % b == 0 else Fraction(a, b),
+}
 
 
 def _c_unary(ev, e: A.Unary):
@@ -692,13 +735,10 @@ _CONSTANTS = (A.Number, A.String, A.Bool, A.NoneLit, A.IPLit, A.CIDRLit)
 
 _COMPILERS = {
     A.Number: _c_constant, A.String: _c_constant, A.Bool: _c_constant, A.NoneLit: _c_constant,
-    A.IPLit: _c_constant, A.CIDRLit: _c_constant, A.Name: _c_name, A.Attr: _c_attr,
+    A.IPLit: _c_constant, A.CIDRLit: _c_constant, A.Unit: _c_unit, A.Name: _c_name, A.Attr: _c_attr,
     A.Binary: _c_binary, A.Unary: _c_unary, A.IfElse: _c_if, A.Call: _c_call, A.Index: _c_index,
     A.ListLit: _c_list, A.MapLit: _c_map, A.Comprehension: _c_comprehension, A.Quantifier: _c_quantifier,
 }
-
-# The nodes the compilers above leave to an Evaluator method.
-_DISPATCH = {A.Unit: Evaluator.e_unit}
 
 
 # ---- built-in functions ----------------------------------------------------------------
@@ -706,6 +746,15 @@ _DISPATCH = {A.Unit: Evaluator.e_unit}
 
 def _numbers(xs):
     return [x for x in (xs or []) if x is not None]
+
+
+def _sum(ev, e, args):
+    xs = _numbers(args[0])
+    if all(type(x) is int or type(x) is Fraction for x in xs):
+        return exact_sum(xs)
+    if any(isinstance(x, float) for x in xs):
+        return sum(xs)
+    return exact(sum(Fraction(x) for x in xs))
 
 
 def _minmax(pick):
@@ -844,8 +893,7 @@ def _before(ev, e, args):
 
 _BUILTINS: dict[str, Callable] = {
     "count": lambda ev, e, a: len(a[0] or []),
-    "sum": lambda ev, e, a: exact(sum(Fraction(x) for x in _numbers(a[0]))) if not any(
-        isinstance(x, float) for x in _numbers(a[0])) else sum(_numbers(a[0])),
+    "sum": _sum,
     "min": _minmax(min),
     "max": _minmax(max),
     "any": lambda ev, e, a: any(x is True or isinstance(x, dict) for x in (a[0] or [])),

@@ -107,8 +107,9 @@ class Cache:
         self.clock: int | Fraction = 0
         self.state_hash = 0  # order-independent hash of every object's content
         self.hashes: dict[tuple, int] = {}  # key → its object's content hash
-        # id(object) → (object, how a memo key names it, how a memo key names its content alone:
-        # the digest of everything but its name and bookkeeping), for the objects held
+        # id(object) → (object, how a memo key names it, how memo keys name its content: a set
+        # of fields → their digest, and a field → its text, of which those are made: _projection),
+        # for the objects held
         self.memo_parts: dict[int, tuple] = {}
         self.owned: dict[str, set[tuple]] = {}  # managedBy → keys of the objects it owns
         self.indexes: dict[str, dict[tuple, dict]] = {}  # kind → ("eq"|"has"|"sub", path) → entry → {key: object}
@@ -277,12 +278,18 @@ def _hash(obj: dict, data: bytes | None = None) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
 
 
-def _projection(obj: dict, fields: frozenset) -> tuple:
+def _projection(obj: dict, fields: frozenset, texts: dict) -> tuple:
     """How a memo key names an object by some of its fields: their values' digest. Equal contents
     in any key order name alike, while 1, 1.0 and true, or 0.0 and -0.0, do not (they are equal in
-    Python, not to type_of or str)."""
-    text = SORTED_JSON.encode({f: obj.get(f) for f in fields})
-    return obj["kind"], fields, hashlib.blake2b(text.encode(), digest_size=16).digest()
+    Python, not to type_of or str). Each field's text is made once per object and kept in `texts`,
+    as the projections of an object share fields (a pod's containers are in most)."""
+    values = []
+    for f in sorted(fields):
+        text = texts.get(f)
+        if text is None:
+            text = texts[f] = SORTED_JSON.encode(obj.get(f))
+        values.append(text)
+    return obj["kind"], fields, hashlib.blake2b(",".join(values).encode(), digest_size=16).digest()
 
 
 class _TrackingWorld:
@@ -332,8 +339,9 @@ class _Memo:
     resourceVersion, so a change to the object itself makes a new key — or, where the def
     reads nothing of it that tells equal objects apart (`content_params`), by the digest of
     the fields it reads, so that objects alike in those (a ReplicaSet's pods) share the
-    result. A hit adds the call's reads to the caller's, so the rule instance still wakes
-    when they change.
+    result. A record argument (a container, a taint) is named by the values of the fields the
+    def reads of it (`by_record`), or by its whole value where it uses it whole. A hit adds
+    the call's reads to the caller's, so the rule instance still wakes when they change.
     """
 
     LIMIT = 200_000
@@ -342,6 +350,10 @@ class _Memo:
         self.world = world
         self.reads = Reads(program)
         self.by_content = content_params(self.reads)
+        # def → parameter → the fields it reads of a record, in order: a record has no identity
+        # to keep out of them
+        self.by_record = {name: {i: tuple(sorted(f)) for i, f in enumerate(self.reads.params(name)) if f is not None}
+                          for name in program.defs}
         self.picks = Picks(self)
         self.entries: dict[tuple, tuple] = {}
         self.readers: dict[tuple, set[tuple]] = {}
@@ -366,15 +378,21 @@ class _Memo:
                         projections = known[2]
                         part = projections.get(fields)
                         if part is None:
-                            part = projections[fields] = _projection(a, fields)
+                            part = projections[fields] = _projection(a, fields, projections)
                         parts.append(part)
                 else:
                     # A record (a port, a taint), or an object the cache does not hold (one a rule
-                    # built with `+`: its resourceVersion does not cover its content): by value,
-                    # typed (1, 1.0 and true tell apart to type_of and str). With the clock inside,
-                    # a call's answer would change with time under one key: it has none.
+                    # built with `+`: its resourceVersion does not cover its content): by value —
+                    # of the fields the def reads of it, or whole where it uses it whole — typed
+                    # (1, 1.0 and true tell apart to type_of and str). With the clock inside, a
+                    # call's answer would change with time under one key: it has none.
+                    record = self.by_record.get(name)
+                    fields = record.get(i) if record else None
                     try:
-                        parts.append(("record", value_key(a, _NO_OBJECTS)))
+                        if fields is None:
+                            parts.append(("record", value_key(a, _NO_OBJECTS)))
+                        else:
+                            parts.append(("fields", fields, tuple([value_key(a.get(f), _NO_OBJECTS) for f in fields])))
                     except Unnamed:
                         return None
             elif t is str or t is int or a is None:

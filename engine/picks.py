@@ -523,9 +523,11 @@ def value_key(v, held: dict):
         return ("list", tuple(value_key(x, held) for x in v))
     if t is float:
         return (t, v.hex())  # and a nan names one group, as nan equals nothing
+    if t is Fraction:
+        return (t, v.numerator, v.denominator)  # in lowest terms; hashed faster than a Fraction
     if t in _SCALARS:
         return (t, v)
     raise Unnamed  # the clock, or a value of a kind this does not know
 
 
-_SCALARS = frozenset({str, int, bool, Fraction, type(None)})
+_SCALARS = frozenset({str, int, bool, type(None)})

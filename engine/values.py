@@ -9,7 +9,9 @@ lists; maps, records and objects are dicts. Nothing here knows a kind.
 from __future__ import annotations
 
 import json
+import math
 from fractions import Fraction
+from json.encoder import c_make_encoder, encode_basestring
 
 QUANTITY_FACTORS = {
     "m": Fraction(1, 1000), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
@@ -27,6 +29,21 @@ def exact(x) -> int | Fraction:
         return x.numerator if x.denominator == 1 else x
     f = Fraction(x)
     return f.numerator if f.denominator == 1 else f
+
+
+def exact_sum(xs) -> int | Fraction:
+    """The sum of ints and Fractions as `exact` gives it, adding numerators over the least common
+    denominator so far: one Fraction is made, at the end, where adding Fractions makes one a term."""
+    n, d = 0, 1
+    for x in xs:
+        if type(x) is int:
+            n += x * d
+        elif x.denominator == d:
+            n += x.numerator
+        else:
+            common = math.lcm(d, x.denominator)
+            n, d = n * (common // d) + x.numerator * (common // x.denominator), common
+    return n if d == 1 else exact(Fraction(n, d))
 
 
 def unit_value(number: str, suffix: str, as_duration: bool) -> int | Fraction:
@@ -106,9 +123,22 @@ def json_default(v):
     raise TypeError(f"Object of type {type(v).__name__} is not JSON serializable")
 
 
-# json.dumps(encode(v), sort_keys=True, separators=(",", ":"), ensure_ascii=False) in one pass of
-# the C encoder: the stored form of an object, and the name of a content
-SORTED_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=json_default)
+class _SortedJSON(json.JSONEncoder):
+    """json.dumps(encode(v), sort_keys=True, separators=(",", ":"), ensure_ascii=False) in one pass
+    of the C encoder, made once: JSONEncoder.encode makes it afresh at every call, which costs more
+    than encoding a small value (a field of an object, named by its text in a memo key)."""
+
+    def __init__(self):
+        super().__init__(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=json_default)
+        # No check for cycles (a value is a tree); the rest as JSONEncoder.iterencode passes it.
+        self._chunks = c_make_encoder(None, json_default, encode_basestring, None, ":", ",", True, False, True)
+
+    def encode(self, o) -> str:
+        return "".join(self._chunks(o, 0))
+
+
+# The stored form of an object, and the name of a content
+SORTED_JSON = _SortedJSON()
 
 
 def encode(v):

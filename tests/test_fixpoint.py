@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from engine import fixpoint, reads
 from engine.check import check_modules
 from engine.errors import KonvergeError
+from engine.eval import EvalError, Evaluator
 from engine.fixpoint import _projection, reconcile
 from engine.parse import parse_text
 from engine.store import open_store
@@ -222,6 +223,29 @@ def test_records_equal_in_python_but_of_other_types_do_not_share_a_memo_entry():
     assert objects(incremental, "Item")["a"]["note"] == objects(naive, "Item")["a"]["note"]
     assert objects(incremental, "Item")["a"]["note"].startswith("int/bool/float/float/")
 
+
+def test_a_record_argument_is_named_by_the_fields_the_def_reads_of_it(monkeypatch):
+    # `sized` reads only `size` of its record: records alike in it share an entry, whatever
+    # their other fields; a size of another type does not.
+    text = """
+    def sized(r: map<any>) = str(sum(s for s in [r.size]))
+    controller c {
+      rule r for item i where i.note == ""
+        set i.note = sized({size: 1, tag: i.name}) + sized({size: 1.0, tag: i.name})
+    }
+    item a { }
+    item b { }
+    """
+    left, stored = fixpoint._Memo.leave, []
+
+    def spy(self, key, value, cacheable):
+        stored.append(key)
+        return left(self, key, value, cacheable)
+    monkeypatch.setattr(fixpoint._Memo, "leave", spy)
+    incremental, naive = run(text), run(text, naive=True)
+    assert {o["note"] for o in objects(incremental, "Item").values()} == {"11.0"}
+    assert content(incremental) == content(naive)
+    assert [key[0] for key in stored] == ["sized", "sized"]
 
 def test_scenario_events_happen_at_their_time_and_timers_before_them_first():
     prog = program("""
@@ -842,6 +866,25 @@ def test_a_straight_def_is_evaluated_at_each_call_and_sees_its_argument_change(m
     assert "heavy" not in calls and "sized" in calls and "sized_in" in calls
 
 
+def test_a_def_whose_entries_go_unused_in_its_trial_is_evaluated_afresh_at_each_call(monkeypatch):
+    # `spelt` reads each item's name: no two calls share an entry, and after its trial it is no
+    # longer keyed; `sized` reads only sizes, alike here, and stays memoised.
+    monkeypatch.setattr(Evaluator, "TRIAL", 4)
+    prog = program("""
+    def sized(i: Item) -> int = sum(s for s in [i.size, 1])
+    def spelt(i: Item) -> int = sum(len(s) for s in [i.name])
+    controller c { rule r for item i where i.note == "" set i.note = str(sized(i)) + "/" + str(spelt(i)) }
+    """ + "\n".join(f"item {n} {{ size: 2 }}" for n in ["a", "bb", "ccc", "dddd", "eeeee", "ffffff"]))
+    keyed, calls = fixpoint._Memo.key, []
+
+    def spy(self, name, args):
+        calls.append(name)
+        return keyed(self, name, args)
+    monkeypatch.setattr(fixpoint._Memo, "key", spy)
+    a, b = reconcile(prog), reconcile(prog, naive=True)
+    assert content(a) == content(b) and objects(a, "Item")["ccc"]["note"] == "3/3"
+    assert calls.count("spelt") == 4 and calls.count("sized") == 6
+
 def test_a_straight_def_given_the_clock_records_when_its_answer_changes():
     r = run(STRAIGHT + """
     controller c { rule r for item i where i.note == "" and late(now() - i.since) set i.note = "late" }
@@ -866,13 +909,46 @@ def test_an_error_in_a_def_points_into_its_body_however_it_is_called(straight, m
     assert d.message == "division by zero" and (d.span.line, d.span.col) == at  # `10 % i.size` in `rest`
 
 
+_OPS = {"plus": "+", "minus": "-", "times": "*", "rest": "%", "over": "/"}
+_ARITHMETIC = program("\n".join(f"def {n}(a: any, b: any) = a {op} b" for n, op in _OPS.items()))
+
+
+@given(st.sampled_from(sorted(_OPS)), st.one_of(
+    st.tuples(st.integers(), st.integers()), st.tuples(st.floats(), st.floats()), st.tuples(st.text(), st.text()),
+    st.tuples(st.integers(), st.just(0)), st.tuples(st.booleans(), st.integers()), st.tuples(st.integers(), st.none())))
+def test_arithmetic_on_two_values_of_one_type_is_what_the_general_rule_gives(name, operands):
+    prog = _ARITHMETIC
+    ev = Evaluator(prog, None)
+    a, b = operands
+
+    def outcome(f):
+        try:
+            value = f()
+            return type(value), value if value == value else "nan"
+        except EvalError as err:
+            return err.diagnostics[0].message
+        except (TypeError, ValueError) as err:
+            return type(err)  # `%` or `/` of texts: the checker lets no such program through
+    assert outcome(lambda: ev.eval(prog.defs[name].body, {"a": a, "b": b})) == \
+        outcome(lambda: ev.arith(prog.defs[name].body, _OPS[name], a, b))
+
 def test_a_projection_names_equal_contents_alike_in_any_key_order_and_equal_numbers_of_other_types_apart():
     def named(value):
-        return _projection({"kind": "Item", "name": "x", "f": value}, frozenset({"f"}))
+        return _projection({"kind": "Item", "name": "x", "f": value}, frozenset({"f"}), {})
 
     assert named({"a": 1, "b": [2, {"c": 3}]}) == named({"b": [2, {"c": 3}], "a": 1})
     alike = [1, 1.0, True, Fraction(1), 0.0, -0.0, Fraction(1, 2), 0.5, "1", None, [1], {"a": 1}, {"a": 1.0}]
     assert len({named(v) for v in alike}) == len(alike)
+
+
+def test_a_projection_of_several_fields_names_each_apart_and_reuses_the_texts_an_object_kept():
+    def named(f, g, texts=None):
+        return _projection({"kind": "Item", "name": "x", "f": f, "g": g}, frozenset({"f", "g"}), texts or {})
+
+    assert named(1, 23) != named(12, 3) and named("a", "b,c") != named("a,b", "c") and named(1, 2) != named(2, 1)
+    texts: dict = {}
+    _projection({"kind": "Item", "name": "x", "f": [1.0], "g": None}, frozenset({"f"}), texts)
+    assert set(texts) == {"f"} and named([1.0], None, texts) == named([1.0], None) != named([1], None)
 
 
 def test_an_index_lookup_does_not_evaluate_what_an_earlier_conjunct_guards():
