@@ -48,7 +48,7 @@ from .names import closest
 from .reads import Reads, kinds_read
 from .store import Compacted, Compare, Delete, Put, Store, kind_prefix, object_key
 from .types import ANY, KindT, ListT, MapT, OptT, Prim, RecordT, RefT, Type
-from .values import SORTED_JSON, assign, decode, json_default
+from .values import SORTED_JSON, assign, decode, json_default, one_pass
 
 META = ("kind", "name", "namespace", "resourceVersion", "createdRevision", "managedBy")
 VERBS = ("get", "list", "watch", "create", "update", "delete")
@@ -157,7 +157,7 @@ def resource_name(kind: str) -> str:
 def encode_object(obj: dict) -> bytes:
     """The stored bytes of an object: deterministic, without the revisions."""
     stored = {k: v for k, v in obj.items() if k not in ("resourceVersion", "createdRevision")}
-    return _STORED(stored).encode()
+    return SORTED_JSON(stored).encode()
 
 
 def decode_object(kv) -> dict:
@@ -188,22 +188,9 @@ def _fraction(d: dict):
     return d
 
 
-def _encoder(e: json.JSONEncoder) -> Callable[[Any], str]:
-    """`e.encode`, without what that sets up at each call: a C encoder, and its check for values
-    that hold themselves, which no value here does. A write encodes a dozen values."""
-    make = json.encoder.c_make_encoder
-    if make is None or e.indent is not None:
-        return e.encode
-    strings = json.encoder.encode_basestring_ascii if e.ensure_ascii else json.encoder.encode_basestring
-    one = make(None, e.default, strings, None, e.key_separator, e.item_separator, e.sort_keys, e.skipkeys,
-               e.allow_nan)
-    return lambda v: "".join(one(v, 0))
-
-
 # decode(json.loads(b)) and json.dumps(encode(v), separators=…), without a walk of the value in Python
-_TEXT = _encoder(json.JSONEncoder(separators=(",", ":"), default=json_default))
+_TEXT = one_pass(json.JSONEncoder(separators=(",", ":"), default=json_default))
 _WITH_FRACTIONS = json.JSONDecoder(object_hook=_fraction)
-_STORED = _encoder(SORTED_JSON)
 
 
 class _EmptyWorld:

@@ -287,7 +287,7 @@ def _projection(obj: dict, fields: frozenset, texts: dict) -> tuple:
     for f in sorted(fields):
         text = texts.get(f)
         if text is None:
-            text = texts[f] = SORTED_JSON.encode(obj.get(f))
+            text = texts[f] = SORTED_JSON(obj.get(f))
         values.append(text)
     return obj["kind"], fields, hashlib.blake2b(",".join(values).encode(), digest_size=16).digest()
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from fractions import Fraction
-from json.encoder import c_make_encoder, encode_basestring
+from json.encoder import c_make_encoder, encode_basestring, encode_basestring_ascii
+from typing import Any
 
 QUANTITY_FACTORS = {
     "m": Fraction(1, 1000), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
@@ -123,22 +125,23 @@ def json_default(v):
     raise TypeError(f"Object of type {type(v).__name__} is not JSON serializable")
 
 
-class _SortedJSON(json.JSONEncoder):
-    """json.dumps(encode(v), sort_keys=True, separators=(",", ":"), ensure_ascii=False) in one pass
-    of the C encoder, made once: JSONEncoder.encode makes it afresh at every call, which costs more
-    than encoding a small value (a field of an object, named by its text in a memo key)."""
+def one_pass(e: json.JSONEncoder) -> Callable[[Any], str]:
+    """`e.encode`, without what that sets up at each call: a C encoder, and its check for values
+    that hold themselves, which no value here does. That costs more than encoding a small value
+    (a field of an object, named by its text in a memo key), and a write encodes a dozen."""
+    make = c_make_encoder
+    if make is None or e.indent is not None:
+        return e.encode
+    strings = encode_basestring_ascii if e.ensure_ascii else encode_basestring
+    one = make(None, e.default, strings, None, e.key_separator, e.item_separator, e.sort_keys, e.skipkeys,
+               e.allow_nan)
+    return lambda v: "".join(one(v, 0))
 
-    def __init__(self):
-        super().__init__(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=json_default)
-        # No check for cycles (a value is a tree); the rest as JSONEncoder.iterencode passes it.
-        self._chunks = c_make_encoder(None, json_default, encode_basestring, None, ":", ",", True, False, True)
 
-    def encode(self, o) -> str:
-        return "".join(self._chunks(o, 0))
-
-
-# The stored form of an object, and the name of a content
-SORTED_JSON = _SortedJSON()
+# json.dumps(encode(v), sort_keys=True, separators=(",", ":"), ensure_ascii=False) in one pass of
+# the C encoder: the stored form of an object, and the name of a content
+SORTED_JSON = one_pass(json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                                        default=json_default))
 
 
 def encode(v):
