@@ -953,19 +953,10 @@ def _judged(program: Program, info: KindInfo, fields) -> tuple[tuple[str, bool],
     """The fields a verdict is kept by, each with whether a value of `any` type may sit in it,
     where values its JSON text names alike differ (a Fraction and a map shaped like its
     encoding; keys 1 and "1"): such a field is named by its repr too."""
-    def loose(t, seen: frozenset) -> bool:
-        if isinstance(t, OptT):
-            return loose(t.inner, seen)
-        if isinstance(t, ListT):
-            return loose(t.elem, seen)
-        if isinstance(t, MapT):
-            return loose(t.value, seen)
-        if isinstance(t, RecordT):
-            record = program.records.get(t.name)
-            return t.name not in seen and record is not None and any(
-                loose(f.type, seen | {t.name}) for f in record.fields.values())
-        return t == ANY
-    return tuple((f, f in info.fields and loose(info.fields[f].type, frozenset())) for f in sorted(fields))
+    return tuple((f, f in info.fields and program.may_hold(info.fields[f].type, _ANY)) for f in sorted(fields))
+
+
+_ANY = frozenset({ANY})
 
 
 class _Schema:

@@ -126,6 +126,21 @@ class Program:
     def kind(self, ref: str) -> KindInfo | None:
         return self.kinds.get(ref) or _kind_by_lower(self.kinds, ref)
 
+    def may_hold(self, t, leaves: frozenset, _seen: frozenset = frozenset()) -> bool:
+        """Whether a value of type `t` may hold one of the types `leaves` (as itself, in a list
+        or a map, or in a field of a record)."""
+        if isinstance(t, OptT):
+            return self.may_hold(t.inner, leaves, _seen)
+        if isinstance(t, ListT):
+            return self.may_hold(t.elem, leaves, _seen)
+        if isinstance(t, MapT):
+            return self.may_hold(t.value, leaves, _seen)
+        if isinstance(t, RecordT):
+            record = self.records.get(t.name)
+            return t.name not in _seen and record is not None and any(
+                self.may_hold(f.type, leaves, _seen | {t.name}) for f in record.fields.values())
+        return t in leaves
+
     def scenario(self, name: str, where: str) -> A.ScenarioDecl:
         """The scenario of that name, or a user error naming the closest one."""
         found = self.scenarios.get(name)

@@ -42,7 +42,8 @@ from .errors import Diagnostic, KonvergeError
 from .eval import Evaluator, _conjuncts, _mentions, materialize
 from .picks import Picks, Unnamed, value_key
 from .reads import Reads, reached
-from .values import SORTED_JSON, assign, decode, encode, freeze, number_value, unit_value
+from .types import ANY, FLOAT
+from .values import SORTED_JSON, assign, decode, encode, freeze, number_value, same, unit_value
 
 DEFAULT_BUDGET = 200_000
 DEFAULT_HORIZON = 7 * 86400  # a week of virtual time
@@ -241,6 +242,7 @@ def index_entries(mode: str, v) -> list:
 
 
 _GONE = object()  # no object, so no entries: before a create, or after a delete
+_LOOSE = frozenset({ANY, FLOAT})  # the types whose values `==` may call equal when they differ
 
 
 def _touch(touched: dict, read: tuple, fields: frozenset | None) -> None:
@@ -549,6 +551,7 @@ class Engine:
         # payloads carry the whole object.
         self.field_wakeups = True
         self._primary_fields: dict[int, frozenset | None] = {}
+        self._loose: dict[str, frozenset] = {}
         self._kind_fields: dict[int, dict[str, frozenset | None]] = {}
 
     # -- the store through the API server
@@ -739,7 +742,9 @@ class Engine:
             kind = key[0]
             fields = None
             if before is not None and after is not None:
-                fields = frozenset(f for f in before.keys() | after.keys() if before.get(f) != after.get(f))
+                loose = self.loose_fields(kind)
+                fields = frozenset(f for f in before.keys() | after.keys() if before.get(f) != after.get(f)
+                                   or f in loose and not same(before.get(f), after.get(f)))
             _touch(touched, ("scan", kind), fields)
             for mode, path in paths.get(kind, ()):
                 old = value_at(before, path) if before is not None else _GONE
@@ -798,13 +803,27 @@ class Engine:
                 and inst.primary_key == key and inst.id not in self.refused and inst.id not in self.dirty_ids):
             fields = self.primary_fields(inst.rule)
             if fields is not None:
+                loose = self.loose_fields(key[0])
                 for f in fields:
-                    if before.get(f) != after.get(f):
+                    old, new = before.get(f), after.get(f)
+                    if old != new or f in loose and not same(old, new):
                         break
                 else:
                     self.instances[inst.id] = inst
                     return
         self.mark(inst)
+
+    def loose_fields(self, kind: str) -> frozenset:
+        """The fields of `kind` that may hold values `==` calls equal and the language tells apart
+        (1 and 1.0 in a float or `any` field, 1 and true in an `any` one, 0.0 and -0.0): a change
+        of one of these is told with `same`, as it costs more than `!=`."""
+        found = self._loose.get(kind)
+        if found is None:
+            info = self.program.kind(kind)
+            found = self._loose[kind] = frozenset(
+                f for f, d in (info.fields.items() if info is not None else ())
+                if self.program.may_hold(d.type, _LOOSE))
+        return found
 
     def primary_fields(self, rule: A.Rule) -> frozenset | None:
         """The fields of a rule's first object that it may read, through the defs it calls

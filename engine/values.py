@@ -33,6 +33,23 @@ def exact(x) -> int | Fraction:
     return f.numerator if f.denominator == 1 else f
 
 
+def same(a, b) -> bool:
+    """Whether two values are one value to the language: equal, and of the same types all
+    through, so that 1, 1.0 and true differ, as do 0.0 and -0.0 (`==` holds of each pair, but
+    `str` and `type_of` tell them apart). A map's key order is not compared: the store keeps
+    maps sorted."""
+    t = type(a)
+    if t is not type(b):
+        return False
+    if t is list:
+        return len(a) == len(b) and all(map(same, a, b))
+    if t is dict:
+        return len(a) == len(b) and all(k in b and same(v, b[k]) for k, v in a.items())
+    if t is float:
+        return a.hex() == b.hex()
+    return a == b
+
+
 def exact_sum(xs) -> int | Fraction:
     """The sum of ints and Fractions as `exact` gives it, adding numerators over the least common
     denominator so far: one Fraction is made, at the end, where adding Fractions makes one a term."""

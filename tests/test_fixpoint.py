@@ -786,6 +786,28 @@ def test_def_calls_tell_equal_values_of_different_types_apart(straight, monkeypa
     assert objects(run(text), "Item")["a"]["note"] == objects(run(text, naive=True), "Item")["a"]["note"] == "int/bool"
 
 
+@pytest.mark.parametrize("before, after", [("1", "1.0"), ("0.0", "-0.0"), ("1", "true")],
+                         ids=["int to float", "zero to minus zero", "int to bool"])
+def test_an_update_that_changes_only_a_type_wakes_the_rules_that_read_it(before, after):
+    # `==` holds of each pair, but str() tells them apart: the readers must look again, through
+    # a lookup (`mark`) and on their own object (`own`), as the naive run does.
+    prog = program(f"""
+    kind Gauge {{ tag: string = ""  v: any?  note: string = "" }}
+    controller c {{
+      rule mark for item i for gauge g where g.tag == i.group set i.note = str(g.v)
+      rule own for gauge g set g.note = str(g.v)
+    }}
+    gauge g {{ tag: "g"  v: {before} }}
+    item a {{ group: "g" }}
+    scenario "edit" {{ at 1s: update gauge g {{ v: {after} }} }}
+    """)
+    a = reconcile(prog, scenario=prog.scenarios["edit"])
+    b = reconcile(prog, scenario=prog.scenarios["edit"], naive=True)
+    assert objects(a, "Item")["a"]["note"] == objects(b, "Item")["a"]["note"] == after
+    assert objects(a, "Gauge")["g"]["note"] == objects(b, "Gauge")["g"]["note"] == after
+    assert content(a) == content(b)
+
+
 @pytest.mark.parametrize("deadline", ["100s", "1000d"], ids=["near", "past the horizon"])
 def test_a_deadline_the_rule_stopped_waiting_for_neither_moves_the_clock_nor_stops_convergence(deadline):
     # `watch` reads the clock while the flag is up, and so waits for `deadline`; `off` then lowers
