@@ -42,7 +42,7 @@ from .errors import Diagnostic, KonvergeError
 from .eval import Evaluator, _conjuncts, _mentions, materialize
 from .picks import Picks, Unnamed, value_key
 from .reads import Reads, reached
-from .types import ANY, FLOAT
+from .types import LOOSE
 from .values import SORTED_JSON, assign, decode, encode, freeze, number_value, same, unit_value
 
 DEFAULT_BUDGET = 200_000
@@ -242,7 +242,6 @@ def index_entries(mode: str, v) -> list:
 
 
 _GONE = object()  # no object, so no entries: before a create, or after a delete
-_LOOSE = frozenset({ANY, FLOAT})  # the types whose values `==` may call equal when they differ
 
 
 def _touch(touched: dict, read: tuple, fields: frozenset | None) -> None:
@@ -822,7 +821,7 @@ class Engine:
             info = self.program.kind(kind)
             found = self._loose[kind] = frozenset(
                 f for f, d in (info.fields.items() if info is not None else ())
-                if self.program.may_hold(d.type, _LOOSE))
+                if self.program.may_hold(d.type, LOOSE))
         return found
 
     def primary_fields(self, rule: A.Rule) -> frozenset | None:

@@ -89,6 +89,10 @@ IP = Prim("ip")
 CIDR = Prim("cidr")
 NONE = Prim("none")
 
+# The types whose values `==` may call equal where the language tells them apart: 1 and 1.0 in a
+# float, and 1, 1.0 and true in an `any`, or 0.0 and -0.0 (values.same tells them apart).
+LOOSE = frozenset({ANY, FLOAT})
+
 
 def strip(t: Type) -> Type:
     return t.inner if isinstance(t, OptT) else t

@@ -347,6 +347,20 @@ policy "teams are named in two parts" { deny team t when len(parts(t.namespace))
     api.create(api.admin, "team", {"name": "t", "namespace": "team-x"})
 
 
+@pytest.mark.parametrize("before, after", [(1, True), (1, 1.0), (0.0, -0.0)])
+def test_ratcheting_keeps_no_verdict_for_a_value_changed_only_in_type(before, after):
+    # `==` holds of each pair, but the policy tells them apart: the update is judged again.
+    api = APIServer(program_of(SPEC + """
+kind Flag { value: any? }
+policy "a flag is an int, or a float above zero" {
+  deny flag f when type_of(f.value) == "bool" or str(f.value) == "1.0" or str(f.value) == "-0.0"
+}
+"""), open_store())
+    a = api.create(api.admin, "flag", {"name": "a", "value": before})
+    with pytest.raises(Invalid):
+        api.update(api.admin, "flag", dict(a, value=after))
+
+
 def test_a_pure_policy_judges_a_map_in_its_own_order():
     api = APIServer(program_of(SPEC + """
 policy "labels are listed a before z" { deny pod p when str(p.labels) == str({z: "1", a: "1"}) }
