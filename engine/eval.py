@@ -131,6 +131,7 @@ class Evaluator:
     """Evaluates expressions against one program and one world."""
 
     TRIAL = 1000  # memoised calls of a def that decide whether it stays memoised (_tally)
+    RETRY = 8000  # calls of a def found unused, each evaluated afresh, before it is tried again
 
     def __init__(self, program: Program, world: World):
         self.program = program
@@ -143,9 +144,9 @@ class Evaluator:
         self._code: dict[int, Callable[[Env], Any]] = {}
         self._param_names: dict[str, tuple] = {}
         self._straight: dict[str, bool] = {}  # def → evaluated at every call, never memoised
-        # def → whether it is memoised (False: evaluated afresh at each call, its entries found
-        # unused), or [calls, hits] while that is tried out (_tally)
-        self._memoised: dict[str, bool | list] = {}
+        # def → True where it is memoised, [calls, hits] while that is tried out (_tally), or the
+        # calls left to evaluate afresh, its entries found unused, before it is tried again
+        self._memoised: dict[str, bool | list | int] = {}
         self._nodes: list = []
         # A memo of `def` results (set by the engine): key(name, args), entries (key → (value,
         # reads)), world, enter(), leave(key, value, cacheable), and picks. Calls whose
@@ -330,7 +331,9 @@ class Evaluator:
             memoised = self._memoised.get(d.name)
             if memoised is None:
                 memoised = self._memoised[d.name] = [0, 0]
-            if memoised is not False:
+            if type(memoised) is int:
+                self._memoised[d.name] = memoised - 1 if memoised > 1 else [0, 0]
+            else:
                 key = memo.key(d.name, args)
         if key is not None:
             entry = memo.entries.get(key)
@@ -356,13 +359,15 @@ class Evaluator:
 
     def _tally(self, name: str, trial: list, hit: bool) -> None:
         """Count a memoised call of `name` in its trial; at its end, keep the def memoised only
-        if one call in 8 found its entry. Either way the value is the body's on the arguments:
-        a def whose entries go unused (one called only where what it reads has just changed,
-        as a pick's judging of a candidate is) costs less evaluated afresh at each call."""
+        if one call in 8 found its entry, else evaluate it afresh for RETRY calls, then try
+        again (a run goes through phases: the kubelet's admission finds entries only once pods
+        wait on their nodes). Either way the value is the body's on the arguments: a def whose
+        entries go unused (one called only where what it reads has just changed, as a pick's
+        judging of a candidate is) costs less evaluated afresh at each call."""
         trial[0] += 1
         trial[1] += hit
         if trial[0] >= self.TRIAL:
-            self._memoised[name] = trial[1] * 8 >= trial[0]
+            self._memoised[name] = True if trial[1] * 8 >= trial[0] else self.RETRY
 
     def straight(self, name: str) -> bool:
         found = self._straight.get(name)

@@ -906,6 +906,11 @@ def test_a_def_whose_entries_go_unused_in_its_trial_is_evaluated_afresh_at_each_
     a, b = reconcile(prog), reconcile(prog, naive=True)
     assert content(a) == content(b) and objects(a, "Item")["ccc"]["note"] == "3/3"
     assert calls.count("spelt") == 4 and calls.count("sized") == 6
+    # After RETRY calls evaluated afresh, it is tried again: the fifth call is direct, the sixth keyed.
+    monkeypatch.setattr(Evaluator, "RETRY", 1)
+    calls.clear()
+    assert content(reconcile(prog)) == content(b)
+    assert calls.count("spelt") == 5 and calls.count("sized") == 6
 
 def test_a_straight_def_given_the_clock_records_when_its_answer_changes():
     r = run(STRAIGHT + """
