@@ -47,8 +47,8 @@ from .eval import EvalError, Evaluator
 from .names import closest
 from .reads import Reads, kinds_read
 from .store import Compacted, Compare, Delete, Put, Store, kind_prefix, object_key
-from .types import ANY, LOOSE, KindT, ListT, MapT, OptT, Prim, RecordT, RefT, Type
-from .values import SORTED_JSON, assign, decode, json_default, one_pass, same
+from .types import ANY, KindT, ListT, MapT, OptT, Prim, RecordT, RefT, Type
+from .values import SORTED_JSON, assign, decode, differs, json_default, one_pass
 
 META = ("kind", "name", "namespace", "resourceVersion", "createdRevision", "managedBy")
 VERBS = ("get", "list", "watch", "create", "update", "delete")
@@ -346,10 +346,8 @@ class APIServer:
         # fields as admitted: a caller may change the object it was given back)
         self._ratcheted = {kind: frozenset().union(*(f for _, _, f in ps if f is not None))
                            for kind, ps in self._policies.items()}
-        # those of them that `==` may call kept when they changed (LOOSE): told with `same`
-        self._loose = {kind: frozenset(f for f in fields if f in program.kinds[kind].fields
-                                       and program.may_hold(program.kinds[kind].fields[f].type, LOOSE))
-                       for kind, fields in self._ratcheted.items()}
+        # those of them that `==` may call kept when they changed (values.differs)
+        self._loose = {kind: fields & program.loose_fields(kind) for kind, fields in self._ratcheted.items()}
         self._admitted: dict[str, tuple[int, dict]] = {}
         self.rbac_enabled = "RoleBinding" in program.kinds or "ClusterRoleBinding" in program.kinds
         self._users_declared = "User" in program.kinds
@@ -604,8 +602,7 @@ class APIServer:
         kept = None  # with `old`: whether each field a ratcheted policy reads is kept
         if old is not None:
             loose = self._loose.get(info.name, ())
-            kept = {f: old.get(f) == obj.get(f) and (f not in loose or same(old.get(f), obj.get(f)))
-                    for f in self._ratcheted.get(info.name, ())}
+            kept = {f: not differs(old.get(f), obj.get(f), f in loose) for f in self._ratcheted.get(info.name, ())}
         for policy, deny, fields in self._policies.get(info.name, ()):
             if kept is not None and fields is not None and all([kept[f] for f in fields]):
                 continue

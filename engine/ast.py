@@ -409,8 +409,7 @@ class Deny:
 
 
 # What a deny may answer: Invalid (422, `Pod "p" is invalid: …`), Forbidden (403, `pods "p" is
-# forbidden: …`, as the ServiceAccount and NamespaceLifecycle plugins say), or NotFound (404, the
-# message alone: `namespaces "ghost" not found`).
+# forbidden: …`), or NotFound (404, the message alone).
 DENY_REASONS = ("Invalid", "Forbidden", "NotFound")
 
 

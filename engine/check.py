@@ -21,7 +21,7 @@ from .names import closest
 from .parse import TOP_LEVEL_KEYWORDS, parse_file
 from .reads import reads_world
 from .types import (
-    ANY, BOOL, BUILTINS, CIDR, DURATION, DURATION_SUFFIXES, FLOAT, INT, IP, NONE,
+    ANY, BOOL, BUILTINS, CIDR, DURATION, DURATION_SUFFIXES, FLOAT, INT, IP, LOOSE, NONE,
     PRIMITIVES, QUANTITY, QUANTITY_SUFFIXES, STRING, KindT, ListT, MapT, OptT, Prim,
     RecordT, RefT, Type, assignable, is_any, is_numeric, join, strip,
 )
@@ -125,6 +125,13 @@ class Program:
 
     def kind(self, ref: str) -> KindInfo | None:
         return self.kinds.get(ref) or _kind_by_lower(self.kinds, ref)
+
+    def loose_fields(self, kind: str) -> frozenset[str]:
+        """The fields of `kind` that may hold values `==` calls equal and the language tells apart
+        (types.LOOSE: 1 and 1.0 in a float or `any` field, 1 and true in an `any`, 0.0 and -0.0)."""
+        info = self.kind(kind)
+        return frozenset(f for f, d in (info.fields.items() if info is not None else ())
+                         if self.may_hold(d.type, LOOSE))
 
     def may_hold(self, t, leaves: frozenset, _seen: frozenset = frozenset()) -> bool:
         """Whether a value of type `t` may hold one of the types `leaves` (as itself, in a list

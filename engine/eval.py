@@ -360,8 +360,7 @@ class Evaluator:
     def _tally(self, name: str, trial: list, hit: bool) -> None:
         """Count a memoised call of `name` in its trial; at its end, keep the def memoised only
         if one call in 8 found its entry, else evaluate it afresh for RETRY calls, then try
-        again (a run goes through phases: the kubelet's admission finds entries only once pods
-        wait on their nodes). Either way the value is the body's on the arguments: a def whose
+        again (a run goes through phases: a def may find no entries at first and many later). Either way the value is the body's on the arguments: a def whose
         entries go unused (one called only where what it reads has just changed, as a pick's
         judging of a candidate is) costs less evaluated afresh at each call."""
         trial[0] += 1

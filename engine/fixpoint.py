@@ -42,8 +42,7 @@ from .errors import Diagnostic, KonvergeError
 from .eval import Evaluator, _conjuncts, _mentions, materialize
 from .picks import Picks, Unnamed, value_key
 from .reads import Reads, reached
-from .types import LOOSE
-from .values import SORTED_JSON, assign, decode, encode, freeze, number_value, same, unit_value
+from .values import SORTED_JSON, assign, decode, differs, encode, freeze, number_value, unit_value
 
 DEFAULT_BUDGET = 200_000
 DEFAULT_HORIZON = 7 * 86400  # a week of virtual time
@@ -737,13 +736,10 @@ class Engine:
         # are the same before and after (an update that leaves the indexed value alone), or None.
         touched: dict[tuple, frozenset | None] = {}
         paths = self.world.paths
-        for key, before, after in changes:
+        # each change's changed fields (None: a create or a delete), for the readers and the wakes
+        changed_fields = [self.changed_fields(key[0], before, after) for key, before, after in changes]
+        for (key, before, after), fields in zip(changes, changed_fields):
             kind = key[0]
-            fields = None
-            if before is not None and after is not None:
-                loose = self.loose_fields(kind)
-                fields = frozenset(f for f in before.keys() | after.keys() if before.get(f) != after.get(f)
-                                   or f in loose and not same(before.get(f), after.get(f)))
             _touch(touched, ("scan", kind), fields)
             for mode, path in paths.get(kind, ()):
                 old = value_at(before, path) if before is not None else _GONE
@@ -772,11 +768,11 @@ class Engine:
                         if read_fields is not None and read_fields.isdisjoint(fields):
                             continue
                     self.queue(inst)
-        for key, before, after in changes:
+        for key, fields in zip(keys, changed_fields):
             for iid in self.bound.get(key, ()):
                 inst = self.instances.get(iid)
                 if inst is not None:
-                    self.wake(self.refresh(inst), key, before, after)
+                    self.wake(self.refresh(inst), key, fields)
             obj = self.cache.get(key)
             if obj is not None:
                 text = key_text(key)
@@ -786,7 +782,7 @@ class Engine:
                     if known is None:
                         self.mark(_Instance(iid, self.priority(rule, ci, ri, key, iid), cname, rule, obj, key))
                     elif known.primary is not obj:
-                        self.wake(_Instance(iid, known.priority, cname, rule, obj, key), key, before, after)
+                        self.wake(_Instance(iid, known.priority, cname, rule, obj, key), key, fields)
         # Instances whose own objects were ensured (managedBy) must look again when those change.
         for key in keys:
             obj = self.cache.get(key)
@@ -794,35 +790,28 @@ class Engine:
             if owner and owner in self.instances:
                 self.queue(self.instances[owner])
 
-    def wake(self, inst: _Instance, key: tuple, before: dict | None, after: dict | None) -> None:
+    def wake(self, inst: _Instance, key: tuple, fields: frozenset | None) -> None:
         """Mark an instance bound to a changed object dirty, unless it is its own object and
-        no field the rule may read of it changed: its evaluation would come out the same. One
-        whose writes were refused is woken all the same, to try them again."""
-        if (self.field_wakeups and self.faults is None and before is not None and after is not None
+        no field the rule may read of it changed (`fields`, as changed_fields gives them): its
+        evaluation would come out the same. One whose writes were refused is woken all the
+        same, to try them again."""
+        if (self.field_wakeups and self.faults is None and fields is not None
                 and inst.primary_key == key and inst.id not in self.refused and inst.id not in self.dirty_ids):
-            fields = self.primary_fields(inst.rule)
-            if fields is not None:
-                loose = self.loose_fields(key[0])
-                for f in fields:
-                    old, new = before.get(f), after.get(f)
-                    if old != new or f in loose and not same(old, new):
-                        break
-                else:
-                    self.instances[inst.id] = inst
-                    return
+            read = self.primary_fields(inst.rule)
+            if read is not None and read.isdisjoint(fields):
+                self.instances[inst.id] = inst
+                return
         self.mark(inst)
 
-    def loose_fields(self, kind: str) -> frozenset:
-        """The fields of `kind` that may hold values `==` calls equal and the language tells apart
-        (1 and 1.0 in a float or `any` field, 1 and true in an `any` one, 0.0 and -0.0): a change
-        of one of these is told with `same`, as it costs more than `!=`."""
-        found = self._loose.get(kind)
-        if found is None:
-            info = self.program.kind(kind)
-            found = self._loose[kind] = frozenset(
-                f for f, d in (info.fields.items() if info is not None else ())
-                if self.program.may_hold(d.type, LOOSE))
-        return found
+    def changed_fields(self, kind: str, before: dict | None, after: dict | None) -> frozenset | None:
+        """The fields an update changed, as the language tells values apart (values.differs);
+        None for a create or a delete."""
+        if before is None or after is None:
+            return None
+        loose = self._loose.get(kind)
+        if loose is None:
+            loose = self._loose[kind] = self.program.loose_fields(kind)
+        return frozenset(f for f in before.keys() | after.keys() if differs(before.get(f), after.get(f), f in loose))
 
     def primary_fields(self, rule: A.Rule) -> frozenset | None:
         """The fields of a rule's first object that it may read, through the defs it calls

@@ -50,6 +50,12 @@ def same(a, b) -> bool:
     return a == b
 
 
+def differs(a, b, loose: bool) -> bool:
+    """Whether `a` and `b` are two values: by `!=`, and by `same` where `loose` (a field that may
+    hold values `==` calls equal, check.Program.loose_fields), as that costs more."""
+    return a != b or loose and not same(a, b)
+
+
 def exact_sum(xs) -> int | Fraction:
     """The sum of ints and Fractions as `exact` gives it, adding numerators over the least common
     denominator so far: one Fraction is made, at the end, where adding Fractions makes one a term."""
