@@ -45,6 +45,25 @@ def test_json_contract_is_byte_identical_across_runs(capsys):
     assert first == second
 
 
+def test_the_command_as_a_process_prints_all_it_says_before_it_exits(capsys, tmp_path):
+    # The console script leaves with os._exit, past Python's own flushing: its output must
+    # still be whole, in a pipe and in a file, and its exit code kept.
+    import subprocess
+    import sys
+    expected = run(capsys, "reconcile", DEMO, "-o", "json")[1]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # buffered, as usual
+    piped = subprocess.run([sys.executable, "-m", "engine.cli", "reconcile", DEMO, "-o", "json"],
+                           capture_output=True, text=True, cwd=ROOT, env=env)
+    assert (piped.returncode, piped.stdout) == (0, expected)
+    with open(tmp_path / "out.json", "w") as f:
+        filed = subprocess.run([sys.executable, "-m", "engine.cli", "reconcile", DEMO, "-o", "json"],
+                               stdout=f, cwd=ROOT, env=env)
+    assert filed.returncode == 0 and (tmp_path / "out.json").read_text() == expected
+    bad = subprocess.run([sys.executable, "-m", "engine.cli", "get", "pods"], capture_output=True, text=True,
+                         cwd=ROOT, env=env)
+    assert bad.returncode == 2 and "error[E203]" in bad.stderr
+
+
 def test_json_contract_shapes_the_fields_it_promises(capsys):
     doc = json.loads(run(capsys, "reconcile", DEMO, "-o", "json")[1])
     assert set(doc) >= {"converged", "steps", "revision", "clock", "objects"}
