@@ -216,7 +216,8 @@ class Cache:
         return old
 
     def owned_by(self, owner: str) -> list[dict]:
-        return [self.get(k) for k in sorted(self.owned.get(owner, ()))]
+        keys = self.owned.get(owner)
+        return [self.get(k) for k in sorted(keys)] if keys else []  # most own nothing: asked at every evaluation
 
     def all(self) -> list[dict]:
         return [self.by_kind[k][key] for k in sorted(self.by_kind) for key in sorted(self.by_kind[k])]
@@ -768,13 +769,15 @@ class Engine:
                         if read_fields is not None and read_fields.isdisjoint(fields):
                             continue
                     self.queue(inst)
-        for key, fields in zip(keys, changed_fields):
+        for (key, before, _), fields in zip(changes, changed_fields):
             for iid in self.bound.get(key, ()):
                 inst = self.instances.get(iid)
                 if inst is not None:
-                    self.wake(self.refresh(inst), key, fields)
-            obj = self.cache.get(key)
-            if obj is not None:
+                    self.wake(inst, key, fields)
+            # A new object: its instances. Those of an updated one were made when it was created;
+            # each has been looked at, and so is bound to it (woken above), or waits, dirty, to be
+            # looked at (its object is looked up then).
+            if before is None and (obj := self.cache.get(key)) is not None:
                 text = key_text(key)
                 for cname, rule, ci, ri in self.rules_of_kind(key[0]):
                     iid = f"{cname}/{rule.name}[{text}]"
@@ -782,7 +785,7 @@ class Engine:
                     if known is None:
                         self.mark(_Instance(iid, self.priority(rule, ci, ri, key, iid), cname, rule, obj, key))
                     elif known.primary is not obj:
-                        self.wake(_Instance(iid, known.priority, cname, rule, obj, key), key, fields)
+                        self.mark(_Instance(iid, known.priority, cname, rule, obj, key))
         # Instances whose own objects were ensured (managedBy) must look again when those change.
         for key in keys:
             obj = self.cache.get(key)
@@ -793,15 +796,14 @@ class Engine:
     def wake(self, inst: _Instance, key: tuple, fields: frozenset | None) -> None:
         """Mark an instance bound to a changed object dirty, unless it is its own object and
         no field the rule may read of it changed (`fields`, as changed_fields gives them): its
-        evaluation would come out the same. One whose writes were refused is woken all the
-        same, to try them again."""
+        evaluation would come out the same, and the object is looked up when it is next woken.
+        One whose writes were refused is woken all the same, to try them again."""
         if (self.field_wakeups and self.faults is None and fields is not None
                 and inst.primary_key == key and inst.id not in self.refused and inst.id not in self.dirty_ids):
             read = self.primary_fields(inst.rule)
             if read is not None and read.isdisjoint(fields):
-                self.instances[inst.id] = inst
                 return
-        self.mark(inst)
+        self.mark(self.refresh(inst))
 
     def changed_fields(self, kind: str, before: dict | None, after: dict | None) -> frozenset | None:
         """The fields an update changed, as the language tells values apart (values.differs);

@@ -432,6 +432,33 @@ def test_a_change_to_a_field_its_rule_does_not_read_leaves_an_instance_asleep():
     assert engine.dirty_ids == {"c/mark[Item/default/a]"}
 
 
+def test_an_instance_left_asleep_by_a_change_sees_the_object_as_it_is_when_woken():
+    from engine.api import APIServer
+    from engine.fixpoint import Engine, apply_spec
+
+    prog = program("""
+    controller c { rule big for item i where i.done != (i.size > 3) set i.done = i.size > 3 }
+    item a { size: 2 }
+    """)
+    api = APIServer(prog, open_store())
+    engine = Engine(prog, api)
+    apply_spec(prog, api, engine)
+    engine.start()
+    assert engine.run() == ""
+
+    def update(**fields) -> None:
+        a = dict(engine.cache.get(("Item", "default", "a")))
+        api.update(api.admin, "Item", {**a, **fields})
+        engine.changed(engine.sync())
+
+    update(note="kept")
+    assert not engine.dirty_ids
+    update(size=5)
+    assert engine.run() == ""
+    a = engine.cache.get(("Item", "default", "a"))
+    assert (a["done"], a["note"]) == (True, "kept")
+
+
 def test_a_change_to_a_field_a_rule_does_not_read_of_the_objects_it_looks_up_leaves_it_asleep():
     from engine.api import APIServer
     from engine.fixpoint import Engine, apply_spec
