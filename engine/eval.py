@@ -142,7 +142,7 @@ class Evaluator:
         self.deadlines: set | None = None
         self._probes: dict = {}
         self._code: dict[int, Callable[[Env], Any]] = {}
-        self._param_names: dict[str, tuple] = {}
+        self._defs: dict[str, tuple] = {}  # def → its parameters' names and its body's code
         self._straight: dict[str, bool] = {}  # def → evaluated at every call, never memoised
         # def → True where it is memoised, [calls, hits] while that is tried out (_tally), or the
         # calls left to evaluate afresh, its entries found unused, before it is tried again
@@ -183,11 +183,11 @@ class Evaluator:
         return code(env)
 
     def compile(self, e: A.Expr) -> Callable[[Env], Any]:
-        """The closure that evaluates `e`: built once per node, with the node's fields and its
-        children's closures bound in, so that evaluation does not dispatch on node types."""
+        """The function that evaluates `e` in an environment: built once per node (see _compile),
+        so that evaluation does not dispatch on node types."""
         code = self._code.get(id(e))
         if code is None:
-            code = self._code[id(e)] = _COMPILERS[type(e)](self, e)
+            code = self._code[id(e)] = _compile(self, e)
             self._nodes.append(e)  # kept alive, so that no other node takes its id
         return code
 
@@ -343,14 +343,15 @@ class Evaluator:
                 if entry[1]:
                     memo.world.scanned |= entry[1]
                 return entry[0]
-        inner = dict(zip(self._params(d), args))
+        names, body = self._defs.get(d.name) or self._def(d)
+        inner = dict(zip(names, args))
         if key is None:
-            return self.eval(d.body, inner)
+            return body(inner)
         outer_clock, self.clock_used = self.clock_used, False
         memo.enter()
         value, cacheable = None, False
         try:
-            value = self.eval(d.body, inner)
+            value = body(inner)
             cacheable = not self.clock_used
         finally:
             memo.leave(key, value, cacheable=cacheable)
@@ -374,11 +375,9 @@ class Evaluator:
             found = self._straight[name] = straight(self.program.defs, name)
         return found
 
-    def _params(self, d: A.DefDecl) -> tuple[str, ...]:
-        names = self._param_names.get(d.name)
-        if names is None:
-            names = self._param_names[d.name] = tuple(p.name for p in d.params)
-        return names
+    def _def(self, d: A.DefDecl) -> tuple:
+        found = self._defs[d.name] = (tuple(p.name for p in d.params), self.compile(d.body))
+        return found
 
 
 def _conjuncts(e: A.Expr) -> list[A.Expr]:
@@ -497,171 +496,242 @@ _LAZY: dict[str, Callable[[Iterator], Any]] = {
     "all": lambda xs: all(x is True for x in xs),
 }
 
-# ---- compiled closures (Evaluator.compile) ---------------------------------------------
-# Each returns a closure over the node's fields and its children's closures.
+# ---- compiled code (Evaluator.compile) -------------------------------------------------
+# An expression is compiled to one Python function of the environment: the nodes below it are
+# written out as Python source (an attribute is `.get` of a dict, `and` Python's `and` on
+# `is True`, a straight def's body in its caller), operands evaluated left to right (`in` its
+# container first) and what has more to it (none, units, errors) left to the helpers below, so
+# that a node costs no call of its own. Comprehensions, quantifiers and the lazy built-ins stay closures (they make
+# environments of their own); the expressions they hold are compiled in turn.
 
 
-def _constant(e):
+def _constant(ev, e):
+    if isinstance(e, A.Unit):
+        return unit_value(e.number, e.suffix, ev.program.unit_types.get(id(e)) == "duration")
     return e.value if isinstance(e, A.String | A.Bool) else number_value(e.text) if isinstance(e, A.Number) \
         else None if isinstance(e, A.NoneLit) else e.text
 
 
-def _c_constant(ev, e):
-    value = _constant(e)
-    return lambda env: value
+_CONSTANTS = (A.Number, A.String, A.Bool, A.NoneLit, A.IPLit, A.CIDRLit, A.Unit)
+
+_UNBOUND = object()  # a variable the environment does not bind: an error where it is used
+# Nodes written out within one another, past which a subtree is a function of its own; with the
+# inlined straight defs (at most reads.STRAIGHT_NODES more) well within the 200 parentheses Python
+# allows one expression.
+_DEPTH = 20
+_LITERALS = frozenset({str, int, bool, type(None)})  # constants written as Python literals
 
 
-def _c_unit(ev, e: A.Unit):
-    value = unit_value(e.number, e.suffix, ev.program.unit_types.get(id(e)) == "duration")
-    return lambda env: value
+def _compile(ev, e) -> Callable[[Env], Any]:
+    if isinstance(e, _CONSTANTS):  # most often a field of an object in a spec, evaluated once
+        value = _constant(ev, e)
+        return lambda env: value
+    if isinstance(e, A.Comprehension):
+        return _c_comprehension(ev, e)
+    if isinstance(e, A.Quantifier):
+        return _c_quantifier(ev, e)
+    if isinstance(e, A.Call) and e.fn not in ev.program.defs:
+        if _lazy(e):
+            return _c_lazy(ev, e)
+        if e.fn not in _BUILTINS:
+            return lambda env: _fail(e, f"unknown function `{e.fn}`")  # the checker lets none through
+    return _Source(ev).function(e)
 
 
-def _c_name(ev, e: A.Name):
-    name = e.id
+class _Source:
+    """The Python source of one compiled function: the expression, the variables it takes from
+    the environment (each a local, bound on entry) and the values it refers to (its globals)."""
 
-    def code(env):
+    def __init__(self, ev: "Evaluator"):
+        self.ev = ev
+        self.scope = {"ev": ev, "call_def": ev.call_def, "arith": ev.arith, "Fraction": Fraction,
+                      "_UNBOUND": _UNBOUND, "_unbound": _unbound, "_contains": _contains, "_compare": _compare,
+                      "_negate": _negate, "_index": _index, "_builtin": _builtin}
+        self.variables: dict[str, str] = {}  # the environment's variables used, each a local
+        self.params: dict[str, str] | None = None  # the variables of a straight def written out here
+        self.temps = 0
+
+    def function(self, e: A.Expr) -> Callable[[Env], Any]:
+        body = self.expr(e, 0)
+        lines = ["def code(env):"]
+        for name, local in self.variables.items():
+            lines += ["    try:", f"        {local} = env[{name!r}]", "    except KeyError:",
+                      f"        {local} = _UNBOUND"]
+        lines.append(f"    return {body}")
+        exec(compile("\n".join(lines), f"<{e.span.file}:{e.span.line}>", "exec"), self.scope)  # named in profiles
+        return self.scope.pop("code")
+
+    def value(self, v) -> str:
+        if type(v) in _LITERALS and not (type(v) is int and abs(v) >= 2**63):  # no number too long to print
+            return repr(v)
+        name = f"k{len(self.scope)}"
+        self.scope[name] = v
+        return name
+
+    def temp(self) -> str:
+        self.temps += 1
+        return f"t{self.temps}"
+
+    def env(self) -> str:
+        """The environment of a function compiled on its own: in a straight def written out
+        (where none is, as it loops nowhere), its parameters."""
+        if self.params is None:
+            return "env"
+        return "{" + ", ".join(f"{name!r}: {local}" for name, local in self.params.items()) + "}"
+
+    def variable(self, name: str) -> str:
+        local = self.variables.get(name)
+        if local is None:
+            local = self.variables[name] = f"v{len(self.variables)}"
+        return local
+
+    def field(self, var: A.Name, name: str) -> str:
+        """`var.name`: in a straight def written out, of the parameter's local; else of the
+        variable's, an error when the environment does not bind it."""
+        if self.params is not None:
+            local = self.params.get(var.id)
+            if local is None:
+                return f"_unbound({self.value(var)})"
+            return f"({local}.get({name!r}) if isinstance({local}, dict) else None)"
+        v = self.variable(var.id)
+        return (f"({v}.get({name!r}) if isinstance({v}, dict) "
+                f"else (None if {v} is not _UNBOUND else _unbound({self.value(var)})))")
+
+    def expr(self, e: A.Expr, depth: int) -> str:
+        """A Python expression, in parentheses or an atom, that evaluates `e` in `env`."""
+        t = type(e)
+        if depth > _DEPTH and self.params is None or t is A.Comprehension or t is A.Quantifier:
+            return f"{self.value(self.ev.compile(e))}({self.env()})"
+        depth += 1
+        if t in _CONSTANTS:
+            return self.value(_constant(self.ev, e))
+        if t is A.Name:
+            if self.params is not None:
+                return self.params.get(e.id) or f"_unbound({self.value(e)})"
+            v = self.variable(e.id)
+            return f"({v} if {v} is not _UNBOUND else _unbound({self.value(e)}))"
+        if t is A.Attr:
+            if isinstance(e.obj, A.Name):  # `p.phase`, the commonest
+                return self.field(e.obj, e.name)
+            base = self.temp()
+            return f"({base}.get({e.name!r}) if isinstance(({base} := {self.expr(e.obj, depth)}), dict) else None)"
+        if t is A.Binary:
+            return self.binary(e, depth)
+        if t is A.Unary:
+            operand = self.expr(e.operand, depth)
+            return f"({operand} is not True)" if e.op == "not" else f"_negate({operand})"
+        if t is A.IfElse:
+            cond, then, otherwise = (self.expr(x, depth) for x in (e.cond, e.then, e.otherwise))
+            return f"({then} if {cond} is True else {otherwise})"
+        if t is A.Call:
+            return self.call(e, depth)
+        if t is A.Index:
+            return f"_index({self.expr(e.obj, depth)}, {self.expr(e.index, depth)})"
+        if t is A.ListLit:
+            return f"[{', '.join(self.expr(x, depth) for x in e.items)}]"
+        if t is A.MapLit:
+            return "{" + ", ".join(f"{item.key!r}: {self.expr(item.value, depth)}" for item in e.items) + "}"
+        raise TypeError(f"cannot compile {t.__name__}")
+
+    def binary(self, e: A.Binary, depth: int) -> str:
+        op, left, right = e.op, self.expr(e.left, depth), self.expr(e.right, depth)
+        if op == "and":
+            return f"({left} is True and {right} is True)"
+        if op == "or":
+            return f"({left} is True or {right} is True)"
+        if op in ("==", "!="):
+            return f"({left} {op} {right})"
+        if op == "in":
+            return f"_contains({right}, {left})"  # the container first, as written to the right
+        if op == "not in":
+            return f"(not _contains({right}, {left}))"
+        node = self.value(e)
+        if op in _ORDER:
+            return f"_compare({node}, {left}, {right})"
+        a, b = self.temp(), self.temp()
+        fallback = f"arith({node}, {op!r}, {a}, {b})"
+        if op == "+":
+            kind = self.temp()
+            # what arith gives two ints, texts or floats, without its questions
+            return (f"({a} + {b} if ({kind} := type(({a} := {left}))) is type(({b} := {right})) "
+                    f"and ({kind} is int or {kind} is str or {kind} is float) else {fallback})")
+        ints = f"type(({a} := {left})) is type(({b} := {right})) is int"  # both evaluated before any test
+        if op in ("-", "*"):
+            return f"({a} {op} {b} if {ints} else {fallback})"
+        if op == "%":
+            return f"({a} % {b} if {ints} and {b} else {fallback})"
+        if op == "/":  # a Fraction where two ints leave a remainder, as arith gives it
+            return f"(({a} // {b} if {a} % {b} == 0 else Fraction({a}, {b})) if {ints} and {b} else {fallback})"
+        return fallback
+
+    def call(self, e: A.Call, depth: int) -> str:
+        ev, d = self.ev, self.ev.program.defs.get(e.fn)
+        if d is None and (e.fn not in _BUILTINS or _lazy(e)):
+            return f"{self.value(ev.compile(e))}({self.env()})"
+        args = [self.expr(a, depth) for a in e.args]
+        if d is None:
+            return f"_builtin(ev, {self.value(e)}, {self.value(_BUILTINS[e.fn])}, [{', '.join(args)}])"
+        if not ev.straight(d.name):
+            return f"call_def({self.value(d)}, [{', '.join(args)}])"
+        # Evaluated afresh at every call, as a memo key would cost more (engine.reads.straight):
+        # its body written out here, its parameters locals given the arguments first.
+        locals_ = [self.temp() for _ in args]
+        outer, self.params = self.params, dict(zip((p.name for p in d.params), locals_))
         try:
-            return env[name]
-        except KeyError:
-            _fail(e, f"`{name}` is not bound")
-    return code
+            body = self.expr(d.body, depth)
+        finally:
+            self.params = outer
+        if not args:
+            return body
+        given = ", ".join(f"({t} := {a})" for t, a in zip(locals_, args))
+        return f"({body} if ({given},) else None)"
 
 
-def _c_attr(ev, e: A.Attr):
-    name = e.name
-    if isinstance(e.obj, A.Name):  # `p.phase`, the commonest: the variable looked up here
-        var, at = e.obj.id, e.obj
-
-        def field(env):
-            try:
-                base = env[var]
-            except KeyError:
-                _fail(at, f"`{var}` is not bound")
-            return base.get(name) if isinstance(base, dict) else None
-        return field
-    obj = ev.compile(e.obj)
-
-    def code(env):
-        base = obj(env)
-        return base.get(name) if isinstance(base, dict) else None
-    return code
+def _lazy(e: A.Call) -> bool:
+    return e.fn in _LAZY and len(e.args) == 1 and isinstance(e.args[0], A.Comprehension)
 
 
-def _c_binary(ev, e: A.Binary):
-    op, left, right = e.op, ev.compile(e.left), ev.compile(e.right)
-    if op == "and":
-        return lambda env: left(env) is True and right(env) is True
-    if op == "or":
-        return lambda env: left(env) is True or right(env) is True
-    if op in ("==", "!=") and type(e.right) in _CONSTANTS:  # `p.phase == "Failed"`
-        value = _constant(e.right)
-        return (lambda env: left(env) == value) if op == "==" else (lambda env: left(env) != value)
-    if op == "==":
-        return lambda env: left(env) == right(env)
-    if op == "!=":
-        return lambda env: left(env) != right(env)
-    if op == "in":
-        return lambda env: _contains(right(env), left(env))
-    if op == "not in":
-        return lambda env: not _contains(right(env), left(env))
-    if op in _ORDER:
-        order, subset = _ORDER[op], op in ("<=", ">=")
-
-        def compare(env):
-            a, b = left(env), right(env)
-            if a is None or b is None:
-                return False
-            if subset and isinstance(a, dict) and isinstance(b, dict):
-                if op == ">=":
-                    a, b = b, a
-                return all(k in b and b[k] == v for k, v in a.items())
-            try:
-                return order(a, b)
-            except TypeError:
-                _fail(e, f"cannot compare {_describe(a)} with {_describe(b)}")
-        return compare
-    arith = ev.arith
-    if op == "+":
-        def add(env):
-            a, b = left(env), right(env)
-            t = type(a)
-            if t is type(b) and (t is int or t is str or t is float):
-                return a + b  # what arith gives them, without its questions
-            return arith(e, op, a, b)
-        return add
-    if op in _INT_ARITH:
-        apply, divides = _INT_ARITH[op], op in ("%", "/")
-
-        def int_arith(env):
-            a, b = left(env), right(env)
-            if type(a) is int and type(b) is int and (b or not divides):
-                return apply(a, b)  # what arith gives two ints (a Fraction where `/` leaves a remainder)
-            return arith(e, op, a, b)
-        return int_arith
-    return lambda env: arith(e, op, left(env), right(env))
+def _unbound(e: A.Name):
+    _fail(e, f"`{e.id}` is not bound")
 
 
-# `-`, `*`, `%` and `/` of two ints (the last two by a divisor that is not zero), as arith does them
-_INT_ARITH: dict[str, Callable[[int, int], Any]] = {
-    "-": lambda a, b: a - b, "*": lambda a, b: a * b, "%": lambda a, b: a % b,
-    "/": lambda a, b: a // b if a % b == 0 else Fraction(a, b),
-}
+def _compare(e: A.Binary, a, b) -> bool:
+    """`a op b` for < <= > >=: false against none; `<=` and `>=` of two maps are subset tests."""
+    if a is None or b is None:
+        return False
+    op = e.op
+    if isinstance(a, dict) and isinstance(b, dict) and op in ("<=", ">="):
+        if op == ">=":
+            a, b = b, a
+        return all(k in b and b[k] == v for k, v in a.items())
+    try:
+        return _ORDER[op](a, b)
+    except TypeError:
+        _fail(e, f"cannot compare {_describe(a)} with {_describe(b)}")
 
 
-def _c_unary(ev, e: A.Unary):
-    operand = ev.compile(e.operand)
-    if e.op == "not":
-        return lambda env: operand(env) is not True
-
-    def negate(env):
-        v = operand(env)
-        return None if v is None else exact(-v) if isinstance(v, Fraction) else -v
-    return negate
+def _negate(v):
+    return None if v is None else exact(-v) if isinstance(v, Fraction) else -v
 
 
-def _c_if(ev, e: A.IfElse):
-    cond, then, otherwise = ev.compile(e.cond), ev.compile(e.then), ev.compile(e.otherwise)
-    return lambda env: then(env) if cond(env) is True else otherwise(env)
+def _index(base, i):
+    if base is None or i is None:
+        return None
+    if isinstance(base, dict):
+        return base.get(i)
+    if isinstance(base, list | str) and isinstance(i, int):
+        return base[i] if -len(base) <= i < len(base) else None
+    return None
 
 
-def _c_call(ev, e: A.Call):
-    d = ev.program.defs.get(e.fn)
-    if d is None and e.fn in _LAZY and len(e.args) == 1 and isinstance(e.args[0], A.Comprehension):
-        return _c_lazy(ev, e)
-    if d is None and e.fn not in _BUILTINS:
-        return lambda env: _fail(e, f"unknown function `{e.fn}`")  # the checker lets none through
-    args = [ev.compile(a) for a in e.args]
-    if d is not None and ev.straight(d.name):
-        # Evaluated afresh at every call, as a memo key would cost more (engine.reads.straight).
-        body, names = ev.compile(d.body), ev._params(d)
-        if len(args) == len(names) == 1:
-            (only,), (name,) = args, names
-            return lambda env: body({name: only(env)})
-        if len(args) == len(names) == 2:
-            (first, second), (one, two) = args, names
-            return lambda env: body({one: first(env), two: second(env)})
-        return lambda env: body(dict(zip(names, [a(env) for a in args])))
-    if d is not None:
-        call_def = ev.call_def
-        if len(args) == 1:
-            (only,) = args
-            return lambda env: call_def(d, [only(env)])
-        if len(args) == 2:
-            first, second = args
-            return lambda env: call_def(d, [first(env), second(env)])
-        return lambda env: call_def(d, [a(env) for a in args])
-    fn, name = _BUILTINS[e.fn], e.fn
-    only = args[0] if len(args) == 1 else None
+def _builtin(ev: "Evaluator", e: A.Call, fn: Callable, values: list):
+    if ev.saw_clock:  # only then can a symbolic Clock hide in an argument
+        values = [materialize(v) for v in values]
+    try:
+        return fn(ev, e, values)
+    except (TypeError, ValueError, ZeroDivisionError) as err:
+        _fail(e, f"`{e.fn}` failed: {err}")
 
-    def code(env):
-        values = [only(env)] if only is not None else [a(env) for a in args]
-        if ev.saw_clock:  # only then can a symbolic Clock hide in an argument
-            values = [materialize(v) for v in values]
-        try:
-            return fn(ev, e, values)
-        except (TypeError, ValueError, ZeroDivisionError) as err:
-            _fail(e, f"`{name}` failed: {err}")
-    return code
 
 
 def _c_lazy(ev, e: A.Call):
@@ -686,32 +756,6 @@ def _c_lazy(ev, e: A.Call):
     return code
 
 
-def _c_index(ev, e: A.Index):
-    obj, index = ev.compile(e.obj), ev.compile(e.index)
-
-    def code(env):
-        base = obj(env)
-        i = index(env)
-        if base is None or i is None:
-            return None
-        if isinstance(base, dict):
-            return base.get(i)
-        if isinstance(base, list | str) and isinstance(i, int):
-            return base[i] if -len(base) <= i < len(base) else None
-        return None
-    return code
-
-
-def _c_list(ev, e: A.ListLit):
-    items = [ev.compile(x) for x in e.items]
-    return lambda env: [item(env) for item in items]
-
-
-def _c_map(ev, e: A.MapLit):
-    items = [(item.key, ev.compile(item.value)) for item in e.items]
-    return lambda env: {key: value(env) for key, value in items}
-
-
 def _c_comprehension(ev, e: A.Comprehension):
     source, where, order, var, select = e.source, e.where, e.order, e.source.var, ev.select
     if e.element is None:
@@ -733,16 +777,6 @@ def _c_quantifier(ev, e: A.Quantifier):
                 return True
         return forall
     return code
-
-
-_CONSTANTS = (A.Number, A.String, A.Bool, A.NoneLit, A.IPLit, A.CIDRLit)
-
-_COMPILERS = {
-    A.Number: _c_constant, A.String: _c_constant, A.Bool: _c_constant, A.NoneLit: _c_constant,
-    A.IPLit: _c_constant, A.CIDRLit: _c_constant, A.Unit: _c_unit, A.Name: _c_name, A.Attr: _c_attr,
-    A.Binary: _c_binary, A.Unary: _c_unary, A.IfElse: _c_if, A.Call: _c_call, A.Index: _c_index,
-    A.ListLit: _c_list, A.MapLit: _c_map, A.Comprehension: _c_comprehension, A.Quantifier: _c_quantifier,
-}
 
 
 # ---- built-in functions ----------------------------------------------------------------
