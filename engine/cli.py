@@ -627,15 +627,30 @@ def run() -> None:
     """The console script: main(), then leave without tearing the heap down.
 
     A large reconcile leaves millions of objects, which Python would free one by one and
-    collect at exit: seconds of work, for a process that is ending anyway. The store has
-    fsynced every write before its call returned, so only the output streams need flushing.
+    collect at exit: seconds of work, for a process that is ending anyway. This skips whatever
+    Python does at exit, so it rests on what konverge does itself: the store has fsynced every
+    write before its call returned, files are written whole before main returns, and nothing
+    registers an atexit handler. Only the output streams are left to flush. Under a profiler,
+    a tracer or coverage, which write their data at exit, Python exits as usual.
     """
     code = main()
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)
     for stream in (sys.stdout, sys.stderr):
+        if stream is None:  # closed by the caller (`>&-`)
+            continue
         try:
             stream.flush()
-        except (BrokenPipeError, ValueError):
-            pass  # the reader went away (`| head`), or the stream was closed: nothing to add
+        except BrokenPipeError:
+            pass  # the reader went away (`| head`): nothing more can be said to it
+        except (OSError, ValueError) as e:
+            if stream is sys.stdout and sys.stderr is not None:
+                try:
+                    sys.stderr.write(f"konverge: cannot write the output: {getattr(e, 'strerror', None) or e}\n")
+                    sys.stderr.flush()
+                except (OSError, ValueError):
+                    pass
+            code = code or 1
     os._exit(code)
 
 

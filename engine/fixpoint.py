@@ -776,7 +776,8 @@ class Engine:
                     self.wake(inst, key, fields)
             # A new object: its instances. Those of an updated one were made when it was created;
             # each has been looked at, and so is bound to it (woken above), or waits, dirty, to be
-            # looked at (its object is looked up then).
+            # looked at (its object is looked up then). One looked at while its object was gone is
+            # bound to nothing, but such an object can only come back as a new one, here.
             if before is None and (obj := self.cache.get(key)) is not None:
                 text = key_text(key)
                 for cname, rule, ci, ri in self.rules_of_kind(key[0]):
@@ -796,7 +797,8 @@ class Engine:
     def wake(self, inst: _Instance, key: tuple, fields: frozenset | None) -> None:
         """Mark an instance bound to a changed object dirty, unless it is its own object and
         no field the rule may read of it changed (`fields`, as changed_fields gives them): its
-        evaluation would come out the same, and the object is looked up when it is next woken.
+        evaluation would come out the same, and it is given the new object only when it is next
+        marked (every path that looks at an instance looks its object up again first).
         One whose writes were refused is woken all the same, to try them again."""
         if (self.field_wakeups and self.faults is None and fields is not None
                 and inst.primary_key == key and inst.id not in self.refused and inst.id not in self.dirty_ids):

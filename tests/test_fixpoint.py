@@ -454,6 +454,8 @@ def test_an_instance_left_asleep_by_a_change_sees_the_object_as_it_is_when_woken
     update(note="kept")
     assert not engine.dirty_ids
     update(size=5)
+    (woken,) = engine.dirty_ids
+    assert engine.instances[woken].primary is engine.cache.get(("Item", "default", "a"))  # given the new object
     assert engine.run() == ""
     a = engine.cache.get(("Item", "default", "a"))
     assert (a["done"], a["note"]) == (True, "kept")

@@ -62,6 +62,15 @@ def test_the_command_as_a_process_prints_all_it_says_before_it_exits(capsys, tmp
     bad = subprocess.run([sys.executable, "-m", "engine.cli", "get", "pods"], capture_output=True, text=True,
                          cwd=ROOT, env=env)
     assert bad.returncode == 2 and "error[E203]" in bad.stderr
+    closed = subprocess.run([sys.executable, "-m", "engine.cli", "check", DEMO], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env, close_fds=True,
+                            preexec_fn=lambda: os.close(1))
+    assert (closed.returncode, closed.stderr) == (0, "")
+    if os.path.exists("/dev/full"):  # a disk that is full: said, and not a success
+        with open("/dev/full", "w") as full:
+            failed = subprocess.run([sys.executable, "-m", "engine.cli", "check", DEMO], stdout=full,
+                                    stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+        assert failed.returncode == 1 and failed.stderr == "konverge: cannot write the output: No space left on device\n"
 
 
 def test_json_contract_shapes_the_fields_it_promises(capsys):
