@@ -156,7 +156,9 @@ def resource_name(kind: str) -> str:
 
 def encode_object(obj: dict) -> bytes:
     """The stored bytes of an object: deterministic, without the revisions."""
-    stored = {k: v for k, v in obj.items() if k not in ("resourceVersion", "createdRevision")}
+    stored = dict(obj)
+    stored.pop("resourceVersion", None)
+    stored.pop("createdRevision", None)
     return SORTED_JSON(stored).encode()
 
 
@@ -342,12 +344,19 @@ class APIServer:
                     if reads.pure(m.cond) and (judged := reads.fields(m.source.var, m.cond)) is not None:
                         self._judged_by[id(m)] = _judged(program, info, judged)
         self._sets: dict[int, dict] = {}  # id(mutation) → the fields it sets
-        # kind → the fields its ratcheted policies read; store key → (revision, a copy of those
-        # fields as admitted: a caller may change the object it was given back)
-        self._ratcheted = {kind: frozenset().union(*(f for _, _, f in ps if f is not None))
-                           for kind, ps in self._policies.items()}
-        # those of them that `==` may call kept when they changed (values.differs)
-        self._loose = {kind: fields & program.loose_fields(kind) for kind, fields in self._ratcheted.items()}
+        # kind → the fields its ratcheted policies read; of those, the ones `==` compares exactly,
+        # and the ones it may call kept when they changed (values.differs)
+        self._ratcheted: dict[str, tuple[str, ...]] = {}
+        self._exact: dict[str, tuple[str, ...]] = {}
+        self._loose: dict[str, tuple[str, ...]] = {}
+        for kind, ps in self._policies.items():
+            fields = frozenset().union(*(f for _, _, f in ps if f is not None))
+            loose = fields & program.loose_fields(kind)
+            self._ratcheted[kind] = tuple(sorted(fields))
+            self._exact[kind] = tuple(sorted(fields - loose))
+            self._loose[kind] = tuple(sorted(loose))
+        # store key → (revision, a copy of those fields as admitted: a caller may change the
+        # object it was given back)
         self._admitted: dict[str, tuple[int, dict]] = {}
         self.rbac_enabled = "RoleBinding" in program.kinds or "ClusterRoleBinding" in program.kinds
         self._users_declared = "User" in program.kinds
@@ -478,7 +487,7 @@ class APIServer:
         obj["createdRevision"] = current.create_revision
         admitted = self._admitted.get(key)
         old = admitted[1] if admitted is not None and admitted[0] == rv else None
-        obj, kept = self._admit(info, obj, old)
+        obj, changed = self._admit(info, obj, old)
         data = encode_object(obj)
         if data == current.value:
             return decode_object(current)  # nothing changed: no write, no new revision
@@ -488,7 +497,7 @@ class APIServer:
                 raise self._not_found(info, name)
             raise self._conflict(info, name)
         obj["resourceVersion"] = r.revision
-        self._remember(info, key, r.revision, obj, old, kept)
+        self._remember(info, key, r.revision, obj, old, changed)
         return obj
 
     def unwritten_since(self, kind: str | tuple[str, ...], revision: int) -> bool:
@@ -520,16 +529,18 @@ class APIServer:
         self._kind_written[info.name] = self._last_write = revision
 
     def _remember(self, info: KindInfo, key: str, revision: int, obj: dict, old: dict | None = None,
-                  kept: dict[str, bool] | None = None) -> None:
-        """Note a write of `obj`, an update of `old` (as admitted) if given, which keeps the fields
-        `kept` says: their copies in `old` serve for `obj` too."""
+                  changed: set[str] | None = None) -> None:
+        """Note a write of `obj`, an update of `old` (as admitted) if given, which changes the
+        fields `changed` of those it keeps copies of: of the rest, the copies in `old` serve."""
         self._wrote(info, revision)
         fields = self._ratcheted.get(info.name)
         if fields:
-            if kept is None:
+            if changed is None:
                 admitted = {f: _copy(obj.get(f)) for f in fields}
             else:
-                admitted = {f: old[f] if kept[f] else _copy(obj.get(f)) for f in fields}
+                admitted = dict(old)
+                for f in changed:
+                    admitted[f] = _copy(obj.get(f))
             self._admitted[key] = (revision, admitted)
 
     def delete(self, who: Identity, kind: str, namespace: str | None, name: str,
@@ -589,9 +600,9 @@ class APIServer:
         obj.setdefault("managedBy", None)
         return obj
 
-    def _admit(self, info: KindInfo, obj: dict, old: dict | None = None) -> tuple[dict, dict[str, bool] | None]:
+    def _admit(self, info: KindInfo, obj: dict, old: dict | None = None) -> tuple[dict, set[str] | None]:
         """Defaulting, validation, the mutating admission policies, then the validating ones: the
-        object admitted and, with `old`, whether it keeps each field a ratcheted policy reads. An
+        object admitted and, with `old`, the fields a ratcheted policy reads that it changes. An
         update of `old`, as this server admitted it, is not denied by a policy that reads only
         fields the mutated object keeps: as Kubernetes ratchets validation, an unchanged field is
         not judged again."""
@@ -599,12 +610,13 @@ class APIServer:
         self._check_schema(info, obj)
         values: dict[str, str] = {}  # field → its value as exact text, made once for every verdict
         obj = self._mutate(info, obj, values)
-        kept = None  # with `old`: whether each field a ratcheted policy reads is kept
+        changed = None  # with `old`: the fields a ratcheted policy reads that are not kept
         if old is not None:
-            loose = self._loose.get(info.name, ())
-            kept = {f: not differs(old.get(f), obj.get(f), f in loose) for f in self._ratcheted.get(info.name, ())}
+            exact = self._exact.get(info.name, ())
+            changed = {f for f, a, b in zip(exact, map(old.get, exact), map(obj.get, exact)) if a != b}
+            changed.update([f for f in self._loose.get(info.name, ()) if differs(old.get(f), obj.get(f), True)])
         for policy, deny, fields in self._policies.get(info.name, ()):
-            if kept is not None and fields is not None and all([kept[f] for f in fields]):
+            if changed is not None and fields is not None and changed.isdisjoint(fields):
                 continue
             env = {deny.source.var: obj}
             if self._holds(deny, deny.cond, env, obj, values):
@@ -614,7 +626,7 @@ class APIServer:
                     if because is not None:
                         message = str(because)
                 raise self._denied(info, obj["name"], deny.reason, message)
-        return obj, kept
+        return obj, changed
 
     def _denied(self, info: KindInfo, name: str, reason: str | None, message: str) -> APIError:
         """A deny's refusal, worded as Kubernetes words its reason (A.DENY_REASONS)."""
@@ -987,6 +999,9 @@ class _Schema:
     # -- per field
 
     def _plan(self, fields: dict) -> _Fields:
+        """The plan of a fields dict, made when first asked for. `default_fields` and
+        `fields_valid` look a made one up themselves: they run for every record of every write,
+        and the call cost more than the lookup."""
         plan = self._fields.get(id(fields))
         if plan is None or plan.fields is not fields:
             optional = {name: isinstance(f.type, OptT) for name, f in fields.items()}
@@ -996,7 +1011,7 @@ class _Schema:
                 fields, frozenset(fields), frozenset(fields) | set(META),
                 tuple((name, optional[name], fields[name].default, fill) for name, fill in fills),
                 tuple(name for name, opt in optional.items() if not opt),
-                tuple((name, optional[name], None, fill) for name, fill in fills if fill is not None),
+                tuple((name, fill) for name, fill in fills if fill is not None),
                 tuple((name, types | {type(None)} if optional[name] else types)
                       for name, types in leaves.items() if types is not None),
                 tuple((name, optional[name], self.test(f.type)) for name, f in fields.items() if leaves[name] is None))
@@ -1005,13 +1020,17 @@ class _Schema:
     def default_fields(self, fields: dict, obj: dict) -> dict:
         """`obj` with every field present: a missing one (or a required one that is none) takes its
         default or none, and records within take theirs."""
-        plan = self._plan(fields)
+        plan = self._fields.get(id(fields))
+        if plan is None or plan.fields is not fields:
+            plan = self._plan(fields)
         out = dict(obj)
         if out.keys() >= plan.names and type(None) not in set(map(type, map(out.__getitem__, plan.required))):
-            defaults = plan.fills  # no field wants its default: only those within the values
-        else:
-            defaults = plan.defaults
-        for name, optional, default, fill in defaults:
+            for name, fill in plan.fills:  # no field wants its default: only those within the values
+                value = out[name]
+                if value is not None:
+                    out[name] = fill(value)
+            return out
+        for name, optional, default, fill in plan.defaults:
             value = out.get(name)
             if value is None and (not optional or name not in out):
                 if default is not None:
@@ -1024,7 +1043,9 @@ class _Schema:
     def fields_valid(self, fields: dict, obj: dict, meta: bool = False) -> bool:
         """Whether `_check_fields` would find nothing wrong with `obj` (True only if so); with
         `meta`, the object's metadata fields are allowed beside the declared ones."""
-        plan = self._plan(fields)
+        plan = self._fields.get(id(fields))
+        if plan is None or plan.fields is not fields:
+            plan = self._plan(fields)
         if not obj.keys() <= (plan.with_meta if meta else plan.names):
             return False
         get = obj.get
@@ -1164,7 +1185,7 @@ class _Fields:
     with_meta: frozenset  # and the object metadata
     defaults: tuple  # per field: (name, optional, its default expression or None, its values' defaulter or None)
     required: tuple  # the names of the fields that are not optional
-    fills: tuple  # as `defaults`, of the fields whose values have defaults within
+    fills: tuple  # (name, its values' defaulter) of the fields whose values have defaults within
     leaves: tuple  # (name, the Python types of its valid values) where they tell
     tests: tuple  # (name, optional, validity test) for the rest
 
