@@ -122,6 +122,9 @@ class Program:
     # them), checked after every step on the objects that step created or changed — an
     # evaluator needs the versions the step replaced to run them (engine.fixpoint._History).
     transitions: tuple[A.InvariantDecl, ...] = ()
+    # The evaluator's generated code, by id() of the expression it evaluates (engine.eval._compile),
+    # shared by the program's evaluators.
+    generated: dict[int, tuple] = attrs.field(factory=dict, eq=False, repr=False)
 
     def kind(self, ref: str) -> KindInfo | None:
         return self.kinds.get(ref) or _kind_by_lower(self.kinds, ref)

@@ -13,8 +13,10 @@ import functools
 import hashlib
 import ipaddress
 import math
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from fractions import Fraction
+from types import CodeType, FunctionType
 from typing import Any, Protocol
 
 from . import ast as A
@@ -535,31 +537,59 @@ def _compile(ev, e) -> Callable[[Env], Any]:
             return _c_lazy(ev, e)
         if e.fn not in _BUILTINS:
             return lambda env: _fail(e, f"unknown function `{e.fn}`")  # the checker lets none through
-    return _Source(ev).function(e)
+    # The generated code depends on the program alone, so its evaluators share it (a verify
+    # run makes thousands): each binds it to globals of its own (itself, and the functions it
+    # compiled for the comprehensions, quantifiers and deep subtrees within).
+    made = ev.program.generated.get(id(e))
+    if made is None or made[0] is not e:
+        made = ev.program.generated[id(e)] = (e, *_Source(ev).generate(e))  # the node kept alive
+    _, code, shared, compiled = made
+    scope = {**shared, "ev": ev, "call_def": ev.call_def, "arith": ev.arith}
+    for name, node in compiled.items():
+        scope[name] = ev.compile(node)
+    return FunctionType(code, scope)
 
 
 class _Source:
     """The Python source of one compiled function: the expression, the variables it takes from
-    the environment (each a local, bound on entry) and the values it refers to (its globals)."""
+    the environment (each a local, bound on entry), the values it refers to (its globals) and
+    the subexpressions compiled apart (bound to each evaluator's functions)."""
 
-    def __init__(self, ev: "Evaluator"):
+    def __init__(self, ev: "Evaluator", cut: int = _DEPTH):
         self.ev = ev
-        self.scope = {"ev": ev, "call_def": ev.call_def, "arith": ev.arith, "Fraction": Fraction,
-                      "_UNBOUND": _UNBOUND, "_unbound": _unbound, "_contains": _contains, "_compare": _compare,
-                      "_negate": _negate, "_index": _index, "_builtin": _builtin}
+        self.cut = cut  # the nesting past which a subtree is a function of its own
+        self.scope = {"Fraction": Fraction, "_UNBOUND": _UNBOUND, "_unbound": _unbound, "_contains": _contains,
+                      "_compare": _compare, "_negate": _negate, "_index": _index, "_builtin": _builtin}
+        self.compiled: dict[str, A.Expr] = {}
         self.variables: dict[str, str] = {}  # the environment's variables used, each a local
         self.params: dict[str, str] | None = None  # the variables of a straight def written out here
         self.temps = 0
 
-    def function(self, e: A.Expr) -> Callable[[Env], Any]:
+    def generate(self, e: A.Expr) -> tuple[CodeType, dict, dict[str, A.Expr]]:
+        """The code of a function of `env` that evaluates `e`, the globals it needs but the
+        evaluator's own, and the subexpressions it calls compiled apart, by the names it uses."""
         body = self.expr(e, 0)
         lines = ["def code(env):"]
         for name, local in self.variables.items():
             lines += ["    try:", f"        {local} = env[{name!r}]", "    except KeyError:",
                       f"        {local} = _UNBOUND"]
         lines.append(f"    return {body}")
-        exec(compile("\n".join(lines), f"<{e.span.file}:{e.span.line}>", "exec"), self.scope)  # named in profiles
-        return self.scope.pop("code")
+        try:
+            with warnings.catch_warnings():  # `1 is True`, where a straight def's body is a constant, is meant
+                warnings.simplefilter("ignore", SyntaxWarning)
+                code = compile("\n".join(lines), f"<{e.span.file}:{e.span.line}>", "exec")  # named in profiles
+        except (SyntaxError, RecursionError):  # nested deeper than Python takes: in smaller functions
+            if self.cut == 1:
+                raise
+            return _Source(self.ev, cut=1).generate(e)
+        exec(code, self.scope)
+        return self.scope.pop("code").__code__, self.scope, self.compiled
+
+    def apart(self, e: A.Expr) -> str:
+        """A call of `e` compiled as a function of its own, in the environment here."""
+        name = f"c{len(self.compiled)}"
+        self.compiled[name] = e
+        return f"{name}({self.env()})"
 
     def value(self, v) -> str:
         if type(v) in _LITERALS and not (type(v) is int and abs(v) >= 2**63):  # no number too long to print
@@ -600,8 +630,9 @@ class _Source:
     def expr(self, e: A.Expr, depth: int) -> str:
         """A Python expression, in parentheses or an atom, that evaluates `e` in `env`."""
         t = type(e)
-        if depth > _DEPTH and self.params is None or t is A.Comprehension or t is A.Quantifier:
-            return f"{self.value(self.ev.compile(e))}({self.env()})"
+        if depth > self.cut and (self.params is None or self.cut < _DEPTH) or t is A.Comprehension \
+                or t is A.Quantifier:
+            return self.apart(e)
         depth += 1
         if t in _CONSTANTS:
             return self.value(_constant(self.ev, e))
@@ -667,7 +698,7 @@ class _Source:
     def call(self, e: A.Call, depth: int) -> str:
         ev, d = self.ev, self.ev.program.defs.get(e.fn)
         if d is None and (e.fn not in _BUILTINS or _lazy(e)):
-            return f"{self.value(ev.compile(e))}({self.env()})"
+            return self.apart(e)
         args = [self.expr(a, depth) for a in e.args]
         if d is None:
             return f"_builtin(ev, {self.value(e)}, {self.value(_BUILTINS[e.fn])}, [{', '.join(args)}])"
@@ -731,7 +762,6 @@ def _builtin(ev: "Evaluator", e: A.Call, fn: Callable, values: list):
         return fn(ev, e, values)
     except (TypeError, ValueError, ZeroDivisionError) as err:
         _fail(e, f"`{e.fn}` failed: {err}")
-
 
 
 def _c_lazy(ev, e: A.Call):

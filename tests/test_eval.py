@@ -47,6 +47,39 @@ def test_a_container_is_evaluated_before_the_item_looked_for_in_it():
 
 
 def test_a_straight_def_written_into_its_caller_gives_its_value_and_its_errors():
-    text = "def half(n: int) = 10 / n\ndef twice(n: int) -> int = n * 2\ndef f(a: int) = twice(a) + half(a - 2)"
-    assert _evaluate(text, "f", {"a": 4}) == 13
-    assert _error(text, "f", {"a": 2}) == ("division by zero", 1, 20)  # in `half`, given 0
+    text = "def rem(n: int) -> int = 10 % n\ndef twice(n: int) -> int = n * 2\ndef f(a: int) = twice(a) + rem(a - 2)"
+    assert _evaluate(text, "f", {"a": 5}) == 11
+    assert _error(text, "f", {"a": 2}) == ("division by zero", 1, 26)  # in `rem`, given 0
+
+
+def test_a_straight_def_whose_body_is_a_constant_compiles_without_a_warning():
+    import warnings
+
+    text = "def yes() -> any = 1\ndef f(a: bool) = not yes() and a or yes() == 1"
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")  # Python's "`is` with a literal" would be said on stderr
+        assert _evaluate(text, "f", {"a": True}) is True
+    assert said == []
+
+
+def test_code_nested_deeper_than_python_compiles_is_cut_into_smaller_functions():
+    from engine.eval import _Source
+
+    depth = 150
+    prog = _program("def deep(a: int) -> int = " + "(a + " * depth + "1" + ")" * depth)
+    code, _, apart = _Source(Evaluator(prog, None), cut=10**6).generate(prog.defs["deep"].body)
+    assert apart  # not one expression: Python refuses 200 nested parentheses
+
+
+def test_evaluators_of_one_program_share_its_code_each_with_its_own_world():
+    class World:
+        def __init__(self, t):
+            self.t = t
+
+        def now(self):
+            return self.t
+
+    prog = _program("def f(xs: list<int>) = [now() for x in xs]")
+    body = prog.defs["f"].body
+    first, second = Evaluator(prog, World(5)), Evaluator(prog, World(7))
+    assert (first.eval(body, {"xs": [1]}), second.eval(body, {"xs": [1]})) == ([5], [7])
