@@ -331,7 +331,7 @@ class _Tree:
 
     LIMIT = 10_000  # leaves; past it the tree starts afresh
 
-    __slots__ = ("pick", "root", "opaque", "names")
+    __slots__ = ("pick", "root", "opaque", "names", "frees")
 
     def __init__(self, pick: A.Pick):
         self.pick = pick
@@ -340,6 +340,15 @@ class _Tree:
         # group's name it would change with every change to one of them. The walk enters these.
         self.opaque: dict[int, object] = {}
         self.names: list = []  # the leaves' memo names
+        self.frees: dict[int, tuple] = {}  # id(expression) → (it, the names it uses free)
+
+    def free(self, e) -> frozenset:
+        """The names `e` uses that it does not bind (_free), found once: a walk asks it of every
+        expression it meets, and each walk of the pick meets the same ones."""
+        found = self.frees.get(id(e))
+        if found is None or found[0] is not e:
+            found = self.frees[id(e)] = (e, frozenset(_free(e)))
+        return found[1]
 
     def enter(self, guard, memo) -> None:
         """Take `guard`, found to name an object, for no guard any more: the walk enters it. The
@@ -378,6 +387,7 @@ class _Walk:
         self.path: list[tuple] = []  # (guard, its env, a condition?, its value's key)
         self.failed: tuple = ()  # (guard, its env, a condition?) that raised
         self.fields: dict[str, set | None] = {}  # rule variable → the fields read of it; None: read whole
+        self.decided: dict[tuple, bool] = {}  # (def, rule variables, a condition?) → a guard's truth on the path
 
     def learn(self) -> tuple[_Step, list]:
         scope = {name: name for name in self.env}
@@ -416,8 +426,16 @@ class _Walk:
         return step
 
     def decide(self, e, scope: dict, truth: bool) -> bool:
-        """Evaluate the guard `e` and record it on the path; whether it is true."""
-        spec = tuple(sorted((local, scope[local]) for local in _free(e)))
+        """Evaluate the guard `e` and record it on the path; whether it is true. Two guards are
+        left off the path, as their values are known without evaluating them: one that reads
+        nothing (`control_plane_taint()`) has the same value every time, and a call made again
+        with the same variables (`pod_cpu(p)` in two defs) has the value recorded for the first."""
+        spec = tuple(sorted((local, scope[local]) for local in self.tree.free(e)))
+        again = None
+        if isinstance(e, A.Call) and all(isinstance(a, A.Name) for a in e.args):
+            again = (e.fn, tuple(scope[a.id] for a in e.args), truth)
+            if again in self.decided:
+                return self.decided[again]
         try:
             value = self.ev.eval(e, {local: self.env[var] for local, var in spec})
             v = (value is True) if truth else value_key(value, self.picks.memo.world.cache.memo_parts)
@@ -427,13 +445,16 @@ class _Walk:
         except (EvalError, Unnamed):
             self.failed = (e, spec, truth)
             raise
-        self.path.append((e, spec, truth, v))
+        if spec or not self.picks.memo.reads.pure(e):
+            self.path.append((e, spec, truth, v))
+            if again is not None:
+                self.decided[again] = value is True
         return value is True
 
     def guard(self, e, scope: dict) -> bool:
         """Whether `e` depends on the rule's variables only (not on the candidate, nor on a
         name bound inside the walk), and its value can name a group."""
-        return self.tree.opaque.get(id(e)) is not e and all(scope.get(local) is not None for local in _free(e))
+        return self.tree.opaque.get(id(e)) is not e and all(scope.get(local) is not None for local in self.tree.free(e))
 
     def read(self, var: str, field: str | None) -> None:
         if field is None:

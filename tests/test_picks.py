@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from engine.check import check_modules
 from engine.fixpoint import reconcile
 from engine.parse import parse_text
-from engine import picks, reads
+from engine import ast as A, picks, reads
 
 KINDS = """
 kind Item { group: string = ""  size: int = 0  note: string = ""  labels: map<string> = {} }
@@ -383,3 +383,37 @@ def test_a_verdict_on_a_replaced_candidate_is_never_chosen_from_the_kept_ranking
         a, b = both(spec(boxes, items, [("capacity", 0, 1), ("unplace", 0, 0), edit, ("unplace", 2, 0)]))
         same(a, b)
         assert {o["name"]: o["group"] for o in a.objects if o["kind"] == "Item"} == {"i0": "b1", "i1": "b0", "i2": "b1"}
+
+
+def test_a_guard_asked_again_or_reading_nothing_is_left_off_the_path(monkeypatch):
+    # `need(i)` is asked in `room_for` and again in `fits`, of the same item; `strict()` and
+    # `limit()` read nothing, so they are the same for every item. The path a choice follows
+    # (the guards it evaluates to name its group) holds `need(i)` once, and neither constant.
+    paths = []
+    learn = picks._Walk.learn
+
+    def spied(self):
+        found = learn(self)
+        paths.append([e.fn if isinstance(e, A.Call) else type(e).__name__ for e, *_ in self.path])
+        return found
+    monkeypatch.setattr(picks._Walk, "learn", spied)
+    placed = reconciled_alike(KINDS + """
+    def load(b: Box) -> int = sum(i.size for item i where i.group == b.name)
+    def limit() -> int = 3
+    def strict() = limit() > 2
+    def need(i: Item) -> int = i.size + (if i.note == "" then 0 else 1)
+    def room_for(i: Item, b: Box) = b.capacity - load(b) >= need(i)
+    def fits(i: Item, b: Box) = (if strict() then room_for(i, b) else true) and b.capacity >= need(i) - limit()
+    controller place {
+      rule put for item i where i.group == "" and i.size > 0
+        pick box b where fits(i, b) order by b.name then set i.group = b.name
+    }
+    box b0 { capacity: 2 }
+    box b1 { capacity: 3 }
+    item i0 { size: 2 }
+    item i1 { size: 1  note: "x" }
+    item i2 { size: 3 }
+    item i3 { size: 1 }
+    """)
+    assert placed == {"i0": "b0", "i1": "b1", "i2": "", "i3": "b1"}
+    assert paths and all(path == ["need"] for path in paths)
