@@ -613,7 +613,7 @@ class APIServer:
         changed = None  # with `old`: the fields a ratcheted policy reads that are not kept
         if old is not None:
             exact = self._exact.get(info.name, ())
-            changed = {f for f, a, b in zip(exact, map(old.get, exact), map(obj.get, exact)) if a != b}
+            changed = {f for f in exact if old.get(f) != obj.get(f)}
             changed.update([f for f in self._loose.get(info.name, ()) if differs(old.get(f), obj.get(f), True)])
         for policy, deny, fields in self._policies.get(info.name, ()):
             if changed is not None and fields is not None and changed.isdisjoint(fields):

@@ -1061,6 +1061,17 @@ def test_informer_relists_a_kind_whose_events_were_compacted_before_it_polled(ap
     assert sorted((e.object["kind"], e.object["name"]) for e in events) == [("Node", "n1"), ("Pod", "b")]
 
 
+def test_informer_named_a_kind_twice_watches_it_once_in_its_first_place(api):
+    api.create(api.admin, "node", {"name": "n1", "cpu": 1})
+    api.create(api.admin, "pod", pod("a"))
+    inf = Informer(api, api.admin, ["node", "pod", "nodes"])
+    assert inf.kinds == ["Node", "Pod"]
+    api.delete(api.admin, "node", None, "n1")
+    api.delete(api.admin, "pod", "shop", "a")
+    api.store.compact(api.store.revision)  # relisted: both deletions at the list's revision
+    assert [(e.type, e.object["kind"]) for e in inf.poll()] == [("DELETED", "Node"), ("DELETED", "Pod")]
+
+
 def test_informer_polls_every_kind_after_a_write_by_another_server(api):
     inf = Informer(api, api.admin, ["pod", "node"])
     api.create(api.admin, "pod", pod("a"))
