@@ -387,7 +387,7 @@ class _Walk:
         self.path: list[tuple] = []  # (guard, its env, a condition?, its value's key)
         self.failed: tuple = ()  # (guard, its env, a condition?) that raised
         self.fields: dict[str, set | None] = {}  # rule variable → the fields read of it; None: read whole
-        self.decided: dict[tuple, bool] = {}  # (def, rule variables, a condition?) → a guard's truth on the path
+        self.decided: dict[tuple, bool] = {}  # (function, rule variables, a condition?) → its truth on the path
 
     def learn(self) -> tuple[_Step, list]:
         scope = {name: name for name in self.env}

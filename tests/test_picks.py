@@ -417,3 +417,68 @@ def test_a_guard_asked_again_or_reading_nothing_is_left_off_the_path(monkeypatch
     """)
     assert placed == {"i0": "b0", "i1": "b1", "i2": "", "i3": "b1"}
     assert paths and all(path == ["need"] for path in paths)
+
+
+# Adversarial for what a path leaves off: `t(i)` is asked for its truth, then for its value
+# (items with t = "big" and t = false agree in truth only); `g` swaps which rule variable its
+# parameter names; `lim()` and `cfg()` read nothing; `crowded()` reads the world, asked twice.
+LEFT_OFF = """
+def t(i: Item) = if get(i.labels, "app", "") == "a" then "big" else get(i.labels, "app", "") == "b"
+def w(x: Item) -> int = x.size
+def lim() -> int = 3
+def cfg() = {k: "v"}
+def crowded() = count(box x where x.capacity == 0) >= 1
+def g(i: Item, b: Box) = b.capacity + 1 >= w(i)
+def fits(i: Item, k: Item, b: Box) =
+  (if t(i) then b.capacity >= 1 else b.capacity >= 0)
+    and (b.tier == str(t(i)) or b.tier == "" or b.tier == "x")
+    and g(k, b)
+    and b.capacity >= w(i)
+    and (if lim() > 2 then true else b.capacity > 100)
+    and (get(cfg(), "k", "") == "v" or b.capacity > 100)
+    and (if crowded() then b.capacity >= 2 else true)
+controller place {
+  rule put
+    for item i
+    for item k
+    where i.group == "" and i.size > 0 and k.note == "" and k.size == 0 and k.name == "ref"
+    pick box b
+      where fits(i, k, b)
+      order by (if crowded() then 0 - b.capacity else b.capacity), b.name
+      then
+        set i.group = b.name
+      else set i.note = "none"
+}
+item ref { size: 0 }
+"""
+
+
+@given(st.lists(st.tuples(st.integers(0, 6), st.sampled_from(["x", "y", "", "big", "true", "false"]), st.just({})),
+                max_size=5),
+       st.lists(item, max_size=7), st.lists(event, max_size=6), st.lists(st.integers(0, 1), max_size=3))
+def test_guards_left_off_a_path_choose_as_judging_every_candidate(boxes, items, events, ref_sizes):
+    text = spec(boxes, items, events).replace(PLACING, LEFT_OFF)
+    edits = "".join(f"  at {20 + n}s: update item ref {{ size: {v} }}\n" for n, v in enumerate(ref_sizes))
+    a, b = both(text.rstrip().removesuffix("}") + edits + "}\n")
+    same(a, b)
+
+
+def test_a_guard_without_variables_that_reads_the_world_stays_on_the_path():
+    # crowded() names which fields of the item judging reads (its labels, only when crowded):
+    # left off the path, an item placed before a box filled up would share a group with one after.
+    placed = reconciled_alike(KINDS + """
+    def crowded() = count(box x where x.capacity == 0) >= 1
+    def fits(i: Item, b: Box) = if crowded() then b.selector <= i.labels else true
+    controller place {
+      rule put for item i where i.group == "" and i.size > 0
+        pick box b where fits(i, b) order by b.name then set i.group = b.name
+    }
+    box b1 { capacity: 5  selector { app: "a" } }
+    item i0 { size: 1  labels { app: "b" } }
+    scenario "edits" {
+      at 1s: create box full { capacity: 0  selector { app: "zz" } }
+      at 2s: create item i1 { size: 1  labels { app: "a" } }
+      at 3s: create item i2 { size: 1  labels { app: "b" } }
+    }
+    """)
+    assert placed == {"i0": "b1", "i1": "b1", "i2": ""}
