@@ -409,51 +409,45 @@ def test_a_batched_rule_keeps_its_place_among_batched_rules_and_after_the_clock(
         ("Item", "a", 1), ("Summary", "done", 1), ("Item", "b", 2), ("Summary", "done", 2)]
 
 
-def test_a_change_to_a_field_its_rule_does_not_read_leaves_an_instance_asleep():
+def _settled(text: str):
+    """A program's engine at rest, and a function that updates an item through the API server
+    and hands the engine the change, as a run does between steps."""
     from engine.api import APIServer
     from engine.fixpoint import Engine, apply_spec
 
-    prog = program("""
-    controller c { rule mark for item i where i.size > 1 set i.done = true }
-    item a { size: 2 }
-    """)
+    prog = program(text)
     api = APIServer(prog, open_store())
     engine = Engine(prog, api)
     apply_spec(prog, api, engine)
     engine.start()
     assert engine.run() == ""
-    a = dict(engine.cache.get(("Item", "default", "a")))
-    api.update(api.admin, "Item", {**a, "note": "unread"})
-    engine.changed(engine.sync())
+
+    def update(name: str, **fields) -> None:
+        item = dict(engine.cache.get(("Item", "default", name)))
+        api.update(api.admin, "Item", {**item, **fields})
+        engine.changed(engine.sync())
+    return prog, engine, update
+
+
+def test_a_change_to_a_field_its_rule_does_not_read_leaves_an_instance_asleep():
+    _, engine, update = _settled("""
+    controller c { rule mark for item i where i.size > 1 set i.done = true }
+    item a { size: 2 }
+    """)
+    update("a", note="unread")
     assert not engine.dirty_ids
-    a = dict(engine.cache.get(("Item", "default", "a")))
-    api.update(api.admin, "Item", {**a, "size": 3})
-    engine.changed(engine.sync())
+    update("a", size=3)
     assert engine.dirty_ids == {"c/mark[Item/default/a]"}
 
 
 def test_an_instance_left_asleep_by_a_change_sees_the_object_as_it_is_when_woken():
-    from engine.api import APIServer
-    from engine.fixpoint import Engine, apply_spec
-
-    prog = program("""
+    _, engine, update = _settled("""
     controller c { rule big for item i where i.done != (i.size > 3) set i.done = i.size > 3 }
     item a { size: 2 }
     """)
-    api = APIServer(prog, open_store())
-    engine = Engine(prog, api)
-    apply_spec(prog, api, engine)
-    engine.start()
-    assert engine.run() == ""
-
-    def update(**fields) -> None:
-        a = dict(engine.cache.get(("Item", "default", "a")))
-        api.update(api.admin, "Item", {**a, **fields})
-        engine.changed(engine.sync())
-
-    update(note="kept")
+    update("a", note="kept")
     assert not engine.dirty_ids
-    update(size=5)
+    update("a", size=5)
     (woken,) = engine.dirty_ids
     assert engine.instances[woken].primary is engine.cache.get(("Item", "default", "a"))  # given the new object
     assert engine.run() == ""
@@ -462,10 +456,7 @@ def test_an_instance_left_asleep_by_a_change_sees_the_object_as_it_is_when_woken
 
 
 def test_a_change_to_a_field_a_rule_does_not_read_of_the_objects_it_looks_up_leaves_it_asleep():
-    from engine.api import APIServer
-    from engine.fixpoint import Engine, apply_spec
-
-    prog = program("""
+    prog, engine, update = _settled("""
     def heavy(i: Item) = i.size > 1
     controller c {
       rule tally for box b where count(item i where i.group == b.name) > 0
@@ -476,24 +467,17 @@ def test_a_change_to_a_field_a_rule_does_not_read_of_the_objects_it_looks_up_lea
     item a { group: "x"  size: 2 }
     item b { group: "y" }
     """)
-    api = APIServer(prog, open_store())
-    engine = Engine(prog, api)
-    apply_spec(prog, api, engine)
-    engine.start()
-    assert engine.run() == ""
     assert engine.kind_fields(prog.controllers["c"].rules[0])["Item"] == {"group", "size"}
     assert engine.kind_fields(prog.controllers["c"].rules[1])["Item"] is None  # the objects are listed whole
 
-    def update(name: str, **fields) -> set:
-        item = dict(engine.cache.get(("Item", "default", name)))
-        api.update(api.admin, "Item", {**item, **fields})
-        engine.changed(engine.sync())
-        woken, engine.dirty_ids, engine.dirty = engine.dirty_ids, set(), []
-        return woken
+    def woken(name: str, **fields) -> set:
+        update(name, **fields)
+        found, engine.dirty_ids, engine.dirty = engine.dirty_ids, set(), []
+        return found
 
-    assert update("a", note="unread") == {"c/listed[Box/default/x]"}
-    assert update("a", size=3) == {"c/tally[Box/default/x]", "c/listed[Box/default/x]"}
-    assert update("b", group="x") == {"c/tally[Box/default/x]", "c/listed[Box/default/x]"}
+    assert woken("a", note="unread") == {"c/listed[Box/default/x]"}
+    assert woken("a", size=3) == {"c/tally[Box/default/x]", "c/listed[Box/default/x]"}
+    assert woken("b", group="x") == {"c/tally[Box/default/x]", "c/listed[Box/default/x]"}
 
 
 def test_a_field_a_rule_sets_wakes_it_when_something_else_changes_it():
