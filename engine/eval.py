@@ -503,8 +503,8 @@ _LAZY: dict[str, Callable[[Iterator], Any]] = {
 # written out as Python source (an attribute is `.get` of a dict, `and` Python's `and` on
 # `is True`, a straight def's body in its caller), operands evaluated left to right (`in` its
 # container first) and what has more to it (none, units, errors) left to the helpers below, so
-# that a node costs no call of its own. Comprehensions, quantifiers and the lazy built-ins stay closures (they make
-# environments of their own); the expressions they hold are compiled in turn.
+# that a node costs no call of its own. Comprehensions, quantifiers and the lazy built-ins stay
+# closures (they make environments of their own); the expressions they hold are compiled in turn.
 
 
 def _constant(ev, e):
@@ -518,8 +518,8 @@ _CONSTANTS = (A.Number, A.String, A.Bool, A.NoneLit, A.IPLit, A.CIDRLit, A.Unit)
 
 _UNBOUND = object()  # a variable the environment does not bind: an error where it is used
 # Nodes written out within one another, past which a subtree is a function of its own; with the
-# inlined straight defs (at most reads.STRAIGHT_NODES more) well within the 200 parentheses Python
-# allows one expression.
+# inlined straight defs (at most reads.STRAIGHT_NODES more) within the 200 parentheses Python
+# allows one expression. Should a body still pass them, _Source.generate cuts at every node.
 _DEPTH = 20
 _LITERALS = frozenset({str, int, bool, type(None)})  # constants written as Python literals
 
