@@ -210,8 +210,8 @@ class _AdmissionCalls:
     """The admission evaluator's memo: the values of calls of defs that read nothing but their
     arguments and the store's objects of some kinds, given plain arguments (strings, integers,
     none), kept while the server can tell no object of those kinds was written since, up to a
-    bound. The label checks walk each label character by character, and the objects of a
-    workload repeat its labels; every create asks whether its namespace exists.
+    bound. The label checks walk each label character by character, and the objects made
+    from one template repeat its labels; every create asks whether its namespace exists.
 
     It serves as `Evaluator.memo` does for the engine, less the world and picks: a hit here adds
     no read to its caller's, for admission records none."""

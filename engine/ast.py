@@ -397,7 +397,7 @@ class DefDecl:
 
 @node
 class Deny:
-    """`deny pod p when c because m as Forbidden`: validating admission. The reason (Kubernetes'
+    """`deny item i when c because m as Forbidden`: validating admission. The reason (the API's
     Status reason, DENY_REASONS) is Invalid when none is given."""
 
     source: KindSource
@@ -408,8 +408,8 @@ class Deny:
     span: Span = _span()
 
 
-# What a deny may answer: Invalid (422, `Pod "p" is invalid: …`), Forbidden (403, `pods "p" is
-# forbidden: …`), or NotFound (404, the message alone).
+# What a deny may answer: Invalid (422, `Item "i" is invalid: …`), Forbidden (403, `items "i"
+# is forbidden: …`), or NotFound (404, the message alone).
 DENY_REASONS = ("Invalid", "Forbidden", "NotFound")
 
 

@@ -363,9 +363,10 @@ class Evaluator:
     def _tally(self, name: str, trial: list, hit: bool) -> None:
         """Count a memoised call of `name` in its trial; at its end, keep the def memoised only
         if one call in 8 found its entry, else evaluate it afresh for RETRY calls, then try
-        again (a run goes through phases: a def may find no entries at first and many later). Either way the value is the body's on the arguments: a def whose
-        entries go unused (one called only where what it reads has just changed, as a pick's
-        judging of a candidate is) costs less evaluated afresh at each call."""
+        again (a run goes through phases: a def may find no entries at first and many later).
+        Either way the value is the body's on the arguments: a def whose entries go unused
+        (one called only where what it reads has just changed, as a pick's judging of a
+        candidate is) costs less evaluated afresh at each call."""
         trial[0] += 1
         trial[1] += hit
         if trial[0] >= self.TRIAL:

@@ -283,7 +283,7 @@ def _projection(obj: dict, fields: frozenset, texts: dict) -> tuple:
     """How a memo key names an object by some of its fields: their values' digest. Equal contents
     in any key order name alike, while 1, 1.0 and true, or 0.0 and -0.0, do not (they are equal in
     Python, not to type_of or str). Each field's text is made once per object and kept in `texts`,
-    as the projections of an object share fields (a pod's containers are in most)."""
+    as the projections of an object share fields (a list of records may be in most)."""
     values = []
     for f in sorted(fields):
         text = texts.get(f)
@@ -339,8 +339,8 @@ class _Memo:
     A call is keyed by the def and its arguments; an object argument by its key and
     resourceVersion, so a change to the object itself makes a new key — or, where the def
     reads nothing of it that tells equal objects apart (`content_params`), by the digest of
-    the fields it reads, so that objects alike in those (a ReplicaSet's pods) share the
-    result. A record argument (a container, a taint) is named by the values of the fields the
+    the fields it reads, so that objects alike in those (made from one template) share the
+    result. A record argument (a value of a record type) is named by the values of the fields the
     def reads of it (`by_record`), or by its whole value where it uses it whole. A hit adds
     the call's reads to the caller's, so the rule instance still wakes when they change.
     """

@@ -26,7 +26,7 @@ class Informer:
         self.who = who
         self.namespace = namespace
         self._clock = clock or api.clock
-        self.kinds = list(dict.fromkeys(api.kind_info(k).name for k in kinds))  # `node`, `nodes`: one kind
+        self.kinds = list(dict.fromkeys(api.kind_info(k).name for k in kinds))  # `item`, `items`: one kind
         self._caches: dict[str, dict[str, dict]] = {k: {} for k in self.kinds}
         self._watchers: dict[str, APIWatcher] = {}
         self.relists = 0  # how many times a compacted watch forced a new list

@@ -428,8 +428,8 @@ class _Walk:
     def decide(self, e, scope: dict, truth: bool) -> bool:
         """Evaluate the guard `e` and record it on the path; whether it is true. Two guards are
         left off the path, as their values are known without evaluating them: one that reads
-        nothing (`control_plane_taint()`) has the same value every time, and a call made again
-        with the same variables (`pod_cpu(p)` in two defs) has the value recorded for the first."""
+        nothing (`limit()`) has the same value every time, and a call made again with the same
+        variables (`need(i)` in two defs) has the value recorded for the first."""
         spec = tuple(sorted((local, scope[local]) for local in self.tree.free(e)))
         again = None
         if isinstance(e, A.Call) and all(isinstance(a, A.Name) for a in e.args):

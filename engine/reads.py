@@ -47,6 +47,7 @@ class Reads:
     def __init__(self, program: Program):
         self.program = program
         self._params: dict[str, tuple] = {}  # def → per parameter, the fields it reads or None
+        self._pure: dict[int, tuple] = {}  # id(expression) → (it, whether it is pure)
 
     def fields(self, var: str, e) -> frozenset | None:
         out: set = set()
@@ -86,7 +87,12 @@ class Reads:
         return True
 
     def pure(self, e) -> bool:
-        return reads_world(self.program.defs, e) is None
+        """Whether `e` reads nothing but its variables, found once per expression (a pick asks
+        it of a guard at every walk)."""
+        found = self._pure.get(id(e))
+        if found is None or found[0] is not e:
+            found = self._pure[id(e)] = (e, reads_world(self.program.defs, e) is None)
+        return found[1]
 
 
 def reads_world(defs: dict, e, _seen: set | None = None):
