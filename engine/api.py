@@ -344,17 +344,14 @@ class APIServer:
                     if reads.pure(m.cond) and (judged := reads.fields(m.source.var, m.cond)) is not None:
                         self._judged_by[id(m)] = _judged(program, info, judged)
         self._sets: dict[int, dict] = {}  # id(mutation) → the fields it sets
-        # kind → the fields its ratcheted policies read; of those, the ones `==` compares exactly,
-        # and the ones it may call kept when they changed (values.differs)
+        # kind → the fields its ratcheted policies read; of those, the ones `==` may call kept
+        # when they changed (values.differs)
         self._ratcheted: dict[str, tuple[str, ...]] = {}
-        self._exact: dict[str, tuple[str, ...]] = {}
-        self._loose: dict[str, tuple[str, ...]] = {}
+        self._loose: dict[str, frozenset[str]] = {}
         for kind, ps in self._policies.items():
             fields = frozenset().union(*(f for _, _, f in ps if f is not None))
-            loose = fields & program.loose_fields(kind)
             self._ratcheted[kind] = tuple(sorted(fields))
-            self._exact[kind] = tuple(sorted(fields - loose))
-            self._loose[kind] = tuple(sorted(loose))
+            self._loose[kind] = fields & program.loose_fields(kind)
         # store key → (revision, a copy of those fields as admitted: a caller may change the
         # object it was given back)
         self._admitted: dict[str, tuple[int, dict]] = {}
@@ -612,9 +609,8 @@ class APIServer:
         obj = self._mutate(info, obj, values)
         changed = None  # with `old`: the fields a ratcheted policy reads that are not kept
         if old is not None:
-            exact = self._exact.get(info.name, ())
-            changed = {f for f in exact if old.get(f) != obj.get(f)}
-            changed.update([f for f in self._loose.get(info.name, ()) if differs(old.get(f), obj.get(f), True)])
+            loose = self._loose.get(info.name, ())
+            changed = {f for f in self._ratcheted.get(info.name, ()) if differs(old.get(f), obj.get(f), f in loose)}
         for policy, deny, fields in self._policies.get(info.name, ()):
             if changed is not None and fields is not None and changed.isdisjoint(fields):
                 continue

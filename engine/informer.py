@@ -32,9 +32,6 @@ class Informer:
         self.relists = 0  # how many times a compacted watch forced a new list
         self.revision = 0  # the newest revision applied to the caches
         self._polled = 0  # the store's revision at the latest poll
-        # kind → the store's revision at the latest poll that asked its watch (or listed it): at
-        # the polls since, the API server said nothing of the kind was written
-        self._asked: dict[str, int] = {}
         self._rank = {kind: i for i, kind in enumerate(self.kinds)}
         for kind in self.kinds:
             self._list(kind)
@@ -51,7 +48,6 @@ class Informer:
         new = {self._key(o): o for o in objects}
         self._caches[kind] = new
         self._watchers[kind] = self.api.watch(self.who, kind, revision + 1, self.namespace)
-        self._asked[kind] = self._polled
         self.revision = max(self.revision, revision)
         events = []
         for key in sorted(old.keys() | new.keys()):
@@ -70,8 +66,8 @@ class Informer:
         """Apply the pending events to the caches and return them."""
         out: list[WatchEvent] = []
         # A kind the API server has not written since the last poll has no events: most polls
-        # follow a write or two of one kind. Its watch is told so when next asked, as of the
-        # poll before (`APIWatcher.skip`).
+        # follow a write or two of one kind. Its watch is told so when next asked: it has no
+        # event through the poll before this one that it has not returned (`APIWatcher.skip`).
         written = self.api.written_since(self._polled)
         previous, self._polled = self._polled, self.api.revision
         if written is None:
@@ -80,9 +76,7 @@ class Informer:
             kinds = sorted(written.intersection(self._rank), key=self._rank.__getitem__)
         for kind in kinds:
             watcher = self._watchers[kind]
-            if self._asked[kind] != previous:
-                watcher.skip(previous)
-            self._asked[kind] = self._polled
+            watcher.skip(previous)
             try:
                 events = watcher.poll()
             except Expired:
