@@ -326,6 +326,11 @@ class EngineFaults:
         self._close_clean()
         return bool(behind)
 
+    def backs_off(self, iid: str, t) -> bool:
+        """Whether instance `iid` waits out a back-off until `t`."""
+        backoff = self.backoffs.get(iid)
+        return backoff is not None and backoff[0] == t
+
     def deadlines(self) -> list[tuple]:
         """The back-offs pending, as timers (deadline, instance id)."""
         return sorted((d, iid) for iid, (d, _) in self.backoffs.items())

@@ -737,8 +737,11 @@ class Engine:
         # are the same before and after (an update that leaves the indexed value alone), or None.
         touched: dict[tuple, frozenset | None] = {}
         paths = self.world.paths
-        # each change's changed fields (None: a create or a delete), for the readers and the wakes
-        changed_fields = [self.changed_fields(key[0], before, after) for key, before, after in changes]
+        # each change's changed fields (None: a create or a delete), for the readers and the wakes;
+        # with faults or without field wake-ups, none is skipped for them, so they are not worked out
+        precise = self.field_wakeups and self.faults is None
+        changed_fields = [self.changed_fields(key[0], before, after) for key, before, after in changes] \
+            if precise else [None] * len(changes)
         for (key, before, after), fields in zip(changes, changed_fields):
             kind = key[0]
             _touch(touched, ("scan", kind), fields)
@@ -758,12 +761,11 @@ class Engine:
             if self.memo.picks is not None:
                 touched.update(dict.fromkeys(self.memo.picks.invalidate(touched)))
         readers, instances, dirty_ids = self.readers, self.instances, self.dirty_ids
-        precise = self.field_wakeups and self.faults is None
         for read, fields in touched.items():
             for iid in readers.get(read, ()):
                 if iid not in dirty_ids and iid in instances:
                     inst = instances[iid]
-                    if fields is not None and precise and iid not in self.refused:
+                    if fields is not None and iid not in self.refused:
                         # Skip an instance whose rule reads none of the fields that changed.
                         read_fields = self.kind_fields(inst.rule).get(read[1])
                         if read_fields is not None and read_fields.isdisjoint(fields):
@@ -799,9 +801,10 @@ class Engine:
         no field the rule may read of it changed (`fields`, as changed_fields gives them): its
         evaluation would come out the same, and it is given the new object only when it is next
         marked (every path that looks at an instance looks its object up again first).
-        One whose writes were refused is woken all the same, to try them again."""
-        if (self.field_wakeups and self.faults is None and fields is not None
-                and inst.primary_key == key and inst.id not in self.refused and inst.id not in self.dirty_ids):
+        One whose writes were refused is woken all the same, to try them again. (With faults or
+        without field wake-ups, `changed` gives no fields.)"""
+        if (fields is not None and inst.primary_key == key and inst.id not in self.refused
+                and inst.id not in self.dirty_ids):
             read = self.primary_fields(inst.rule)
             if read is not None and read.isdisjoint(fields):
                 return
@@ -825,13 +828,11 @@ class Engine:
         key = id(rule)
         if key not in self._primary_fields:
             var = rule.clauses[0].source.var
-            actions = rule.actions + ((rule.pick.then + rule.pick.otherwise) if rule.pick is not None else ())
+            actions = _actions(rule)
             whole = (rule.clauses[1:], tuple(a for a in actions if not _deletes(a, var)),
                      rule.pick and attrs.evolve(rule.pick, then=(), otherwise=()))
             found = self.memo.reads.fields(var, whole)
-            if found is not None:
-                found |= {a.path[1] for a in actions if isinstance(a, A.SetAction) and a.path[0] == var}
-            self._primary_fields[key] = found
+            self._primary_fields[key] = None if found is None else found | _set_fields(actions, var)
         return self._primary_fields[key]
 
     def kind_fields(self, rule: A.Rule) -> dict[str, frozenset | None]:
@@ -987,7 +988,7 @@ class Engine:
         stale timer neither moves the clock nor keeps a run from converging, as in naive mode."""
         if self.naive or t in self.deadlines_of.get(iid, ()):
             return False
-        return self.faults is None or (t, iid) not in self.faults.deadlines()  # a back-off, not a deadline
+        return self.faults is None or not self.faults.backs_off(iid, t)  # a back-off, not a deadline
 
     def run(self, until=None) -> str:
         """Reconcile until quiescent with no deadline left before `until`.
@@ -1215,37 +1216,45 @@ def _kind_fields(reads: Reads, kind_name, rule: A.Rule) -> dict[str, frozenset |
         noted.add(id(source))
         fields = reads.fields(source.var, scope)
         if fields is not None:
-            fields |= {a.path[1] for a in actions if isinstance(a, A.SetAction) and a.path[0] == source.var}
+            fields |= _set_fields(actions, source.var)
         kind = kind_name(source.kind)
         known = out.get(kind, frozenset())
         out[kind] = None if known is None or fields is None else known | fields
 
-    actions = rule.actions + ((rule.pick.then + rule.pick.otherwise) if rule.pick is not None else ())
     for n, c in enumerate(rule.clauses):
         if isinstance(c, A.ForClause) and isinstance(c.source, A.KindSource):
-            note(c.source, (rule.clauses[n + 1:], rule.actions, rule.pick), actions)
+            note(c.source, (rule.clauses[n + 1:], rule.actions, rule.pick), _actions(rule))
     if rule.pick is not None:
         p = rule.pick
         note(p.source, (p.where, p.order, p.then), p.then)
-    nodes = list(reached(reads.program.defs, (rule.clauses, rule.actions, rule.pick)))
-    for e in nodes:
-        # `count(pod p where …)`, `any(…)`: how many objects pass, not what they hold.
+    # One pass: a node comes before those within it (a `count` call before its comprehension,
+    # a comprehension before its source), so each source is noted by the first that tells.
+    for e in reached(reads.program.defs, (rule.clauses, rule.actions, rule.pick)):
         if isinstance(e, A.Call) and e.fn in ("count", "any", "len") and e.fn not in reads.program.defs \
                 and len(e.args) == 1 and isinstance(e.args[0], A.Comprehension) and e.args[0].element is None \
                 and isinstance(e.args[0].source, A.KindSource) and id(e.args[0].source) not in noted:
+            # `count(item i where …)`, `any(…)`: how many objects pass, not what they hold.
             q = e.args[0]
             note(q.source, (q.where, q.order))
-    for e in nodes:
-        if isinstance(e, A.Comprehension | A.Quantifier) and isinstance(e.source, A.KindSource) \
+        elif isinstance(e, A.Comprehension | A.Quantifier) and isinstance(e.source, A.KindSource) \
                 and id(e.source) not in noted:
             if isinstance(e, A.Quantifier):
                 note(e.source, (e.where, e.body))
             else:  # the query form yields the objects themselves
                 note(e.source, (e.where, e.order, A.Name(e.source.var) if e.element is None else e.element))
-    for e in nodes:
-        if isinstance(e, A.KindSource) and id(e) not in noted:
+        elif isinstance(e, A.KindSource) and id(e) not in noted:
             out[kind_name(e.kind)] = None  # ranged over some other way: used whole
     return out
+
+
+def _actions(rule: A.Rule) -> tuple:
+    """A rule's actions, its pick's too."""
+    return rule.actions + ((rule.pick.then + rule.pick.otherwise) if rule.pick is not None else ())
+
+
+def _set_fields(actions, var: str) -> set[str]:
+    """The fields of `var` that `set` actions write."""
+    return {a.path[1] for a in actions if isinstance(a, A.SetAction) and a.path[0] == var}
 
 
 def _deletes(a: A.Action, var: str) -> bool:
