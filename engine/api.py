@@ -48,7 +48,7 @@ from .names import closest
 from .reads import Reads, kinds_read
 from .store import Compacted, Compare, Delete, Put, Store, kind_prefix, object_key
 from .types import ANY, KindT, ListT, MapT, OptT, Prim, RecordT, RefT, Type
-from .values import SORTED_JSON, assign, decode, differs, json_default, one_pass
+from .values import SORTED_JSON, assign, decode, differs, json_default, number_shaped, number_shaped_in, one_pass
 
 META = ("kind", "name", "namespace", "resourceVersion", "createdRevision", "managedBy")
 VERBS = ("get", "list", "watch", "create", "update", "delete")
@@ -184,7 +184,7 @@ def _fraction(d: dict):
     """json's `object_hook`: `values.decode` of a map whose values are decoded already."""
     if len(d) == 1 and "$frac" in d:
         nd = d["$frac"]
-        if type(nd) is list and len(nd) == 2 and type(nd[0]) is int and type(nd[1]) is int:
+        if type(nd) is list and len(nd) == 2 and type(nd[0]) is int and type(nd[1]) is int and nd[1]:
             return Fraction(nd[0], nd[1])
         raise _Unusual
     return d
@@ -883,6 +883,9 @@ def _check_value(program: Program, t: Type, value, path: str, causes: list[str])
         causes.append(f"{path}: Required value")
         return
     if t == ANY:
+        found = number_shaped_in(value)
+        if found is not None:
+            _number_shaped(path + "".join(f"[{k}]" for k in found), causes)
         return
     if isinstance(t, Prim):
         ok = _prim_ok(t.name, value)
@@ -905,6 +908,8 @@ def _check_value(program: Program, t: Type, value, path: str, causes: list[str])
         if not isinstance(value, dict):
             causes.append(f"{path}: Invalid value: {_show(value)}: must be of type {t}")
             return
+        if number_shaped(value):
+            _number_shaped(path, causes)
         for k, x in value.items():
             if not isinstance(k, str):
                 causes.append(f"{path}: Invalid value: {_show(k)}: map keys must be strings")
@@ -919,6 +924,11 @@ def _check_value(program: Program, t: Type, value, path: str, causes: list[str])
         if decl is not None:
             _check_fields(program, decl.fields, value, path, causes)
         return
+
+
+def _number_shaped(path: str, causes: list[str]) -> None:
+    causes.append(f'{path}: Invalid value: {{…}}: a map whose only key is "$frac" is how the store writes an '
+                  "exact number, and would be read back as one: use another key")
 
 
 def _prim_ok(name: str, value) -> bool | str:
@@ -1116,7 +1126,7 @@ class _Schema:
             inner = self.test(t.inner)
             return lambda v: v is None or inner(v)
         if t == ANY:
-            return lambda v: v is not None
+            return lambda v: v is not None and number_shaped_in(v) is None
         leaf = _leaf_types(t)
         if leaf is not None:
             return lambda v: type(v) in leaf
@@ -1152,11 +1162,12 @@ class _Schema:
         if isinstance(t, MapT):
             leaf = _leaf_types(t.value)
             if leaf is not None:
-                return lambda v: type(v) is dict and all([type(k) is str and type(x) in leaf for k, x in v.items()])
+                return lambda v: (type(v) is dict and all([type(k) is str and type(x) in leaf for k, x in v.items()])
+                                  and not number_shaped(v))
             item = self.test(t.value)
 
             def entries(v):
-                if type(v) is not dict:
+                if type(v) is not dict or number_shaped(v):
                     return False
                 for k, x in v.items():
                     if type(k) is not str or not item(x):

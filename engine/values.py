@@ -185,11 +185,36 @@ def encode(v):
     return v
 
 
+def number_shaped(m: dict) -> bool:
+    """Whether a map has the stored form of an exact number, `{"$frac": …}`: it would be read
+    back as one, so the API server refuses it (engine/api.py)."""
+    return len(m) == 1 and "$frac" in m
+
+
+def number_shaped_in(v) -> list | None:
+    """The keys and indexes leading to the first map in `v` that `number_shaped` holds of ([] for
+    `v` itself), or None where there is none."""
+    if isinstance(v, dict):
+        if number_shaped(v):
+            return []
+        items = v.items()
+    elif isinstance(v, list):
+        items = enumerate(v)
+    else:
+        return None
+    for k, x in items:
+        found = number_shaped_in(x)
+        if found is not None:
+            return [k, *found]
+    return None
+
+
 def decode(v):
     if isinstance(v, dict):
-        if len(v) == 1 and "$frac" in v:
-            n, d = v["$frac"]
-            return Fraction(n, d)
+        if number_shaped(v):
+            nd = v["$frac"]
+            if type(nd) is list and len(nd) == 2 and type(nd[0]) is int and type(nd[1]) is int and nd[1]:
+                return Fraction(nd[0], nd[1])
         return {k: decode(x) for k, x in v.items()}
     if isinstance(v, list):
         return [decode(x) for x in v]
