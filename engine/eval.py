@@ -214,6 +214,10 @@ class Evaluator:
                         asks.sort(key=lambda a: size(kind, *a))
                     return lookup(kind, *asks[0])
             return self.world.scan(kind)
+        return self.elements(source, env)
+
+    def elements(self, source: A.ListSource, env: Env) -> Iterable[Any]:
+        """The values a list source ranges over: a list's elements, a map's keys in order."""
         it = self.eval(source.iterable, env)
         if it is None:
             return ()
@@ -289,6 +293,13 @@ class Evaluator:
         """`a op b` for + - * / %: none propagates, quantities stay exact, a Clock symbolic."""
         if a is None or b is None:
             return None
+        ta, tb = type(a), type(b)
+        if ta in _RATIONAL and tb in _RATIONAL and op != "%":
+            return _exact_arith(e, op, a, b)
+        if ta is float and tb in _RATIONAL or tb is float and ta in _RATIONAL:
+            # What Python does with a float and an int or a Fraction, without Fraction asking
+            # numbers.Rational first: the other made a float.
+            a, b = float(a), float(b)
         if op == "+":
             if isinstance(a, dict) and isinstance(b, dict):
                 return {**a, **b}
@@ -736,10 +747,33 @@ def _compare(e: A.Binary, a, b) -> bool:
         if op == ">=":
             a, b = b, a
         return all(k in b and b[k] == v for k, v in a.items())
+    ta, tb = type(a), type(b)
+    if (ta is Fraction or tb is Fraction) and ta in _RATIONAL and tb in _RATIONAL:
+        a, b = a.numerator * b.denominator, b.numerator * a.denominator  # denominators are positive
     try:
         return _ORDER[op](a, b)
     except TypeError:
         _fail(e, f"cannot compare {_describe(a)} with {_describe(b)}")
+
+
+_RATIONAL = frozenset({int, Fraction})  # exact numbers (not bool)
+
+
+def _exact_arith(e: A.Binary, op: str, a, b) -> int | Fraction:
+    """`a op b` for + - * / of ints and Fractions, as `exact` gives it: over numerators and
+    denominators, where Python's Fraction asks numbers.Rational of an int first."""
+    an, ad, bn, bd = a.numerator, a.denominator, b.numerator, b.denominator
+    if op == "+":
+        n, d = an * bd + bn * ad, ad * bd
+    elif op == "-":
+        n, d = an * bd - bn * ad, ad * bd
+    elif op == "*":
+        n, d = an * bn, ad * bd
+    else:
+        if bn == 0:
+            _fail(e, "division by zero")
+        n, d = an * bd, ad * bn
+    return n // d if n % d == 0 else Fraction(n, d)
 
 
 def _negate(v):
@@ -789,10 +823,30 @@ def _c_lazy(ev, e: A.Call):
 
 def _c_comprehension(ev, e: A.Comprehension):
     source, where, order, var, select = e.source, e.where, e.order, e.source.var, ev.select
+    if isinstance(source, A.ListSource) and not order:
+        return _c_list_comprehension(ev, e)
     if e.element is None:
         return lambda env: [en[var] for en in select(source, where, order, env)]
     element = ev.compile(e.element)
     return lambda env: [element(en) for en in select(source, where, order, env)]
+
+
+def _c_list_comprehension(ev, e: A.Comprehension):
+    """A comprehension over a list, unordered (`sum(pod_cpu(q) for q in pods_on(n))`): its
+    elements in one loop, as `select` would give them without its generator of environments."""
+    source, var, elements = e.source, e.source.var, ev.elements
+    test = None if e.where is None else ev.compile(e.where)
+    element = None if e.element is None else ev.compile(e.element)
+
+    def code(env):
+        out = []
+        for value in elements(source, env):
+            inner = dict(env)
+            inner[var] = value
+            if test is None or test(inner) is True:
+                out.append(value if element is None else element(inner))
+        return out
+    return code
 
 
 def _c_quantifier(ev, e: A.Quantifier):
@@ -819,7 +873,7 @@ def _numbers(xs):
 
 def _sum(ev, e, args):
     xs = _numbers(args[0])
-    if all(type(x) is int or type(x) is Fraction for x in xs):
+    if set(map(type, xs)) <= _RATIONAL:
         return exact_sum(xs)
     if any(isinstance(x, float) for x in xs):
         return sum(xs)

@@ -108,8 +108,8 @@ class Cache:
         self.state_hash = 0  # order-independent hash of every object's content
         self.hashes: dict[tuple, int] = {}  # key → its object's content hash
         # id(object) → (object, how a memo key names it, how memo keys name its content: a set
-        # of fields → their digest, and a field → its text, of which those are made: _projection),
-        # for the objects held
+        # of fields → their digest, and a field → its text, of which those are made: _projection,
+        # and a def → the memo key of calling it with the object alone), for the objects held
         self.memo_parts: dict[int, tuple] = {}
         self.owned: dict[str, set[tuple]] = {}  # managedBy → keys of the objects it owns
         self.indexes: dict[str, dict[tuple, dict]] = {}  # kind → ("eq"|"has"|"sub", path) → entry → {key: object}
@@ -178,7 +178,7 @@ class Cache:
         self._reindex(key, old, obj)
         self.by_kind[key[0]][key] = obj
         self.hashes[key] = content = _hash(obj, data)
-        self.memo_parts[id(obj)] = (obj, (*key, obj.get("resourceVersion")), {})
+        self.memo_parts[id(obj)] = (obj, (*key, obj.get("resourceVersion")), {}, {})
         self.state_hash = (self.state_hash + content) % 2**64
         if obj.get("managedBy"):
             self.owned.setdefault(obj["managedBy"], set()).add(key)
@@ -362,9 +362,21 @@ class _Memo:
 
     def key(self, name: str | tuple, args: list):
         """The memo key of calling `name` with `args`, or None where an argument cannot be named."""
+        held = self.world.cache.memo_parts
+        if len(args) == 1 and type(name) is str:
+            known = held.get(id(args[0]))
+            if known is not None and known[0] is args[0]:
+                # A def of one object the cache holds (`pod_cpu(q)`): the key is made once for
+                # this version of the object, and kept with it (a def names it one way always).
+                found = known[3].get(name)
+                if found is None:
+                    found = known[3][name] = self._key(name, args, held)
+                return found
+        return self._key(name, args, held)
+
+    def _key(self, name: str | tuple, args: list, held: dict):
         parts = [name]
         content = self.by_content.get(name)
-        held = self.world.cache.memo_parts
         i = -1
         for a in args:
             i += 1
@@ -424,11 +436,15 @@ class _Memo:
         outer = self.world.scanned = self.stack.pop()
         outer |= reads
         if cacheable:
-            if len(self.entries) >= self.LIMIT:
-                self.entries.clear()
-                self.readers.clear()
-            self.entries[key] = (value, reads)  # no longer written to: the caller's set is `outer`
-            _add_reader(self.readers, reads, key)
+            self.keep(key, value, reads)  # no longer written to: the caller's set is `outer`
+
+    def keep(self, key: tuple, value, reads: set) -> None:
+        """Keep `value` under `key` until any of `reads` changes."""
+        if len(self.entries) >= self.LIMIT:
+            self.entries.clear()
+            self.readers.clear()
+        self.entries[key] = (value, reads)
+        _add_reader(self.readers, reads, key)
 
     def invalidate(self, reads: Iterable[tuple]) -> None:
         """Drop the entries that read any of `reads`."""

@@ -171,28 +171,42 @@ class Picks:
 
     def _key(self, ev, pick: A.Pick, env: dict) -> tuple | None:
         """The group of `pick` in `env`: the values of its guards, and the fields of the rule's
-        variables the rest of it reads (see _Walk), or None when those cannot be named."""
+        variables the rest of it reads (see _Walk), or None when those cannot be named.
+
+        Found by evaluating the guards along the tree, or kept in the memo from an evaluation
+        alike in what they read (the content of the fields of the rule's variables the pick
+        reads, and what the guards read of the world): the instance reads what they read."""
         tree = self._trees.get(id(pick))
         if tree is None or tree.pick is not pick:
             tree = self._trees[id(pick)] = _Tree(pick)
+        memo, world = self.memo, self.memo.world
+        path = self._path(tree, env)
+        found = None if path is None else memo.entries.get(path)
+        if found is not None:
+            world.scanned |= found[1]
+            return found[0]
         step, values = tree.root, []
+        walked = False
         # A guard is evaluated where judging might not reach it: its deadlines are not the
         # instance's (one that reads the clock makes the pick judged afresh, which records them).
         saved = ev.clock_used, ev.saw_clock, ev.deadlines
         ev.clock_used = False
         if ev.deadlines is not None:
             ev.deadlines = set()
+        outer, world.scanned = world.scanned, set()
         try:
             while step.leaf is None:
                 if step.expr is None:  # a path not taken before: walk it
                     step, values = self._learn(ev, tree, env)
+                    walked = True
                     break
                 value = ev.eval(step.expr, {local: env[var] for local, var in step.env})
                 try:
-                    v = (value is True) if step.truth else value_key(value, self.memo.world.cache.memo_parts)
+                    v = (value is True) if step.truth else value_key(value, world.cache.memo_parts)
                 except _Opaque:
-                    tree.enter(step.expr, self.memo)
+                    tree.enter(step.expr, memo)
                     step, values = self._learn(ev, tree, env)
+                    walked = True
                     break
                 values.append(v)
                 step = step.child(v)
@@ -203,9 +217,37 @@ class Picks:
         finally:
             ev.clock_used = ev.clock_used or saved[0]
             ev.saw_clock, ev.deadlines = saved[1], saved[2]
+            reads = world.scanned
+            outer |= reads
+            world.scanned = outer
         name, names = step.leaf
-        key = self.memo.key(name, [env[n] for n in names])
-        return None if key is None else (key, tuple(values))
+        key = memo.key(name, [env[n] for n in names])
+        if key is None:
+            return None
+        key = (key, tuple(values))
+        if path is not None and not walked:  # a walk may have started the tree afresh: its path's name with it
+            memo.keep(path, key, reads)
+        return key
+
+    def _path(self, tree: "_Tree", env: dict) -> tuple | None:
+        """The memo key of the guards' path in `env`: the rule's variables the pick reads, each
+        by the fields it reads of them where those say nothing of an object's identity."""
+        if tree.path is None:
+            pick = tree.pick
+            exprs = [e for e in (pick.where, *(k.expr for k in pick.order)) if e is not None]
+            names = tuple(sorted({v for e in exprs for v in tree.free(e)} - {pick.source.var}))
+            fields = []
+            for v in names:
+                read = [self.memo.reads.fields(v, e) for e in exprs]
+                fields.append(None if None in read else frozenset().union(*read))
+            name = ("pick path", self._leaves)
+            self._leaves += 1
+            self.memo.name_by_content(name, fields)
+            tree.path = (name, names)
+        name, names = tree.path
+        if not all(v in env for v in names):
+            return None
+        return self.memo.key(name, [env[v] for v in names])
 
     def _learn(self, ev, tree: "_Tree", env: dict) -> tuple:
         """Walk the pick in `env` and record its path in the tree: the leaf, and the values."""
@@ -331,11 +373,14 @@ class _Tree:
 
     LIMIT = 10_000  # leaves; past it the tree starts afresh
 
-    __slots__ = ("pick", "root", "opaque", "names", "frees")
+    __slots__ = ("pick", "root", "opaque", "names", "frees", "path")
 
     def __init__(self, pick: A.Pick):
         self.pick = pick
         self.root = _Step()
+        # The memo's name for the path along the tree (Picks._path), with the rule's variables
+        # it names it by: made on first use, and afresh with the tree.
+        self.path: tuple | None = None
         # Guards whose value held an object the cache holds (`active(rs)`: the set's pods): as a
         # group's name it would change with every change to one of them. The walk enters these.
         self.opaque: dict[int, object] = {}
@@ -361,6 +406,9 @@ class _Tree:
         for name in self.names:
             memo.by_content.pop(name, None)
         self.names = []
+        if self.path is not None:
+            memo.by_content.pop(self.path[0], None)
+            self.path = None
 
 
 class _Walk:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from engine.check import check_modules
 from engine.eval import EvalError, Evaluator
@@ -83,3 +87,39 @@ def test_evaluators_of_one_program_share_its_code_each_with_its_own_world():
     body = prog.defs["f"].body
     first, second = Evaluator(prog, World(5)), Evaluator(prog, World(7))
     assert (first.eval(body, {"xs": [1]}), second.eval(body, {"xs": [1]})) == ([5], [7])
+
+
+_NUMBERS = st.one_of(
+    st.integers(-10**6, 10**6),
+    st.fractions(-10**6, 10**6, max_denominator=1000),
+    st.floats(-1e6, 1e6, allow_nan=False),
+)
+
+
+@given(a=_NUMBERS, b=_NUMBERS, op=st.sampled_from(["+", "-", "*", "/"]))
+def test_arithmetic_on_numbers_gives_what_python_gives_exactly(a, b, op):
+    # ints and quantities (Fractions) stay exact, whole results ints; a float makes the other a float
+    text = f"def f(a: float, b: float) -> float = a {op} b"
+    if b == 0 and op == "/":
+        assert _error(text, "f", {"a": a, "b": b}) == ("division by zero", 1, 38)
+        return
+    python = {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b,
+              "/": lambda: Fraction(a, b) if type(a) is int is type(b) else a / b}[op]()
+    if isinstance(python, Fraction) and python.denominator == 1:
+        python = python.numerator
+    given_ = _evaluate(text, "f", {"a": a, "b": b})
+    assert type(given_) is type(python) and (given_.hex() == python.hex() if type(python) is float else given_ == python)
+
+
+@given(a=_NUMBERS, b=_NUMBERS, op=st.sampled_from(["<", "<=", ">", ">="]))
+def test_numbers_compare_as_python_compares_them(a, b, op):
+    python = {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+    assert _evaluate(f"def f(a: float, b: float) = a {op} b", "f", {"a": a, "b": b}) is python
+
+
+def test_a_comprehension_over_a_list_a_map_or_none_gives_its_elements_in_order():
+    text = "def f(m: any) -> list<any> = [x for x in m where x != 2]"
+    assert _evaluate(text, "f", {"m": [3, 2, 1]}) == [3, 1]
+    assert _evaluate(text, "f", {"m": {"b": 1, "a": 2}}) == ["a", "b"]  # a map's keys, sorted
+    assert _evaluate(text, "f", {"m": None}) == []
+    assert _evaluate("def g(m: list<int>) -> list<int> = [x * 2 for x in m]", "g", {"m": [1, 2]}) == [2, 4]

@@ -1001,3 +1001,21 @@ def test_an_index_lookup_does_not_evaluate_what_an_earlier_conjunct_guards():
     item b { size: 10 }
     """
     assert {n: o["note"] for n, o in objects(run(text), "Item").items()} == {"a": "0", "b": "0"}
+
+
+def test_the_memo_key_of_a_one_object_call_is_kept_with_that_version_of_the_object():
+    prog = program("""
+    def sized(i: Item) -> int = sum(s for s in [i.size, 1])
+    def spelt(i: Item) -> int = sum(len(s) for s in [i.name])
+    """)
+    cache = fixpoint.Cache()
+    memo = fixpoint._Memo(fixpoint._TrackingWorld(cache), prog)
+    a = {"kind": "Item", "name": "a", "size": 1, "resourceVersion": "1"}
+    cache.put(a)
+    sized, spelt = memo.key("sized", [a]), memo.key("spelt", [a])
+    assert memo.key("sized", [a]) is sized and sized != spelt  # made once, for each def
+    b = {**a, "size": 2, "resourceVersion": "2"}
+    cache.put(b)
+    assert memo.key("sized", [b]) != sized and memo.key("spelt", [b]) != spelt
+    assert memo.key("sized", [b]) == memo._key("sized", [b], cache.memo_parts)
+    assert memo.key("sized", [dict(b)]) == memo._key("sized", [dict(b)], cache.memo_parts)  # not held: by value

@@ -463,10 +463,9 @@ def test_guards_left_off_a_path_choose_as_judging_every_candidate(boxes, items, 
     same(a, b)
 
 
-def test_a_guard_without_variables_that_reads_the_world_stays_on_the_path():
-    # crowded() names which fields of the item judging reads (its labels, only when crowded):
-    # left off the path, an item placed before a box filled up would share a group with one after.
-    placed = reconciled_alike(KINDS + """
+# A guard without variables that reads the world: crowded() names which fields of the item
+# judging reads (its labels, only when some box is full).
+CROWDED = KINDS + """
     def crowded() = count(box x where x.capacity == 0) >= 1
     def fits(i: Item, b: Box) = if crowded() then b.selector <= i.labels else true
     controller place {
@@ -474,6 +473,12 @@ def test_a_guard_without_variables_that_reads_the_world_stays_on_the_path():
         pick box b where fits(i, b) order by b.name then set i.group = b.name
     }
     box b1 { capacity: 5  selector { app: "a" } }
+"""
+
+
+def test_a_guard_without_variables_that_reads_the_world_stays_on_the_path():
+    # Left off the path, an item placed before a box filled up would share a group with one after.
+    placed = reconciled_alike(CROWDED + """
     item i0 { size: 1  labels { app: "b" } }
     scenario "edits" {
       at 1s: create box full { capacity: 0  selector { app: "zz" } }
@@ -482,3 +487,30 @@ def test_a_guard_without_variables_that_reads_the_world_stays_on_the_path():
     }
     """)
     assert placed == {"i0": "b1", "i1": "b1", "i2": ""}
+
+
+def test_a_path_kept_in_the_memo_gives_the_group_the_guards_give(monkeypatch):
+    # i0 walks the guards and learns the path; i1, alike it in what the pick reads of it, follows
+    # the path, kept in the memo for i2. The new box changes what crowded() read, so i3, alike
+    # too, follows the path again, to the other group.
+    text = CROWDED + """
+    item i0 { size: 1  labels { app: "b" } }
+    item i1 { size: 1  labels { app: "b" } }
+    item i2 { size: 1  labels { app: "b" } }
+    scenario "edits" {
+      at 1s: create box full { capacity: 0  selector { app: "zz" } }
+      at 2s: create item i3 { size: 1  labels { app: "b" } }
+    }
+    """
+    key, path = picks.Picks._key, picks.Picks._path
+    kept, found = [], []
+
+    def spy(self, ev, pick, env):
+        tree = self._trees.get(id(pick))
+        kept.append(tree is not None and tree.path is not None and path(self, tree, env) in self.memo.entries)
+        found.append(key(self, ev, pick, env))
+        return found[-1]
+    monkeypatch.setattr(picks.Picks, "_key", spy)
+    assert reconciled_alike(text) == {"i0": "b1", "i1": "b1", "i2": "b1", "i3": ""}
+    assert kept == [False, False, True, False]
+    assert [values for _, values in found] == [(False,), (False,), (False,), (True,)]
