@@ -1,5 +1,6 @@
 """The kubelet and container runtime (rules/kubelet.konv)."""
 
+from engine import fixpoint
 from engine.kube.tables import pod_status
 from tests.kube import node, run
 
@@ -41,6 +42,25 @@ def test_pod_that_does_not_fit_is_rejected_out_of_cpu():
 def test_pod_that_does_not_fit_is_rejected_out_of_memory():
     c = run(node("n1", memory="1Gi") + pod("a", memory="800Mi") + pod("b", memory="800Mi"))
     assert c.get("Pod", "b")["reason"] == "OutOfmemory" and c.get("Pod", "b")["phase"] == "Failed"
+
+
+def test_a_pod_taking_an_address_makes_only_its_own_nodes_kubelet_look_again(monkeypatch):
+    # The kubelet's admission reads the admitted pods of its node, looked up by node: never the
+    # pods that have an address, which would be fewer than a node's while few pods run, and
+    # whose every change would make every node's kubelet look again.
+    read = {}
+    evaluate = fixpoint.Engine.evaluate
+
+    def spy(engine, inst):
+        outcome = evaluate(engine, inst)
+        read.setdefault(inst.rule.name, set()).update(outcome.reads)
+        return outcome
+
+    monkeypatch.setattr(fixpoint.Engine, "evaluate", spy)
+    c = run(node("n1") + pod("a") + "".join(pod(f"b{i}", node_name="n2") for i in range(3)) + node("n2"))
+    assert all(c.get("Pod", p)["phase"] == "Running" for p in ("a", "b0", "b1", "b2"))
+    assert ("eq", "Pod", ("node",), "n2") in read["reject"]
+    assert ("has", "Pod", ("ip",), True) not in read["reject"]
 
 
 def test_kubelet_that_is_down_starts_nothing():
