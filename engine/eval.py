@@ -832,19 +832,30 @@ def _c_comprehension(ev, e: A.Comprehension):
 
 
 def _c_list_comprehension(ev, e: A.Comprehension):
-    """A comprehension over a list, unordered (`sum(pod_cpu(q) for q in pods_on(n))`): its
-    elements in one loop, as `select` would give them without its generator of environments."""
+    """A comprehension over a list, unordered (`sum(pod_cpu(q) for q in pods_on(n))`): the
+    elements that pass `where` first, then the element of each, as `select` gives them (so the
+    same error comes first), without its generator of environments."""
     source, var, elements = e.source, e.source.var, ev.elements
     test = None if e.where is None else ev.compile(e.where)
     element = None if e.element is None else ev.compile(e.element)
 
     def code(env):
+        if test is None:
+            passed = list(elements(source, env))
+        else:
+            passed = []
+            for value in elements(source, env):
+                inner = dict(env)
+                inner[var] = value
+                if test(inner) is True:
+                    passed.append(value)
+        if element is None:
+            return passed
         out = []
-        for value in elements(source, env):
+        for value in passed:
             inner = dict(env)
             inner[var] = value
-            if test is None or test(inner) is True:
-                out.append(value if element is None else element(inner))
+            out.append(element(inner))
         return out
     return code
 

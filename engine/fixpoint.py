@@ -343,6 +343,7 @@ class _Memo:
     result. A record argument (a value of a record type) is named by the values of the fields the
     def reads of it (`by_record`), or by its whole value where it uses it whole. A hit adds
     the call's reads to the caller's, so the rule instance still wakes when they change.
+    A pick's guard path is kept here too (Picks._key), under a key of its own kind.
     """
 
     LIMIT = 200_000

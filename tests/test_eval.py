@@ -123,3 +123,9 @@ def test_a_comprehension_over_a_list_a_map_or_none_gives_its_elements_in_order()
     assert _evaluate(text, "f", {"m": {"b": 1, "a": 2}}) == ["a", "b"]  # a map's keys, sorted
     assert _evaluate(text, "f", {"m": None}) == []
     assert _evaluate("def g(m: list<int>) -> list<int> = [x * 2 for x in m]", "g", {"m": [1, 2]}) == [2, 4]
+
+
+def test_a_comprehension_over_a_list_judges_every_element_before_it_makes_one():
+    # as for a kind or an ordered one: the `where`'s error comes first, whichever element fails
+    text = "def f(xs: list<int>) -> list<float> = [1 / (x - 1) for x in xs where 10 / x > 0]"
+    assert _error(text, "f", {"xs": [1, 0]}) == ("division by zero", 1, text.index("10 / x") + 1)
