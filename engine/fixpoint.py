@@ -41,7 +41,7 @@ from .check import ENGINE_FAULT_KIND, Program
 from .errors import Diagnostic, KonvergeError
 from .eval import Evaluator, _conjuncts, _mentions, materialize
 from .picks import Picks, Unnamed, value_key
-from .reads import Reads, reached
+from .reads import Reads
 from .values import SORTED_JSON, assign, decode, differs, encode, freeze, number_value, unit_value
 
 DEFAULT_BUDGET = 200_000
@@ -500,7 +500,9 @@ class _Outcome:
     writes: list  # [(verb, kind, obj or key, expected resourceVersion)]
     reads: set  # kinds scanned
     deadlines: set
-    keys: set = attrs.Factory(set)  # objects it wants to exist or to change: a change to them wakes it
+    keys: set = attrs.Factory(set)  # objects it wants to exist or to change: a change to them wakes it,
+    # except those of `made`, which it only creates (`create`, not `ensure`): only their coming and going does
+    made: frozenset = frozenset()
 
 
 class Engine:
@@ -540,6 +542,8 @@ class Engine:
         self.dirty_ids: set[str] = set()
         self.instances: dict[str, _Instance] = {}
         self.bound: dict[tuple, set[str]] = {}  # object key → ids of instances bound to it
+        # object key → ids of instances that create it: a `create` asks only whether it exists
+        self.makers: dict[tuple, set[str]] = {}
         self.readers: dict[tuple, set[str]] = {}  # a read (scan or index entry) → ids of instances
         if self.memo is not None:
             self.memo.picks.waiting = self.readers
@@ -665,7 +669,8 @@ class Engine:
         else:
             plan.run(clauses, {})
         plan.collect_stale()
-        outcome = _Outcome(plan.writes, self.world.scanned, self.ev.deadlines, plan.ensured | plan.created)
+        outcome = _Outcome(plan.writes, self.world.scanned, self.ev.deadlines, plan.ensured | plan.created,
+                           frozenset(plan.created - plan.ensured))
         self.world.scanned = set()  # the outcome keeps what it read: what is read after is no one's
         self.ev.deadlines = None
         return outcome
@@ -721,7 +726,7 @@ class Engine:
         if inst.primary_key is not None:
             self.bound.setdefault(inst.primary_key, set()).add(inst.id)
         for key in outcome.keys:
-            self.bound.setdefault(key, set()).add(inst.id)
+            (self.makers if key in outcome.made else self.bound).setdefault(key, set()).add(inst.id)
         waited = self.deadlines_of.get(iid)
         if outcome.deadlines:
             if outcome.deadlines != waited:
@@ -793,6 +798,10 @@ class Engine:
                 inst = self.instances.get(iid)
                 if inst is not None:
                     self.wake(inst, key, fields)
+            for iid in self.makers.get(key, ()):
+                # An update leaves what a `create` asks, whether the object exists, as it was.
+                if (fields is None or iid in self.refused) and (inst := self.instances.get(iid)) is not None:
+                    self.mark(self.refresh(inst))
             # A new object: its instances. Those of an updated one were made when it was created;
             # each has been looked at, and so is bound to it (woken above), or waits, dirty, to be
             # looked at (its object is looked up then). One looked at while its object was gone is
@@ -848,15 +857,19 @@ class Engine:
             actions = _actions(rule)
             whole = (rule.clauses[1:], tuple(a for a in actions if not _deletes(a, var)),
                      rule.pick and attrs.evolve(rule.pick, then=(), otherwise=()))
-            found = self.memo.reads.fields(var, whole)
-            self._primary_fields[key] = None if found is None else found | _set_fields(actions, var)
+            self._primary_fields[key] = self.memo.reads.fields(var, whole)
         return self._primary_fields[key]
 
     def kind_fields(self, rule: A.Rule) -> dict[str, frozenset | None]:
-        """For each kind a rule ranges over, the fields it may read of those objects (_kind_fields)."""
+        """For each kind a rule ranges over — in a `for`, its `pick`, a comprehension or a quantifier,
+        its own or in the defs it calls — the fields it may read of those objects, wherever they go
+        (Reads.kinds: into the defs given them, out of those that return them), None where it may
+        use one whole. A change to an object in other fields only, which leaves it in the same
+        index entries, leaves the rule's evaluation as it was: the same objects, read alike."""
         found = self._kind_fields.get(id(rule))
         if found is None:
-            found = self._kind_fields[id(rule)] = _kind_fields(self.memo.reads, self.ev.kind_name, rule)
+            found = self._kind_fields[id(rule)] = self.memo.reads.kinds(
+                (rule.clauses, rule.actions, rule.pick), self.ev.kind_name)
         return found
 
     def rules_of_kind(self, kind: str) -> list[tuple]:
@@ -1221,57 +1234,9 @@ class _Plan:
                 self.writes.append(("delete", key[0], key, obj["resourceVersion"]))
 
 
-def _kind_fields(reads: Reads, kind_name, rule: A.Rule) -> dict[str, frozenset | None]:
-    """For each kind a rule ranges over — in a `for`, its `pick`, a comprehension or a quantifier,
-    its own or in the defs it calls — the fields it may read of those objects, None where it may
-    use one whole. A change to an object in other fields only, which leaves it in the same index
-    entries, leaves the rule's evaluation as it was: the same objects, read alike."""
-    out: dict[str, frozenset | None] = {}
-    noted: set[int] = set()  # the sources accounted for
-
-    def note(source: A.KindSource, scope, actions=()) -> None:
-        noted.add(id(source))
-        fields = reads.fields(source.var, scope)
-        if fields is not None:
-            fields |= _set_fields(actions, source.var)
-        kind = kind_name(source.kind)
-        known = out.get(kind, frozenset())
-        out[kind] = None if known is None or fields is None else known | fields
-
-    for n, c in enumerate(rule.clauses):
-        if isinstance(c, A.ForClause) and isinstance(c.source, A.KindSource):
-            note(c.source, (rule.clauses[n + 1:], rule.actions, rule.pick), _actions(rule))
-    if rule.pick is not None:
-        p = rule.pick
-        note(p.source, (p.where, p.order, p.then), p.then)
-    # One pass: a node comes before those within it (a `count` call before its comprehension,
-    # a comprehension before its source), so each source is noted by the first that tells.
-    for e in reached(reads.program.defs, (rule.clauses, rule.actions, rule.pick)):
-        if isinstance(e, A.Call) and e.fn in ("count", "any", "len") and e.fn not in reads.program.defs \
-                and len(e.args) == 1 and isinstance(e.args[0], A.Comprehension) and e.args[0].element is None \
-                and isinstance(e.args[0].source, A.KindSource) and id(e.args[0].source) not in noted:
-            # `count(item i where …)`, `any(…)`: how many objects pass, not what they hold.
-            q = e.args[0]
-            note(q.source, (q.where, q.order))
-        elif isinstance(e, A.Comprehension | A.Quantifier) and isinstance(e.source, A.KindSource) \
-                and id(e.source) not in noted:
-            if isinstance(e, A.Quantifier):
-                note(e.source, (e.where, e.body))
-            else:  # the query form yields the objects themselves
-                note(e.source, (e.where, e.order, A.Name(e.source.var) if e.element is None else e.element))
-        elif isinstance(e, A.KindSource) and id(e) not in noted:
-            out[kind_name(e.kind)] = None  # ranged over some other way: used whole
-    return out
-
-
 def _actions(rule: A.Rule) -> tuple:
     """A rule's actions, its pick's too."""
     return rule.actions + ((rule.pick.then + rule.pick.otherwise) if rule.pick is not None else ())
-
-
-def _set_fields(actions, var: str) -> set[str]:
-    """The fields of `var` that `set` actions write."""
-    return {a.path[1] for a in actions if isinstance(a, A.SetAction) and a.path[0] == var}
 
 
 def _deletes(a: A.Action, var: str) -> bool:
