@@ -167,15 +167,16 @@ class Cache:
     def get(self, key: tuple) -> dict | None:
         return self.by_kind.get(key[0], {}).get(key)
 
-    def put(self, obj: dict, data: bytes | None = None) -> dict | None:
-        """Store an object (`data`: its stored bytes, if known); the version it replaces."""
+    def put(self, obj: dict, data: bytes | None = None, reads: tuple[list, list] | None = None) -> dict | None:
+        """Store an object (`data`: its stored bytes, if known); the version it replaces. `reads`
+        is given the index reads the change touched (`_reindex`)."""
         key = object_key(obj["kind"], obj.get("namespace"), obj["name"])
         old = self.by_kind.setdefault(key[0], {}).get(key)
         if old is not None:
             self.state_hash = (self.state_hash - self.hashes[key]) % 2**64
             self._disown(old, key)
             self.memo_parts.pop(id(old), None)
-        self._reindex(key, old, obj)
+        self._reindex(key, old, obj, reads)
         self.by_kind[key[0]][key] = obj
         self.hashes[key] = content = _hash(obj, data)
         self.memo_parts[id(obj)] = (obj, (*key, obj.get("resourceVersion")), {}, {})
@@ -185,18 +186,27 @@ class Cache:
         self._sorted.pop(key[0], None)
         return old
 
-    def _reindex(self, key: tuple, old: dict | None, new: dict | None) -> None:
-        for (mode, path), index in self.indexes.get(key[0], {}).items():
+    def _reindex(self, key: tuple, old: dict | None, new: dict | None, reads: tuple[list, list] | None = None) -> None:
+        """Move an object between the entries of its kind's indexes. `reads`, if given, is a pair of
+        lists given the index reads ((mode, kind, path, entry): what a lookup records) of the
+        entries it is in: first those that answer the same objects before and after (an update
+        that leaves the indexed value alone), then those it left or joined."""
+        kind = key[0]
+        same, moved = reads if reads is not None else ([], [])
+        for (mode, path), index in self.indexes.get(kind, {}).items():
             if old is not None and new is not None:
                 value = value_at(new, path)
                 if value == value_at(old, path):  # in the same entries: only the object is replaced
                     for entry in index_entries(mode, value):
                         index[entry][key] = new
+                        same.append((mode, kind, path, entry))
                     continue
             if old is not None:
-                _index_remove(index, mode, path, key, old)
+                for entry in _index_remove(index, mode, path, key, old):
+                    moved.append((mode, kind, path, entry))
             if new is not None:
-                _index_add(index, mode, path, key, new)
+                for entry in _index_add(index, mode, path, key, new):
+                    moved.append((mode, kind, path, entry))
 
     def _disown(self, obj: dict, key: tuple) -> None:
         owner = obj.get("managedBy")
@@ -205,13 +215,14 @@ class Cache:
             if not self.owned[owner]:
                 del self.owned[owner]
 
-    def remove(self, key: tuple) -> dict | None:
+    def remove(self, key: tuple, reads: tuple[list, list] | None = None) -> dict | None:
+        """Drop an object; the version dropped. `reads` is given the index reads it touched (`_reindex`)."""
         old = self.by_kind.get(key[0], {}).pop(key, None)
         if old is not None:
             self.state_hash = (self.state_hash - self.hashes.pop(key)) % 2**64
             self._disown(old, key)
             self.memo_parts.pop(id(old), None)
-            self._reindex(key, old, None)
+            self._reindex(key, old, None, reads)
             self._sorted.pop(key[0], None)
         return old
 
@@ -235,35 +246,39 @@ def index_entries(mode: str, v) -> list:
     """The entries an object whose indexed field holds `v` has in an index: its value, whether
     it has one, or its map's (key, value) pairs. Equal values have equal entries."""
     if mode == "eq":
-        return [freeze(v)]
+        return [v if type(v) is str else freeze(v)]  # most indexed values are names: frozen already
     if mode == "has":
         return [] if v is None else [True]
     return [(k, freeze(x)) for k, x in v.items()] if isinstance(v, dict) else []
 
 
-_GONE = object()  # no object, so no entries: before a create, or after a delete
+def _touch(touched: dict, reads: Iterable[tuple], fields: frozenset | None) -> None:
+    """Note reads a change touched, with the fields it changed (None: which objects they answer)."""
+    for read in reads:
+        if read not in touched:
+            touched[read] = fields
+        elif (was := touched[read]) is not None:
+            touched[read] = None if fields is None else was | fields
 
 
-def _touch(touched: dict, read: tuple, fields: frozenset | None) -> None:
-    """Note a read a change touched, with the fields it changed (None: which objects it answers)."""
-    if read not in touched:
-        touched[read] = fields
-    elif touched[read] is not None:
-        touched[read] = None if fields is None else touched[read] | fields
-
-
-def _index_add(index: dict, mode: str, path: tuple, key: tuple, obj: dict) -> None:
-    for entry in index_entries(mode, value_at(obj, path)):
+def _index_add(index: dict, mode: str, path: tuple, key: tuple, obj: dict) -> list:
+    """Put an object in its entries of an index; those entries."""
+    entries = index_entries(mode, value_at(obj, path))
+    for entry in entries:
         index.setdefault(entry, {})[key] = obj
+    return entries
 
 
-def _index_remove(index: dict, mode: str, path: tuple, key: tuple, obj: dict) -> None:
-    for entry in index_entries(mode, value_at(obj, path)):
+def _index_remove(index: dict, mode: str, path: tuple, key: tuple, obj: dict) -> list:
+    """Take an object out of its entries of an index; those entries."""
+    entries = index_entries(mode, value_at(obj, path))
+    for entry in entries:
         bucket = index.get(entry)
         if bucket is not None:
             bucket.pop(key, None)
             if not bucket:
                 del index[entry]
+    return entries
 
 
 # What tells apart two objects of equal content: not read by a def that is memoised by content.
@@ -299,14 +314,12 @@ class _TrackingWorld:
     def __init__(self, cache: Cache):
         self.cache = cache
         self.scanned: set[tuple] = set()
-        self.paths: dict[str, set[tuple]] = {}  # kind → (mode, path) ever looked up
 
     def scan(self, kind: str):
         self.scanned.add(("scan", kind))
         return self.cache.scan(kind)
 
     def lookup(self, kind: str, mode: str, path: tuple, value):
-        self.paths.setdefault(kind, set()).add((mode, path))
         if mode == "eq":
             self.scanned.add(("eq", kind, path, freeze(value)))
         elif mode == "has":
@@ -564,6 +577,7 @@ class Engine:
         # (an A.FaultEvent aimed at a controller) is armed just before the firing that comes next.
         self.follow: deque = deque()
         self.on_sync = None  # given each sync's changes (key, before, after): the invariants of a step look back
+        self._synced_reads: list[tuple[list, list]] = []  # the latest sync's changes' index reads (Cache._reindex)
         # An instance is woken by a change to its own object only when a field it may read
         # changed (`primary_fields`), and by a change to an object it looked up that leaves it
         # where it was only when a field its rule may read of that kind changed (`kind_fields`).
@@ -579,13 +593,16 @@ class Engine:
     def sync(self) -> list[tuple]:
         """Apply pending watch events to the cache; (key, before, after) of each change."""
         changed = []
+        self._synced_reads = []
         for event in self.informer.poll():
             obj = event.object
             key = object_key(obj["kind"], obj.get("namespace"), obj["name"])
+            reads = ([], [])
+            self._synced_reads.append(reads)
             if event.type == "DELETED":
-                changed.append((key, self.cache.remove(key), None))
+                changed.append((key, self.cache.remove(key, reads), None))
             else:
-                changed.append((key, self.cache.put(obj, event.data), obj))
+                changed.append((key, self.cache.put(obj, event.data, reads), obj))
         if self.faults is not None:
             self.faults.observe(changed)  # what the controllers behind are given of it
         if self.on_sync is not None and changed:
@@ -751,33 +768,24 @@ class Engine:
         return outcome
 
     def changed(self, changes: list[tuple]) -> None:
-        """Mark dirty what the changed objects touch; new objects bring new instances."""
+        """Mark dirty what the changed objects touch (`changes`: what the latest sync gave, whose
+        index reads it kept); new objects bring new instances."""
         if self.naive:
             return
         keys = [c[0] for c in changes]
         # Each read a change touched, with the fields that changed where the objects it answers
         # are the same before and after (an update that leaves the indexed value alone), or None.
         touched: dict[tuple, frozenset | None] = {}
-        paths = self.world.paths
         # each change's changed fields (None: a create or a delete), for the readers and the wakes;
         # with faults or without field wake-ups, none is skipped for them, so they are not worked out
         precise = self.field_wakeups and self.faults is None
         changed_fields = [self.changed_fields(key[0], before, after) for key, before, after in changes] \
             if precise else [None] * len(changes)
-        for (key, before, after), fields in zip(changes, changed_fields):
-            kind = key[0]
-            _touch(touched, ("scan", kind), fields)
-            for mode, path in paths.get(kind, ()):
-                old = value_at(before, path) if before is not None else _GONE
-                new = value_at(after, path) if after is not None else _GONE
-                if old == new:  # in the same entries before and after
-                    for entry in index_entries(mode, old):
-                        _touch(touched, (mode, kind, path, entry), fields)
-                    continue
-                for v in (old, new):
-                    if v is not _GONE:
-                        for entry in index_entries(mode, v):
-                            touched[(mode, kind, path, entry)] = None
+        for (key, _, _), fields, (same, moved) in zip(changes, changed_fields, self._synced_reads, strict=True):
+            _touch(touched, (("scan", key[0]),), fields)
+            _touch(touched, same, fields)
+            for read in moved:
+                touched[read] = None
         if self.memo is not None:
             self.memo.invalidate(touched)
             if self.memo.picks is not None:
@@ -844,7 +852,17 @@ class Engine:
         loose = self._loose.get(kind)
         if loose is None:
             loose = self._loose[kind] = self.program.loose_fields(kind)
-        return frozenset(f for f in before.keys() | after.keys() if differs(before.get(f), after.get(f), f in loose))
+        # Most fields are in both versions and not loose: `!=` over the new version's fields, then
+        # `differs` for the fields dropped and the loose ones.
+        was = before.get
+        found = {f for f, v in after.items() if v != was(f)}
+        for f in before.keys() - after.keys():
+            if differs(before[f], None, f in loose):
+                found.add(f)
+        for f in loose:
+            if f not in found and differs(before.get(f), after.get(f), True):
+                found.add(f)
+        return frozenset(found)
 
     def primary_fields(self, rule: A.Rule) -> frozenset | None:
         """The fields of a rule's first object that it may read, through the defs it calls

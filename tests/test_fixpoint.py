@@ -461,7 +461,9 @@ def test_a_change_to_a_field_a_rule_does_not_read_of_the_objects_it_looks_up_lea
     controller c {
       rule tally for box b where count(item i where i.group == b.name) > 0
         set b.used = len([i.size for item i where i.group == b.name and heavy(i)])
-      rule listed for box b ensure summary b.name { members: [i.name for i in sorted([j for item j where j.group == b.name])] }
+      rule listed for box b ensure summary b.name {
+        members: [i.name for i in sorted([j for item j where j.group == b.name])]
+      }
     }
     box x {}
     item a { group: "x"  size: 2 }
@@ -774,6 +776,46 @@ def test_an_index_holds_the_latest_version_of_an_object_whose_update_leaves_its_
     cache.put({**item, "group": "h", "size": 3, "resourceVersion": 3})
     assert cache.lookup("Item", "eq", ("group",), "g") == []
     assert [o["size"] for o in cache.lookup("Item", "eq", ("group",), "h")] == [3]
+
+
+def test_a_change_to_the_cache_gives_the_index_reads_it_touched_and_whether_their_answer_moved():
+    # Engine.changed wakes the readers of these: a read whose objects are the same before and
+    # after only where a field its reader may read changed, one the object left or joined always.
+    cache = fixpoint.Cache()
+    item = {"kind": "Item", "name": "a", "namespace": "default", "group": "g", "size": 1,
+            "labels": {"app": "web"}, "resourceVersion": 1}
+    created = ([], [])
+    cache.put(item, reads=created)
+    assert created == ([], [])  # no index yet: nothing has looked the kind up
+    cache.lookup("Item", "eq", ("group",), "g")
+    cache.lookup("Item", "sub", ("labels",), {"app": "web"})
+    resized = ([], [])
+    cache.put({**item, "size": 2, "resourceVersion": 2}, reads=resized)
+    assert sorted(resized[0]) == [("eq", "Item", ("group",), "g"), ("sub", "Item", ("labels",), ("app", "web"))]
+    assert resized[1] == []
+    moved = ([], [])
+    cache.put({**item, "group": "h", "resourceVersion": 3}, reads=moved)
+    assert moved == ([("sub", "Item", ("labels",), ("app", "web"))],
+                     [("eq", "Item", ("group",), "g"), ("eq", "Item", ("group",), "h")])
+    removed = ([], [])
+    cache.remove(fixpoint.object_key("Item", "default", "a"), reads=removed)
+    assert removed[0] == []
+    assert sorted(removed[1]) == [("eq", "Item", ("group",), "h"), ("sub", "Item", ("labels",), ("app", "web"))]
+
+
+def test_the_fields_an_update_changed_are_those_it_gave_another_value_dropped_or_retyped():
+    from engine.api import APIServer
+    from engine.fixpoint import Engine
+
+    prog = program("kind Gauge { tag: string = \"\"  v: any?  note: string = \"\" }")
+    engine = Engine(prog, APIServer(prog, open_store()))
+    before = {"kind": "Gauge", "name": "g", "tag": "a", "v": 1, "note": "x", "resourceVersion": 1}
+    assert engine.changed_fields("Gauge", before, {**before, "resourceVersion": 2}) == {"resourceVersion"}
+    assert engine.changed_fields("Gauge", before, {**before, "tag": "b"}) == {"tag"}
+    assert engine.changed_fields("Gauge", before, {**before, "v": 1.0}) == {"v"}  # `==`, yet another value
+    assert engine.changed_fields("Gauge", before, {k: x for k, x in before.items() if k != "note"}) == {"note"}
+    assert engine.changed_fields("Gauge", {**before, "v": None}, {k: x for k, x in before.items() if k != "v"}) == set()
+    assert engine.changed_fields("Gauge", None, before) is None
 
 
 def test_a_def_result_an_invariant_computed_first_is_dropped_when_what_it_read_changes():
