@@ -109,6 +109,8 @@ def format_duration(d) -> str:
 
 def freeze(v):
     """A hashable twin of a value, for sets and dict keys."""
+    if type(v) is str:
+        return v  # the common case (a name looked up), first
     if isinstance(v, dict):
         return tuple(sorted((k, freeze(x)) for k, x in v.items()))
     if isinstance(v, list | tuple):
