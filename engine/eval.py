@@ -840,23 +840,17 @@ def _c_list_comprehension(ev, e: A.Comprehension):
     element = None if e.element is None else ev.compile(e.element)
 
     def code(env):
-        if test is None:
-            passed = list(elements(source, env))
-        else:
-            passed = []
-            for value in elements(source, env):
-                inner = dict(env)
-                inner[var] = value
-                if test(inner) is True:
-                    passed.append(value)
-        if element is None:
-            return passed
-        out = []
-        for value in passed:
+        if test is None and element is None:
+            return list(elements(source, env))
+        passed = []  # the environments of the elements that pass
+        for value in elements(source, env):
             inner = dict(env)
             inner[var] = value
-            out.append(element(inner))
-        return out
+            if test is None or test(inner) is True:
+                passed.append(inner)
+        if element is None:
+            return [en[var] for en in passed]
+        return [element(en) for en in passed]
     return code
 
 

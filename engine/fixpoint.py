@@ -246,7 +246,7 @@ def index_entries(mode: str, v) -> list:
     """The entries an object whose indexed field holds `v` has in an index: its value, whether
     it has one, or its map's (key, value) pairs. Equal values have equal entries."""
     if mode == "eq":
-        return [v if type(v) is str else freeze(v)]  # most indexed values are names: frozen already
+        return [freeze(v)]
     if mode == "has":
         return [] if v is None else [True]
     return [(k, freeze(x)) for k, x in v.items()] if isinstance(v, dict) else []
