@@ -48,7 +48,9 @@ from .names import closest
 from .reads import Reads, kinds_read
 from .store import Compacted, Compare, Delete, Put, Store, kind_prefix, object_key
 from .types import ANY, KindT, ListT, MapT, OptT, Prim, RecordT, RefT, Type
-from .values import SORTED_JSON, assign, decode, differs, json_default, number_shaped, number_shaped_in, one_pass
+from .values import (
+    SORTED_JSON, assign, differs, json_default, number_shaped, one_pass, stored_number, stray_in,
+)
 
 META = ("kind", "name", "namespace", "resourceVersion", "createdRevision", "managedBy")
 VERBS = ("get", "list", "watch", "create", "update", "delete")
@@ -165,10 +167,7 @@ def encode_object(obj: dict) -> bytes:
 def decode_object(kv) -> dict:
     value = kv.value
     if b'"$frac"' in value:
-        try:
-            obj = _WITH_FRACTIONS.decode(value.decode(json.detect_encoding(value), "surrogatepass"))  # as json.loads
-        except _Unusual:
-            obj = decode(json.loads(value))
+        obj = _WITH_FRACTIONS.decode(value.decode(json.detect_encoding(value), "surrogatepass"))  # as json.loads
     else:
         obj = json.loads(value)  # `decode` would change nothing
     obj["resourceVersion"] = kv.mod_revision
@@ -176,18 +175,10 @@ def decode_object(kv) -> dict:
     return obj
 
 
-class _Unusual(Exception):
-    """A `$frac` map that is not two integers: `values.decode` alone knows what to make of it."""
-
-
 def _fraction(d: dict):
     """json's `object_hook`: `values.decode` of a map whose values are decoded already."""
-    if len(d) == 1 and "$frac" in d:
-        nd = d["$frac"]
-        if type(nd) is list and len(nd) == 2 and type(nd[0]) is int and type(nd[1]) is int and nd[1]:
-            return Fraction(nd[0], nd[1])
-        raise _Unusual
-    return d
+    number = stored_number(d)
+    return d if number is None else number
 
 
 # decode(json.loads(b)) and json.dumps(encode(v), separators=…), without a walk of the value in Python
@@ -883,9 +874,17 @@ def _check_value(program: Program, t: Type, value, path: str, causes: list[str])
         causes.append(f"{path}: Required value")
         return
     if t == ANY:
-        found = number_shaped_in(value)
+        found = stray_in(value)
         if found is not None:
-            _number_shaped(path + "".join(f"[{k}]" for k in found), causes)
+            keys, wrong, part = found
+            where = path + "".join(f"[{k}]" for k in keys)
+            if wrong == "number":
+                _number_shaped(where, causes)
+            elif wrong == "key":
+                causes.append(f"{where}: Invalid value: {_show(part)}: map keys must be strings")
+            else:
+                causes.append(f"{where}: Invalid value: {type(part).__name__}: must be none, a bool, a number, "
+                              "a string, a list or a map")
         return
     if isinstance(t, Prim):
         ok = _prim_ok(t.name, value)
@@ -1126,7 +1125,7 @@ class _Schema:
             inner = self.test(t.inner)
             return lambda v: v is None or inner(v)
         if t == ANY:
-            return lambda v: v is not None and number_shaped_in(v) is None
+            return lambda v: v is not None and stray_in(v) is None
         leaf = _leaf_types(t)
         if leaf is not None:
             return lambda v: type(v) in leaf

@@ -193,30 +193,45 @@ def number_shaped(m: dict) -> bool:
     return len(m) == 1 and "$frac" in m
 
 
-def number_shaped_in(v) -> list | None:
-    """The keys and indexes leading to the first map in `v` that `number_shaped` holds of ([] for
-    `v` itself), or None where there is none."""
+def stray_in(v) -> tuple[list, str, Any] | None:
+    """The first part of `v` the store cannot keep as it is: the keys and indexes leading to it,
+    what is wrong ("number": a map `number_shaped` holds of; "key": a map's key that is not a
+    string; "value": a value of none of the language's types, such as bytes) and the part itself;
+    None where there is none."""
     if isinstance(v, dict):
         if number_shaped(v):
-            return []
-        items = v.items()
-    elif isinstance(v, list):
-        items = enumerate(v)
-    else:
+            return [], "number", v
+        for k, x in v.items():
+            if not isinstance(k, str):
+                return [], "key", k
+            found = stray_in(x)
+            if found is not None:
+                return [k, *found[0]], found[1], found[2]
         return None
-    for k, x in items:
-        found = number_shaped_in(x)
-        if found is not None:
-            return [k, *found]
+    if isinstance(v, list):
+        for i, x in enumerate(v):
+            found = stray_in(x)
+            if found is not None:
+                return [i, *found[0]], found[1], found[2]
+        return None
+    return None if v is None or isinstance(v, str | int | float | Fraction) else ([], "value", v)
+
+
+def stored_number(m: dict) -> Fraction | None:
+    """The exact number a map stores, `{"$frac": [n, d]}`; None for any other map (one stored
+    before such maps were refused stays a map)."""
+    if number_shaped(m):
+        nd = m["$frac"]
+        if type(nd) is list and len(nd) == 2 and type(nd[0]) is int and type(nd[1]) is int and nd[1]:
+            return Fraction(nd[0], nd[1])
     return None
 
 
 def decode(v):
     if isinstance(v, dict):
-        if number_shaped(v):
-            nd = v["$frac"]
-            if type(nd) is list and len(nd) == 2 and type(nd[0]) is int and type(nd[1]) is int and nd[1]:
-                return Fraction(nd[0], nd[1])
+        number = stored_number(v)
+        if number is not None:
+            return number
         return {k: decode(x) for k, x in v.items()}
     if isinstance(v, list):
         return [decode(x) for x in v]
