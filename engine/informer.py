@@ -5,8 +5,9 @@ after the list; `poll()` applies the events that arrived and returns them in
 revision order. When the store has compacted the history a watch needs (the
 API server says Expired, HTTP 410), the informer lists that kind again and
 returns the difference between its cache and the new list as events, so a
-controller misses no deletion. Caches are per kind, keyed by store key, so
-that `scan` yields objects in key order.
+controller misses no deletion. A poll that fails partway (the store's error, a
+refused list) loses no event: the next one returns what it had applied. Caches
+are per kind, keyed by store key, so that `scan` yields objects in key order.
 
 It also serves as the evaluator's world: `scan(kind)` and `now()`.
 """
@@ -32,6 +33,8 @@ class Informer:
         self.relists = 0  # how many times a compacted watch forced a new list
         self.revision = 0  # the newest revision applied to the caches
         self._polled = 0  # the store's revision at the latest poll
+        self._undelivered: list[WatchEvent] = []  # applied by a poll that failed partway
+        self._lost: set[str] = set()  # kinds whose watch the store ended, not yet listed again
         self._rank = {kind: i for i, kind in enumerate(self.kinds)}
         for kind in self.kinds:
             self._list(kind)
@@ -42,12 +45,14 @@ class Informer:
     def _list(self, kind: str) -> list[WatchEvent]:
         """(Re)list a kind, start watching after it, and return what changed."""
         old = self._caches[kind]
+        # The list first: should it fail, the kind keeps its cache and its watch as they were.
+        objects, revision = self.api.list(self.who, kind, self.namespace)
+        watcher = self.api.watch(self.who, kind, revision + 1, self.namespace)
         if kind in self._watchers:
             self._watchers[kind].cancel()
-        objects, revision = self.api.list(self.who, kind, self.namespace)
         new = {self._key(o): o for o in objects}
         self._caches[kind] = new
-        self._watchers[kind] = self.api.watch(self.who, kind, revision + 1, self.namespace)
+        self._watchers[kind] = watcher
         self.revision = max(self.revision, revision)
         events = []
         for key in sorted(old.keys() | new.keys()):
@@ -63,8 +68,11 @@ class Informer:
         return events
 
     def poll(self) -> list[WatchEvent]:
-        """Apply the pending events to the caches and return them."""
-        out: list[WatchEvent] = []
+        """Apply the pending events to the caches and return them. Should a kind's watch or
+        relist fail partway, the error goes to the caller and no event is lost: those applied
+        before it are returned by the next poll, which asks every kind written since this one
+        began."""
+        out, self._undelivered = self._undelivered, []
         # A kind the API server has not written since the last poll has no events: most polls
         # follow a write or two of one kind. Its watch is told so when next asked: it has no
         # event through the poll before this one that it has not returned (`APIWatcher.skip`).
@@ -73,27 +81,39 @@ class Informer:
         if written is None:
             kinds = self.kinds
         else:
-            kinds = sorted(written.intersection(self._rank), key=self._rank.__getitem__)
-        for kind in kinds:
+            kinds = sorted(written.intersection(self._rank) | self._lost, key=self._rank.__getitem__)
+        try:
+            for kind in kinds:
+                out.extend(self._poll_kind(kind, previous))
+        except BaseException:
+            self._undelivered, self._polled = out, previous
+            raise
+        out.sort(key=lambda ev: ev.revision)  # stable: within a revision, kind then key order
+        return out
+
+    def _poll_kind(self, kind: str, previous: int) -> list[WatchEvent]:
+        """Apply one kind's pending events to its cache and return them."""
+        if kind not in self._lost:
             watcher = self._watchers[kind]
             watcher.skip(previous)
             try:
                 events = watcher.poll()
             except Expired:
-                self.relists += 1
-                out.extend(self._list(kind))
-                continue
-            cache = self._caches[kind]
-            for ev in events:
-                key = self._key(ev.object)
-                if ev.type == "DELETED":
-                    cache.pop(key, None)
-                else:
-                    cache[key] = ev.object
-                self.revision = max(self.revision, ev.revision)
-            out.extend(events)
-        out.sort(key=lambda ev: ev.revision)  # stable: within a revision, kind then key order
-        return out
+                self._lost.add(kind)  # the store ended the watch: listed again until that succeeds
+        if kind in self._lost:
+            events = self._list(kind)
+            self._lost.discard(kind)
+            self.relists += 1
+            return events
+        cache = self._caches[kind]
+        for ev in events:
+            key = self._key(ev.object)
+            if ev.type == "DELETED":
+                cache.pop(key, None)
+            else:
+                cache[key] = ev.object
+            self.revision = max(self.revision, ev.revision)
+        return events
 
     # -- the cache
 

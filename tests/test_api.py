@@ -1062,6 +1062,52 @@ def test_informer_relists_a_kind_whose_events_were_compacted_before_it_polled(ap
     assert sorted((e.object["kind"], e.object["name"]) for e in events) == [("Node", "n1"), ("Pod", "b")]
 
 
+class _Failing:
+    """A watch that fails at its next poll, once, as a store error would, then works again."""
+
+    def __init__(self, watcher):
+        self.watcher, self.failed = watcher, False
+
+    def __getattr__(self, name):
+        return getattr(self.watcher, name)
+
+    def poll(self):
+        if not self.failed:
+            self.failed = True
+            raise OSError("the store could not be read")
+        return self.watcher.poll()
+
+
+def test_an_informer_whose_watch_fails_partway_loses_no_event_of_the_kinds_before(api):
+    inf = Informer(api, api.admin, ["pod", "node"])
+    inf._watchers["Node"] = _Failing(inf._watchers["Node"])
+    api.create(api.admin, "pod", pod("a"))
+    api.create(api.admin, "node", {"name": "n1", "cpu": 1})
+    with pytest.raises(OSError):
+        inf.poll()  # the pod's event was applied before the node's watch failed
+    assert [(e.type, e.object["name"]) for e in inf.poll()] == [("ADDED", "a"), ("ADDED", "n1")]
+    assert inf.poll() == []
+    api.create(api.admin, "pod", pod("b"))
+    assert [e.object["name"] for e in inf.poll()] == ["b"]
+
+
+def test_an_informer_whose_relist_is_refused_keeps_its_watch_and_relists_at_the_next_poll(api, monkeypatch):
+    inf = Informer(api, api.admin, ["pod"])
+    api.create(api.admin, "pod", pod("a"))
+    api.create(api.admin, "pod", pod("b"))
+    api.store.compact(api.store.revision)  # the watch's history is gone: the pods are listed again
+    listed = api.list
+    monkeypatch.setattr(api, "list", lambda *a, **k: (_ for _ in ()).throw(OSError("refused")))
+    with pytest.raises(OSError):
+        inf.poll()
+    assert inf.relists == 0 and inf.scan("pod") == []
+    monkeypatch.setattr(api, "list", listed)
+    assert [(e.type, e.object["name"]) for e in inf.poll()] == [("ADDED", "a"), ("ADDED", "b")]
+    assert inf.relists == 1
+    api.create(api.admin, "pod", pod("c"))
+    assert [e.object["name"] for e in inf.poll()] == ["c"]
+
+
 def test_informer_named_a_kind_twice_watches_it_once_in_its_first_place(api):
     api.create(api.admin, "node", {"name": "n1", "cpu": 1})
     api.create(api.admin, "pod", pod("a"))
