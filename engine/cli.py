@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 
 from . import __version__
-from .errors import Diagnostic, KonvergeError, render
+from .errors import Diagnostic, KonvergeError, located, render
 from .files import write_atomically
 
 
@@ -600,8 +600,9 @@ def _get(args) -> int:
     program, kinds, name, objects, _trace, clock = _view(args, "get")
     selections, ns = [], None
     for kind in dict.fromkeys(k for k in kinds.split(",") if k):  # `get deploy,rs`: several kinds
-        info, chosen, ns = select(program, objects, kind, name, namespace=args.namespace,
-                                  all_namespaces=args.all_namespaces)
+        with located(_view_source(args)):
+            info, chosen, ns = select(program, objects, kind, name, namespace=args.namespace,
+                                      all_namespaces=args.all_namespaces)
         selections.append((info, chosen))
     if not selections:
         raise KonvergeError(Diagnostic("E202", f"`{kinds}` names no kind", hint="e.g. konverge get pods"),
@@ -618,9 +619,15 @@ def _describe(args) -> int:
     if name is None:
         raise KonvergeError(Diagnostic("E203", "describe needs an object: KIND/NAME or KIND NAME",
                                        hint="e.g. konverge describe deployment/web specs/demo.konv"), exit_code=2)
-    info, chosen, _ = select(program, objects, kind, name, namespace=args.namespace)
+    with located(_view_source(args)):
+        info, chosen, _ = select(program, objects, kind, name, namespace=args.namespace)
     sys.stdout.write(describe(program, info, chosen[0], objects, trace))
     return 0
+
+
+def _view_source(args) -> str:
+    """What `get` or `describe` looked at, for its errors: the data directory or the SPECs."""
+    return args.data_dir or ", ".join(x for x in args.name if _is_spec(x))
 
 
 def run() -> None:

@@ -8,6 +8,9 @@ raised as `KonvergeError`, caught once at the CLI edge.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import attrs
 
 
@@ -126,3 +129,14 @@ def _excerpt(line: str, span: Span, width: int = 100) -> list[str]:
     pad = " " * len(num)
     carets = "^" * max(1, min(end, len(line) + 1) - start)
     return [f"{pad} |", f"{num} | {line.rstrip()}", f"{pad} | {' ' * start}{carets}"]
+
+
+@contextlib.contextmanager
+def located(source: str) -> Iterator[None]:
+    """Have the diagnostics of a KonvergeError raised inside, those that name no position, name
+    `source` instead: the spec files or the data directory that a view of a cluster looked at."""
+    try:
+        yield
+    except KonvergeError as e:
+        e.diagnostics = [d if d.span is not None or d.file else attrs.evolve(d, file=source) for d in e.diagnostics]
+        raise

@@ -453,13 +453,13 @@ def explain(program: Program, result_or_state, kind: str, namespace: str | None,
     writes = tuple(w for w in state.trace if object_key(w.kind, w.namespace, w.name) == key)
     if obj is None and not writes:
         names = [o["name"] for o in state.of_kind(kind_name)]
-        from .names import closest
+        from .names import closest, elsewhere
 
         guess = closest(name, names)
         raise KonvergeError(Diagnostic(
             "E210", f"there is no {kind_name} {key_text(key).split('/', 1)[1]} and no write to one",
-            hint=f"did you mean `{guess}`?" if guess else
-            (f"{kind_name} objects: " + ", ".join(names[:8]) if names else f"there are no {kind_name} objects")))
+            hint=f"did you mean `{guess}`?" if guess else elsewhere(state.of_kind(kind_name), kind_name, name, namespace)
+            or (f"{kind_name} objects: " + ", ".join(names[:8]) if names else f"there are no {kind_name} objects")))
     sources = Sources()
     declared = next((span_text(d.span) for d in program.objects
                      if getattr(program.kind(d.kind), "name", None) == kind_name and d.name == name

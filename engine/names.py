@@ -1,4 +1,4 @@
-"""Did-you-mean: the closest known name by edit distance."""
+"""Did-you-mean: the closest known name by edit distance, and the namespaces that hold a name."""
 
 from __future__ import annotations
 
@@ -34,3 +34,18 @@ def closest(name: str, candidates: Iterable[str]) -> str | None:
         if d < best_d:
             best, best_d = c, d
     return best
+
+
+def elsewhere(objects: Iterable[dict], kind: str, name: str, looked_in: str | None, *,
+              prefix: bool = False) -> str | None:
+    """A hint for an object not found in the namespace `looked_in`: the other namespaces that
+    have one of that name (or, with `prefix`, whose name begins so), and the flag that looks
+    there; None where none has."""
+    found = sorted({o["namespace"] for o in objects
+                    if o["kind"] == kind and o.get("namespace") not in (None, looked_in)
+                    and (o["name"] == name or prefix and o["name"].startswith(name))})
+    if not found:
+        return None
+    if len(found) == 1:
+        return f"there is one in namespace {found[0]}: add -n {found[0]}"
+    return f"there is one in namespaces {', '.join(found)}: add -n NAMESPACE"

@@ -110,6 +110,25 @@ def test_unknown_names_are_diagnostics_with_a_suggestion(argv, hint, capsys):
     assert hint in err and "Traceback" not in err
 
 
+SHOP = "specs/shop.konv"  # its workloads live in namespace shop
+
+
+@pytest.mark.parametrize("argv, message, hint", [
+    (["route", "frontend", SHOP], "there is no service in namespace default `frontend`", "add -n shop"),
+    (["why-pending", "fronten", SHOP], "there is no pod in namespace default `fronten`", "add -n shop"),
+    (["trace", "--pod", "api-", SHOP], "there is no pod in namespace default `api-`", "add -n shop"),
+    (["explain", "deploy/api", SHOP], "there is no Deployment default/api", "add -n shop"),
+    (["get", "deploy", "api", SHOP], 'deployments "api" not found in namespace "default"', "add -n shop"),
+    (["describe", "deploy/api", SHOP], 'deployments "api" not found in namespace "default"', "add -n shop"),
+    (["trace", "--pod", "frontend", "-n", "shop", SHOP], "`frontend`", "3 begin so: frontend-"),
+])
+def test_a_name_looked_for_in_the_wrong_namespace_gets_a_hint_naming_the_right_one(argv, message, hint, capsys):
+    code, out, err = run(argv, capsys)
+    assert code == 1 and out == ""
+    assert err.startswith(f"{SHOP}: error[")  # the cluster looked at, for want of a position
+    assert message in err and hint in err and "Traceback" not in err
+
+
 def test_a_service_without_endpoints_is_rejected(capsys):
     code, out, _ = run(["route", "kubernetes:443", "--from", "worker-2", DEMO], capsys)
     assert code == 0

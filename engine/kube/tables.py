@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from ..api import META, resource_name
 from ..check import KindInfo, Program
 from ..errors import Diagnostic, KonvergeError
-from ..names import closest
+from ..names import closest, elsewhere
 from ..show import cell, display, table as generic_table
 from ..types import ListT, MapT, OptT, RecordT, Type
 from ..values import format_duration, format_quantity
@@ -60,8 +60,10 @@ def select(program: Program, objects: Iterable[dict], kind: str, name: str | Non
     chosen.sort(key=lambda o: (o.get("namespace") or "", o["name"]))
     if name is not None and not chosen:
         where = f' in namespace "{ns}"' if ns else ""
-        raise KonvergeError(Diagnostic("E202", f'{resource_name(info.name)} "{name}" not found{where}'), exit_code=1)
+        raise KonvergeError(Diagnostic("E202", f'{resource_name(info.name)} "{name}" not found{where}',
+                                       hint=elsewhere(objects, info.name, name, ns)), exit_code=1)
     return info, chosen, ns
+
 
 
 # ---- get ---------------------------------------------------------------------------------

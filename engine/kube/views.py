@@ -17,11 +17,11 @@ import sys
 from fractions import Fraction
 
 from ..check import Program
-from ..errors import Diagnostic, KonvergeError
+from ..errors import Diagnostic, KonvergeError, located
 from ..explain import (State, explain, instance_why, load_state, render_explanation, render_instance,
                        state_of, why_not)
 from ..fixpoint import Write, key_text, object_key
-from ..names import closest
+from ..names import closest, elsewhere
 from ..values import format_duration
 from .tables import resolve_kind
 
@@ -90,15 +90,22 @@ def load(files: list[str], *, scenario: str | None = None, data_dir: str | None 
     return program, state_of(reconcile(program, scenario=chosen, objects=manifests.objects))
 
 
-def _missing(what: str, name: str, known: list[str], hint_none: str) -> KonvergeError:
+def _missing(what: str, name: str, known: list[str], hint_none: str, elsewhere: str | None = None) -> KonvergeError:
     guess = closest(name, known)
-    if guess is None:
-        prefixed = sorted(k for k in known if k.startswith(name))
-        if len(prefixed) == 1:
-            guess = prefixed[0]
-    hint = f"did you mean `{guess}`?" if guess else (
-        f"known: {', '.join(sorted(known)[:8])}" + (", …" if len(known) > 8 else "") if known else hint_none)
+    prefixed = sorted(k for k in known if k.startswith(name))
+    if guess is None and len(prefixed) == 1:
+        guess = prefixed[0]
+    if guess:
+        hint = f"did you mean `{guess}`?"
+    elif prefixed:  # a prefix too short to tell them apart
+        hint = f"{len(prefixed)} begin so: {_some(prefixed)}; give more of the name"
+    else:
+        hint = elsewhere or (f"known: {_some(sorted(known))}" if known else hint_none)
     return KonvergeError(Diagnostic("E221", f"there is no {what} `{name}`", hint=hint))
+
+
+def _some(names: list[str]) -> str:
+    return ", ".join(names[:8]) + (", …" if len(names) > 8 else "")
 
 
 def find(state: State, kind: str, namespace: str | None, name: str, what: str) -> dict:
@@ -111,7 +118,8 @@ def find(state: State, kind: str, namespace: str | None, name: str, what: str) -
     if len(prefixed) == 1:
         return prefixed[0]
     where = f" in namespace {namespace}" if namespace else ""
-    raise _missing(f"{what}{where}", name, [o["name"] for o in objs], f"there are no {what}s{where}")
+    raise _missing(f"{what}{where}", name, [o["name"] for o in objs], f"there are no {what}s{where}",
+                   elsewhere(state.of_kind(kind), kind, name, namespace, prefix=True))
 
 
 def _clock(c) -> str:
@@ -259,7 +267,9 @@ def _pod_name(state: State, pod: str, ns: str) -> str:
     prefixed = sorted(n for n in names if n.startswith(pod))
     if len(prefixed) == 1:
         return prefixed[0]
-    raise _missing(f"pod in namespace {ns}", pod, sorted(names), f"there are no pods in namespace {ns}")
+    written = [{"kind": "Pod", "namespace": w.namespace, "name": w.name} for w in state.trace if w.kind == "Pod"]
+    raise _missing(f"pod in namespace {ns}", pod, sorted(names), f"there are no pods in namespace {ns}",
+                   elsewhere(written + state.of_kind("Pod"), "Pod", pod, ns, prefix=True))
 
 
 def pod_writes(state: State, pod: str, ns: str) -> list[Write]:
@@ -437,14 +447,8 @@ def add_commands(sub) -> None:
 
 def _run(args, view) -> int:
     program, state = load(args.files, scenario=args.scenario, data_dir=args.data_dir, std=not args.no_std)
-    try:
+    with located(args.data_dir or ", ".join(args.files)):  # say which cluster the view looked at
         text = view(program, state)
-    except KonvergeError as e:  # say which cluster the view looked at
-        import attrs
-
-        source = args.data_dir or ", ".join(args.files)
-        e.diagnostics = [d if d.span is not None or d.file else attrs.evolve(d, file=source) for d in e.diagnostics]
-        raise
     sys.stdout.write(text)
     return 0
 
