@@ -167,7 +167,9 @@ def encode_object(obj: dict) -> bytes:
 def decode_object(kv) -> dict:
     value = kv.value
     if b'"$frac"' in value:
-        obj = _WITH_FRACTIONS.decode(value.decode(json.detect_encoding(value), "surrogatepass"))  # as json.loads
+        # json.loads, less what the store's bytes never need: they are UTF-8 (encode_object),
+        # one value with nothing around it
+        obj = _WITH_FRACTIONS.raw_decode(value.decode("utf-8", "surrogatepass"))[0]
     else:
         obj = json.loads(value)  # `decode` would change nothing
     obj["resourceVersion"] = kv.mod_revision
@@ -177,6 +179,8 @@ def decode_object(kv) -> dict:
 
 def _fraction(d: dict):
     """json's `object_hook`: `values.decode` of a map whose values are decoded already."""
+    if "$frac" not in d:
+        return d  # most maps, at once
     number = stored_number(d)
     return d if number is None else number
 

@@ -125,13 +125,13 @@ class Cache:
         indexes kept on every write."""
         if mode != "sub":
             bucket = self._index(kind, mode, path).get(True if mode == "has" else freeze(value))
-            return [bucket[k] for k in sorted(bucket)] if bucket else []
+            return [bucket[k] for k in bucket.in_order()] if bucket else []
         if not isinstance(value, dict) or not value:
             return self.scan(kind)
         index = self._index(kind, "sub", path)
         postings = sorted((index.get((k, freeze(v)), {}) for k, v in value.items()), key=len)
         smallest, rest = postings[0], postings[1:]
-        return [smallest[k] for k in sorted(smallest) if all(k in p for p in rest)]
+        return [smallest[k] for k in smallest.in_order() if all(k in p for p in rest)] if smallest else []
 
     def lookup_size(self, kind: str, mode: str, path: tuple, value) -> int:
         """How many candidates `lookup` would start from: for the planner."""
@@ -195,8 +195,16 @@ class Cache:
         same, moved = reads if reads is not None else ([], [])
         for (mode, path), index in self.indexes.get(kind, {}).items():
             if old is not None and new is not None:
-                value = value_at(new, path)
-                if value == value_at(old, path):  # in the same entries: only the object is replaced
+                if len(path) == 1:  # most indexes: of a field, at once
+                    value, was = new.get(path[0]), old.get(path[0])
+                else:
+                    value, was = value_at(new, path), value_at(old, path)
+                if value == was:  # in the same entries: only the object is replaced
+                    if mode == "eq":  # most indexes: one entry
+                        entry = freeze(value)
+                        index[entry][key] = new
+                        same.append((mode, kind, path, entry))
+                        continue
                     for entry in index_entries(mode, value):
                         index[entry][key] = new
                         same.append((mode, kind, path, entry))
@@ -261,11 +269,31 @@ def _touch(touched: dict, reads: Iterable[tuple], fields: frozenset | None) -> N
             touched[read] = None if fields is None else was | fields
 
 
+class _Bucket(dict):
+    """The objects in one entry of an index, by key, with their keys in order once a lookup has
+    asked (until a key comes or goes: replacing an object leaves them as they are)."""
+
+    __slots__ = ("order",)
+
+    def __init__(self):
+        super().__init__()
+        self.order = None
+
+    def in_order(self) -> list[tuple]:
+        if self.order is None:
+            self.order = sorted(self)
+        return self.order
+
+
 def _index_add(index: dict, mode: str, path: tuple, key: tuple, obj: dict) -> list:
     """Put an object in its entries of an index; those entries."""
     entries = index_entries(mode, value_at(obj, path))
     for entry in entries:
-        index.setdefault(entry, {})[key] = obj
+        bucket = index.get(entry)
+        if bucket is None:
+            bucket = index[entry] = _Bucket()
+        bucket[key] = obj
+        bucket.order = None
     return entries
 
 
@@ -276,6 +304,7 @@ def _index_remove(index: dict, mode: str, path: tuple, key: tuple, obj: dict) ->
         bucket = index.get(entry)
         if bucket is not None:
             bucket.pop(key, None)
+            bucket.order = None
             if not bucket:
                 del index[entry]
     return entries
@@ -498,10 +527,12 @@ def _by_content(fields: Iterable[frozenset | None]) -> dict[int, frozenset]:
 # ---- rule instances -------------------------------------------------------------------
 
 
-@attrs.frozen(slots=True)
+# Replaced, never changed, but not frozen: a frozen class's __init__ costs a call a field, and
+# one is made at every change to its object.
+@attrs.define(slots=True)
 class _Instance:
     id: str
-    priority: tuple
+    priority: str  # Engine.priority
     controller: str
     rule: A.Rule
     primary: dict | None  # the object the first `for` binds, if it ranges over a kind
@@ -551,7 +582,7 @@ class Engine:
         # settled (it sees their changes together); the rest go in the order they are declared.
         self.rank = {id(rule): n for n, (_, _, rule) in enumerate(sorted(self.rules, key=lambda r: r[2].batched))}
         self._rules_of_kind: dict[str, list[tuple]] = {}
-        self.dirty: list = []  # heap of priorities, each ending in its instance's id
+        self.dirty: list[str] = []  # heap of priorities, each ending in its instance's id
         self.dirty_ids: set[str] = set()
         self.instances: dict[str, _Instance] = {}
         self.bound: dict[tuple, set[str]] = {}  # object key → ids of instances bound to it
@@ -622,14 +653,17 @@ class Engine:
 
     # -- instances
 
-    def priority(self, rule: A.Rule, ci: int, ri: int, key: tuple, iid: str) -> tuple:
-        """Where an instance comes in the firing order: a flat tuple, cheap to compare in the heap,
-        ending in its id. In the fixed order, by its rule's rank, then its object's key (a rule's
-        instances bind objects of one kind: the namespace and name tell them apart)."""
+    def priority(self, rule: A.Rule, ci: int, ri: int, key: tuple, iid: str) -> str:
+        """Where an instance comes in the firing order: one string, cheaper to compare in the heap
+        than a tuple, ending in a NUL and its id. In the fixed order, by its rule's rank (a character),
+        then its object's key (a rule's instances bind objects of one kind: the namespace and name
+        tell them apart), joined by NULs, which no name holds (names are RFC 1123 subdomains) and
+        which come before any other character, so that the string orders as the tuple (rank,
+        namespace, name, id) would."""
         if self.order == "random":
-            digest = hashlib.blake2b(f"{self.seed}:{ci}:{ri}:{key}".encode(), digest_size=8).digest()
-            return (int.from_bytes(digest, "big"), iid)
-        return (self.rank[id(rule)], *key[1:], iid)
+            digest = hashlib.blake2b(f"{self.seed}:{ci}:{ri}:{key}".encode(), digest_size=8).hexdigest()
+            return f"{digest}\0{iid}"  # as (the digest as a number, id): the digits are of one width
+        return "\0".join((chr(self.rank[id(rule)]) + (key[1] if key else ""), *key[2:], iid))
 
     def primary_source(self, rule: A.Rule) -> A.KindSource | None:
         for c in rule.clauses:
@@ -915,7 +949,7 @@ class Engine:
         if self.naive:
             return self.next_enabled_naive()
         while self.dirty:
-            iid = heapq.heappop(self.dirty)[-1]
+            iid = heapq.heappop(self.dirty).rpartition("\0")[2]
             self.dirty_ids.discard(iid)
             inst = self.refresh(self.instances[iid])
             outcome = self.look(inst)
@@ -973,7 +1007,7 @@ class Engine:
         tries every enabled instance in turn. Incremental mode only."""
         out = []
         while self.dirty:
-            iid = heapq.heappop(self.dirty)[-1]
+            iid = heapq.heappop(self.dirty).rpartition("\0")[2]
             self.dirty_ids.discard(iid)
             inst = self.refresh(self.instances[iid])
             out.append((inst, self.look(inst)))

@@ -361,6 +361,21 @@ def test_naive_and_incremental_take_the_same_path():
     assert [(w.instance, w.verb, w.name) for w in a.trace] == [(w.instance, w.verb, w.name) for w in b.trace]
 
 
+def test_a_rules_instances_fire_in_the_order_of_their_objects_namespaces_then_names():
+    # As tuples order: "-" and "." come before any separator an instance's id or text could use.
+    r = run("""
+    controller c { rule mark for item i set i.done = true }
+    item a in a-b {}
+    item z in a {}
+    item ab in a {}
+    item a.b in a {}
+    item a-b in a {}
+    item a in a.b {}
+    """)
+    assert [(w.namespace, w.name) for w in r.trace if w.actor == "c"] == [
+        ("a", "a-b"), ("a", "a.b"), ("a", "ab"), ("a", "z"), ("a-b", "a"), ("a.b", "a")]
+
+
 def test_the_same_seed_gives_the_same_random_order():
     a = run(SCENE, order="random", seed=7)
     b = run(SCENE, order="random", seed=7)
@@ -776,6 +791,32 @@ def test_an_index_holds_the_latest_version_of_an_object_whose_update_leaves_its_
     cache.put({**item, "group": "h", "size": 3, "resourceVersion": 3})
     assert cache.lookup("Item", "eq", ("group",), "g") == []
     assert [o["size"] for o in cache.lookup("Item", "eq", ("group",), "h")] == [3]
+
+
+def test_an_index_lookup_answers_in_key_order_as_objects_come_go_and_change():
+    # A lookup keeps the order it sorted until an object joins or leaves the entry.
+    cache = fixpoint.Cache()
+
+    def item(name: str, group: str = "g", size: int = 0, **fields) -> dict:
+        return {"kind": "Item", "name": name, "namespace": "default", "group": group, "size": size,
+                "labels": {"app": "web"}, "resourceVersion": size, **fields}
+
+    def names(mode: str, path: tuple, value) -> list:
+        return [(o["name"], o["size"]) for o in cache.lookup("Item", mode, path, value)]
+
+    cache.put(item("c"))
+    assert names("eq", ("group",), "g") == names("sub", ("labels",), {"app": "web"}) == [("c", 0)]
+    cache.put(item("a"))
+    assert names("eq", ("group",), "g") == names("sub", ("labels",), {"app": "web"}) == [("a", 0), ("c", 0)]
+    cache.put(item("c", size=1))  # replaced where it was
+    assert names("eq", ("group",), "g") == names("sub", ("labels",), {"app": "web"}) == [("a", 0), ("c", 1)]
+    cache.put(item("b", group="h"))
+    assert names("eq", ("group",), "h") == [("b", 0)]
+    cache.put(item("b", size=2))  # leaves h, joins g
+    assert names("eq", ("group",), "g") == [("a", 0), ("b", 2), ("c", 1)]
+    assert names("eq", ("group",), "h") == []
+    cache.remove(fixpoint.object_key("Item", "default", "a"))
+    assert names("eq", ("group",), "g") == names("sub", ("labels",), {"app": "web"}) == [("b", 2), ("c", 1)]
 
 
 def test_a_change_to_the_cache_gives_the_index_reads_it_touched_and_whether_their_answer_moved():
