@@ -167,9 +167,7 @@ def encode_object(obj: dict) -> bytes:
 def decode_object(kv) -> dict:
     value = kv.value
     if b'"$frac"' in value:
-        # json.loads, less what the store's bytes never need: they are UTF-8 (encode_object),
-        # one value with nothing around it
-        obj = _WITH_FRACTIONS.raw_decode(value.decode("utf-8", "surrogatepass"))[0]
+        obj = _WITH_FRACTIONS.decode(value.decode(json.detect_encoding(value), "surrogatepass"))  # as json.loads
     else:
         obj = json.loads(value)  # `decode` would change nothing
     obj["resourceVersion"] = kv.mod_revision

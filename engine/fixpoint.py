@@ -582,7 +582,7 @@ class Engine:
         # settled (it sees their changes together); the rest go in the order they are declared.
         self.rank = {id(rule): n for n, (_, _, rule) in enumerate(sorted(self.rules, key=lambda r: r[2].batched))}
         self._rules_of_kind: dict[str, list[tuple]] = {}
-        self.dirty: list[str] = []  # heap of priorities, each ending in its instance's id
+        self.dirty: list[tuple[str, str]] = []  # heap of (priority, id)
         self.dirty_ids: set[str] = set()
         self.instances: dict[str, _Instance] = {}
         self.bound: dict[tuple, set[str]] = {}  # object key → ids of instances bound to it
@@ -654,12 +654,12 @@ class Engine:
     # -- instances
 
     def priority(self, rule: A.Rule, ci: int, ri: int, key: tuple, iid: str) -> str:
-        """Where an instance comes in the firing order: one string, cheaper to compare in the heap
-        than a tuple, ending in a NUL and its id. In the fixed order, by its rule's rank (a character),
-        then its object's key (a rule's instances bind objects of one kind: the namespace and name
-        tell them apart), joined by NULs, which no name holds (names are RFC 1123 subdomains) and
-        which come before any other character, so that the string orders as the tuple (rank,
-        namespace, name, id) would."""
+        """Where an instance comes in the firing order: one string, cheaper to compare than a tuple,
+        ending in a NUL and its id. In the fixed order, by its rule's rank (a character), then its
+        object's key (a rule's instances bind objects of one kind: the namespace and name tell them
+        apart), joined by NULs, which come before any other character and which no name the API
+        server admits holds (names are RFC 1123 subdomains), so that the string orders as the
+        tuple (rank, namespace, name, id) would."""
         if self.order == "random":
             digest = hashlib.blake2b(f"{self.seed}:{ci}:{ri}:{key}".encode(), digest_size=8).hexdigest()
             return f"{digest}\0{iid}"  # as (the digest as a number, id): the digits are of one width
@@ -699,7 +699,7 @@ class Engine:
         """Queue an instance the engine knows: its object, if it changed, is looked up as it runs."""
         if inst.id not in self.dirty_ids:
             self.dirty_ids.add(inst.id)
-            heapq.heappush(self.dirty, inst.priority)
+            heapq.heappush(self.dirty, (inst.priority, inst.id))
 
     # -- evaluation of one instance
 
@@ -949,7 +949,7 @@ class Engine:
         if self.naive:
             return self.next_enabled_naive()
         while self.dirty:
-            iid = heapq.heappop(self.dirty).rpartition("\0")[2]
+            iid = heapq.heappop(self.dirty)[1]
             self.dirty_ids.discard(iid)
             inst = self.refresh(self.instances[iid])
             outcome = self.look(inst)
@@ -1007,7 +1007,7 @@ class Engine:
         tries every enabled instance in turn. Incremental mode only."""
         out = []
         while self.dirty:
-            iid = heapq.heappop(self.dirty).rpartition("\0")[2]
+            iid = heapq.heappop(self.dirty)[1]
             self.dirty_ids.discard(iid)
             inst = self.refresh(self.instances[iid])
             out.append((inst, self.look(inst)))
@@ -1632,14 +1632,14 @@ def apply_event(program: Program, api, engine: Engine, event) -> None:
         for arg in event.args:
             env[arg.name] = constant(program, arg.value)
         rule = A.Rule(event.fault, (), fault.actions)
-        inst = _Instance(f"scenario/{event.fault}[{key_text(key)}]", (), "scenario", rule, target, key)
+        inst = _Instance(f"scenario/{event.fault}[{key_text(key)}]", "", "scenario", rule, target, key)
         engine.identities.setdefault("scenario", who)
         plan = _Plan(engine, inst)
         plan.run((), env)
         engine.apply(inst, plan.writes)
         return
     kind = program.kind(event.kind)
-    inst = _Instance("scenario", (), "scenario", A.Rule("scenario", ()), None, None)
+    inst = _Instance("scenario", "", "scenario", A.Rule("scenario", ()), None, None)
     engine.identities.setdefault("scenario", who)
     if isinstance(event, A.CreateEvent):
         body = build_entries(program, engine.ev, kind.fields, event.entries, {})
