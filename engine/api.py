@@ -236,7 +236,7 @@ class _AdmissionCalls:
     def enter(self) -> None:
         pass
 
-    def leave(self, key: tuple, value, cacheable: bool) -> None:
+    def leave(self, outer: None, key: tuple, value, cacheable: bool) -> None:
         # Only a value no caller can change: a mutation puts what a def gives into the object
         # admitted, which the caller may then edit (a list, a map).
         if cacheable and type(value) in _IMMUTABLE:

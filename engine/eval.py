@@ -151,8 +151,8 @@ class Evaluator:
         self._memoised: dict[str, bool | list | int] = {}
         self._nodes: list = []
         # A memo of `def` results (set by the engine): key(name, args), entries (key → (value,
-        # reads)), world, enter(), leave(key, value, cacheable), and picks. Calls whose
-        # evaluation looked at the clock are not kept.
+        # reads)), world, enter() → outer, leave(outer, key, value, cacheable), and picks. Calls
+        # whose evaluation looked at the clock are not kept.
         self.memo = None
         self.clock_used = False
         self.saw_clock = False  # `now()` was called since the engine last reset this
@@ -342,12 +342,15 @@ class Evaluator:
         key = None
         if memo is not None:
             memoised = self._memoised.get(d.name)
-            if memoised is None:
-                memoised = self._memoised[d.name] = [0, 0]
-            if type(memoised) is int:
-                self._memoised[d.name] = memoised - 1 if memoised > 1 else [0, 0]
-            else:
+            if memoised is True:
                 key = memo.key(d.name, args)
+            else:
+                if memoised is None:
+                    memoised = self._memoised[d.name] = [0, 0]
+                if type(memoised) is int:
+                    self._memoised[d.name] = memoised - 1 if memoised > 1 else [0, 0]
+                else:
+                    key = memo.key(d.name, args)
         if key is not None:
             entry = memo.entries.get(key)
             if memoised is not True:
@@ -361,13 +364,13 @@ class Evaluator:
         if key is None:
             return body(inner)
         outer_clock, self.clock_used = self.clock_used, False
-        memo.enter()
+        outer = memo.enter()
         value, cacheable = None, False
         try:
             value = body(inner)
             cacheable = not self.clock_used
         finally:
-            memo.leave(key, value, cacheable=cacheable)
+            memo.leave(outer, key, value, cacheable)
             self.clock_used = self.clock_used or outer_clock
         return value
 

@@ -109,7 +109,8 @@ class Cache:
         self.hashes: dict[tuple, int] = {}  # key → its object's content hash
         # id(object) → (object, how a memo key names it, how memo keys name its content: a set
         # of fields → their digest, and a field → its text, of which those are made: _projection,
-        # and a def → the memo key of calling it with the object alone), for the objects held
+        # kept by a new version for the fields it leaves alone (put), and a def → the memo key of
+        # calling it with the object alone), for the objects held
         self.memo_parts: dict[int, tuple] = {}
         self.owned: dict[str, set[tuple]] = {}  # managedBy → keys of the objects it owns
         self.indexes: dict[str, dict[tuple, dict]] = {}  # kind → ("eq"|"has"|"sub", path) → entry → {key: object}
@@ -167,19 +168,25 @@ class Cache:
     def get(self, key: tuple) -> dict | None:
         return self.by_kind.get(key[0], {}).get(key)
 
-    def put(self, obj: dict, data: bytes | None = None, reads: tuple[list, list] | None = None) -> dict | None:
+    def put(self, obj: dict, data: bytes | None = None, reads: tuple[list, list] | None = None,
+            changed: frozenset | None = None) -> dict | None:
         """Store an object (`data`: its stored bytes, if known); the version it replaces. `reads`
-        is given the index reads the change touched (`_reindex`)."""
+        is given the index reads the change touched (`_reindex`). `changed`, where known, holds the
+        fields in which it differs from that version as the language tells values apart
+        (Engine.changed_fields): the texts of the others, and the projections on them, are kept."""
         key = object_key(obj["kind"], obj.get("namespace"), obj["name"])
         old = self.by_kind.setdefault(key[0], {}).get(key)
+        content_parts = {}
         if old is not None:
             self.state_hash = (self.state_hash - self.hashes[key]) % 2**64
             self._disown(old, key)
-            self.memo_parts.pop(id(old), None)
+            was = self.memo_parts.pop(id(old), None)
+            if changed is not None and was is not None:
+                content_parts = _unchanged(was[2], changed)
         self._reindex(key, old, obj, reads)
         self.by_kind[key[0]][key] = obj
         self.hashes[key] = content = _hash(obj, data)
-        self.memo_parts[id(obj)] = (obj, (*key, obj.get("resourceVersion")), {}, {})
+        self.memo_parts[id(obj)] = (obj, (*key, obj.get("resourceVersion")), content_parts, {})
         self.state_hash = (self.state_hash + content) % 2**64
         if obj.get("managedBy"):
             self.owned.setdefault(obj["managedBy"], set()).add(key)
@@ -323,6 +330,15 @@ def _hash(obj: dict, data: bytes | None = None) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
 
 
+def _unchanged(content_parts: dict, changed: frozenset) -> dict:
+    """Of how memo keys name an object's content (the third part of its Cache.memo_parts), what
+    holds of a new version whose fields `changed` differ: the other fields' texts, and the
+    projections on those alone. Values the language cannot tell apart have one text (a map's
+    keys are sorted in it; the fields whose `==` is looser are compared by `same`)."""
+    return {k: v for k, v in content_parts.items()
+            if (k not in changed if type(k) is str else changed.isdisjoint(k))}
+
+
 def _projection(obj: dict, fields: frozenset, texts: dict) -> tuple:
     """How a memo key names an object by some of its fields: their values' digest. Equal contents
     in any key order name alike, while 1, 1.0 and true, or 0.0 and -0.0, do not (they are equal in
@@ -401,20 +417,22 @@ class _Memo:
         self.picks = Picks(self)
         self.entries: dict[tuple, tuple] = {}
         self.readers: dict[tuple, set[tuple]] = {}
-        self.stack: list[set] = []
 
     def key(self, name: str | tuple, args: list):
         """The memo key of calling `name` with `args`, or None where an argument cannot be named."""
         held = self.world.cache.memo_parts
         if len(args) == 1 and type(name) is str:
-            known = held.get(id(args[0]))
-            if known is not None and known[0] is args[0]:
+            a = args[0]
+            known = held.get(id(a))
+            if known is not None and known[0] is a:
                 # A def of one object the cache holds (`pod_cpu(q)`): the key is made once for
                 # this version of the object, and kept with it (a def names it one way always).
                 found = known[3].get(name)
                 if found is None:
                     found = known[3][name] = self._key(name, args, held)
                 return found
+            if type(a) is str:
+                return (name, a)  # a def of a name (`node_named(q.node)`), as _key names it
         return self._key(name, args, held)
 
     def _key(self, name: str | tuple, args: list, held: dict):
@@ -470,13 +488,16 @@ class _Memo:
         `fields` gives for its position, where those say nothing of its identity."""
         self.by_content[name] = _by_content(fields)
 
-    def enter(self) -> None:
-        self.stack.append(self.world.scanned)
-        self.world.scanned = set()
+    def enter(self) -> set:
+        """Start recording the reads of a call: what was recorded so far, for `leave`."""
+        world = self.world
+        outer, world.scanned = world.scanned, set()
+        return outer
 
-    def leave(self, key: tuple, value, cacheable: bool) -> None:
-        reads = self.world.scanned
-        outer = self.world.scanned = self.stack.pop()
+    def leave(self, outer: set, key: tuple, value, cacheable: bool) -> None:
+        """End the call `enter` started: its reads are the caller's too, and its value is kept."""
+        world = self.world
+        reads, world.scanned = world.scanned, outer
         outer |= reads
         if cacheable:
             self.keep(key, value, reads)  # no longer written to: the caller's set is `outer`
@@ -609,6 +630,7 @@ class Engine:
         self.follow: deque = deque()
         self.on_sync = None  # given each sync's changes (key, before, after): the invariants of a step look back
         self._synced_reads: list[tuple[list, list]] = []  # the latest sync's changes' index reads (Cache._reindex)
+        self._synced_fields: list[frozenset | None] = []  # and the fields each changed (sync)
         # An instance is woken by a change to its own object only when a field it may read
         # changed (`primary_fields`), and by a change to an object it looked up that leaves it
         # where it was only when a field its rule may read of that kind changed (`kind_fields`).
@@ -624,16 +646,23 @@ class Engine:
     def sync(self) -> list[tuple]:
         """Apply pending watch events to the cache; (key, before, after) of each change."""
         changed = []
-        self._synced_reads = []
+        self._synced_reads, self._synced_fields = [], []
+        # Each change's changed fields (None: a create or a delete), for the readers, the wakes and
+        # the memo's names of the new version; with faults or without field wake-ups, none is
+        # skipped for them, so they are not worked out.
+        precise = self.field_wakeups and self.faults is None and not self.naive
         for event in self.informer.poll():
             obj = event.object
             key = object_key(obj["kind"], obj.get("namespace"), obj["name"])
             reads = ([], [])
             self._synced_reads.append(reads)
             if event.type == "DELETED":
+                fields = None
                 changed.append((key, self.cache.remove(key, reads), None))
             else:
-                changed.append((key, self.cache.put(obj, event.data, reads), obj))
+                fields = self.changed_fields(key[0], self.cache.get(key), obj) if precise else None
+                changed.append((key, self.cache.put(obj, event.data, reads, fields), obj))
+            self._synced_fields.append(fields)
         if self.faults is not None:
             self.faults.observe(changed)  # what the controllers behind are given of it
         if self.on_sync is not None and changed:
@@ -810,11 +839,7 @@ class Engine:
         # Each read a change touched, with the fields that changed where the objects it answers
         # are the same before and after (an update that leaves the indexed value alone), or None.
         touched: dict[tuple, frozenset | None] = {}
-        # each change's changed fields (None: a create or a delete), for the readers and the wakes;
-        # with faults or without field wake-ups, none is skipped for them, so they are not worked out
-        precise = self.field_wakeups and self.faults is None
-        changed_fields = [self.changed_fields(key[0], before, after) for key, before, after in changes] \
-            if precise else [None] * len(changes)
+        changed_fields = self._synced_fields
         for (key, _, _), fields, (same, moved) in zip(changes, changed_fields, self._synced_reads, strict=True):
             _touch(touched, (("scan", key[0]),), fields)
             _touch(touched, same, fields)
