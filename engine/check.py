@@ -138,17 +138,17 @@ class Program:
 
     def may_hold(self, t, leaves: frozenset, _seen: frozenset = frozenset()) -> bool:
         """Whether a value of type `t` may hold one of the types `leaves` (as itself, in a list
-        or a map, or in a field of a record)."""
+        or a map, or in a field of a record or of an object a field holds)."""
         if isinstance(t, OptT):
             return self.may_hold(t.inner, leaves, _seen)
         if isinstance(t, ListT):
             return self.may_hold(t.elem, leaves, _seen)
         if isinstance(t, MapT):
             return self.may_hold(t.value, leaves, _seen)
-        if isinstance(t, RecordT):
-            record = self.records.get(t.name)
-            return t.name not in _seen and record is not None and any(
-                self.may_hold(f.type, leaves, _seen | {t.name}) for f in record.fields.values())
+        if isinstance(t, RecordT | KindT):
+            found = self.records.get(t.name) if isinstance(t, RecordT) else self.kind(t.name)
+            return t.name not in _seen and found is not None and any(
+                self.may_hold(f.type, leaves, _seen | {t.name}) for f in found.fields.values())
         return t in leaves
 
     def scenario(self, name: str, where: str) -> A.ScenarioDecl:

@@ -1218,6 +1218,28 @@ def test_a_def_named_by_a_field_an_update_changed_is_called_afresh_on_the_new_ve
     assert content(a) == content(b)
 
 
+@pytest.mark.parametrize("tick", ["  tick: 2", ""], ids=["memo key", "wake-up"])
+def test_a_field_holding_an_object_of_a_kind_with_an_any_field_tells_1_from_1_0(tick):
+    # `inner` holds a Gauge, whose `v` may hold 1 or 1.0: `==` calls the versions equal, the
+    # language does not. Changed alone, it must still wake the rule; changed with `tick`, the
+    # new version must not be named as the old one in shown's memo key.
+    prog = program(f"""
+    kind Gauge {{ v: any? }}
+    kind Holder {{ inner: Gauge?  tick: int = 0  note: string = "" }}
+    def mk(x: any) = x
+    def shown(h: Holder) = join([str(x) for x in [h.inner.v]], ",")
+    controller c {{
+      rule own for holder h where h.inner != none set h.note = shown(h) + "/" + str(h.tick)
+    }}
+    holder h {{ inner: mk({{v: 1}})  tick: 1 }}
+    scenario "edit" {{ at 1s: update holder h {{ inner: mk({{v: 1.0}}){tick} }} }}
+    """)
+    assert prog.loose_fields("Holder") == {"inner"}
+    a = reconcile(prog, scenario=prog.scenarios["edit"])
+    b = reconcile(prog, scenario=prog.scenarios["edit"], naive=True)
+    assert objects(a, "Holder")["h"]["note"] == objects(b, "Holder")["h"]["note"] == "1.0/" + ("2" if tick else "1")
+
+
 def test_an_index_lookup_does_not_evaluate_what_an_earlier_conjunct_guards():
     text = """
     controller c {
