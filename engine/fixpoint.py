@@ -603,7 +603,8 @@ class Engine:
         # settled (it sees their changes together); the rest go in the order they are declared.
         self.rank = {id(rule): n for n, (_, _, rule) in enumerate(sorted(self.rules, key=lambda r: r[2].batched))}
         self._rules_of_kind: dict[str, list[tuple]] = {}
-        self.dirty: list[tuple[str, str]] = []  # heap of (priority, id)
+        self.dirty: list[str] = []  # heap of priorities
+        self.queued: dict[str, str] = {}  # priority → id, of those in the heap
         self.dirty_ids: set[str] = set()
         self.instances: dict[str, _Instance] = {}
         self.bound: dict[tuple, set[str]] = {}  # object key → ids of instances bound to it
@@ -728,7 +729,8 @@ class Engine:
         """Queue an instance the engine knows: its object, if it changed, is looked up as it runs."""
         if inst.id not in self.dirty_ids:
             self.dirty_ids.add(inst.id)
-            heapq.heappush(self.dirty, (inst.priority, inst.id))
+            heapq.heappush(self.dirty, inst.priority)
+            self.queued[inst.priority] = inst.id
 
     # -- evaluation of one instance
 
@@ -974,7 +976,7 @@ class Engine:
         if self.naive:
             return self.next_enabled_naive()
         while self.dirty:
-            iid = heapq.heappop(self.dirty)[1]
+            iid = self.queued.pop(heapq.heappop(self.dirty))
             self.dirty_ids.discard(iid)
             inst = self.refresh(self.instances[iid])
             outcome = self.look(inst)
@@ -1032,7 +1034,7 @@ class Engine:
         tries every enabled instance in turn. Incremental mode only."""
         out = []
         while self.dirty:
-            iid = heapq.heappop(self.dirty)[1]
+            iid = self.queued.pop(heapq.heappop(self.dirty))
             self.dirty_ids.discard(iid)
             inst = self.refresh(self.instances[iid])
             out.append((inst, self.look(inst)))
