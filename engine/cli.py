@@ -605,8 +605,8 @@ def _get(args) -> int:
                                       all_namespaces=args.all_namespaces)
         selections.append((info, chosen))
     if not selections:
-        raise KonvergeError(Diagnostic("E202", f"`{kinds}` names no kind", hint="e.g. konverge get pods"),
-                            exit_code=2)
+        raise KonvergeError(Diagnostic("E202", f"`{kinds}` names no kind", file=_view_source(args),
+                                       hint="e.g. konverge get pods"), exit_code=2)
     sys.stdout.write(get_many(program, selections, objects, single=name is not None, ns=ns, output=args.output,
                               clock=clock))
     return 0

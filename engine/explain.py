@@ -458,7 +458,9 @@ def explain(program: Program, result_or_state, kind: str, namespace: str | None,
         guess = closest(name, names)
         raise KonvergeError(Diagnostic(
             "E210", f"there is no {kind_name} {key_text(key).split('/', 1)[1]} and no write to one",
-            hint=f"did you mean `{guess}`?" if guess else elsewhere(state.of_kind(kind_name), kind_name, name, namespace)
+            hint=f"did you mean `{guess}`?" if guess else elsewhere(
+                [*state.of_kind(kind_name), *({"kind": w.kind, "namespace": w.namespace, "name": w.name}
+                                              for w in state.trace)], kind_name, name, namespace)
             or (f"{kind_name} objects: " + ", ".join(names[:8]) if names else f"there are no {kind_name} objects")))
     sources = Sources()
     declared = next((span_text(d.span) for d in program.objects

@@ -47,5 +47,5 @@ def elsewhere(objects: Iterable[dict], kind: str, name: str, looked_in: str | No
     if not found:
         return None
     if len(found) == 1:
-        return f"there is one in namespace {found[0]}: add -n {found[0]}"
-    return f"there is one in namespaces {', '.join(found)}: add -n NAMESPACE"
+        return f"look in namespace {found[0]}: -n {found[0]}"
+    return f"look in namespace {' or '.join(found)}: -n NAMESPACE"

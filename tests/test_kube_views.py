@@ -111,22 +111,31 @@ def test_unknown_names_are_diagnostics_with_a_suggestion(argv, hint, capsys):
 
 
 SHOP = "specs/shop.konv"  # its workloads live in namespace shop
+SHOP_HINT = "look in namespace shop: -n shop"
 
 
 @pytest.mark.parametrize("argv, message, hint", [
-    (["route", "frontend", SHOP], "there is no service in namespace default `frontend`", "add -n shop"),
-    (["why-pending", "fronten", SHOP], "there is no pod in namespace default `fronten`", "add -n shop"),
-    (["trace", "--pod", "api-", SHOP], "there is no pod in namespace default `api-`", "add -n shop"),
-    (["explain", "deploy/api", SHOP], "there is no Deployment default/api", "add -n shop"),
-    (["get", "deploy", "api", SHOP], 'deployments "api" not found in namespace "default"', "add -n shop"),
-    (["describe", "deploy/api", SHOP], 'deployments "api" not found in namespace "default"', "add -n shop"),
+    (["route", "frontend", SHOP], "there is no service in namespace default `frontend`", SHOP_HINT),
+    (["why-pending", "fronten", SHOP], "there is no pod in namespace default `fronten`", SHOP_HINT),
+    (["trace", "--pod", "api-", SHOP], "there is no pod in namespace default `api-`", SHOP_HINT),
+    (["explain", "deploy/api", SHOP], "there is no Deployment default/api", SHOP_HINT),
+    (["get", "deploy", "api", SHOP], 'deployments "api" not found in namespace "default"', SHOP_HINT),
+    (["describe", "deploy/api", SHOP], 'deployments "api" not found in namespace "default"', SHOP_HINT),
     (["trace", "--pod", "frontend", "-n", "shop", SHOP], "`frontend`", "3 begin so: frontend-"),
+    (["route", "frontend", "-n", "shop", "--from", "shop", SHOP], "there is no node `shop`",
+     "known: shop-node-1, shop-node-2"),  # a node is named whole: no prefix of it is taken
 ])
 def test_a_name_looked_for_in_the_wrong_namespace_gets_a_hint_naming_the_right_one(argv, message, hint, capsys):
     code, out, err = run(argv, capsys)
     assert code == 1 and out == ""
     assert err.startswith(f"{SHOP}: error[")  # the cluster looked at, for want of a position
     assert message in err and hint in err and "Traceback" not in err
+
+
+def test_get_of_no_kind_names_the_spec_it_read(capsys):
+    code, out, err = run(["get", ",", SHOP], capsys)
+    assert code == 2 and out == ""
+    assert err.startswith(f"{SHOP}: error[E202]: `,` names no kind")
 
 
 def test_a_service_without_endpoints_is_rejected(capsys):

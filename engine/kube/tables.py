@@ -65,7 +65,6 @@ def select(program: Program, objects: Iterable[dict], kind: str, name: str | Non
     return info, chosen, ns
 
 
-
 # ---- get ---------------------------------------------------------------------------------
 
 

@@ -90,17 +90,21 @@ def load(files: list[str], *, scenario: str | None = None, data_dir: str | None 
     return program, state_of(reconcile(program, scenario=chosen, objects=manifests.objects))
 
 
-def _missing(what: str, name: str, known: list[str], hint_none: str, elsewhere: str | None = None) -> KonvergeError:
+def _missing(what: str, name: str, known: list[str], hint_none: str, hint_elsewhere: str | None = None, *,
+             prefixes: bool = False) -> KonvergeError:
+    """The error for a name not found among `known`. With `prefixes`, the caller takes a unique
+    prefix for a name (a pod's generated suffix need not be typed): a prefix of several is told
+    apart from a miss."""
     guess = closest(name, known)
     prefixed = sorted(k for k in known if k.startswith(name))
     if guess is None and len(prefixed) == 1:
         guess = prefixed[0]
     if guess:
         hint = f"did you mean `{guess}`?"
-    elif prefixed:  # a prefix too short to tell them apart
+    elif prefixes and prefixed:  # a prefix too short to tell them apart
         hint = f"{len(prefixed)} begin so: {_some(prefixed)}; give more of the name"
     else:
-        hint = elsewhere or (f"known: {_some(sorted(known))}" if known else hint_none)
+        hint = hint_elsewhere or (f"known: {_some(sorted(known))}" if known else hint_none)
     return KonvergeError(Diagnostic("E221", f"there is no {what} `{name}`", hint=hint))
 
 
@@ -119,7 +123,7 @@ def find(state: State, kind: str, namespace: str | None, name: str, what: str) -
         return prefixed[0]
     where = f" in namespace {namespace}" if namespace else ""
     raise _missing(f"{what}{where}", name, [o["name"] for o in objs], f"there are no {what}s{where}",
-                   elsewhere(state.of_kind(kind), kind, name, namespace, prefix=True))
+                   elsewhere(state.of_kind(kind), kind, name, namespace, prefix=True), prefixes=True)
 
 
 def _clock(c) -> str:
@@ -269,7 +273,7 @@ def _pod_name(state: State, pod: str, ns: str) -> str:
         return prefixed[0]
     written = [{"kind": "Pod", "namespace": w.namespace, "name": w.name} for w in state.trace if w.kind == "Pod"]
     raise _missing(f"pod in namespace {ns}", pod, sorted(names), f"there are no pods in namespace {ns}",
-                   elsewhere(written + state.of_kind("Pod"), "Pod", pod, ns, prefix=True))
+                   elsewhere(written + state.of_kind("Pod"), "Pod", pod, ns, prefix=True), prefixes=True)
 
 
 def pod_writes(state: State, pod: str, ns: str) -> list[Write]:
