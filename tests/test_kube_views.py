@@ -132,6 +132,14 @@ def test_a_name_looked_for_in_the_wrong_namespace_gets_a_hint_naming_the_right_o
     assert message in err and hint in err and "Traceback" not in err
 
 
+def test_get_by_name_across_all_namespaces_is_refused_as_kubectl_does(capsys):
+    code, out, err = run(["get", "deploy", "api", "-A", SHOP], capsys)
+    assert code == 2 and out == ""
+    assert "a resource cannot be retrieved by name across all namespaces" in err and SHOP_HINT in err
+    code, out, _ = run(["get", "node", "shop-node-1", "-A", SHOP], capsys)  # a node is in none
+    assert code == 0 and out.startswith("NAME") and "shop-node-1" in out
+
+
 def test_get_of_no_kind_names_the_spec_it_read(capsys):
     code, out, err = run(["get", ",", SHOP], capsys)
     assert code == 2 and out == ""

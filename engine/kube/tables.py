@@ -54,7 +54,11 @@ def select(program: Program, objects: Iterable[dict], kind: str, name: str | Non
     """The objects `get KIND [NAME]` shows, sorted by namespace and name, and the namespace
     looked in (None: all, or a cluster-scoped kind). A NAME that is not there is an error."""
     info = resolve_kind(program, kind)
-    ns = None if info.cluster or (all_namespaces and name is None) else (namespace or "default")
+    if name is not None and all_namespaces and not info.cluster:  # as kubectl refuses it
+        raise KonvergeError(Diagnostic("E203", "a resource cannot be retrieved by name across all namespaces",
+                                       hint=elsewhere(objects, info.name, name, None)
+                                       or "drop -A, or name the namespace with -n NAMESPACE"), exit_code=2)
+    ns = None if info.cluster or all_namespaces else (namespace or "default")
     chosen = [o for o in objects if o["kind"] == info.name and (ns is None or o.get("namespace") == ns)
               and (name is None or o["name"] == name)]
     chosen.sort(key=lambda o: (o.get("namespace") or "", o["name"]))
