@@ -839,12 +839,12 @@ def _c_list_comprehension(ev, e: A.Comprehension):
     elements that pass `where` first, then the element of each, as `select` gives them (so the
     same error comes first), without its generator of environments."""
     source, var, elements = e.source, e.source.var, ev.elements
+    if e.where is None and e.element is None:
+        return lambda env: list(elements(source, env))
     test = None if e.where is None else ev.compile(e.where)
     element = None if e.element is None else ev.compile(e.element)
 
     def code(env):
-        if test is None and element is None:
-            return list(elements(source, env))
         passed = []  # the environments of the elements that pass
         for value in elements(source, env):
             inner = dict(env)

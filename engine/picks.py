@@ -193,7 +193,8 @@ class Picks:
         ev.clock_used = False
         if ev.deadlines is not None:
             ev.deadlines = set()
-        outer, world.scanned = world.scanned, set()
+        outer = memo.enter()
+        group = None
         try:
             while step.leaf is None:
                 if step.expr is None:  # a path not taken before: walk it
@@ -212,22 +213,18 @@ class Picks:
                 step = step.child(v)
             if ev.clock_used:  # a guard's answer changes with time
                 return None
+            name, names = step.leaf
+            key = memo.key(name, [env[n] for n in names])
+            if key is not None:
+                group = (key, tuple(values))
         except (EvalError, Unnamed):
             return None  # judging every candidate meets the error, or does not reach it
         finally:
             ev.clock_used = ev.clock_used or saved[0]
             ev.saw_clock, ev.deadlines = saved[1], saved[2]
-            reads = world.scanned
-            outer |= reads
-            world.scanned = outer
-        name, names = step.leaf
-        key = memo.key(name, [env[n] for n in names])
-        if key is None:
-            return None
-        key = (key, tuple(values))
-        if path is not None and not walked:  # a walk may have started the tree afresh: its path's name with it
-            memo.keep(path, key, reads)
-        return key
+            # kept under the path's name, unless a walk started the tree afresh (that name with it)
+            memo.leave(outer, path, group, group is not None and path is not None and not walked)
+        return group
 
     def _path(self, tree: "_Tree", env: dict) -> tuple | None:
         """The memo key of the guards' path in `env`: the rule's variables the pick reads, each
