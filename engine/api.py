@@ -36,6 +36,7 @@ import ipaddress
 import json
 from collections.abc import Callable, Iterator
 from fractions import Fraction
+from json.encoder import encode_basestring
 from typing import Any, Literal
 
 import attrs
@@ -156,11 +157,14 @@ def resource_name(kind: str) -> str:
     return low + "s"
 
 
+_REVISIONS = ("resourceVersion", "createdRevision")  # an object's fields the store keeps apart from its bytes
+
+
 def encode_object(obj: dict) -> bytes:
     """The stored bytes of an object: deterministic, without the revisions."""
     stored = dict(obj)
-    stored.pop("resourceVersion", None)
-    stored.pop("createdRevision", None)
+    for field in _REVISIONS:
+        stored.pop(field, None)
     return SORTED_JSON(stored).encode()
 
 
@@ -171,6 +175,66 @@ def decode_object(kv) -> dict:
     obj["resourceVersion"] = kv.mod_revision
     obj["createdRevision"] = kv.create_revision
     return obj
+
+
+def _decoded(text: str):
+    """A value from its stored text, as decode_object reads it within an object."""
+    return (_WITH_FRACTIONS if '"$frac"' in text else _PLAIN).decode(text)
+
+
+@attrs.frozen(slots=True)
+class _Stored:
+    """What this server wrote for a key: the bytes, and the object they decode to (decode_object:
+    maps in key order, exact numbers, lists), which no one is given to change. While the store
+    holds these very bytes at that revision, the object is what decoding them gives: a watch
+    hands it over (a copy of its top level) instead of decoding, and an update that keeps a field
+    of it (the same Python object) neither defaults, validates nor encodes that field again: it
+    was, when admitted, and what admission does to a field depends on its value alone."""
+
+    data: bytes
+    object: dict  # its fields in key order, then resourceVersion and createdRevision, as decode_object puts them
+    pieces: dict  # field → `"field":` and its SORTED_JSON text, in key order: the parts of `data`
+
+    def holds(self, kv) -> bool:
+        obj = self.object
+        return (kv.value is self.data and kv.mod_revision == obj["resourceVersion"]
+                and kv.create_revision == obj["createdRevision"])
+
+    def text(self, field: str, value) -> str | None:
+        """The SORTED_JSON text of `value` if it is the object's value of `field`, else None."""
+        piece = self.pieces.get(field)
+        if piece is None or value is not self.object[field]:
+            return None
+        return piece[len(encode_basestring(field)) + 1:]
+
+
+# Values decoding their text gives back as they are: of the same type, equal (a float as repr
+# writes it, NaN and the infinities too).
+_AS_DECODED = frozenset({str, int, bool, float, type(None), Fraction})
+
+
+def _encode_fields(obj: dict, base: _Stored | None) -> tuple[bytes, dict, dict]:
+    """encode_object(obj), the object those bytes decode to (less its revisions) and their
+    pieces (_Stored). An update of `base` is made field by field: a field that holds the same
+    object as there keeps its piece and decoded value, the others are encoded and decoded alone,
+    for SORTED_JSON of a map is its fields' pieces in key order, and decoding reads each on its
+    own."""
+    kept = base.object if base is not None else None
+    if kept is None or obj.keys() != kept.keys():
+        pieces = {f: encode_basestring(f) + ":" + SORTED_JSON(obj[f]) for f in sorted(obj) if f not in _REVISIONS}
+        text = "{" + ",".join(pieces.values()) + "}"
+        return text.encode(), _decoded(text), pieces
+    changed = [f for f, v in obj.items() if v is not kept[f] and f not in _REVISIONS]
+    pieces = dict(base.pieces)
+    values = dict(kept)
+    for f in changed:
+        v = obj[f]
+        text = SORTED_JSON(v)
+        piece = encode_basestring(f) + ":" + text
+        if piece != pieces[f]:  # else an equal value, made afresh: the decoded one is kept
+            pieces[f] = piece
+            values[f] = v if type(v) in _AS_DECODED else _decoded(text)
+    return ("{" + ",".join(pieces.values()) + "}").encode(), values, pieces
 
 
 def _fraction(d: dict):
@@ -245,6 +309,12 @@ class _AdmissionCalls:
 
 
 _IMMUTABLE = frozenset({str, int, float, bool, Fraction, type(None)})
+
+
+def _nothing(field: str) -> None:
+    """The value of `field` in no admitted object: with none, every field is defaulted and
+    validated."""
+    return None
 
 
 def _kinds_read(program: Program, name: str) -> tuple[str, ...] | None:
@@ -347,6 +417,7 @@ class APIServer:
         # store key → (revision, a copy of those fields as admitted: a caller may change the
         # object it was given back)
         self._admitted: dict[str, tuple[int, dict]] = {}
+        self._stored: dict[str, _Stored] = {}  # store key → what this server wrote there last
         self.rbac_enabled = "RoleBinding" in program.kinds or "ClusterRoleBinding" in program.kinds
         self._users_declared = "User" in program.kinds
         self._rbac = _RBACCache(self) if self.rbac_enabled or self._users_declared else None
@@ -422,9 +493,11 @@ class APIServer:
         return [decode_object(kv) for kv in r.kvs], r.revision
 
     def watch(self, who: Identity, kind: str, start_revision: int | None = None,
-              namespace: str | None = None) -> APIWatcher:
+              namespace: str | None = None, *, shared: bool = False) -> APIWatcher:
         """Changes from `start_revision` (default: the next one). Raises
-        Expired if that history has been compacted."""
+        Expired if that history has been compacted. `shared`: the watcher never changes a value
+        of an object in place (it changes a copy), so it may be handed the objects this server
+        wrote, which share their values with the server, rather than a fresh decoding of each."""
         info = self.kind_info(kind)
         if info.cluster:
             namespace = None
@@ -434,7 +507,7 @@ class APIServer:
             w = self.store.watch(prefix, start_revision)
         except Compacted as e:
             raise _expired(e) from None
-        return APIWatcher(w, self.store, prefix)
+        return APIWatcher(w, self.store, prefix, self._stored if shared else None)
 
     # -- writes
 
@@ -450,11 +523,14 @@ class APIServer:
         obj["createdRevision"] = None
         obj, _ = self._admit(info, obj)
         key = self.key(info, namespace, name)
-        r = self.store.txn([Compare(key, "create", "==", 0)], [Put(key, encode_object(obj))])
+        data, stored, pieces = _encode_fields(obj, None)
+        r = self.store.txn([Compare(key, "create", "==", 0)], [Put(key, data)])
         if not r.succeeded:
             raise AlreadyExists(f'{self.resource(info)} "{name}" already exists')
         obj["resourceVersion"] = obj["createdRevision"] = r.revision
+        stored["resourceVersion"] = stored["createdRevision"] = r.revision
         self._remember(info, key, r.revision, obj)
+        self._stored[key] = _Stored(data, stored, pieces)
         return obj
 
     def update(self, who: Identity, kind: str, obj: dict) -> dict:
@@ -476,8 +552,11 @@ class APIServer:
         obj["createdRevision"] = current.create_revision
         admitted = self._admitted.get(key)
         old = admitted[1] if admitted is not None and admitted[0] == rv else None
-        obj, changed = self._admit(info, obj, old)
-        data = encode_object(obj)
+        base = self._stored.get(key)
+        if base is not None and not base.holds(current):
+            base = None  # written since by another hand (explore's restores)
+        obj, changed = self._admit(info, obj, old, base)
+        data, stored, pieces = _encode_fields(obj, base)
         if data == current.value:
             return decode_object(current)  # nothing changed: no write, no new revision
         r = self.store.txn([Compare(key, "mod", "==", rv)], [Put(key, data)])
@@ -485,8 +564,10 @@ class APIServer:
             if not self.store.range(key).kvs:
                 raise self._not_found(info, name)
             raise self._conflict(info, name)
-        obj["resourceVersion"] = r.revision
+        obj["resourceVersion"] = stored["resourceVersion"] = r.revision
+        stored["createdRevision"] = current.create_revision
         self._remember(info, key, r.revision, obj, old, changed)
+        self._stored[key] = _Stored(data, stored, pieces)
         return obj
 
     def unwritten_since(self, kind: str | tuple[str, ...], revision: int) -> bool:
@@ -515,6 +596,9 @@ class APIServer:
     def _wrote(self, info: KindInfo, revision: int) -> None:
         if revision != self._last_write + 1:
             self._doubt_before = revision
+            # Written by another hand since (explore's restores, a lease's end): what this server
+            # wrote may be gone or replaced, and a key deleted so would keep its record for ever.
+            self._stored.clear()
         self._kind_written[info.name] = self._last_write = revision
 
     def _remember(self, info: KindInfo, key: str, revision: int, obj: dict, old: dict | None = None,
@@ -554,6 +638,7 @@ class APIServer:
                 f"({kvs[0].mod_revision}). The object might have been modified")
         self._wrote(info, r.revision)
         self._admitted.pop(key, None)
+        self._stored.pop(key, None)
         prev = r.responses[0].prev_kvs[0]
         obj = decode_object(prev)
         obj["resourceVersion"] = r.revision
@@ -578,7 +663,8 @@ class APIServer:
         given = obj.get("kind", info.name)
         if given != info.name and self.program.kind(str(given)) is not info:
             raise BadRequest(f'the object\'s kind "{given}" does not match the request\'s kind "{info.name}"')
-        obj["kind"] = info.name
+        if "kind" not in obj or type(given) is not str or given != info.name:
+            obj["kind"] = info.name  # a kind given as it is stays the same object: see _Stored
         if info.cluster:
             if obj.get("namespace") is not None:
                 raise Invalid(info.name, name, [f"namespace: Forbidden: {info.name} is cluster-scoped, "
@@ -589,16 +675,19 @@ class APIServer:
         obj.setdefault("managedBy", None)
         return obj
 
-    def _admit(self, info: KindInfo, obj: dict, old: dict | None = None) -> tuple[dict, set[str] | None]:
+    def _admit(self, info: KindInfo, obj: dict, old: dict | None = None,
+               stored: _Stored | None = None) -> tuple[dict, set[str] | None]:
         """Defaulting, validation, the mutating admission policies, then the validating ones: the
         object admitted and, with `old`, the fields a ratcheted policy reads that it changes. An
         update of `old`, as this server admitted it, is not denied by a policy that reads only
         fields the mutated object keeps: as Kubernetes ratchets validation, an unchanged field is
-        not judged again."""
-        obj = self._default_fields(info.fields, obj)
-        self._check_schema(info, obj)
+        not judged again. A field that holds the very value of `stored` (what it updates, as
+        stored) is neither defaulted nor validated again: it was, when admitted."""
+        base = stored.object if stored is not None else None
+        obj = self._schema.default_fields(info.fields, obj, base)
+        self._check_schema(info, obj, base)
         values: dict[str, str] = {}  # field → its value as exact text, made once for every verdict
-        obj = self._mutate(info, obj, values)
+        obj = self._mutate(info, obj, values, stored)
         changed = None  # with `old`: the fields a ratcheted policy reads that are not kept
         if old is not None:
             loose = self._loose.get(info.name, ())
@@ -607,7 +696,7 @@ class APIServer:
             if changed is not None and fields is not None and changed.isdisjoint(fields):
                 continue
             env = {deny.source.var: obj}
-            if self._holds(deny, deny.cond, env, obj, values):
+            if self._holds(deny, deny.cond, env, obj, values, stored):
                 message = policy.message
                 if deny.because is not None:
                     because = self._admission.eval(deny.because, env)
@@ -624,10 +713,13 @@ class APIServer:
             return NotFound(message)
         return Invalid(info.name, name, [message])
 
-    def _holds(self, clause: A.Deny | A.Mutate, cond: A.Expr, env: dict, obj: dict, values: dict[str, str]) -> bool:
+    def _holds(self, clause: A.Deny | A.Mutate, cond: A.Expr, env: dict, obj: dict, values: dict[str, str],
+               stored: _Stored | None = None) -> bool:
         """Whether a deny's or a mutation's `when` holds of `obj`: one that reads only its object
         is judged once for the values of the fields it reads (`values`: their text, as made so far
-        for this `obj`)."""
+        for this `obj`). A field that keeps its value as `stored` is named by its stored text,
+        which is in the map's own order too (key order, as decoded), less the escapes of what is
+        not ASCII: a text names the value it decodes to, whichever encoder wrote it."""
         judged = self._judged_by.get(id(clause))
         if judged is None:
             return self._admission.eval(cond, env) is True
@@ -635,8 +727,11 @@ class APIServer:
         for f, loose in judged:
             text = values.get(f)
             if text is None:
-                # in the map's own order: a policy may print a map, and str() keeps its order
-                text = values[f] = _TEXT(obj.get(f))
+                text = stored.text(f, obj.get(f)) if stored is not None else None
+                if text is None:
+                    # in the map's own order: a policy may print a map, and str() keeps its order
+                    text = _TEXT(obj.get(f))
+                values[f] = text
             parts.append(text)
             if loose:
                 parts.append(repr(obj.get(f)))
@@ -648,14 +743,15 @@ class APIServer:
             verdict = self._verdicts[key] = self._admission.eval(cond, env) is True
         return verdict
 
-    def _check_schema(self, info: KindInfo, obj: dict) -> None:
-        causes = self._validate(info, obj)
+    def _check_schema(self, info: KindInfo, obj: dict, base: dict | None = None) -> None:
+        causes = self._validate(info, obj, base)
         if causes:
             raise Invalid(info.name, obj["name"], causes)
 
     # -- mutating admission
 
-    def _mutate(self, info: KindInfo, obj: dict, values: dict[str, str] | None = None) -> dict:
+    def _mutate(self, info: KindInfo, obj: dict, values: dict[str, str] | None = None,
+                stored: _Stored | None = None) -> dict:
         """The object as the kind's mutations leave it, applied in declaration order, each to the
         object as the ones before it left it; `obj` itself when none applies. Each mutation's
         `when` should stop holding once it has applied, as every update passes them again. The
@@ -666,7 +762,7 @@ class APIServer:
             values = {}
         for policy, m in self._mutations.get(info.name, ()):
             try:
-                mutated = self._apply_mutation(info, m, obj, touched, values)
+                mutated = self._apply_mutation(info, m, obj, touched, values, stored)
             except EvalError as e:
                 raise _mutation_failed(policy, info, obj, e) from None
             if mutated is not obj:
@@ -681,9 +777,10 @@ class APIServer:
                     raise Invalid(info.name, obj["name"], causes)
         return obj
 
-    def _apply_mutation(self, info: KindInfo, m: A.Mutate, obj: dict, touched: dict, values: dict[str, str]) -> dict:
+    def _apply_mutation(self, info: KindInfo, m: A.Mutate, obj: dict, touched: dict, values: dict[str, str],
+                        stored: _Stored | None) -> dict:
         var = m.source.var
-        if not self._holds(m, m.cond, {var: obj}, obj, values):
+        if not self._holds(m, m.cond, {var: obj}, obj, values, stored):
             return obj
         for s in m.sets:  # each sees the ones before it
             obj = assign(obj, s.path[1:], self._admission.eval(s.value, {var: obj}))
@@ -700,7 +797,7 @@ class APIServer:
 
     # -- validation
 
-    def _validate(self, info: KindInfo, obj: dict) -> list[str]:
+    def _validate(self, info: KindInfo, obj: dict, base: dict | None = None) -> list[str]:
         causes: list[str] = []
         for field in ("name", "namespace"):
             value = obj[field]
@@ -714,7 +811,7 @@ class APIServer:
         managed = obj.get("managedBy")
         if managed is not None and not isinstance(managed, str):
             causes.append(f"managedBy: Invalid value: {_show(managed)}: must be of type string")
-        if not self._schema.fields_valid(info.fields, obj, meta=True):
+        if not self._schema.fields_valid(info.fields, obj, meta=True, base=base):
             _check_fields(self.program, info.fields, obj, "", causes, set(META))
         return causes
 
@@ -774,12 +871,17 @@ def _expired(e: Compacted) -> Expired:
 
 
 class APIWatcher:
-    """Store events under one kind (and namespace) as WatchEvents."""
+    """Store events under one kind (and namespace) as WatchEvents. An object this server wrote is
+    handed over rather than decoded (_Stored): its top level is the event's own, but its values
+    are shared with the server and with the object's versions before and after, so a watcher
+    changes a copy, never a value in place, as client-go asks of the readers of its caches."""
 
-    def __init__(self, watcher, store: Store | None = None, prefix: str = ""):
+    def __init__(self, watcher, store: Store | None = None, prefix: str = "",
+                 stored: dict[str, _Stored] | None = None):
         self._w = watcher
         self._store = store
         self._prefix = prefix
+        self._stored = stored if stored is not None else {}  # the server's, for objects it need not decode
         self._quiet = 0  # a revision through which the store holds no event for it not yet returned
 
     def skip(self, revision: int) -> None:
@@ -804,14 +906,20 @@ class APIWatcher:
         out = []
         for ev in events:
             if ev.type == "DELETE":
-                prev = decode_object(ev.prev_kv)
+                prev = self._object(ev.prev_kv)
                 obj = dict(prev)
                 obj["resourceVersion"] = ev.kv.mod_revision
                 out.append(WatchEvent("DELETED", obj, prev))
             else:
-                out.append(WatchEvent("ADDED" if ev.prev_kv is None else "MODIFIED", decode_object(ev.kv),
+                out.append(WatchEvent("ADDED" if ev.prev_kv is None else "MODIFIED", self._object(ev.kv),
                                       ev.prev_kv, ev.kv.value))
         return out
+
+    def _object(self, kv) -> dict:
+        """decode_object(kv): the server's own object for those bytes where it has it, a top level
+        of the watcher's own around values no one changes."""
+        stored = self._stored.get(kv.key)
+        return dict(stored.object) if stored is not None and stored.holds(kv) else decode_object(kv)
 
     def __iter__(self) -> Iterator[WatchEvent]:
         return iter(self.poll())
@@ -1023,17 +1131,20 @@ class _Schema:
                 tuple((name, optional[name], self.test(f.type)) for name, f in fields.items() if leaves[name] is None))
         return plan
 
-    def default_fields(self, fields: dict, obj: dict) -> dict:
+    def default_fields(self, fields: dict, obj: dict, base: dict | None = None) -> dict:
         """`obj` with every field present: a missing one (or a required one that is none) takes its
-        default or none, and records within take theirs."""
+        default or none, and records within take theirs. A field that holds the very value of
+        `base`, an admitted object, is left as it is: defaulting it again would change nothing
+        (admitted, it has every field within, and none required is none)."""
         plan = self._fields.get(id(fields))
         if plan is None or plan.fields is not fields:
             plan = self._plan(fields)
         out = dict(obj)
         if out.keys() >= plan.names and type(None) not in set(map(type, map(out.__getitem__, plan.required))):
+            kept = base.get if base is not None else _nothing
             for name, fill in plan.fills:  # no field wants its default: only those within the values
                 value = out[name]
-                if value is not None:
+                if value is not None and value is not kept(name):
                     out[name] = fill(value)
             return out
         for name, optional, default, fill in plan.defaults:
@@ -1046,9 +1157,11 @@ class _Schema:
                 out[name] = fill(value)
         return out
 
-    def fields_valid(self, fields: dict, obj: dict, meta: bool = False) -> bool:
+    def fields_valid(self, fields: dict, obj: dict, meta: bool = False, base: dict | None = None) -> bool:
         """Whether `_check_fields` would find nothing wrong with `obj` (True only if so); with
-        `meta`, the object's metadata fields are allowed beside the declared ones."""
+        `meta`, the object's metadata fields are allowed beside the declared ones. A field that
+        holds the very value of `base`, an admitted object, is valid: validity depends on the
+        value alone."""
         plan = self._fields.get(id(fields))
         if plan is None or plan.fields is not fields:
             plan = self._plan(fields)
@@ -1058,12 +1171,13 @@ class _Schema:
         for name, types in plan.leaves:
             if type(get(name)) not in types:
                 return False
+        kept = base.get if base is not None else _nothing
         for name, optional, test in plan.tests:
             value = get(name)
             if value is None:
                 if not optional:
                     return False
-            elif not test(value):
+            elif value is not kept(name) and not test(value):
                 return False
         return True
 

@@ -47,7 +47,8 @@ class Informer:
         old = self._caches[kind]
         # The list first: should it fail, the kind keeps its cache and its watch as they were.
         objects, revision = self.api.list(self.who, kind, self.namespace)
-        watcher = self.api.watch(self.who, kind, revision + 1, self.namespace)
+        # shared: a cache's objects are read, never changed in place (a controller writes a copy)
+        watcher = self.api.watch(self.who, kind, revision + 1, self.namespace, shared=True)
         if kind in self._watchers:
             self._watchers[kind].cancel()
         new = {self._key(o): o for o in objects}

@@ -4,6 +4,7 @@ watches, the informer, and `konverge get` on a persisted store."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import os
@@ -1337,3 +1338,118 @@ def test_a_value_of_no_type_of_the_language_in_an_any_field_is_refused_not_a_cra
         with pytest.raises(Invalid) as e:
             api.create(api.admin, "thing", {"name": "t", "x": value})
         assert e.value.causes[0].startswith(cause)
+
+
+# ---- what an update keeps: the server's own objects ------------------------------------------
+
+
+def _alike(a, b) -> bool:
+    """Whether two values are one value exactly: the same types all through, maps in the same
+    key order, floats by their bits (NaN as NaN)."""
+    if type(a) is not type(b):
+        return False
+    if type(a) is dict:
+        return list(a) == list(b) and all(_alike(a[k], b[k]) for k in a)
+    if type(a) is list:
+        return len(a) == len(b) and all(map(_alike, a, b))
+    if type(a) is float:
+        return a.hex() == b.hex()
+    return a == b
+
+
+def _refusal(write):
+    try:
+        write()
+    except KonvergeError as e:
+        return type(e).__name__, [d.message for d in e.diagnostics]
+    return None
+
+
+@settings(max_examples=150)
+@given(data=st.data())
+def test_an_update_of_a_watched_object_stores_and_hands_over_what_a_whole_write_would(things, data):
+    """An update that keeps fields of the object a watch handed over (the same Python objects)
+    defaults, validates and encodes only the others, and the watch hands over the server's own
+    object rather than decoding the bytes: the same refusals, the bytes encode_object makes of
+    the object admitted, and the object decode_object makes of them, exactly."""
+
+    fields = _valid_fields(things, things.kinds["Thing"].fields)
+    odd = st.fixed_dictionaries({}, optional={"anything": _JSON_VALUES, "misc": st.lists(_JSON_VALUES, max_size=3)})
+    fast, whole = APIServer(things, open_store()), APIServer(things, open_store())
+    watch = fast.watch(fast.admin, "thing", shared=True)
+    seen = None
+    for _ in range(data.draw(st.integers(1, 5))):
+        drawn = {**data.draw(_perturbed(fields)), **data.draw(odd)}
+        if seen is None:
+            payload = {"name": "t", "namespace": "shop", **drawn}
+            write = "create"
+        else:
+            payload = dict(seen)  # what it does not change stays the same objects
+            for f in data.draw(st.sets(st.sampled_from(sorted(drawn)))) if drawn else ():
+                payload[f] = drawn[f]
+            for f in data.draw(st.sets(st.sampled_from(sorted(seen)))):
+                if f not in drawn:
+                    payload[f] = copy.deepcopy(seen[f])  # equal, made afresh
+            write = "update"
+        mine = copy.deepcopy(payload)
+        whole._stored.clear()  # every field defaulted, validated and encoded, the whole object at once
+        assert _refusal(lambda: getattr(fast, write)(fast.admin, "thing", payload)) == \
+            _refusal(lambda: getattr(whole, write)(whole.admin, "thing", mine))
+        kvs = fast.store.range("/registry/things/shop/t").kvs
+        assert [kv.value for kv in kvs] == [kv.value for kv in whole.store.range("/registry/things/shop/t").kvs]
+        for ev in watch.poll():
+            assert _alike(ev.object, decode_object(kvs[0]))
+            assert ev.data == encode_object(ev.object)
+            seen = ev.object
+
+
+def test_a_shared_watch_decodes_what_another_hand_wrote(api):
+    w = api.watch(api.admin, "pod", api.store.revision + 1, shared=True)
+    created = api.create(api.admin, "pod", pod())
+    api.store.put("/registry/pods/shop/web-1", encode_object(dict(created, phase="Running")))  # as explore restores
+    obj = w.poll()[-1].object
+    assert obj["phase"] == "Running"
+    updated = api.update(api.admin, "pod", dict(obj, node="n1"))
+    kv = api.store.range("/registry/pods/shop/web-1").kvs[0]
+    assert kv.value == encode_object(updated) and decode_object(kv)["phase"] == "Running"
+
+
+def test_a_shared_watched_object_changed_at_its_top_level_is_written_as_changed(api):
+    w = api.watch(api.admin, "pod", api.store.revision + 1, shared=True)
+    api.create(api.admin, "pod", pod())
+    obj = w.poll()[-1].object
+    obj["phase"] = "Running"  # the watcher's own top level: the server's object stays as stored
+    api.update(api.admin, "pod", obj)
+    assert decode_object(api.store.range("/registry/pods/shop/web-1").kvs[0])["phase"] == "Running"
+    assert w.poll()[-1].object["phase"] == "Running"
+
+
+def _stored_pod(api) -> dict:
+    return decode_object(api.store.range("/registry/pods/shop/web-1").kvs[0])
+
+
+def test_a_watch_not_shared_hands_over_objects_the_watcher_may_change_in_place(api):
+    """Only a watcher that asked for shared objects gets the server's own: any other may edit
+    what it got, or what an update gave back, in place and send it, as before."""
+    w = api.watch(api.admin, "pod", api.store.revision + 1)
+    api.create(api.admin, "pod", pod())
+    seen = w.poll()[-1].object
+    seen["containers"][0]["image"] = "redis"  # in place
+    back = api.update(api.admin, "pod", seen)
+    assert _stored_pod(api)["containers"][0]["image"] == "redis"
+    back["containers"].append({"name": "sidecar", "image": "envoy"})  # what the update gave back
+    api.update(api.admin, "pod", back)
+    assert [c["name"] for c in _stored_pod(api)["containers"]] == ["c", "sidecar"]
+    assert [[c["image"] for c in e.object["containers"]] for e in api.watch(api.admin, "pod", 1).poll()] == \
+        [["nginx"], ["redis"], ["redis", "envoy"]]
+
+
+def test_an_edited_copy_of_what_an_update_gave_back_is_judged_again(api):
+    w = api.watch(api.admin, "pod", api.store.revision + 1)
+    api.create(api.admin, "pod", pod())
+    seen = w.poll()[-1].object
+    api.create(api.admin, "pod", pod("web-2", containers=copy.deepcopy(seen["containers"])))  # verdicts kept
+    updated = api.update(api.admin, "pod", dict(seen, phase="Running"))
+    updated["containers"].append(dict(updated["containers"][0]))  # two containers of one name
+    with pytest.raises(Invalid):
+        api.update(api.admin, "pod", updated)
