@@ -7,6 +7,7 @@ Exit codes: 0 success, 1 invalid input, 2 usage, 3 not converged,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import sys
@@ -284,8 +285,6 @@ def _exhaustive(args) -> int:
 def _search_progress():
     """A live progress line on stderr (only when it is a terminal): yields `progress(what, states,
     transitions, fixed_points)`, or None."""
-    import contextlib
-
     if not sys.stderr.isatty():
         return contextlib.nullcontext(None)
 
@@ -358,21 +357,41 @@ def _reconcile(args) -> int:
 
         follow = read_path(args.follow)
     store = open_store(args.data_dir) if args.data_dir else None
-    try:
-        with _progress() as progress:
-            result = reconcile(program, store=store, scenario=scenario, order=args.order, seed=args.seed,
-                               naive=args.naive, budget=args.budget or DEFAULT_BUDGET,
-                               objects=manifests.objects, progress=progress, follow=follow)
-    finally:
-        if store is not None:
-            store.close()
-    if args.output in ("json", "yaml"):
-        sys.stdout.writelines(stream(program, result, as_yaml=args.output == "yaml"))
-    else:
-        sys.stdout.write(_summary(result))
+    with _one_run():
+        try:
+            with _progress() as progress:
+                result = reconcile(program, store=store, scenario=scenario, order=args.order, seed=args.seed,
+                                   naive=args.naive, budget=args.budget or DEFAULT_BUDGET,
+                                   objects=manifests.objects, progress=progress, follow=follow)
+        finally:
+            if store is not None:
+                store.close()
+        if args.output in ("json", "yaml"):
+            sys.stdout.writelines(stream(program, result, as_yaml=args.output == "yaml"))
+        else:
+            sys.stdout.write(_summary(result))
     if not result.converged:
         return 3
     return 4 if result.violations else 0
+
+
+@contextlib.contextmanager
+def _one_run():
+    """The cycle collector off for a command that makes one run and shows it. Engine.run turns
+    it off only while it steps, and the first collection after would walk everything the run
+    made, all of it young: seconds, at 10,000 pods. After, what the run made joins the oldest
+    generation at once (a freeze, then an unfreeze), to go at a full collection should the
+    caller go on (a test); objects someone else froze stay frozen."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if not gc.get_freeze_count():
+            gc.freeze()
+            gc.unfreeze()
+        if collecting:
+            gc.enable()
 
 
 def _load_run(files, scenario_name: str | None, *, no_std: bool = False):
@@ -425,8 +444,6 @@ def _load_run(files, scenario_name: str | None, *, no_std: bool = False):
 def _progress():
     """A live progress line on stderr for long runs (only when stderr is a terminal): yields the
     `progress(steps, clock)` callback for reconcile, or None."""
-    import contextlib
-
     if not sys.stderr.isatty():
         return contextlib.nullcontext(None)
 
@@ -567,7 +584,7 @@ def _view(args, what: str):
     from .fixpoint import reconcile
 
     program, scenario, manifests = _load_run(rest, args.scenario, no_std=args.no_std)
-    with _progress() as progress:
+    with _one_run(), _progress() as progress:
         result = reconcile(program, scenario=scenario, order=args.order, seed=args.seed,
                            objects=manifests.objects, progress=progress)
     if not result.converged:

@@ -1,5 +1,6 @@
 """The fixed-point engine on tiny programs of its own: no Kubernetes here."""
 
+import gc
 from fractions import Fraction
 
 import pytest
@@ -1286,3 +1287,34 @@ def test_the_memo_key_of_a_one_object_call_is_kept_with_that_version_of_the_obje
     assert memo.key("sized", [b]) != sized and memo.key("spelt", [b]) != spelt
     assert memo.key("sized", [b]) == memo._key("sized", [b], cache.memo_parts)
     assert memo.key("sized", [dict(b)]) == memo._key("sized", [dict(b)], cache.memo_parts)  # not held: by value
+
+
+# ---- the cycle collector while a run steps ------------------------------------------------
+
+
+MARK = """
+controller c { rule mark for item i where i.size > 1 set i.done = true }
+item a { size: 2 }
+"""
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_run_leaves_the_collector_on_or_off_as_it_found_it(enabled):
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        assert run(MARK).steps == 1
+        assert gc.isenabled() is enabled
+        assert gc.get_freeze_count() == 0  # what the run made is not left frozen
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+def test_a_run_leaves_objects_someone_else_froze_frozen():
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert run(MARK).steps == 1
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()

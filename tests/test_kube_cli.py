@@ -6,6 +6,7 @@ deliberate change.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from pathlib import Path
@@ -108,6 +109,28 @@ def test_manifests_and_konv_specs_reconcile_together(capsys):
     assert "warning[W301]: kind `ConfigMap` is not supported" in err
     assert "frontend.yaml:83:7" in err
 
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_reconcile_leaves_the_cycle_collector_on_or_off_and_nothing_frozen(capsys, enabled):
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        assert run(capsys, "reconcile", DEMO)[0] == 0
+        assert gc.isenabled() is enabled
+        assert gc.get_freeze_count() == 0  # what the run made goes to the oldest generation, not kept frozen
+    finally:
+        (gc.enable if was else gc.disable)()
+
+
+def test_reconcile_leaves_objects_someone_else_froze_frozen(capsys):
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert run(capsys, "reconcile", DEMO)[0] == 0
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
 
 def test_manifest_directory_reconciles_and_summarises(capsys):
     code, out, err = run(capsys, "reconcile", MANIFESTS)
