@@ -19,7 +19,9 @@ from .errors import Diagnostic, KonvergeError, located, render
 from .files import write_atomically
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
+    """The command line; its exit code. `exiting`: the process ends as this returns (the console
+    script), so a command that makes one run leaves the cycle collector off to the end."""
     # A reconcile keeps a large heap that lives long (the cache, the memo, the trace) and makes
     # little cyclic garbage, which reference counting does not free. With the default
     # thresholds the collector walks the whole heap again and again as it grows: a fifth of a
@@ -32,6 +34,11 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "command", None):
             parser.print_help(sys.stderr)
             return 2
+        if exiting and getattr(args, "one_run", False):
+            # Engine.run keeps the collector off while it steps; on again, its first pass would
+            # walk all the run made (a second, at 10,000 pods), to find almost nothing: the run
+            # lives to the end, and the one garbage it leaves in cycles is itself.
+            gc.disable()
         return args.run(args)
     except KonvergeError as e:
         sys.stderr.write(render(e.diagnostics))
@@ -86,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", choices=["summary", "json", "yaml"], default="summary",
                    help="a summary table, or the JSON contract (README: The JSON contract) as JSON or YAML")
     no_std_option(r)
-    r.set_defaults(run=_reconcile)
+    r.set_defaults(run=_reconcile, one_run=True)
 
     g = sub.add_parser("get", help="show objects, kubectl-style: of a reconcile run in memory (SPEC…) "
                                    "or of a store's data directory (--data-dir)")
@@ -99,14 +106,14 @@ def _parser() -> argparse.ArgumentParser:
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="objects in every namespace")
     g.add_argument("-o", "--output", choices=["wide", "json", "yaml", "name"], help="output format")
     _run_options(g)
-    g.set_defaults(run=_get)
+    g.set_defaults(run=_get, one_run=True)
 
     d = sub.add_parser("describe", help="describe an object, kubectl-style, with its events and write history")
     d.add_argument("kind", metavar="KIND/NAME", help="pod/web-1, or KIND then NAME")
     d.add_argument("name", nargs="*", metavar="[NAME] [SPEC…]")
     d.add_argument("-n", "--namespace", help="the namespace (default: default)")
     _run_options(d)
-    d.set_defaults(run=_describe)
+    d.set_defaults(run=_describe, one_run=True)
 
     v = sub.add_parser("verify", help="check the spec's properties under generated fault sequences (hypothesis)")
     v.add_argument("files", nargs="+", metavar="SPEC", help=".konv specs")
@@ -357,41 +364,21 @@ def _reconcile(args) -> int:
 
         follow = read_path(args.follow)
     store = open_store(args.data_dir) if args.data_dir else None
-    with _one_run():
-        try:
-            with _progress() as progress:
-                result = reconcile(program, store=store, scenario=scenario, order=args.order, seed=args.seed,
-                                   naive=args.naive, budget=args.budget or DEFAULT_BUDGET,
-                                   objects=manifests.objects, progress=progress, follow=follow)
-        finally:
-            if store is not None:
-                store.close()
-        if args.output in ("json", "yaml"):
-            sys.stdout.writelines(stream(program, result, as_yaml=args.output == "yaml"))
-        else:
-            sys.stdout.write(_summary(result))
+    try:
+        with _progress() as progress:
+            result = reconcile(program, store=store, scenario=scenario, order=args.order, seed=args.seed,
+                               naive=args.naive, budget=args.budget or DEFAULT_BUDGET,
+                               objects=manifests.objects, progress=progress, follow=follow)
+    finally:
+        if store is not None:
+            store.close()
+    if args.output in ("json", "yaml"):
+        sys.stdout.writelines(stream(program, result, as_yaml=args.output == "yaml"))
+    else:
+        sys.stdout.write(_summary(result))
     if not result.converged:
         return 3
     return 4 if result.violations else 0
-
-
-@contextlib.contextmanager
-def _one_run():
-    """The cycle collector off for a command that makes one run and shows it. Engine.run turns
-    it off only while it steps, and the first collection after would walk everything the run
-    made, all of it young: seconds, at 10,000 pods. After, what the run made joins the oldest
-    generation at once (a freeze, then an unfreeze), to go at a full collection should the
-    caller go on (a test); objects someone else froze stay frozen."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if not gc.get_freeze_count():
-            gc.freeze()
-            gc.unfreeze()
-        if collecting:
-            gc.enable()
 
 
 def _load_run(files, scenario_name: str | None, *, no_std: bool = False):
@@ -584,7 +571,7 @@ def _view(args, what: str):
     from .fixpoint import reconcile
 
     program, scenario, manifests = _load_run(rest, args.scenario, no_std=args.no_std)
-    with _one_run(), _progress() as progress:
+    with _progress() as progress:
         result = reconcile(program, scenario=scenario, order=args.order, seed=args.seed,
                            objects=manifests.objects, progress=progress)
     if not result.converged:
@@ -657,7 +644,7 @@ def run() -> None:
     registers an atexit handler. Only the output streams are left to flush. Under a profiler,
     a tracer or coverage, which write their data at exit, Python exits as usual.
     """
-    code = main()
+    code = main(exiting=True)
     if sys.getprofile() is not None or sys.gettrace() is not None:
         sys.exit(code)
     for stream in (sys.stdout, sys.stderr):

@@ -1305,16 +1305,5 @@ def test_a_run_leaves_the_collector_on_or_off_as_it_found_it(enabled):
     try:
         assert run(MARK).steps == 1
         assert gc.isenabled() is enabled
-        assert gc.get_freeze_count() == 0  # what the run made is not left frozen
     finally:
         (gc.enable if was else gc.disable)()
-
-
-def test_a_run_leaves_objects_someone_else_froze_frozen():
-    gc.freeze()
-    try:
-        frozen = gc.get_freeze_count()
-        assert run(MARK).steps == 1
-        assert gc.get_freeze_count() == frozen
-    finally:
-        gc.unfreeze()

@@ -429,24 +429,24 @@ def add_commands(sub) -> None:
     e = sub.add_parser("explain", help="why an object is as it is: its writes and the rules behind them")
     e.add_argument("target", metavar="KIND/NAME")
     common(e)
-    e.set_defaults(run=lambda a: _run(a, lambda prog, st: explain_view(prog, st, a.target, a.namespace)))
+    e.set_defaults(one_run=True, run=lambda a: _run(a, lambda prog, st: explain_view(prog, st, a.target, a.namespace)))
 
     w = sub.add_parser("why-pending", help="why a pod is Pending: the scheduler's verdict, node by node")
     w.add_argument("pod", metavar="POD")
     common(w)
-    w.set_defaults(run=lambda a: _run(a, lambda prog, st: why_pending(prog, st, a.pod, a.namespace)))
+    w.set_defaults(one_run=True, run=lambda a: _run(a, lambda prog, st: why_pending(prog, st, a.pod, a.namespace)))
 
     t = sub.add_parser("trace", help="the writes in order: all of them, or a pod's creation sequence")
     t.add_argument("--pod", metavar="NAME", help="the writes of this pod's creation sequence")
     common(t)
-    t.set_defaults(run=lambda a: _run(a, lambda prog, st: trace_view(prog, st, a.pod, a.namespace)))
+    t.set_defaults(one_run=True, run=lambda a: _run(a, lambda prog, st: trace_view(prog, st, a.pod, a.namespace)))
 
     r = sub.add_parser("route", help="where a request to a service goes, as kube-proxy routes it")
     r.add_argument("service", metavar="SERVICE[:PORT]")
     r.add_argument("--from", dest="from_node", metavar="NODE", help="the node it is seen from (default: the first)")
     common(r)
-    r.set_defaults(run=lambda a: _run(a, lambda prog, st: route_view(prog, st, a.service, from_node=a.from_node,
-                                                                      namespace=a.namespace)))
+    r.set_defaults(one_run=True, run=lambda a: _run(a, lambda prog, st: route_view(
+        prog, st, a.service, from_node=a.from_node, namespace=a.namespace)))
 
 
 def _run(args, view) -> int:
