@@ -218,12 +218,7 @@ class Evaluator:
 
     def elements(self, source: A.ListSource, env: Env) -> Iterable[Any]:
         """The values a list source ranges over: a list's elements, a map's keys in order."""
-        it = self.eval(source.iterable, env)
-        if it is None:
-            return ()
-        if isinstance(it, dict):
-            return sorted(it)
-        return it
+        return _elements(self.eval(source.iterable, env))
 
     def _probe_value(self, other: A.Expr, env: Env):
         """What to ask an index for; _UNASKABLE when the value side needs the conjuncts before it
@@ -518,8 +513,10 @@ _LAZY: dict[str, Callable[[Iterator], Any]] = {
 # written out as Python source (an attribute is `.get` of a dict, `and` Python's `and` on
 # `is True`, a straight def's body in its caller), operands evaluated left to right (`in` its
 # container first) and what has more to it (none, units, errors) left to the helpers below, so
-# that a node costs no call of its own. Comprehensions, quantifiers and the lazy built-ins stay
-# closures (they make environments of their own); the expressions they hold are compiled in turn.
+# that a node costs no call of its own. So is an unordered comprehension over a list, and `first`,
+# `any` or `all` over one: as Python's comprehension or generator, its variable a local, without an
+# environment per element. The others, quantifiers and those over a kind, stay closures (they make
+# environments of their own, or ask the world); the expressions they hold are compiled in turn.
 
 
 def _constant(ev, e):
@@ -543,12 +540,12 @@ def _compile(ev, e) -> Callable[[Env], Any]:
     if isinstance(e, _CONSTANTS):  # most often a field of an object in a spec, evaluated once
         value = _constant(ev, e)
         return lambda env: value
-    if isinstance(e, A.Comprehension):
+    if isinstance(e, A.Comprehension) and not _inline(e):
         return _c_comprehension(ev, e)
     if isinstance(e, A.Quantifier):
         return _c_quantifier(ev, e)
     if isinstance(e, A.Call) and e.fn not in ev.program.defs:
-        if _lazy(e):
+        if _lazy(e) and not _inline(e.args[0]):
             return _c_lazy(ev, e)
         if e.fn not in _BUILTINS:
             return lambda env: _fail(e, f"unknown function `{e.fn}`")  # the checker lets none through
@@ -574,10 +571,12 @@ class _Source:
         self.ev = ev
         self.cut = cut  # the nesting past which a subtree is a function of its own
         self.scope = {"Fraction": Fraction, "_UNBOUND": _UNBOUND, "_unbound": _unbound, "_contains": _contains,
-                      "_compare": _compare, "_negate": _negate, "_index": _index, "_builtin": _builtin}
+                      "_compare": _compare, "_negate": _negate, "_index": _index, "_builtin": _builtin,
+                      "_elements": _elements, "_settled": _settled}
         self.compiled: dict[str, A.Expr] = {}
         self.variables: dict[str, str] = {}  # the environment's variables used, each a local
         self.params: dict[str, str] | None = None  # the variables of a straight def written out here
+        self.bound: dict[str, str] = {}  # the variables of the comprehensions written out around here, each a local
         self.temps = 0
 
     def generate(self, e: A.Expr) -> tuple[CodeType, dict, dict[str, A.Expr]]:
@@ -621,7 +620,9 @@ class _Source:
         """The environment of a function compiled on its own: in a straight def written out
         (where none is, as it loops nowhere), its parameters."""
         if self.params is None:
-            return "env"
+            if not self.bound:
+                return "env"
+            return "{**env, " + ", ".join(f"{name!r}: {local}" for name, local in self.bound.items()) + "}"
         return "{" + ", ".join(f"{name!r}: {local}" for name, local in self.params.items()) + "}"
 
     def variable(self, name: str) -> str:
@@ -638,6 +639,9 @@ class _Source:
             if local is None:
                 return f"_unbound({self.value(var)})"
             return f"({local}.get({name!r}) if isinstance({local}, dict) else None)"
+        local = self.bound.get(var.id)
+        if local is not None:
+            return f"({local}.get({name!r}) if isinstance({local}, dict) else None)"
         v = self.variable(var.id)
         return (f"({v}.get({name!r}) if isinstance({v}, dict) "
                 f"else (None if {v} is not _UNBOUND else _unbound({self.value(var)})))")
@@ -645,6 +649,8 @@ class _Source:
     def expr(self, e: A.Expr, depth: int) -> str:
         """A Python expression, in parentheses or an atom, that evaluates `e` in `env`."""
         t = type(e)
+        if t is A.Comprehension and depth <= self.cut and self.params is None and _inline(e):
+            return self.comprehension(e, depth + 1)
         if depth > self.cut and (self.params is None or self.cut < _DEPTH) or t is A.Comprehension \
                 or t is A.Quantifier:
             return self.apart(e)
@@ -654,6 +660,8 @@ class _Source:
         if t is A.Name:
             if self.params is not None:
                 return self.params.get(e.id) or f"_unbound({self.value(e)})"
+            if e.id in self.bound:
+                return self.bound[e.id]
             v = self.variable(e.id)
             return f"({v} if {v} is not _UNBOUND else _unbound({self.value(e)}))"
         if t is A.Attr:
@@ -678,6 +686,39 @@ class _Source:
         if t is A.MapLit:
             return "{" + ", ".join(f"{item.key!r}: {self.expr(item.value, depth)}" for item in e.items) + "}"
         raise TypeError(f"cannot compile {t.__name__}")
+
+    def comprehension(self, e: A.Comprehension, depth: int) -> str:
+        """An unordered comprehension over a list, written out as Python's: its variable a local,
+        the elements that pass `where` first, then the element of each (so the same error comes
+        first, as `select` gives them). Each list is held in a temporary, as Python takes no
+        assignment within a comprehension's iterable."""
+        items, local, cond, element = self.parts(e, depth)
+        steps = [f"({items} := _elements({self.expr(e.source.iterable, depth)}))"]
+        if cond is not None:
+            steps.append(f"({items} := [{local} for {local} in {items} if {cond} is True])")
+        steps.append(f"list({items})" if element is None else f"[{element} for {local} in {items}]")
+        return f"({', '.join(steps)})[{len(steps) - 1}]"
+
+    def lazy(self, e: A.Call, depth: int) -> str:
+        """`first`, `any` or `all` over an unordered comprehension over a list, written out as a
+        generator given to it: each element tested, then evaluated, until one decides (_c_lazy)."""
+        c = e.args[0]
+        items, local, cond, element = self.parts(c, depth + 1)
+        test = "" if cond is None else f" if {cond} is True"
+        found = f"{self.value(_LAZY[e.fn])}(({element or local} for {local} in {items}{test}))"
+        return f"(({items} := _elements({self.expr(c.source.iterable, depth + 1)})), _settled(ev, {found}))[1]"
+
+    def parts(self, c: A.Comprehension, depth: int) -> tuple:
+        """The temporaries of a comprehension written out (its list, its variable), and its
+        `where` and element (None where it has none) with its variable bound to the second."""
+        items, local = self.temp(), self.temp()
+        outer, self.bound = self.bound, {**self.bound, c.source.var: local}
+        try:
+            cond = None if c.where is None else self.expr(c.where, depth)
+            element = None if c.element is None else self.expr(c.element, depth)
+        finally:
+            self.bound = outer
+        return items, local, cond, element
 
     def binary(self, e: A.Binary, depth: int) -> str:
         op, left, right = e.op, self.expr(e.left, depth), self.expr(e.right, depth)
@@ -712,6 +753,8 @@ class _Source:
 
     def call(self, e: A.Call, depth: int) -> str:
         ev, d = self.ev, self.ev.program.defs.get(e.fn)
+        if d is None and _lazy(e) and _inline(e.args[0]) and self.params is None:
+            return self.lazy(e, depth)
         if d is None and (e.fn not in _BUILTINS or _lazy(e)):
             return self.apart(e)
         args = [self.expr(a, depth) for a in e.args]
@@ -720,13 +763,16 @@ class _Source:
         if not ev.straight(d.name):
             return f"call_def({self.value(d)}, [{', '.join(args)}])"
         # Evaluated afresh at every call, as a memo key would cost more (engine.reads.straight):
-        # its body written out here, its parameters locals given the arguments first.
+        # its body written out here, its parameters locals given the arguments first. A straight
+        # def has no comprehension, so its body writes none out (the `params is None` guards
+        # above keep it so should that change).
         locals_ = [self.temp() for _ in args]
         outer, self.params = self.params, dict(zip((p.name for p in d.params), locals_))
+        bound, self.bound = self.bound, {}  # the body names its parameters only
         try:
             body = self.expr(d.body, depth)
         finally:
-            self.params = outer
+            self.params, self.bound = outer, bound
         if not args:
             return body
         given = ", ".join(f"({t} := {a})" for t, a in zip(locals_, args))
@@ -810,8 +856,7 @@ def _c_lazy(ev, e: A.Call):
         ordered = ev.compile(c)
 
         def code(env):
-            found = lazy(ordered(env))
-            return materialize(found) if ev.saw_clock else found  # a `first` may be a Clock
+            return _settled(ev, lazy(ordered(env)))
         return code
     source, where, var = c.source, c.where, c.source.var
     element = None if c.element is None else ev.compile(c.element)
@@ -819,42 +864,36 @@ def _c_lazy(ev, e: A.Call):
 
     def code(env):
         envs = filtered(source, where, env)
-        found = lazy((en[var] for en in envs) if element is None else (element(en) for en in envs))
-        return materialize(found) if ev.saw_clock else found
+        return _settled(ev, lazy((en[var] for en in envs) if element is None else (element(en) for en in envs)))
     return code
 
 
 def _c_comprehension(ev, e: A.Comprehension):
     source, where, order, var, select = e.source, e.where, e.order, e.source.var, ev.select
-    if isinstance(source, A.ListSource) and not order:
-        return _c_list_comprehension(ev, e)
     if e.element is None:
         return lambda env: [en[var] for en in select(source, where, order, env)]
     element = ev.compile(e.element)
     return lambda env: [element(en) for en in select(source, where, order, env)]
 
 
-def _c_list_comprehension(ev, e: A.Comprehension):
-    """A comprehension over a list, unordered (`sum(pod_cpu(q) for q in pods_on(n))`): the
-    elements that pass `where` first, then the element of each, as `select` gives them (so the
-    same error comes first), without its generator of environments."""
-    source, var, elements = e.source, e.source.var, ev.elements
-    if e.where is None and e.element is None:
-        return lambda env: list(elements(source, env))
-    test = None if e.where is None else ev.compile(e.where)
-    element = None if e.element is None else ev.compile(e.element)
+def _inline(e: A.Comprehension) -> bool:
+    """Whether a comprehension is written out in the code of the expression around it
+    (_Source.comprehension): one over a list, unordered."""
+    return isinstance(e.source, A.ListSource) and not e.order
 
-    def code(env):
-        passed = []  # the environments of the elements that pass
-        for value in elements(source, env):
-            inner = dict(env)
-            inner[var] = value
-            if test is None or test(inner) is True:
-                passed.append(inner)
-        if element is None:
-            return [en[var] for en in passed]
-        return [element(en) for en in passed]
-    return code
+
+def _settled(ev, found):
+    """What a lazy built-in found, a Clock in it made a number (a `first` may be one)."""
+    return materialize(found) if ev.saw_clock else found
+
+
+def _elements(it) -> Iterable[Any]:
+    """What a list source ranges over, as Evaluator.elements gives it."""
+    if it is None:
+        return ()
+    if isinstance(it, dict):
+        return sorted(it)
+    return it
 
 
 def _c_quantifier(ev, e: A.Quantifier):

@@ -125,7 +125,73 @@ def test_a_comprehension_over_a_list_a_map_or_none_gives_its_elements_in_order()
     assert _evaluate("def g(m: list<int>) -> list<int> = [x * 2 for x in m]", "g", {"m": [1, 2]}) == [2, 4]
 
 
+def test_comprehensions_over_lists_nest_each_with_its_own_variable():
+    text = ("def f(xs: list<int>, ys: list<int>) -> list<any> = "
+            "[[x * 10 + y for y in ys where y != x] for x in xs where any(x == y for y in ys)]")
+    assert _evaluate(text, "f", {"xs": [1, 2, 3], "ys": [2, 3]}) == [[23], [32]]
+    siblings = "def g(xs: list<int>) -> list<int> = [x for x in xs where x > 1] + [x * 2 for x in xs]"
+    assert _evaluate(siblings, "g", {"xs": [1, 2]}) == [2, 2, 4]
+
+
+def test_a_comprehension_element_deeper_than_python_allows_sees_its_variable():
+    depth = 150  # cut into functions of their own, each given the comprehension's variable
+    text = "def deep(xs: list<int>) -> list<int> = [" + "(x + " * depth + "1" + ")" * depth + " for x in xs]"
+    assert _evaluate(text, "deep", {"xs": [0, 2]}) == [1, 2 * depth + 1]
+
+
+def test_first_any_and_all_over_a_list_stop_at_the_element_that_decides_them():
+    # an element is tested by `where`, then evaluated, before the next is looked at
+    env = {"xs": [2, 1, 0]}
+    assert _evaluate("def f(xs: list<int>) = any(10 / x > 5 for x in xs)", "f", env) is True
+    assert _evaluate("def f(xs: list<int>) = all(10 / x > 6 for x in xs)", "f", env) is False
+    assert _evaluate("def f(xs: list<int>) -> any = first(10 / x for x in xs where x < 2)", "f", env) == 10
+    assert _error("def f(xs: list<int>) = any(10 / x > 20 for x in xs)", "f", env)[0] == "division by zero"
+
+
+@given(xs=st.lists(st.integers(-5, 5), max_size=8), k=st.integers(-3, 3))
+def test_comprehensions_over_a_list_give_what_python_gives(xs, k):
+    env = {"xs": xs, "k": k}
+    program = (
+        "def each(xs: list<int>, k: int) -> list<int> = [x * k for x in xs where x > k]\n"
+        "def kept(xs: list<int>, k: int) -> list<int> = [x for x in xs where x != k]\n"
+        "def pairs(xs: list<int>, k: int) -> list<int> = [sum(y for y in xs where y < x) for x in xs]\n"
+        "def some(xs: list<int>, k: int) = any(x == k for x in xs)\n"
+        "def every(xs: list<int>, k: int) = all(x >= k for x in xs where x != 0)\n"
+        "def found(xs: list<int>, k: int) -> any = first(x * 2 for x in xs where x < k)\n"
+    )
+    python = {
+        "each": [x * k for x in xs if x > k],
+        "kept": [x for x in xs if x != k],
+        "pairs": [sum(y for y in xs if y < x) for x in xs],
+        "some": any(x == k for x in xs),
+        "every": all(x >= k for x in xs if x != 0),
+        "found": next((x * 2 for x in xs if x < k), None),
+    }
+    for name, want in python.items():
+        assert _evaluate(program, name, env) == want
+
+
 def test_a_comprehension_over_a_list_judges_every_element_before_it_makes_one():
     # as for a kind or an ordered one: the `where`'s error comes first, whichever element fails
     text = "def f(xs: list<int>) -> list<float> = [1 / (x - 1) for x in xs where 10 / x > 0]"
     assert _error(text, "f", {"xs": [1, 0]}) == ("division by zero", 1, text.index("10 / x") + 1)
+
+
+class _At100:
+    """A world at 100 s, of no objects."""
+
+    def now(self):
+        return 100
+
+    def scan(self, kind):
+        return []
+
+
+def test_a_clock_first_finds_in_a_list_is_a_number_where_deadlines_are_recorded():
+    # The symbolic clock (recording the instants a comparison would change at) must not leak out
+    # of `first`: what it found is compared as a number, and 102 s >= 105 s waits for nothing.
+    prog = _program("def f(xs: list<int>) = first(now() + 1s * x for x in xs where x > 0) >= 105s")
+    ev = Evaluator(prog, _At100())
+    ev.deadlines = set()
+    assert ev.eval(prog.defs["f"].body, {"xs": [0, 2, 3]}) is False
+    assert ev.deadlines == set()
