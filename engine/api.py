@@ -169,16 +169,15 @@ def encode_object(obj: dict) -> bytes:
 
 
 def decode_object(kv) -> dict:
-    value = kv.value
     # as json.loads, less the guess of an encoding: the store's bytes are UTF-8 (encode_object)
-    obj = (_WITH_FRACTIONS if b'"$frac"' in value else _PLAIN).decode(value.decode())
+    obj = _decoded(kv.value.decode())
     obj["resourceVersion"] = kv.mod_revision
     obj["createdRevision"] = kv.create_revision
     return obj
 
 
 def _decoded(text: str):
-    """A value from its stored text, as decode_object reads it within an object."""
+    """A value from its stored text: an object's (decode_object), or a field's within it."""
     return (_WITH_FRACTIONS if '"$frac"' in text else _PLAIN).decode(text)
 
 

@@ -23,9 +23,10 @@ def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
     """The command line; its exit code. `exiting`: the process ends as this returns (the console
     script), so a command that makes one run leaves the cycle collector off to the end."""
     # A reconcile keeps a large heap that lives long (the cache, the memo, the trace) and makes
-    # little cyclic garbage, which reference counting does not free. With the default
-    # thresholds the collector walks the whole heap again and again as it grows: a fifth of a
-    # run at 1,000 nodes. Collect young objects less often, and old ones only rarely.
+    # little cyclic garbage, which reference counting does not free. Engine.run keeps the
+    # collector off while it steps; outside it (loading a spec, verify's copies of a run between
+    # its examples) the default thresholds would walk that heap again and again as it grows.
+    # Collect young objects less often, and old ones only rarely.
     thresholds = gc.get_threshold()
     gc.set_threshold(50_000, 20, 20)
     try:
