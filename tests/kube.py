@@ -17,6 +17,8 @@ from engine.fixpoint import reconcile
 from engine.store import open_store
 
 _counter = itertools.count()
+# One scratch directory per test process, removed when the process ends; specs get unique names in it.
+_scratch = tempfile.TemporaryDirectory(prefix="konv-tests-")
 
 
 class Cluster:
@@ -82,7 +84,7 @@ class Cluster:
 
 
 def write_spec(text: str, directory: Path | None = None) -> Path:
-    directory = Path(directory or tempfile.mkdtemp(prefix="konv-"))
+    directory = Path(directory or _scratch.name)
     path = directory / f"spec{next(_counter)}.konv"
     path.write_text(text)
     return path
