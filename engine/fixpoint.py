@@ -406,6 +406,11 @@ class _Memo:
     """
 
     LIMIT = 200_000
+    # Entries that read nothing of the world (a def of its arguments' values alone, such as the
+    # scheduler's judgement of a node by its content and use) are dropped by no change: of those,
+    # the PURE newest are kept, so that values met once (a node's past uses) do not fill the memo
+    # up to LIMIT and empty it, with every entry that still serves.
+    PURE = 50_000
 
     def __init__(self, world: "_TrackingWorld", program: Program):
         self.world = world
@@ -418,6 +423,7 @@ class _Memo:
         self.picks = Picks(self)
         self.entries: dict[tuple, tuple] = {}
         self.readers: dict[tuple, set[tuple]] = {}
+        self.pure: deque[tuple] = deque()  # the keys of the entries that read nothing, oldest first
 
     def key(self, name: str | tuple, args: list):
         """The memo key of calling `name` with `args`, or None where an argument cannot be named."""
@@ -505,11 +511,22 @@ class _Memo:
 
     def keep(self, key: tuple, value, reads: set) -> None:
         """Keep `value` under `key` until any of `reads` changes."""
-        if len(self.entries) >= self.LIMIT:
-            self.entries.clear()
+        entries = self.entries
+        if len(entries) >= self.LIMIT:
+            entries.clear()
             self.readers.clear()
-        self.entries[key] = (value, reads)
-        _add_reader(self.readers, reads, key)
+            self.pure.clear()
+        entries[key] = (value, reads)
+        if reads:
+            _add_reader(self.readers, reads, key)
+            return
+        pure = self.pure
+        pure.append(key)
+        if len(pure) > self.PURE:
+            oldest = pure.popleft()
+            entry = entries.get(oldest)
+            if entry is not None and not entry[1]:
+                del entries[oldest]
 
     def invalidate(self, reads: Iterable[tuple]) -> None:
         """Drop the entries that read any of `reads`."""

@@ -1289,6 +1289,22 @@ def test_the_memo_key_of_a_one_object_call_is_kept_with_that_version_of_the_obje
     assert memo.key("sized", [dict(b)]) == memo._key("sized", [dict(b)], cache.memo_parts)  # not held: by value
 
 
+
+def test_the_memo_keeps_the_newest_entries_that_read_nothing_and_every_one_that_reads(monkeypatch):
+    # An entry that reads nothing of the world is dropped by no change: past PURE of them, the
+    # oldest go, so that values met once cannot fill the memo up to LIMIT, which empties it.
+    monkeypatch.setattr(fixpoint._Memo, "PURE", 3)
+    memo = fixpoint._Memo(fixpoint._TrackingWorld(fixpoint.Cache()), program(""))
+    read = ("scan", "Item")
+    memo.keep(("reads",), 0, {read})
+    for i in range(5):
+        memo.keep(("pure", i), i, set())
+    assert sorted(memo.entries) == [("pure", 2), ("pure", 3), ("pure", 4), ("reads",)]
+    memo.keep(("pure", 5), 5, set())
+    assert ("pure", 2) not in memo.entries and ("reads",) in memo.entries
+    memo.invalidate([read])
+    assert sorted(memo.entries) == [("pure", 3), ("pure", 4), ("pure", 5)]
+
 # ---- the cycle collector while a run steps ------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 import pytest
 
+from engine import fixpoint
 from tests.kube import deployment, node, run
 
 
@@ -380,3 +381,19 @@ def test_topology_spread_counts_only_the_pods_its_expressions_select():
             + deployment("web", replicas=4, extra=spread))
     placed = [p["node"] for p in c.pods("web") if "track" not in p["labels"]]
     assert sorted(placed) == ["na", "na", "nb", "nb"]
+
+
+def test_nodes_alike_in_content_and_use_share_the_filter_and_score_results(monkeypatch):
+    # The filters and scores that weigh a node's resources read its use (`node_use`), not its
+    # pods: they are memoised by the node's content and use, so that eight alike nodes taking a
+    # pod each are judged for two uses (empty, one pod) rather than node by node.
+    kept, keep = [], fixpoint._Memo.keep
+
+    def spy(self, key, value, reads):
+        kept.append(key[0])
+        return keep(self, key, value, reads)
+    monkeypatch.setattr(fixpoint._Memo, "keep", spy)
+    c = run("".join(node(f"n{i}") for i in range(8)) + deployment("web", replicas=8))
+    assert sorted(p["node"] for p in c.pods("web")) == [f"n{i}" for i in range(8)]
+    assert kept.count("node_use") >= 8  # each node's own
+    assert kept.count("node_reasons") == 2 and kept.count("resource_score") == 2
