@@ -132,6 +132,10 @@ class WatchEvent:
     # asked for — most watchers never ask.
     _previous: Any = attrs.field(default=None, eq=False, alias="previous")
     data: bytes | None = attrs.field(default=None, eq=False)  # `object` as stored (encode_object), if known
+    # The SORTED_JSON text of a field's value in `object` where the server made it when it wrote
+    # the object (`_Stored.text`), else None: a cache that names objects by their fields' texts
+    # need not encode them again.
+    field_text: Callable[[str, Any], str | None] | None = attrs.field(default=None, eq=False)
 
     @property
     def previous(self) -> dict | None:
@@ -905,20 +909,24 @@ class APIWatcher:
         out = []
         for ev in events:
             if ev.type == "DELETE":
-                prev = self._object(ev.prev_kv)
+                prev, _ = self._object(ev.prev_kv)
                 obj = dict(prev)
                 obj["resourceVersion"] = ev.kv.mod_revision
                 out.append(WatchEvent("DELETED", obj, prev))
             else:
-                out.append(WatchEvent("ADDED" if ev.prev_kv is None else "MODIFIED", self._object(ev.kv),
-                                      ev.prev_kv, ev.kv.value))
+                obj, field_text = self._object(ev.kv)
+                out.append(WatchEvent("ADDED" if ev.prev_kv is None else "MODIFIED", obj, ev.prev_kv, ev.kv.value,
+                                      field_text))
         return out
 
-    def _object(self, kv) -> dict:
+    def _object(self, kv) -> tuple[dict, Callable[[str, Any], str | None] | None]:
         """decode_object(kv): the server's own object for those bytes where it has it, a top level
-        of the watcher's own around values no one changes."""
+        of the watcher's own around values no one changes, with the texts it made of its fields
+        (`_Stored.text`); else a decoding, with none."""
         stored = self._stored.get(kv.key)
-        return dict(stored.object) if stored is not None and stored.holds(kv) else decode_object(kv)
+        if stored is not None and stored.holds(kv):
+            return dict(stored.object), stored.text
+        return decode_object(kv), None
 
     def __iter__(self) -> Iterator[WatchEvent]:
         return iter(self.poll())

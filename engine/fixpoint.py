@@ -31,8 +31,9 @@ import hashlib
 import heapq
 import json
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from fractions import Fraction
+from typing import Any
 
 import attrs
 
@@ -110,8 +111,9 @@ class Cache:
         self.hashes: dict[tuple, int] = {}  # key → its object's content hash
         # id(object) → (object, how a memo key names it, how memo keys name its content: a set
         # of fields → their digest, and a field → its text, of which those are made: _projection,
-        # kept by a new version for the fields it leaves alone (put), and a def → the memo key of
-        # calling it with the object alone), for the objects held
+        # kept by a new version for the fields it leaves alone (put), a def → the memo key of
+        # calling it with the object alone, and the API server's texts of its fields, or None:
+        # put), for the objects held
         self.memo_parts: dict[int, tuple] = {}
         self.owned: dict[str, set[tuple]] = {}  # managedBy → keys of the objects it owns
         self.indexes: dict[str, dict[tuple, dict]] = {}  # kind → ("eq"|"has"|"sub", path) → entry → {key: object}
@@ -170,11 +172,14 @@ class Cache:
         return self.by_kind.get(key[0], {}).get(key)
 
     def put(self, obj: dict, data: bytes | None = None, reads: tuple[list, list] | None = None,
-            changed: frozenset | None = None) -> dict | None:
+            changed: frozenset | None = None,
+            field_text: Callable[[str, Any], str | None] | None = None) -> dict | None:
         """Store an object (`data`: its stored bytes, if known); the version it replaces. `reads`
         is given the index reads the change touched (`_reindex`). `changed`, where known, holds the
         fields in which it differs from that version as the language tells values apart
-        (Engine.changed_fields): the texts of the others, and the projections on them, are kept."""
+        (Engine.changed_fields): the texts of the others, and the projections on them, are kept.
+        `field_text`, if given, tells a field's text where the API server made it
+        (WatchEvent.field_text)."""
         key = object_key(obj["kind"], obj.get("namespace"), obj["name"])
         old = self.by_kind.setdefault(key[0], {}).get(key)
         content_parts = {}
@@ -187,7 +192,7 @@ class Cache:
         self._reindex(key, old, obj, reads)
         self.by_kind[key[0]][key] = obj
         self.hashes[key] = content = _hash(obj, data)
-        self.memo_parts[id(obj)] = (obj, (*key, obj.get("resourceVersion")), content_parts, {})
+        self.memo_parts[id(obj)] = (obj, (*key, obj.get("resourceVersion")), content_parts, {}, field_text)
         self.state_hash = (self.state_hash + content) % 2**64
         if obj.get("managedBy"):
             self.owned.setdefault(obj["managedBy"], set()).add(key)
@@ -340,16 +345,21 @@ def _unchanged(content_parts: dict, changed: frozenset) -> dict:
             if (k not in changed if type(k) is str else changed.isdisjoint(k))}
 
 
-def _projection(obj: dict, fields: frozenset, texts: dict) -> tuple:
+def _projection(obj: dict, fields: frozenset, texts: dict,
+                field_text: Callable[[str, Any], str | None] | None = None) -> tuple:
     """How a memo key names an object by some of its fields: their values' digest. Equal contents
     in any key order name alike, while 1, 1.0 and true, or 0.0 and -0.0, do not (they are equal in
     Python, not to type_of or str). Each field's text is made once per object and kept in `texts`,
-    as the projections of an object share fields (a list of records may be in most)."""
+    as the projections of an object share fields (a list of records may be in most), or taken
+    from `field_text`, the API server's (WatchEvent.field_text), where it has it: the text of a
+    value it decoded is the text it decoded."""
     values = []
     for f in sorted(fields):
         text = texts.get(f)
         if text is None:
-            text = texts[f] = SORTED_JSON(obj.get(f))
+            value = obj.get(f)
+            text = field_text(f, value) if field_text is not None else None
+            texts[f] = text = SORTED_JSON(value) if text is None else text
         values.append(text)
     return obj["kind"], fields, hashlib.blake2b(",".join(values).encode(), digest_size=16).digest()
 
@@ -459,7 +469,7 @@ class _Memo:
                         projections = known[2]
                         part = projections.get(fields)
                         if part is None:
-                            part = projections[fields] = _projection(a, fields, projections)
+                            part = projections[fields] = _projection(a, fields, projections, known[4])
                         parts.append(part)
                 else:
                     # A record (a port, a taint), or an object the cache does not hold (one a rule
@@ -680,7 +690,7 @@ class Engine:
                 changed.append((key, self.cache.remove(key, reads), None))
             else:
                 fields = self.changed_fields(key[0], self.cache.get(key), obj) if precise else None
-                changed.append((key, self.cache.put(obj, event.data, reads, fields), obj))
+                changed.append((key, self.cache.put(obj, event.data, reads, fields, event.field_text), obj))
             self._synced_fields.append(fields)
         if self.faults is not None:
             self.faults.observe(changed)  # what the controllers behind are given of it

@@ -26,7 +26,7 @@ from engine.informer import Informer
 from engine.parse import parse_text
 from engine.store import open_store
 from engine.store.base import KeyValue
-from engine.values import encode
+from engine.values import SORTED_JSON, encode
 
 SPEC = """
 record Port {
@@ -1400,7 +1400,22 @@ def test_an_update_of_a_watched_object_stores_and_hands_over_what_a_whole_write_
         for ev in watch.poll():
             assert _alike(ev.object, decode_object(kvs[0]))
             assert ev.data == encode_object(ev.object)
+            for f, v in ev.object.items():  # the texts it hands over are what encoding makes
+                if f not in ("resourceVersion", "createdRevision"):
+                    assert ev.field_text(f, v) == SORTED_JSON(v)
             seen = ev.object
+
+
+def test_a_watch_tells_the_text_of_a_field_only_of_the_value_the_server_wrote(api):
+    w = api.watch(api.admin, "pod", api.store.revision + 1, shared=True)
+    api.create(api.admin, "pod", pod())
+    ev = w.poll()[-1]
+    containers = ev.object["containers"]
+    assert ev.field_text("containers", containers) == SORTED_JSON(containers)
+    assert ev.field_text("containers", copy.deepcopy(containers)) is None  # equal, but not what it encoded
+    assert ev.field_text("resourceVersion", ev.object["resourceVersion"]) is None
+    api.store.put("/registry/pods/shop/web-1", encode_object(dict(ev.object, phase="Running")))  # another hand
+    assert w.poll()[-1].field_text is None
 
 
 def test_a_shared_watch_decodes_what_another_hand_wrote(api):

@@ -1290,6 +1290,26 @@ def test_the_memo_key_of_a_one_object_call_is_kept_with_that_version_of_the_obje
 
 
 
+def test_the_api_servers_texts_name_an_objects_fields_as_encoding_them_would():
+    # The cache takes each field's text from the API server where it made it (WatchEvent.field_text),
+    # to spare encoding it again for memo keys: the keys must come out as encoding would make them.
+    prog = program("""
+    controller c {
+      rule grow for item i where i.size < 3 set i.size = i.size + 1  set i.labels = {"é": str(i.size), a: "1"}
+    }
+    item a { size: 0  since: 1.5s }
+    item b { size: 2  note: "ü" }
+    """)
+    r = fixpoint.Run(prog)
+    r.play()
+    given = 0
+    for obj, _, _, _, field_text in r.engine.cache.memo_parts.values():
+        for f in obj:
+            if field_text is not None and field_text(f, obj[f]) is not None:
+                given += 1
+            assert _projection(obj, frozenset({f}), {}, field_text) == _projection(obj, frozenset({f}), {})
+    assert given > 0
+
 def test_the_memo_keeps_the_newest_entries_that_read_nothing_and_every_one_that_reads(monkeypatch):
     # An entry that reads nothing of the world is dropped by no change: past PURE of them, the
     # oldest go, so that values met once cannot fill the memo up to LIMIT, which empties it.
