@@ -369,6 +369,12 @@ class Evaluator:
             self.clock_used = self.clock_used or outer_clock
         return value
 
+    def value_of(self, d: A.DefDecl, args: list):
+        """A def's value on `args`, worked out afresh (unmemoised, unrecorded): for a def that reads
+        nothing but its arguments (reads.straight)."""
+        names, body = self._defs.get(d.name) or self._def(d)
+        return body(dict(zip(names, args)))
+
     def _tally(self, name: str, trial: list, hit: bool) -> None:
         """Count a memoised call of `name` in its trial; at its end, keep the def memoised only
         if one call in 8 found its entry, else evaluate it afresh for RETRY calls, then try

@@ -43,8 +43,9 @@ from .check import ENGINE_FAULT_KIND, Program
 from .errors import Diagnostic, KonvergeError
 from .eval import Evaluator, _conjuncts, _mentions, materialize
 from .picks import Picks, Unnamed, value_key
-from .reads import Reads
+from .reads import Reads, derived
 from .values import SORTED_JSON, assign, decode, differs, encode, freeze, number_value, unit_value
+from .values import same as same_value
 
 DEFAULT_BUDGET = 200_000
 DEFAULT_HORIZON = 7 * 86400  # a week of virtual time
@@ -425,6 +426,7 @@ class _Memo:
     def __init__(self, world: "_TrackingWorld", program: Program):
         self.world = world
         self.reads = Reads(program)
+        self.wake_reads = Reads(program, derive=True)  # what the engine's wake-ups count as read
         self.by_content = content_params(self.reads)
         # def → parameter → the fields it reads of a record, in order: a record has no identity
         # to keep out of them
@@ -596,6 +598,7 @@ class _Outcome:
     keys: set = attrs.Factory(set)  # objects it wants to exist or to change: a change to them wakes it,
     # except those of `made`, which it only creates (`create`, not `ensure`): only their coming and going does
     made: frozenset = frozenset()
+    acted: bool = True  # whether any binding passed its clauses (False: its actions and pick read nothing)
 
 
 class Engine:
@@ -642,6 +645,9 @@ class Engine:
         if self.memo is not None:
             self.memo.picks.waiting = self.readers
         self.reads_of: dict[str, set[tuple]] = {}
+        # Instances whose latest evaluation passed no binding through the rule's clauses: until
+        # they are looked at again, only what the clauses read can change their outcome.
+        self.stopped: set[str] = set()
         self.timers: list = []  # heap of (deadline, id)
         # Instance id → the deadlines its latest evaluation read: a timer queued before is stale
         # once the instance no longer waits for it (its answer no longer turns then).
@@ -663,12 +669,16 @@ class Engine:
         # An instance is woken by a change to its own object only when a field it may read
         # changed (`primary_fields`), and by a change to an object it looked up that leaves it
         # where it was only when a field its rule may read of that kind changed (`kind_fields`).
+        # A field read only through a derivable def (`terminal(p)`, reads.Reads.derivable) is
+        # that def's value: it counts as changed only where the def's value does (`derived_fields`).
         # Off where outcomes that want writes are kept between changes (engine.explore): their
         # payloads carry the whole object.
         self.field_wakeups = True
-        self._primary_fields: dict[int, frozenset | None] = {}
+        self._primary_fields: dict[tuple, frozenset | None] = {}
         self._loose: dict[str, frozenset] = {}
         self._kind_fields: dict[int, dict[str, frozenset | None]] = {}
+        self._guard_fields: dict[int, dict[str, frozenset | None]] = {}  # kind_fields of the clauses alone
+        self._derived: dict[str, dict[str, tuple]] = {}
 
     # -- the store through the API server
 
@@ -780,7 +790,7 @@ class Engine:
             plan.run(clauses, {})
         plan.collect_stale()
         outcome = _Outcome(plan.writes, self.world.scanned, self.ev.deadlines, plan.ensured | plan.created,
-                           frozenset(plan.created - plan.ensured))
+                           frozenset(plan.created - plan.ensured), plan.acted)
         self.world.scanned = set()  # the outcome keeps what it read: what is read after is no one's
         self.ev.deadlines = None
         return outcome
@@ -820,6 +830,10 @@ class Engine:
 
     def record_deps(self, inst: _Instance, outcome: _Outcome) -> None:
         iid, new = inst.id, outcome.reads
+        if outcome.acted:
+            self.stopped.discard(iid)
+        else:
+            self.stopped.add(iid)
         old = self.reads_of.get(iid)
         if old != new:  # mostly an instance reads what it read last time
             readers = self.readers
@@ -851,6 +865,7 @@ class Engine:
         gone has only its ensured objects left to collect, and reads nothing any more (a pick's
         group it read may go)."""
         if inst.primary_key is not None and inst.primary is None:
+            self.stopped.discard(inst.id)
             for read in self.reads_of.pop(inst.id, ()):
                 self.readers.get(read, set()).discard(inst.id)
             self.deadlines_of.pop(inst.id, None)
@@ -886,7 +901,7 @@ class Engine:
                     inst = instances[iid]
                     if fields is not None and iid not in self.refused:
                         # Skip an instance whose rule reads none of the fields that changed.
-                        read_fields = self.kind_fields(inst.rule).get(read[1])
+                        read_fields = self.kind_fields(inst.rule, iid in self.stopped).get(read[1])
                         if read_fields is not None and read_fields.isdisjoint(fields):
                             continue
                     self.queue(inst)
@@ -928,14 +943,15 @@ class Engine:
         without field wake-ups, `changed` gives no fields.)"""
         if (fields is not None and inst.primary_key == key and inst.id not in self.refused
                 and inst.id not in self.dirty_ids):
-            read = self.primary_fields(inst.rule)
+            read = self.primary_fields(inst.rule, inst.id in self.stopped)
             if read is not None and read.isdisjoint(fields):
                 return
         self.mark(self.refresh(inst))
 
     def changed_fields(self, kind: str, before: dict | None, after: dict | None) -> frozenset | None:
-        """The fields an update changed, as the language tells values apart (values.differs);
-        None for a create or a delete."""
+        """The fields an update changed, as the language tells values apart (values.differs),
+        with the derived fields whose defs' values it changed (`derived_fields`); None for a
+        create or a delete."""
         if before is None or after is None:
             return None
         loose = self._loose.get(kind)
@@ -951,32 +967,72 @@ class Engine:
         for f in loose:
             if f not in found and differs(before.get(f), after.get(f), True):
                 found.add(f)
+        if found:
+            derived = self._derived.get(kind)
+            if derived is None:
+                derived = self._derived[kind] = self.derived_fields(kind)
+            for name, (d, reads) in derived.items():
+                if (reads is None or not reads.isdisjoint(found)) and self._derives_apart(d, before, after):
+                    found.add(name)
         return frozenset(found)
 
-    def primary_fields(self, rule: A.Rule) -> frozenset | None:
+    def derived_fields(self, kind: str) -> dict[str, tuple]:
+        """The derived fields (reads.derived) that some rule's wake-ups count as read of objects of
+        `kind` (`kind_fields`, `primary_fields`), each with its def and the fields that def reads
+        of them (None: whole): what reads a field only through such a def reads that def's value,
+        so a change to the field that leaves the value as it was cannot change it. Taken from
+        what the wake-ups read, not from the type the def's parameter names: an `any` between
+        may give it an object of any kind."""
+        names: set[str] = set()
+        for _, _, rule in self.rules:
+            src = self.primary_source(rule)
+            own = src is not None and self.ev.kind_name(src.kind) == kind
+            for stopped in (False, True):
+                names.update(self.kind_fields(rule, stopped).get(kind) or ())
+                if own:
+                    names.update(self.primary_fields(rule, stopped) or ())
+        return {derived(name): (d, self.memo.reads.params(name)[0]) for name, d in sorted(self.program.defs.items())
+                if derived(name) in names}
+
+    def _derives_apart(self, d: A.DefDecl, before: dict, after: dict) -> bool:
+        """Whether a derivable def tells two versions of an object apart. One that fails on
+        either (a field it reads is none, a built-in given a value it takes no such) counts as
+        changed: a rule may not call it there."""
+        try:
+            return not same_value(self.ev.value_of(d, [before]), self.ev.value_of(d, [after]))
+        except Exception:  # whatever the failure, the readers look again
+            return True
+
+    def primary_fields(self, rule: A.Rule, stopped: bool = False) -> frozenset | None:
         """The fields of a rule's first object that it may read, through the defs it calls
         too; None when it uses the object whole. A `set` of one of its fields reads it (the
         write is wanted only while the value differs); `delete` of the object reads only its
-        name, and its resourceVersion when it is written."""
-        key = id(rule)
+        name, and its resourceVersion when it is written. `stopped`: those its clauses may read,
+        for an instance none of whose bindings passed them (Engine.stopped)."""
+        key = (id(rule), stopped)
         if key not in self._primary_fields:
             var = rule.clauses[0].source.var
-            actions = _actions(rule)
-            whole = (rule.clauses[1:], tuple(a for a in actions if not _deletes(a, var)),
-                     rule.pick and attrs.evolve(rule.pick, then=(), otherwise=()))
-            self._primary_fields[key] = self.memo.reads.fields(var, whole)
+            if stopped:
+                whole = (rule.clauses[1:],)
+            else:
+                actions = _actions(rule)
+                whole = (rule.clauses[1:], tuple(a for a in actions if not _deletes(a, var)),
+                         rule.pick and attrs.evolve(rule.pick, then=(), otherwise=()))
+            self._primary_fields[key] = self.memo.wake_reads.fields(var, whole)
         return self._primary_fields[key]
 
-    def kind_fields(self, rule: A.Rule) -> dict[str, frozenset | None]:
+    def kind_fields(self, rule: A.Rule, stopped: bool = False) -> dict[str, frozenset | None]:
         """For each kind a rule ranges over — in a `for`, its `pick`, a comprehension or a quantifier,
         its own or in the defs it calls — the fields it may read of those objects, wherever they go
         (Reads.kinds: into the defs given them, out of those that return them), None where it may
         use one whole. A change to an object in other fields only, which leaves it in the same
-        index entries, leaves the rule's evaluation as it was: the same objects, read alike."""
-        found = self._kind_fields.get(id(rule))
+        index entries, leaves the rule's evaluation as it was: the same objects, read alike.
+        `stopped`: those its clauses may read, for an instance none of whose bindings passed them."""
+        known = self._guard_fields if stopped else self._kind_fields
+        found = known.get(id(rule))
         if found is None:
-            found = self._kind_fields[id(rule)] = self.memo.reads.kinds(
-                (rule.clauses, rule.actions, rule.pick), self.ev.kind_name)
+            roots = (rule.clauses,) if stopped else (rule.clauses, rule.actions, rule.pick)
+            found = known[id(rule)] = self.memo.wake_reads.kinds(roots, self.ev.kind_name)
         return found
 
     def rules_of_kind(self, kind: str) -> list[tuple]:
@@ -1223,6 +1279,7 @@ class _Plan:
         self.ensured: set[tuple] = set()
         self.created: set[tuple] = set()
         self.deleted: set[tuple] = set()
+        self.acted = False
 
     def run(self, clauses: tuple, env: dict) -> None:
         self._walk(list(clauses), env)
@@ -1258,6 +1315,7 @@ class _Plan:
             self._walk(rest, env)
 
     def act(self, env: dict) -> None:
+        self.acted = True
         rule = self.inst.rule
         for a in rule.actions:
             self.action(a, env)

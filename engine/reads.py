@@ -11,6 +11,13 @@ earlier state, through any def it calls. An expression that is pure and reads on
 F of `var` gives the same value for any two objects equal in F. `straight(defs, name)` says
 whether a def is pure, small and free of loops: cheaper to evaluate at each call than to
 memoise.
+
+`Reads(program, derive=True)` answers `fields` and `kinds` for the engine's wake-ups: there a
+call of a *derivable* def (`derivable`: a straight def of one object, whose value holds none)
+on a followed object reads of it the one field `derived(def)` (`terminal()`), not the fields
+the def reads, as a guard that reads the phase only through `terminal(p)` reads of the pod only
+whether it is terminal. The engine counts that field changed only where the def's value on the
+two versions differs.
 """
 
 from __future__ import annotations
@@ -58,8 +65,10 @@ class Reads:
     analysis does not follow (a comparison, a record or list built of them, a built-in not named
     above, a loop over one object's keys) reads the objects of its tags whole."""
 
-    def __init__(self, program: Program):
+    def __init__(self, program: Program, derive: bool = False):
         self.program = program
+        self.derive = derive  # calls of derivable defs read `derived(def)` of their argument
+        self._derivable: dict[str, bool] = {}
         # (def, what each argument carries: OBJECT, LIST or None) → the fields read of each
         # parameter, those read of each kind it ranges over, and what its value carries
         self._summaries: dict[tuple, tuple] = {}
@@ -203,8 +212,28 @@ class Reads:
             found = None
         return {**env, source.var: found and (found[0], OBJECT)}
 
+    def derivable(self, name: str) -> bool:
+        """Whether a def's value on an object is a function of some of that object's fields alone,
+        cheap to work out again and holding nothing of it: one parameter, read by its fields (not
+        whole), straight (it reads no kind, no clock), and its value is not the object nor a list
+        of it (a caller could read those further)."""
+        found = self._derivable.get(name)
+        if found is None:
+            d = self.program.defs[name]
+            if len(d.params) == 1 and straight(self.program.defs, name):
+                params, _, value = self._summary(name, (OBJECT,))
+                found = params[0] is not None and value is None
+            else:
+                found = False
+            self._derivable[name] = found
+        return found
+
     def _call(self, e: A.Call, env: dict, out: dict):
         args = [self._flow(a, env, out) for a in e.args]
+        if self.derive and len(args) == 1 and args[0] is not None and args[0][1] is OBJECT and self.derivable(e.fn):
+            for tag in args[0][0]:
+                _note(out, tag, frozenset((derived(e.fn),)))
+            return None
         params, kinds, value = self._summary(e.fn, tuple(a and a[1] for a in args))
         for n, a in enumerate(args):
             if n >= len(params) or params[n] is None:
@@ -237,6 +266,12 @@ class Reads:
         if found is None or found[0] is not e:
             found = self._pure[id(e)] = (e, reads_world(self.program.defs, e) is None)
         return found[1]
+
+
+def derived(name: str) -> str:
+    """The field a derivable def's call reads of its argument in a `derive` analysis: no field
+    of an object is named so."""
+    return name + "()"
 
 
 def _note(out: dict, tag, fields) -> None:
