@@ -216,17 +216,52 @@ class _Stored:
 _AS_DECODED = frozenset({str, int, bool, float, type(None), Fraction})
 
 
-def _encode_fields(obj: dict, base: _Stored | None) -> tuple[bytes, dict, dict]:
+class _Decodings:
+    """The values stored texts of fields decode to, by text, up to a bound: the objects a set
+    creates from one template hold alike values (containers, labels, tolerations), which are
+    decoded once and shared by their stored objects (_Stored), as an object's versions share the
+    values an update keeps. No one is given to change them. A long text is decoded afresh: a
+    field that grows write by write would otherwise keep each of its versions."""
+
+    LIMIT = 100_000  # texts
+    LONGEST = 2_000  # characters of a text kept
+
+    def __init__(self):
+        self._values: dict[str, Any] = {}
+
+    def value(self, text: str):
+        """_decoded(text), made once."""
+        if len(text) > self.LONGEST:
+            return _decoded(text)
+        values = self._values
+        value = values.get(text)
+        if value is None:
+            if len(values) >= self.LIMIT:
+                values.clear()
+            value = values[text] = _decoded(text)
+        return value
+
+
+def _encode_fields(obj: dict, base: _Stored | None, decoded: _Decodings) -> tuple[bytes, dict, dict]:
     """encode_object(obj), the object those bytes decode to (less its revisions) and their
-    pieces (_Stored). An update of `base` is made field by field: a field that holds the same
-    object as there keeps its piece and decoded value, the others are encoded and decoded alone,
-    for SORTED_JSON of a map is its fields' pieces in key order, and decoding reads each on its
-    own."""
+    pieces (_Stored). It is made field by field, for SORTED_JSON of a map is its fields' pieces
+    in key order, and decoding reads each on its own: a field of a value that decoding gives back
+    as it is keeps the value (but NaN: every decoded NaN is one object, which `in` finds), the
+    others take what their text decodes to, on a create from `decoded`. An update of `base`
+    keeps the piece and decoded value of a field that holds the same object as there, and
+    decodes the others afresh."""
     kept = base.object if base is not None else None
     if kept is None or obj.keys() != kept.keys():
-        pieces = {f: encode_basestring(f) + ":" + SORTED_JSON(obj[f]) for f in sorted(obj) if f not in _REVISIONS}
-        text = "{" + ",".join(pieces.values()) + "}"
-        return text.encode(), _decoded(text), pieces
+        pieces = {}
+        values = {}
+        for f in sorted(obj):
+            if f in _REVISIONS:
+                continue
+            v = obj[f]
+            text = SORTED_JSON(v)
+            pieces[f] = encode_basestring(f) + ":" + text
+            values[f] = v if type(v) in _AS_DECODED and v == v else decoded.value(text)
+        return ("{" + ",".join(pieces.values()) + "}").encode(), values, pieces
     changed = [f for f, v in obj.items() if v is not kept[f] and f not in _REVISIONS]
     pieces = dict(base.pieces)
     values = dict(kept)
@@ -398,6 +433,8 @@ class APIServer:
                     self._policies.setdefault(info.name, []).append((policy, deny, fields))
                     if reads.pure(deny.cond) and (judged := reads.fields(deny.source.var, deny.cond)) is not None:
                         self._judged_by[id(deny)] = _judged(program, info, judged)
+        # kind → the policies an update passes: less the denies of creates alone
+        self._on_update = {kind: [p for p in ps if not _creates_only(p[1])] for kind, ps in self._policies.items()}
         # kind → its mutations, in declaration order (files, policies, clauses); a `when` that
         # reads only its object is judged by the fields it reads, as a deny is
         self._mutations: dict[str, list[tuple[A.PolicyDecl, A.Mutate]]] = {}
@@ -417,10 +454,12 @@ class APIServer:
             fields = frozenset().union(*(f for _, _, f in ps if f is not None))
             self._ratcheted[kind] = tuple(sorted(fields))
             self._loose[kind] = fields & program.loose_fields(kind)
-        # store key → (revision, a copy of those fields as admitted: a caller may change the
-        # object it was given back)
+        # store key → (revision, the object admitted, as stored: _Stored.object, which no one
+        # changes, unlike the object handed back). Kept apart from `_stored`, which a write by
+        # another hand empties: an update of that revision still ratchets.
         self._admitted: dict[str, tuple[int, dict]] = {}
         self._stored: dict[str, _Stored] = {}  # store key → what this server wrote there last
+        self._decoded = _Decodings()
         self.rbac_enabled = "RoleBinding" in program.kinds or "ClusterRoleBinding" in program.kinds
         self._users_declared = "User" in program.kinds
         self._rbac = _RBACCache(self) if self.rbac_enabled or self._users_declared else None
@@ -524,15 +563,15 @@ class APIServer:
                                             "must be unset to create an object"])
         obj["resourceVersion"] = None
         obj["createdRevision"] = None
-        obj, _ = self._admit(info, obj)
+        obj = self._admit(info, obj)
         key = self.key(info, namespace, name)
-        data, stored, pieces = _encode_fields(obj, None)
+        data, stored, pieces = _encode_fields(obj, None, self._decoded)
         r = self.store.txn([Compare(key, "create", "==", 0)], [Put(key, data)])
         if not r.succeeded:
             raise AlreadyExists(f'{self.resource(info)} "{name}" already exists')
         obj["resourceVersion"] = obj["createdRevision"] = r.revision
         stored["resourceVersion"] = stored["createdRevision"] = r.revision
-        self._remember(info, key, r.revision, obj)
+        self._remember(info, key, r.revision, stored)
         self._stored[key] = _Stored(data, stored, pieces)
         return obj
 
@@ -558,8 +597,8 @@ class APIServer:
         base = self._stored.get(key)
         if base is not None and not base.holds(current):
             base = None  # written since by another hand (explore's restores)
-        obj, changed = self._admit(info, obj, old, base)
-        data, stored, pieces = _encode_fields(obj, base)
+        obj = self._admit(info, obj, old, base)
+        data, stored, pieces = _encode_fields(obj, base, self._decoded)
         if data == current.value:
             return decode_object(current)  # nothing changed: no write, no new revision
         r = self.store.txn([Compare(key, "mod", "==", rv)], [Put(key, data)])
@@ -569,7 +608,7 @@ class APIServer:
             raise self._conflict(info, name)
         obj["resourceVersion"] = stored["resourceVersion"] = r.revision
         stored["createdRevision"] = current.create_revision
-        self._remember(info, key, r.revision, obj, old, changed)
+        self._remember(info, key, r.revision, stored)
         self._stored[key] = _Stored(data, stored, pieces)
         return obj
 
@@ -604,20 +643,15 @@ class APIServer:
             self._stored.clear()
         self._kind_written[info.name] = self._last_write = revision
 
-    def _remember(self, info: KindInfo, key: str, revision: int, obj: dict, old: dict | None = None,
-                  changed: set[str] | None = None) -> None:
-        """Note a write of `obj`, an update of `old` (as admitted) if given, which changes the
-        fields `changed` of those it keeps copies of: of the rest, the copies in `old` serve."""
+    def _remember(self, info: KindInfo, key: str, revision: int, stored: dict) -> None:
+        """Note a write of an object, `stored` as its stored bytes decode (_Stored.object): what a
+        ratcheted update of it compares with (`_admit`). Its fields hold what was admitted, as
+        decoding gives it back, and the revision it was written at, which an update of it names
+        (else it conflicts): a policy that reads the revision finds it unchanged, as Kubernetes
+        finds an update's resourceVersion its old object's. No one changes them: no copy."""
         self._wrote(info, revision)
-        fields = self._ratcheted.get(info.name)
-        if fields:
-            if changed is None:
-                admitted = {f: _copy(obj.get(f)) for f in fields}
-            else:
-                admitted = dict(old)
-                for f in changed:
-                    admitted[f] = _copy(obj.get(f))
-            self._admitted[key] = (revision, admitted)
+        if self._ratcheted.get(info.name):
+            self._admitted[key] = (revision, stored)
 
     def delete(self, who: Identity, kind: str, namespace: str | None, name: str,
                resource_version: int | None = None) -> dict:
@@ -679,13 +713,14 @@ class APIServer:
         return obj
 
     def _admit(self, info: KindInfo, obj: dict, old: dict | None = None,
-               stored: _Stored | None = None) -> tuple[dict, set[str] | None]:
+               stored: _Stored | None = None) -> dict:
         """Defaulting, validation, the mutating admission policies, then the validating ones: the
-        object admitted and, with `old`, the fields a ratcheted policy reads that it changes. An
-        update of `old`, as this server admitted it, is not denied by a policy that reads only
-        fields the mutated object keeps: as Kubernetes ratchets validation, an unchanged field is
-        not judged again. A field that holds the very value of `stored` (what it updates, as
-        stored) is neither defaulted nor validated again: it was, when admitted."""
+        object admitted. An update of `old`, as this server admitted it (_remember), is not denied
+        by a policy that reads only fields the mutated object keeps: as Kubernetes ratchets
+        validation, an unchanged field is not judged again; one that holds the very value of `old`
+        is kept without a compare (a shared watch hands those values over). A field that holds
+        the very value of `stored` (what it updates, as stored) is neither defaulted nor
+        validated again: it was, when admitted."""
         base = stored.object if stored is not None else None
         obj = self._schema.default_fields(info.fields, obj, base)
         self._check_schema(info, obj, base)
@@ -694,8 +729,10 @@ class APIServer:
         changed = None  # with `old`: the fields a ratcheted policy reads that are not kept
         if old is not None:
             loose = self._loose.get(info.name, ())
-            changed = {f for f in self._ratcheted.get(info.name, ()) if differs(old.get(f), obj.get(f), f in loose)}
-        for policy, deny, fields in self._policies.get(info.name, ()):
+            changed = {f for f in self._ratcheted.get(info.name, ())
+                       if (value := obj.get(f)) is not (kept := old.get(f)) and differs(kept, value, f in loose)}
+        policies = self._policies if obj["resourceVersion"] is None else self._on_update
+        for policy, deny, fields in policies.get(info.name, ()):
             if changed is not None and fields is not None and changed.isdisjoint(fields):
                 continue
             env = {deny.source.var: obj}
@@ -706,7 +743,7 @@ class APIServer:
                     if because is not None:
                         message = str(because)
                 raise self._denied(info, obj["name"], deny.reason, message)
-        return obj, changed
+        return obj
 
     def _denied(self, info: KindInfo, name: str, reason: str | None, message: str) -> APIError:
         """A deny's refusal, worded as Kubernetes words its reason (A.DENY_REASONS)."""
@@ -846,16 +883,6 @@ class APIServer:
     def _conflict(self, info: KindInfo, name: str) -> Conflict:
         return Conflict(f'Operation cannot be fulfilled on {self.resource(info)} "{name}": the object has been '
                         "modified; please apply your changes to the latest version and try again")
-
-
-def _copy(v):
-    """A copy of a value's maps and lists, which a caller may change; the rest is immutable."""
-    t = type(v)
-    if t is dict:
-        return {k: _copy(x) for k, x in v.items()}
-    if t is list:
-        return [_copy(x) for x in v]
-    return v
 
 
 def _mutation_failed(policy: A.PolicyDecl, info: KindInfo, obj: dict, e: EvalError) -> APIError:
@@ -1083,6 +1110,19 @@ _LEAF_TYPES = {
     "bool": (bool,),
     "string": (str,),
 }
+
+
+def _creates_only(deny: A.Deny) -> bool:
+    """Whether a deny holds of a create alone: its `when` starts `x.resourceVersion == none and`,
+    the idiom of a policy that would name the operation (rules/admission.konv), which an update's
+    object fails before anything else is read: it has its resourceVersion, which no mutation may
+    set."""
+    cond = deny.cond
+    while isinstance(cond, A.Binary) and cond.op == "and":
+        cond = cond.left
+    return (isinstance(cond, A.Binary) and cond.op == "==" and isinstance(cond.right, A.NoneLit)
+            and isinstance(cond.left, A.Attr) and cond.left.name == "resourceVersion"
+            and isinstance(cond.left.obj, A.Name) and cond.left.obj.id == deny.source.var)
 
 
 def _judged(program: Program, info: KindInfo, fields) -> tuple[tuple[str, bool], ...]:
