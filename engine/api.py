@@ -242,14 +242,16 @@ class _Decodings:
         return value
 
 
-def _encode_fields(obj: dict, base: _Stored | None, decoded: _Decodings) -> tuple[bytes, dict, dict]:
+def _encode_fields(obj: dict, base: _Stored | None,
+                   decoded: _Decodings | None = None) -> tuple[bytes, dict, dict]:
     """encode_object(obj), the object those bytes decode to (less its revisions) and their
     pieces (_Stored). It is made field by field, for SORTED_JSON of a map is its fields' pieces
     in key order, and decoding reads each on its own: a field of a value that decoding gives back
     as it is keeps the value (but NaN: every decoded NaN is one object, which `in` finds), the
-    others take what their text decodes to, on a create from `decoded`. An update of `base`
-    keeps the piece and decoded value of a field that holds the same object as there, and
-    decodes the others afresh."""
+    others take what their text decodes to, shared through `decoded` where it is given (creates:
+    objects alike share those values). An update of `base` keeps the piece and decoded value of
+    a field that holds the same object as there; of the others, a plain value is kept as given
+    and the rest decoded afresh."""
     kept = base.object if base is not None else None
     if kept is None or obj.keys() != kept.keys():
         pieces = {}
@@ -260,7 +262,10 @@ def _encode_fields(obj: dict, base: _Stored | None, decoded: _Decodings) -> tupl
             v = obj[f]
             text = SORTED_JSON(v)
             pieces[f] = encode_basestring(f) + ":" + text
-            values[f] = v if type(v) in _AS_DECODED and v == v else decoded.value(text)
+            if type(v) in _AS_DECODED and v == v:
+                values[f] = v
+            else:
+                values[f] = decoded.value(text) if decoded is not None else _decoded(text)
         return ("{" + ",".join(pieces.values()) + "}").encode(), values, pieces
     changed = [f for f, v in obj.items() if v is not kept[f] and f not in _REVISIONS]
     pieces = dict(base.pieces)
@@ -598,7 +603,7 @@ class APIServer:
         if base is not None and not base.holds(current):
             base = None  # written since by another hand (explore's restores)
         obj = self._admit(info, obj, old, base)
-        data, stored, pieces = _encode_fields(obj, base, self._decoded)
+        data, stored, pieces = _encode_fields(obj, base)
         if data == current.value:
             return decode_object(current)  # nothing changed: no write, no new revision
         r = self.store.txn([Compare(key, "mod", "==", rv)], [Put(key, data)])
