@@ -676,8 +676,7 @@ class Engine:
         self.field_wakeups = True
         self._primary_fields: dict[tuple, frozenset | None] = {}
         self._loose: dict[str, frozenset] = {}
-        self._kind_fields: dict[int, dict[str, frozenset | None]] = {}
-        self._guard_fields: dict[int, dict[str, frozenset | None]] = {}  # kind_fields of the clauses alone
+        self._kind_fields: dict[tuple, dict[str, frozenset | None]] = {}
         self._derived: dict[str, dict[str, tuple]] = {}
 
     # -- the store through the API server
@@ -1028,11 +1027,11 @@ class Engine:
         use one whole. A change to an object in other fields only, which leaves it in the same
         index entries, leaves the rule's evaluation as it was: the same objects, read alike.
         `stopped`: those its clauses may read, for an instance none of whose bindings passed them."""
-        known = self._guard_fields if stopped else self._kind_fields
-        found = known.get(id(rule))
+        key = (id(rule), stopped)
+        found = self._kind_fields.get(key)
         if found is None:
             roots = (rule.clauses,) if stopped else (rule.clauses, rule.actions, rule.pick)
-            found = known[id(rule)] = self.memo.wake_reads.kinds(roots, self.ev.kind_name)
+            found = self._kind_fields[key] = self.memo.wake_reads.kinds(roots, self.ev.kind_name)
         return found
 
     def rules_of_kind(self, kind: str) -> list[tuple]:
