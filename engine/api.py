@@ -246,26 +246,18 @@ def _encode_fields(obj: dict, base: _Stored | None,
                    decoded: _Decodings | None = None) -> tuple[bytes, dict, dict]:
     """encode_object(obj), the object those bytes decode to (less its revisions) and their
     pieces (_Stored). It is made field by field, for SORTED_JSON of a map is its fields' pieces
-    in key order, and decoding reads each on its own: a field of a value that decoding gives back
-    as it is keeps the value (but NaN: every decoded NaN is one object, which `in` finds), the
-    others take what their text decodes to, shared through `decoded` where it is given (creates:
-    objects alike share those values). An update of `base` keeps the piece and decoded value of
-    a field that holds the same object as there; of the others, a plain value is kept as given
-    and the rest decoded afresh."""
+    in key order, and decoding reads each on its own (_value). An update of `base` keeps the
+    piece and decoded value of a field that holds the same object as there, or an equal one."""
     kept = base.object if base is not None else None
     if kept is None or obj.keys() != kept.keys():
         pieces = {}
         values = {}
         for f in sorted(obj):
-            if f in _REVISIONS:
-                continue
-            v = obj[f]
-            text = SORTED_JSON(v)
-            pieces[f] = encode_basestring(f) + ":" + text
-            if type(v) in _AS_DECODED and v == v:
-                values[f] = v
-            else:
-                values[f] = decoded.value(text) if decoded is not None else _decoded(text)
+            if f not in _REVISIONS:
+                v = obj[f]
+                text = SORTED_JSON(v)
+                pieces[f] = encode_basestring(f) + ":" + text
+                values[f] = _value(v, text, decoded)
         return ("{" + ",".join(pieces.values()) + "}").encode(), values, pieces
     changed = [f for f, v in obj.items() if v is not kept[f] and f not in _REVISIONS]
     pieces = dict(base.pieces)
@@ -275,9 +267,17 @@ def _encode_fields(obj: dict, base: _Stored | None,
         text = SORTED_JSON(v)
         piece = encode_basestring(f) + ":" + text
         if piece != pieces[f]:  # else an equal value, made afresh: the decoded one is kept
-            pieces[f] = piece
-            values[f] = v if type(v) in _AS_DECODED else _decoded(text)
+            pieces[f], values[f] = piece, _value(v, text)
     return ("{" + ",".join(pieces.values()) + "}").encode(), values, pieces
+
+
+def _value(v, text: str, decoded: _Decodings | None = None):
+    """What a field's stored text (`text`, of `v`) decodes to: `v` itself where decoding gives it
+    back as it is (but NaN: every decoded NaN is one object, which `in` finds), else a decoding,
+    shared through `decoded` where it is given (creates: objects alike share those values)."""
+    if type(v) in _AS_DECODED and v == v:
+        return v
+    return decoded.value(text) if decoded is not None else _decoded(text)
 
 
 def _fraction(d: dict):

@@ -1560,9 +1560,9 @@ def test_a_policy_reading_the_revision_finds_it_unchanged_on_every_update():
         api.update(api.admin, "job", dict(job, phase="Failed"))
 
 
-def test_nans_created_alike_are_one_value_to_in():
+def test_nans_created_or_updated_are_one_value_to_in():
     # Decoding makes every NaN one object, which `in` finds by identity before equality: a created
-    # object keeps its decoded NaN, not the caller's.
+    # or updated object keeps its decoded NaN, not the caller's.
     prog = program_of("""
     kind Item { score: float?  seen: bool = false }
     kind Seed { n: int = 0 }
@@ -1570,13 +1570,16 @@ def test_nans_created_alike_are_one_value_to_in():
     controller c {
       rule make for seed s create item "a" { score: float("nan") }
       rule make2 for seed s create item "b" { score: float("nan") }
+      rule make3 for seed s create item "c" { score: 0.0 }
+      rule spoil for item x where x.name == "c" and x.score == 0.0 set x.score = float("nan")
       rule mark for item x where not x.seen and any([o for item o where o.name != x.name and x.score in [o.score]])
         set x.seen = true
     }
     """)
     for naive in (False, True):
         result = reconcile(prog, naive=naive)
-        assert {o["name"]: o["seen"] for o in result.objects if o["kind"] == "Item"} == {"a": True, "b": True}
+        assert {o["name"]: o["seen"] for o in result.objects if o["kind"] == "Item"} == {"a": True, "b": True,
+                                                                                          "c": True}
 
 
 def test_long_texts_are_decoded_afresh_not_kept():
