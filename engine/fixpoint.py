@@ -111,7 +111,7 @@ class Cache:
         self.state_hash = 0  # order-independent hash of every object's content
         self.hashes: dict[tuple, int] = {}  # key → its object's content hash
         # id(object) → (object, how a memo key names it, how memo keys name its content: a set
-        # of fields → their digest, and a field → its text, of which those are made: _projection,
+        # of fields → their texts, and a field → its text, of which those are made: _projection,
         # kept by a new version for the fields it leaves alone (put), a def → the memo key of
         # calling it with the object alone, and the API server's texts of its fields, or None:
         # put), for the objects held
@@ -348,12 +348,13 @@ def _unchanged(content_parts: dict, changed: frozenset) -> dict:
 
 def _projection(obj: dict, fields: frozenset, texts: dict,
                 field_text: Callable[[str, Any], str | None] | None = None) -> tuple:
-    """How a memo key names an object by some of its fields: their values' digest. Equal contents
-    in any key order name alike, while 1, 1.0 and true, or 0.0 and -0.0, do not (they are equal in
-    Python, not to type_of or str). Each field's text is made once per object and kept in `texts`,
-    as the projections of an object share fields (a list of records may be in most), or taken
-    from `field_text`, the API server's (WatchEvent.field_text), where it has it: the text of a
-    value it decoded is the text it decoded."""
+    """How a memo key names an object by some of its fields: their values' texts, in the fields'
+    order, as they are (a tuple of them is hashed faster than a digest of them is made, each text
+    keeping its hash). Equal contents in any key order name alike, while 1, 1.0 and true, or 0.0
+    and -0.0, do not (they are equal in Python, not to type_of or str). Each field's text is made
+    once per object and kept in `texts`, as the projections of an object share fields (a list of
+    records may be in most), or taken from `field_text`, the API server's (WatchEvent.field_text),
+    where it has it: the text of a value it decoded is the text it decoded."""
     values = []
     for f in sorted(fields):
         text = texts.get(f)
@@ -362,7 +363,7 @@ def _projection(obj: dict, fields: frozenset, texts: dict,
             text = field_text(f, value) if field_text is not None else None
             texts[f] = text = SORTED_JSON(value) if text is None else text
         values.append(text)
-    return obj["kind"], fields, hashlib.blake2b(",".join(values).encode(), digest_size=16).digest()
+    return obj["kind"], fields, tuple(values)
 
 
 class _TrackingWorld:
@@ -408,7 +409,7 @@ class _Memo:
 
     A call is keyed by the def and its arguments; an object argument by its key and
     resourceVersion, so a change to the object itself makes a new key — or, where the def
-    reads nothing of it that tells equal objects apart (`content_params`), by the digest of
+    reads nothing of it that tells equal objects apart (`content_params`), by the texts of
     the fields it reads, so that objects alike in those (made from one template) share the
     result. A record argument (a value of a record type) is named by the values of the fields the
     def reads of it (`by_record`), or by its whole value where it uses it whole. A hit adds
