@@ -812,6 +812,8 @@ def _compare(e: A.Binary, a, b) -> bool:
 
 
 _RATIONAL = frozenset({int, Fraction})  # exact numbers (not bool)
+_INT = frozenset({int})
+_NONE = type(None)
 
 
 def _exact_arith(e: A.Binary, op: str, a, b) -> int | Fraction:
@@ -925,8 +927,14 @@ def _numbers(xs):
 
 
 def _sum(ev, e, args):
-    xs = _numbers(args[0])
-    if set(map(type, xs)) <= _RATIONAL:
+    xs = args[0] or []
+    types = set(map(type, xs))
+    if types == _INT:
+        return sum(xs)  # in C: byte counts, pod counts
+    if _NONE in types:
+        types.discard(_NONE)
+        xs = [x for x in xs if x is not None]
+    if types <= _RATIONAL:
         return exact_sum(xs)
     if any(isinstance(x, float) for x in xs):
         return sum(xs)

@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.check import check_modules
-from engine.eval import EvalError, Evaluator
+from engine.eval import EvalError, Evaluator, _sum
+from engine.values import exact
 from engine.parse import parse_text
 
 
@@ -195,3 +196,20 @@ def test_a_clock_first_finds_in_a_list_is_a_number_where_deadlines_are_recorded(
     ev.deadlines = set()
     assert ev.eval(prog.defs["f"].body, {"xs": [0, 2, 3]}) is False
     assert ev.deadlines == set()
+
+
+_summands = st.lists(st.none() | st.integers() | st.builds(Fraction, st.integers(), st.sampled_from([1, 2, 10, 1000]))
+                     | st.floats(allow_nan=False, allow_infinity=False), max_size=8)
+
+
+@given(_summands)
+def test_sum_skips_none_and_adds_exactly_unless_a_float_is_among_its_numbers(xs):
+    # `sum` takes a list of only ints on a shortcut (Python's sum): it gives what adding every
+    # number other than none exactly, or as floats where one is a float, gives.
+    numbers = [exact(x) if isinstance(x, Fraction) else x for x in xs if x is not None]
+    total = _sum(None, None, [[exact(x) if isinstance(x, Fraction) else x for x in xs]])
+    if any(isinstance(x, float) for x in numbers):
+        expected = sum(numbers)
+    else:
+        expected = exact(sum(Fraction(x) for x in numbers))
+    assert total == expected and type(total) is type(expected)
