@@ -1,8 +1,13 @@
 """The kubelet and container runtime (rules/kubelet.konv)."""
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from engine import fixpoint
+from engine.fixpoint import reconcile
 from engine.kube.tables import pod_status
-from tests.kube import node, run
+from engine.store import open_store
+from tests.kube import Cluster, node, program_of, run
 
 
 def pod(name, node_name="n1", cpu="100m", memory="64Mi", extra="", container_extra=""):
@@ -208,3 +213,88 @@ def test_crash_looping_pod_has_a_back_off_event_until_it_runs_again():
     # Restarted at 11 s, running until it crashes again at 12 s: no back-off, no event.
     c = run(node("n1") + pod("crashy", container_extra="crashing: true"), until=11.5)
     assert c.get("Pod", "crashy")["reason"] == "" and c.of("Event") == []
+
+
+NODE_CPUS = ["0", "250m", "1"]
+NODE_MEMORIES = ["0", "128Mi", "1Gi"]
+POD_CPUS = ["0", "100m", "250m", "1"]
+POD_MEMORIES = ["0", "64Mi", "1Gi"]
+
+
+@st.composite
+def crowded_nodes(draw):
+    """Nodes (some of no capacity at all) and the pods pinned to them with nodeName, often more than
+    fit: some finished already, some terminating, some whose nodeSelector the node does not match."""
+    nodes = [{"name": f"n{i}", "cpu": draw(st.sampled_from(NODE_CPUS)),
+              "memory": draw(st.sampled_from(NODE_MEMORIES)), "pods": draw(st.integers(0, 3)),
+              "zone": draw(st.sampled_from("ab"))}
+             for i in range(draw(st.integers(1, 3)))]
+    pods = [{"name": f"p{i}", "node": draw(st.sampled_from(nodes))["name"],
+             "cpu": draw(st.sampled_from(POD_CPUS)), "memory": draw(st.sampled_from(POD_MEMORIES)),
+             "state": draw(st.sampled_from(["pending", "pending", "pending", "succeeded", "deleting"])),
+             "zone": draw(st.sampled_from([None, None, "a", "b"]))}
+            for i in range(draw(st.integers(1, 7)))]
+    return nodes, pods
+
+
+def crowded_spec(nodes, pods) -> str:
+    extra = {"pending": "", "succeeded": 'phase: "Succeeded"', "deleting": "deleting: true"}
+    return "".join(
+        node(n["name"], cpu=n["cpu"], memory=n["memory"], extra=f'pods: {n["pods"]}  labels {{ zone: "{n["zone"]}" }}')
+        for n in nodes
+    ) + "".join(
+        pod(p["name"], node_name=p["node"], cpu=p["cpu"], memory=p["memory"],
+            extra=extra[p["state"]] + (f' nodeSelector {{ zone: "{p["zone"]}" }}' if p["zone"] else ""))
+        for p in pods
+    )
+
+
+def first_failing(p, n, admitted):
+    """The kubelet's verdict on a pending pod, by Kubernetes' predicates in their order: the
+    rejection's reason, or None to admit it."""
+    if len(admitted) + 1 > n["pods"]:
+        return "OutOfpods"
+    if sum(q["containers"][0]["cpu"] for q in admitted) + p["containers"][0]["cpu"] > n["cpu"]:
+        return "OutOfcpu"
+    if sum(q["containers"][0]["memory"] for q in admitted) + p["containers"][0]["memory"] > n["memory"]:
+        return "OutOfmemory"
+    if not all(n["labels"].get(k) == v for k, v in p["nodeSelector"].items()):
+        return "NodeAffinity"
+    return None
+
+
+@settings(max_examples=30)
+@given(crowded_nodes())
+def test_kubelet_admits_or_rejects_each_pod_of_a_crowded_node_as_its_admitted_pods_then_allow(cluster):
+    # Each pod that leaves Pending is judged against the pods admitted to its node just before
+    # (started: with an IP, not finished), whatever else is bound there (pending, finished or
+    # terminating pods, a node of no capacity): started if it fits, else failed with the first
+    # predicate's reason. Terminating pods are removed unstarted; the naive reference agrees.
+    nodes, pods = cluster
+    program = program_of(crowded_spec(nodes, pods))
+    store = open_store(None)
+    c = Cluster(reconcile(program, store=store), store)
+    assert c.result.converged and c.objects == list(reconcile(program, naive=True).objects)
+    by_node = {n["name"]: c.node(n["name"]) for n in nodes}
+    judged, before = set(), {}
+    for _, objects in c.states():
+        now = {o["name"]: o for o in objects if o["kind"] == "Pod"}
+        for name, p in now.items():
+            was = before.get(name)
+            if was is None or was["phase"] != "Pending" or p["phase"] == "Pending":
+                continue
+            admitted = [q for q in before.values() if q["node"] == was["node"] and q["ip"] is not None
+                        and q["phase"] not in ("Pending", "Succeeded", "Failed")]
+            verdict = first_failing(was, by_node[was["node"]], admitted)
+            assert (p["phase"], p["reason"]) == (("Running", "") if verdict is None else ("Failed", verdict)), name
+            assert (p["ip"] is None) == (verdict is not None), name
+            judged.add(name)
+        before = now
+    for want in pods:
+        p = c.get("Pod", want["name"])
+        if want["state"] == "deleting":
+            assert p is None and want["name"] not in judged  # stopped and removed, never started
+        elif want["state"] == "succeeded":
+            assert p["phase"] == "Succeeded" and p["ip"] is None
+        else:
+            assert want["name"] in judged
