@@ -42,7 +42,7 @@ from typing import Any, Literal
 import attrs
 
 from . import ast as A
-from .check import OBJECT_NAME, KindInfo, Program
+from .check import KindInfo, Program, valid_name
 from .errors import Diagnostic, KonvergeError, Span
 from .eval import EvalError, Evaluator
 from .names import closest
@@ -848,7 +848,7 @@ class APIServer:
             value = obj[field]
             if value is None:
                 continue
-            if not isinstance(value, str) or len(value) > 253 or not OBJECT_NAME.match(value):
+            if not isinstance(value, str) or not valid_name(value):
                 causes.append(
                     f"{field}: Invalid value: {_show(value)}: a lowercase RFC 1123 subdomain must consist of "
                     "lower case alphanumeric characters, '-' or '.', and must start and end with an "

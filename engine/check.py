@@ -28,8 +28,14 @@ from .types import (
 
 # Fields every object has; the API server owns them.
 META_FIELDS = {"name": STRING, "namespace": STRING, "resourceVersion": INT}
-OBJECT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_OBJECT_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 IP_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)\.(\d+)(?:/(\d+))?$")
+
+
+def valid_name(name: str) -> bool:
+    """Whether `name` is an object name Kubernetes admits: an RFC 1123 subdomain. Matched whole
+    (`$` would let a name end in a newline)."""
+    return len(name) <= 253 and _OBJECT_NAME.fullmatch(name) is not None
 
 
 @attrs.frozen(slots=True)
@@ -532,7 +538,7 @@ class _Checker:
         self.check_entries(d.entries, kind.fields, {}, kind.name, require=True, span=d.span)
 
     def check_name(self, name: str, span: Span):
-        if len(name) > 253 or not OBJECT_NAME.match(name):
+        if not valid_name(name):
             self.error("E055", f"`{name}` is not a valid object name", span,
                        hint="names are lower-case letters, digits, '-' and '.', starting and ending "
                             "with a letter or digit, at most 253 characters")

@@ -914,7 +914,7 @@ def test_several_validation_errors_are_reported_together(api):
                                "phase: Invalid value: 1: must be of type string]")
 
 
-@pytest.mark.parametrize("name", ["Web-1", "web_1", "-web", "web-", "a" * 254])
+@pytest.mark.parametrize("name", ["Web-1", "web_1", "-web", "web-", "a" * 254, "web\n"])
 def test_object_names_must_be_rfc_1123_subdomains(api, name):
     with pytest.raises(Invalid) as e:
         api.create(api.admin, "pod", pod(name))
