@@ -271,6 +271,22 @@ def _encode_fields(obj: dict, base: _Stored | None,
     return ("{" + ",".join(pieces.values()) + "}").encode(), values, pieces
 
 
+@attrs.frozen(slots=True)
+class _Alike:
+    """A create as `APIServer._alike` keeps it: the objects a set creates from one template differ
+    in their names alone, and every one would be defaulted, validated, mutated, judged and encoded
+    alike. No one changes these values: the creates that share them are `shared` ones."""
+
+    # The newest kept: alike creates come together (a ReplicaSet creates the pods it misses in one
+    # step), and an object kept here holds its whole body.
+    LIMIT = 1_000
+
+    given: dict  # the object as given, less its name
+    admitted: dict  # as admitted, before its revisions are set
+    stored: dict  # its stored bytes decoded (_Stored.object), less its revisions
+    pieces: dict  # its stored bytes' pieces (_Stored.pieces)
+
+
 def _value(v, text: str, decoded: _Decodings | None = None):
     """What a field's stored text (`text`, of `v`) decodes to: `v` itself where decoding gives it
     back as it is (but NaN: every decoded NaN is one object, which `in` finds), else a decoding,
@@ -451,6 +467,10 @@ class APIServer:
                     if reads.pure(m.cond) and (judged := reads.fields(m.source.var, m.cond)) is not None:
                         self._judged_by[id(m)] = _judged(program, info, judged)
         self._sets: dict[int, dict] = {}  # id(mutation) → the fields it sets
+        # kind → the denies a create alike to an earlier one but for its name is judged by again
+        # (_admit_alike), or None where a mutation of the kind reads more than the object's other fields
+        self._judged_again = {kind: self._denies_judged_again(kind, reads) for kind in program.kinds}
+        self._alike: dict[tuple, _Alike] = {}  # _alike_key → the newest create so named
         # kind → the fields its ratcheted policies read; of those, the ones `==` may call kept
         # when they changed (values.differs)
         self._ratcheted: dict[str, tuple[str, ...]] = {}
@@ -558,7 +578,11 @@ class APIServer:
 
     # -- writes
 
-    def create(self, who: Identity, kind: str, obj: dict) -> dict:
+    def create(self, who: Identity, kind: str, obj: dict, *, shared: bool = False) -> dict:
+        """Create an object; returns it as admitted. `shared`: the caller changes no value of the
+        object it gives nor of the one it is given back (the engine, which hands its objects over
+        and drops the answer), so a create alike to an earlier one but for its name may be
+        admitted as that one was, and share its values (_admit_alike)."""
         info = self.kind_info(kind)
         obj = self._incoming(info, obj)
         name, namespace = obj["name"], obj["namespace"]
@@ -568,9 +592,16 @@ class APIServer:
                                             "must be unset to create an object"])
         obj["resourceVersion"] = None
         obj["createdRevision"] = None
-        obj = self._admit(info, obj)
+        alike = self._alike_key(info, obj) if shared else None
+        earlier = self._alike.get(alike[0]) if alike is not None else None
+        if earlier is not None and earlier.given == alike[1] and valid_name(name):
+            obj, data, stored, pieces = self._admit_alike(info, earlier, name)
+        else:
+            obj = self._admit(info, obj)  # which says what is wrong with a name
+            data, stored, pieces = _encode_fields(obj, None, self._decoded)
+            if alike is not None:
+                self._keep_alike(*alike, obj, stored, pieces)
         key = self.key(info, namespace, name)
-        data, stored, pieces = _encode_fields(obj, None, self._decoded)
         r = self.store.txn([Compare(key, "create", "==", 0)], [Put(key, data)])
         if not r.succeeded:
             raise AlreadyExists(f'{self.resource(info)} "{name}" already exists')
@@ -616,6 +647,56 @@ class APIServer:
         self._remember(info, key, r.revision, stored)
         self._stored[key] = _Stored(data, stored, pieces)
         return obj
+
+    def _denies_judged_again(self, kind: str, reads: Reads) -> tuple[tuple[A.PolicyDecl, A.Deny], ...] | None:
+        """The denies of `kind` a create alike to an earlier one but for its name is judged by
+        again: those that read the store or the clock, its name, or it whole. None where a
+        mutation's `when` or value reads more than the object's fields but its name, for then
+        what the mutations make of alike objects may differ."""
+        for _, m in self._mutations.get(kind, ()):
+            for e in (m.cond, *(s.value for s in m.sets)):
+                if not reads.pure(e) or (fields := reads.fields(m.source.var, e)) is None or "name" in fields:
+                    return None
+        return tuple((policy, deny) for policy, deny, _ in self._policies.get(kind, ())
+                     if (judged := self._judged_by.get(id(deny))) is None or any(f == "name" for f, _ in judged))
+
+    def _alike_key(self, info: KindInfo, obj: dict) -> tuple[tuple, dict] | None:
+        """How `_alike` names a create's object (before admission): by its kind, the clock and the
+        text of all of it but its name; with that rest of it, which `==` compares too, as texts
+        alike may name values that are not (a Fraction and a map shaped like its encoding). None
+        where the kind is never admitted alike (`_judged_again`), or a value has no text."""
+        if self._judged_again.get(info.name) is None:
+            return None
+        rest = dict(obj)
+        del rest["name"]
+        try:
+            return (info.name, self.clock(), _TEXT(rest)), rest
+        except (TypeError, ValueError, RecursionError):
+            return None  # no value of the language: `_admit` says what is wrong
+
+    def _keep_alike(self, key: tuple, given: dict, admitted: dict, stored: dict, pieces: dict) -> None:
+        alike = self._alike
+        if len(alike) >= _Alike.LIMIT:
+            del alike[next(iter(alike))]  # the oldest
+        alike[key] = _Alike(given, dict(admitted), dict(stored), pieces)
+
+    def _admit_alike(self, info: KindInfo, earlier: _Alike, name: str) -> tuple[dict, bytes, dict, dict]:
+        """What admitting and encoding a create alike to `earlier` but for its (valid) name makes:
+        that one's, with this name. Defaulting, validating and mutating an object read its fields
+        but its name (and the clock, which the key holds); of its denies only those that
+        `_judged_again` names are judged again, the others held of none of the earlier object's
+        fields. As `_encode_fields`: the object, its bytes, their decoding and pieces."""
+        obj = dict(earlier.admitted)
+        obj["name"] = name
+        for policy, deny in self._judged_again[info.name]:
+            env = {deny.source.var: obj}
+            if self._holds(deny, deny.cond, env, obj, {}):
+                raise self._denied(info, name, policy, deny, env)
+        pieces = dict(earlier.pieces)
+        pieces["name"] = '"name":' + SORTED_JSON(name)
+        stored = dict(earlier.stored)
+        stored["name"] = name
+        return obj, ("{" + ",".join(pieces.values()) + "}").encode(), stored, pieces
 
     def unwritten_since(self, kind: str | tuple[str, ...], revision: int) -> bool:
         """Whether the store holds the same objects of `kind` (or of each of several) as at
@@ -742,16 +823,18 @@ class APIServer:
                 continue
             env = {deny.source.var: obj}
             if self._holds(deny, deny.cond, env, obj, values, stored):
-                message = policy.message
-                if deny.because is not None:
-                    because = self._admission.eval(deny.because, env)
-                    if because is not None:
-                        message = str(because)
-                raise self._denied(info, obj["name"], deny.reason, message)
+                raise self._denied(info, obj["name"], policy, deny, env)
         return obj
 
-    def _denied(self, info: KindInfo, name: str, reason: str | None, message: str) -> APIError:
-        """A deny's refusal, worded as Kubernetes words its reason (A.DENY_REASONS)."""
+    def _denied(self, info: KindInfo, name: str, policy: A.PolicyDecl, deny: A.Deny, env: dict) -> APIError:
+        """A deny's refusal, with its `because` (or the policy's message), worded as Kubernetes
+        words its reason (A.DENY_REASONS)."""
+        message = policy.message
+        if deny.because is not None:
+            because = self._admission.eval(deny.because, env)
+            if because is not None:
+                message = str(because)
+        reason = deny.reason
         if reason == "Forbidden":
             return Forbidden(f'{self.resource(info)} "{name}" is forbidden: {message}')
         if reason == "NotFound":

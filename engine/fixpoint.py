@@ -808,7 +808,7 @@ class Engine:
                 break  # a crash, or a transient refusal: the rest is not sent
             try:
                 if verb == "create":
-                    self.api.create(who, kind, payload)
+                    self.api.create(who, kind, payload, shared=True)
                 elif verb == "update":
                     self.api.update(who, kind, payload)
                 else:

@@ -1480,6 +1480,102 @@ def test_objects_created_alike_are_handed_over_as_their_bytes_decode(things, dat
         assert ev.data == kv.value == encode_object(ev.object)
 
 
+ALIKE_POLICIES = """
+policy "at most four things" { deny thing t when t.resourceVersion == none and count(thing o) >= 4 because "too many" }
+policy "t3 is not enabled" { deny thing t when t.name == "t3" and t.enabled because t.name + " is enabled" }
+policy "no item is named bad" { deny thing t when any(i.name == "bad" for i in t.items) }
+policy "misc is tagged" { mutate thing t when len(t.misc) == 0 set t.misc = ["tag", str(t.anything)] }
+kind Named { note: string? }
+policy "a named's note is its name" { mutate named n when n.note == none set n.note = n.name }
+"""
+
+
+@pytest.fixture(scope="module")
+def alike_things():
+    return program_of(THINGS + ALIKE_POLICIES)
+
+
+@settings(max_examples=150)
+@given(data=st.data())
+def test_a_create_alike_to_an_earlier_one_but_for_its_name_is_admitted_as_a_whole_create_would_be(alike_things, data):
+    """A shared create (the engine's) whose object is alike to an earlier one's but for its name
+    takes that one's admission and encoding: the same refusals, with their messages (a deny that
+    reads the store or the name is judged again), and the same bytes as a create admitted whole."""
+    fields = _valid_fields(alike_things, alike_things.kinds["Thing"].fields)
+    fast, whole = APIServer(alike_things, open_store()), APIServer(alike_things, open_store())
+    templates = [data.draw(_perturbed(fields)) for _ in range(2)]
+    for i in range(data.draw(st.integers(2, 6))):
+        payload = {"name": data.draw(st.sampled_from([f"t{i}", "t3", "T"])), "namespace": "shop",
+                   **copy.deepcopy(data.draw(st.sampled_from(templates)))}
+        mine = copy.deepcopy(payload)
+        assert _refusal(lambda: fast.create(fast.admin, "thing", payload, shared=True)) == \
+            _refusal(lambda: whole.create(whole.admin, "thing", mine))
+    kvs = fast.store.range("/registry/", prefix=True).kvs
+    assert [(kv.key, kv.value) for kv in kvs] == \
+        [(kv.key, kv.value) for kv in whole.store.range("/registry/", prefix=True).kvs]
+    for kv in kvs:  # each create's own record, though they share values
+        record = fast._stored[kv.key]
+        assert record.holds(kv) and record.object == decode_object(kv)
+        assert ("{" + ",".join(record.pieces.values()) + "}").encode() == kv.value
+
+
+@pytest.mark.parametrize("first, second", [
+    ({"anything": Fraction(1, 2)}, {"anything": {"$frac": [1, 2]}}),
+    ({"m": {"1": "x"}}, {"m": {1: "x"}}),
+    ({"anything": 1}, {"anything": 1.0}),
+])
+def test_a_create_whose_text_is_alike_to_an_earlier_ones_but_not_its_values_is_admitted_whole(first, second):
+    # A Fraction encodes as a map of that shape, and a key 1 is written "1": the texts are alike,
+    # the values are not, and the second is refused or stored as a whole admission would.
+    program = program_of('kind Thing { anything: any = "x"\n m: map<string> = {} }')
+    fast, whole = APIServer(program, open_store()), APIServer(program, open_store())
+    for name, fields in (("a", first), ("b", second)):
+        payload = {"name": name, "namespace": "shop", **fields}
+        assert _refusal(lambda: fast.create(fast.admin, "thing", copy.deepcopy(payload), shared=True)) == \
+            _refusal(lambda: whole.create(whole.admin, "thing", copy.deepcopy(payload)))
+    assert [kv.value for kv in fast.store.range("/registry/", prefix=True).kvs] == \
+        [kv.value for kv in whole.store.range("/registry/", prefix=True).kvs]
+
+
+def test_a_create_alike_to_an_earlier_one_at_another_time_is_defaulted_at_its_own():
+    clock = [0]
+    api = APIServer(program_of("kind Stamp { at: duration = now() }"), open_store(), clock=lambda: clock[0])
+    assert api.create(api.admin, "stamp", {"name": "a", "namespace": "shop"}, shared=True)["at"] == 0
+    clock[0] = 5
+    assert api.create(api.admin, "stamp", {"name": "b", "namespace": "shop"}, shared=True)["at"] == 5
+
+
+def test_a_create_alike_to_an_earlier_one_is_not_defaulted_validated_or_mutated_again(alike_things, monkeypatch):
+    api = APIServer(alike_things, open_store())
+
+    def create(name):
+        return api.create(api.admin, "thing", {"name": name, "namespace": "shop", "items": [{"name": "x"}]}, shared=True)
+
+    create("a")
+    monkeypatch.setattr(api, "_admit", lambda *args: pytest.fail("admitted again"))
+    b = create("b")
+    assert b["name"] == "b" and b["misc"] == ["tag", "x"] and b["items"][0]["tags"] == []
+    with pytest.raises(Invalid) as e:  # a deny that reads the name is judged again
+        create("t3")
+    assert e.value.causes == ["t3 is enabled"]
+    create("c")
+    create("d")
+    with pytest.raises(Invalid) as e:  # and one that reads the store: four exist
+        create("e")
+    assert e.value.causes == ["too many"]
+    monkeypatch.undo()
+    with pytest.raises(Invalid) as e:  # a name that is not valid is left to the whole admission, to say so
+        create("B")
+    assert e.value.causes[0].startswith('name: Invalid value: "B"')
+
+
+def test_a_kind_whose_mutation_reads_the_name_is_admitted_whole_at_every_create(alike_things):
+    api = APIServer(alike_things, open_store())
+    assert api._judged_again["Named"] is None
+    for name in ("a", "b"):
+        assert api.create(api.admin, "named", {"name": name, "namespace": "shop"}, shared=True)["note"] == name
+
+
 def test_pods_created_alike_share_their_stored_containers(api):
     w = api.watch(api.admin, "pod", api.store.revision + 1, shared=True)
     api.create(api.admin, "pod", pod("web-1"))
