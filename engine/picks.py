@@ -354,11 +354,17 @@ class _Step:
         self.expr = None  # the guard, an expression of the rule's variables
         self.truth = False  # whether it is a condition (its value: is it true) or a call (its value)
         self.env: tuple = ()  # ((its name for a variable, the rule's name), …)
-        self.next: dict = {}  # the guard's value (value_key) → the step after it
+        self.next: dict = {}  # a condition's truth → the step after it; a call's: None → the one step after it
         self.leaf: tuple | None = None  # (memo name, rule variables)
 
     def child(self, v) -> "_Step":
-        """The step after this guard when its value is `v`, made on first use."""
+        """The step after this guard when its value is `v`, made on first use. Only a
+        condition chooses a branch: a call's value names the group (it is on the path's values)
+        but the walk goes on past it alike whatever it is, so the steps after a call are one for
+        all its values. A call with a value of its own for each evaluation (`new_rs_name(d)`,
+        one a deployment) is then met without walking the pick again for each."""
+        if not self.truth:
+            v = None
         after = self.next.get(v)
         if after is None:
             after = self.next[v] = _Step()

@@ -372,6 +372,38 @@ def test_a_guard_that_fails_is_met_again_without_walking(monkeypatch):
     assert walks.count("a0") == 1 and walks.count("i0") == 1
 
 
+def test_a_call_guard_with_a_value_for_each_item_walks_the_pick_once_a_branch(monkeypatch):
+    # `want(i)` is each item's own (from its name), so each choice has a group of its own; the
+    # guards after a call are the same whatever its value, so the pick is walked once for each
+    # branch the condition after it takes (i0, i1), not once an item; its value still names the
+    # group (i3 lands where its own tier is, i0 and i2 where they fit).
+    walks = []
+    learn = picks._Walk.learn
+
+    def counted(self):
+        walks.append(self.env["i"]["name"])
+        return learn(self)
+    monkeypatch.setattr(picks._Walk, "learn", counted)
+    placed = reconciled_alike(KINDS + """
+    def want(i: Item) = i.name + "-box"
+    def fits(i: Item, b: Box) = b.tier == want(i) or (if i.size > 2 then b.capacity >= i.size else b.capacity > 0)
+    controller place {
+      rule put for item i where i.group == ""
+        pick box b where fits(i, b) order by b.name then set i.group = b.name
+    }
+    box b0 { capacity: 2 }
+    box b1 { capacity: 5 }
+    box b2 { tier: "i3-box" }
+    item i0 { size: 1 }
+    item i1 { size: 3 }
+    item i2 { size: 1 }
+    item i3 { size: 6 }
+    scenario "edits" { at 1s: create item i4 { size: 6 } }
+    """)
+    assert placed == {"i0": "b0", "i1": "b1", "i2": "b0", "i3": "b2", "i4": ""}
+    assert walks == ["i0", "i1"]
+
+
 def test_a_verdict_on_a_replaced_candidate_is_never_chosen_from_the_kept_ranking():
     # b0 is replaced (its capacity drops) while its old verdict, better than any now, is still
     # kept; i0's choice judges the new list afresh, and i2's choice re-judges only what was
