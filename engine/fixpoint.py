@@ -423,6 +423,8 @@ class _Memo:
     # the PURE newest are kept, so that values met once (a node's past uses) do not fill the memo
     # up to LIMIT and empty it, with every entry that still serves.
     PURE = 50_000
+    # A call's index reads of one kind, from this many, may stand for the whole kind (_as_whole).
+    WHOLE = 64
 
     def __init__(self, world: "_TrackingWorld", program: Program):
         self.world = world
@@ -518,9 +520,29 @@ class _Memo:
         """End the call `enter` started: its reads are the caller's too, and its value is kept."""
         world = self.world
         reads, world.scanned = world.scanned, outer
+        if len(reads) >= self.WHOLE:
+            reads = self._as_whole(reads)
         outer |= reads
         if cacheable:
             self.keep(key, value, reads)  # no longer written to: the caller's set is `outer`
+
+    def _as_whole(self, reads: set) -> set:
+        """`reads` with the index entries of a kind read as the whole kind (its scan, which every
+        change to the kind touches), where they are at least WHOLE and as many as half its objects:
+        a call that looked up most of a kind entry by entry (the pool's lowest unclaimed block,
+        past every block claimed) then carries one read instead of one an object, through every
+        caller's set, the memo's readers and the engine's, and is woken by little more."""
+        counts: dict[str, int] = {}
+        for read in reads:
+            if read[0] != "scan" and read[0] != "pick":
+                counts[read[1]] = counts.get(read[1], 0) + 1
+        objects = self.world.cache.by_kind
+        whole = {kind for kind, n in counts.items() if n >= self.WHOLE and 2 * n >= len(objects.get(kind, ()))}
+        if not whole:
+            return reads
+        kept = {read for read in reads if read[0] == "scan" or read[0] == "pick" or read[1] not in whole}
+        kept.update(("scan", kind) for kind in whole)
+        return kept
 
     def keep(self, key: tuple, value, reads: set) -> None:
         """Keep `value` under `key` until any of `reads` changes."""
