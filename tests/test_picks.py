@@ -343,17 +343,23 @@ def test_minus_zero_and_zero_name_different_groups_and_memo_entries(straight, mo
         """ % where) == {"i0": "b0", "i1": "b1"}
 
 
-def test_a_guard_that_fails_is_met_again_without_walking(monkeypatch):
-    # `share(a0)` divides by zero. Judging never reaches it (no box has over 100), so the pick
-    # is judged as the naive mode does; later evaluations of a0 meet the failing guard where
-    # the tree kept it, without walking again.
-    walks = []
+@pytest.fixture
+def walks(monkeypatch):
+    """The items whose picks are walked (Picks' learning walk), in order."""
+    walked = []
     learn = picks._Walk.learn
 
     def counted(self):
-        walks.append(self.env["i"]["name"])
+        walked.append(self.env["i"]["name"])
         return learn(self)
     monkeypatch.setattr(picks._Walk, "learn", counted)
+    return walked
+
+
+def test_a_guard_that_fails_is_met_again_without_walking(walks):
+    # `share(a0)` divides by zero. Judging never reaches it (no box has over 100), so the pick
+    # is judged as the naive mode does; later evaluations of a0 meet the failing guard where
+    # the tree kept it, without walking again.
     placed = reconciled_alike(KINDS + """
     def share(i: Item) -> float = 10 / i.size
     controller place {
@@ -372,18 +378,11 @@ def test_a_guard_that_fails_is_met_again_without_walking(monkeypatch):
     assert walks.count("a0") == 1 and walks.count("i0") == 1
 
 
-def test_a_call_guard_with_a_value_for_each_item_walks_the_pick_once_a_branch(monkeypatch):
+def test_a_call_guard_with_a_value_for_each_item_walks_the_pick_once_a_branch(walks):
     # `want(i)` is each item's own (from its name), so each choice has a group of its own; the
     # guards after a call are the same whatever its value, so the pick is walked once for each
     # branch the condition after it takes (i0, i1), not once an item; its value still names the
     # group (i3 lands where its own tier is, i0 and i2 where they fit).
-    walks = []
-    learn = picks._Walk.learn
-
-    def counted(self):
-        walks.append(self.env["i"]["name"])
-        return learn(self)
-    monkeypatch.setattr(picks._Walk, "learn", counted)
     placed = reconciled_alike(KINDS + """
     def want(i: Item) = i.name + "-box"
     def fits(i: Item, b: Box) = b.tier == want(i) or (if i.size > 2 then b.capacity >= i.size else b.capacity > 0)
