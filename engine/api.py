@@ -676,6 +676,7 @@ class APIServer:
 
     def _keep_alike(self, key: tuple, given: dict, admitted: dict, stored: dict, pieces: dict) -> None:
         alike = self._alike
+        alike.pop(key, None)  # kept again (its text alike to another value's): now the newest
         if len(alike) >= _Alike.LIMIT:
             del alike[next(iter(alike))]  # the oldest
         alike[key] = _Alike(given, dict(admitted), dict(stored), pieces)

@@ -19,6 +19,7 @@ from engine.api import (
     AlreadyExists, APIServer, Conflict, Forbidden, Invalid, NotFound, Unauthorized, _Decodings, decode_object,
     encode_object, resource_name,
 )
+from engine import api as api_module
 from engine.check import check_modules
 from engine.cli import main
 from engine.errors import KonvergeError
@@ -1567,6 +1568,19 @@ def test_a_create_alike_to_an_earlier_one_is_not_defaulted_validated_or_mutated_
     with pytest.raises(Invalid) as e:  # a name that is not valid is left to the whole admission, to say so
         create("B")
     assert e.value.causes[0].startswith('name: Invalid value: "B"')
+
+
+def test_the_newest_creates_are_kept_to_be_taken_alike(alike_things, monkeypatch):
+    # Kept to LIMIT, the oldest dropped first (x, here, for z).
+    monkeypatch.setattr(api_module._Alike, "LIMIT", 2)
+    api = APIServer(alike_things, open_store())
+    admitted = []
+    admit = api._admit
+    monkeypatch.setattr(api, "_admit", lambda info, obj, *rest: admitted.append(obj["name"]) or admit(info, obj, *rest))
+    for name, item in (("a", "x"), ("b", "x"), ("c", "y"), ("d", "z")):
+        api.create(api.admin, "thing", {"name": name, "namespace": "shop", "items": [{"name": item}]}, shared=True)
+    assert admitted == ["a", "c", "d"]  # b is taken alike to a
+    assert [entry.given["items"][0]["name"] for entry in api._alike.values()] == ["y", "z"]
 
 
 def test_a_kind_whose_mutation_reads_the_name_is_admitted_whole_at_every_create(alike_things):
