@@ -242,6 +242,16 @@ class _Decodings:
         return value
 
 
+def _piece(field: str, text: str) -> str:
+    """A field's part of an object's stored bytes: its name and its value's SORTED_JSON `text`."""
+    return encode_basestring(field) + ":" + text
+
+
+def _joined(pieces: dict) -> bytes:
+    """The stored bytes of an object from its fields' pieces, in key order (_Stored.pieces)."""
+    return ("{" + ",".join(pieces.values()) + "}").encode()
+
+
 def _encode_fields(obj: dict, base: _Stored | None,
                    decoded: _Decodings | None = None) -> tuple[bytes, dict, dict]:
     """encode_object(obj), the object those bytes decode to (less its revisions) and their
@@ -256,19 +266,28 @@ def _encode_fields(obj: dict, base: _Stored | None,
             if f not in _REVISIONS:
                 v = obj[f]
                 text = SORTED_JSON(v)
-                pieces[f] = encode_basestring(f) + ":" + text
+                pieces[f] = _piece(f, text)
                 values[f] = _value(v, text, decoded)
-        return ("{" + ",".join(pieces.values()) + "}").encode(), values, pieces
+        return _joined(pieces), values, pieces
     changed = [f for f, v in obj.items() if v is not kept[f] and f not in _REVISIONS]
     pieces = dict(base.pieces)
     values = dict(kept)
     for f in changed:
         v = obj[f]
         text = SORTED_JSON(v)
-        piece = encode_basestring(f) + ":" + text
+        piece = _piece(f, text)
         if piece != pieces[f]:  # else an equal value, made afresh: the decoded one is kept
             pieces[f], values[f] = piece, _value(v, text)
-    return ("{" + ",".join(pieces.values()) + "}").encode(), values, pieces
+    return _joined(pieces), values, pieces
+
+
+def _value(v, text: str, decoded: _Decodings | None = None):
+    """What a field's stored text (`text`, of `v`) decodes to: `v` itself where decoding gives it
+    back as it is (but NaN: every decoded NaN is one object, which `in` finds), else a decoding,
+    shared through `decoded` where it is given (creates: objects alike share those values)."""
+    if type(v) in _AS_DECODED and v == v:
+        return v
+    return decoded.value(text) if decoded is not None else _decoded(text)
 
 
 @attrs.frozen(slots=True)
@@ -285,15 +304,6 @@ class _Alike:
     admitted: dict  # as admitted, before its revisions are set
     stored: dict  # its stored bytes decoded (_Stored.object), less its revisions
     pieces: dict  # its stored bytes' pieces (_Stored.pieces)
-
-
-def _value(v, text: str, decoded: _Decodings | None = None):
-    """What a field's stored text (`text`, of `v`) decodes to: `v` itself where decoding gives it
-    back as it is (but NaN: every decoded NaN is one object, which `in` finds), else a decoding,
-    shared through `decoded` where it is given (creates: objects alike share those values)."""
-    if type(v) in _AS_DECODED and v == v:
-        return v
-    return decoded.value(text) if decoded is not None else _decoded(text)
 
 
 def _fraction(d: dict):
@@ -694,10 +704,10 @@ class APIServer:
             if self._holds(deny, deny.cond, env, obj, {}):
                 raise self._denied(info, name, policy, deny, env)
         pieces = dict(earlier.pieces)
-        pieces["name"] = '"name":' + SORTED_JSON(name)
+        pieces["name"] = _piece("name", SORTED_JSON(name))
         stored = dict(earlier.stored)
         stored["name"] = name
-        return obj, ("{" + ",".join(pieces.values()) + "}").encode(), stored, pieces
+        return obj, _joined(pieces), stored, pieces
 
     def unwritten_since(self, kind: str | tuple[str, ...], revision: int) -> bool:
         """Whether the store holds the same objects of `kind` (or of each of several) as at
