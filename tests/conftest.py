@@ -1,4 +1,6 @@
 import os
+import shutil
+import tempfile
 
 from hypothesis import HealthCheck, settings
 
@@ -8,3 +10,14 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
+
+
+def pytest_configure(config):
+    # The parse cache (engine/parsecache.py) lives in a directory of the session's own, never
+    # in the user's ~/.cache; every test and every CLI it starts shares it.
+    config.konverge_cache = tempfile.mkdtemp(prefix="konverge-cache-")
+    os.environ["KONVERGE_CACHE_DIR"] = config.konverge_cache
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(config.konverge_cache, ignore_errors=True)
