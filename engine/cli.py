@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import gc
 import os
 import sys
@@ -50,6 +51,9 @@ def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
     except BrokenPipeError:
         return 0
     except Exception as e:  # a bug: say so briefly, keep the traceback for those who ask
+        if _output_refused(e):  # as run() says it of the last buffer
+            sys.stderr.write(f"konverge: cannot write the output: {e.strerror}\n")
+            return 1
         if isinstance(e, ModuleNotFoundError) and e.name and e.name.split(".")[0] != __package__:
             # run from a source tree with a Python that lacks a dependency
             sys.stderr.write(f"konverge: the Python package `{e.name}` is not installed for {sys.executable}\n"
@@ -62,6 +66,25 @@ def main(argv: list[str] | None = None, *, exiting: bool = False) -> int:
         return 70
     finally:
         gc.set_threshold(*thresholds)
+
+
+def _output_refused(e: Exception) -> bool:
+    """Whether `e` is standard output refusing a write (a full disk, a quota, an I/O error) in
+    the middle of a long output: the files konverge writes itself say their own errors, with
+    their names."""
+    return (isinstance(e, OSError) and e.filename is None
+            and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO))
+
+
+def _steps(text: str) -> int:
+    """A step budget: a whole number of steps, at least one (none would stop a run before it began)."""
+    try:
+        steps = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of steps") from None
+    if steps < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 step, not {steps}")
+    return steps
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -88,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--order", choices=["fixed", "random"], default="fixed", help="rule firing order")
     r.add_argument("--seed", type=int, default=0, help="seed for --order random")
     r.add_argument("--naive", action="store_true", help="re-evaluate every rule every step (the reference mode)")
-    r.add_argument("--budget", type=int, default=None, metavar="STEPS", help="give up after this many steps")
+    r.add_argument("--budget", type=_steps, default=None, metavar="STEPS", help="give up after this many steps")
     r.add_argument("--follow", metavar="FILE", help="fire the rule instances listed in FILE first, in that order "
                                                     "(a firing path `verify --exhaustive` wrote), then go on")
     r.add_argument("-o", "--output", choices=["summary", "json", "yaml"], default="summary",
@@ -130,7 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--strict-orders", action="store_true",
                    help="a random firing order must reach the same objects field by field")
     v.add_argument("--out", metavar="FILE", help="where to write a counterexample (default: SPEC.counterexample.konv)")
-    v.add_argument("--budget", type=int, default=None, metavar="STEPS", help="steps per run before giving up")
+    v.add_argument("--budget", type=_steps, default=None, metavar="STEPS", help="steps per run before giving up")
     no_std_option(v)
     v.add_argument("--no-db", action="store_true",
                    help="keep no example database (default: .konverge-verify/ beside the spec, where a failure "
@@ -169,7 +192,8 @@ def _verify(args) -> int:
     args.examples = 20 if args.examples is None else args.examples
     if args.examples < 1:
         raise KonvergeError(Diagnostic("E070", "--examples must be at least 1"))
-    program, scenario, _ = _load_run(args.files, args.scenario, no_std=args.no_std)
+    program, scenario, manifests = _load_run(args.files, args.scenario, no_std=args.no_std)
+    _no_manifest_objects(manifests)
     faults = [f.strip() for f in args.faults.split(",") if f.strip()] if args.faults is not None else None
     report = verify(program, examples=args.examples, seed=args.seed, faults=faults, scenario=scenario,
                     deletions=not args.no_deletions, budget=args.budget or DEFAULT_BUDGET,
@@ -213,6 +237,16 @@ def _verify(args) -> int:
     return 4
 
 
+def _no_manifest_objects(manifests) -> None:
+    """`verify` drives the program's own objects: a manifest's would be left out of every run,
+    and the properties would hold of a cluster without them, so they are refused."""
+    if manifests.objects:
+        raise KonvergeError(Diagnostic(
+            "E070", "verify reads .konv specs only; the objects of this manifest would be left out",
+            file=manifests.spans[0].file,
+            hint="declare them in a .konv spec to verify them; `konverge reconcile` reads manifests"), exit_code=2)
+
+
 def _exhaustive(args) -> int:
     """`verify --exhaustive`: every firing order and fault placement, in every scope up to
     --max-nodes/--max-pods if given (engine/explore.py, engine/kube/scope.py)."""
@@ -231,7 +265,8 @@ def _exhaustive(args) -> int:
             raise KonvergeError(Diagnostic("E070", f"--{name.replace('_', '-')} must be at least 1"), exit_code=2)
     if args.max_faults is not None and args.max_faults < 0:
         raise KonvergeError(Diagnostic("E070", "--max-faults must be 0 or more"), exit_code=2)
-    program, scenario, _ = _load_run(args.files, args.scenario, no_std=args.no_std)
+    program, scenario, manifests = _load_run(args.files, args.scenario, no_std=args.no_std)
+    _no_manifest_objects(manifests)
     faults = [f.strip() for f in args.faults.split(",") if f.strip()] if args.faults is not None else None
     options = dict(faults=faults, deletions=not args.no_deletions,
                    max_faults=DEFAULT_MAX_FAULTS if args.max_faults is None else args.max_faults,
@@ -313,12 +348,24 @@ def _search_progress():
 
 def _check(args) -> int:
     from .check import check_files
+    from .kube.manifests import is_manifest, load_manifests
 
-    programs = check_files(args.files, std=not args.no_std)
-    warnings = [w for p in programs for w in p.warnings]
+    errors: list[Diagnostic] = []  # the specs' and the manifests' together, as reconcile reads them
+    programs, manifests = [], None
+    try:
+        manifests = load_manifests([f for f in args.files if is_manifest(f)])
+    except KonvergeError as e:
+        errors.extend(e.diagnostics)
+    try:
+        programs = check_files([f for f in args.files if not is_manifest(f)], std=not args.no_std)
+    except KonvergeError as e:
+        errors.extend(e.diagnostics)
+    if errors:
+        raise KonvergeError(errors)
+    warnings = [w for p in programs for w in p.warnings] + list(manifests.warnings)
     if warnings:
         sys.stderr.write(render(list(dict.fromkeys(warnings))))
-    objects = sum(len(p.objects) for p in programs)
+    objects = sum(len(p.objects) for p in programs) + len(manifests.objects)
     scenarios = sum(len(p.scenarios) for p in programs)
     print(f"ok: {len(args.files)} file(s) checked as {len(programs)} program(s): {objects} objects, "
           f"{scenarios} scenarios, {len(set(warnings))} warning(s)")
@@ -327,11 +374,16 @@ def _check(args) -> int:
 
 def _fmt(args) -> int:
     from .fmt import format_text
+    from .kube.manifests import is_manifest
     from .parse import read_source
 
     diagnostics: list[Diagnostic] = []
     changed = []
     for name in args.files:
+        if is_manifest(name):
+            diagnostics.append(Diagnostic("E001", "this is a Kubernetes manifest, not a Konverge file", file=name,
+                                          hint="fmt formats .konv files; `konverge check` checks manifests"))
+            continue
         try:
             text = read_source(name)
             formatted = format_text(text, name)
@@ -369,7 +421,7 @@ def _reconcile(args) -> int:
         with _progress() as progress:
             result = reconcile(program, store=store, scenario=scenario, order=args.order, seed=args.seed,
                                naive=args.naive, budget=args.budget or DEFAULT_BUDGET,
-                               objects=manifests.objects, progress=progress, follow=follow)
+                               objects=manifests.declared, progress=progress, follow=follow)
     finally:
         if store is not None:
             store.close()
@@ -574,7 +626,7 @@ def _view(args, what: str):
     program, scenario, manifests = _load_run(rest, args.scenario, no_std=args.no_std)
     with _progress() as progress:
         result = reconcile(program, scenario=scenario, order=args.order, seed=args.seed,
-                           objects=manifests.objects, progress=progress)
+                           objects=manifests.declared, progress=progress)
     if not result.converged:
         sys.stderr.write(f"warning: the run did not converge ({result.reason}); this is its state after "
                          f"{result.steps} steps\n")

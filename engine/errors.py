@@ -104,7 +104,7 @@ def _position(d: Diagnostic):
 
 def _read_quietly(path: str) -> str:
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
+        with open(path, encoding="utf-8-sig", errors="replace") as f:  # as parse.decode_source reads it
             return f.read()
     except OSError:
         return ""

@@ -852,7 +852,7 @@ def _builtin(ev: "Evaluator", e: A.Call, fn: Callable, values: list):
         values = [materialize(v) for v in values]
     try:
         return fn(ev, e, values)
-    except (TypeError, ValueError, ZeroDivisionError) as err:
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError) as err:  # `range(10**30)` overflows
         _fail(e, f"`{e.fn}` failed: {err}")
 
 

@@ -196,7 +196,7 @@ class Sources:
     def _file(self, name: str) -> list[str] | None:
         if name not in self._lines:
             try:
-                self._lines[name] = Path(name).read_text(encoding="utf-8").split("\n")
+                self._lines[name] = Path(name).read_text(encoding="utf-8-sig").split("\n")  # as parse reads it
             except (OSError, UnicodeDecodeError):
                 self._lines[name] = None
         return self._lines[name]

@@ -1532,12 +1532,13 @@ def spec_objects(program: Program) -> list[tuple[str, dict, A.ObjectDecl]]:
 def reconcile(program: Program, *, api=None, store=None, data_dir: str | None = None,
               scenario: A.ScenarioDecl | None = None, order: str = "fixed", seed: int = 0,
               naive: bool = False, budget: int = DEFAULT_BUDGET, horizon=DEFAULT_HORIZON,
-              objects: Iterable[tuple[str, dict]] = (), progress=None, follow: Iterable[str] = ()) -> Result:
-    """Load the spec's objects (and `objects`, e.g. from Kubernetes manifests, as (kind, value)
-    pairs) through the API server and run the controllers to a fixed point, through the
-    scenario's events if one is given. `progress(steps, clock)`, if given, is called every
-    100 steps, for a progress bar. `follow`: rule instance ids to fire first, in that order,
-    each where it wants a write (a path `engine.explore` found); then the firing order goes on."""
+              objects: Iterable[tuple] = (), progress=None, follow: Iterable[str] = ()) -> Result:
+    """Load the spec's objects (and `objects`, e.g. from Kubernetes manifests, as (kind, value,
+    span) triples, the span, if any, where a refusal points) through the API server and run
+    the controllers to a fixed point, through the scenario's events if one is given.
+    `progress(steps, clock)`, if given, is called every 100 steps, for a progress bar.
+    `follow`: rule instance ids to fire first, in that order, each where it wants a write (a
+    path `engine.explore` found); then the firing order goes on."""
     items = scenario.items if scenario else ()
     run = Run(program, api=api, store=store, data_dir=data_dir, order=order, seed=seed, naive=naive,
               budget=budget, horizon=horizon, objects=objects, progress=progress, expectations=items)
@@ -1567,7 +1568,7 @@ class Run:
 
     def __init__(self, program: Program, *, api=None, store=None, data_dir: str | None = None,
                  order: str = "fixed", seed: int = 0, naive: bool = False, budget: int = DEFAULT_BUDGET,
-                 horizon=DEFAULT_HORIZON, objects: Iterable[tuple[str, dict]] = (), progress=None,
+                 horizon=DEFAULT_HORIZON, objects: Iterable[tuple] = (), progress=None,
                  expectations=()):
         from .api import APIServer
         from .store import open_store
@@ -1708,17 +1709,17 @@ def shared_objects(program: Program) -> dict[int, object]:
 APPLIED = "/konverge/applied/"  # the spec's objects as last applied: the engine's own bookkeeping
 
 
-def apply_spec(program: Program, api, engine: Engine, extra: Iterable[tuple[str, dict]] = ()) -> None:
+def apply_spec(program: Program, api, engine: Engine, extra: Iterable[tuple] = ()) -> None:
     """Apply the spec's objects as `kubectl apply` does: missing ones are created; in an
     existing one (a persisted store) a field is written only where the spec now says something
     other than it said when last applied, so that what controllers changed since stays changed
     and applying the same spec again writes nothing."""
     from .store import Put
 
-    declared = [(kind, obj, decl) for kind, obj, decl in spec_objects(program)]
+    declared = [(kind, obj, decl.span) for kind, obj, decl in spec_objects(program)]
     store = api.store
     records = []
-    for kind, obj, decl in [*declared, *((kind, obj, None) for kind, obj in extra)]:
+    for kind, obj, span in [*declared, *extra]:
         record = f"{APPLIED}{key_text(object_key(kind, obj.get('namespace'), obj['name']))}"
         body = json.dumps(encode(obj), sort_keys=True, separators=(",", ":")).encode()
         kvs = store.range(record).kvs
@@ -1732,10 +1733,10 @@ def apply_spec(program: Program, api, engine: Engine, extra: Iterable[tuple[str,
                     raise
                 verb = _reapply(api, kind, obj, previous)
         except KonvergeError as e:
-            if decl is None or all(d.span is not None for d in e.diagnostics):
+            if span is None or all(d.span is not None for d in e.diagnostics):
                 raise
             # A refusal of a declared object points at its declaration.
-            e.diagnostics = [d if d.span is not None else attrs.evolve(d, span=decl.span) for d in e.diagnostics]
+            e.diagnostics = [d if d.span is not None else attrs.evolve(d, span=span) for d in e.diagnostics]
             raise
         if not kvs or kvs[0].value != body:
             records.append(Put(record, body))

@@ -134,7 +134,8 @@ def decode_source(data: bytes, name: str) -> str:
             span=_span_at_offset(data, nul, name),
             hint="Konverge files are UTF-8 text"))
     try:
-        return data.decode("utf-8")
+        # A byte-order mark, as some editors begin UTF-8 with, is not part of the text.
+        return data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as e:
         raise KonvergeError(Diagnostic(
             "E002", f"invalid UTF-8 (byte 0x{data[e.start]:02x})",

@@ -30,6 +30,11 @@ def _error(text: str, name: str, env: dict):
     return d.message, d.span.line, d.span.col
 
 
+def test_a_range_too_long_for_a_list_is_an_evaluation_error_not_a_crash():
+    message, line, col = _error("def r(n: int) -> int = len(range(n))", "r", {"n": 10**30})
+    assert message.startswith("`range` failed: ") and (line, col) == (1, 28)
+
+
 def test_an_expression_nested_deeper_than_python_allows_one_is_evaluated():
     depth = 150  # written out as one Python expression, it would pass the 200 parentheses allowed
     text = "def deep(a: int) -> int = " + "(a + " * depth + "1" + ")" * depth

@@ -1,5 +1,7 @@
 """The API server's defaulting and validation (rules/admission.konv)."""
 
+import resource
+
 import pytest
 
 from engine.api import APIServer
@@ -7,7 +9,8 @@ from engine.cli import main
 from engine.errors import KonvergeError
 from engine.show import standard_program
 from engine.store import open_store
-from tests.kube import node, run
+from engine.fixpoint import reconcile
+from tests.kube import node, program_of, run
 
 
 def create(pod_body: str):
@@ -253,6 +256,17 @@ def test_service_ports_differing_in_protocol_or_alone_unnamed_are_accepted():
      "Service \"c\" is invalid: spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"),
     ('deployment d { replicas: -2  template { labels { a: "d" } container c { image: "x" } } }',
      'Deployment "d" is invalid: spec.replicas: Invalid value: -2: must be greater than or equal to 0'),
+    ('deployment d { replicas: 99999999999999999999  template { labels { a: "d" } container c { image: "x" } } }',
+     'Deployment "d" is invalid: spec.replicas: Invalid value: 99999999999999999999: '
+     "must be less than or equal to 2147483647"),
+    ('replicaset r { replicas: 2147483648  selector { a: "d" }  template { labels { a: "d" } container c { image: "x" } } }',
+     'ReplicaSet "r" is invalid: spec.replicas: Invalid value: 2147483648: must be less than or equal to 2147483647'),
+    ('horizontalpodautoscaler h { target: "d"  maxReplicas: 3000000000 }',
+     'HorizontalPodAutoscaler "h" is invalid: spec.maxReplicas: Invalid value: 3000000000: '
+     "must be less than or equal to 2147483647"),
+    ('horizontalpodautoscaler h { target: "d"  minReplicas: 3000000000  maxReplicas: 4 }',
+     'HorizontalPodAutoscaler "h" is invalid: spec.minReplicas: Invalid value: 3000000000: '
+     "must be less than or equal to 2147483647"),
     ('pod p { container a { image: "x" } container b { image: "x"  cpu: -1 } }',
      'Pod "p" is invalid: spec.containers[1].resources.requests[cpu]: Invalid value: "-1000m": '
      "must be greater than or equal to 0"),
@@ -531,3 +545,32 @@ def test_a_refused_spec_object_is_reported_at_its_declaration(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1
     assert f'{spec}:3:1: error[E200]: Pod "web" is invalid' in err and "3 | pod web {" in err
+
+
+def test_a_replicaset_asking_for_the_most_replicas_kubernetes_allows_makes_them_without_running_out_of_memory():
+    # The names of its pods are looked for among 90000 counters at most, not among 2^31. Should
+    # that go, the run fails on 2 GiB more memory than the tests hold, not on the machine's.
+    program = program_of(node("n1") + 'replicaset r { replicas: 2147483647  selector { a: "d" } '
+                         'template { labels { a: "d" } container c { image: "x" } } }')
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    with open("/proc/self/statm") as f:
+        size = int(f.read().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS, (size + 2**31, hard))
+    try:
+        result = reconcile(program, budget=3)
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    assert not result.converged
+    assert sum(o["kind"] == "Pod" for o in result.objects) == 500  # the first burst (burstReplicas)
+
+
+def test_a_refused_manifest_object_is_reported_at_its_document(tmp_path, capsys):
+    manifest = tmp_path / "bad.yaml"
+    manifest.write_text("apiVersion: v1\nkind: Node\nmetadata: {name: n1}\n"
+                        "status: {capacity: {cpu: '4', memory: 8Gi}}\n---\n"
+                        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: []}\n")
+    code = main(["reconcile", str(manifest)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f'{manifest}:7:7: error[E200]: Pod "p" is invalid: spec.containers: Required value' in err
+    assert "7 | kind: Pod" in err

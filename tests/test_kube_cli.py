@@ -72,6 +72,10 @@ def test_the_command_as_a_process_prints_all_it_says_before_it_exits(capsys, tmp
             failed = subprocess.run([sys.executable, "-m", "engine.cli", "check", DEMO], stdout=full,
                                     stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
         assert failed.returncode == 1 and failed.stderr == "konverge: cannot write the output: No space left on device\n"
+        with open("/dev/full", "w") as full:  # more than a buffer: the write fails inside the command
+            failed = subprocess.run([sys.executable, "-m", "engine.cli", "reconcile", DEMO, "-o", "json"],
+                                    stdout=full, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+        assert failed.returncode == 1 and failed.stderr == "konverge: cannot write the output: No space left on device\n"
 
 
 def test_json_contract_shapes_the_fields_it_promises(capsys):
@@ -149,6 +153,26 @@ def test_bad_manifest_is_a_diagnostic_and_exit_1(capsys, tmp_path):
     code, _, err = run(capsys, "reconcile", DEMO, str(bad))
     assert code == 1
     assert f"{bad}:3:1: error[E301]: invalid YAML" in err
+
+
+@pytest.mark.parametrize("exhaustive", [[], ["--exhaustive"]])
+def test_verify_refuses_manifests_rather_than_verify_a_cluster_without_their_objects(capsys, exhaustive):
+    code, out, err = run(capsys, "verify", DEMO, MANIFESTS, "--no-db", *exhaustive)
+    assert code == 2 and out == ""
+    assert (f"{MANIFESTS}/namespace.yaml: error[E070]: verify reads .konv specs only; the objects of this "
+            "manifest would be left out") in err
+
+
+def test_check_reads_manifests_as_reconcile_does_and_fmt_leaves_them_alone(capsys, tmp_path):
+    code, out, err = run(capsys, "check", f"{MANIFESTS}/nodes.yaml", f"{MANIFESTS}/namespace.yaml")
+    assert (code, err) == (0, "") and out == "ok: 2 file(s) checked as 0 program(s): 5 objects, 0 scenarios, 0 warning(s)\n"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: Namespace\nmetadata: {name: a, labels: {team: 1}}\n")
+    code, _, err = run(capsys, "check", DEMO, str(bad))
+    assert code == 1 and err.startswith(f"{bad}:2:36: error[E302]: `metadata.labels.team` must be a string")
+    code, out, err = run(capsys, "fmt", str(bad))
+    assert (code, out) == (1, "") and bad.read_text() == "kind: Namespace\nmetadata: {name: a, labels: {team: 1}}\n"
+    assert err.startswith(f"{bad}: error[E001]: this is a Kubernetes manifest, not a Konverge file")
 
 
 def test_get_pods_in_memory(capsys):
@@ -274,3 +298,11 @@ def test_get_json_shows_objects_as_the_contract_does(capsys):
     assert got["items"][0]["containers"][0]["cpu"] == 250 and got["items"][0]["containers"][0]["memory"] == 134217728
     node = json.loads(run(capsys, "get", "node", "worker-1", DEMO, "-o", "json")[1])
     assert node["cpu"] == 4000 and node["memory"] == 8 * 2**30
+
+
+@pytest.mark.parametrize("budget, why", [("0", "must be at least 1 step, not 0"), ("-3", "must be at least 1 step, not -3"),
+                                         ("ten", "'ten' is not a whole number of steps")])
+def test_a_step_budget_that_is_no_positive_number_is_a_usage_error(budget, why, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["reconcile", DEMO, "--budget", budget])
+    assert e.value.code == 2 and f"argument --budget: {why}" in capsys.readouterr().err

@@ -39,7 +39,7 @@ def by_key(o: dict) -> tuple:
 def test_streamed_text_is_the_whole_documents_text_in_json_and_yaml(name):
     specs, manifests, load, options = RUNS[name]
     program = load_program(specs, **load)
-    result = reconcile(program, objects=load_manifests(manifests).objects, **options)
+    result = reconcile(program, objects=load_manifests(manifests).declared, **options)
     doc = document(program, result)
     assert "".join(stream(program, result)) == dumps(doc)
     assert "".join(stream(program, result, as_yaml=True)) == dumps_yaml(doc)

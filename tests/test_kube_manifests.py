@@ -213,6 +213,54 @@ def test_bad_yaml_is_a_diagnostic_with_its_position():
     assert d.code == "E301" and d.span is not None and d.span.file == "bad.yaml" and d.span.line >= 3
 
 
+def test_yaml_nested_deeper_than_the_reader_goes_is_a_diagnostic_at_its_deepest_point():
+    depth = 3000
+    with pytest.raises(KonvergeError) as e:
+        loads("kind: Pod\nmetadata:\n  name: p\n  labels: " + "[" * depth + "]" * depth + "\n", "deep.yaml")
+    (d,) = e.value.diagnostics
+    assert d.code == "E301" and d.message == f"this YAML nests {depth + 2} deep, too deep to read"  # in 2 maps
+    assert (d.span.line, d.span.col) == (4, 10 + depth)  # the innermost `[`
+
+
+def test_merge_keys_bring_in_the_pairs_of_their_anchor_and_the_mappings_own_keys_win():
+    (kind, d), = loads("""kind: Deployment
+metadata: {name: web, labels: &base {app: web, tier: back}}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata:
+      labels:
+        <<: *base
+        tier: front
+    spec: {containers: [{name: c, image: i}]}
+""", "t.yaml").objects
+    assert d["labels"] == {"app": "web", "tier": "back"}
+    assert d["template"]["labels"] == {"app": "web", "tier": "front"}
+
+
+def test_a_merge_key_given_no_mapping_is_a_yaml_error_at_its_value():
+    with pytest.raises(KonvergeError) as e:
+        loads("kind: Namespace\nmetadata: {name: a, labels: {<<: 5}}\n", "t.yaml")
+    (d,) = e.value.diagnostics
+    assert d.code == "E301" and (d.span.line, d.span.col) == (2, 34)
+    assert d.message == "invalid YAML: expected a mapping or list of mappings for merging, but found scalar"
+
+
+def test_a_key_given_twice_in_one_mapping_is_an_error_not_a_value_dropped():
+    with pytest.raises(KonvergeError) as e:
+        loads("kind: Namespace\nmetadata:\n  name: a\n  name: b\n", "t.yaml")
+    (d,) = e.value.diagnostics
+    assert (d.code, d.message, d.span.line, d.span.col) == ("E302", "`name` is given twice in this mapping", 4, 3)
+    assert d.hint == "the first is at t.yaml:3:3; keep one"
+
+
+def test_a_manifest_object_keeps_the_position_of_its_document():
+    m = loads("kind: Namespace\nmetadata: {name: shop}\n---\nkind: Pod\nmetadata: {name: p, namespace: shop}\n"
+              "spec: {containers: [{name: c, image: i}]}\n", "t.yaml")
+    assert [(kind, obj["name"], span.line, span.col) for kind, obj, span in m.declared] == [
+        ("Namespace", "shop", 1, 7), ("Pod", "p", 4, 7)]
+
+
 def test_wrong_types_and_bad_quantities_are_errors_all_at_once():
     with pytest.raises(KonvergeError) as e:
         loads("""kind: Deployment

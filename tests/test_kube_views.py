@@ -52,6 +52,16 @@ def test_view_prints_its_golden_output(name, capsys):
     check_golden(name, out)
 
 
+@pytest.mark.parametrize("argv", [["explain", "endpoints/web"], ["why-pending", "huge"], ["trace"], ["route", "web"]])
+def test_a_view_given_no_cluster_shows_how_it_is_called(argv, capsys):
+    code, out, err = run(argv, capsys)
+    assert (code, out) == (2, "")
+    assert err.startswith("<input>: error[E220]: give spec files or --data-dir DIR\n")
+    example = err.split("= hint: e.g. ")[1].split()
+    assert example[:2] == ["konverge", argv[0]]
+    assert main(example[1:]) == 0  # the example runs
+
+
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory):
     """A data directory per spec, each reconciled once through the CLI."""

@@ -3,6 +3,7 @@
 import pytest
 
 from engine import ast as A
+from engine.cli import main
 from engine.errors import KonvergeError
 from engine.parse import parse_text
 
@@ -208,3 +209,12 @@ def test_syntax_errors_in_several_declarations_are_all_reported():
     with pytest.raises(KonvergeError) as e:
         parse_text("node a { cpu: }\nnode b { cpu: 1 }\nnode c { = }\n", "f.konv")
     assert [(d.span.line, d.code) for d in e.value.diagnostics] == [(1, "E007"), (3, "E007")]
+
+
+def test_a_byte_order_mark_before_the_text_is_read_past_and_positions_ignore_it(tmp_path, capsys):
+    spec = tmp_path / "bom.konv"
+    spec.write_bytes(b"\xef\xbb\xbfkind Thing { n: int }  thing t { n: 1  m: 2 }\n")
+    assert main(["check", "--no-std", str(spec)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"{spec}:1:40: error[E033]: `Thing` has no field `m`")
+    assert "1 | kind Thing { n: int }  thing t { n: 1  m: 2 }\n  |                                        ^\n" in err

@@ -2,7 +2,8 @@
 
 Arbitrary text, and random token mutations (insert, delete, swap) of every
 file in specs/ and rules/, go through parse and check; a KonvergeError is the
-only acceptable failure, and it must carry positioned diagnostics.
+only acceptable failure, and it must carry positioned diagnostics. The same
+holds of Kubernetes manifests read by engine/kube/manifests.py.
 """
 
 import functools
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 from engine.check import check_modules
 from engine.errors import KonvergeError
+from engine.kube.manifests import loads
 from engine.parse import KEYWORDS, decode_source, parse_file, parse_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,6 +84,41 @@ def test_token_mutations_of_real_files_raise_only_user_errors(path, data):
         elif tokens:
             tokens[i] = data.draw(st.sampled_from(vocabulary), label="token")
     run_pipeline("".join(tokens), str(path), _others(path))
+
+
+MANIFESTS = sorted(ROOT.glob("specs/manifests/*.yaml"))
+YAML_TOKEN = re.compile(r"[A-Za-z0-9_./-]+|\s+|.")
+YAML_PUNCT = ["- ", ": ", "---\n", "{", "}", "[", "]", ",", "&a ", "*a", "<<: ", "'", '"', "#", "\t", "\n  "]
+
+
+def load_manifest(text: str) -> None:
+    try:
+        loads(text, "fuzz.yaml")
+    except KonvergeError as e:
+        assert e.diagnostics and all(d.message and d.code for d in e.diagnostics)
+        assert all(d.span is not None or d.file is not None for d in e.diagnostics)
+
+
+@given(st.text(max_size=400))
+def test_arbitrary_text_as_a_manifest_raises_only_user_errors(text):
+    load_manifest(text)
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=[p.name for p in MANIFESTS])
+@given(data=st.data())
+def test_token_mutations_of_real_manifests_raise_only_user_errors(path, data):
+    tokens = YAML_TOKEN.findall(path.read_text())
+    vocabulary = sorted({t for t in tokens if t.strip()}) + YAML_PUNCT
+    for _ in range(data.draw(st.integers(1, 4), label="mutations")):
+        i = data.draw(st.integers(0, max(0, len(tokens) - 1)), label="at")
+        op = data.draw(st.sampled_from(["insert", "delete", "replace"]), label="op")
+        if op == "insert":
+            tokens.insert(i, data.draw(st.sampled_from(vocabulary), label="token"))
+        elif op == "delete" and tokens:
+            del tokens[i]
+        elif tokens:
+            tokens[i] = data.draw(st.sampled_from(vocabulary), label="token")
+    load_manifest("".join(tokens))
 
 
 def test_a_missing_dependency_is_named_and_not_called_a_bug(monkeypatch, capsys):

@@ -13,12 +13,14 @@ What Konverge does not model is never silently dropped: an unsupported kind or
 field is a warning that names it, with its file:line:col (the YAML is composed,
 not loaded, so every node keeps its position). Status is the exception — it is
 what the control plane computes, so it is ignored without a word (a node's
-allocatable resources apart). Bad YAML and values of the wrong type are errors
-with their position, raised together as one KonvergeError.
+allocatable resources apart). Bad YAML, a key given twice in one mapping and
+values of the wrong type are errors with their position, raised together as
+one KonvergeError.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Iterable
 from fractions import Fraction
@@ -74,10 +76,18 @@ def parse_quantity(text: str) -> int | Fraction:
 
 @attrs.frozen(slots=True)
 class Manifests:
-    """What a set of manifest files declares: objects as (kind, object dict), and warnings."""
+    """What a set of manifest files declares: objects as (kind, object dict), and warnings;
+    `spans[i]` is where `objects[i]` is declared (its `kind`)."""
 
     objects: tuple[tuple[str, dict], ...]
     warnings: tuple[Diagnostic, ...]
+    spans: tuple[Span, ...]
+
+    @property
+    def declared(self) -> tuple[tuple[str, dict, Span], ...]:
+        """(kind, object, span) triples, for `reconcile(objects=…)`: the API server's refusal of
+        an object points at its document."""
+        return tuple((kind, obj, span) for (kind, obj), span in zip(self.objects, self.spans, strict=True))
 
 
 def is_manifest(path: str | Path) -> bool:
@@ -97,7 +107,7 @@ def loads(text: str, file: str = "<manifest>") -> Manifests:
 
 def _load(sources: list[tuple[str, str | None]]) -> Manifests:
     diagnostics: list[Diagnostic] = []
-    objects: list[tuple[str, dict]] = []
+    objects: list[tuple[str, dict, Span]] = []
     seen: dict[tuple, Span] = {}
     for file, text in sources:
         for kind, obj, span in _Reader(file, diagnostics, text).read():
@@ -108,14 +118,15 @@ def _load(sources: list[tuple[str, str | None]]) -> Manifests:
                     hint=f"the first is at {seen[key]}"))
                 continue
             seen[key] = span
-            objects.append((kind, obj))
+            objects.append((kind, obj, span))
     if any(d.severity == "error" for d in diagnostics):
         raise KonvergeError(diagnostics)
     # Namespaces, then ServiceAccounts, first, as Helm and kustomize order them: the API server
     # refuses an object in a namespace that does not exist yet, and a pod whose service account
     # does not exist yet; files are read in name order.
-    objects.sort(key=lambda ko: _FIRST.get(ko[0], len(_FIRST)))
-    return Manifests(tuple(objects), tuple(diagnostics))
+    objects.sort(key=lambda kos: _FIRST.get(kos[0], len(_FIRST)))
+    return Manifests(tuple((kind, obj) for kind, obj, _ in objects), tuple(diagnostics),
+                     tuple(span for _, _, span in objects))
 
 
 class _Skip:
@@ -164,6 +175,8 @@ class _Reader:
             return []
         try:
             documents = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+            for doc in documents:
+                self.resolve_keys(doc)
         except yaml.MarkedYAMLError as e:
             mark = e.problem_mark or e.context_mark
             span = Span(self.file, mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 2) if mark else None
@@ -174,12 +187,56 @@ class _Reader:
         except yaml.YAMLError as e:
             self.diagnostics.append(Diagnostic(E_YAML, f"invalid YAML: {e}", file=self.file))
             return []
+        except RecursionError:  # PyYAML's composer recurses once per level of nesting
+            self.diagnostics.append(self.too_deep(text))
+            return []
         out: list[tuple[str, dict, Span]] = []
         for doc in documents:
             if doc is None or (isinstance(doc, ScalarNode) and doc.tag.endswith(":null")):
                 continue  # an empty document, e.g. after a trailing `---`
             self.document(doc, out)
         return out
+
+    def resolve_keys(self, doc: Node | None) -> None:
+        """The document's mappings as Kubernetes' YAML reader takes them: a key given twice in
+        one mapping is an error (it would drop a value without a word), and merge keys
+        (`<<: *defaults`) bring in the pairs of their mappings, the mapping's own keys winning.
+        Each node once, however many aliases lead to it."""
+        seen: set[int] = set()
+        stack = [doc]
+        while stack:
+            node = stack.pop()
+            if node is None or isinstance(node, ScalarNode) or id(node) in seen:
+                continue
+            seen.add(id(node))
+            if isinstance(node, MappingNode):
+                first: dict[str, Node] = {}
+                for key, _ in node.value:
+                    if isinstance(key, ScalarNode) and key.value in first:
+                        self.error(key, f"`{key.value}` is given twice in this mapping",
+                                   hint=f"the first is at {self.span(first[key.value])}; keep one")
+                    elif isinstance(key, ScalarNode):
+                        first[key.value] = key
+                self._constructor.flatten_mapping(node)
+                stack.extend(n for pair in node.value for n in pair)
+            else:
+                stack.extend(node.value)
+
+    def too_deep(self, text: str) -> Diagnostic:
+        """Where the YAML nests deepest, found by its events (PyYAML's parser keeps a stack of
+        its own, so it reads what the composer could not)."""
+        depth, deepest, mark = 0, 0, None
+        with contextlib.suppress(yaml.YAMLError):  # an error further on: the deepest point before it
+            for event in yaml.parse(text, Loader=yaml.SafeLoader):
+                if isinstance(event, yaml.CollectionStartEvent):
+                    depth += 1
+                    if depth > deepest:
+                        deepest, mark = depth, event.start_mark
+                elif isinstance(event, yaml.CollectionEndEvent):
+                    depth -= 1
+        span = Span(self.file, mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 2) if mark else None
+        return Diagnostic(E_YAML, f"this YAML nests {deepest} deep, too deep to read", span, file=self.file,
+                          hint="a Kubernetes object nests a few dozen levels at most: is this the file you meant?")
 
     def document(self, doc: Node, out: list) -> None:
         if not isinstance(doc, MappingNode):

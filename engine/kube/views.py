@@ -66,12 +66,13 @@ def component(w: Write) -> str:
 
 
 def load(files: list[str], *, scenario: str | None = None, data_dir: str | None = None,
-         std: bool = True) -> tuple[Program, State]:
+         std: bool = True, example: str = "konverge route web specs/demo.konv") -> tuple[Program, State]:
     """The program and the state a view looks at: the specs reconciled in memory, or a data
     directory read as it is (the specs, if any, then only declare the rules). Specs are what
     `reconcile` takes — `.konv` files and Kubernetes YAML manifests mixed, or directories — and
     `scenario` names a scenario of the specs or a file holding one; loading is the CLI's own
-    (`engine.cli._load_run`), so that a view sees the cluster `reconcile` would build."""
+    (`engine.cli._load_run`), so that a view sees the cluster `reconcile` would build. `example`:
+    the command line the error for neither shows."""
     from ..cli import _load_run
     from ..show import standard_program
 
@@ -83,11 +84,11 @@ def load(files: list[str], *, scenario: str | None = None, data_dir: str | None 
         return program, load_state(data_dir)
     if not files:
         raise KonvergeError(Diagnostic("E220", "give spec files or --data-dir DIR",
-                                       hint="e.g. konverge route web specs/demo.konv"), exit_code=2)
+                                       hint=f"e.g. {example}"), exit_code=2)
     from ..fixpoint import reconcile
 
     program, chosen, manifests = _load_run(files, scenario, no_std=not std)
-    return program, state_of(reconcile(program, scenario=chosen, objects=manifests.objects))
+    return program, state_of(reconcile(program, scenario=chosen, objects=manifests.declared))
 
 
 def _missing(what: str, name: str, known: list[str], hint_none: str, hint_elsewhere: str | None = None, *,
@@ -429,28 +430,33 @@ def add_commands(sub) -> None:
     e = sub.add_parser("explain", help="why an object is as it is: its writes and the rules behind them")
     e.add_argument("target", metavar="KIND/NAME")
     common(e)
-    e.set_defaults(one_run=True, run=lambda a: _run(a, lambda prog, st: explain_view(prog, st, a.target, a.namespace)))
+    e.set_defaults(one_run=True, example="konverge explain endpoints/web specs/demo.konv",
+                   run=lambda a: _run(a, lambda prog, st: explain_view(prog, st, a.target, a.namespace)))
 
     w = sub.add_parser("why-pending", help="why a pod is Pending: the scheduler's verdict, node by node")
     w.add_argument("pod", metavar="POD")
     common(w)
-    w.set_defaults(one_run=True, run=lambda a: _run(a, lambda prog, st: why_pending(prog, st, a.pod, a.namespace)))
+    w.set_defaults(one_run=True, example="konverge why-pending huge tests/data/unschedulable.konv",
+                   run=lambda a: _run(a, lambda prog, st: why_pending(prog, st, a.pod, a.namespace)))
 
     t = sub.add_parser("trace", help="the writes in order: all of them, or a pod's creation sequence")
     t.add_argument("--pod", metavar="NAME", help="the writes of this pod's creation sequence")
     common(t)
-    t.set_defaults(one_run=True, run=lambda a: _run(a, lambda prog, st: trace_view(prog, st, a.pod, a.namespace)))
+    t.set_defaults(one_run=True, example="konverge trace specs/demo.konv",
+                   run=lambda a: _run(a, lambda prog, st: trace_view(prog, st, a.pod, a.namespace)))
 
     r = sub.add_parser("route", help="where a request to a service goes, as kube-proxy routes it")
     r.add_argument("service", metavar="SERVICE[:PORT]")
     r.add_argument("--from", dest="from_node", metavar="NODE", help="the node it is seen from (default: the first)")
     common(r)
-    r.set_defaults(one_run=True, run=lambda a: _run(a, lambda prog, st: route_view(
-        prog, st, a.service, from_node=a.from_node, namespace=a.namespace)))
+    r.set_defaults(one_run=True, example="konverge route web specs/demo.konv",
+                   run=lambda a: _run(a, lambda prog, st: route_view(
+                       prog, st, a.service, from_node=a.from_node, namespace=a.namespace)))
 
 
 def _run(args, view) -> int:
-    program, state = load(args.files, scenario=args.scenario, data_dir=args.data_dir, std=not args.no_std)
+    program, state = load(args.files, scenario=args.scenario, data_dir=args.data_dir, std=not args.no_std,
+                          example=args.example)
     with located(args.data_dir or ", ".join(args.files)):  # say which cluster the view looked at
         text = view(program, state)
     sys.stdout.write(text)
