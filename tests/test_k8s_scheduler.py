@@ -1,8 +1,11 @@
 """kube-scheduler's default profile (rules/scheduler.konv) against the reference behaviour."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from engine import fixpoint
+from tests import scheduler_model as model
 from tests.kube import deployment, node, run
 
 
@@ -294,6 +297,64 @@ def test_balanced_allocation_breaks_an_equal_least_allocated_score():
     assert c.get("Pod", "newcomer")["node"] == "b-even"
 
 
+def test_least_allocated_rounds_each_resource_down_before_averaging():
+    # For 100m and 300Mi, small is 80 (cpu) and 41 (memory, 41.4) free, (80 + 41) / 2 = 60;
+    # large is 96 (96.7) and 41, 68 — 69 if the shares were averaged before rounding down.
+    # BalancedAllocation gives 80 and 72: 140 each, and the tie goes to the first name.
+    c = run(node("a-small", cpu="500m", memory="512Mi") + node("b-large", cpu="3", memory="512Mi")
+            + pod("p", cpu="100m", memory="300Mi"))
+    assert c.get("Pod", "p")["node"] == "a-small"
+
+
+def test_a_resource_the_node_has_none_of_is_left_out_of_the_resource_scores():
+    # no-cpu has memory only: LeastAllocated scores that alone (87) and BalancedAllocation,
+    # with one share, 100: 187 against plain's 83 + 93, where counting the missing cpu as
+    # full would give no-cpu 43 + 56.
+    c = run(node("a-no-cpu", cpu="0", memory="512Mi") + node("b-plain", cpu="500m", memory="512Mi")
+            + pod("p", cpu="0", memory="64Mi"))
+    assert c.get("Pod", "p")["node"] == "a-no-cpu"
+
+
+def test_balanced_allocation_does_not_score_a_pod_that_requests_nothing():
+    # LeastAllocated (non-zero requests) prefers a (67 against 60); BalancedAllocation would
+    # prefer b, evenly used (100 against 87), and outweigh it, but it skips best-effort pods.
+    c = run(node("a", cpu="1", memory="1Gi") + node("b", cpu="1", memory="1Gi")
+            + pod("q", cpu="0", memory="256Mi", extra='node: "a"')
+            + pod("r", cpu="250m", memory="256Mi", extra='node: "b"')
+            + pod("best-effort", cpu="0", memory="0"))
+    assert c.get("Pod", "best-effort")["node"] == "a"
+
+
+def test_a_pod_that_requests_no_cpu_fits_a_node_whose_cpu_shrank_below_its_pods_requests():
+    # fitsRequest (the scheduler's and the kubelet's) checks only the resources a pod requests.
+    c = run(node("n", cpu="2") + pod("busy", cpu="1500m")
+            + 'scenario "shrink" {\n  at 10s: update node n { cpu: 1 }\n'
+            + '  at 20s: create pod be { container main { image: "x"  memory: 64Mi } }\n}\n')
+    assert c.get("Pod", "be")["node"] == "n" and c.get("Pod", "be")["phase"] == "Running"
+
+
+def test_balanced_allocation_rounds_each_share_to_a_float_as_upstream_does():
+    # 2600m and 512Mi: LeastAllocated gives a 48 and b 20, BalancedAllocation b 93 and a, with
+    # shares 13/15 and 1/6, exactly 65 — but upstream's float64 shares make it 64.99…, truncated
+    # to 64: a 112 against b's 113, where the exact 65 would tie and the tie go to a.
+    c = run(node("a", cpu="3", memory="3Gi") + node("b", cpu="3", memory="704Mi")
+            + pod("p", cpu="2600m", memory="512Mi"))
+    assert c.get("Pod", "p")["node"] == "b"
+
+
+def test_taint_score_is_rounded_down_before_it_is_reversed():
+    # Untolerated PreferNoSchedule taints 3, 1 and 0: normalised 100 − ⌊100·1/3⌋ = 67 for b,
+    # so b (196 + 3·67) beats the nearly full c (96 + 3·100) by one point.
+    prefer = 'taints: [{}]'
+    taint = '{{key: "{}", effect: "PreferNoSchedule"}}'
+    c = run(node("a", memory="4Gi", extra=prefer.format(", ".join(taint.format(k) for k in ("k1", "k2", "k3"))))
+            + node("b", memory="4Gi", extra=prefer.format(taint.format("k1")))
+            + node("c", cpu="4", memory="4Gi")
+            + pod("q", cpu="3900m", memory="0", extra='node: "c"')
+            + pod("p", cpu="100m", memory="64Mi"))
+    assert c.get("Pod", "p")["node"] == "b"
+
+
 def test_pod_for_another_scheduler_gets_no_verdict_and_no_event():
     # Kubernetes: no scheduler profile claims it, so it stays Pending without a PodScheduled
     # condition or a FailedScheduling event; a workload's pods carry the template's scheduler.
@@ -397,3 +458,120 @@ def test_nodes_alike_in_content_and_use_share_the_filter_and_score_results(monke
     assert sorted(p["node"] for p in c.pods("web")) == [f"n{i}" for i in range(8)]
     assert kept.count("node_use") >= 8  # each node's own
     assert kept.count("node_reasons") == 2 and kept.count("resource_score") == 2
+
+
+# ---- a second opinion: the model of tests/scheduler_model.py ----------------------------------
+
+MI = 1024 * 1024
+LABEL_VALUES = {"zone": ("a", "b"), "disk": ("ssd", "hdd"), "gen": ("1", "3", "5", "new")}
+TAINT_KEYS = ("k1", "k2", "spot")
+EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+
+def _quoted(values) -> str:
+    return ", ".join(f'"{v}"' for v in values)
+
+
+@st.composite
+def requirements(draw):
+    key = draw(st.sampled_from((*LABEL_VALUES, "absent")))
+    operator = draw(st.sampled_from(("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt")))
+    if operator in ("In", "NotIn"):
+        values = draw(st.lists(st.sampled_from(LABEL_VALUES.get(key, ("x",))), min_size=1, max_size=2, unique=True))
+    elif operator in ("Gt", "Lt"):
+        values = [str(draw(st.integers(0, 6)))]
+    else:
+        values = []
+    return model.Requirement(key, operator, tuple(values))
+
+
+terms = st.lists(requirements(), max_size=2).map(tuple)  # an empty term selects no node
+
+
+@st.composite
+def tolerations(draw):
+    key = draw(st.sampled_from(("", *TAINT_KEYS, model.UNSCHEDULABLE_TAINT)))
+    # An empty key needs Exists, and Exists no value (API validation).
+    operator = "Exists" if key == "" else draw(st.sampled_from(("Equal", "Exists")))
+    value = draw(st.sampled_from(("", "x"))) if operator == "Equal" else ""
+    return model.Toleration(key, operator, value, draw(st.sampled_from(("", *EFFECTS))))
+
+
+def _some(draw, element, sizes=(0, 0, 0, 1, 2)):
+    """A few of `element`: most often none, so that most pods have somewhere to go."""
+    return tuple(draw(element) for _ in range(draw(st.sampled_from(sizes))))
+
+
+@st.composite
+def scheduler_clusters(draw):
+    """2–6 nodes and 1–8 standalone pods without a node, small enough that they compete. The
+    choices lean towards pods that fit somewhere, on nodes that differ in their scores."""
+    names = draw(st.permutations("abcdef"))[:draw(st.integers(2, 6))]
+    taints = st.builds(model.Taint, st.sampled_from(TAINT_KEYS), st.sampled_from(("", "x")),
+                       st.sampled_from(("PreferNoSchedule", "PreferNoSchedule", *EFFECTS)))
+    nodes = [model.Node(
+        name=name,
+        milli_cpu=draw(st.sampled_from((4000, 2000, 3000, 1000, 1500, 500, 0))),
+        memory=draw(st.sampled_from((4096, 2048, 3072, 1024, 512, 0))) * MI,
+        pods=draw(st.sampled_from((110, 3, 2, 1))),
+        labels={k: draw(st.sampled_from(v)) for k, v in LABEL_VALUES.items() if draw(st.booleans())},
+        taints=tuple({(t.key, t.effect): t for t in _some(draw, taints, (0, 0, 1, 3))}.values()),
+        unschedulable=draw(st.integers(0, 9)) == 9,
+    ) for name in names]
+    container = st.tuples(st.sampled_from((100, 250, 0, 500, 1000, 1500)),
+                          st.sampled_from((64, 256, 0, 1024, 1536)).map(lambda m: m * MI))
+    pods = [model.Pod(
+        name=f"p{i}",
+        containers=tuple(draw(st.lists(container, min_size=1, max_size=2))),
+        node_selector=draw(st.sampled_from(({}, {}, {}, {}, {"disk": "ssd"}, {"zone": "a"}))),
+        required_terms=_some(draw, terms, (0, 0, 0, 0, 1, 2)),
+        preferred_terms=_some(draw, st.tuples(st.integers(1, 100), terms), (0, 1, 2)),
+        tolerations=_some(draw, tolerations(), (0, 1, 2, 3)),
+    ) for i in range(draw(st.integers(1, 8)))]
+    return nodes, pods
+
+
+def _expressions(term) -> str:
+    return "[" + ", ".join(f'{{key: "{r.key}", operator: "{r.operator}", values: [{_quoted(r.values)}]}}'
+                           for r in term) + "]"
+
+
+def scheduler_spec(nodes, pods) -> str:
+    """The cluster as a user writes it."""
+    text = []
+    for n in nodes:
+        labels = "  ".join(f'{k}: "{v}"' for k, v in n.labels.items())
+        taints = ", ".join(f'{{key: "{t.key}", value: "{t.value}", effect: "{t.effect}"}}' for t in n.taints)
+        text.append(f"node {n.name} {{ cpu: {n.milli_cpu}m  memory: {n.memory // MI}Mi  pods: {n.pods}"
+                    f"  labels {{ {labels} }}  taints: [{taints}]  unschedulable: {str(n.unschedulable).lower()} }}\n")
+    for p in pods:
+        selector = "  ".join(f'{k}: "{v}"' for k, v in p.node_selector.items())
+        required = ", ".join(f"{{matchExpressions: {_expressions(t)}}}" for t in p.required_terms)
+        preferred = ", ".join(f"{{weight: {w}, preference: {{matchExpressions: {_expressions(t)}}}}}"
+                              for w, t in p.preferred_terms)
+        tolerations = ", ".join(f'{{key: "{t.key}", operator: "{t.operator}", value: "{t.value}", effect: "{t.effect}"}}'
+                                for t in p.tolerations)
+        containers = "".join(f'  container c{i} {{ image: "x"  cpu: {cpu}m  memory: {memory // MI}Mi }}\n'
+                             for i, (cpu, memory) in enumerate(p.containers))
+        text.append(f"pod {p.name} {{ nodeSelector {{ {selector} }}  tolerations: [{tolerations}]\n"
+                    f"  affinity: {{requiredNodeTerms: [{required}], preferredNodeTerms: [{preferred}]}}\n"
+                    f"{containers}}}\n")
+    return "".join(text)
+
+
+@given(scheduler_clusters())
+def test_pods_land_where_the_kubernetes_model_places_them(cluster):
+    # The bind rule takes pending pods in its firing order, by name within the namespace, each
+    # against the nodes as the earlier bindings left them: the model schedules them so too.
+    nodes, pods = cluster
+    c = run(scheduler_spec(nodes, pods))
+    expected = model.schedule(nodes, sorted(pods, key=lambda p: p.name))
+    events = {e["name"]: e["message"] for e in c.of("Event") if e["reason"] == "FailedScheduling"}
+    for p in pods:
+        got, want = c.get("Pod", p.name), expected[p.name]
+        assert got["node"] == want.node, p.name
+        if want.node is None:
+            assert (got["reason"], got["message"]) == ("Unschedulable", want.message), p.name
+            assert events[p.name + ".failedscheduling"] == want.message
+        else:
+            assert not got.get("reason") and p.name + ".failedscheduling" not in events, p.name
