@@ -1,5 +1,9 @@
 """The HorizontalPodAutoscaler (rules/controllers.konv)."""
 
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from tests import service_model as model
 from tests.kube import deployment, node, run
 
 
@@ -67,6 +71,52 @@ def test_replicas_are_clamped_to_min_replicas_default_one():
     assert replicas(c) == 1
 
 
+def test_utilization_is_a_whole_percentage_rounded_down():
+    # GetResourceUtilizationRatio: int32(metricsTotal × 100 / requestsTotal). 1000m over 3 × 500m
+    # is 66.7%: 66, and 66/60 = 1.1 is within the tolerance, so no scale-up (67 would give 4).
+    c = run(cluster(hpa="targetCPUUtilization: 60",
+                    scenario='scenario "load" { at 1m: load horizontalpodautoscaler api cpu = 1000m }'))
+    assert c.get("HorizontalPodAutoscaler", "api")["currentCPUUtilization"] == 66
+    assert replicas(c) == 3
+
+
+def test_pods_with_a_container_without_a_cpu_request_are_not_measured():
+    # calculatePodRequestsFromContainers: "missing request for cpu in container …", no scaling.
+    spec = cluster(scenario='scenario "load" { at 1m: load horizontalpodautoscaler api cpu = 3 }').replace(
+        'container main { image: "api:1"  cpu: 500m  memory: 64Mi  }',
+        'container main { image: "api:1"  cpu: 500m  memory: 64Mi  }\n    container sidecar { image: "log:1" }')
+    assert "sidecar" in spec
+    c = run(spec)
+    assert c.get("HorizontalPodAutoscaler", "api")["currentCPUUtilization"] is None and replicas(c) == 3
+
+
+def test_the_ratio_and_its_rounding_up_are_float64_as_upstream():
+    # 5075m over 7 × 500m is 145% of a 35% target: float64(145)/float64(35) × 7 is
+    # 29.000000000000004, which math.Ceil makes 30 (exact arithmetic would give 29).
+    c = run(node("n1", cpu="32", memory="32Gi") + deployment("api", replicas=7, cpu="500m")
+            + 'horizontalpodautoscaler api { target: "api"  maxReplicas: 40  targetCPUUtilization: 35 }\n'
+            + 'scenario "load" { at 1m: load horizontalpodautoscaler api cpu = 5075m }')
+    assert replicas(c) == 30
+
+
+def test_a_scale_up_counts_pending_pods_as_using_nothing():
+    # Room for two of the three pods: 1250m over the two running is 125% of 80%, but over all
+    # three (the pending one using nothing) 83%, within the tolerance: GetResourceReplicas keeps 3.
+    c = run(node("n1", cpu="1", memory="32Gi") + deployment("api", replicas=3, cpu="500m")
+            + 'horizontalpodautoscaler api { target: "api"  maxReplicas: 10 }\n'
+            + 'scenario "load" { at 1m: load horizontalpodautoscaler api cpu = 1250m }')
+    assert len(c.ready_pods("api")) == 2
+    assert c.get("HorizontalPodAutoscaler", "api")["currentCPUUtilization"] == 125 and replicas(c) == 3
+
+
+def test_a_deployment_scaled_to_zero_is_not_autoscaled():
+    # horizontal.go: "scaling is disabled since the replica count of the target is zero", even
+    # below minReplicas and under load.
+    c = run(cluster(replicas=0, hpa="minReplicas: 2",
+                    scenario='scenario "load" { at 1m: load horizontalpodautoscaler api cpu = 3 }'))
+    assert replicas(c) == 0 and c.pods("api") == []
+
+
 def test_scale_down_uses_the_highest_recommendation_of_the_last_300s():
     c = run(cluster(hpa="targetCPUUtilization: 60", scenario="""
 scenario "spike and calm" {
@@ -99,3 +149,49 @@ scenario "dip" {
 """), history=True)
     assert scale_writes(c) == [(60, 10)]
     assert replicas(c) == 10
+
+
+# ---- a second opinion: the model of tests/service_model.py ------------------------------------
+
+@st.composite
+def autoscaled(draw):
+    """A Deployment of 0–6 pods of 1–2 containers (a cpu request of 0 is none) under an HPA, on a
+    node with room for all of them or only some (the rest stay Pending), and the load it meets."""
+    requests = tuple(draw(st.lists(st.sampled_from((100, 250, 500, 0)), min_size=1, max_size=2)))
+    node_cpu = draw(st.sampled_from((16000, 16000, 1000, 1500, 2000)))
+    low = draw(st.integers(1, 3))
+    a = model.Autoscaled(replicas=draw(st.integers(0, 6)), requests=requests, min_replicas=low,
+                         max_replicas=draw(st.integers(low, 10)), target=draw(st.sampled_from((50, 60, 80, 100, 150))),
+                         fit=node_cpu // sum(requests) if sum(requests) else None)
+    load = draw(st.one_of(st.none(), st.integers(0, 100).map(lambda x: x * 50)))
+    return a, node_cpu, load
+
+
+def autoscaled_spec(a, node_cpu, load) -> str:
+    containers = "".join(f'    container c{i} {{ image: "api:1"  cpu: {r}m  memory: 1Mi }}\n' for i, r in enumerate(a.requests))
+    scenario = f'scenario "load" {{ at 1m: load horizontalpodautoscaler api cpu = {load}m }}\n' if load is not None else ""
+    return (node("n1", cpu=f"{node_cpu}m", memory="64Gi")
+            + f'deployment api {{\n  replicas: {a.replicas}\n  template {{\n    labels {{ app: "api" }}\n{containers}  }}\n}}\n'
+            + f"horizontalpodautoscaler api {{ target: \"api\"  minReplicas: {a.min_replicas}  maxReplicas: {a.max_replicas}"
+            + f"  targetCPUUtilization: {a.target} }}\n" + scenario)
+
+
+@given(autoscaled())
+def test_hpa_settles_where_the_kubernetes_replica_calculator_does(case):
+    a, node_cpu, load = case
+    want = model.settle(a, load)
+    assume(want is not None)  # Kubernetes' HPA flaps on it
+    c = run(autoscaled_spec(a, node_cpu, load), until=7200)
+    h = c.get("HorizontalPodAutoscaler", "api")
+    assert (replicas(c), h["currentCPUUtilization"]) == want
+
+
+def test_a_declared_utilisation_of_pods_without_a_cpu_request_scales_nothing():
+    # Pods without a cpu request are not measured: a figure given in the spec does not scale
+    # them, and the pending pods are not divided over (review RM2: a division by zero).
+    spec = (node("n1", cpu="16", memory="32Gi")
+            + deployment("api", replicas=3, cpu="0", extra='nodeSelector { disk: "none" }')
+            + 'horizontalpodautoscaler api { target: "api"  maxReplicas: 10  currentCPUUtilization: 150 }\n'
+            + 'scenario "load" { at 1m: load horizontalpodautoscaler api cpu = 3 }\n')
+    c = run(spec)
+    assert c.result.converged and c.get("Deployment", "api")["replicas"] == 3

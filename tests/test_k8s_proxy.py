@@ -3,8 +3,12 @@
 from fractions import Fraction
 from ipaddress import ip_address, ip_network
 
+from hypothesis import given
+
 from engine.kube.contract import per_node_routes
+from tests import service_model as model
 from tests.kube import node, run
+from tests.test_k8s_endpoints import endpoint_clusters, endpoints_spec, observed_pods
 
 
 def web(name, extra=""):
@@ -69,6 +73,15 @@ def test_route_probabilities_follow_iptables_1_over_n_minus_i():
     assert reach == [Fraction(1, 4)] * 4
 
 
+def test_backends_are_in_the_order_of_their_ip_port_text():
+    # The endpoint cache sorts a port's endpoints by Endpoint.String(), "ip:port": ":" sorts after
+    # the digits, so 192.168.0.10:8080 comes before 192.168.0.1:8080.
+    c = run(node("n1") + "".join(web(f"web-{i:02}") for i in range(11)) + SERVICE)
+    [r] = routes(c)
+    assert [b["ip"] for b in r["backends"]][:4] == ["192.168.0.0", "192.168.0.10", "192.168.0.1", "192.168.0.2"]
+    assert [b["probability"] for b in r["backends"]] == [1 / (11 - i) for i in range(11)]
+
+
 def test_service_without_ready_endpoints_is_rejected():
     c = run(node("n1") + SERVICE)
     [r] = routes(c)
@@ -117,3 +130,30 @@ def test_a_route_kind_of_the_specs_own_is_listed_as_it_is():
                                   'node n1 {}\nnode n2 {}\nroute r1 { node: "n1" }\n', "own.konv")])
     routes = [o for o in document(p, reconcile(p))["objects"] if o["kind"] == "Route"]
     assert [(o["name"], o["node"]) for o in routes] == [("r1", "n1")]
+
+
+# ---- a second opinion: the model of tests/service_model.py ------------------------------------
+
+def _backends(r) -> tuple:
+    """The route's backends as iptables is given them: the probability printed "%0.10f", none on the last."""
+    n = len(r["backends"])
+    return tuple(model.Backend(b["ip"], b["port"], "%0.10f" % b["probability"] if i < n - 1 else "")
+                 for i, b in enumerate(r["backends"]))
+
+
+@given(endpoint_clusters())
+def test_routes_are_what_kube_proxy_programs_from_the_kubernetes_endpoints(cluster):
+    # The model's endpoints, from the pods as Konverge left them, through the model's proxy.
+    pods, services = cluster
+    c = run(endpoints_spec(pods, services), until=900)
+    seen = observed_pods(c, pods)
+    for s in services:
+        ip = c.get("Service", s.name)["clusterIP"]
+        eps = model.endpoints(s, seen)
+        routes = {(r["port"], r["protocol"]): r for r in c.of("Route") if r["service"] == f"default/{s.name}"}
+        assert sorted(routes) == sorted((sp.port, sp.protocol) for sp in s.ports), s.name
+        for sp in s.ports:
+            want, r = model.route(model.Service(s.name, s.selector, s.ports, s.namespace, s.publish_not_ready,
+                                                s.session_affinity, ip), sp, eps), routes[sp.port, sp.protocol]
+            got = model.Route(r["clusterIP"], r["port"], r["protocol"], r["action"], _backends(r), r["sessionAffinity"])
+            assert got == want, (s.name, sp.name)
