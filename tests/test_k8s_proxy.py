@@ -8,7 +8,7 @@ from hypothesis import given
 from engine.kube.contract import per_node_routes
 from tests import service_model as model
 from tests.kube import node, run
-from tests.test_k8s_endpoints import endpoint_clusters, endpoints_spec, observed_pods
+from tests.service_clusters import endpoint_clusters, reconciled
 
 
 def web(name, extra=""):
@@ -144,9 +144,7 @@ def _backends(r) -> tuple:
 @given(endpoint_clusters())
 def test_routes_are_what_kube_proxy_programs_from_the_kubernetes_endpoints(cluster):
     # The model's endpoints, from the pods as Konverge left them, through the model's proxy.
-    pods, services = cluster
-    c = run(endpoints_spec(pods, services), until=900)
-    seen = observed_pods(c, pods)
+    c, seen, services = reconciled(cluster)
     for s in services:
         ip = c.get("Service", s.name)["clusterIP"]
         eps = model.endpoints(s, seen)
