@@ -240,10 +240,10 @@ def _verify(args) -> int:
 def _no_manifest_objects(manifests) -> None:
     """`verify` drives the program's own objects: a manifest's would be left out of every run,
     and the properties would hold of a cluster without them, so they are refused."""
-    if manifests.objects:
+    if manifests.declared:
         raise KonvergeError(Diagnostic(
             "E070", "verify reads .konv specs only; the objects of this manifest would be left out",
-            file=manifests.spans[0].file,
+            file=manifests.declared[0][2].file,
             hint="declare them in a .konv spec to verify them; `konverge reconcile` reads manifests"), exit_code=2)
 
 

@@ -40,7 +40,7 @@ import attrs
 from . import ast as A
 from .api import encode_object
 from .check import ENGINE_FAULT_KIND, Program
-from .errors import Diagnostic, KonvergeError
+from .errors import Diagnostic, KonvergeError, Span
 from .eval import Evaluator, _conjuncts, _mentions, materialize
 from .picks import Picks, Unnamed, value_key
 from .reads import Reads, derived
@@ -1532,7 +1532,8 @@ def spec_objects(program: Program) -> list[tuple[str, dict, A.ObjectDecl]]:
 def reconcile(program: Program, *, api=None, store=None, data_dir: str | None = None,
               scenario: A.ScenarioDecl | None = None, order: str = "fixed", seed: int = 0,
               naive: bool = False, budget: int = DEFAULT_BUDGET, horizon=DEFAULT_HORIZON,
-              objects: Iterable[tuple] = (), progress=None, follow: Iterable[str] = ()) -> Result:
+              objects: Iterable[tuple[str, dict, Span | None]] = (), progress=None,
+              follow: Iterable[str] = ()) -> Result:
     """Load the spec's objects (and `objects`, e.g. from Kubernetes manifests, as (kind, value,
     span) triples, the span, if any, where a refusal points) through the API server and run
     the controllers to a fixed point, through the scenario's events if one is given.
@@ -1568,7 +1569,7 @@ class Run:
 
     def __init__(self, program: Program, *, api=None, store=None, data_dir: str | None = None,
                  order: str = "fixed", seed: int = 0, naive: bool = False, budget: int = DEFAULT_BUDGET,
-                 horizon=DEFAULT_HORIZON, objects: Iterable[tuple] = (), progress=None,
+                 horizon=DEFAULT_HORIZON, objects: Iterable[tuple[str, dict, Span | None]] = (), progress=None,
                  expectations=()):
         from .api import APIServer
         from .store import open_store
@@ -1709,7 +1710,7 @@ def shared_objects(program: Program) -> dict[int, object]:
 APPLIED = "/konverge/applied/"  # the spec's objects as last applied: the engine's own bookkeeping
 
 
-def apply_spec(program: Program, api, engine: Engine, extra: Iterable[tuple] = ()) -> None:
+def apply_spec(program: Program, api, engine: Engine, extra: Iterable[tuple[str, dict, Span | None]] = ()) -> None:
     """Apply the spec's objects as `kubectl apply` does: missing ones are created; in an
     existing one (a persisted store) a field is written only where the spec now says something
     other than it said when last applied, so that what controllers changed since stays changed

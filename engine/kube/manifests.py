@@ -76,18 +76,17 @@ def parse_quantity(text: str) -> int | Fraction:
 
 @attrs.frozen(slots=True)
 class Manifests:
-    """What a set of manifest files declares: objects as (kind, object dict), and warnings;
-    `spans[i]` is where `objects[i]` is declared (its `kind`)."""
+    """What a set of manifest files declares: objects as (kind, object dict, where it is declared:
+    its `kind`), for `reconcile(objects=…)`, so that the API server's refusal of an object points
+    at its document; and warnings."""
 
-    objects: tuple[tuple[str, dict], ...]
+    declared: tuple[tuple[str, dict, Span], ...]
     warnings: tuple[Diagnostic, ...]
-    spans: tuple[Span, ...]
 
     @property
-    def declared(self) -> tuple[tuple[str, dict, Span], ...]:
-        """(kind, object, span) triples, for `reconcile(objects=…)`: the API server's refusal of
-        an object points at its document."""
-        return tuple((kind, obj, span) for (kind, obj), span in zip(self.objects, self.spans, strict=True))
+    def objects(self) -> tuple[tuple[str, dict], ...]:
+        """(kind, object dict) pairs."""
+        return tuple((kind, obj) for kind, obj, _ in self.declared)
 
 
 def is_manifest(path: str | Path) -> bool:
@@ -125,8 +124,7 @@ def _load(sources: list[tuple[str, str | None]]) -> Manifests:
     # refuses an object in a namespace that does not exist yet, and a pod whose service account
     # does not exist yet; files are read in name order.
     objects.sort(key=lambda kos: _FIRST.get(kos[0], len(_FIRST)))
-    return Manifests(tuple((kind, obj) for kind, obj, _ in objects), tuple(diagnostics),
-                     tuple(span for _, _, span in objects))
+    return Manifests(tuple(objects), tuple(diagnostics))
 
 
 class _Skip:

@@ -65,8 +65,8 @@ def component(w: Write) -> str:
 # ---- where the state comes from ----------------------------------------------------------------
 
 
-def load(files: list[str], *, scenario: str | None = None, data_dir: str | None = None,
-         std: bool = True, example: str = "konverge route web specs/demo.konv") -> tuple[Program, State]:
+def load(files: list[str], *, example: str, scenario: str | None = None, data_dir: str | None = None,
+         std: bool = True) -> tuple[Program, State]:
     """The program and the state a view looks at: the specs reconciled in memory, or a data
     directory read as it is (the specs, if any, then only declare the rules). Specs are what
     `reconcile` takes — `.konv` files and Kubernetes YAML manifests mixed, or directories — and
