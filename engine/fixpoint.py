@@ -622,6 +622,7 @@ class _Outcome:
     # except those of `made`, which it only creates (`create`, not `ensure`): only their coming and going does
     made: frozenset = frozenset()
     acted: bool = True  # whether any binding passed its clauses (False: its actions and pick read nothing)
+    reached: int = 0  # when none did, how many of the clauses, from the first, any binding got to
 
 
 class Engine:
@@ -668,9 +669,10 @@ class Engine:
         if self.memo is not None:
             self.memo.picks.waiting = self.readers
         self.reads_of: dict[str, set[tuple]] = {}
-        # Instances whose latest evaluation passed no binding through the rule's clauses: until
-        # they are looked at again, only what the clauses read can change their outcome.
-        self.stopped: set[str] = set()
+        # Instances whose latest evaluation passed no binding through the rule's clauses, each with
+        # how many clauses, from the first, any binding got to (_Plan.reached): until they are
+        # looked at again, only what those clauses read can change their outcome.
+        self.stopped: dict[str, int] = {}
         self.timers: list = []  # heap of (deadline, id)
         # Instance id → the deadlines its latest evaluation read: a timer queued before is stale
         # once the instance no longer waits for it (its answer no longer turns then).
@@ -812,7 +814,7 @@ class Engine:
             plan.run(clauses, {})
         plan.collect_stale()
         outcome = _Outcome(plan.writes, self.world.scanned, self.ev.deadlines, plan.ensured | plan.created,
-                           frozenset(plan.created - plan.ensured), plan.acted)
+                           frozenset(plan.created - plan.ensured), plan.acted, plan.reached)
         self.world.scanned = set()  # the outcome keeps what it read: what is read after is no one's
         self.ev.deadlines = None
         return outcome
@@ -853,9 +855,9 @@ class Engine:
     def record_deps(self, inst: _Instance, outcome: _Outcome) -> None:
         iid, new = inst.id, outcome.reads
         if outcome.acted:
-            self.stopped.discard(iid)
+            self.stopped.pop(iid, None)
         else:
-            self.stopped.add(iid)
+            self.stopped[iid] = outcome.reached
         old = self.reads_of.get(iid)
         if old != new:  # mostly an instance reads what it read last time
             readers = self.readers
@@ -887,7 +889,7 @@ class Engine:
         gone has only its ensured objects left to collect, and reads nothing any more (a pick's
         group it read may go)."""
         if inst.primary_key is not None and inst.primary is None:
-            self.stopped.discard(inst.id)
+            self.stopped.pop(inst.id, None)
             for read in self.reads_of.pop(inst.id, ()):
                 self.readers.get(read, set()).discard(inst.id)
             self.deadlines_of.pop(inst.id, None)
@@ -923,7 +925,7 @@ class Engine:
                     inst = instances[iid]
                     if fields is not None and iid not in self.refused:
                         # Skip an instance whose rule reads none of the fields that changed.
-                        read_fields = self.kind_fields(inst.rule, iid in self.stopped).get(read[1])
+                        read_fields = self.kind_fields(inst.rule, self.stopped.get(iid)).get(read[1])
                         if read_fields is not None and read_fields.isdisjoint(fields):
                             continue
                     self.queue(inst)
@@ -965,7 +967,7 @@ class Engine:
         without field wake-ups, `changed` gives no fields.)"""
         if (fields is not None and inst.primary_key == key and inst.id not in self.refused
                 and inst.id not in self.dirty_ids):
-            read = self.primary_fields(inst.rule, inst.id in self.stopped)
+            read = self.primary_fields(inst.rule, self.stopped.get(inst.id))
             if read is not None and read.isdisjoint(fields):
                 return
         self.mark(self.refresh(inst))
@@ -1009,10 +1011,10 @@ class Engine:
         for _, _, rule in self.rules:
             src = self.primary_source(rule)
             own = src is not None and self.ev.kind_name(src.kind) == kind
-            for stopped in (False, True):
-                names.update(self.kind_fields(rule, stopped).get(kind) or ())
+            for reached in (None, *range(len(rule.clauses) + 1)):
+                names.update(self.kind_fields(rule, reached).get(kind) or ())
                 if own:
-                    names.update(self.primary_fields(rule, stopped) or ())
+                    names.update(self.primary_fields(rule, reached) or ())
         return {derived(name): (d, self.memo.reads.params(name)[0]) for name, d in sorted(self.program.defs.items())
                 if derived(name) in names}
 
@@ -1025,17 +1027,17 @@ class Engine:
         except Exception:  # whatever the failure, the readers look again
             return True
 
-    def primary_fields(self, rule: A.Rule, stopped: bool = False) -> frozenset | None:
+    def primary_fields(self, rule: A.Rule, reached: int | None = None) -> frozenset | None:
         """The fields of a rule's first object that it may read, through the defs it calls
         too; None when it uses the object whole. A `set` of one of its fields reads it (the
         write is wanted only while the value differs); `delete` of the object reads only its
-        name, and its resourceVersion when it is written. `stopped`: those its clauses may read,
-        for an instance none of whose bindings passed them (Engine.stopped)."""
-        key = (id(rule), stopped)
+        name, and its resourceVersion when it is written. `reached`: for an instance none of whose
+        bindings passed its clauses, those the first `reached` of them may read (Engine.stopped)."""
+        key = (id(rule), reached)
         if key not in self._primary_fields:
             var = rule.clauses[0].source.var
-            if stopped:
-                whole = (rule.clauses[1:],)
+            if reached is not None:
+                whole = (rule.clauses[1:reached],)
             else:
                 actions = _actions(rule)
                 whole = (rule.clauses[1:], tuple(a for a in actions if not _deletes(a, var)),
@@ -1043,17 +1045,18 @@ class Engine:
             self._primary_fields[key] = self.memo.wake_reads.fields(var, whole)
         return self._primary_fields[key]
 
-    def kind_fields(self, rule: A.Rule, stopped: bool = False) -> dict[str, frozenset | None]:
+    def kind_fields(self, rule: A.Rule, reached: int | None = None) -> dict[str, frozenset | None]:
         """For each kind a rule ranges over — in a `for`, its `pick`, a comprehension or a quantifier,
         its own or in the defs it calls — the fields it may read of those objects, wherever they go
         (Reads.kinds: into the defs given them, out of those that return them), None where it may
         use one whole. A change to an object in other fields only, which leaves it in the same
         index entries, leaves the rule's evaluation as it was: the same objects, read alike.
-        `stopped`: those its clauses may read, for an instance none of whose bindings passed them."""
-        key = (id(rule), stopped)
+        `reached`: for an instance none of whose bindings passed its clauses, those the first
+        `reached` of them may read (Engine.stopped)."""
+        key = (id(rule), reached)
         found = self._kind_fields.get(key)
         if found is None:
-            roots = (rule.clauses,) if stopped else (rule.clauses, rule.actions, rule.pick)
+            roots = (rule.clauses[:reached],) if reached is not None else (rule.clauses, rule.actions, rule.pick)
             found = self._kind_fields[key] = self.memo.wake_reads.kinds(roots, self.ev.kind_name)
         return found
 
@@ -1302,6 +1305,10 @@ class _Plan:
         self.created: set[tuple] = set()
         self.deleted: set[tuple] = set()
         self.acted = False
+        # How many of the rule's clauses, from the first, some binding got to: where none passed
+        # them all, what the rest read cannot have mattered (Engine.stopped).
+        self.reached = 0
+        self.clause_count = len(inst.rule.clauses)
 
     def run(self, clauses: tuple, env: dict) -> None:
         self._walk(list(clauses), env)
@@ -1314,12 +1321,17 @@ class _Plan:
             self.act(env)
             return
         c, rest = clauses[0], clauses[1:]
+        reached = self.clause_count - len(rest)
         if isinstance(c, A.ForClause):
             wheres = []
             for following in rest:
                 if not isinstance(following, A.WhereClause):
                     break
                 wheres.append(following.cond)
+            # They narrow the source's candidates (Evaluator.bindings): read before any binding.
+            reached += len(wheres)
+            if reached > self.reached:
+                self.reached = reached
             # The leading conjuncts that do not mention the new variable are the same for every
             # binding: when one fails, no binding passes, and the source is not read at all.
             for cond in _leading_free(wheres, c.source.var):
@@ -1329,7 +1341,10 @@ class _Plan:
                 inner = dict(env)
                 inner[c.source.var] = value
                 self._walk(rest, inner)
-        elif isinstance(c, A.LetClause):
+            return
+        if reached > self.reached:
+            self.reached = reached
+        if isinstance(c, A.LetClause):
             inner = dict(env)
             inner[c.name] = self.ev.eval(c.value, env)
             self._walk(rest, inner)
