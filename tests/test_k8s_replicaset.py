@@ -1,6 +1,12 @@
 """ReplicaSet and Deployment controllers (rules/controllers.konv): self-healing, scale-down
 order, adoption, rolling updates."""
 
+from fractions import Fraction
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests import workload_model as model
 from tests.kube import deployment, node, run
 
 RS = """
@@ -107,19 +113,76 @@ scenario "scale to zero" { at 10s: scale_replicaset replicaset rs replicas = 0 }
     assert deletion_order(c) == ["rs-unassigned", "rs-pending", "rs-notready", "rs-ready"]
 
 
-def test_scale_down_removes_lower_deletion_cost_then_crowded_node_then_newer_pods_first():
+def test_scale_down_removes_lower_deletion_cost_first_and_the_costly_pod_last():
     spec = (node("a") + node("b") + RS.format(replicas=5)
             + owned_pod("rs-cheap-b", extra='node: "b" deletionCost: -5 createdAt: 0s')
             + owned_pod("rs-a1", extra='node: "a" createdAt: 0s')
             + owned_pod("rs-a2", extra='node: "a" createdAt: 1s')
             + owned_pod("rs-b-old", extra='node: "b" createdAt: 0s')
-            + owned_pod("rs-precious", extra='node: "a" deletionCost: 100 createdAt: 5s')
-            + """
-scenario "scale down" { at 10s: scale_replicaset replicaset rs replicas = 1 }
-""")
-    order = deletion_order(run(spec))
-    # lowest cost first; then a (3 siblings) before b; on a, the newer first; the costly one last.
-    assert order == ["rs-cheap-b", "rs-a2", "rs-a1", "rs-b-old"]
+            + owned_pod("rs-precious", extra='node: "a" deletionCost: 100 createdAt: 5s'))
+    scale = 'scenario "scale down" {{ at 10s: scale_replicaset replicaset rs replicas = {n} }}'
+    assert deletion_order(run(spec + scale.format(n=4))) == ["rs-cheap-b"]
+    c = run(spec + scale.format(n=1))
+    assert sorted(deletion_order(c)) == ["rs-a1", "rs-a2", "rs-b-old", "rs-cheap-b"]
+    assert [p["name"] for p in live(c.pods("rs"))] == ["rs-precious"]
+
+
+def test_a_replicaset_deletes_its_surplus_in_one_step():
+    # getPodsToDelete chooses every surplus pod in one sync, and manageReplicas deletes them at once.
+    c = run(node("a") + RS.format(replicas=4) + "".join(owned_pod(f"rs-{i}", extra='node: "a"') for i in range(4))
+            + 'scenario "scale down" { at 10s: scale_replicaset replicaset rs replicas = 1 }')
+    assert len({w.step for w in c.writes(rule="delete_extra")}) == 1 and len(deletion_order(c)) == 3
+
+
+def test_a_deployments_scale_down_removes_pods_from_crowded_nodes_ranked_once():
+    # A Deployment's set ranks a pod by the active pods of the Deployment's sets on its node
+    # (getPodsRankedByRelatedPodsOnSameNode), once for the whole surplus: 5 -> 3 with 3 pods on a
+    # and 2 on b deletes two of a's, not one of a's and then, a and b now alike, one of b's.
+    c = run(node("a", cpu="16") + node("b", cpu="16") + deployment("web", replicas=5)
+            + 'scenario "scale down" { at 60s: scale deployment web replicas = 3 }')
+    assert sorted(p["node"] for p in live(c.pods("web"))) == ["a", "b", "b"]
+
+
+def test_a_standalone_replicaset_does_not_rank_its_pods_by_node():
+    # A set without a controller has no related pods (getReplicaSetsWithSameController), so every
+    # rank is 0: the crowded node does not count, and the more restarted pod goes first.
+    spec = (node("a") + node("b") + RS.format(replicas=3)
+            + owned_pod("rs-a1", extra='node: "a"') + owned_pod("rs-a2", extra='node: "a"')
+            + owned_pod("rs-b", extra='node: "b"', container_extra="restarts: 2")
+            + 'scenario "scale down" { at 10s: scale_replicaset replicaset rs replicas = 2 }')
+    assert deletion_order(run(spec)) == ["rs-b"]
+
+
+def test_scale_down_counts_the_most_restarted_container_not_the_pods_total():
+    # maxContainerRestarts: [2, 2] has restarted less than [3].
+    spec = (node("a") + RS.format(replicas=2)
+            + 'pod rs-twice { labels { app: "rs" } owner { kind: "ReplicaSet"  name: "rs" } node: "a"\n'
+              '  container main { image: "rs:1"  restarts: 2 }  container side { image: "rs:1"  restarts: 2 } }\n'
+            + owned_pod("rs-thrice", extra='node: "a"', container_extra="restarts: 3")
+            + 'scenario "scale down" { at 10s: scale_replicaset replicaset rs replicas = 1 }')
+    assert deletion_order(run(spec)) == ["rs-thrice"]
+
+
+def test_scale_down_compares_ready_times_on_a_logarithmic_scale():
+    # LogarithmicScaleDown: ready 100 s and 96 s ago are alike (2^36 ns ≤ both < 2^37 ns); upstream
+    # then lets the UIDs decide (at random), Konverge the restarts. A pod ready 40 s ago is in a
+    # younger power of two, and goes first.
+    def spec(later):
+        return (node("a") + RS.format(replicas=1)
+                + owned_pod("rs-old", extra='node: "a"', container_extra="restarts: 1")
+                + f'scenario "scale" {{\n  at {later}s: scale_replicaset replicaset rs replicas = 2\n'
+                  '  at 100s: scale_replicaset replicaset rs replicas = 1\n}\n')
+    assert deletion_order(run(spec(later=4))) == ["rs-old"]
+    assert deletion_order(run(spec(later=60))) != ["rs-old"]
+
+
+def test_replicaset_adopts_orphans_before_it_creates_pods():
+    # syncReplicaSet claims pods before manageReplicas counts them: no pod is created only to be
+    # deleted as surplus once the orphans are adopted.
+    c = run(node("n1") + RS.format(replicas=2) + 'pod stray1 { labels { app: "rs" } container main { image: "x" } }\n'
+            'pod stray2 { labels { app: "rs" } container main { image: "x" } }\n')
+    assert c.writes(rule="create_missing") == [] and c.writes(rule="delete_extra") == []
+    assert sorted(p["name"] for p in c.pods("rs") if p["owner"]) == ["stray1", "stray2"]
 
 
 def test_scale_down_removes_more_restarted_pods_first():
@@ -194,6 +257,20 @@ def test_rollout_percentages_round_surge_up_and_unavailable_down():
     c = rollout("", replicas=10)
     most, fewest = rollout_bounds(c, update_revision(c))
     assert most <= 13 and fewest >= 8
+
+
+def test_a_roll_over_removes_the_unhealthy_old_set_before_the_healthy_one():
+    # cleanupUnhealthyReplicas: the stuck set's pods, never available, go first; the healthy set
+    # keeps minAvailable (3 - 0) until the new set's pods are ready.
+    stuck = 'template { labels { app: "web" }  nodeSelector { nowhere: "x" }  container main { image: "web:2" } }'
+    fixed = 'template { labels { app: "web" }  container main { image: "web:3" } }'
+    c = run(node("n1", cpu="16") + deployment("web", replicas=3).replace(
+        "deployment web {", 'deployment web { maxSurge: "100%"  maxUnavailable: 0')
+        + f'scenario "roll over" {{\n  at 60s: update deployment web {{ {stuck} }}\n'
+          f'  at 200s: update deployment web {{ {fixed} }}\n}}\n', history=True)
+    start = next(w.revision for w in c.result.trace if w.actor == "scenario" and w.clock == 200)
+    assert rollout_bounds(c, start)[1] >= 3
+    assert sorted(p["containers"][0]["image"] for p in live(c.pods("web"))) == ["web:3"] * 3
 
 
 def test_deleting_a_deployment_deletes_its_replicasets_and_pods():
@@ -322,3 +399,159 @@ def test_missing_service_account_creates_no_pod_and_a_failed_create_event_until_
                                 'default/ghost: serviceaccount "ghost" not found')
     c = run(spec + 'scenario "the account arrives" { at 1m: create serviceaccount ghost {} }')
     assert len(c.ready_pods("web")) == 2 and c.of("Event") == []
+
+
+# ---- a second opinion: the model of tests/workload_model.py ----------------------------------
+
+WHERE = ("a", "a", "b", "b", "down", "sick", None)  # "down": pods stay Pending; "sick": not ready
+SCALE_AT = 100
+
+
+@st.composite
+def replicaset_clusters(draw):
+    """A standalone ReplicaSet with 1–6 declared pods (on a node, one that never starts them, one
+    that never makes them ready, or none; with a deletion cost and restarts; a few orphans it
+    adopts), scaled up at some instants (its newer pods, ready for less time), some pods killed
+    (replaced), then scaled down."""
+    pods = [dict(
+        name=f"rs-p{i}",
+        node=draw(st.sampled_from(WHERE)),
+        cost=draw(st.sampled_from((0, 0, 0, -1, 5))),
+        restarts=draw(st.lists(st.sampled_from((0, 0, 1, 2, 3)), min_size=1, max_size=2)),
+        orphan=draw(st.integers(0, 5)) == 0,
+    ) for i in range(draw(st.integers(1, 6)))]
+    ups = draw(st.lists(st.tuples(st.sampled_from((4, 20, 60)), st.integers(1, 2)), max_size=2,
+                        unique_by=lambda u: u[0]))
+    killed = draw(st.lists(st.sampled_from([p["name"] for p in pods]), max_size=2, unique=True))
+    total = len(pods) + sum(n for _, n in ups)
+    return pods, sorted(ups), killed, draw(st.integers(0, total - 1))
+
+
+def replicaset_spec(pods, ups, killed, scale_to) -> str:
+    text = [node("a", cpu="16"), node("b", cpu="16"), node("down", extra="kubeletUp: false"),
+            node("sick", extra="runtimeUp: false"), RS.format(replicas=len(pods))]
+    for p in pods:
+        owner = "" if p["orphan"] else 'owner { kind: "ReplicaSet"  name: "rs" }'
+        where = f'node: "{p["node"]}"' if p["node"] else 'nodeSelector { nowhere: "x" }'
+        containers = "".join(f'  container c{j} {{ image: "rs:1"  cpu: 100m  memory: 64Mi  restarts: {r} }}\n'
+                             for j, r in enumerate(p["restarts"]))
+        text.append(f'pod {p["name"]} {{ labels {{ app: "rs" }} {owner} {where}  deletionCost: {p["cost"]}\n'
+                    f'{containers}}}\n')
+    events, replicas = [], len(pods)
+    for at, n in ups:
+        replicas += n
+        events.append(f"  at {at}s: scale_replicaset replicaset rs replicas = {replicas}")
+    events += [f"  at 80s: kill pod {name}" for name in killed]
+    events.append(f"  at {SCALE_AT}s: scale_replicaset replicaset rs replicas = {scale_to}")
+    return "".join(text) + 'scenario "scale down" {\n' + "\n".join(events) + "\n}\n"
+
+
+def _model_pod(p: dict) -> model.Pod:
+    return model.Pod(p["name"], p["node"], p["phase"], p["ready"],
+                     None if p["readySince"] is None else Fraction(p["readySince"]),
+                     Fraction(p["createdAt"]), tuple(c["restarts"] for c in p["containers"]), p["deletionCost"])
+
+
+@given(replicaset_clusters())
+def test_replicaset_adopts_replaces_and_scales_down_as_the_kubernetes_model_does(cluster):
+    pods, ups, killed, scale_to = cluster
+    c = run(replicaset_spec(pods, ups, killed, scale_to), history=True)
+    # Orphans are adopted before the set counts its pods (claimPods, then manageReplicas), so
+    # it creates only for its scale-ups and the killed pods (manageReplicas' diff), and deletes
+    # nothing before it is scaled down.
+    assert len(c.writes(rule="adopt_orphans")) == sum(p["orphan"] for p in pods)
+    # (Pods on the nodes that are down or not ready are evicted after 300 s, and replaced.)
+    creates = [w for w in c.writes(verb="create", kind="Pod", rule="create_missing") if w.clock <= SCALE_AT]
+    assert len(creates) == sum(n for _, n in ups) + len(killed)
+    assert all(w.clock < SCALE_AT for w in creates)
+    assert all(w.clock == SCALE_AT for w in c.writes(rule="delete_extra"))
+    # The scale-down deletes the pods getPodsToDelete chooses, from the pods as they were when
+    # the set was scaled (a tie may go either way).
+    scaled = next(w.revision for w in c.result.trace if w.actor == "scenario" and w.clock == SCALE_AT)
+    before = [objects for revision, objects in c.states() if revision <= scaled][-1]
+    owned = [_model_pod(o) for o in before
+             if o["kind"] == "Pod" and o["owner"] and model.active(o["phase"], o["deleting"])]
+    sure, tied = model.pods_to_delete(owned, [], len(owned) - scale_to, Fraction(SCALE_AT))
+    deleted = {w.name for w in c.writes(rule="delete_extra")}
+    assert len(deleted) == -model.manage_replicas(scale_to, len(owned))
+    assert sure <= deleted <= sure | tied, (sorted(deleted), sorted(sure), sorted(tied))
+    assert len([p for p in c.pods("rs", live=True) if p["owner"]]) == scale_to
+
+
+FENCEPOST = st.sampled_from((None, 0, 1, 2, "10%", "25%", "50%", "100%"))  # None: left out (25%)
+
+
+@st.composite
+def rollouts(draw):
+    """A Deployment of 1–6 replicas with random maxSurge and maxUnavailable, whose template is
+    changed at 60 s, perhaps to one whose pods never schedule (the rollout is stuck) and then at
+    200 s to a third one (a roll-over: two old sets, one of them unhealthy)."""
+    surge, unavailable = draw(FENCEPOST), draw(FENCEPOST)
+    if surge == 0 and unavailable == 0:  # validation refuses both 0
+        unavailable = None
+    return (draw(st.integers(1, 6)), surge, unavailable, draw(st.booleans()),
+            draw(st.sampled_from((None, None, 1, 4))))
+
+
+def _template(image: str, stuck: bool) -> str:
+    where = 'nodeSelector { nowhere: "x" }' if stuck else ""
+    return (f'template {{ labels {{ app: "web" }} {where}  '
+            f'container main {{ image: "{image}"  cpu: 100m  memory: 64Mi }} }}')
+
+
+def rollout_spec(replicas, surge, unavailable, stuck, rescale) -> str:
+    fenceposts = "".join(f' {k}: {v!r}'.replace("'", '"') for k, v in (("maxSurge", surge), ("maxUnavailable", unavailable))
+                         if v is not None)
+    spec = node("a", cpu="16") + node("b", cpu="16") + deployment("web", replicas=replicas).replace(
+        "deployment web {", "deployment web {" + fenceposts)
+    events = [f"  at 60s: update deployment web {{ {_template('web:2', stuck)} }}"]
+    if rescale is not None:
+        events.append(f"  at 60s: scale deployment web replicas = {rescale}")
+    if stuck:
+        events.append(f"  at 200s: update deployment web {{ {_template('web:3', False)} }}")
+    return spec + 'scenario "roll out" {\n' + "\n".join(events) + "\n}\n"
+
+
+def _sets(objects, d):
+    """(the new set, the old sets) as model.RS, the new one being the set of d's template."""
+    new, old = None, []
+    for o in objects:
+        if o["kind"] != "ReplicaSet":
+            continue
+        rs = model.RS(o["name"], o["replicas"], min(o["replicas"], o["readyReplicas"]), (o["revision"], o["name"]))
+        if o["template"]["containers"] == d["template"]["containers"] and \
+                o["template"]["nodeSelector"] == d["template"]["nodeSelector"]:
+            new = rs
+        else:
+            old.append(rs)
+    return new, old
+
+
+@given(rollouts())
+def test_rolling_updates_scale_the_sets_as_the_kubernetes_model_does(case):
+    replicas, surge, unavailable, stuck, rescale = case
+    c = run(rollout_spec(replicas, surge, unavailable, stuck, rescale), history=True)
+    surge = "25%" if surge is None else surge
+    unavailable = "25%" if unavailable is None else unavailable
+    states = list(c.states())
+    scalings = [w for w in c.result.trace if w.rule in ("scale_new", "clean_up_unhealthy_old", "scale_down_old")]
+    for w in scalings:
+        # Each write scales a set as rolloutRolling would from the state it was made in.
+        before = [objects for revision, objects in states if revision < w.revision][-1]
+        after = next(objects for revision, objects in states if revision == w.revision)
+        d = next(o for o in before if o["kind"] == "Deployment")
+        new, old = _sets(before, d)
+        got = next(o["replicas"] for o in after if o["kind"] == "ReplicaSet" and o["name"] == w.name)
+        if w.rule == "scale_new":
+            want = model.reconcile_new(d["replicas"], surge, old + [new], new)
+        else:
+            want = model.reconcile_old(d["replicas"], surge, unavailable, old, new)[w.name]
+        assert got == want, (w.rule, w.name, got, want, new, old)
+    # The end: the last template's set has every replica, ready; the old ones none.
+    final = rescale if rescale is not None else replicas
+    d = c.get("Deployment", "web")
+    new, old = _sets(c.objects, d)
+    assert new.replicas == final and all(r.replicas == 0 for r in old)
+    pods = c.pods("web", live=True)
+    assert len(pods) == final and all(p["ready"] for p in pods)
+    assert {p["containers"][0]["image"] for p in pods} <= {"web:3" if stuck else "web:2"}
