@@ -622,7 +622,9 @@ class _Outcome:
     # except those of `made`, which it only creates (`create`, not `ensure`): only their coming and going does
     made: frozenset = frozenset()
     acted: bool = True  # whether any binding passed its clauses (False: its actions and pick read nothing)
-    reached: int = 0  # when none did, how many of the clauses, from the first, any binding got to
+    # When none did, how many of the clauses, from the first, some binding got to (_Plan.reached);
+    # None, not known: the instance is woken as one that acted.
+    reached: int | None = None
 
 
 class Engine:
@@ -854,7 +856,7 @@ class Engine:
 
     def record_deps(self, inst: _Instance, outcome: _Outcome) -> None:
         iid, new = inst.id, outcome.reads
-        if outcome.acted:
+        if outcome.acted or outcome.reached is None:
             self.stopped.pop(iid, None)
         else:
             self.stopped[iid] = outcome.reached
@@ -1011,6 +1013,8 @@ class Engine:
         for _, _, rule in self.rules:
             src = self.primary_source(rule)
             own = src is not None and self.ev.kind_name(src.kind) == kind
+            # Every prefix of the clauses a stopped instance may have reached: a prefix may read a
+            # kind field by field, and so through a derivable def, where the whole rule uses it whole.
             for reached in (None, *range(len(rule.clauses) + 1)):
                 names.update(self.kind_fields(rule, reached).get(kind) or ())
                 if own:
@@ -1321,6 +1325,8 @@ class _Plan:
             self.act(env)
             return
         c, rest = clauses[0], clauses[1:]
+        # `clauses` is a tail of the rule's (run's callers, and this walk): how many of the rule's
+        # clauses, from the first, this one brings the walk to.
         reached = self.clause_count - len(rest)
         if isinstance(c, A.ForClause):
             wheres = []
@@ -1328,10 +1334,10 @@ class _Plan:
                 if not isinstance(following, A.WhereClause):
                     break
                 wheres.append(following.cond)
-            # They narrow the source's candidates (Evaluator.bindings): read before any binding.
-            reached += len(wheres)
-            if reached > self.reached:
-                self.reached = reached
+            reached += len(wheres)  # they narrow its candidates (Evaluator.bindings) before any binding
+        if reached > self.reached:
+            self.reached = reached
+        if isinstance(c, A.ForClause):
             # The leading conjuncts that do not mention the new variable are the same for every
             # binding: when one fails, no binding passes, and the source is not read at all.
             for cond in _leading_free(wheres, c.source.var):
@@ -1341,10 +1347,7 @@ class _Plan:
                 inner = dict(env)
                 inner[c.source.var] = value
                 self._walk(rest, inner)
-            return
-        if reached > self.reached:
-            self.reached = reached
-        if isinstance(c, A.LetClause):
+        elif isinstance(c, A.LetClause):
             inner = dict(env)
             inner[c.name] = self.ev.eval(c.value, env)
             self._walk(rest, inner)

@@ -811,7 +811,13 @@ def test_incremental_equals_naive_with_derived_fields_and_clauses_that_pass_noth
     _same_as_naive(DERIVED, items, edits)
 
 
-TRAILING = """
+# Rules whose instances stop part-way through their clauses, each with the clauses after the stop
+# reading what those before do not. (A review's mutations of Engine.stopped's bookkeeping each
+# broke one of the examples below: the `where`s after a `for` not counted, or not before the
+# leading-free check returns; the last binding's depth kept rather than the deepest; derived fields
+# taken only from the whole rule.)
+STOPPING = {
+    "trailing for": """
 def big(i: Item) = i.size > 1
 controller c {
   rule tag for box b where count(item i where i.group == b.name and big(i)) > 1
@@ -820,17 +826,42 @@ controller c {
   rule grow for box b where b.used > 0 for item j where j.group == b.name and j.size < b.used set j.size = b.used
   rule used for box b set b.used = count(item i where i.group == b.name and i.note != "")
 }
-box b0 {}
-box b1 {}
-"""
+""",
+    "leading-free where": """
+controller c {
+  rule tag for box b for item j where b.used > 0 and j.group == b.name set j.note = "t"
+  rule used for box b set b.used = count(item i where i.group == b.name and i.size > 1)
+}
+""",
+    "let between wheres": """
+controller c {
+  rule deep for box b for item j where j.group == b.name where j.size > 1 let n = j.note where n == "n"
+    set j.done = true
+}
+""",
+    "derived through a prefix": """
+def big(i: Item) = i.size > 1
+controller c {
+  rule r for box b where count(item i where i.group == b.name and big(i)) > 0
+    let xs = [j for item j where j.group == b.name]
+    where xs != []
+    for k in xs where k.note == ""
+    set k.note = b.name
+  rule u for box b set b.capacity = count(item i where i.group == b.name and i.done)
+}
+""",
+}
 
 
+@pytest.mark.parametrize("rules", list(STOPPING.values()), ids=list(STOPPING))
 @given(st.lists(st.tuples(st.sampled_from(["", "b0", "b1"]), st.integers(0, 3)), min_size=1, max_size=4),
        st.lists(st.tuples(st.sampled_from(["i0", "i1", "i2", "i3"]), st.one_of(st.none(), item_edit)), max_size=6))
-# a field read only by clauses a stopped instance did not reach changes, then the instance goes on to them
 @example([("b0", 2), ("b0", 0)], [("i1", 'note: "n"'), ("i1", "size: 2"), ("i0", 'note: ""')])
-def test_incremental_equals_naive_where_a_stopped_instance_reached_only_some_clauses(items, edits):
-    _same_as_naive(TRAILING, items, edits)
+@example([("b0", 0)], [("i0", "size: 2")])
+@example([("b0", 3), ("b0", 0)], [("i0", 'note: "n"')])
+@example([("", 0), ("", 0), ("b0", 0)], [("i2", "size: 2")])
+def test_incremental_equals_naive_where_a_stopped_instance_reached_only_some_clauses(rules, items, edits):
+    _same_as_naive(rules + "box b0 {}\nbox b1 {}\n", items, edits)
 
 
 def test_a_field_a_rule_sets_wakes_it_when_something_else_changes_it():
