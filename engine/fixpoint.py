@@ -1732,12 +1732,15 @@ def apply_spec(program: Program, api, engine: Engine, extra: Iterable[tuple[str,
     """Apply the spec's objects as `kubectl apply` does: missing ones are created; in an
     existing one (a persisted store) a field is written only where the spec now says something
     other than it said when last applied, so that what controllers changed since stays changed
-    and applying the same spec again writes nothing."""
+    and applying the same spec again writes nothing. Like `kubectl apply -f`, it goes on past an
+    object the API server refuses, so that every refusal is reported, each at its declaration;
+    then none of the spec is recorded as applied and the refusals are raised together."""
     from .store import Put
 
     declared = [(kind, obj, decl.span) for kind, obj, decl in spec_objects(program)]
     store = api.store
     records = []
+    refused: list[KonvergeError] = []
     for kind, obj, span in [*declared, *extra]:
         record = f"{APPLIED}{key_text(object_key(kind, obj.get('namespace'), obj['name']))}"
         body = json.dumps(encode(obj), sort_keys=True, separators=(",", ":")).encode()
@@ -1752,16 +1755,17 @@ def apply_spec(program: Program, api, engine: Engine, extra: Iterable[tuple[str,
                     raise
                 verb = _reapply(api, kind, obj, previous)
         except KonvergeError as e:
-            if span is None or all(d.span is not None for d in e.diagnostics):
-                raise
-            # A refusal of a declared object points at its declaration.
-            e.diagnostics = [d if d.span is not None else attrs.evolve(d, span=span) for d in e.diagnostics]
-            raise
+            if span is not None:  # a refusal of a declared object points at its declaration
+                e.diagnostics = [d if d.span is not None else attrs.evolve(d, span=span) for d in e.diagnostics]
+            refused.append(e)
+            continue
         if not kvs or kvs[0].value != body:
             records.append(Put(record, body))
         if verb:
             engine.trace.append(Write(0, api.revision, 0, "spec", None, None, verb, kind, obj.get("namespace"),
                                       obj["name"]))
+    if refused:
+        raise KonvergeError([d for e in refused for d in e.diagnostics], exit_code=refused[0].exit_code)
     if records:
         store.txn([], records)  # one revision for all of them
 

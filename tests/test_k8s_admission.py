@@ -10,7 +10,7 @@ from engine.errors import KonvergeError
 from engine.show import standard_program
 from engine.store import open_store
 from engine.fixpoint import reconcile
-from tests.kube import node, program_of, run
+from tests.kube import deployment, node, program_of, run
 
 
 def create(pod_body: str):
@@ -85,20 +85,25 @@ def test_no_controller_writes_the_default_tolerations_after_the_create():
     assert [w.rule for w in c.writes(kind="Pod", name="x")] == [None, "bind", "start_containers", "ready"]
 
 
-def test_container_port_outside_1_to_65535_is_refused():
-    for port in (0, 65536):
-        _, refused = create(container(f"port p {{ containerPort: {port} }}"))
-        assert refused and "outside 1–65535" in refused
+def test_container_port_outside_1_to_65535_is_refused_with_kubernetes_field_path():
+    _, refused = create(container("port p { containerPort: 0 }"))
+    assert refused == 'Pod "x" is invalid: spec.containers[0].ports[0].containerPort: Required value'
+    _, refused = create(container("port a { containerPort: 80 }", "a")
+                        + container("port b { containerPort: 81 } port c { containerPort: 65536 }", "b"))
+    assert refused == ('Pod "x" is invalid: spec.containers[1].ports[1].containerPort: Invalid value: 65536: '
+                       "must be between 1 and 65535, inclusive")
 
 
 def test_host_port_outside_1_to_65535_is_refused():
     _, refused = create(container("port p { containerPort: 80  hostPort: 70000 }"))
-    assert refused and "outside 1–65535" in refused
+    assert refused == ('Pod "x" is invalid: spec.containers[0].ports[0].hostPort: Invalid value: 70000: '
+                       "must be between 1 and 65535, inclusive")
 
 
 def test_unknown_protocol_is_refused():
     _, refused = create(container('port p { containerPort: 80  protocol: "HTTP" }'))
-    assert refused and "TCP, UDP, SCTP" in refused
+    assert refused == ('Pod "x" is invalid: spec.containers[0].ports[0].protocol: Unsupported value: "HTTP": '
+                       'supported values: "SCTP", "TCP", "UDP"')
 
 
 def test_sctp_and_udp_are_accepted():
@@ -109,7 +114,7 @@ def test_sctp_and_udp_are_accepted():
 def test_duplicate_port_name_in_a_container_is_refused():
     _, refused = create(container("port web { containerPort: 80 }").replace(
         "port web { containerPort: 80 }", 'ports: [{name: "web", containerPort: 80}, {name: "web", containerPort: 81}]'))
-    assert refused and "duplicate port name" in refused
+    assert refused == 'Pod "x" is invalid: spec.containers[0].ports[1].name: Duplicate value: "web"'
 
 
 def test_same_port_name_in_two_containers_is_accepted():
@@ -135,7 +140,7 @@ def test_duplicate_container_port_is_refused():
 
 
 def test_invalid_pod_in_the_spec_is_refused_at_load():
-    with pytest.raises(KonvergeError, match="outside 1–65535"):
+    with pytest.raises(KonvergeError, match=r"spec\.containers\[0\]\.ports\[0\]\.containerPort: Required value"):
         run(node("n1") + 'pod bad { container c { image: "x" port p { containerPort: 0 } } }')
 
 
@@ -574,3 +579,22 @@ def test_a_refused_manifest_object_is_reported_at_its_document(tmp_path, capsys)
     assert code == 1
     assert f'{manifest}:7:7: error[E200]: Pod "p" is invalid: spec.containers: Required value' in err
     assert "7 | kind: Pod" in err
+
+
+def test_a_deployment_whose_template_has_a_bad_port_is_refused_itself():
+    # As Kubernetes validates the template: the Deployment is refused, no ReplicaSet is made.
+    with pytest.raises(KonvergeError) as e:
+        run(node("n1") + deployment("web", container_extra='port p { containerPort: 80  protocol: "tcp" }'))
+    assert e.value.diagnostics[0].message == (
+        'Deployment "web" is invalid: spec.template.spec.containers[0].ports[0].protocol: Unsupported value: '
+        '"tcp": supported values: "SCTP", "TCP", "UDP"')
+
+
+def test_every_refused_object_of_a_spec_is_reported_each_at_its_declaration():
+    with pytest.raises(KonvergeError) as e:
+        run(node("n1") + 'service web { selector: {app: "web"}  port http { port: 0 } }\n'
+            + 'service api { selector: {app: "api"}  port http { port: 80  protocol: "http" } }\n')
+    assert [(d.span.line, d.message) for d in e.value.diagnostics] == [
+        (2, 'Service "web" is invalid: spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive'),
+        (3, 'Service "api" is invalid: spec.ports[0].protocol: Unsupported value: "http": '
+            'supported values: "SCTP", "TCP", "UDP"')]
