@@ -104,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("reconcile", help="run the controllers on a spec to a fixed point")
     r.add_argument("files", nargs="+", metavar="SPEC",
-                   help=".konv specs and Kubernetes YAML manifests (.yaml, .yml), mixed freely, or directories")
+                   help=".konv specs and Kubernetes manifests (.yaml, .yml, .json), mixed freely, or directories")
     r.add_argument("--scenario", metavar="NAME|FILE",
                    help="play a scenario: the name of one declared in the specs, or a file holding one")
     r.add_argument("--data-dir", metavar="DIR", help="persist the store in DIR (default: in memory)")
@@ -124,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("kind", metavar="KIND", help="a kind: pod, Pod, pods or po; or KIND/NAME")
     g.add_argument("name", nargs="*", metavar="[NAME] [SPEC…]",
                    help="an object's name, then specs and manifests to reconcile (files ending in .konv, "
-                        ".yaml or .yml, or directories)")
+                        ".yaml, .yml or .json, or directories)")
     scope = g.add_mutually_exclusive_group()
     scope.add_argument("-n", "--namespace", help="the namespace (default: default)")
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="objects in every namespace")
@@ -350,14 +350,14 @@ def _check(args) -> int:
     from .check import check_files
     from .kube.manifests import is_manifest, load_manifests
 
-    errors: list[Diagnostic] = []  # the specs' and the manifests' together, as reconcile reads them
+    files, errors = _expand(args.files)  # with the specs' and the manifests' errors, as reconcile reads them
     programs, manifests = [], None
     try:
-        manifests = load_manifests([f for f in args.files if is_manifest(f)])
+        manifests = load_manifests([f for f in files if is_manifest(f)])
     except KonvergeError as e:
         errors.extend(e.diagnostics)
     try:
-        programs = check_files([f for f in args.files if not is_manifest(f)], std=not args.no_std)
+        programs = check_files([f for f in files if not is_manifest(f)], std=not args.no_std)
     except KonvergeError as e:
         errors.extend(e.diagnostics)
     if errors:
@@ -367,7 +367,7 @@ def _check(args) -> int:
         sys.stderr.write(render(list(dict.fromkeys(warnings))))
     objects = sum(len(p.objects) for p in programs) + len(manifests.objects)
     scenarios = sum(len(p.scenarios) for p in programs)
-    print(f"ok: {len(args.files)} file(s) checked as {len(programs)} program(s): {objects} objects, "
+    print(f"ok: {len(files)} file(s) checked as {len(programs)} program(s): {objects} objects, "
           f"{scenarios} scenarios, {len(set(warnings))} warning(s)")
     return 0
 
@@ -434,28 +434,39 @@ def _reconcile(args) -> int:
     return 4 if result.violations else 0
 
 
-def _load_run(files, scenario_name: str | None, *, no_std: bool = False):
-    """The program, scenario and Kubernetes manifests of a run: `.konv` specs and `.yaml`/`.yml`
-    manifests mixed freely (a directory stands for its files of those kinds). Manifest
-    warnings are printed here, like diagnostics."""
-    from .check import load_program
-    from .kube.manifests import is_manifest, load_manifests
+def _expand(files) -> tuple[list[str], list[Diagnostic]]:
+    """The files named, a directory standing for its specs and manifests (as `kubectl apply -f DIR`),
+    and an error for each directory that holds none (the other files are still read, so that
+    every error is reported at once)."""
+    from .kube.manifests import is_manifest
 
     expanded: list[str] = []
+    errors: list[Diagnostic] = []
     for name in files:
         path = Path(name)
         if path.is_dir():
             inside = sorted(str(f) for f in path.iterdir() if f.suffix == ".konv" or is_manifest(f))
             if not inside:
-                raise KonvergeError(Diagnostic("E001", "this directory holds no .konv, .yaml or .yml file",
-                                               file=name))
+                errors.append(Diagnostic("E001", "this directory holds no .konv, .yaml, .yml or .json file",
+                                         file=name, hint="name the files to read, or a directory that holds specs "
+                                                         "or manifests"))
             expanded.extend(inside)
         else:
             expanded.append(name)
+    return expanded, errors
+
+
+def _load_run(files, scenario_name: str | None, *, no_std: bool = False):
+    """The program, scenario and Kubernetes manifests of a run: `.konv` specs and `.yaml`/`.yml`/`.json`
+    manifests mixed freely (a directory stands for its files of those kinds). Manifest
+    warnings are printed here, like diagnostics."""
+    from .check import load_program
+    from .kube.manifests import is_manifest, load_manifests
+
+    expanded, errors = _expand(files)  # with the specs' and the manifests' errors, as a compiler would
     specs = [f for f in expanded if not is_manifest(f)]
     if scenario_name and Path(scenario_name).is_file():
         specs.append(scenario_name)
-    errors: list[Diagnostic] = []  # the specs' and the manifests' together, as a compiler would
     try:
         manifests = load_manifests([f for f in expanded if is_manifest(f)])
     except KonvergeError as e:
@@ -608,7 +619,8 @@ def _view(args, what: str):
     stray = [x for x in rest if not _is_spec(x)]
     if stray:
         raise KonvergeError(Diagnostic("E203", f"`{stray[0]}` is neither a spec nor a manifest",
-                                       hint="specs end in .konv, manifests in .yaml or .yml; give at most one NAME"),
+                                       hint="specs end in .konv, manifests in .yaml, .yml or .json; give at most "
+                                            "one NAME"),
                             exit_code=2)
     if args.data_dir:
         if rest:
@@ -634,7 +646,9 @@ def _view(args, what: str):
 
 
 def _is_spec(arg: str) -> bool:
-    return arg.endswith((".konv", ".yaml", ".yml")) or Path(arg).is_dir()
+    from .kube.manifests import is_manifest
+
+    return arg.endswith(".konv") or is_manifest(arg) or Path(arg).is_dir()
 
 
 def _stored_trace(data_dir: str):
@@ -654,7 +668,7 @@ def _stored_trace(data_dir: str):
 def _get(args) -> int:
     from .kube.tables import get_many, select
 
-    program, kinds, name, objects, _trace, clock = _view(args, "get")
+    program, kinds, name, objects, trace, clock = _view(args, "get")
     selections, ns = [], None
     for kind in dict.fromkeys(k for k in kinds.split(",") if k):  # `get deploy,rs`: several kinds
         with located(_view_source(args)):
@@ -665,7 +679,7 @@ def _get(args) -> int:
         raise KonvergeError(Diagnostic("E202", f"`{kinds}` names no kind", file=_view_source(args),
                                        hint="e.g. konverge get pods"), exit_code=2)
     sys.stdout.write(get_many(program, selections, objects, single=name is not None, ns=ns, output=args.output,
-                              clock=clock))
+                              clock=clock, trace=trace))
     return 0
 
 

@@ -38,10 +38,17 @@ class Diagnostic:
     severity: str = "error"  # "error" or "warning"
 
     @property
-    def where(self) -> str:
+    def where(self) -> str | None:
+        """`file:line:col`, or the file; None for a diagnostic without a place (a usage error)."""
         if self.span is not None:
             return str(self.span)
-        return self.file or "<input>"
+        return self.file
+
+    @property
+    def located(self) -> str:
+        """The diagnostic's place followed by `: `, as its first line starts; nothing without a
+        place — like rustc's and kubectl's, rather than a made-up file name."""
+        return f"{self.where}: " if self.where else ""
 
 
 class KonvergeError(Exception):
@@ -60,7 +67,7 @@ class KonvergeError(Exception):
         self.diagnostics: list[Diagnostic] = list(diagnostics)
         if exit_code is not None:
             self.exit_code = exit_code
-        super().__init__("; ".join(f"{d.where}: {d.message}" for d in self.diagnostics))
+        super().__init__("; ".join(f"{d.located}{d.message}" for d in self.diagnostics))
 
 
 def render(diagnostics: list[Diagnostic], sources: dict[str, str] | None = None) -> str:
@@ -80,7 +87,7 @@ def render(diagnostics: list[Diagnostic], sources: dict[str, str] | None = None)
     for i, d in enumerate(sorted(diagnostics, key=_position)):
         if i:
             out.append("")
-        out.append(f"{d.where}: {d.severity}[{d.code}]: {d.message}")
+        out.append(f"{d.located}{d.severity}[{d.code}]: {d.message}")
         if d.span is not None and d.span.line > 0:
             lines = lines_of.get(d.span.file)
             if lines is None:

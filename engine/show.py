@@ -1,4 +1,4 @@
-"""Showing objects, as `kubectl get` does: reading a data directory and the generic table.
+"""Showing objects, as `kubectl get` does: reading a data directory and the generic table's columns.
 
 Reads a store's data directory read-only (no lock, nothing written), so it can
 look at the store of a running engine. Values are shown by their declared
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from fractions import Fraction
 
 from .api import META, APIError, APIServer
@@ -98,16 +99,18 @@ def cell(value) -> str:
     return str(value)
 
 
-def table(program: Program, info: KindInfo, shown: list[dict], *, with_namespace: bool, wide: bool) -> str:
+def columns(program: Program, info: KindInfo, wide: bool, age_of: Callable[[dict], str]
+            ) -> tuple[list[str], Callable[[dict], list[str]]]:
+    """The generic table's columns, for a kind without a table of its own: its first scalar
+    fields, then AGE (`age_of(object)`), then with -o wide its other scalar fields — kubectl
+    puts AGE after the usual columns and the wide ones after it. Headers, and a row function."""
     fields = [f.name for f in info.fields.values() if _scalar(f.type)]
-    if not wide:
-        fields = fields[:TABLE_FIELDS]
-    headers = (["NAMESPACE"] if with_namespace else []) + ["NAME"] + [_header(f) for f in fields]
-    rows = [([o["namespace"]] if with_namespace else []) + [o["name"]] + [cell(o.get(f)) for f in fields]
-            for o in shown]
-    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
-    lines = ["   ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [headers, *rows]]
-    return "\n".join(lines) + "\n"
+    usual, extra = fields[:TABLE_FIELDS], fields[TABLE_FIELDS:] if wide else []
+
+    def row(o: dict) -> list[str]:
+        shown = display(program, info, o)
+        return [cell(shown.get(f)) for f in usual] + [age_of(o)] + [cell(shown.get(f)) for f in extra]
+    return [_header(f) for f in usual] + ["AGE"] + [_header(f) for f in extra], row
 
 
-__all__ = ["display", "need_data_dir", "standard_program", "stored_objects", "table"]
+__all__ = ["cell", "columns", "display", "need_data_dir", "standard_program", "stored_objects"]

@@ -516,7 +516,7 @@ def verify(program: Program, *, examples: int = 20, seed: int | None = None, fau
     for u in durations.values():
         program.unit_types[id(u)] = "duration"
     choices, skipped = event_strategies(program, names, objects, deletions, durations)
-    skipped += [f"{n} (alone it never settles: timers pending at the horizon; name it in faults= to include it)"
+    skipped += [f"{n} (alone it never settles: timers pending at the horizon; name it in --faults to include it)"
                 for n in unsettling]
     passed: Counter = Counter()
     checked: Counter = Counter()

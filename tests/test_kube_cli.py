@@ -306,3 +306,135 @@ def test_a_step_budget_that_is_no_positive_number_is_a_usage_error(budget, why, 
     with pytest.raises(SystemExit) as e:
         main(["reconcile", DEMO, "--budget", budget])
     assert e.value.code == 2 and f"argument --budget: {why}" in capsys.readouterr().err
+
+
+def test_every_table_has_kubectls_age_on_the_virtual_clock(capsys, tmp_path):
+    code, out, _ = run(capsys, "get", "deploy,rs,svc,ep,ns,nodes", DEMO, "--scenario", "lose a worker")
+    assert code == 0
+    for table in out.split("\n\n"):
+        header, *rows = table.splitlines()
+        at = header.split().index("AGE")
+        assert rows and all(row.split()[at] == "6m11s" for row in rows), table  # all made at 0s
+    # From a data directory, the write that created the object gives its age; without the
+    # recorded trace, the age is not known.
+    data = tmp_path / "data"
+    assert run(capsys, "reconcile", DEMO, "--data-dir", str(data))[0] == 0
+    assert run(capsys, "get", "deploy", "--data-dir", str(data))[1].splitlines()[1].split()[-1] == "0s"
+    (data / "trace.jsonl").unlink()
+    assert run(capsys, "get", "deploy", "--data-dir", str(data))[1].splitlines()[1].split()[-1] == "<unknown>"
+
+
+def test_wide_nodes_show_the_internal_ip_as_kubectl_does(capsys, tmp_path):
+    (tmp_path / "n.yaml").write_text("kind: Node\nmetadata: {name: n}\nstatus:\n"
+                                     "  allocatable: {cpu: '1', memory: 1Gi}\n"
+                                     "  addresses: [{type: InternalIP, address: 10.0.0.11}]\n")
+    code, out, _ = run(capsys, "get", "nodes", "-o", "wide", str(tmp_path / "n.yaml"))
+    header, row = out.splitlines()
+    assert header.split()[:5] == ["NAME", "STATUS", "ROLES", "AGE", "INTERNAL-IP"]
+    assert row.split()[:5] == ["n", "Ready", "<none>", "0s", "10.0.0.11"]
+
+
+def test_check_takes_a_directory_of_manifests_as_reconcile_does(capsys):
+    code, out, err = run(capsys, "check", MANIFESTS)
+    assert code == 0 and out.startswith("ok: 3 file(s) checked")
+    assert "W301" in err  # the ConfigMap, as reconcile warns about it
+
+
+def test_a_usage_error_names_no_made_up_file(capsys):
+    code, out, err = run(capsys, "get", "pods")
+    assert (code, out) == (2, "")
+    assert err.startswith("error[E203]: get needs SPEC files")
+
+
+def test_describe_prints_tolerations_and_taints_one_a_line_as_kubectl_does(capsys):
+    code, out, _ = run(capsys, "get", "pods", "-o", "name", DEMO)
+    pod = out.split()[0]
+    code, out, _ = run(capsys, "describe", pod, DEMO)
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("Tolerations:"))
+    assert [line.split(None, 1)[-1] if i == 0 else line.strip() for i, line in enumerate(lines[at:at + 2])] == [
+        "node.kubernetes.io/not-ready:NoExecute op=Exists for 300s",
+        "node.kubernetes.io/unreachable:NoExecute op=Exists for 300s"]
+    code, out, _ = run(capsys, "describe", "node/control-plane", DEMO)
+    assert "Taints:" in out and out.split("Taints:")[1].split("\n")[0].strip() == (
+        "node-role.kubernetes.io/control-plane:NoSchedule")
+
+
+@pytest.mark.parametrize("toleration, text", [
+    ({"key": "", "operator": "Exists", "value": "", "effect": ""}, "op=Exists"),
+    ({"key": "gpu", "operator": "Equal", "value": "yes", "effect": "NoSchedule"}, "gpu=yes:NoSchedule"),
+    ({"key": "k", "operator": "Exists", "value": "", "effect": "", "tolerationSeconds": 60}, "k op=Exists for 60s"),
+])
+def test_a_toleration_reads_as_kubectl_describe_prints_it(toleration, text):
+    from engine.kube.tables import toleration_text
+
+    assert toleration_text(toleration) == text
+
+
+def test_bad_manifests_print_their_golden_diagnostics(capsys, monkeypatch):
+    # a lone surrogate escape (JSON stream and YAML), a quoted `+3`, requests above their
+    # limits named in Kubernetes' canonical text
+    monkeypatch.chdir(ROOT)
+    bad = sorted(p.relative_to(ROOT).as_posix() for p in (GOLDEN / "bad").iterdir())
+    code, out, err = run(capsys, "check", "--no-std", *bad)
+    assert (code, out) == (1, "")
+    golden("check_bad_manifests.txt", err)
+
+
+def test_a_kind_without_a_table_of_its_own_has_age_too(capsys):
+    code, out, _ = run(capsys, "get", "serviceaccount", "-A", str(ROOT / "specs" / "shop.konv"))
+    assert code == 0
+    golden("get_sa.txt", out)  # kubectl's NAME SECRETS AGE, SECRETS 0 as in Kubernetes 1.24+
+    code, out, _ = run(capsys, "get", "ipblock", "-o", "wide", DEMO)  # the generic table: AGE after the fields
+    assert out.splitlines()[0].split() == ["NAME", "POOL", "CIDR", "NODE", "AGE"]
+
+
+def test_describe_sorts_several_taints_by_effect_then_key_as_kubectl_does(capsys, tmp_path):
+    (tmp_path / "n.yaml").write_text(
+        "kind: Node\nmetadata: {name: n}\nspec:\n  taints:\n"
+        "  - {key: zone, value: b, effect: NoSchedule}\n  - {key: gpu, effect: PreferNoSchedule}\n"
+        "  - {key: dedicated, value: db, effect: NoSchedule}\n  - {key: maintenance, effect: NoExecute}\n"
+        "status: {allocatable: {cpu: '1', memory: 1Gi}}\n")
+    code, out, _ = run(capsys, "describe", "node/n", str(tmp_path / "n.yaml"))
+    assert code == 0
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("Taints:"))
+    golden("describe_node_taints.txt", "\n".join(lines[at:at + 4]) + "\n")
+
+
+def test_tab_indented_json_is_read_by_every_command(capsys, tmp_path):
+    (tmp_path / "ns.json").write_text('{\n\t"kind": "Namespace",\n\t"metadata": {\n\t\t"name": "tabs"\n\t}\n}\n')
+    code, out, _ = run(capsys, "get", "ns", "tabs", str(tmp_path))
+    assert code == 0 and out.splitlines()[1].split()[:2] == ["tabs", "Active"]
+
+
+def test_konverges_own_output_in_the_spec_directory_is_refused_with_the_cause(capsys, tmp_path):
+    (tmp_path / "ns.yaml").write_text("kind: Namespace\nmetadata: {name: a}\n")
+    code, out, _ = run(capsys, "reconcile", str(tmp_path), "-o", "json")
+    assert code == 0
+    (tmp_path / "out.json").write_text(out)
+    code, _, err = run(capsys, "reconcile", str(tmp_path))
+    assert code == 1 and "out.json:1:1: error[E303]: this document has no `kind`" in err
+    assert "= hint: this is Konverge's own output (`converged`, `objects`), not a manifest: write it outside " \
+           "the spec directory" in err
+
+
+def test_check_reports_an_empty_directory_and_the_other_files_errors_at_once(capsys, tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "bad.yaml").write_text("kind: Namespace\nmetadata: {name: 3}\n")
+    code, _, err = run(capsys, "check", str(tmp_path / "empty"), str(tmp_path / "bad.yaml"))
+    assert code == 1
+    assert "bad.yaml:2:18: error[E302]" in err
+    assert f"{tmp_path / 'empty'}: error[E001]: this directory holds no .konv, .yaml, .yml or .json file\n" \
+           "  = hint: name the files to read, or a directory that holds specs or manifests" in err
+
+
+def test_an_error_without_a_place_reads_the_same_as_text_and_rendered():
+    from engine.errors import Diagnostic, KonvergeError, render
+
+    placeless = Diagnostic("E203", "get needs SPEC files or --data-dir")
+    assert str(KonvergeError(placeless)) == "get needs SPEC files or --data-dir"
+    assert render([placeless]).startswith("error[E203]: get needs SPEC files")
+    placed = Diagnostic("E001", "cannot read this file", file="a.yaml")
+    assert str(KonvergeError(placed)) == "a.yaml: cannot read this file"
+    assert render([placed]).startswith("a.yaml: error[E001]")

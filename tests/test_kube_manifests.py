@@ -632,3 +632,178 @@ def test_quantities_round_trip_through_their_canonical_text():
         assert parse_quantity(format_quantity(q)) == q
 
     check()
+
+
+def test_a_quoted_number_where_an_integer_belongs_says_so_and_how_to_fix_it():
+    with pytest.raises(KonvergeError) as e:
+        loads('kind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: "3"\n'
+              '  template: {spec: {containers: [{name: c, image: i}]}}\n', "t.yaml")
+    [d] = e.value.diagnostics
+    assert (d.code, d.span.line, d.span.col) == ("E302", 4, 13)
+    assert d.message == '`spec.replicas` must be an integer, not the string "3"'
+    assert d.hint == "remove the quotes: 3"
+
+
+def test_a_list_whose_items_are_not_a_list_is_an_error_not_nothing():
+    with pytest.raises(KonvergeError) as e:
+        loads("kind: List\nitems: {kind: Namespace, metadata: {name: a}}\n", "t.yaml")
+    [d] = e.value.diagnostics
+    assert (d.code, d.span.line, d.message) == ("E302", 2, "`items` of a List must be a list of objects")
+
+
+def test_json_manifests_are_read_as_kubectl_reads_them(tmp_path, capsys):
+    from engine.cli import main
+
+    (tmp_path / "ns.json").write_text('{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "j"}}\n')
+    (tmp_path / "pod.json").write_text(
+        '{"kind": "List", "items": [{"kind": "Pod", "metadata": {"name": "p", "namespace": "j"},\n'
+        '  "spec": {"containers": [{"name": "c", "image": "i", "resources": {"requests": {"cpu": "0.5"}}}]}}]}\n')
+    node = tmp_path / "node.yaml"
+    node.write_text("kind: Node\nmetadata: {name: n}\nstatus: {allocatable: {cpu: '1', memory: 1Gi}}\n")
+    assert main(["get", "pods", "-n", "j", "-o", "json", str(tmp_path)]) == 0
+    pod = __import__("json").loads(capsys.readouterr().out)["items"][0]
+    assert (pod["name"], pod["containers"][0]["cpu"], pod["node"]) == ("p", 500, "n")
+
+
+def test_a_request_above_its_limit_is_refused_with_kubernetes_message_at_the_request():
+    with pytest.raises(KonvergeError) as e:
+        loads("kind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: i\n"
+              "    resources:\n      requests: {cpu: '2', memory: 1Gi}\n      limits: {cpu: 1500m, memory: 1Gi}\n",
+              "t.yaml")
+    [d] = e.value.diagnostics
+    assert (d.code, d.span.line, d.span.col) == ("E302", 8, 23)
+    assert d.message == ('`spec.containers[0].resources.requests`: Invalid value: "2": '
+                         'must be less than or equal to cpu limit of 1500m')
+    # a request equal to its limit, or a limit alone, is what Kubernetes takes
+    _, pod = one("kind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: i\n"
+                 "    resources:\n      requests: {memory: 1Gi}\n      limits: {cpu: 0.5, memory: 1Gi}\n")
+    assert (pod["containers"][0]["cpu"], pod["containers"][0]["memory"]) == (Fraction(1, 2), 2**30)
+
+
+@pytest.mark.parametrize("file, text", [
+    ("t.json", '{"kind": "Namespace", "metadata": {"name": "a", "labels": {"mood": "x\\ud83d\\ude00"}}}'),
+    ("t.yaml", 'kind: Namespace\nmetadata: {name: a, labels: {mood: "x\\ud83d\\ude00"}}\n'),
+])
+def test_an_escaped_character_beyond_the_bmp_is_read_as_that_character(file, text):
+    [(_, ns, _)] = loads(text, file).declared
+    assert ns["labels"] == {"mood": "x\U0001F600"}
+    assert ns["labels"]["mood"].encode("utf-8")  # printable: no lone UTF-16 halves left
+
+
+def test_an_escaped_character_beyond_the_bmp_prints_in_every_output(tmp_path, capsys):
+    from engine.cli import main
+
+    (tmp_path / "x.json").write_text('{"kind":"Pod","metadata":{"name":"p"},'
+                                     '"spec":{"containers":[{"name":"c","image":"i\\ud83d\\ude00"}]}}')
+    for output in ("wide", "yaml", "json"):
+        assert main(["get", "pods", "-o", output, str(tmp_path / "x.json")]) == 0
+    assert "i\U0001F600" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("file, text, at", [
+    ("t.json", '{"kind": "Namespace",\n "metadata": {"name": "a", "labels": {"k": "\\ude00"}}}', (2, 44)),
+    ("t.yaml", 'kind: Namespace\nmetadata: {name: a, labels: {k: "x\\ud83d"}}\n', (2, 33)),
+])
+def test_half_a_surrogate_pair_is_an_error_at_its_string(file, text, at):
+    with pytest.raises(KonvergeError) as e:
+        loads(text, file)
+    [d] = e.value.diagnostics
+    assert (d.code, d.span.line, d.span.col) == ("E302", *at)
+    assert "half of a UTF-16 surrogate pair" in d.message
+    str(e.value).encode("utf-8")  # the error itself prints
+
+
+def test_tab_indented_json_is_read_as_kubectl_reads_it_with_its_positions():
+    text = ('{\n\t"kind": "Deployment",\n\t"metadata": {\n\t\t"name": "web"\n\t},\n\t"spec": {\n\t\t"replicas": "3",\n'
+            '\t\t"template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}\n\t}\n}\n')
+    with pytest.raises(KonvergeError) as e:
+        loads(text, "t.json")
+    [d] = e.value.diagnostics  # read as JSON; the one error is the quoted number, where it is
+    assert (d.code, d.span.line, d.span.col, d.hint) == ("E302", 7, 15, "remove the quotes: 3")
+    [(kind, _, span)] = loads(text.replace('"3"', "3"), "t.json").declared
+    assert (kind, span.line, span.col) == ("Deployment", 2, 10)
+
+
+@pytest.mark.parametrize("text, at", [
+    ("{'kind': 'Namespace', 'metadata': {'name': 'a'}}", (1, 2)),  # YAML takes single quotes
+    ('{"kind": "Namespace",\n "metadata": {"name": "a"} "x"}', (2, 28)),
+    ('{"kind": "Namespace", "metadata": {"name": "a"}}\n{"kind": ', (2, 10)),  # the second object of a stream
+])
+def test_invalid_json_is_an_error_at_the_position_json_gives(text, at):
+    with pytest.raises(KonvergeError) as e:
+        loads(text, "t.json")
+    [d] = e.value.diagnostics
+    assert (d.code, d.span.line, d.span.col) == ("E301", *at)
+    assert d.message.startswith("invalid JSON: ")
+
+
+def test_a_trailing_comma_that_yaml_would_take_is_invalid_json_as_kubectl_says():
+    with pytest.raises(KonvergeError) as e:
+        loads('{"kind": "Namespace", "metadata": {"name": "a",}}', "t.json")
+    [d] = e.value.diagnostics  # json's wording and position differ between Python versions
+    assert (d.code, d.span.line) == ("E301", 1) and d.message.startswith("invalid JSON: ")
+    [(_, ns, _)] = loads('{kind: Namespace, metadata: {name: a,}}', "t.yaml").declared  # YAML flow style
+    assert ns["name"] == "a"
+
+
+def test_a_json_stream_is_read_object_by_object_as_kubectl_reads_it():
+    text = ('{"kind": "Namespace", "metadata": {"name": "a"}}\n'
+            '  {"kind": "Namespace", "metadata": {"name": "b"}} {"kind": "Namespace",\n'
+            '"metadata": {"name": "c"}}\n\n')
+    got = [(o["name"], span.line, span.col) for _, o, span in loads(text, "t.json").declared]
+    assert got == [("a", 1, 10), ("b", 2, 12), ("c", 2, 61)]
+    with pytest.raises(KonvergeError) as e:  # positions hold within a later object too
+        loads(text.replace('"c"', "3"), "t.json")
+    d = e.value.diagnostics[0]
+    assert (d.code, d.span.line, d.span.col, d.message) == ("E302", 3, 22, "`metadata.name` must be a string, but "
+                                                                           "`3` reads as an integer")
+    assert loads(" \n", "t.json").declared == ()  # an empty file, as an empty YAML one
+
+
+@pytest.mark.parametrize("value, hint", [
+    ('"3"', "remove the quotes: 3"),
+    ("'+3'", "remove the quotes: 3"),
+    ("08", None),  # not quoted: a string only because YAML 1.1 reads no octal 08
+    ('"010"', None),  # unquoted, YAML 1.1 would read it as octal 8
+    ('"٣"', None),  # an Arabic-Indic digit is no integer to Kubernetes
+    ('"3.0"', None),
+])
+def test_only_a_quoted_canonical_integer_is_told_to_drop_its_quotes(value, hint):
+    with pytest.raises(KonvergeError) as e:
+        loads(f"kind: Deployment\nmetadata: {{name: web}}\nspec:\n  replicas: {value}\n"
+              "  template: {spec: {containers: [{name: c, image: i}]}}\n", "t.yaml")
+    [d] = e.value.diagnostics
+    assert (d.code, d.span.line, d.hint) == ("E302", 4, hint)
+    assert d.message.startswith("`spec.replicas` must be an integer")
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("2.0", "2"), ("1.5", "1500m"), ("0.1", "100m"), ("2000", "2k"), ("1500", "1500"), ("1000M", "1G"),
+    ("1e3", "1e3"), ("1.5e3", "1500"), ("1.5Gi", "1536Mi"), ("1024Mi", "1Gi"), ("0.5Gi", "512Mi"),
+    ("1.5Ki", "1536"), ("512", "512"), ("0.0000000001", "1n"), ("0", "0"),
+])
+def test_a_quantity_prints_as_kubernetes_quantity_string(text, shown):
+    from engine.kube.manifests import quantity_text
+
+    assert quantity_text(text) == shown
+
+
+def test_a_request_above_its_limit_names_both_in_kubernetes_canonical_text():
+    with pytest.raises(KonvergeError) as e:
+        loads("kind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: i\n"
+              "    resources:\n      requests: {cpu: 2.0, memory: 1.5Gi}\n      limits: {cpu: 1.5, memory: 1024Mi}\n",
+              "t.yaml")
+    assert [(d.span.col, d.message.split("Invalid value: ")[1]) for d in e.value.diagnostics] == [
+        (23, '"2": must be less than or equal to cpu limit of 1500m'),
+        (36, '"1536Mi": must be less than or equal to memory limit of 1Gi')]
+
+
+def test_konverges_own_json_output_read_as_a_manifest_says_what_it_is():
+    with pytest.raises(KonvergeError) as e:
+        loads('{"converged": true, "objects": []}', "out.json")
+    [d] = e.value.diagnostics
+    assert (d.code, d.message) == ("E303", "this document has no `kind`")
+    assert "Konverge's own output" in d.hint and "outside the spec directory" in d.hint
+    with pytest.raises(KonvergeError) as e:
+        loads('{"objects": []}', "other.json")
+    assert e.value.diagnostics[0].hint is None

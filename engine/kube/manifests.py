@@ -21,6 +21,7 @@ one KonvergeError.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from collections.abc import Callable, Iterable
 from fractions import Fraction
@@ -32,7 +33,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from ..errors import Diagnostic, KonvergeError, Span
 
-SUFFIXES = (".yaml", ".yml")
+SUFFIXES = (".yaml", ".yml", ".json")  # as `kubectl apply -f` reads them (JSON is YAML)
 
 # Diagnostic codes of this module.
 E_YAML = "E301"  # not YAML, or not readable
@@ -72,6 +73,30 @@ def parse_quantity(text: str) -> int | Fraction:
     if sign == "-":
         value = -value
     return value.numerator if value.denominator == 1 else value
+
+
+def quantity_text(text: str) -> str:
+    """A quantity as Kubernetes prints it (Quantity.String()), in the format it was written in:
+    `2.0` → `2`, `1.5` → `1500m`, `2000` → `2k`, `1.5Gi` → `1536Mi`, `1024Mi` → `1Gi`, `1e3` →
+    `1e3`; a binary quantity below 1Ki or not whole is printed as a decimal one."""
+    _, _, suffix, exponent = _QUANTITY.fullmatch(text.strip()).groups()
+    value = Fraction(parse_quantity(text))
+    if value == 0:
+        return "0"
+    if suffix in _BINARY and abs(value) >= 1024 and value.denominator == 1:
+        n, power = value.numerator, 0
+        while n % 1024 == 0 and power < 6:
+            n, power = n // 1024, power + 1
+        return f"{n}{['', 'Ki', 'Mi', 'Gi', 'Ti', 'Pi', 'Ei'][power]}"
+    nanos = -(-value * 10**9 // 1)  # Kubernetes keeps nine decimals, rounding up
+    amount, scale = int(nanos), -9
+    while amount and amount % 10 == 0:
+        amount, scale = amount // 10, scale + 1
+    amount, scale = amount * 10 ** (scale % 3), scale - scale % 3
+    if exponent is not None:
+        return f"{amount}e{scale}" if scale else str(amount)
+    decimal = {-9: "n", -6: "u", -3: "m", 0: "", 3: "k", 6: "M", 9: "G", 12: "T", 15: "P", 18: "E"}
+    return f"{amount}{decimal[scale]}" if scale in decimal else f"{amount}e{scale}"
 
 
 @attrs.frozen(slots=True)
@@ -127,6 +152,31 @@ def _load(sources: list[tuple[str, str | None]]) -> Manifests:
     return Manifests(tuple(objects), tuple(diagnostics))
 
 
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_INTEGER = re.compile(r"[+-]?(0|[1-9][0-9]*)")  # quoted, what YAML would read as the same integer
+
+
+def _shift(doc: Node | None, line: int, column: int) -> None:
+    """Moves the marks of a document composed on its own to where it starts in its file."""
+    seen: set[int] = set()
+    stack = [doc]
+    while stack:
+        node = stack.pop()
+        if node is None:
+            continue
+        for mark in (node.start_mark, node.end_mark):
+            if id(mark) not in seen:
+                seen.add(id(mark))
+                if mark.line == 0:
+                    mark.column += column
+                mark.line += line
+        if isinstance(node, MappingNode):
+            stack.extend(n for pair in node.value for n in pair)
+        elif isinstance(node, SequenceNode):
+            stack.extend(node.value)
+
+
 class _Skip:
     """A handler's answer for a value that is left out (after a diagnostic)."""
 
@@ -171,8 +221,14 @@ class _Reader:
         except OSError as e:
             self.diagnostics.append(Diagnostic("E001", f"cannot read this file: {e.strerror}", file=self.file))
             return []
+        is_json = Path(self.file).suffix.lower() == ".json"
         try:
-            documents = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+            if is_json:
+                documents = self.compose_json(text)
+                if documents is None:
+                    return []
+            else:
+                documents = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
             for doc in documents:
                 self.resolve_keys(doc)
         except yaml.MarkedYAMLError as e:
@@ -185,8 +241,8 @@ class _Reader:
         except yaml.YAMLError as e:
             self.diagnostics.append(Diagnostic(E_YAML, f"invalid YAML: {e}", file=self.file))
             return []
-        except RecursionError:  # PyYAML's composer recurses once per level of nesting
-            self.diagnostics.append(self.too_deep(text))
+        except RecursionError:  # PyYAML's composer (and the json module) recurse once per level of nesting
+            self.diagnostics.append(self.too_deep(text.replace("\t", " ") if is_json else text))
             return []
         out: list[tuple[str, dict, Span]] = []
         for doc in documents:
@@ -194,6 +250,28 @@ class _Reader:
                 continue  # an empty document, e.g. after a trailing `---`
             self.document(doc, out)
         return out
+
+    def compose_json(self, text: str) -> list[Node] | None:
+        """A .json file as kubectl reads it (NewYAMLOrJSONDecoder): a stream of JSON values, one
+        object after another. Each is checked by the json module first (YAML would take a
+        trailing comma or a single quote that kubectl refuses), then composed as YAML, which
+        JSON is, for the positions of its nodes; None after an error."""
+        decoder, documents, at = json.JSONDecoder(), [], 0
+        while (begin := _JSON_SPACE.match(text, at).end()) < len(text):
+            try:
+                at = decoder.raw_decode(text, begin)[1]
+            except json.JSONDecodeError as e:
+                span = Span(self.file, e.lineno, e.colno, e.lineno, e.colno + 1)
+                self.diagnostics.append(Diagnostic(E_YAML, f"invalid JSON: {e.msg}", span,
+                                                   hint="check the commas, quotes and brackets around this position"))
+                return None
+            # In valid JSON a tab is whitespace between tokens (a string holds it as \t), which
+            # YAML refuses where it indents: a space in its place keeps every position.
+            doc = yaml.compose(text[begin:at].replace("\t", " "), Loader=yaml.SafeLoader)
+            line = text.count("\n", 0, begin)
+            _shift(doc, line, begin - (text.rfind("\n", 0, begin) + 1))
+            documents.append(doc)
+        return documents
 
     def resolve_keys(self, doc: Node | None) -> None:
         """The document's mappings as Kubernetes' YAML reader takes them: a key given twice in
@@ -204,10 +282,12 @@ class _Reader:
         stack = [doc]
         while stack:
             node = stack.pop()
-            if node is None or isinstance(node, ScalarNode) or id(node) in seen:
+            if node is None or id(node) in seen:
                 continue
             seen.add(id(node))
-            if isinstance(node, MappingNode):
+            if isinstance(node, ScalarNode):
+                self.pair_surrogates(node)
+            elif isinstance(node, MappingNode):
                 first: dict[str, Node] = {}
                 for key, _ in node.value:
                     if isinstance(key, ScalarNode) and key.value in first:
@@ -219,6 +299,23 @@ class _Reader:
                 stack.extend(n for pair in node.value for n in pair)
             else:
                 stack.extend(node.value)
+
+    def pair_surrogates(self, node: ScalarNode) -> None:
+        """PyYAML reads an escaped character beyond the BMP as JSON writes it, "\\ud83d\\ude00",
+        as two UTF-16 halves that Python cannot print: they are paired into the character, as
+        Kubernetes' JSON decoder does (in a YAML file too, where go-yaml would refuse the escape).
+        A half without its pair is no character: an error."""
+        if not _SURROGATE.search(node.value):
+            return
+        halves = node.value.encode("utf-16-le", "surrogatepass")
+        try:
+            node.value = halves.decode("utf-16-le")
+        except UnicodeDecodeError:
+            node.value = halves.decode("utf-16-le", "replace")
+            self.error(node, "this string holds half of a UTF-16 surrogate pair (an escape in \\ud800-\\udfff) "
+                             "without the other half, which is no character",
+                       hint="escape the character as its pair of halves, e.g. \\ud83d\\ude00, or write the "
+                            "character itself")
 
     def too_deep(self, text: str) -> Diagnostic:
         """Where the YAML nests deepest, found by its events (PyYAML's parser keeps a stack of
@@ -243,7 +340,10 @@ class _Reader:
         pairs = self.pairs(doc)
         kind_node = pairs.get("kind", (None, None))[1]
         if kind_node is None:
-            self.error(doc, "this document has no `kind`", code=E_MISSING)
+            own = "converged" in pairs and "objects" in pairs  # `reconcile -o json` read back as a manifest
+            self.error(doc, "this document has no `kind`", code=E_MISSING,
+                       hint="this is Konverge's own output (`converged`, `objects`), not a manifest: write it "
+                            "outside the spec directory" if own else None)
             return
         kind = self.string(kind_node, "kind")
         if kind is SKIP:
@@ -253,6 +353,8 @@ class _Reader:
             if isinstance(items, SequenceNode):
                 for item in items.value:
                     self.document(item, out)
+            elif items is not None and not self.null(items):
+                self.error(items, "`items` of a List must be a list of objects")
             return
         reader = _KINDS.get(kind)
         if reader is None:
@@ -424,6 +526,10 @@ class _Reader:
     def integer(self, node: Node, path: str):
         if isinstance(node, ScalarNode) and node.tag.endswith(":int"):
             return self.scalar(node)
+        if isinstance(node, ScalarNode) and node.style in ('"', "'") and _INTEGER.fullmatch(node.value):
+            # Kubernetes refuses it too ("cannot unmarshal string into … of type int32")
+            return self.error(node, f"`{path}` must be an integer, not the string {node.style}{node.value}{node.style}",
+                              hint=f"remove the quotes: {int(node.value)}")
         return self.error(node, f"`{path}` must be an integer{_found(node)}")
 
     def boolean(self, node: Node, path: str):
@@ -546,6 +652,18 @@ class _Reader:
 
         got = self.fields(node, path, {"requests": amounts, "limits": amounts})
         if got is SKIP:
+            return SKIP
+        requests, limits = got.get("requests", {}), got.get("limits", {})
+        given = self.pairs(node)
+        request_nodes = self.pairs(given.get("requests", (None, None))[1])
+        limit_nodes = self.pairs(given.get("limits", (None, None))[1])
+        above = [(name, value) for name, (_, value) in request_nodes.items()
+                 if name in requests and name in limits and requests[name] > limits[name]]
+        for name, value in above:  # Kubernetes' ValidateResourceRequirements, word for word
+            self.error(value, f"`{path}.requests`: Invalid value: \"{quantity_text(value.value)}\": must be less "
+                              f"than or equal to {name} limit of {quantity_text(limit_nodes[name][1].value)}",
+                       hint="Kubernetes refuses a request above its limit: lower the request or raise the limit")
+        if above:
             return SKIP
         # Kubernetes copies a limit to the request when only the limit is given; Konverge
         # schedules by requests and does not enforce limits.

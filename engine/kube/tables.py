@@ -4,8 +4,9 @@ The objects come from a reconcile run in memory or from a store's data
 directory; either way this module sees a list of object dicts (and, for
 `describe`, the engine's write trace when there is one). Tables have kubectl's
 columns for the kinds people look at most — pods, nodes, services,
-deployments, replica sets, endpoints, HPAs, namespaces, events, routes — and
-fall back to the generic table of engine.show for the rest.
+deployments, replica sets, endpoints, HPAs, namespaces, service accounts,
+events, routes — and the generic columns of engine.show for the rest; every
+table but the events' (which have their time) ends its usual columns with AGE.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ..api import META, resource_name
 from ..check import KindInfo, Program
 from ..errors import Diagnostic, KonvergeError
 from ..names import closest, elsewhere
-from ..show import cell, display, table as generic_table
+from ..show import cell, columns as generic_columns, display
 from ..types import ListT, MapT, OptT, RecordT, Type
 from ..values import format_duration, format_quantity
 
@@ -72,18 +73,13 @@ def select(program: Program, objects: Iterable[dict], kind: str, name: str | Non
 # ---- get ---------------------------------------------------------------------------------
 
 
-def get_text(program: Program, info: KindInfo, chosen: list[dict], world: list[dict], *, single: bool,
-             ns: str | None, output: str | None = None, clock=None) -> str:
-    """The text `konverge get` prints: a table, or -o wide|json|yaml|name. JSON and YAML show
-    each object as the JSON contract does (cpu in millicores, memory in bytes), so that `get`
-    and `reconcile -o json` agree. `clock` (virtual seconds) gives pods their AGE."""
-    return get_many(program, [(info, chosen)], world, single=single, ns=ns, output=output, clock=clock)
-
-
 def get_many(program: Program, selections: list[tuple[KindInfo, list[dict]]], world: list[dict], *,
-             single: bool, ns: str | None, output: str | None = None, clock=None) -> str:
-    """`konverge get KIND,KIND…`: a table per kind, names prefixed by their kind as kubectl does
-    when it shows several; JSON and YAML one List of them all."""
+             single: bool, ns: str | None, output: str | None = None, clock=None, trace=None) -> str:
+    """The text `konverge get KIND,KIND…` prints: a table per kind, names prefixed by their kind
+    as kubectl does when it shows several, or -o wide|name; JSON and YAML one List of them all,
+    each object as the JSON contract shows it (cpu in millicores, memory in bytes), so that
+    `get` and `reconcile -o json` agree. `clock` (virtual seconds) and the write `trace` give
+    the objects their AGE."""
     from .contract import contract_object, dumps
 
     several = len(selections) > 1
@@ -97,6 +93,13 @@ def get_many(program: Program, selections: list[tuple[KindInfo, list[dict]]], wo
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1000)
     if output == "name":
         return "".join(f"{info.name.lower()}/{o['name']}\n" for info, chosen in selections for o in chosen)
+    created = {w.revision: w.clock for w in trace or () if w.verb == "create"}
+
+    def age_of(o: dict) -> str:
+        """kubectl's AGE on the virtual clock: a pod keeps its creation time (`createdAt`), any
+        other object's is the clock of the write that created it, if the trace is there."""
+        return age(o["createdAt"] if "createdAt" in o else created.get(o.get("createdRevision")), clock)
+
     tables = []
     for info, chosen in selections:
         if not chosen:
@@ -104,13 +107,10 @@ def get_many(program: Program, selections: list[tuple[KindInfo, list[dict]]], wo
         with_namespace = ns is None and not info.cluster
         prefix = f"{info.name.lower()}/" if several else ""
         columns = TABLES.get(info.name)
-        if columns is None:
-            shown = [display(program, info, o) for o in chosen]
-            if prefix:
-                shown = [{**o, "name": prefix + o["name"]} for o in shown]
-            tables.append(generic_table(program, info, shown, with_namespace=with_namespace, wide=output == "wide"))
-            continue
-        headers, row = columns(world, output == "wide", clock)
+        if columns is not None:
+            headers, row = columns(world, output == "wide", age_of)
+        else:
+            headers, row = generic_columns(program, info, output == "wide", age_of)
         rows = [([o["namespace"]] if with_namespace else []) + [prefix + o["name"]] + row(o) for o in chosen]
         tables.append(render_table((["NAMESPACE"] if with_namespace else []) + ["NAME"] + headers, rows))
     if not tables:
@@ -241,7 +241,7 @@ def human_duration(seconds) -> str:
     return f"{hours // 24 // 365}y"
 
 
-def _pod_columns(world, wide, clock=None):
+def _pod_columns(world, wide, age_of):
     headers = ["READY", "STATUS", "RESTARTS", "AGE"] + (["IP", "NODE", "NOMINATED NODE", "READINESS GATES"]
                                                         if wide else [])
 
@@ -249,32 +249,33 @@ def _pod_columns(world, wide, clock=None):
         containers = p.get("containers", [])
         ready = len(containers) if p.get("ready") else 0
         cells = [f"{ready}/{len(containers)}", pod_status(p), str(sum(c.get("restarts", 0) for c in containers)),
-                 age(p.get("createdAt", 0), clock)]
+                 age_of(p)]
         return cells + ([_none(p.get("ip")), _none(p.get("node")), "<none>", "<none>"] if wide else [])
     return headers, row
 
 
-def _node_columns(world, wide, clock=None):
-    headers = ["STATUS", "ROLES"] + (["CPU", "MEMORY", "PODS", "POD-CIDRS", "TAINTS"] if wide else [])
+def _node_columns(world, wide, age_of):
+    headers = ["STATUS", "ROLES", "AGE"] + (["INTERNAL-IP", "CPU", "MEMORY", "PODS", "POD-CIDRS", "TAINTS"]
+                                            if wide else [])
 
     def row(n):
-        cells = [node_status(n), node_roles(n)]
+        cells = [node_status(n), node_roles(n), age_of(n)]
         if wide:
-            taints = [f"{t['key']}{'=' + t['value'] if t.get('value') else ''}:{t['effect']}"
-                      for t in n.get("taints", [])]
-            cells += [format_quantity(n.get("cpu", 0)), format_quantity(n.get("memory", 0)), str(n.get("pods", "")),
+            taints = [taint_text(t) for t in n.get("taints", [])]
+            cells += [_none(n.get("internalIP")), format_quantity(n.get("cpu", 0)),
+                      format_quantity(n.get("memory", 0)), str(n.get("pods", "")),
                       ",".join(n.get("podCIDRs", [])) or "<none>", ",".join(taints) or "<none>"]
         return cells
     return headers, row
 
 
-def _service_columns(world, wide, clock=None):
-    headers = ["TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"] + (["SELECTOR"] if wide else [])
+def _service_columns(world, wide, age_of):
+    headers = ["TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"] + (["SELECTOR"] if wide else [])
 
     def row(s):
         ports = ",".join(f"{p['port']}{':' + str(p['nodePort']) if p.get('nodePort') else ''}/{p.get('protocol', 'TCP')}"
                          for p in s.get("ports", []))
-        cells = [s.get("type", "ClusterIP"), _none(s.get("clusterIP")), "<none>", ports or "<none>"]
+        cells = [s.get("type", "ClusterIP"), _none(s.get("clusterIP")), "<none>", ports or "<none>", age_of(s)]
         return cells + ([selector_text(s.get("selector"), None)] if wide else [])
     return headers, row
 
@@ -293,8 +294,8 @@ def _images(template: dict) -> tuple[str, str]:
     return ",".join(c["name"] for c in containers) or "<none>", ",".join(c["image"] for c in containers) or "<none>"
 
 
-def _deployment_columns(world, wide, clock=None):
-    headers = ["READY", "UP-TO-DATE", "AVAILABLE"] + (["CONTAINERS", "IMAGES", "SELECTOR"] if wide else [])
+def _deployment_columns(world, wide, age_of):
+    headers = ["READY", "UP-TO-DATE", "AVAILABLE", "AGE"] + (["CONTAINERS", "IMAGES", "SELECTOR"] if wide else [])
 
     def row(d):
         sets = _owned(world, "ReplicaSet", d["namespace"], "Deployment", d["name"])
@@ -302,37 +303,38 @@ def _deployment_columns(world, wide, clock=None):
         current = {rs["name"] for rs in sets if rs.get("revision") == d.get("revision")}
         ready = sum(1 for p in pods if p.get("ready"))
         cells = [f"{ready}/{d.get('replicas', 0)}",
-                 str(sum(1 for p in pods if p["owner"]["name"] in current)), str(ready)]
+                 str(sum(1 for p in pods if p["owner"]["name"] in current)), str(ready), age_of(d)]
         if wide:
             cells += [*_images(d.get("template", {})), workload_selector(d)]
         return cells
     return headers, row
 
 
-def _replicaset_columns(world, wide, clock=None):
-    headers = ["DESIRED", "CURRENT", "READY"] + (["CONTAINERS", "IMAGES", "SELECTOR"] if wide else [])
+def _replicaset_columns(world, wide, age_of):
+    headers = ["DESIRED", "CURRENT", "READY", "AGE"] + (["CONTAINERS", "IMAGES", "SELECTOR"] if wide else [])
 
     def row(rs):
         pods = _live(_owned(world, "Pod", rs["namespace"], "ReplicaSet", rs["name"]))
-        cells = [str(rs.get("replicas", 0)), str(len(pods)), str(sum(1 for p in pods if p.get("ready")))]
+        cells = [str(rs.get("replicas", 0)), str(len(pods)), str(sum(1 for p in pods if p.get("ready"))),
+                 age_of(rs)]
         if wide:
             cells += [*_images(rs.get("template", {})), workload_selector(rs)]
         return cells
     return headers, row
 
 
-def _endpoints_columns(world, wide, clock=None):
+def _endpoints_columns(world, wide, age_of):
     def row(e):
         addresses = [f"{a['ip']}:{a['port']}" for a in e.get("addresses", [])]
         if not addresses:
-            return ["<none>"]
+            return ["<none>", age_of(e)]
         if len(addresses) > 3 and not wide:
-            return [",".join(addresses[:3]) + f" + {len(addresses) - 3} more..."]
-        return [",".join(addresses)]
-    return ["ENDPOINTS"], row
+            return [",".join(addresses[:3]) + f" + {len(addresses) - 3} more...", age_of(e)]
+        return [",".join(addresses), age_of(e)]
+    return ["ENDPOINTS", "AGE"], row
 
 
-def _hpa_columns(world, wide, clock=None):
+def _hpa_columns(world, wide, age_of):
     def row(h):
         current = h.get("currentCPUUtilization")
         target = next((o for o in world if o["kind"] == "Deployment" and o.get("namespace") == h.get("namespace")
@@ -340,32 +342,38 @@ def _hpa_columns(world, wide, clock=None):
         return [f"Deployment/{h.get('target')}",
                 f"cpu: {'<unknown>' if current is None else str(current) + '%'}/{h.get('targetCPUUtilization')}%",
                 str(h.get("minReplicas")), str(h.get("maxReplicas")),
-                str(target.get("replicas")) if target else "<unknown>"]
-    return ["REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS"], row
+                str(target.get("replicas")) if target else "<unknown>", age_of(h)]
+    return ["REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE"], row
 
 
-def _namespace_columns(world, wide, clock=None):
-    return ["STATUS"], lambda n: [n.get("phase", "Active")]
+def _namespace_columns(world, wide, age_of):
+    return ["STATUS", "AGE"], lambda n: [n.get("phase", "Active"), age_of(n)]
 
 
-def _event_columns(world, wide, clock=None):
+def _event_columns(world, wide, age_of):
     def row(e):
         return [format_duration(e.get("at", 0)), e.get("type", ""), e.get("reason", ""), e.get("object", ""),
                 e.get("message", "")]
     return ["AT", "TYPE", "REASON", "OBJECT", "MESSAGE"], row
 
 
-def _route_columns(world, wide, clock=None):
+def _route_columns(world, wide, age_of):
     def row(r):
         return [r.get("service", ""), f"{r.get('clusterIP')}:{r.get('port')}/{r.get('protocol')}",
-                r.get("action", ""), str(len(r.get("backends", [])))]
-    return ["SERVICE", "DESTINATION", "ACTION", "BACKENDS"], row
+                r.get("action", ""), str(len(r.get("backends", []))), age_of(r)]
+    return ["SERVICE", "DESTINATION", "ACTION", "BACKENDS", "AGE"], row
+
+
+def _service_account_columns(world, wide, age_of):
+    # Kubernetes 1.24+ no longer makes a token Secret per service account: SECRETS is 0.
+    return ["SECRETS", "AGE"], lambda sa: ["0", age_of(sa)]
 
 
 TABLES: dict[str, Callable] = {
     "Pod": _pod_columns, "Node": _node_columns, "Service": _service_columns, "Deployment": _deployment_columns,
     "ReplicaSet": _replicaset_columns, "Endpoints": _endpoints_columns, "HorizontalPodAutoscaler": _hpa_columns,
     "Namespace": _namespace_columns, "Event": _event_columns, "Route": _route_columns,
+    "ServiceAccount": _service_account_columns,
 }
 
 
@@ -440,6 +448,30 @@ def describe(program: Program, info: KindInfo, obj: dict, world: Iterable[dict],
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
+def toleration_text(t: dict) -> str:
+    """A toleration as kubectl describe prints it (printTolerationsMultilineWithIndent):
+    `key=value:Effect`, ` op=Exists` for an Exists without a value, ` for 300s`."""
+    text = t.get("key", "") + (f"={t['value']}" if t.get("value") else "")
+    text += f":{t['effect']}" if t.get("effect") else ""
+    if t.get("operator") == "Exists" and not t.get("value"):
+        text += " op=Exists" if text else "op=Exists"
+    if t.get("tolerationSeconds") is not None:
+        text += f" for {t['tolerationSeconds']}s"
+    return text
+
+
+def taint_text(t: dict) -> str:
+    """A taint as kubectl prints it (Taint.ToString): `key=value:Effect`, `key:Effect`."""
+    return t.get("key", "") + (f"={t['value']}" if t.get("value") else "") + f":{t.get('effect', '')}"
+
+
+# Lists of these records are printed one item a line, in kubectl describe's order.
+ONE_LINE: dict[str, Callable[[dict], str]] = {"Toleration": toleration_text, "Taint": taint_text}
+SORTED_BY: dict[str, Callable[[dict], tuple]] = {
+    "Toleration": lambda t: (t.get("key", ""),),
+    "Taint": lambda t: (t.get("effect", ""), t.get("key", "")),
+}
+
 TITLES = {"ip": "IP", "cpu": "CPU", "clusterIP": "Cluster IP"}
 
 
@@ -463,6 +495,10 @@ def _field(program: Program, title: str, t: Type, value, indent: int, width: int
         return [label, *_record(program, program.records[t.name].fields, value, indent + 2)]
     if isinstance(t, ListT) and isinstance(value, list):
         elem = t.elem.inner if isinstance(t.elem, OptT) else t.elem
+        one_line = ONE_LINE.get(elem.name) if isinstance(elem, RecordT) else None
+        if one_line is not None:  # as kubectl describe prints them: one a line, sorted
+            items = [one_line(v) for v in sorted(value, key=SORTED_BY[elem.name])]
+            return [f"{label:<{width}} {items[0]}"] + [f"{'':<{width}} {i}" for i in items[1:]]
         if not (isinstance(elem, RecordT) and elem.name in program.records):
             return [f"{label:<{width}} {', '.join(cell(v) for v in value)}"]
         fields = program.records[elem.name].fields
@@ -487,5 +523,5 @@ def _record(program: Program, fields: dict, value: dict, indent: int) -> list[st
     return out
 
 
-__all__ = ["age", "describe", "human_duration", "events_for", "get_many", "get_text", "history_for", "node_roles", "pod_status", "render_table",
+__all__ = ["age", "describe", "human_duration", "events_for", "get_many", "history_for", "node_roles", "pod_status", "render_table",
            "resolve_kind", "select", "selector_text", "split_ref", "workload_selector"]

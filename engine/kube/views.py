@@ -419,7 +419,7 @@ def add_commands(sub) -> None:
     def common(p):
         intermixed(p)
         p.add_argument("files", nargs="*", metavar="SPEC",
-                       help=".konv specs and Kubernetes YAML manifests (.yaml, .yml), mixed freely, or "
+                       help=".konv specs and Kubernetes manifests (.yaml, .yml, .json), mixed freely, or "
                             "directories; reconciled in memory")
         p.add_argument("--scenario", metavar="NAME|FILE",
                        help="play a scenario first: the name of one declared in the specs, or a file holding one")
