@@ -13,6 +13,7 @@ import gc
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 from . import __version__
@@ -129,6 +130,9 @@ def _parser() -> argparse.ArgumentParser:
     scope.add_argument("-n", "--namespace", help="the namespace (default: default)")
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="objects in every namespace")
     g.add_argument("-o", "--output", choices=["wide", "json", "yaml", "name"], help="output format")
+    g.add_argument("-l", "--selector", metavar="SELECTOR",
+                   help="a label selector, as kubectl takes it: app=web, app!=web, 'tier in (a,b)', "
+                        "'tier notin (a)', tier, '!tier'; a comma is AND")
     _run_options(g)
     g.set_defaults(run=_get, one_run=True)
 
@@ -607,9 +611,8 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     no_std_option(p)
 
 
-def _view(args, what: str):
-    """The objects to show, from --data-dir or from a reconcile of the SPECs in memory:
-    (program, kind, name or None, objects, trace or None, virtual clock or None)."""
+def _target(args) -> tuple[str, str | None, list[str]]:
+    """`KIND [NAME] SPEC…` or `KIND/NAME SPEC…`: (kind, name or None, the SPECs)."""
     from .kube.tables import split_ref
 
     kind, name = split_ref(args.kind)
@@ -622,6 +625,14 @@ def _view(args, what: str):
                                        hint="specs end in .konv, manifests in .yaml, .yml or .json; give at most "
                                             "one NAME"),
                             exit_code=2)
+    return kind, name, rest
+
+
+def _view(args, what: str, before_run: Callable | None = None):
+    """The objects to show, from --data-dir or from a reconcile of the SPECs in memory:
+    (program, kind, name or None, objects, trace or None, virtual clock or None).
+    `before_run(program, kind)` checks the request against the program before any run."""
+    kind, name, rest = _target(args)
     if args.data_dir:
         if rest:
             raise KonvergeError(Diagnostic("E203", f"{what} reads either --data-dir or SPEC files, not both"),
@@ -629,6 +640,8 @@ def _view(args, what: str):
         from .show import stored_objects
 
         program, objects = stored_objects(args.data_dir, args.spec)
+        if before_run is not None:
+            before_run(program, kind)
         return program, kind, name, objects, *_stored_trace(args.data_dir)
     if not rest:
         raise KonvergeError(Diagnostic("E203", f"{what} needs SPEC files to reconcile, or --data-dir DIR",
@@ -636,6 +649,8 @@ def _view(args, what: str):
     from .fixpoint import reconcile
 
     program, scenario, manifests = _load_run(rest, args.scenario, no_std=args.no_std)
+    if before_run is not None:
+        before_run(program, kind)
     with _progress() as progress:
         result = reconcile(program, scenario=scenario, order=args.order, seed=args.seed,
                            objects=manifests.declared, progress=progress)
@@ -666,14 +681,24 @@ def _stored_trace(data_dir: str):
 
 
 def _get(args) -> int:
-    from .kube.tables import get_many, select
+    from .kube.labels import kubectl_selector
+    from .kube.tables import get_many, label_selector, refuse_name_with_selector, select
 
-    program, kinds, name, objects, trace, clock = _view(args, "get")
+    text = kubectl_selector(args.selector)
+    refuse_name_with_selector(_target(args)[1], text)  # kubectl's builder refuses it before anything is read
+    selector = []
+
+    def request(program, kinds: str) -> None:
+        """The API server's answer to a bad selector, before the run."""
+        with located(_view_source(args)):
+            selector.extend(label_selector(program, kinds, text))
+
+    program, kinds, name, objects, trace, clock = _view(args, "get", request)
     selections, ns = [], None
     for kind in dict.fromkeys(k for k in kinds.split(",") if k):  # `get deploy,rs`: several kinds
         with located(_view_source(args)):
             info, chosen, ns = select(program, objects, kind, name, namespace=args.namespace,
-                                      all_namespaces=args.all_namespaces)
+                                      all_namespaces=args.all_namespaces, selector=tuple(selector))
         selections.append((info, chosen))
     if not selections:
         raise KonvergeError(Diagnostic("E202", f"`{kinds}` names no kind", file=_view_source(args),

@@ -452,16 +452,19 @@ def explain(program: Program, result_or_state, kind: str, namespace: str | None,
     obj = state.get(key)
     writes = tuple(w for w in state.trace if object_key(w.kind, w.namespace, w.name) == key)
     if obj is None and not writes:
-        names = [o["name"] for o in state.of_kind(kind_name)]
         from .names import closest, elsewhere
 
+        # The names it could have meant: the kind's objects in that namespace, there now or written once.
+        seen = [*state.of_kind(kind_name), *({"kind": w.kind, "namespace": w.namespace, "name": w.name}
+                                             for w in state.trace if w.kind == kind_name)]
+        names = sorted({o["name"] for o in seen if o.get("namespace") == namespace})
         guess = closest(name, names)
+        where = f" in namespace {namespace}" if namespace else ""
         raise KonvergeError(Diagnostic(
             "E210", f"there is no {kind_name} {key_text(key).split('/', 1)[1]} and no write to one",
-            hint=f"did you mean `{guess}`?" if guess else elsewhere(
-                [*state.of_kind(kind_name), *({"kind": w.kind, "namespace": w.namespace, "name": w.name}
-                                              for w in state.trace)], kind_name, name, namespace)
-            or (f"{kind_name} objects: " + ", ".join(names[:8]) if names else f"there are no {kind_name} objects")))
+            hint=f"did you mean `{guess}`?" if guess else elsewhere(seen, kind_name, name, namespace)
+            or (f"{kind_name} objects{where}: " + ", ".join(names[:8]) if names
+                else f"there are no {kind_name} objects{where}")))
     sources = Sources()
     declared = next((span_text(d.span) for d in program.objects
                      if getattr(program.kind(d.kind), "name", None) == kind_name and d.name == name

@@ -167,11 +167,11 @@ def test_check_reads_manifests_as_reconcile_does_and_fmt_leaves_them_alone(capsy
     code, out, err = run(capsys, "check", f"{MANIFESTS}/nodes.yaml", f"{MANIFESTS}/namespace.yaml")
     assert (code, err) == (0, "") and out == "ok: 2 file(s) checked as 0 program(s): 5 objects, 0 scenarios, 0 warning(s)\n"
     bad = tmp_path / "bad.yaml"
-    bad.write_text("kind: Namespace\nmetadata: {name: a, labels: {team: 1}}\n")
+    bad.write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: a, labels: {team: 1}}\n")
     code, _, err = run(capsys, "check", DEMO, str(bad))
-    assert code == 1 and err.startswith(f"{bad}:2:36: error[E302]: `metadata.labels.team` must be a string")
+    assert code == 1 and err.startswith(f"{bad}:3:36: error[E302]: `metadata.labels.team` must be a string")
     code, out, err = run(capsys, "fmt", str(bad))
-    assert (code, out) == (1, "") and bad.read_text() == "kind: Namespace\nmetadata: {name: a, labels: {team: 1}}\n"
+    assert (code, out) == (1, "") and bad.read_text() == "apiVersion: v1\nkind: Namespace\nmetadata: {name: a, labels: {team: 1}}\n"
     assert err.startswith(f"{bad}: error[E001]: this is a Kubernetes manifest, not a Konverge file")
 
 
@@ -278,16 +278,16 @@ def test_get_pods_has_kubectls_default_and_wide_columns(capsys):
     assert "192.168.0.0" in wide and "worker-1" in wide and "192.168.0.0" not in out
 
 
-def test_get_several_kinds_at_once(capsys):
+def test_get_several_kinds_at_once_prefixes_names_with_kubectls_resource_group(capsys):
     code, out, _ = run(capsys, "get", "deploy,rs", DEMO)
     assert code == 0
     deployments, sets = out.split("\n\n")
     assert deployments.splitlines()[0].split()[:2] == ["NAME", "READY"]
-    assert deployments.splitlines()[1].startswith("deployment/web ")
+    assert deployments.splitlines()[1].startswith("deployment.apps/web ")
     assert sets.splitlines()[0].split()[:2] == ["NAME", "DESIRED"]
-    assert sets.splitlines()[1].startswith("replicaset/web-")
+    assert sets.splitlines()[1].startswith("replicaset.apps/web-")
     names = run(capsys, "get", "deploy,svc", DEMO, "-o", "name")[1]
-    assert names == "deployment/web\nservice/kubernetes\nservice/web\n"
+    assert names == "deployment.apps/web\nservice/kubernetes\nservice/web\n"
 
 
 def test_get_json_shows_objects_as_the_contract_does(capsys):
@@ -325,7 +325,7 @@ def test_every_table_has_kubectls_age_on_the_virtual_clock(capsys, tmp_path):
 
 
 def test_wide_nodes_show_the_internal_ip_as_kubectl_does(capsys, tmp_path):
-    (tmp_path / "n.yaml").write_text("kind: Node\nmetadata: {name: n}\nstatus:\n"
+    (tmp_path / "n.yaml").write_text("apiVersion: v1\nkind: Node\nmetadata: {name: n}\nstatus:\n"
                                      "  allocatable: {cpu: '1', memory: 1Gi}\n"
                                      "  addresses: [{type: InternalIP, address: 10.0.0.11}]\n")
     code, out, _ = run(capsys, "get", "nodes", "-o", "wide", str(tmp_path / "n.yaml"))
@@ -391,7 +391,7 @@ def test_a_kind_without_a_table_of_its_own_has_age_too(capsys):
 
 def test_describe_sorts_several_taints_by_effect_then_key_as_kubectl_does(capsys, tmp_path):
     (tmp_path / "n.yaml").write_text(
-        "kind: Node\nmetadata: {name: n}\nspec:\n  taints:\n"
+        "apiVersion: v1\nkind: Node\nmetadata: {name: n}\nspec:\n  taints:\n"
         "  - {key: zone, value: b, effect: NoSchedule}\n  - {key: gpu, effect: PreferNoSchedule}\n"
         "  - {key: dedicated, value: db, effect: NoSchedule}\n  - {key: maintenance, effect: NoExecute}\n"
         "status: {allocatable: {cpu: '1', memory: 1Gi}}\n")
@@ -403,13 +403,13 @@ def test_describe_sorts_several_taints_by_effect_then_key_as_kubectl_does(capsys
 
 
 def test_tab_indented_json_is_read_by_every_command(capsys, tmp_path):
-    (tmp_path / "ns.json").write_text('{\n\t"kind": "Namespace",\n\t"metadata": {\n\t\t"name": "tabs"\n\t}\n}\n')
+    (tmp_path / "ns.json").write_text('{\n\t"apiVersion": "v1",\n\t"kind": "Namespace",\n\t"metadata": {\n\t\t"name": "tabs"\n\t}\n}\n')
     code, out, _ = run(capsys, "get", "ns", "tabs", str(tmp_path))
     assert code == 0 and out.splitlines()[1].split()[:2] == ["tabs", "Active"]
 
 
 def test_konverges_own_output_in_the_spec_directory_is_refused_with_the_cause(capsys, tmp_path):
-    (tmp_path / "ns.yaml").write_text("kind: Namespace\nmetadata: {name: a}\n")
+    (tmp_path / "ns.yaml").write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n")
     code, out, _ = run(capsys, "reconcile", str(tmp_path), "-o", "json")
     assert code == 0
     (tmp_path / "out.json").write_text(out)
@@ -421,10 +421,10 @@ def test_konverges_own_output_in_the_spec_directory_is_refused_with_the_cause(ca
 
 def test_check_reports_an_empty_directory_and_the_other_files_errors_at_once(capsys, tmp_path):
     (tmp_path / "empty").mkdir()
-    (tmp_path / "bad.yaml").write_text("kind: Namespace\nmetadata: {name: 3}\n")
+    (tmp_path / "bad.yaml").write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: 3}\n")
     code, _, err = run(capsys, "check", str(tmp_path / "empty"), str(tmp_path / "bad.yaml"))
     assert code == 1
-    assert "bad.yaml:2:18: error[E302]" in err
+    assert "bad.yaml:3:18: error[E302]" in err
     assert f"{tmp_path / 'empty'}: error[E001]: this directory holds no .konv, .yaml, .yml or .json file\n" \
            "  = hint: name the files to read, or a directory that holds specs or manifests" in err
 
@@ -438,3 +438,97 @@ def test_an_error_without_a_place_reads_the_same_as_text_and_rendered():
     placed = Diagnostic("E001", "cannot read this file", file="a.yaml")
     assert str(KonvergeError(placed)) == "a.yaml: cannot read this file"
     assert render([placed]).startswith("a.yaml: error[E001]")
+
+
+SHOP = str(ROOT / "specs" / "shop.konv")
+
+
+def test_get_selects_by_label_selector_in_every_output_format_and_across_namespaces(capsys):
+    code, out, _ = run(capsys, "get", "pods", "-A", "-l", "tier in (api,db),app=shop", SHOP, "-o", "wide")
+    assert code == 0
+    golden("get_pods_selector.txt", out)
+    names = run(capsys, "get", "pods", "-A", "--selector", "tier in (api,db),app=shop", SHOP, "-o", "name")[1]
+    assert names == "".join(f"pod/{line.split()[1]}\n" for line in out.splitlines()[1:])
+    for output in ("json", "yaml"):
+        shown = run(capsys, "get", "pods", "-n", "shop", "-l", "tier notin (api,db),!missing", SHOP, "-o", output)[1]
+        assert "frontend-" in shown and "api-" not in shown and "db-" not in shown
+    code, out, _ = run(capsys, "get", "pods", "-l", "app=shop", SHOP)  # default namespace: none there
+    assert (code, out) == (0, "No resources found in default namespace.\n")
+
+
+BAD_REQUEST = 'error[E204]: Error from server (BadRequest): Unable to find "{}" that match label selector {}, ' \
+              'field selector "": '
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["pods", "-l", "tier in api"], BAD_REQUEST.format("/v1, Resource=pods", '"tier in api"')
+     + "unable to parse requirement: found 'api' expected: '('\n"),
+    (["deploy,rs", "-l", " tier=api, "], BAD_REQUEST.format("apps/v1, Resource=deployments", '"tier=api,"')
+     + "found '', expected: identifier after ','\n"),  # the first kind asked for; the selector trimmed
+    (["hpa", "-l", "app:x"], BAD_REQUEST.format("autoscaling/v2, Resource=horizontalpodautoscalers", '"app:x"')
+     + 'unable to parse requirement: <nil>: Invalid value: "app:x": name part must consist of'),
+    (["routes", "-l", "a=\x1b"], BAD_REQUEST.format("routes", '"a=\\x1b"')  # a kind Kubernetes does not serve
+     + 'unable to parse requirement: values[0][a]: Invalid value: "\\x1b": a valid label must be'),
+])
+def test_a_bad_selector_is_the_api_servers_bad_request_in_kubectls_words(capsys, argv, message):
+    code, out, err = run(capsys, "get", *argv, SHOP)
+    assert (code, out) == (1, "") and message in err and "Traceback" not in err and "\x1b" not in err
+
+
+def test_a_bad_selector_is_refused_before_the_run(capsys, monkeypatch):
+    import engine.fixpoint
+
+    monkeypatch.setattr(engine.fixpoint, "reconcile", lambda *a, **k: pytest.fail("reconciled"))
+    code, _, err = run(capsys, "get", "pods", "-l", "a in x", SHOP)
+    assert code == 1 and "error[E204]" in err
+
+
+@pytest.mark.parametrize("argv", [["pods", "web", "-l", "tier=api"], ["pod/web", "--selector", "!tier"]])
+def test_a_name_with_a_selector_is_a_usage_error_before_anything_is_read(capsys, argv):
+    code, out, err = run(capsys, "get", *argv, "missing.konv")
+    assert (code, out) == (2, "")
+    assert err == "error[E203]: name cannot be provided when a selector is specified\n" \
+                  "  = hint: drop the NAME or the -l SELECTOR\n"
+
+
+def test_select_refuses_a_name_with_a_selector_to_a_python_caller_too():
+    from engine.check import load_program
+    from engine.errors import KonvergeError
+    from engine.kube.labels import parse_selector
+    from engine.kube.tables import select
+
+    program = load_program([SHOP])
+    with pytest.raises(KonvergeError) as e:
+        select(program, [], "pods", "web", selector=parse_selector("tier=api"))
+    assert (e.value.exit_code, e.value.diagnostics[0].code) == (2, "E203")
+    assert select(program, [], "ns", None, selector=parse_selector("tier=api"))[1] == []
+
+
+def test_an_empty_selector_is_none_as_kubectl_trims_it_away(capsys):
+    named = run(capsys, "get", "ns", "shop", SHOP)
+    assert named[0] == 0
+    assert run(capsys, "get", "ns", "shop", "-l", "", SHOP) == named
+    assert run(capsys, "get", "ns", "shop", "-l", " \t", SHOP) == named
+    assert run(capsys, "get", "ns", "-l", "", SHOP) == run(capsys, "get", "ns", SHOP)
+
+
+def test_get_name_output_is_kubectls_resource_group_slash_name(capsys):
+    code, out, _ = run(capsys, "get", "deploy,rs,hpa,svc,po,ns", "-A", "-o", "name",
+                       str(ROOT / "specs" / "hpa.konv"))
+    assert code == 0
+    golden("get_name_groups.txt", out)
+    kinds = {line.split("/")[0] for line in out.splitlines()}
+    assert {"deployment.apps", "replicaset.apps", "horizontalpodautoscaler.autoscaling", "service", "pod",
+            "namespace"} == kinds
+
+
+def test_get_events_has_kubectls_columns_last_seen_on_the_virtual_clock(capsys):
+    code, out, _ = run(capsys, "get", "events", DEMO, "--scenario", "lose a worker")
+    assert code == 0
+    golden("get_events.txt", out)
+    head, *rows = out.splitlines()
+    assert head.split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]  # no NAME column
+    assert rows and all(r.split()[3].split("/")[0] in ("pod", "node") for r in rows)
+    wide = run(capsys, "get", "ev", "-A", "-o", "wide", DEMO, "--scenario", "lose a worker")[1]
+    golden("get_events_wide.txt", wide)
+    assert wide.splitlines()[0].split()[-5:] == ["MESSAGE", "FIRST", "SEEN", "COUNT", "NAME"]

@@ -33,7 +33,7 @@ def one(text: str):
 
 def test_namespace_and_service_account():
     m = loads("apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {team: a}}\n---\n"
-              "kind: ServiceAccount\nmetadata: {name: bot, namespace: shop}\n", "t.yaml")
+              "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: bot, namespace: shop}\n", "t.yaml")
     assert m.objects == (("Namespace", {"kind": "Namespace", "name": "shop", "namespace": None,
                                         "labels": {"team": "a"}}),
                          ("ServiceAccount", {"kind": "ServiceAccount", "name": "bot", "namespace": "shop"}))
@@ -42,6 +42,7 @@ def test_namespace_and_service_account():
 
 def test_node_reads_labels_taints_cidrs_and_allocatable_over_capacity():
     kind, node = one("""
+apiVersion: v1
 kind: Node
 metadata:
   name: n1
@@ -64,6 +65,7 @@ status:
 
 def test_pod_reads_spec_and_controller_owner():
     kind, pod = one("""
+apiVersion: v1
 kind: Pod
 metadata:
   name: p
@@ -121,6 +123,7 @@ spec:
 
 def test_deployment_and_replicaset():
     m = loads("""
+apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web}
 spec:
@@ -131,10 +134,11 @@ spec:
     metadata: {labels: {app: web}}
     spec: {containers: [{name: c, image: i, resources: {requests: {cpu: 100m}}}]}
 ---
+apiVersion: apps/v1
 kind: ReplicaSet
 metadata:
   name: rs
-  ownerReferences: [{kind: Deployment, name: web, controller: true}]
+  ownerReferences: [{apiVersion: apps/v1, kind: Deployment, name: web, controller: true}]
 spec:
   replicas: 2
   template: {metadata: {labels: {app: x}}, spec: {containers: [{name: c, image: i}]}}
@@ -150,6 +154,7 @@ spec:
 
 def test_service_and_hpa():
     m = loads("""
+apiVersion: v1
 kind: Service
 metadata: {name: web}
 spec:
@@ -179,16 +184,17 @@ spec:
 
 
 def test_unsupported_kind_is_a_warning_with_its_position():
-    m = loads("kind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: i}]}\n---\n"
+    m = loads("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: i}]}\n---\n"
               "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: b}\n", "t.yaml")
     assert [k for k, _ in m.objects] == ["Pod"]
     (w,) = m.warnings
-    assert (w.code, w.severity, str(w.span)) == ("W301", "warning", "t.yaml:6:7")
+    assert (w.code, w.severity, str(w.span)) == ("W301", "warning", "t.yaml:7:7")
     assert "ConfigMap" in w.message
 
 
 def test_unsupported_fields_are_warnings_naming_them_and_status_is_silent():
-    m = loads("""kind: Pod
+    m = loads("""apiVersion: v1
+kind: Pod
 metadata: {name: p}
 spec:
   containers:
@@ -200,15 +206,15 @@ status:
   phase: Running
 """, "t.yaml")
     assert [(str(w.span), w.message) for w in m.warnings] == [
-        ("t.yaml:7:7", "field `spec.containers[0].env` is not supported by Konverge; ignored"),
-        ("t.yaml:8:3", "field `spec.priorityClassName` is not supported by Konverge; ignored"),
+        ("t.yaml:8:7", "field `spec.containers[0].env` is not supported by Konverge; ignored"),
+        ("t.yaml:9:3", "field `spec.priorityClassName` is not supported by Konverge; ignored"),
     ]
     assert "phase" not in m.objects[0][1]
 
 
 def test_bad_yaml_is_a_diagnostic_with_its_position():
     with pytest.raises(KonvergeError) as e:
-        loads("kind: Pod\nmetadata:\n  name: [p\n", "bad.yaml")
+        loads("apiVersion: v1\nkind: Pod\nmetadata:\n  name: [p\n", "bad.yaml")
     (d,) = e.value.diagnostics
     assert d.code == "E301" and d.span is not None and d.span.file == "bad.yaml" and d.span.line >= 3
 
@@ -216,14 +222,15 @@ def test_bad_yaml_is_a_diagnostic_with_its_position():
 def test_yaml_nested_deeper_than_the_reader_goes_is_a_diagnostic_at_its_deepest_point():
     depth = 3000
     with pytest.raises(KonvergeError) as e:
-        loads("kind: Pod\nmetadata:\n  name: p\n  labels: " + "[" * depth + "]" * depth + "\n", "deep.yaml")
+        loads("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels: " + "[" * depth + "]" * depth + "\n", "deep.yaml")
     (d,) = e.value.diagnostics
     assert d.code == "E301" and d.message == f"this YAML nests {depth + 2} deep, too deep to read"  # in 2 maps
-    assert (d.span.line, d.span.col) == (4, 10 + depth)  # the innermost `[`
+    assert (d.span.line, d.span.col) == (5, 10 + depth)  # the innermost `[`
 
 
 def test_merge_keys_bring_in_the_pairs_of_their_anchor_and_the_mappings_own_keys_win():
-    (kind, d), = loads("""kind: Deployment
+    (kind, d), = loads("""apiVersion: apps/v1
+kind: Deployment
 metadata: {name: web, labels: &base {app: web, tier: back}}
 spec:
   selector: {matchLabels: {app: web}}
@@ -240,50 +247,52 @@ spec:
 
 def test_a_merge_key_given_no_mapping_is_a_yaml_error_at_its_value():
     with pytest.raises(KonvergeError) as e:
-        loads("kind: Namespace\nmetadata: {name: a, labels: {<<: 5}}\n", "t.yaml")
+        loads("apiVersion: v1\nkind: Namespace\nmetadata: {name: a, labels: {<<: 5}}\n", "t.yaml")
     (d,) = e.value.diagnostics
-    assert d.code == "E301" and (d.span.line, d.span.col) == (2, 34)
+    assert d.code == "E301" and (d.span.line, d.span.col) == (3, 34)
     assert d.message == "invalid YAML: expected a mapping or list of mappings for merging, but found scalar"
 
 
 def test_a_key_given_twice_in_one_mapping_is_an_error_not_a_value_dropped():
     with pytest.raises(KonvergeError) as e:
-        loads("kind: Namespace\nmetadata:\n  name: a\n  name: b\n", "t.yaml")
+        loads("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n  name: b\n", "t.yaml")
     (d,) = e.value.diagnostics
-    assert (d.code, d.message, d.span.line, d.span.col) == ("E302", "`name` is given twice in this mapping", 4, 3)
-    assert d.hint == "the first is at t.yaml:3:3; keep one"
+    assert (d.code, d.message, d.span.line, d.span.col) == ("E302", "`name` is given twice in this mapping", 5, 3)
+    assert d.hint == "the first is at t.yaml:4:3; keep one"
 
 
 def test_a_manifest_object_keeps_the_position_of_its_document():
-    m = loads("kind: Namespace\nmetadata: {name: shop}\n---\nkind: Pod\nmetadata: {name: p, namespace: shop}\n"
+    m = loads("apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: shop}\n"
               "spec: {containers: [{name: c, image: i}]}\n", "t.yaml")
     assert [(kind, obj["name"], span.line, span.col) for kind, obj, span in m.declared] == [
-        ("Namespace", "shop", 1, 7), ("Pod", "p", 4, 7)]
+        ("Namespace", "shop", 2, 7), ("Pod", "p", 6, 7)]
 
 
 def test_wrong_types_and_bad_quantities_are_errors_all_at_once():
     with pytest.raises(KonvergeError) as e:
-        loads("""kind: Deployment
+        loads("""apiVersion: apps/v1
+kind: Deployment
 metadata: {name: web, labels: {version: 1}}
 spec:
   replicas: three
   template: {spec: {containers: [{name: c, image: i, resources: {requests: {cpu: 1Gb}}}]}}
 """, "t.yaml")
     got = [(d.code, d.span.line) for d in e.value.diagnostics]
-    assert got == [("E302", 2), ("E302", 4), ("E302", 5)]
+    assert got == [("E302", 3), ("E302", 5), ("E302", 6)]
     assert e.value.diagnostics[0].hint == 'quote it: "1"'
 
 
 def test_missing_name_and_duplicates_are_errors(tmp_path):
     f = tmp_path / "a.yaml"
-    f.write_text("kind: Namespace\nmetadata: {name: a}\n---\nkind: Namespace\nmetadata: {name: a}\n---\n"
-                 "kind: Namespace\nmetadata: {labels: {}}\n")
+    f.write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n"
+                 "apiVersion: v1\nkind: Namespace\nmetadata: {labels: {}}\n")
     with pytest.raises(KonvergeError) as e:
         load_manifests([f])
     assert sorted(d.code for d in e.value.diagnostics) == ["E303", "E304"]
 
 
-POD_WITH = """kind: Pod
+POD_WITH = """apiVersion: v1
+kind: Pod
 metadata: {{name: p, labels: {{app: api}}}}
 spec:
   containers: [{{name: c, image: i}}]
@@ -363,7 +372,8 @@ def test_invalid_selector_requirements_are_refused_with_kubernetes_messages_at_t
         assert expression in line and d.span.col == line.index(expression) + expression.index(at) + 1
     # A workload's selector, and its template's pod spec, are checked the same way.
     with pytest.raises(KonvergeError) as e:
-        loads(f"""kind: ReplicaSet
+        loads(f"""apiVersion: apps/v1
+kind: ReplicaSet
 metadata: {{name: rs}}
 spec:
   selector: {{matchExpressions: [{expression}]}}
@@ -375,8 +385,8 @@ spec:
       - {{maxSkew: 1, topologyKey: zone, labelSelector: {{matchExpressions: [{expression}]}}}}
 """, "t.yaml")
     assert [(d.message, d.span.line) for d in e.value.diagnostics] == [
-        ("spec.selector." + message, 4),
-        ("spec.template.spec.topologySpreadConstraints[0].labelSelector." + message, 10)]
+        ("spec.selector." + message, 5),
+        ("spec.template.spec.topologySpreadConstraints[0].labelSelector." + message, 11)]
 
 
 def test_terms_without_label_selector_match_no_pod_as_in_kubernetes():
@@ -398,7 +408,8 @@ def test_terms_without_label_selector_match_no_pod_as_in_kubernetes():
 
 
 def test_workload_selector_keeps_its_match_expressions():
-    m = loads("""kind: Deployment
+    m = loads("""apiVersion: apps/v1
+kind: Deployment
 metadata: {name: web}
 spec:
   selector:
@@ -416,14 +427,15 @@ spec:
 def test_an_empty_workload_selector_is_refused_as_in_kubernetes():
     for kind in ("Deployment", "ReplicaSet"):
         with pytest.raises(KonvergeError) as e:
-            loads(f"""kind: {kind}
+            loads(f"""apiVersion: apps/v1
+kind: {kind}
 metadata: {{name: web}}
 spec:
   selector: {{matchLabels: {{}}}}
   template: {{metadata: {{labels: {{app: web}}}}, spec: {{containers: [{{name: c, image: i}}]}}}}
 """, "t.yaml")
         [d] = e.value.diagnostics
-        assert d.code == "E302" and str(d.span).startswith("t.yaml:4:13")
+        assert d.code == "E302" and str(d.span).startswith("t.yaml:5:13")
         assert d.message.endswith("}: empty selector is invalid for deployment")
 
 
@@ -435,14 +447,17 @@ def test_anti_affinity_with_match_expressions_schedules_as_kubernetes_does(capsy
     from pathlib import Path
 
     d = Path(tempfile.mkdtemp())
-    (d / "m.yaml").write_text("""kind: Node
+    (d / "m.yaml").write_text("""apiVersion: v1
+kind: Node
 metadata: {name: n1, labels: {kubernetes.io/hostname: n1}}
 status: {allocatable: {cpu: "4", memory: 8Gi}}
 ---
+apiVersion: v1
 kind: Pod
 metadata: {name: other, labels: {app: other}}
 spec: {nodeName: n1, containers: [{name: c, image: x}]}
 ---
+apiVersion: v1
 kind: Pod
 metadata: {name: api, labels: {app: api}}
 spec:
@@ -460,26 +475,32 @@ spec:
     assert json.loads(out)["phase"] == "Running" and err == ""
 
 
-MATCH_EXPRESSIONS_CLUSTER = """kind: Node
+MATCH_EXPRESSIONS_CLUSTER = """apiVersion: v1
+kind: Node
 metadata: {name: h1, labels: {kubernetes.io/hostname: h1}}
 status: {allocatable: {cpu: "4", memory: 8Gi}}
 ---
+apiVersion: v1
 kind: Node
 metadata: {name: h2, labels: {kubernetes.io/hostname: h2}}
 status: {allocatable: {cpu: "4", memory: 8Gi}}
 ---
+apiVersion: v1
 kind: Node
 metadata: {name: h3, labels: {kubernetes.io/hostname: h3}}
 status: {allocatable: {cpu: "4", memory: 8Gi}}
 ---
+apiVersion: v1
 kind: Node
 metadata: {name: h4, labels: {kubernetes.io/hostname: h4}}
 status: {allocatable: {cpu: "4", memory: 8Gi}}
 ---
+apiVersion: v1
 kind: Pod
 metadata: {name: db, labels: {app: db, tier: backend}}
 spec: {nodeName: h1, containers: [{name: c, image: x}]}
 ---
+apiVersion: v1
 kind: Pod
 metadata: {name: cache, labels: {app: cache}}
 spec: {nodeName: h2, containers: [{name: c, image: x}]}
@@ -528,19 +549,20 @@ def test_manifest_with_match_expressions_loads_and_schedules_as_kubernetes_does(
 def test_pod_naming_a_missing_service_account_in_a_manifest_is_refused(tmp_path, capsys):
     from engine.cli import main
 
-    (tmp_path / "p.yaml").write_text("kind: Pod\nmetadata: {name: p, namespace: default}\n"
+    (tmp_path / "p.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: default}\n"
                                      "spec: {serviceAccountName: bot, containers: [{name: c, image: i}]}\n")
     assert main(["reconcile", str(tmp_path / "p.yaml")]) == 1
     assert ('pods "p" is forbidden: error looking up service account default/bot: serviceaccount "bot" not found'
             in capsys.readouterr().err)
     # Declared beside it, in a later document, the account is created first.
     (tmp_path / "p.yaml").write_text((tmp_path / "p.yaml").read_text()
-                                     + "---\nkind: ServiceAccount\nmetadata: {name: bot}\n")
+                                     + "---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {name: bot}\n")
     assert main(["reconcile", str(tmp_path / "p.yaml")]) == 0
 
 
 def test_annotations_that_are_not_modelled_are_a_warning():
-    m = loads("""kind: Pod
+    m = loads("""apiVersion: v1
+kind: Pod
 metadata:
   name: p
   annotations:
@@ -549,6 +571,7 @@ metadata:
     prometheus.io/scrape: "true"
 spec: {containers: [{name: c, image: i}]}
 ---
+apiVersion: apps/v1
 kind: Deployment
 metadata: {name: d, annotations: {team: a}}
 spec:
@@ -558,16 +581,17 @@ spec:
 """, "t.yaml")
     assert m.objects[0][1]["deletionCost"] == 3
     assert [(str(w.span), w.message) for w in m.warnings] == [
-        ("t.yaml:5:5", "annotation `prometheus.io/scrape` of `metadata.annotations` is not modelled (Konverge "
+        ("t.yaml:6:5", "annotation `prometheus.io/scrape` of `metadata.annotations` is not modelled (Konverge "
                        "reads only `controller.kubernetes.io/pod-deletion-cost`); ignored"),
-        ("t.yaml:11:34", "annotation `team` of `metadata.annotations` is not modelled; ignored"),
-        ("t.yaml:14:45", "annotation `controller.kubernetes.io/pod-deletion-cost` of "
+        ("t.yaml:13:34", "annotation `team` of `metadata.annotations` is not modelled; ignored"),
+        ("t.yaml:16:45", "annotation `controller.kubernetes.io/pod-deletion-cost` of "
                          "`spec.template.metadata.annotations` is not modelled; ignored"),
     ]
 
 
 def test_template_scheduler_and_service_account_are_carried_to_the_pods():
-    m = loads("""kind: Deployment
+    m = loads("""apiVersion: apps/v1
+kind: Deployment
 metadata: {name: d}
 spec:
   template:
@@ -584,7 +608,8 @@ spec:
 
 
 def test_node_internal_ip_is_read_from_status_addresses():
-    _, node = one("""kind: Node
+    _, node = one("""apiVersion: v1
+kind: Node
 metadata: {name: cp, labels: {node-role.kubernetes.io/control-plane: ""}}
 status:
   allocatable: {cpu: "4", memory: 8Gi}
@@ -594,10 +619,10 @@ status:
 
 
 def test_namespaces_then_service_accounts_come_first_whatever_the_file_order(tmp_path):
-    (tmp_path / "a.yaml").write_text("kind: Pod\nmetadata: {name: p, namespace: shop}\n"
+    (tmp_path / "a.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: shop}\n"
                                      "spec: {serviceAccountName: bot, containers: [{name: c, image: i}]}\n")
-    (tmp_path / "b.yaml").write_text("kind: ServiceAccount\nmetadata: {name: bot, namespace: shop}\n---\n"
-                                     "kind: Namespace\nmetadata: {name: shop}\n")
+    (tmp_path / "b.yaml").write_text("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: bot, namespace: shop}\n---\n"
+                                     "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n")
     m = load_manifests([tmp_path / "a.yaml", tmp_path / "b.yaml"])
     assert [k for k, _ in m.objects] == ["Namespace", "ServiceAccount", "Pod"]
 
@@ -605,7 +630,7 @@ def test_namespaces_then_service_accounts_come_first_whatever_the_file_order(tmp
 def test_containers_null_is_refused_like_spec_null(tmp_path, capsys):
     from engine.cli import main
 
-    (tmp_path / "p.yaml").write_text("kind: Pod\nmetadata: {name: p}\nspec: {containers: null}\n")
+    (tmp_path / "p.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: null}\n")
     assert main(["reconcile", str(tmp_path / "p.yaml")]) == 1
     assert 'Pod "p" is invalid: spec.containers: Required value' in capsys.readouterr().err
 
@@ -636,19 +661,19 @@ def test_quantities_round_trip_through_their_canonical_text():
 
 def test_a_quoted_number_where_an_integer_belongs_says_so_and_how_to_fix_it():
     with pytest.raises(KonvergeError) as e:
-        loads('kind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: "3"\n'
+        loads('apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: "3"\n'
               '  template: {spec: {containers: [{name: c, image: i}]}}\n', "t.yaml")
     [d] = e.value.diagnostics
-    assert (d.code, d.span.line, d.span.col) == ("E302", 4, 13)
+    assert (d.code, d.span.line, d.span.col) == ("E302", 5, 13)
     assert d.message == '`spec.replicas` must be an integer, not the string "3"'
     assert d.hint == "remove the quotes: 3"
 
 
 def test_a_list_whose_items_are_not_a_list_is_an_error_not_nothing():
     with pytest.raises(KonvergeError) as e:
-        loads("kind: List\nitems: {kind: Namespace, metadata: {name: a}}\n", "t.yaml")
+        loads("apiVersion: v1\nkind: List\nitems: {apiVersion: v1, kind: Namespace, metadata: {name: a}}\n", "t.yaml")
     [d] = e.value.diagnostics
-    assert (d.code, d.span.line, d.message) == ("E302", 2, "`items` of a List must be a list of objects")
+    assert (d.code, d.span.line, d.message) == ("E302", 3, "`items` of a List must be a list of objects")
 
 
 def test_json_manifests_are_read_as_kubectl_reads_them(tmp_path, capsys):
@@ -656,10 +681,10 @@ def test_json_manifests_are_read_as_kubectl_reads_them(tmp_path, capsys):
 
     (tmp_path / "ns.json").write_text('{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "j"}}\n')
     (tmp_path / "pod.json").write_text(
-        '{"kind": "List", "items": [{"kind": "Pod", "metadata": {"name": "p", "namespace": "j"},\n'
+        '{"apiVersion": "v1", "kind": "List", "items": [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "j"},\n'
         '  "spec": {"containers": [{"name": "c", "image": "i", "resources": {"requests": {"cpu": "0.5"}}}]}}]}\n')
     node = tmp_path / "node.yaml"
-    node.write_text("kind: Node\nmetadata: {name: n}\nstatus: {allocatable: {cpu: '1', memory: 1Gi}}\n")
+    node.write_text("apiVersion: v1\nkind: Node\nmetadata: {name: n}\nstatus: {allocatable: {cpu: '1', memory: 1Gi}}\n")
     assert main(["get", "pods", "-n", "j", "-o", "json", str(tmp_path)]) == 0
     pod = __import__("json").loads(capsys.readouterr().out)["items"][0]
     assert (pod["name"], pod["containers"][0]["cpu"], pod["node"]) == ("p", 500, "n")
@@ -667,22 +692,22 @@ def test_json_manifests_are_read_as_kubectl_reads_them(tmp_path, capsys):
 
 def test_a_request_above_its_limit_is_refused_with_kubernetes_message_at_the_request():
     with pytest.raises(KonvergeError) as e:
-        loads("kind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: i\n"
+        loads("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: i\n"
               "    resources:\n      requests: {cpu: '2', memory: 1Gi}\n      limits: {cpu: 1500m, memory: 1Gi}\n",
               "t.yaml")
     [d] = e.value.diagnostics
-    assert (d.code, d.span.line, d.span.col) == ("E302", 8, 23)
+    assert (d.code, d.span.line, d.span.col) == ("E302", 9, 23)
     assert d.message == ('`spec.containers[0].resources.requests`: Invalid value: "2": '
                          'must be less than or equal to cpu limit of 1500m')
     # a request equal to its limit, or a limit alone, is what Kubernetes takes
-    _, pod = one("kind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: i\n"
+    _, pod = one("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: i\n"
                  "    resources:\n      requests: {memory: 1Gi}\n      limits: {cpu: 0.5, memory: 1Gi}\n")
     assert (pod["containers"][0]["cpu"], pod["containers"][0]["memory"]) == (Fraction(1, 2), 2**30)
 
 
 @pytest.mark.parametrize("file, text", [
-    ("t.json", '{"kind": "Namespace", "metadata": {"name": "a", "labels": {"mood": "x\\ud83d\\ude00"}}}'),
-    ("t.yaml", 'kind: Namespace\nmetadata: {name: a, labels: {mood: "x\\ud83d\\ude00"}}\n'),
+    ("t.json", '{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a", "labels": {"mood": "x\\ud83d\\ude00"}}}'),
+    ("t.yaml", 'apiVersion: v1\nkind: Namespace\nmetadata: {name: a, labels: {mood: "x\\ud83d\\ude00"}}\n'),
 ])
 def test_an_escaped_character_beyond_the_bmp_is_read_as_that_character(file, text):
     [(_, ns, _)] = loads(text, file).declared
@@ -693,7 +718,7 @@ def test_an_escaped_character_beyond_the_bmp_is_read_as_that_character(file, tex
 def test_an_escaped_character_beyond_the_bmp_prints_in_every_output(tmp_path, capsys):
     from engine.cli import main
 
-    (tmp_path / "x.json").write_text('{"kind":"Pod","metadata":{"name":"p"},'
+    (tmp_path / "x.json").write_text('{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},'
                                      '"spec":{"containers":[{"name":"c","image":"i\\ud83d\\ude00"}]}}')
     for output in ("wide", "yaml", "json"):
         assert main(["get", "pods", "-o", output, str(tmp_path / "x.json")]) == 0
@@ -701,8 +726,8 @@ def test_an_escaped_character_beyond_the_bmp_prints_in_every_output(tmp_path, ca
 
 
 @pytest.mark.parametrize("file, text, at", [
-    ("t.json", '{"kind": "Namespace",\n "metadata": {"name": "a", "labels": {"k": "\\ude00"}}}', (2, 44)),
-    ("t.yaml", 'kind: Namespace\nmetadata: {name: a, labels: {k: "x\\ud83d"}}\n', (2, 33)),
+    ("t.json", '{"apiVersion": "v1", "kind": "Namespace",\n "metadata": {"name": "a", "labels": {"k": "\\ude00"}}}', (2, 44)),
+    ("t.yaml", 'apiVersion: v1\nkind: Namespace\nmetadata: {name: a, labels: {k: "x\\ud83d"}}\n', (3, 33)),
 ])
 def test_half_a_surrogate_pair_is_an_error_at_its_string(file, text, at):
     with pytest.raises(KonvergeError) as e:
@@ -714,20 +739,20 @@ def test_half_a_surrogate_pair_is_an_error_at_its_string(file, text, at):
 
 
 def test_tab_indented_json_is_read_as_kubectl_reads_it_with_its_positions():
-    text = ('{\n\t"kind": "Deployment",\n\t"metadata": {\n\t\t"name": "web"\n\t},\n\t"spec": {\n\t\t"replicas": "3",\n'
+    text = ('{\n\t"apiVersion": "apps/v1",\n\t"kind": "Deployment",\n\t"metadata": {\n\t\t"name": "web"\n\t},\n\t"spec": {\n\t\t"replicas": "3",\n'
             '\t\t"template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}\n\t}\n}\n')
     with pytest.raises(KonvergeError) as e:
         loads(text, "t.json")
     [d] = e.value.diagnostics  # read as JSON; the one error is the quoted number, where it is
-    assert (d.code, d.span.line, d.span.col, d.hint) == ("E302", 7, 15, "remove the quotes: 3")
+    assert (d.code, d.span.line, d.span.col, d.hint) == ("E302", 8, 15, "remove the quotes: 3")
     [(kind, _, span)] = loads(text.replace('"3"', "3"), "t.json").declared
-    assert (kind, span.line, span.col) == ("Deployment", 2, 10)
+    assert (kind, span.line, span.col) == ("Deployment", 3, 10)
 
 
 @pytest.mark.parametrize("text, at", [
     ("{'kind': 'Namespace', 'metadata': {'name': 'a'}}", (1, 2)),  # YAML takes single quotes
     ('{"kind": "Namespace",\n "metadata": {"name": "a"} "x"}', (2, 28)),
-    ('{"kind": "Namespace", "metadata": {"name": "a"}}\n{"kind": ', (2, 10)),  # the second object of a stream
+    ('{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}}\n{"kind": ', (2, 10)),  # the second object of a stream
 ])
 def test_invalid_json_is_an_error_at_the_position_json_gives(text, at):
     with pytest.raises(KonvergeError) as e:
@@ -739,19 +764,19 @@ def test_invalid_json_is_an_error_at_the_position_json_gives(text, at):
 
 def test_a_trailing_comma_that_yaml_would_take_is_invalid_json_as_kubectl_says():
     with pytest.raises(KonvergeError) as e:
-        loads('{"kind": "Namespace", "metadata": {"name": "a",}}', "t.json")
+        loads('{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a",}}', "t.json")
     [d] = e.value.diagnostics  # json's wording and position differ between Python versions
     assert (d.code, d.span.line) == ("E301", 1) and d.message.startswith("invalid JSON: ")
-    [(_, ns, _)] = loads('{kind: Namespace, metadata: {name: a,}}', "t.yaml").declared  # YAML flow style
+    [(_, ns, _)] = loads('{apiVersion: v1, kind: Namespace, metadata: {name: a,}}', "t.yaml").declared  # YAML flow style
     assert ns["name"] == "a"
 
 
 def test_a_json_stream_is_read_object_by_object_as_kubectl_reads_it():
-    text = ('{"kind": "Namespace", "metadata": {"name": "a"}}\n'
-            '  {"kind": "Namespace", "metadata": {"name": "b"}} {"kind": "Namespace",\n'
+    text = ('{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}}\n'
+            '  {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "b"}} {"apiVersion": "v1", "kind": "Namespace",\n'
             '"metadata": {"name": "c"}}\n\n')
     got = [(o["name"], span.line, span.col) for _, o, span in loads(text, "t.json").declared]
-    assert got == [("a", 1, 10), ("b", 2, 12), ("c", 2, 61)]
+    assert got == [("a", 1, 30), ("b", 2, 32), ("c", 2, 101)]
     with pytest.raises(KonvergeError) as e:  # positions hold within a later object too
         loads(text.replace('"c"', "3"), "t.json")
     d = e.value.diagnostics[0]
@@ -770,10 +795,10 @@ def test_a_json_stream_is_read_object_by_object_as_kubectl_reads_it():
 ])
 def test_only_a_quoted_canonical_integer_is_told_to_drop_its_quotes(value, hint):
     with pytest.raises(KonvergeError) as e:
-        loads(f"kind: Deployment\nmetadata: {{name: web}}\nspec:\n  replicas: {value}\n"
+        loads(f"apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  replicas: {value}\n"
               "  template: {spec: {containers: [{name: c, image: i}]}}\n", "t.yaml")
     [d] = e.value.diagnostics
-    assert (d.code, d.span.line, d.hint) == ("E302", 4, hint)
+    assert (d.code, d.span.line, d.hint) == ("E302", 5, hint)
     assert d.message.startswith("`spec.replicas` must be an integer")
 
 
@@ -790,7 +815,7 @@ def test_a_quantity_prints_as_kubernetes_quantity_string(text, shown):
 
 def test_a_request_above_its_limit_names_both_in_kubernetes_canonical_text():
     with pytest.raises(KonvergeError) as e:
-        loads("kind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: i\n"
+        loads("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: i\n"
               "    resources:\n      requests: {cpu: 2.0, memory: 1.5Gi}\n      limits: {cpu: 1.5, memory: 1024Mi}\n",
               "t.yaml")
     assert [(d.span.col, d.message.split("Invalid value: ")[1]) for d in e.value.diagnostics] == [
@@ -807,3 +832,56 @@ def test_konverges_own_json_output_read_as_a_manifest_says_what_it_is():
     with pytest.raises(KonvergeError) as e:
         loads('{"objects": []}', "other.json")
     assert e.value.diagnostics[0].hint is None
+
+
+WEB = "metadata: {name: web}\nspec: {template: {spec: {containers: [{name: c, image: i}]}}}\n"
+
+
+@pytest.mark.parametrize("kind, version", [
+    ("Namespace", "v1"), ("Node", "v1"), ("Pod", "v1"), ("Service", "v1"), ("ServiceAccount", "v1"),
+    ("Deployment", "apps/v1"), ("ReplicaSet", "apps/v1"),
+    ("HorizontalPodAutoscaler", "autoscaling/v1"), ("HorizontalPodAutoscaler", "autoscaling/v2"),
+])
+def test_each_kind_is_read_in_the_group_and_version_kubernetes_serves_it_in(kind, version):
+    body = {"Node": "metadata: {name: n}\nstatus: {allocatable: {cpu: '1', memory: 1Gi}}\n",
+            "HorizontalPodAutoscaler": "metadata: {name: h}\nspec: {scaleTargetRef: {name: web}, maxReplicas: 3}\n",
+            "Deployment": WEB, "ReplicaSet": WEB}.get(kind, "metadata: {name: x}\n")
+    m = loads(f"apiVersion: {version}\nkind: {kind}\n{body}", "t.yaml")
+    assert [k for k, _ in m.objects] == [kind] and m.warnings == ()
+
+
+@pytest.mark.parametrize("version, kind, served", [
+    ("v1", "Deployment", "apps/v1"), ("apps/v1", "Pod", "v1"), ("extensions/v1beta1", "ReplicaSet", "apps/v1"),
+    ("autoscaling/v2beta2", "HorizontalPodAutoscaler", "autoscaling/v2 or autoscaling/v1"),
+])
+def test_an_api_version_that_does_not_serve_the_kind_is_refused_at_it_as_kubectl_does(version, kind, served):
+    with pytest.raises(KonvergeError) as e:
+        loads(f"kind: {kind}\napiVersion: {version}\n{WEB}", "t.yaml")
+    [d] = e.value.diagnostics
+    assert (d.code, str(d.span), d.span.end_col) == ("E305", "t.yaml:2:13", 13 + len(version))
+    assert d.message == f'no matches for kind "{kind}" in version "{version}"'
+    assert d.hint.startswith(f"{kind} is served as {served}: write `apiVersion: {served.split()[0]}`")
+    assert d.hint.endswith("(kubectl adds: ensure CRDs are installed first)")
+
+
+@pytest.mark.parametrize("text, at", [
+    ("kind: Pod\nmetadata: {name: p}\n", "t.yaml:1:7"),  # kubectl: apiVersion not set
+    ("apiVersion:\nkind: Pod\nmetadata: {name: p}\n", "t.yaml:1:12"),  # null: not set either
+    ("apiVersion: v1\nkind: List\nitems:\n- {kind: Pod, metadata: {name: p}}\n", "t.yaml:4:10"),  # an item of a List
+    ("kind: ConfigMap\nmetadata: {name: c}\n", "t.yaml:1:7"),  # any kind, read or not
+    ('apiVersion: ""\nkind: Pod\nmetadata: {name: p}\n', "t.yaml:1:13"),  # empty: not set either
+    ("apiVersion: ''\nkind: ConfigMap\nmetadata: {name: c}\n", "t.yaml:1:13"),  # also for a kind not read
+])
+def test_a_document_without_api_version_is_refused_as_kubectl_does(text, at):
+    with pytest.raises(KonvergeError) as e:
+        loads(text, "t.yaml")
+    [d] = e.value.diagnostics
+    assert (d.code, str(d.span)) == ("E303", at)
+    assert d.message.startswith("apiVersion not set: this ")
+    assert d.hint.endswith("kubectl refuses an object without it")
+
+
+def test_a_kind_konverge_does_not_read_keeps_its_warning_whatever_its_group():
+    m = loads("apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\n---\n"
+              "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: c}\n", "t.yaml")
+    assert m.objects == () and [(w.code, w.span.line) for w in m.warnings] == [("W301", 2), ("W301", 6)]

@@ -122,24 +122,48 @@ def test_unknown_names_are_diagnostics_with_a_suggestion(argv, hint, capsys):
 
 SHOP = "specs/shop.konv"  # its workloads live in namespace shop
 SHOP_HINT = "look in namespace shop: -n shop"
+LOOKED = "looked in namespace shop: -n NAMESPACE for another"  # not there, nor anywhere else
+
+
+NOT_FOUND = "Error from server (NotFound): "  # kubectl's words for a named object that is not there
 
 
 @pytest.mark.parametrize("argv, message, hint", [
-    (["route", "frontend", SHOP], "there is no service in namespace default `frontend`", SHOP_HINT),
-    (["why-pending", "fronten", SHOP], "there is no pod in namespace default `fronten`", SHOP_HINT),
-    (["trace", "--pod", "api-", SHOP], "there is no pod in namespace default `api-`", SHOP_HINT),
-    (["explain", "deploy/api", SHOP], "there is no Deployment default/api", SHOP_HINT),
-    (["get", "deploy", "api", SHOP], 'deployments "api" not found in namespace "default"', SHOP_HINT),
-    (["describe", "deploy/api", SHOP], 'deployments "api" not found in namespace "default"', SHOP_HINT),
-    (["trace", "--pod", "frontend", "-n", "shop", SHOP], "`frontend`", "3 begin so: frontend-"),
-    (["route", "frontend", "-n", "shop", "--from", "shop", SHOP], "there is no node `shop`",
+    (["route", "frontend", SHOP], 'services "frontend" not found', SHOP_HINT),
+    (["why-pending", "fronten", SHOP], 'pods "fronten" not found', SHOP_HINT),
+    (["trace", "--pod", "api-", SHOP], 'pods "api-" not found', SHOP_HINT),
+    (["explain", "deploy/api", SHOP], 'deployments.apps "api" not found', SHOP_HINT),
+    (["get", "deploy", "api", SHOP], 'deployments.apps "api" not found', SHOP_HINT),
+    (["describe", "deploy/api", SHOP], 'deployments.apps "api" not found', SHOP_HINT),
+    (["get", "pod", "web-1", "-n", "shop", SHOP], 'pods "web-1" not found', LOOKED),
+    (["describe", "pod", "web-1", "-n", "shop", SHOP], 'pods "web-1" not found', LOOKED),
+    (["explain", "hpa/api", "-n", "shop", SHOP], 'horizontalpodautoscalers.autoscaling "api" not found',
+     "there are no HorizontalPodAutoscaler objects in namespace shop"),
+    (["trace", "--pod", "frontend", "-n", "shop", SHOP], 'pods "frontend" not found', "3 begin so: frontend-"),
+    (["route", "frontend", "-n", "shop", "--from", "shop", SHOP], 'nodes "shop" not found',
      "known: shop-node-1, shop-node-2"),  # a node is named whole: no prefix of it is taken
 ])
-def test_a_name_looked_for_in_the_wrong_namespace_gets_a_hint_naming_the_right_one(argv, message, hint, capsys):
+def test_a_missing_object_is_kubectls_not_found_with_a_hint_naming_where_it_is(argv, message, hint, capsys):
     code, out, err = run(argv, capsys)
     assert code == 1 and out == ""
     assert err.startswith(f"{SHOP}: error[")  # the cluster looked at, for want of a position
-    assert message in err and hint in err and "Traceback" not in err
+    assert NOT_FOUND + message + "\n" in err and hint in err and "Traceback" not in err
+
+
+def test_explain_words_the_cores_not_found_as_kubectl_does_keeping_its_code_and_hint():
+    from engine.errors import KonvergeError
+    from engine.explain import explain
+    from engine.kube.views import explain_view, load
+
+    program, state = load([SHOP], example="")
+    with pytest.raises(KonvergeError) as core:
+        explain(program, state, "Deployment", "default", "api")
+    with pytest.raises(KonvergeError) as view:
+        explain_view(program, state, "deploy/api")
+    [c], [v] = core.value.diagnostics, view.value.diagnostics
+    assert (c.code, c.message) == ("E210", "there is no Deployment default/api and no write to one")
+    assert (v.code, v.message, v.hint) == ("E210", NOT_FOUND + 'deployments.apps "api" not found', c.hint)
+    assert c.hint == SHOP_HINT  # the core's hint: only the namespace's names are guesses
 
 
 def test_get_by_name_across_all_namespaces_is_refused_as_kubectl_does(capsys):
@@ -177,10 +201,12 @@ def test_each_of_n_endpoints_gets_an_equal_share():
 
 # ---- the views load what `reconcile` loads ----------------------------------------------------
 
-ANTI_AFFINITY = """kind: Node
+ANTI_AFFINITY = """apiVersion: v1
+kind: Node
 metadata: {name: n1}
 status: {allocatable: {cpu: "4", memory: 8Gi}}
 ---
+apiVersion: v1
 kind: Pod
 metadata: {name: lonely, labels: {app: api}}
 spec:

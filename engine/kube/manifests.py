@@ -40,6 +40,7 @@ E_YAML = "E301"  # not YAML, or not readable
 E_VALUE = "E302"  # a value of the wrong type, a bad quantity
 E_MISSING = "E303"  # kind or metadata.name missing
 E_TWICE = "E304"  # the same object twice
+E_VERSION = "E305"  # an apiVersion that does not serve the kind
 W_KIND = "W301"  # a kind Konverge does not model: the document is skipped
 W_FIELD = "W302"  # a field Konverge does not model: ignored
 
@@ -54,6 +55,14 @@ _SILENT_METADATA = ("uid", "resourceVersion", "creationTimestamp", "generation",
 _SILENT_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration", "deployment.kubernetes.io/revision")
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
+# The group/version a Kubernetes API server serves each kind Konverge reads in (the first is the
+# one to write); `kubectl apply` refuses any other, and an object without an apiVersion.
+API_VERSIONS = {
+    "Namespace": ("v1",), "Node": ("v1",), "Pod": ("v1",), "Service": ("v1",), "ServiceAccount": ("v1",),
+    "Deployment": ("apps/v1",), "ReplicaSet": ("apps/v1",),
+    "HorizontalPodAutoscaler": ("autoscaling/v2", "autoscaling/v1"),
+    "List": ("v1",),
+}
 # Kinds created before all others, in this order (the rest keep the order they were read in).
 _FIRST = {"Namespace": 0, "ServiceAccount": 1}
 
@@ -346,7 +355,7 @@ class _Reader:
                             "outside the spec directory" if own else None)
             return
         kind = self.string(kind_node, "kind")
-        if kind is SKIP:
+        if kind is SKIP or self.api_version(kind, kind_node, pairs) is SKIP:
             return
         if kind == "List":
             items = pairs.get("items", (None, None))[1]
@@ -383,6 +392,25 @@ class _Reader:
             return
         obj.update(body)
         out.append((kind, obj, self.span(kind_node)))
+
+    def api_version(self, kind: str, kind_node: Node, pairs: dict):
+        """The document's apiVersion, checked as the API server maps it: a kind Konverge reads
+        must name the group/version that serves it; any kind must name one."""
+        node = pairs.get("apiVersion", (None, None))[1]
+        served = API_VERSIONS.get(kind)
+        write = f"apiVersion: {served[0]}" if served else "apiVersion: GROUP/VERSION"
+        version = None if node is None or self.null(node) else self.string(node, "apiVersion")
+        if version is SKIP:
+            return SKIP
+        if not version:  # absent, null or "": kubectl's "Object 'apiVersion' is missing" alike
+            return self.error(node if node is not None else kind_node, f"apiVersion not set: this {kind} does "
+                              "not say the API group and version it belongs to", code=E_MISSING,
+                              hint=f"write `{write}` beside `kind: {kind}`; kubectl refuses an object without it")
+        if served is not None and version not in served:
+            return self.error(node, f'no matches for kind "{kind}" in version "{version}"', code=E_VERSION,
+                              hint=f"{kind} is served as {' or '.join(served)}: write `{write}` (kubectl adds: "
+                                   "ensure CRDs are installed first)")
+        return version
 
     def metadata(self, kind: str, node: Node, obj: dict):
         cluster = kind in ("Namespace", "Node")
@@ -998,4 +1026,4 @@ _KINDS: dict[str, _Kind] = {
 }
 SUPPORTED_KINDS = tuple(sorted(_KINDS))
 
-__all__ = ["Manifests", "SUPPORTED_KINDS", "is_manifest", "load_manifests", "loads", "parse_quantity"]
+__all__ = ["API_VERSIONS", "Manifests", "SUPPORTED_KINDS", "is_manifest", "load_manifests", "loads", "parse_quantity"]

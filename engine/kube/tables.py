@@ -6,7 +6,9 @@ directory; either way this module sees a list of object dicts (and, for
 columns for the kinds people look at most — pods, nodes, services,
 deployments, replica sets, endpoints, HPAs, namespaces, service accounts,
 events, routes — and the generic columns of engine.show for the rest; every
-table but the events' (which have their time) ends its usual columns with AGE.
+table but the events' (which have kubectl's LAST SEEN first) ends its usual
+columns with AGE. Names are kubectl's too: `deployment.apps/web` in `-o name`,
+`deployments.apps "web" not found` for one that is not there.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from ..names import closest, elsewhere
 from ..show import cell, columns as generic_columns, display
 from ..types import ListT, MapT, OptT, RecordT, Type
 from ..values import format_duration, format_quantity
+from .labels import GRAMMAR, Requirement, SelectorError, go_quote, matches, parse_selector
+from .manifests import API_VERSIONS
 
 SHORT_NAMES = {
     "po": "Pod", "no": "Node", "svc": "Service", "deploy": "Deployment", "rs": "ReplicaSet",
@@ -28,6 +32,63 @@ SHORT_NAMES = {
     "ev": "Event",
 }
 ROLE_PREFIX = "node-role.kubernetes.io/"
+RBAC = "rbac.authorization.k8s.io/v1"
+# The group/version kubectl asks a Kubernetes API server for each kind in (its preferred one):
+# the kinds manifests declare, and those the control plane writes. Konverge's own (Route,
+# IPBlock, …) have none.
+VERSIONS = {**{kind: versions[0] for kind, versions in API_VERSIONS.items() if kind != "List"},
+            "Endpoints": "v1", "Event": "v1",
+            "Role": RBAC, "RoleBinding": RBAC, "ClusterRole": RBAC, "ClusterRoleBinding": RBAC}
+# The API group of each kind served outside Kubernetes' core group, as kubectl names a resource
+# (`deployment.apps/web`, `deployments.apps "web" not found`); the core group's kinds and
+# Konverge's own have none (`pod/web-1`, `route/…`).
+GROUPS = {kind: version.split("/")[0] for kind, version in VERSIONS.items() if "/" in version}
+
+
+def type_name(kind: str) -> str:
+    """How kubectl names a kind in `-o name` and before a name: `deployment.apps`, `pod`."""
+    group = GROUPS.get(kind)
+    return kind.lower() + (f".{group}" if group else "")
+
+
+def not_found(kind: str, name: str, hint: str | None = None, code: str = "E202") -> KonvergeError:
+    """kubectl's error for a named object that is not there: `Error from server (NotFound):
+    deployments.apps "web" not found` (exit 1)."""
+    group = GROUPS.get(kind)
+    resource = resource_name(kind) + (f".{group}" if group else "")
+    return KonvergeError(Diagnostic(code, f'Error from server (NotFound): {resource} "{name}" not found',
+                                    hint=hint), exit_code=1)
+
+
+def label_selector(program: Program, kinds: str, text: str) -> tuple[Requirement, ...]:
+    """`get KINDS -l TEXT` (TEXT as kubectl sends it, `kubectl_selector`): the requirements, or the
+    API server's refusal of its first request, for the first of KINDS, as kubectl prints it (exit
+    1): `Error from server (BadRequest): Unable to find "/v1, Resource=pods" that match label
+    selector "a in x", field selector "": unable to parse requirement: found 'x' expected: '('`. A
+    kind Kubernetes does not serve is named by its resource alone, as kubectl named every one
+    before it printed the group and version."""
+    first = next((k for k in kinds.split(",") if k), None)
+    if not text or first is None:
+        return ()
+    try:
+        return parse_selector(text)
+    except SelectorError as e:
+        kind = resolve_kind(program, first).name
+        version = VERSIONS.get(kind)
+        resource = (f"{GROUPS.get(kind, '')}/{version.split('/')[-1]}, Resource={resource_name(kind)}"
+                    if version else resource_name(kind))
+        raise KonvergeError(Diagnostic(
+            "E204", f"Error from server (BadRequest): Unable to find {go_quote(resource)} that match label "
+                    f"selector {go_quote(text)}, field selector \"\": {e}",
+            hint=f"a label selector is {GRAMMAR}"), exit_code=1) from None
+
+
+def refuse_name_with_selector(name: str | None, selector) -> None:
+    """kubectl's refusal of a NAME with a label selector (its text or its requirements; an empty
+    one is none, as kubectl trims `-l ''` away): a usage error."""
+    if name is not None and selector:
+        raise KonvergeError(Diagnostic("E203", "name cannot be provided when a selector is specified",
+                                       hint="drop the NAME or the -l SELECTOR"), exit_code=2)
 
 
 def resolve_kind(program: Program, word: str) -> KindInfo:
@@ -51,9 +112,12 @@ def split_ref(ref: str) -> tuple[str, str | None]:
 
 
 def select(program: Program, objects: Iterable[dict], kind: str, name: str | None = None, *,
-           namespace: str | None = None, all_namespaces: bool = False) -> tuple[KindInfo, list[dict], str | None]:
-    """The objects `get KIND [NAME]` shows, sorted by namespace and name, and the namespace
-    looked in (None: all, or a cluster-scoped kind). A NAME that is not there is an error."""
+           namespace: str | None = None, all_namespaces: bool = False,
+           selector: tuple[Requirement, ...] = ()) -> tuple[KindInfo, list[dict], str | None]:
+    """The objects `get KIND [NAME] [-l SELECTOR]` shows, sorted by namespace and name (the
+    order the API server lists them in, which kubectl keeps), and the namespace looked in
+    (None: all, or a cluster-scoped kind). A NAME that is not there is kubectl's NotFound."""
+    refuse_name_with_selector(name, selector)
     info = resolve_kind(program, kind)
     if name is not None and all_namespaces and not info.cluster:  # as kubectl refuses it
         raise KonvergeError(Diagnostic("E203", "a resource cannot be retrieved by name across all namespaces",
@@ -61,12 +125,14 @@ def select(program: Program, objects: Iterable[dict], kind: str, name: str | Non
                                        or "drop -A, or name the namespace with -n NAMESPACE"), exit_code=2)
     ns = None if info.cluster or all_namespaces else (namespace or "default")
     chosen = [o for o in objects if o["kind"] == info.name and (ns is None or o.get("namespace") == ns)
-              and (name is None or o["name"] == name)]
+              and (name is None or o["name"] == name) and matches(selector, o.get("labels"))]
     chosen.sort(key=lambda o: (o.get("namespace") or "", o["name"]))
     if name is not None and not chosen:
-        where = f' in namespace "{ns}"' if ns else ""
-        raise KonvergeError(Diagnostic("E202", f'{resource_name(info.name)} "{name}" not found{where}',
-                                       hint=elsewhere(objects, info.name, name, ns)), exit_code=1)
+        guess = closest(name, [o["name"] for o in objects if o["kind"] == info.name
+                               and (ns is None or o.get("namespace") == ns)])
+        raise not_found(info.name, name, elsewhere(objects, info.name, name, ns)
+                        or (f"did you mean `{guess}`?" if guess else None)
+                        or (f"looked in namespace {ns}: -n NAMESPACE for another" if ns else None))
     return info, chosen, ns
 
 
@@ -92,12 +158,14 @@ def get_many(program: Program, selections: list[tuple[KindInfo, list[dict]]], wo
 
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1000)
     if output == "name":
-        return "".join(f"{info.name.lower()}/{o['name']}\n" for info, chosen in selections for o in chosen)
+        return "".join(f"{type_name(info.name)}/{o['name']}\n" for info, chosen in selections for o in chosen)
     created = {w.revision: w.clock for w in trace or () if w.verb == "create"}
 
     def age_of(o: dict) -> str:
         """kubectl's AGE on the virtual clock: a pod keeps its creation time (`createdAt`), any
         other object's is the clock of the write that created it, if the trace is there."""
+        if o["kind"] == "Event":  # kubectl's LAST SEEN: since the event was last seen
+            return age(o.get("at", 0), clock)
         return age(o["createdAt"] if "createdAt" in o else created.get(o.get("createdRevision")), clock)
 
     tables = []
@@ -105,14 +173,17 @@ def get_many(program: Program, selections: list[tuple[KindInfo, list[dict]]], wo
         if not chosen:
             continue
         with_namespace = ns is None and not info.cluster
-        prefix = f"{info.name.lower()}/" if several else ""
+        prefix = f"{type_name(info.name)}/" if several else ""
         columns = TABLES.get(info.name)
         if columns is not None:
             headers, row = columns(world, output == "wide", age_of)
         else:
             headers, row = generic_columns(program, info, output == "wide", age_of)
-        rows = [([o["namespace"]] if with_namespace else []) + [prefix + o["name"]] + row(o) for o in chosen]
-        tables.append(render_table((["NAMESPACE"] if with_namespace else []) + ["NAME"] + headers, rows))
+        named = info.name not in NAMELESS
+        rows = [([o["namespace"]] if with_namespace else []) + ([prefix + o["name"]] if named else []) + row(o)
+                for o in chosen]
+        tables.append(render_table((["NAMESPACE"] if with_namespace else []) + (["NAME"] if named else [])
+                                   + headers, rows))
     if not tables:
         cluster = all(info.cluster for info, _ in selections)
         where = "" if cluster or ns is None else f" in {ns} namespace"
@@ -350,11 +421,28 @@ def _namespace_columns(world, wide, age_of):
     return ["STATUS", "AGE"], lambda n: [n.get("phase", "Active"), age_of(n)]
 
 
+def event_object(ref: str) -> str:
+    """An Event's `object` (Kind/namespace/name) as kubectl's OBJECT column prints the involved
+    object: `pod/web-1`, `node/worker-1`."""
+    parts = (ref or "").split("/")
+    return f"{parts[0].lower()}/{parts[-1]}" if len(parts) > 1 else (ref or "").lower()
+
+
 def _event_columns(world, wide, age_of):
+    # kubectl's columns (printEvent): LAST SEEN, the time since the event was last seen (here its
+    # `at`, on the virtual clock), then with -o wide SUBOBJECT, SOURCE, FIRST SEEN, COUNT and the
+    # event's NAME, which an events table has only there. Konverge records an event once.
     def row(e):
-        return [format_duration(e.get("at", 0)), e.get("type", ""), e.get("reason", ""), e.get("object", ""),
-                e.get("message", "")]
-    return ["AT", "TYPE", "REASON", "OBJECT", "MESSAGE"], row
+        seen = age_of(e)
+        cells = [seen, e.get("type", ""), e.get("reason", ""), event_object(e.get("object", ""))]
+        if wide:
+            source = (e.get("managedBy") or "").split("/")[0]
+            return cells + ["", source, e.get("message", "").strip(), seen, "1", e["name"]]
+        return cells + [e.get("message", "").strip()]
+    headers = ["LAST SEEN", "TYPE", "REASON", "OBJECT"]
+    if wide:
+        return headers + ["SUBOBJECT", "SOURCE", "MESSAGE", "FIRST SEEN", "COUNT", "NAME"], row
+    return headers + ["MESSAGE"], row
 
 
 def _route_columns(world, wide, age_of):
@@ -368,6 +456,10 @@ def _service_account_columns(world, wide, age_of):
     # Kubernetes 1.24+ no longer makes a token Secret per service account: SECRETS is 0.
     return ["SECRETS", "AGE"], lambda sa: ["0", age_of(sa)]
 
+
+# Kinds whose table has no NAME column first (an event's name is a generated key: kubectl shows
+# it last, with -o wide).
+NAMELESS = frozenset({"Event"})
 
 TABLES: dict[str, Callable] = {
     "Pod": _pod_columns, "Node": _node_columns, "Service": _service_columns, "Deployment": _deployment_columns,
@@ -523,5 +615,6 @@ def _record(program: Program, fields: dict, value: dict, indent: int) -> list[st
     return out
 
 
-__all__ = ["age", "describe", "human_duration", "events_for", "get_many", "history_for", "node_roles", "pod_status", "render_table",
-           "resolve_kind", "select", "selector_text", "split_ref", "workload_selector"]
+__all__ = ["GROUPS", "VERSIONS", "age", "describe", "event_object", "events_for", "get_many", "history_for",
+           "human_duration", "label_selector", "node_roles", "not_found", "pod_status", "refuse_name_with_selector",
+           "render_table", "resolve_kind", "select", "selector_text", "split_ref", "type_name", "workload_selector"]

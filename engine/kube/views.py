@@ -23,7 +23,7 @@ from ..explain import (State, explain, instance_why, load_state, render_explanat
 from ..fixpoint import Write, key_text, object_key
 from ..names import closest, elsewhere
 from ..values import format_duration
-from .tables import resolve_kind
+from .tables import not_found, resolve_kind
 
 SCHEDULER_RULE = "scheduler/bind"
 
@@ -92,10 +92,11 @@ def load(files: list[str], *, example: str, scenario: str | None = None, data_di
 
 
 def _missing(what: str, name: str, known: list[str], hint_none: str, hint_elsewhere: str | None = None, *,
-             prefixes: bool = False) -> KonvergeError:
-    """The error for a name not found among `known`. With `prefixes`, the caller takes a unique
-    prefix for a name (a pod's generated suffix need not be typed): a prefix of several is told
-    apart from a miss."""
+             prefixes: bool = False, kind: str | None = None) -> KonvergeError:
+    """The error for a name not found among `known`: for an object of `kind`, kubectl's NotFound
+    (`Error from server (NotFound): pods "x" not found`). With `prefixes`, the caller takes a
+    unique prefix for a name (a pod's generated suffix need not be typed): a prefix of several
+    is told apart from a miss."""
     guess = closest(name, known)
     prefixed = sorted(k for k in known if k.startswith(name))
     if guess is None and len(prefixed) == 1:
@@ -106,6 +107,8 @@ def _missing(what: str, name: str, known: list[str], hint_none: str, hint_elsewh
         hint = f"{len(prefixed)} begin so: {_some(prefixed)}; give more of the name"
     else:
         hint = hint_elsewhere or (f"known: {_some(sorted(known))}" if known else hint_none)
+    if kind is not None:
+        return not_found(kind, name, hint, code="E221")
     return KonvergeError(Diagnostic("E221", f"there is no {what} `{name}`", hint=hint))
 
 
@@ -124,7 +127,7 @@ def find(state: State, kind: str, namespace: str | None, name: str, what: str) -
         return prefixed[0]
     where = f" in namespace {namespace}" if namespace else ""
     raise _missing(f"{what}{where}", name, [o["name"] for o in objs], f"there are no {what}s{where}",
-                   elsewhere(state.of_kind(kind), kind, name, namespace, prefix=True), prefixes=True)
+                   elsewhere(state.of_kind(kind), kind, name, namespace, prefix=True), prefixes=True, kind=kind)
 
 
 def _clock(c) -> str:
@@ -147,7 +150,13 @@ def explain_view(program: Program, state: State, target: str, namespace: str | N
                             exit_code=2)
     info = resolve_kind(program, kind_text)
     ns = None if info.cluster else (namespace or "default")
-    x = explain(program, state, info.name, ns, name)
+    try:
+        x = explain(program, state, info.name, ns, name)
+    except KonvergeError as e:  # the core's E210, neither there nor ever written: in kubectl's words
+        missing = next((d for d in e.diagnostics if d.code == "E210"), None)
+        if missing is None:
+            raise
+        raise not_found(info.name, name, missing.hint, code="E210") from None
     text = render_explanation(x)
     if x.instances and any(not i.applies for i in x.instances):
         text += ("\n(a rule instance that set a field usually no longer holds: its condition tested that "
@@ -274,7 +283,8 @@ def _pod_name(state: State, pod: str, ns: str) -> str:
         return prefixed[0]
     written = [{"kind": "Pod", "namespace": w.namespace, "name": w.name} for w in state.trace if w.kind == "Pod"]
     raise _missing(f"pod in namespace {ns}", pod, sorted(names), f"there are no pods in namespace {ns}",
-                   elsewhere(written + state.of_kind("Pod"), "Pod", pod, ns, prefix=True), prefixes=True)
+                   elsewhere(written + state.of_kind("Pod"), "Pod", pod, ns, prefix=True), prefixes=True,
+                   kind="Pod")
 
 
 def pod_writes(state: State, pod: str, ns: str) -> list[Write]:
@@ -368,7 +378,7 @@ def route_view(program: Program, state: State, target: str, *, from_node: str | 
         raise KonvergeError(Diagnostic("E224", "the cluster has no nodes, so no kube-proxy programs routes"))
     node = from_node or nodes[0]
     if node not in nodes:
-        raise _missing("node", node, nodes, "")
+        raise _missing("node", node, nodes, "", kind="Node")
     ident = f"{ns}/{svc['name']}"
     # Every node's proxy holds the same table (rules/proxy.konv): a Route per service port.
     routes = sorted((r for r in state.of_kind("Route") if r.get("service") == ident),
