@@ -1,5 +1,7 @@
 """The kubelet and container runtime (rules/kubelet.konv)."""
 
+from fractions import Fraction
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -7,6 +9,7 @@ from engine import fixpoint
 from engine.fixpoint import reconcile
 from engine.kube.tables import pod_status
 from engine.store import open_store
+from tests import kubelet_model as model
 from tests.kube import Cluster, node, program_of, run
 
 
@@ -74,12 +77,13 @@ def test_kubelet_that_is_down_starts_nothing():
     assert p["phase"] == "Pending" and p["ip"] is None and not p["ready"]
 
 
-def test_crashing_container_backs_off_10_20_40_up_to_300s():
+def test_crashing_container_restarts_at_once_then_backs_off_10_20_40_up_to_300s():
+    # The kubelet has no back-off entry for a container's first exit: it restarts it at once.
     c = run(node("n1") + pod("crashy", container_extra="crashing: true"), until=1500)
     crashes = clocks(c, "crash", "crashy")
     restarts = clocks(c, "restart", "crashy")
     waits = [r - k for k, r in zip(crashes, restarts)]
-    assert waits[:7] == [10, 20, 40, 80, 160, 300, 300]
+    assert waits[:8] == [0, 10, 20, 40, 80, 160, 300, 300]
     assert all(k - r == 1 for r, k in zip(restarts, crashes[1:]))  # each run lasts 1 s
     p = c.get("Pod", "crashy")
     assert p["containers"][0]["restarts"] == len(restarts)
@@ -89,17 +93,45 @@ def test_container_in_back_off_has_reason_crash_loop_back_off_and_is_not_ready()
     c = run(node("n1") + pod("crashy", container_extra="crashing: true"), until=5)
     p = c.get("Pod", "crashy")
     assert p["reason"] == "CrashLoopBackOff" and not p["ready"] and p["phase"] == "Running"
-    assert p["containers"][0]["state"] == "Terminated" and p["containers"][0]["backoffUntil"] == 11
+    # exited at 1 s, restarted at once, exited at 2 s: back-off until 12 s
+    assert p["containers"][0]["state"] == "Terminated" and p["containers"][0]["backoffUntil"] == 12
+
+
+def kubelet_clocks(c, rule, name):
+    return [w.clock for w in c.writes(rule=rule, name=name, verb="update") if w.actor == "kubelet"]
 
 
 def test_back_off_resets_after_10_minutes_running():
-    # a container that once backed off for 160 s: a crash after 12 min running waits 10 s again,
-    # one after 5 min doubles to the 300 s cap.
+    # A container whose back-off reached 160 s: a crash more than 10 min after its last (re)start
+    # finds the entry expired, restarts at once and starts again at 10 s; one after 5 min waits 160 s.
     base = node("n1") + pod("c", container_extra="backoff: 160s")
     late = run(base + 'scenario "crash" { at 12m: crash pod c }', until=12 * 60 + 30)
-    assert clocks(late, "restart", "c")[0] - clocks(late, "crash", "c")[0] == 10
+    crashes, restarts = kubelet_clocks(late, "crash", "c"), kubelet_clocks(late, "restart", "c")
+    assert crashes[:2] == [720, 721] and restarts[:2] == [720, 731]
     early = run(base + 'scenario "crash" { at 5m: crash pod c }', until=5 * 60 + 400)
-    assert clocks(early, "restart", "c")[0] - clocks(early, "crash", "c")[0] == 300
+    crashes, restarts = kubelet_clocks(early, "crash", "c"), kubelet_clocks(early, "restart", "c")
+    assert crashes[:2] == [300, 461] and restarts[:1] == [460]
+    # exactly 10 min is not more than 10 min: still in back-off, until the GC removes the entry
+    # just after (below)
+    edge = run(base + 'scenario "crash" { at 10m: crash pod c }', until=10 * 60 + 200)
+    assert kubelet_clocks(edge, "restart", "c")[:2] == [601, 612]
+
+
+def test_back_off_entry_is_collected_10_minutes_after_the_last_restart_even_while_waiting():
+    # kl.backOff.GC(): an entry more than 600 s past its last update (the restart at 0) is deleted
+    # although the container, exited at 599 s, waits out 300 s: it restarts at 601 s, not 899 s,
+    # and its back-off starts over at 10 s (Konverge's GC runs 1 s after the 600 s).
+    c = run(node("n1") + pod("c", container_extra="backoff: 300s")
+            + 'scenario "crash" { at 599s: crash pod c }', until=700)
+    crashes, restarts = kubelet_clocks(c, "crash", "c"), kubelet_clocks(c, "restart", "c")
+    assert crashes[:3] == [599, 602, 613] and restarts[:3] == [601, 612, 633]
+    at_598 = run(node("n1") + pod("c", container_extra="backoff: 300s")
+                 + 'scenario "crash" { at 599s: crash pod c }', until=600)
+    p = at_598.get("Pod", "c")
+    assert p["reason"] == "CrashLoopBackOff" and p["containers"][0]["backoffUntil"] == 899
+    # the model agrees
+    want = model.run_container(Fraction(0), "Always", Fraction(599), Fraction(700), (300, Fraction(0)))
+    assert (want.crashes[:3], want.restarts[:3]) == (crashes[:3], restarts[:3])
 
 
 def test_restart_policy_never_leaves_a_crashed_pod_failed():
@@ -113,7 +145,7 @@ def test_restart_policy_never_leaves_a_crashed_pod_failed():
 
 def test_restart_policy_on_failure_restarts_a_failed_container():
     c = run(node("n1") + pod("retry", extra='restartPolicy: "OnFailure"', container_extra="crashing: true"), until=40)
-    assert c.get("Pod", "retry")["containers"][0]["restarts"] == 2  # at 11 s and at 32 s
+    assert c.get("Pod", "retry")["containers"][0]["restarts"] == 3  # at 1 s, 12 s and 33 s
 
 
 def test_killed_pod_is_removed_and_its_ip_released():
@@ -147,7 +179,7 @@ def test_pod_beyond_the_node_pod_count_is_rejected_out_of_pods():
     a, b = c.get("Pod", "a"), c.get("Pod", "b")
     assert a["phase"] == "Running"
     assert b["phase"] == "Failed" and b["reason"] == "OutOfpods" and b["ip"] is None
-    assert b["message"] == "Pod was rejected: Node didn't have enough resource: pods"
+    assert b["message"] == "Pod was rejected: Node didn't have enough resource: pods, requested: 1, used: 1, capacity: 1"
     assert pod_status(b) == "OutOfpods"
 
 
@@ -175,6 +207,37 @@ def test_pinned_pod_runs_on_a_node_with_an_untolerated_no_schedule_taint():
     assert c.result.violations == ()  # the standard invariants do not flag it
 
 
+def test_kubelet_judges_its_pods_one_after_another_each_against_those_admitted_before():
+    # HandlePodAdditions: p0 is admitted first, so p1 finds the node full (OutOfpods), not short of
+    # the memory it alone asks for, as it would against the node before p0 was admitted.
+    c = run(node("n1", memory="0", extra="pods: 1") + pod("p0", memory="0") + pod("p1", memory="64Mi"))
+    assert c.get("Pod", "p0")["phase"] == "Running"
+    assert (c.get("Pod", "p1")["reason"], c.get("Pod", "p1")["message"]) == (
+        "OutOfpods", "Pod was rejected: Node didn't have enough resource: pods, requested: 1, used: 1, capacity: 1")
+
+
+def test_kubelet_admits_the_older_of_two_pods_that_do_not_both_fit():
+    c = run(node("n1", cpu="1") + pod("a", cpu="800m", extra="createdAt: 10s") + pod("z", cpu="800m"))
+    assert c.get("Pod", "z")["phase"] == "Running"
+    assert c.get("Pod", "a")["reason"] == "OutOfcpu"
+
+
+def test_pod_waiting_for_an_address_does_not_hold_back_the_judging_of_younger_pods():
+    # A /30 pool: four addresses for six pods that fit. Upstream admission comes before the
+    # sandbox's address, so the older pods waiting for one do not keep the younger `zbad`, which
+    # no node matches, from being rejected; the next freed address goes to the oldest waiting pod.
+    spec = ('ippool aaa-small { cidr: 10.0.0.0/30  blockSize: 30 }\n' + node("n1")
+            + "".join(pod(f"p{i}", extra=f"createdAt: {i}s") for i in range(6))
+            + pod("zbad", extra='createdAt: 10s nodeSelector { zone: "nowhere" }'))
+    c = run(spec)
+    assert [(p["name"], p["phase"], p["reason"]) for p in c.pods()] == [
+        ("p0", "Running", ""), ("p1", "Running", ""), ("p2", "Running", ""), ("p3", "Running", ""),
+        ("p4", "Pending", ""), ("p5", "Pending", ""), ("zbad", "Failed", "NodeAffinity")]
+    c = run(spec + 'scenario "free one" { at 1m: kill pod p0 }')
+    assert (c.get("Pod", "p4")["phase"], c.get("Pod", "p4")["ip"]) == ("Running", "10.0.0.0")
+    assert c.get("Pod", "p5")["phase"] == "Pending"
+
+
 def test_pending_pod_that_already_has_an_ip_starts_with_it():
     c = run(node("n1") + pod("p1", extra="ip: 192.168.0.7"))
     p = c.get("Pod", "p1")
@@ -195,10 +258,23 @@ def events_of(c, obj: str) -> list[tuple[str, str, str]]:
     return [(e["type"], e["reason"], e["message"]) for e in c.of("Event") if e["object"] == obj]
 
 
+def test_rejection_event_drops_only_the_leading_pod_was_rejected():
+    # The event's message is the pod's without its leading "Pod was rejected: "; the text after it
+    # is kept whole, and a message without it is the event's as it is.
+    c = run(node("n1") + pod("a", extra='phase: "Failed" reason: "OutOfcpu" '
+                                       'message: "Pod was rejected: see Pod was rejected: x"')
+            + pod("b", extra='phase: "Failed" reason: "OutOfpods" message: "full"'))
+    assert events_of(c, "Pod/default/a") == [("Warning", "OutOfcpu", "see Pod was rejected: x")]
+    assert events_of(c, "Pod/default/b") == [("Warning", "OutOfpods", "full")]
+
+
 def test_rejected_pod_has_the_kubelet_warning_event_while_it_stays_failed():
     c = run(node("n1", cpu="1") + pod("a", cpu="800m") + pod("b", cpu="800m"))
+    # rejectPod: the event has the predicate's message, the pod's status "Pod was rejected: " before it
     assert events_of(c, "Pod/default/b") == [
-        ("Warning", "OutOfcpu", "Pod was rejected: Node didn't have enough resource: cpu")]
+        ("Warning", "OutOfcpu", "Node didn't have enough resource: cpu, requested: 800, used: 800, capacity: 1000")]
+    assert c.get("Pod", "b")["message"] == ("Pod was rejected: Node didn't have enough resource: cpu, "
+                                            "requested: 800, used: 800, capacity: 1000")
     assert events_of(c, "Pod/default/a") == []
     # Deleted, the pod takes its event with it.
     c = run(node("n1", cpu="1") + pod("a", cpu="800m") + pod("b", cpu="800m")
@@ -210,8 +286,8 @@ def test_crash_looping_pod_has_a_back_off_event_until_it_runs_again():
     c = run(node("n1") + pod("crashy", container_extra="crashing: true"), until=5)
     assert events_of(c, "Pod/default/crashy") == [
         ("Warning", "BackOff", "Back-off restarting failed container main in pod crashy_default")]
-    # Restarted at 11 s, running until it crashes again at 12 s: no back-off, no event.
-    c = run(node("n1") + pod("crashy", container_extra="crashing: true"), until=11.5)
+    # Restarted at 12 s, running until it crashes again at 13 s: no back-off, no event.
+    c = run(node("n1") + pod("crashy", container_extra="crashing: true"), until=12.5)
     assert c.get("Pod", "crashy")["reason"] == "" and c.of("Event") == []
 
 
@@ -298,3 +374,96 @@ def test_kubelet_admits_or_rejects_each_pod_of_a_crowded_node_as_its_admitted_po
             assert p["phase"] == "Succeeded" and p["ip"] is None
         else:
             assert want["name"] in judged
+
+
+# ---- against the Kubernetes model (tests/kubelet_model.py) --------------------------------------
+
+
+def model_node(n: dict) -> model.Node:
+    return model.Node(n["name"], Fraction(n["cpu"]), int(n["memory"]), n["pods"], dict(n["labels"]))
+
+
+@settings(max_examples=20)
+@given(crowded_nodes())
+def test_kubelet_admits_and_rejects_pods_as_the_kubernetes_model_does(cluster):
+    # HandlePodAdditions in the model: each node's pending pods in creation order (all made at once
+    # here, so by name), each judged by predicate.go against the pods admitted before it; a rejected
+    # pod is Failed with "Pod was rejected: " + the predicate's message, and has a Warning event with
+    # the bare message.
+    nodes, pods = cluster
+    c = run(crowded_spec(nodes, pods))
+    got = {p["name"]: p for p in c.pods()}
+    verdicts = {}
+    for n in nodes:
+        node_pods = [model.Pod(p["name"], p["node"], Fraction(got_or(got, p)["containers"][0]["cpu"]),
+                               int(got_or(got, p)["containers"][0]["memory"]),
+                               {"zone": p["zone"]} if p["zone"] else {},
+                               "Succeeded" if p["state"] == "succeeded" else "Pending", p["state"] == "deleting")
+                     for p in pods if p["node"] == n["name"]]
+        verdicts.update(model.admit_node(model_node(c.node(n["name"])), node_pods))
+    events = {e["object"]: e for e in c.of("Event")}
+    for p in pods:
+        pod_ = got.get(p["name"])
+        if p["state"] == "deleting":
+            assert pod_ is None, p["name"]
+            continue
+        if p["state"] == "succeeded":
+            assert pod_["phase"] == "Succeeded"
+            continue
+        verdict = verdicts[p["name"]]
+        event = events.get(f"Pod/default/{p['name']}")
+        if verdict is None:
+            assert (pod_["phase"], pod_["reason"], pod_["ready"]) == ("Running", "", True), p["name"]
+            assert event is None
+        else:
+            assert (pod_["phase"], pod_["reason"], pod_["message"]) == (
+                "Failed", verdict.reason, verdict.status_message), p["name"]
+            assert pod_["ip"] is None and not pod_["ready"]
+            assert (event["type"], event["reason"], event["message"]) == ("Warning", verdict.reason, verdict.message)
+
+
+def got_or(got, p):
+    """The pod as created (its requests), from the cluster; a terminating pod is gone, and its
+    requests do not matter."""
+    return got.get(p["name"]) or {"containers": [{"cpu": 0, "memory": 0}]}
+
+
+@st.composite
+def crash_scenarios(draw):
+    policy = draw(st.sampled_from(["Always", "OnFailure", "Never"]))
+    from_start = draw(st.booleans())
+    crash_at = None if from_start else draw(st.sampled_from([2, 30, 300, 450, 599, 600, 601, 700]))
+    backoff = draw(st.sampled_from([0, 0, 10, 160, 300]))  # a back-off entry from earlier crashes
+    horizon = (crash_at or 0) + draw(st.integers(0, 1500)) + Fraction(1, 2)
+    return policy, crash_at, backoff, horizon
+
+
+@settings(max_examples=20, deadline=None)
+@given(crash_scenarios())
+def test_crashing_container_restarts_when_the_kubernetes_back_off_allows(scenario):
+    # doBackOff with flowcontrol.Backoff in the model: the crash and restart times, the restart
+    # count, the pod's phase, readiness and CrashLoopBackOff, and the BackOff event, at any moment.
+    # A container with a back-off entry already (`backoff`) had it from a restart when it started.
+    policy, crash_at, backoff, horizon = scenario
+    extra = f'restartPolicy: "{policy}"'
+    container_extra = f"backoff: {backoff}s" + (" crashing: true" if crash_at is None else "")
+    spec = node("n1") + pod("c", extra=extra, container_extra=container_extra)
+    if crash_at is not None:
+        spec += f'scenario "crash" {{ at {crash_at}s: crash pod c }}'
+    c = run(spec, until=horizon)
+    want = model.run_container(Fraction(0), policy, Fraction(crash_at or 0), horizon,
+                               (backoff, Fraction(0)) if backoff else None)
+    kubelet = [w for w in c.writes(name="c", verb="update") if w.actor == "kubelet"]
+    assert [w.clock for w in kubelet if w.rule == "crash"] == want.crashes
+    assert [w.clock for w in kubelet if w.rule == "restart"] == want.restarts
+    p = c.get("Pod", "c")
+    container = p["containers"][0]
+    assert container["restarts"] == len(want.restarts)
+    assert container["state"] == want.state
+    assert p["phase"] == model.pod_phase(policy, want)
+    assert p["ready"] == (want.state == "Running")
+    assert (p["reason"] == "CrashLoopBackOff") == want.backing_off
+    if want.backing_off:
+        assert container["backoffUntil"] == want.backoff_until
+    assert events_of(c, "Pod/default/c") == (
+        [("Warning", "BackOff", model.backoff_message("main", "c"))] if want.backing_off else [])

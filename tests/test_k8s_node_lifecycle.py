@@ -1,5 +1,11 @@
 """Heartbeats, the node lifecycle controller and the taint manager (rules/node_lifecycle.konv)."""
 
+from fractions import Fraction
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests import kubelet_model as model
 from tests.kube import deployment, node, run
 
 SERVICE = 'service web { selector { app: "web" }  port http { port: 80  targetPort: 80 } }\n'
@@ -41,6 +47,27 @@ def test_pods_on_an_unreachable_node_leave_endpoints_when_it_turns_unknown():
     assert not c.get("Pod", "web-1")["ready"] and not c.get("Pod", "web-1")["deleting"]
     assert [a["pod"] for a in c.get("Endpoints", "web")["addresses"]] == ["web-2"]
     assert [a["pod"] for a in c.get("Endpoints", "web")["notReadyAddresses"]] == ["web-1"]
+
+
+def test_pods_of_a_node_whose_kubelet_reports_not_ready_keep_their_readiness_and_endpoints():
+    # MarkPodsNotReady runs only when the controller turns a Ready node Unknown; a kubelet that
+    # reports Ready=False (its runtime down) leaves its pods' Ready as it was until eviction.
+    c = run(node("n1") + node("n2") + pod("web-1", "n1") + pod("web-2", "n2") + SERVICE
+            + 'scenario "runtime" { at 30s: runtime_down node n1 }', until=100)
+    assert c.node("n1")["readyCondition"] == "False"
+    assert c.get("Pod", "web-1")["ready"] and not c.get("Pod", "web-1")["deleting"]
+    assert [a["pod"] for a in c.get("Endpoints", "web")["addresses"]] == ["web-1", "web-2"]
+
+
+def test_a_node_not_ready_before_its_kubelet_stops_keeps_its_pods_readiness():
+    c = run(node("n1") + pod("web-1", "n1") + 'scenario "runtime, then kubelet" { at 30s: runtime_down node n1\n'
+            ' at 50s: fail node n1 }', until=100)
+    assert c.node("n1")["readyCondition"] == "Unknown" and c.get("Pod", "web-1")["ready"]
+
+
+def test_failing_a_failed_kubelet_again_does_not_renew_its_heartbeat():
+    c = run(node("n1") + 'scenario "fail twice" { at 30s: fail node n1\n at 60s: fail node n1 }')
+    assert first_write(c, "mark_unknown", "n1").clock == 71  # 40 s after the first failure, not the second
 
 
 def test_pod_with_the_default_toleration_is_evicted_300s_after_the_taint():
@@ -156,3 +183,86 @@ def test_a_recovered_node_and_its_removed_pods_keep_no_events():
     made = c.writes(kind="Event", verb="create")
     assert {w.name.split(".")[1] for w in made} == {"nodenotready", "taintmanagereviction"}
     assert sorted(w.name for w in c.writes(kind="Event", verb="delete")) == sorted(w.name for w in made)
+
+
+# ---- against the Kubernetes model (tests/kubelet_model.py) --------------------------------------
+
+NR, UR = model.NOT_READY, model.UNREACHABLE
+TOLERATIONS = [  # (as written in the spec, as the model reads it)
+    ([], []),
+    ([model.Toleration(NR, "Exists", "", "NoExecute", 60)], None),
+    ([model.Toleration(UR, "Exists", "", "NoExecute", 120)], None),
+    ([model.Toleration(NR, "Exists", "", "NoExecute", 0)], None),
+    ([model.Toleration(NR, "Exists", "", "NoExecute")], None),
+    ([model.Toleration("", "Exists")], None),
+    ([model.Toleration(NR, "Exists", "", "NoSchedule", 60)], None),
+    ([model.Toleration("", "Exists", "", "NoExecute", 30)], None),
+]
+
+
+def toleration_text(t: model.Toleration) -> str:
+    seconds = f", tolerationSeconds: {t.seconds}" if t.seconds is not None else ""
+    effect = f', effect: "{t.effect}"' if t.effect else ""
+    return f'{{key: "{t.key}", operator: "{t.operator}"{effect}{seconds}}}'
+
+
+@st.composite
+def failing_nodes(draw):
+    """One or two nodes, each with a few faults at distinct times — a failure or a runtime failure at
+    a quarter past a second, a recovery at half past, so that no two moments the model and the rules
+    order could coincide — and pods pinned to them with a choice of NoExecute tolerations."""
+    nodes = {}
+    for name in ("n1", "n2")[:draw(st.integers(1, 2))]:
+        faults, t = [], 0
+        for _ in range(draw(st.integers(0, 3))):
+            t += draw(st.integers(1, 400))
+            kind = draw(st.sampled_from(["fail", "fail", "runtime_down", "recover"]))
+            faults.append((Fraction(t) + (Fraction(1, 2) if kind == "recover" else Fraction(1, 4)), kind))
+        nodes[name] = faults
+    pods = [(f"p{i}", draw(st.sampled_from(sorted(nodes))), draw(st.integers(0, len(TOLERATIONS) - 1)))
+            for i in range(draw(st.integers(1, 4)))]
+    return nodes, pods
+
+
+def seconds_text(t: Fraction) -> str:
+    return f"{int(t * 1000)}ms"
+
+
+@settings(max_examples=25, deadline=None)
+@given(failing_nodes())
+def test_nodes_and_their_pods_fare_as_the_kubernetes_model_says(cluster):
+    # The node lifecycle controller and the taint manager in the model: each node's Ready condition,
+    # its lifecycle taint and when it was added, when each pod is evicted (its tolerations after
+    # DefaultTolerationSeconds), whether it is still there, terminating, ready — at the horizon.
+    nodes, pods = cluster
+    horizon = Fraction(1300) + Fraction(1, 8)
+    spec = "".join(node(n) for n in nodes) + "".join(
+        pod(name, n, ", ".join(toleration_text(t) for t in TOLERATIONS[k][0])) for name, n, k in pods)
+    moments = sorted((t, kind, n) for n, faults in nodes.items() for t, kind in faults)
+    spec += 'scenario "faults" {\n' + "".join(f"  at {seconds_text(t)}: {kind} node {n}\n"
+                                             for t, kind, n in moments) + "}\n"
+    c = run(spec, until=horizon)
+    # Documented differences (rules/node_lifecycle.konv, rules/kubelet.konv): a lifecycle taint
+    # swapped for the other (Ready=False, then the kubelet stops) counts the pods' toleration afresh;
+    # a kubelet whose runtime is down still removes the pods evicted from its node.
+    lives = {n: model.node_life(faults, horizon, syncs_without_runtime=True) for n, faults in nodes.items()}
+    for n, life in lives.items():
+        got = c.node(n)
+        assert got["readyCondition"] == model.at(life.conditions, horizon), n
+        key = model.at(life.taints, horizon)
+        lifecycle = [(t["key"], t["effect"], t["timeAdded"]) for t in got["taints"]]
+        added = max(t for t, k in life.taints if k == key) if key else None
+        assert lifecycle == ([(key, "NoExecute", added)] if key else []), n
+        became = [t for t, k in life.conditions if k == "Unknown"]
+        assert [w.clock for w in c.writes(rule="mark_unknown", name=n)] == became, n
+    for name, n, k in pods:
+        tolerations = model.default_tolerations(TOLERATIONS[k][0])
+        got = c.get("Pod", name)
+        evicted = model.eviction_time(lives[n], tolerations, horizon, swap_restarts=True)
+        assert [w.clock for w in c.writes(rule="evict", name=name)] == ([evicted] if evicted is not None else []), name
+        exists, deleting, ready = model.pod_fate(lives[n], evicted, horizon)
+        assert (got is not None) == exists, name
+        if got is not None:
+            assert (got["deleting"], got["ready"]) == (deleting, ready), name
+            assert [model.Toleration(t["key"], t["operator"], t["value"], t["effect"], t["tolerationSeconds"])
+                    for t in got["tolerations"]] == tolerations, name

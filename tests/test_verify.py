@@ -40,7 +40,7 @@ def test_the_demo_cluster_holds_every_property_under_generated_faults(capsys, tm
 def test_endpoints_that_publish_unready_pods_are_caught_with_a_replayable_counterexample(capsys, tmp_path):
     spec = tmp_path / "wrong-endpoints.konv"
     spec.write_text((DATA / "wrong-endpoints.konv").read_text())
-    code, out, _ = verify(capsys, spec, "--examples", 10, "--seed", 1, "--faults", "runtime_down,cordon,scale")
+    code, out, _ = verify(capsys, spec, "--examples", 10, "--seed", 1, "--faults", "fail,cordon,scale")
     assert code == 4, out
     assert "property violated: invariants" in out
     assert 'invariant "endpoints are the ready matching pods" does not hold' in out
@@ -50,7 +50,7 @@ def test_endpoints_that_publish_unready_pods_are_caught_with_a_replayable_counte
     assert "service_ip_allocator/allocate_cluster_ip[Service/default/web]" in out and "Why (" in out
     counterexample = tmp_path / "wrong-endpoints.counterexample.konv"
     assert counterexample.exists()
-    assert "runtime_down node" in counterexample.read_text()
+    assert "fail node" in counterexample.read_text()
     code, out = replay(capsys, spec, counterexample)
     assert code == 4
     assert 'violated: invariant "endpoints are the ready matching pods" does not hold' in out

@@ -22,7 +22,7 @@ endpoints and fighting-controllers variants are caught in tests/test_verify.py):
 | stale-double-create.konv | spec invariant "at most one snapshot per database", after every step | `stale controller snapshotter`, then `order_snapshot` | 2.6 s |
 | flapping-spread.konv | converges (a cycle: a descheduler evicting into the zone it empties) | `fail node` | 2.4 s |
 | kubelet-readmits-rejected-pods.konv | standard invariant of a step "a pod's phase only moves forward" (Failed → Pending) | `kill pod` | 0.8 s |
-| wrong-endpoints.konv (test_verify.py) | standard "endpoints are the ready matching pods" | `runtime_down node` | 5.5 s |
+| wrong-endpoints.konv (test_verify.py) | standard "endpoints are the ready matching pods" | `fail node` | 5.5 s |
 | fighting-controllers.konv (test_verify.py) | converges (a cycle: two rules undoing each other) | `cordon node` | 1.5 s |
 
 Notes:
