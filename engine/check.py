@@ -851,11 +851,15 @@ class _Checker:
         if fn in ("any", "all"):
             need_list()
             return BOOL
+        if fn in ("abs", "ceil", "floor", "round", "log") and not is_numeric(first):
+            self.error("E035", f"`{fn}` needs a number, but this is a {args[0]}", e.args[0].span,
+                       hint="give it an int, a float, a quantity or a duration; `float(…)` reads a number from text")
+            return {"log": FLOAT, "abs": ANY}.get(fn, INT)
         if fn in ("len", "int", "ceil", "floor", "round", "millis", "hash", "cidr_size", "ip_index"):
             return INT
         if fn == "str" or fn == "lower" or fn == "join":
             return STRING
-        if fn in ("float", "seconds"):
+        if fn in ("float", "seconds", "log"):
             return FLOAT
         if fn == "abs":
             return first

@@ -1053,6 +1053,24 @@ def _round(ev, e, args):
     return math.floor(f + Fraction(1, 2)) if f >= 0 else -math.floor(-f + Fraction(1, 2))
 
 
+def _log(ev, e, args):
+    v = args[0]
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int | float | Fraction):
+        _fail(e, f"`log` needs a number, but this is {_describe(v)}")
+    if v <= 0:
+        _fail(e, f"`log` of {_number(v)}: the logarithm is defined for positive numbers only",
+              hint="guard it, as in `if x > 0 then log(x) else 0.0`")
+    if isinstance(v, Fraction):  # a quantity: apart, so that neither half overflows a float
+        return math.log(v.numerator) - math.log(v.denominator)
+    return math.log(v)
+
+
+def _number(v) -> str:
+    return str(v) if not isinstance(v, Fraction) or v.denominator != 1 else str(v.numerator)
+
+
 def _seconds(ev, e, args):
     return None if args[0] is None else float(args[0])
 
@@ -1090,6 +1108,7 @@ _BUILTINS: dict[str, Callable] = {
     "ceil": lambda ev, e, a: None if a[0] is None else math.ceil(a[0]),
     "floor": lambda ev, e, a: None if a[0] is None else math.floor(a[0]),
     "round": _round,
+    "log": _log,
     "millis": _millis,
     "seconds": _seconds,
     "keys": lambda ev, e, a: sorted(a[0] or {}),

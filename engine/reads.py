@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # the checker itself asks `reads_world`
 # later) counts as reading the world.
 PURE_BUILTINS = frozenset({
     "count", "sum", "min", "max", "any", "all", "len", "str", "int", "float", "abs", "ceil", "floor", "round",
-    "millis", "seconds", "keys", "values", "get", "put", "without", "coalesce", "has_duplicates", "distinct",
+    "log", "millis", "seconds", "keys", "values", "get", "put", "without", "coalesce", "has_duplicates", "distinct",
     "sorted", "first", "range", "flatten", "pow", "type_of", "join", "split", "contains", "startswith", "lower",
     "hash", "cidr_contains", "cidr_size", "cidr_subnet", "cidr_host", "ip_index",
 })
@@ -44,7 +44,7 @@ PURE_BUILTINS = frozenset({
 # map (`sum`, `hash`, `join`, …) or makes a list as long as a number says (`range`). So are
 # `min` and `max` given their values one by one (`min(1.0, x)`), not as a list.
 FLAT_BUILTINS = frozenset({
-    "len", "count", "str", "int", "float", "abs", "ceil", "floor", "round", "millis", "seconds", "get",
+    "len", "count", "str", "int", "float", "abs", "ceil", "floor", "round", "log", "millis", "seconds", "get",
     "coalesce", "first", "type_of", "startswith", "lower", "cidr_contains", "cidr_size", "cidr_subnet",
     "cidr_host", "ip_index",
 })

@@ -186,6 +186,7 @@ BUILTINS: dict[str, Builtin] = {
         Builtin("ceil", "(number)", 1, 1, "smallest integer ≥ the number"),
         Builtin("floor", "(number)", 1, 1, "largest integer ≤ the number"),
         Builtin("round", "(number)", 1, 1, "nearest integer, halves away from zero"),
+        Builtin("log", "(number)", 1, 1, "natural logarithm, as a float"),
         Builtin("millis", "(quantity)", 1, 1, "a quantity in thousandths, as an int (cpu in millicores)"),
         Builtin("seconds", "(duration)", 1, 1, "a duration in seconds, as a float"),
         Builtin("keys", "(map)", 1, 1, "the keys of a map, sorted"),

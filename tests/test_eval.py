@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.check import check_modules
+from engine.errors import KonvergeError
 from engine.eval import EvalError, Evaluator, _sum
 from engine.values import exact
 from engine.parse import parse_text
@@ -218,3 +219,34 @@ def test_sum_skips_none_and_adds_exactly_unless_a_float_is_among_its_numbers(xs)
     else:
         expected = exact(sum(Fraction(x) for x in numbers))
     assert total == expected and type(total) is type(expected)
+
+
+def test_log_is_the_natural_logarithm_of_an_int_a_float_or_a_quantity():
+    assert _evaluate("def f(a: int) -> float = log(a)", "f", {"a": 1}) == 0.0
+    assert _evaluate("def f(a: float) -> float = log(a)", "f", {"a": 2.0}) == pytest.approx(0.6931471805599453)
+    # A quantity is exact: a huge one is taken apart rather than overflowing a float first.
+    huge = Fraction(10**400, 3)
+    assert _evaluate("def f(a: quantity) -> float = log(a)", "f", {"a": huge}) == pytest.approx(400 * 2.302585092994046 - 1.0986122886681098)
+
+
+@pytest.mark.parametrize("value, shown", [(0, "0"), (-2, "-2"), (-0.5, "-0.5"), (Fraction(-3, 2), "-3/2")])
+def test_log_of_zero_or_less_is_an_error_that_names_the_value(value, shown):
+    text = "def f(a: any) -> float = log(a)"
+    with pytest.raises(EvalError) as e:
+        _evaluate(text, "f", {"a": value})
+    (d,) = e.value.diagnostics
+    assert (d.message, d.span.line, d.span.col) == (f"`log` of {shown}: the logarithm is defined for positive numbers only", 1, 26)
+    assert d.hint == "guard it, as in `if x > 0 then log(x) else 0.0`"
+
+
+@pytest.mark.parametrize("arg", ['"a"', "[1]", "true", "{}"])
+def test_the_checker_refuses_log_of_anything_but_a_number(arg):
+    with pytest.raises(KonvergeError) as e:
+        _program(f"def f() -> float = log({arg})")
+    (d,) = e.value.diagnostics
+    assert d.code == "E035" and d.message.startswith("`log` needs a number, but this is a ")
+
+
+def test_log_of_a_value_the_checker_could_not_type_is_refused_in_the_language_words():
+    assert _error("def f(a: any) -> float = log(a)", "f", {"a": True}) == ("`log` needs a number, but this is a bool", 1, 26)
+    assert _error("def f(a: any) -> float = log(a)", "f", {"a": "x"}) == ('`log` needs a number, but this is the text "x"', 1, 26)

@@ -260,6 +260,37 @@ def test_existing_pods_anti_affinity_has_its_own_message():
         "0/1 nodes are available: 1 node(s) didn't satisfy existing pods anti-affinity rules."
 
 
+@pytest.mark.parametrize("whose", ["incoming", "existing"])
+def test_a_terminating_pod_keeps_anti_affine_pods_out_of_its_domain_until_it_is_gone(whose):
+    # Upstream counts terminating pods for InterPodAffinity on purpose (kubernetes#111793): the
+    # newcomer waits, refused, until the kubelet has removed the pod it must stay away from.
+    anti = 'affinity: {podAntiAffinity: [{labelSelector: {app: "%s"}, topologyKey: "zone"}]}'
+    old_extra, new_extra = ("", anti % "web") if whose == "incoming" else (anti % "api", "")
+    c = run(node("na", extra='labels { zone: "a" }')
+            + pod("old", labels='app: "web"', extra=f'node: "na" deleting: true {old_extra}')
+            + pod("p", labels='app: "api"', extra=new_extra), history=True)
+    reason = "didn't match pod anti-affinity rules" if whose == "incoming" \
+        else "didn't satisfy existing pods anti-affinity rules"
+    while_old = [next(o for o in objects if o["kind"] == "Pod" and o["name"] == "p")
+                 for _, objects in c.states()
+                 if any(o["kind"] == "Pod" and o["name"] == "old" for o in objects)
+                 and any(o["kind"] == "Pod" and o["name"] == "p" for o in objects)]
+    assert while_old and all(q["node"] is None for q in while_old)
+    assert while_old[-1]["message"] == f"0/1 nodes are available: 1 node(s) {reason}."
+    assert c.get("Pod", "p")["node"] == "na"
+
+
+def test_a_terminating_pod_is_not_counted_by_topology_spread():
+    spread = 'topologySpreadConstraints: [{maxSkew: 1, topologyKey: "zone", labelSelector: {app: "web"}}]'
+    c = run(node("na", cpu="1", memory="1Gi", extra='labels { zone: "a" }') + node("nb", extra='labels { zone: "b" }')
+            + pod("old", labels='app: "web"', extra='node: "nb" deleting: true')
+            + pod("p", labels='app: "web"', extra=spread), history=True)
+    # Counted, old would send p to zone a (skew 2 in b); not counted, p goes to the roomier nb.
+    first = next(o["node"] for _, objects in c.states() for o in objects
+                 if o["kind"] == "Pod" and o["name"] == "p" and o["node"])
+    assert first == "nb"
+
+
 def test_a_node_without_the_spread_topology_key_is_reported_missing_the_label():
     spread = 'topologySpreadConstraints: [{maxSkew: 1, topologyKey: "zone", labelSelector: {app: "web"}}]'
     c = run(node("bare") + deployment("web", replicas=1, extra=spread))
@@ -365,6 +396,81 @@ def test_pod_for_another_scheduler_gets_no_verdict_and_no_event():
     assert not c.of("Event") and not c.writes(rule="bind")
 
 
+def test_topology_spread_counts_only_pods_on_nodes_the_pod_may_go_to():
+    # Upstream counts a domain's pods on the nodes the pod's node affinity and selector allow
+    # (nodeAffinityPolicy Honor): the two web pods on the hdd node do not make zone a full, so the
+    # replicas split a and b, where counting them would send both to b.
+    spread = 'topologySpreadConstraints: [{maxSkew: 1, topologyKey: "zone", labelSelector: {app: "web"}}]'
+    c = run(node("n1", extra='labels { zone: "a"  disk: "ssd" }')
+            + node("n2", extra='labels { zone: "a"  disk: "hdd" }')
+            + node("n3", extra='labels { zone: "b"  disk: "ssd" }')
+            + pod("old-1", labels='app: "web"', extra='node: "n2"') + pod("old-2", labels='app: "web"', extra='node: "n2"')
+            + pod("w1", labels='app: "web"', extra=f'nodeSelector {{ disk: "ssd" }} {spread}')
+            + pod("w2", labels='app: "web"', extra=f'nodeSelector {{ disk: "ssd" }} {spread}'))
+    assert sorted(c.get("Pod", w)["node"] for w in ("w1", "w2")) == ["n1", "n3"]
+
+
+def test_the_first_spread_constraint_a_node_fails_gives_its_reason():
+    # n1 has no rack, but the zone constraint, first, already fails there (zone a holds two web
+    # pods on n3, counted, zone b none): its reason, not the missing label's.
+    spread = ('topologySpreadConstraints: [{maxSkew: 1, topologyKey: "zone", labelSelector: {app: "web"}}, '
+              '{maxSkew: 1, topologyKey: "rack", labelSelector: {app: "web"}}]')
+    c = run(node("n1", extra='labels { zone: "a" }')
+            + node("n2", extra='labels { zone: "b"  rack: "r1" } unschedulable: true')
+            + node("n3", extra='labels { zone: "a"  rack: "r2" } unschedulable: true')
+            + pod("old-1", labels='app: "web"', extra='node: "n3"') + pod("old-2", labels='app: "web"', extra='node: "n3"')
+            + pod("w", labels='app: "web"', extra=spread))
+    assert c.get("Pod", "w")["message"] == ("0/3 nodes are available: 1 node(s) didn't match pod topology spread "
+                                            "constraints, 2 node(s) were unschedulable.")
+
+
+def test_pod_affinity_counts_only_pods_that_match_all_its_terms():
+    # The db pod matches the first term, the cache pod the second; neither both, so no pod counts
+    # (upstream's podMatchesAllAffinityTerms) and p, matching neither itself, cannot go anywhere.
+    affinity = ('affinity: {podAffinity: [{labelSelector: {app: "db"}, topologyKey: "zone"}, '
+                '{labelSelector: {tier: "cache"}, topologyKey: "zone"}]}')
+    c = run(node("n1", cpu="8", extra='labels { zone: "a" }')
+            + pod("db", labels='app: "db"', extra='node: "n1"') + pod("cache", labels='app: "c"  tier: "cache"', extra='node: "n1"')
+            + pod("p", labels='app: "web"', extra=affinity))
+    assert c.get("Pod", "p")["message"] == "0/1 nodes are available: 1 node(s) didn't match pod affinity rules."
+
+
+def test_the_first_pod_of_a_self_affine_group_still_needs_the_topology_key():
+    # No pod matches yet and p matches its own term, so it may start — but only on a node with the
+    # term's key (satisfyPodAffinity returns false at once for a node without it).
+    affinity = 'affinity: {podAffinity: [{labelSelector: {app: "web"}, topologyKey: "zone"}]}'
+    c = run(node("bare") + pod("p", labels='app: "web"', extra=affinity))
+    assert c.get("Pod", "p")["message"] == "0/1 nodes are available: 1 node(s) didn't match pod affinity rules."
+    c = run(node("bare") + node("zoned", cpu="1", extra='labels { zone: "a" }') + pod("p", labels='app: "web"', extra=affinity))
+    assert c.get("Pod", "p")["node"] == "zoned"
+
+
+def test_schedule_anyway_spread_scores_with_upstreams_weighted_formula():
+    # maxSkew 3, zones a (one web pod) and b (none), two domains: raw scores round(1·log 4 + 2) = 3
+    # and 2, normalised 100·(3 + 2 − s)/3: a 66, b 100. With the preferred zone a (+200) that
+    # outweighs b's 68 points of spread; the simple reversed count (a 0, b 100) would tie them
+    # and let b's lighter load win.
+    spread = ('topologySpreadConstraints: [{maxSkew: 3, topologyKey: "zone", whenUnsatisfiable: "ScheduleAnyway", '
+              'labelSelector: {app: "web"}}]')
+    prefer = ('affinity: {preferredNodeTerms: [{weight: 10, preference: {matchExpressions: '
+              '[{key: "zone", operator: "In", values: ["a"]}]}}]}')
+    c = run(node("na", extra='labels { zone: "a" }') + node("nb", extra='labels { zone: "b" }')
+            + pod("old", labels='app: "web"', extra='node: "na"')
+            + pod("p", labels='app: "web"', extra=f"{spread} {prefer}"))
+    assert c.get("Pod", "p")["node"] == "na"
+
+
+def test_existing_pods_required_affinity_draws_the_pods_it_selects():
+    # InterPodAffinity scores an existing pod's required affinity term that selects the incoming
+    # pod (hardPodAffinityWeight 1) in the existing pod's domain: zone a scores 100 (×2), which
+    # outweighs b's lighter load.
+    c = run(node("na", extra='labels { zone: "a" }') + node("nb", extra='labels { zone: "b" }')
+            + pod("fan", labels='app: "fan"', cpu="1", extra='node: "na" affinity: {podAffinity: '
+                  '[{labelSelector: {app: "web"}, topologyKey: "zone"}]}')
+            + pod("p", labels='app: "web"'))
+    assert c.get("Pod", "p")["node"] == "na"
+
+
 # ---- full label selectors in pod affinity, anti-affinity and topology spread --------------
 
 # One pod on each host: which hosts a required pod affinity term allows shows which pods
@@ -462,10 +568,22 @@ def test_nodes_alike_in_content_and_use_share_the_filter_and_score_results(monke
 
 # ---- a second opinion: the model of tests/scheduler_model.py ----------------------------------
 
+@pytest.mark.parametrize("x, rounded", [
+    (0.49999999999999994, 0), (0.5, 1), (2.5, 3), (-0.5, -1), (-0.49999999999999994, 0), (-2.5, -3),
+    (1e20, 10**20), (2.0**60 + 2**8, 2**60 + 2**8),
+])
+def test_the_models_go_round_rounds_halves_away_from_zero_on_the_exact_value(x, rounded):
+    assert model.go_round(x) == rounded and type(model.go_round(x)) is int
+
+
 MI = 1024 * 1024
 LABEL_VALUES = {"zone": ("a", "b"), "disk": ("ssd", "hdd"), "gen": ("1", "3", "5", "new")}
 TAINT_KEYS = ("k1", "k2", "spot")
 EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+# Topology keys of spread constraints and pod (anti-)affinity terms: the node labels above, a rack
+# only some nodes carry, and the hostname, which PodTopologySpread's score treats apart.
+TOPOLOGY_KEYS = ("zone", "rack", model.HOSTNAME, "zone", "disk")
+APPS = ("web", "db")
 
 
 def _quoted(values) -> str:
@@ -503,31 +621,108 @@ def _some(draw, element, sizes=(0, 0, 0, 1, 2)):
 
 
 @st.composite
+def pod_selectors(draw, app):
+    """A LabelSelector over pods, most often the workload's own app; sometimes another's, one by
+    expressions, the empty one (every pod) or null (none)."""
+    kind = draw(st.sampled_from(("own", "own", "own", "other", "expressions", "empty", "null")))
+    if kind == "null":
+        return None
+    if kind == "empty":
+        return model.Selector()
+    if kind == "expressions":
+        key = draw(st.sampled_from(("app", "tier")))
+        operator = draw(st.sampled_from(("In", "NotIn", "Exists", "DoesNotExist")))
+        values = (draw(st.sampled_from((*APPS, "x"))),) if operator in ("In", "NotIn") else ()
+        labels = {"app": app} if draw(st.booleans()) else {}
+        return model.Selector(labels, (model.Requirement(key, operator, values),))
+    return model.Selector({"app": app if kind == "own" else draw(st.sampled_from(APPS))})
+
+
+@st.composite
+def spread_constraints(draw, app):
+    return model.SpreadConstraint(
+        max_skew=draw(st.sampled_from((1, 1, 2, 3))),
+        topology_key=draw(st.sampled_from(TOPOLOGY_KEYS)),
+        when_unsatisfiable=draw(st.sampled_from(("DoNotSchedule", "ScheduleAnyway"))),
+        selector=draw(pod_selectors(app)),
+    )
+
+
+@st.composite
+def affinity_terms(draw, app):
+    return model.AffinityTerm(draw(pod_selectors(app)), draw(st.sampled_from(TOPOLOGY_KEYS)))
+
+
+@st.composite
 def scheduler_clusters(draw):
-    """2–6 nodes and 1–8 standalone pods without a node, small enough that they compete. The
-    choices lean towards pods that fit somewhere, on nodes that differ in their scores."""
+    """2–6 nodes and 1–8 pods without a node, small enough that they compete, and maybe a few pods
+    already bound, one maybe terminating. The pods come in one or two workloads — pods alike, scheduled one after another,
+    so that the counts of topology spread and pod (anti-)affinity matter. The choices lean towards
+    pods that fit somewhere, on nodes that differ in their scores."""
     names = draw(st.permutations("abcdef"))[:draw(st.integers(2, 6))]
     taints = st.builds(model.Taint, st.sampled_from(TAINT_KEYS), st.sampled_from(("", "x")),
                        st.sampled_from(("PreferNoSchedule", "PreferNoSchedule", *EFFECTS)))
-    nodes = [model.Node(
-        name=name,
-        milli_cpu=draw(st.sampled_from((4000, 2000, 3000, 1000, 1500, 500, 0))),
-        memory=draw(st.sampled_from((4096, 2048, 3072, 1024, 512, 0))) * MI,
-        pods=draw(st.sampled_from((110, 3, 2, 1))),
-        labels={k: draw(st.sampled_from(v)) for k, v in LABEL_VALUES.items() if draw(st.booleans())},
-        taints=tuple({(t.key, t.effect): t for t in _some(draw, taints, (0, 0, 1, 3))}.values()),
-        unschedulable=draw(st.integers(0, 9)) == 9,
-    ) for name in names]
+    nodes = []
+    for name in names:
+        labels = {k: draw(st.sampled_from(v)) for k, v in LABEL_VALUES.items() if draw(st.booleans())}
+        if draw(st.integers(0, 3)) > 0:  # most nodes in a zone, so that spreading by zone has domains
+            labels["zone"] = draw(st.sampled_from(("a", "b", "c")))
+        rack = draw(st.sampled_from((None, "r1", "r2", "r3")))
+        if rack:
+            labels["rack"] = rack
+        hostname = draw(st.sampled_from((name, name, name, None, "shared")))
+        if hostname:
+            labels[model.HOSTNAME] = hostname
+        nodes.append(model.Node(
+            name=name,
+            milli_cpu=draw(st.sampled_from((4000, 2000, 3000, 1000, 1500, 500, 0))),
+            memory=draw(st.sampled_from((4096, 2048, 3072, 1024, 512, 0))) * MI,
+            pods=draw(st.sampled_from((110, 3, 2, 1))),
+            labels=labels,
+            taints=tuple({(t.key, t.effect): t for t in _some(draw, taints, (0, 0, 1, 3))}.values()),
+            unschedulable=draw(st.integers(0, 9)) == 9,
+        ))
     container = st.tuples(st.sampled_from((100, 250, 0, 500, 1000, 1500)),
                           st.sampled_from((64, 256, 0, 1024, 1536)).map(lambda m: m * MI))
-    pods = [model.Pod(
-        name=f"p{i}",
-        containers=tuple(draw(st.lists(container, min_size=1, max_size=2))),
-        node_selector=draw(st.sampled_from(({}, {}, {}, {}, {"disk": "ssd"}, {"zone": "a"}))),
-        required_terms=_some(draw, terms, (0, 0, 0, 0, 1, 2)),
-        preferred_terms=_some(draw, st.tuples(st.integers(1, 100), terms), (0, 1, 2)),
-        tolerations=_some(draw, tolerations(), (0, 1, 2, 3)),
-    ) for i in range(draw(st.integers(1, 8)))]
+    templates = []
+    for _ in range(draw(st.integers(1, 2))):
+        app = draw(st.sampled_from(APPS))
+        labels = {"app": app, **({"tier": "x"} if draw(st.booleans()) else {})}
+        templates.append((draw(st.integers(1, 5)), dict(
+            containers=tuple(draw(st.lists(container, min_size=1, max_size=2))),
+            node_selector=draw(st.sampled_from(({}, {}, {}, {}, {"disk": "ssd"}, {"zone": "a"}))),
+            required_terms=_some(draw, terms, (0, 0, 0, 0, 0, 1)),
+            preferred_terms=_some(draw, st.tuples(st.integers(1, 100), terms), (0, 1, 2)),
+            tolerations=_some(draw, tolerations(), (0, 1, 2, 3)),
+            labels=labels,
+            spread=_some(draw, spread_constraints(app), (0, 1, 1, 2)),
+            affinity=_some(draw, affinity_terms(app), (0, 0, 0, 1, 2)),
+            anti_affinity=_some(draw, affinity_terms(app), (0, 0, 1)),
+        )))
+    specs = [spec for replicas, spec in templates for _ in range(replicas)][:8]
+    order = draw(st.permutations(range(len(specs))))  # the workloads' pods interleave by name
+    pods = [model.Pod(name=f"p{i}", **specs[k]) for i, k in enumerate(order)]
+    # Pods already bound, whose labels and (anti-)affinity the scheduled ones meet: on nodes where
+    # the kubelet admits them and no NoExecute taint evicts them.
+    homes = [n.name for n in nodes if n.pods == 110 and not any(t.effect == "NoExecute" for t in n.taints)]
+    for i in range(draw(st.sampled_from((0, 1, 2, 2))) if homes else 0):
+        app = draw(st.sampled_from(APPS))
+        pods.append(model.Pod(
+            name=f"q{i}", containers=((0, 0),), labels={"app": app}, node_name=draw(st.sampled_from(homes)),
+            affinity=_some(draw, affinity_terms(draw(st.sampled_from(APPS))), (0, 1, 1)),
+            anti_affinity=_some(draw, affinity_terms(draw(st.sampled_from(APPS))), (0, 0, 1)),
+        ))
+    # Maybe a terminating pod of a workload, as a rolling update leaves one, keeping the new pods
+    # away (its anti-affinity, or else anti-affinity to its own kind): until the kubelet has removed
+    # it, InterPodAffinity counts it and its terms, PodTopologySpread does not.
+    if homes and draw(st.integers(0, 2)) == 0:
+        spec = templates[0][1]
+        anti = spec["anti_affinity"] or (model.AffinityTerm(model.Selector({"app": spec["labels"]["app"]}),
+                                                            draw(st.sampled_from(TOPOLOGY_KEYS))),)
+        pods.append(model.Pod(
+            name="old", containers=((0, 0),), labels=spec["labels"], node_name=draw(st.sampled_from(homes)),
+            affinity=spec["affinity"], anti_affinity=anti, spread=spec["spread"], deleting=True,
+        ))
     return nodes, pods
 
 
@@ -536,42 +731,77 @@ def _expressions(term) -> str:
                            for r in term) + "]"
 
 
+def _labels(labels: dict) -> str:
+    return ", ".join(f'"{k}": "{v}"' for k, v in labels.items())
+
+
+def _selector(selector) -> str:
+    """A LabelSelector flattened as the kinds hold it: no fields at all for a null one."""
+    if selector is None:
+        return ""
+    labels = f"labelSelector: {{{_labels(selector.match_labels)}}}, " \
+        if selector.match_labels or not selector.match_expressions else ""
+    return labels + f"matchExpressions: {_expressions(selector.match_expressions)}, "
+
+
+def _pod_terms(terms) -> str:
+    return "[" + ", ".join(f'{{{_selector(t.selector)}topologyKey: "{t.topology_key}"}}' for t in terms) + "]"
+
+
 def scheduler_spec(nodes, pods) -> str:
     """The cluster as a user writes it."""
     text = []
     for n in nodes:
-        labels = "  ".join(f'{k}: "{v}"' for k, v in n.labels.items())
+        labels = "  ".join(f'"{k}": "{v}"' for k, v in n.labels.items())
         taints = ", ".join(f'{{key: "{t.key}", value: "{t.value}", effect: "{t.effect}"}}' for t in n.taints)
         text.append(f"node {n.name} {{ cpu: {n.milli_cpu}m  memory: {n.memory // MI}Mi  pods: {n.pods}"
                     f"  labels {{ {labels} }}  taints: [{taints}]  unschedulable: {str(n.unschedulable).lower()} }}\n")
     for p in pods:
+        labels = "  ".join(f'"{k}": "{v}"' for k, v in p.labels.items())
         selector = "  ".join(f'{k}: "{v}"' for k, v in p.node_selector.items())
         required = ", ".join(f"{{matchExpressions: {_expressions(t)}}}" for t in p.required_terms)
         preferred = ", ".join(f"{{weight: {w}, preference: {{matchExpressions: {_expressions(t)}}}}}"
                               for w, t in p.preferred_terms)
         tolerations = ", ".join(f'{{key: "{t.key}", operator: "{t.operator}", value: "{t.value}", effect: "{t.effect}"}}'
                                 for t in p.tolerations)
+        spread = ", ".join(f'{{maxSkew: {c.max_skew}, topologyKey: "{c.topology_key}", '
+                           f'whenUnsatisfiable: "{c.when_unsatisfiable}", {_selector(c.selector)}}}' for c in p.spread)
         containers = "".join(f'  container c{i} {{ image: "x"  cpu: {cpu}m  memory: {memory // MI}Mi }}\n'
                              for i, (cpu, memory) in enumerate(p.containers))
-        text.append(f"pod {p.name} {{ nodeSelector {{ {selector} }}  tolerations: [{tolerations}]\n"
-                    f"  affinity: {{requiredNodeTerms: [{required}], preferredNodeTerms: [{preferred}]}}\n"
-                    f"{containers}}}\n")
+        bound = f'  node: "{p.node_name}"\n' if p.node_name else ""
+        bound += "  deleting: true\n" if p.deleting else ""
+        text.append(f"pod {p.name} {{ labels {{ {labels} }}  nodeSelector {{ {selector} }}  tolerations: [{tolerations}]\n"
+                    f"  affinity: {{requiredNodeTerms: [{required}], preferredNodeTerms: [{preferred}],\n"
+                    f"    podAffinity: {_pod_terms(p.affinity)}, podAntiAffinity: {_pod_terms(p.anti_affinity)}}}\n"
+                    f"  topologySpreadConstraints: [{spread}]\n{bound}{containers}}}\n")
     return "".join(text)
 
 
 @given(scheduler_clusters())
 def test_pods_land_where_the_kubernetes_model_places_them(cluster):
     # The bind rule takes pending pods in its firing order, by name within the namespace, each
-    # against the nodes as the earlier bindings left them: the model schedules them so too.
+    # against the nodes as the earlier bindings left them, and takes a pending pod again once a
+    # binding changed what it reads: the model schedules them so too. A terminating pod is removed
+    # by the kubelet once the scheduler has settled; where there is one, the placements just before
+    # are the model's too.
     nodes, pods = cluster
-    c = run(scheduler_spec(nodes, pods))
+    terminating = any(p.deleting for p in pods)
+    c = run(scheduler_spec(nodes, pods), history=terminating)
     expected = model.schedule(nodes, sorted(pods, key=lambda p: p.name))
+    if terminating:
+        before = model.schedule(nodes, sorted(pods, key=lambda p: p.name), remove_terminating=False)
+        last = [pods for pods in ([o for o in objects if o["kind"] == "Pod"] for _, objects in c.states())
+                if any(o["name"] == "old" for o in pods)][-1]
+        assert {o["name"]: o["node"] for o in last} == {name: b.node for name, b in before.items()}
     events = {e["name"]: e["message"] for e in c.of("Event") if e["reason"] == "FailedScheduling"}
     for p in pods:
+        if p.deleting:  # the kubelet removed it
+            assert p.name not in expected and not any(q["name"] == p.name for q in c.of("Pod")), p.name
+            continue
         got, want = c.get("Pod", p.name), expected[p.name]
         assert got["node"] == want.node, p.name
         if want.node is None:
             assert (got["reason"], got["message"]) == ("Unschedulable", want.message), p.name
             assert events[p.name + ".failedscheduling"] == want.message
-        else:
+        elif p.node_name is None:
             assert not got.get("reason") and p.name + ".failedscheduling" not in events, p.name
