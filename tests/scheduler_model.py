@@ -78,6 +78,7 @@ class Toleration:
     operator: str = "Equal"
     value: str = ""
     effect: str = ""
+    seconds: int | None = None  # tolerationSeconds: how long a NoExecute taint is tolerated (taint eviction)
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,7 @@ def _minus(a):
 # ---- matching (k8s.io/api/core/v1 Toleration.ToleratesTaint, apimachinery labels.Requirement) ----
 
 def tolerates(t: Toleration, taint: Taint) -> bool:
+    """v1.Toleration.ToleratesTaint."""
     if t.effect and t.effect != taint.effect:
         return False
     if t.key and t.key != taint.key:
