@@ -52,6 +52,9 @@ DEFAULT_MILLI_CPU = 100
 DEFAULT_MEMORY = 200 * 1024 * 1024
 UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
 HOSTNAME = "kubernetes.io/hostname"  # v1.LabelHostname, which PodTopologySpread's score treats apart
+# The other labels the kubelet registers its node with (kubelet_node_status.go initialNode).
+KUBELET_LABELS = {"beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
+                  "kubernetes.io/arch": "amd64", "kubernetes.io/os": "linux"}
 # The default profile's score weights (apis/config/v1/default_plugins.go).
 WEIGHT_FIT, WEIGHT_BALANCED, WEIGHT_TAINT, WEIGHT_AFFINITY = 1, 1, 3, 2
 WEIGHT_SPREAD, WEIGHT_POD_AFFINITY = 2, 2

@@ -10,7 +10,7 @@ from engine.fixpoint import reconcile
 from engine.kube.tables import pod_status
 from engine.store import open_store
 from tests import kubelet_model as model
-from tests.kube import Cluster, node, program_of, run
+from tests.kube import Cluster, deployment, node, program_of, run
 
 
 def pod(name, node_name="n1", cpu="100m", memory="64Mi", extra="", container_extra=""):
@@ -467,3 +467,39 @@ def test_crashing_container_restarts_when_the_kubernetes_back_off_allows(scenari
         assert container["backoffUntil"] == want.backoff_until
     assert events_of(c, "Pod/default/c") == (
         [("Warning", "BackOff", model.backoff_message("main", "c"))] if want.backing_off else [])
+
+
+# ---- registration labels (kubelet_node_status.go initialNode; kubeadm's markcontrolplane) ----
+
+def test_a_node_carries_the_labels_its_kubelet_registers_it_with():
+    c = run(node("n1", extra='labels { zone: "a" }') + node("cp", extra="controlPlane: true"))
+    assert c.get("Node", "n1", None)["labels"] == {
+        "beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": "n1", "kubernetes.io/os": "linux",
+        "zone": "a",
+    }
+    cp = c.get("Node", "cp", None)["labels"]
+    assert cp["node-role.kubernetes.io/control-plane"] == ""
+    assert cp["node.kubernetes.io/exclude-from-external-load-balancers"] == ""
+    assert cp["kubernetes.io/hostname"] == "cp"
+
+
+def test_a_label_the_spec_gives_wins_over_the_registered_one():
+    # the kubelet's --node-labels (and --hostname-override) overwrite its defaults
+    c = run(node("n1", extra='labels { "kubernetes.io/hostname": "host-1"  "kubernetes.io/arch": "arm64" }'))
+    labels = c.get("Node", "n1", None)["labels"]
+    assert labels["kubernetes.io/hostname"] == "host-1" and labels["kubernetes.io/arch"] == "arm64"
+    assert labels["beta.kubernetes.io/arch"] == "amd64"
+
+
+def test_well_known_labels_select_nodes_without_the_spec_setting_them():
+    # A nodeSelector on the hostname pins a pod; a required anti-affinity on it keeps replicas apart.
+    spec = (node("n1") + node("n2") + node("n3")
+            + 'pod pinned { nodeSelector { "kubernetes.io/hostname": "n2" }\n'
+              '  container main { image: "x"  cpu: 100m  memory: 64Mi } }\n'
+            + deployment("cache", replicas=3, extra='affinity: {podAntiAffinity: [{labelSelector: {app: "cache"}, '
+                                                     'topologyKey: "kubernetes.io/hostname"}]}'))
+    c = run(spec)
+    assert c.get("Pod", "pinned")["node"] == "n2"
+    cache = [p for p in c.of("Pod") if p["labels"].get("app") == "cache"]
+    assert sorted(p["node"] for p in cache) == ["n1", "n2", "n3"]

@@ -670,9 +670,10 @@ def scheduler_clusters(draw):
         rack = draw(st.sampled_from((None, "r1", "r2", "r3")))
         if rack:
             labels["rack"] = rack
-        hostname = draw(st.sampled_from((name, name, name, None, "shared")))
-        if hostname:
-            labels[model.HOSTNAME] = hostname
+        # Every kubelet registers its node's hostname label: its name, or a --hostname-override
+        # ("shared", which two nodes may carry).
+        labels[model.HOSTNAME] = draw(st.sampled_from((name, name, name, "shared")))
+        labels = {**model.KUBELET_LABELS, **labels}
         nodes.append(model.Node(
             name=name,
             milli_cpu=draw(st.sampled_from((4000, 2000, 3000, 1000, 1500, 500, 0))),

@@ -272,8 +272,6 @@ def node_status(n: dict) -> str:
 
 def node_roles(n: dict) -> str:
     roles = sorted(k[len(ROLE_PREFIX):] for k in n.get("labels", {}) if k.startswith(ROLE_PREFIX))
-    if n.get("controlPlane") and "control-plane" not in roles:
-        roles.insert(0, "control-plane")
     return ",".join(roles) or "<none>"
 
 
