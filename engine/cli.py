@@ -133,6 +133,10 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("-l", "--selector", metavar="SELECTOR",
                    help="a label selector, as kubectl takes it: app=web, app!=web, 'tier in (a,b)', "
                         "'tier notin (a)', tier, '!tier'; a comma is AND")
+    g.add_argument("-L", "--label-columns", action="append", default=[], metavar="KEY[,KEY…]",
+                   help="a column for each of these labels' values, headed by the key's last part in capitals "
+                        "(-L topology.kubernetes.io/zone: ZONE); repeatable")
+    g.add_argument("--show-labels", action="store_true", help="a last column, LABELS, with all the labels")
     _run_options(g)
     g.set_defaults(run=_get, one_run=True)
 
@@ -703,8 +707,10 @@ def _get(args) -> int:
     if not selections:
         raise KonvergeError(Diagnostic("E202", f"`{kinds}` names no kind", file=_view_source(args),
                                        hint="e.g. konverge get pods"), exit_code=2)
+    label_columns = tuple(key for keys in args.label_columns for key in keys.split(","))
     sys.stdout.write(get_many(program, selections, objects, single=name is not None, ns=ns, output=args.output,
-                              clock=clock, trace=trace))
+                              clock=clock, trace=trace, label_columns=label_columns,
+                              show_labels=args.show_labels))
     return 0
 
 

@@ -23,6 +23,10 @@ CASES = {
     "why_pending_huge": ["why-pending", "huge", UNSCHEDULABLE],
     "trace_pod": ["trace", "--pod", POD, DEMO],
     "route_web": ["route", "web", DEMO],
+    # kubectl's label columns: the key's last part as header, empty where a node has no such label
+    "get_nodes_label_columns": ["get", "nodes", "-L", "topology.kubernetes.io/zone,kubernetes.io/arch",
+                                "--show-labels", DEMO],
+    "get_pods_label_columns": ["get", "pods", "-L", "app", "-L", "pod-template-hash", "-o", "wide", DEMO],
 }
 
 

@@ -140,12 +140,14 @@ def select(program: Program, objects: Iterable[dict], kind: str, name: str | Non
 
 
 def get_many(program: Program, selections: list[tuple[KindInfo, list[dict]]], world: list[dict], *,
-             single: bool, ns: str | None, output: str | None = None, clock=None, trace=None) -> str:
+             single: bool, ns: str | None, output: str | None = None, clock=None, trace=None,
+             label_columns: tuple[str, ...] = (), show_labels: bool = False) -> str:
     """The text `konverge get KIND,KIND…` prints: a table per kind, names prefixed by their kind
     as kubectl does when it shows several, or -o wide|name; JSON and YAML one List of them all,
     each object as the JSON contract shows it (cpu in millicores, memory in bytes), so that
     `get` and `reconcile -o json` agree. `clock` (virtual seconds) and the write `trace` give
-    the objects their AGE."""
+    the objects their AGE. A table ends with a column for each of `label_columns` (-L), then
+    LABELS (--show-labels), as kubectl's table printer adds them."""
     from .contract import contract_object, dumps
 
     several = len(selections) > 1
@@ -181,14 +183,27 @@ def get_many(program: Program, selections: list[tuple[KindInfo, list[dict]]], wo
             headers, row = generic_columns(program, info, output == "wide", age_of)
         named = info.name not in NAMELESS
         rows = [([o["namespace"]] if with_namespace else []) + ([prefix + o["name"]] if named else []) + row(o)
-                for o in chosen]
+                + label_cells(o.get("labels") or {}, label_columns, show_labels) for o in chosen]
         tables.append(render_table((["NAMESPACE"] if with_namespace else []) + (["NAME"] if named else [])
-                                   + headers, rows))
+                                   + headers + label_headers(label_columns, show_labels), rows))
     if not tables:
         cluster = all(info.cluster for info, _ in selections)
         where = "" if cluster or ns is None else f" in {ns} namespace"
         return f"No resources found{where}.\n"
     return "\n".join(tables)
+
+
+def label_headers(keys: tuple[str, ...], show_labels: bool) -> list[str]:
+    """kubectl's headers for -L (formatLabelHeaders: the key's last `/` part, in capitals) and
+    --show-labels."""
+    return [key.split("/")[-1].upper() for key in keys] + (["LABELS"] if show_labels else [])
+
+
+def label_cells(labels: dict, keys: tuple[str, ...], show_labels: bool) -> list[str]:
+    """kubectl's labelValues: each key's value, empty where the object has none, then all the
+    labels as labels.FormatLabels writes them (sorted `k=v`, comma-joined; `<none>`)."""
+    shown = ",".join(f"{k}={labels[k]}" for k in sorted(labels)) or "<none>"
+    return [labels.get(key, "") for key in keys] + ([shown] if show_labels else [])
 
 
 def render_table(headers: list[str], rows: list[list[str]]) -> str:
