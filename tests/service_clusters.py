@@ -9,11 +9,12 @@ from tests import service_model as model
 from tests.kube import node, run
 
 LABELS = {"app": ("web", "api"), "tier": ("a", "b")}
-# Where a pod is put, and what becomes of it: (spec text, scenario lines). The nodes are n1
-# (healthy), sick (its runtime is down: pods run but are not ready) and far (its kubelet fails at
+# Where a pod is put, and what becomes of it: (spec text, scenario lines). The nodes are n1 and n2
+# (healthy: a service's ready endpoints may be on either, as externalTrafficPolicy Local tells), sick (its runtime is down: pods run but are not ready) and far (its kubelet fails at
 # 30 s: the pods stay, not ready once the node is; a pod killed there stays terminating).
 PLACES = {
     "n1": ('node: "n1"', ""),
+    "n2": ('node: "n2"', ""),
     "scheduled": ("", ""),
     "sick": ('node: "sick"  tolerations: [{operator: "Exists"}]', ""),
     "far": ('node: "far"  tolerations: [{operator: "Exists"}]', ""),
@@ -34,7 +35,7 @@ def endpoint_clusters(draw):
     """Up to 8 pods in every state the endpoints controller tells apart, with 1–2 containers of
     named and unnamed ports (a name once a container, a number once a pod, TCP or UDP), and up to 3
     services selecting some of them, each with 0–2 ports whose targetPort is left out, a number
-    or a name."""
+    or a name, of type ClusterIP, NodePort or LoadBalancer (externalTrafficPolicy Cluster or Local)."""
     number = st.sampled_from((8080, 53, 9000, 80))
     pods = []
     for i in range(draw(st.integers(0, 8))):
@@ -49,9 +50,10 @@ def endpoint_clusters(draw):
         place = draw(st.sampled_from(tuple(p for p, (_, event) in PLACES.items() if namespace == "default" or not event)))
         labels = {k: draw(st.sampled_from(v)) for k, v in LABELS.items() if draw(st.integers(0, 3))}
         pods.append((model.Pod(f"p{i}", labels, tuple(containers), namespace), place))
-    if draw(st.integers(0, 3)) == 0:  # a crowd, so that addresses such as .1 and .10 meet
+    if draw(st.integers(0, 3)) == 0:  # a crowd, so that addresses such as .1 and .10 meet, on two nodes
         crowd = (model.ContainerPort("http", 8080),)
         pods += [(model.Pod(f"q{i}", {"app": "web"}, (crowd,)), "n1") for i in range(draw(st.integers(8, 11)))]
+        pods += [(model.Pod(f"r{i}", {"app": "web"}, (crowd,)), "n2") for i in range(2)]  # and some on n2
     services = []
     for i in range(draw(st.integers(1, 3))):
         selector = {k: draw(st.sampled_from(v)) for k, v in LABELS.items() if draw(st.integers(0, 2))}
@@ -61,13 +63,16 @@ def endpoint_clusters(draw):
             ports.append(model.ServicePort(f"p{j}", port, target, draw(st.sampled_from(("TCP", "TCP", "UDP")))))
         if len(ports) == 1 and draw(st.booleans()):
             ports = [model.ServicePort("", ports[0].port, ports[0].target, ports[0].protocol)]
+        kind = draw(st.sampled_from(("ClusterIP", "ClusterIP", "NodePort", "LoadBalancer")))
+        policy = None if kind == "ClusterIP" else draw(st.sampled_from(("Cluster", "Local")))
         services.append(model.Service(f"s{i}", selector, tuple(ports), publish_not_ready=draw(st.booleans()),
-                                      session_affinity=draw(st.sampled_from(("None", "ClientIP")))))
+                                      session_affinity=draw(st.sampled_from(("None", "ClientIP"))),
+                                      type=kind, external_traffic_policy=policy))
     return pods, services
 
 
 def endpoints_spec(pods, services) -> str:
-    text = [node("n1"), node("sick", extra="runtimeUp: false"), node("far"), "namespace other {}\n"]
+    text = [node("n1"), node("n2"), node("sick", extra="runtimeUp: false"), node("far"), "namespace other {}\n"]
     events = []
     for pod, place in pods:
         where, event = PLACES[place]
@@ -81,8 +86,10 @@ def endpoints_spec(pods, services) -> str:
         ports = ", ".join(f'{{name: "{p.name}", port: {p.port}, protocol: "{p.protocol}"'
                           + ("" if p.target is None else f", targetPort: {json.dumps(p.target)}") + "}"
                           for p in s.ports)
+        policy = f'  externalTrafficPolicy: "{s.external_traffic_policy}"' if s.external_traffic_policy else ""
         text.append(f"service {s.name} {{ selector {{ {_labels(s.selector)} }}  ports: [{ports}]\n"
-                    f'  publishNotReadyAddresses: {str(s.publish_not_ready).lower()}  sessionAffinity: "{s.session_affinity}" }}\n')
+                    f'  publishNotReadyAddresses: {str(s.publish_not_ready).lower()}  sessionAffinity: "{s.session_affinity}"\n'
+                    f'  type: "{s.type}"{policy} }}\n')
     text.append('scenario "life" {\n  at 30s: fail node far\n' + "".join(events) + "}\n")
     return "".join(text)
 

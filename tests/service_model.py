@@ -19,6 +19,9 @@ tests/test_k8s_proxy.py, tests/test_k8s_hpa.py). It follows:
   by Endpoint.String(), the text "ip:port"; pkg/proxy/iptables/proxier.go: endpoint i of n is
   matched with `-m statistic --mode random --probability 1/(n-i)` (printed "%0.10f"), the last
   without one (probability 1); a port without endpoints is REJECTed; ClientIP affinity is kept;
+  its node port ("Capture nodeports", CategorizeEndpoints): every node sends it to the same
+  endpoints under externalTrafficPolicy Cluster, to the ready endpoints on that node under Local,
+  DROPs it under Local where the node has none, and REJECTs it where the port has no endpoint;
 - pkg/controller/podautoscaler/replica_calculator.go GetResourceReplicas and groupPods,
   metrics/utilization.go GetResourceUtilizationRatio (utilisation is an integer percentage,
   rounded down: int32(metricsTotal*100/requestsTotal)), Tolerances.isWithin (0.9 ≤ ratio ≤ 1.1,
@@ -83,6 +86,8 @@ class Service:
     publish_not_ready: bool = False
     session_affinity: str = "None"
     cluster_ip: str | None = None
+    type: str = "ClusterIP"  # NodePort and LoadBalancer ports have node ports
+    external_traffic_policy: str | None = None  # Cluster or Local, for those two types
 
 
 @dataclass(frozen=True)
@@ -176,6 +181,27 @@ def route(service: Service, sp: ServicePort, eps: Endpoints | None) -> Route:
     backends = tuple(Backend(a.ip, a.port, probability(n - i) if i < n - 1 else "") for i, a in enumerate(ready))
     return Route(service.cluster_ip, sp.port, sp.protocol, "DNAT" if backends else "REJECT", backends,
                  service.session_affinity)
+
+
+@dataclass(frozen=True)
+class NodePortRoute:
+    action: str  # DNAT, DROP or REJECT
+    backends: tuple[Backend, ...]
+
+
+def node_port_route(service: Service, sp: ServicePort, eps: Endpoints | None, node: str) -> NodePortRoute:
+    """What `node` does with a request from outside the cluster to the port's node port: KUBE-EXT
+    to the service chain (Cluster) or to KUBE-SVL, the node's own ready endpoints (Local)."""
+    ready = sorted((a for a in (eps.addresses if eps else ()) if a.port_name == sp.name), key=_ip_port)
+    if not ready:
+        return NodePortRoute("REJECT", ())  # "… has no endpoints", on every node
+    if service.external_traffic_policy == "Local":
+        ready = [a for a in ready if a.node == node]
+        if not ready:
+            return NodePortRoute("DROP", ())  # "… has no local endpoints"
+    n = len(ready)
+    return NodePortRoute("DNAT", tuple(Backend(a.ip, a.port, probability(n - i) if i < n - 1 else "")
+                                       for i, a in enumerate(ready)))
 
 
 # ---- the HorizontalPodAutoscaler --------------------------------------------------------------

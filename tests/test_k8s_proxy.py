@@ -141,10 +141,25 @@ def _backends(r) -> tuple:
                  for i, b in enumerate(r["backends"]))
 
 
+def node_port_route(r, node) -> model.NodePortRoute:
+    """What `node` does with the route's node port, read as kube-proxy programs it: the service
+    chain's backends under Cluster, the node's `localBackends` entry under Local, none: DROP."""
+    if r["action"] == "REJECT":
+        return model.NodePortRoute("REJECT", ())
+    if r["externalTrafficPolicy"] != "Local":
+        return model.NodePortRoute("DNAT", _backends(r))
+    mine = [x for x in r["localBackends"] if x["node"] == node]
+    return model.NodePortRoute("DNAT", _backends(mine[0])) if mine else model.NodePortRoute("DROP", ())
+
+
 @given(endpoint_clusters())
 def test_routes_are_what_kube_proxy_programs_from_the_kubernetes_endpoints(cluster):
-    # The model's endpoints, from the pods as Konverge left them, through the model's proxy.
+    # The model's endpoints, from the pods as Konverge left them, through the model's proxy; node
+    # ports too, each node's, allocated once each in the upper band (the drawn ports' numbers differ).
     c, seen, services = reconciled(cluster)
+    held = [p["nodePort"] for svc in c.of("Service") for p in svc["ports"] if p["nodePort"] is not None]
+    assert len(held) == len(set(held)) and all(30086 <= x <= 32767 for x in held)
+    node_ports = set(held)
     for s in services:
         ip = c.get("Service", s.name)["clusterIP"]
         eps = model.endpoints(s, seen)
@@ -155,3 +170,10 @@ def test_routes_are_what_kube_proxy_programs_from_the_kubernetes_endpoints(clust
                                                 s.session_affinity, ip), sp, eps), routes[sp.port, sp.protocol]
             got = model.Route(r["clusterIP"], r["port"], r["protocol"], r["action"], _backends(r), r["sessionAffinity"])
             assert got == want, (s.name, sp.name)
+            # Its node port, node by node (rules/proxy.konv keeps what differs in localBackends).
+            has_node_port = s.type != "ClusterIP"
+            assert (r["nodePort"] is not None) == has_node_port == (r["nodePort"] in node_ports), (s.name, sp.name)
+            assert r["externalTrafficPolicy"] == s.external_traffic_policy
+            for n in ("n1", "n2", "sick", "far"):
+                if has_node_port:
+                    assert node_port_route(r, n) == model.node_port_route(s, sp, eps, n), (s.name, sp.name, n)

@@ -111,7 +111,7 @@ def test_manifests_and_konv_specs_reconcile_together(capsys):
     assert {p["namespace"] for p in pods} == {"default", "shop"}
     assert all(p["phase"] == "Running" for p in pods)
     assert "warning[W301]: kind `ConfigMap` is not supported" in err
-    assert "frontend.yaml:83:7" in err
+    assert "frontend.yaml:105:7" in err
 
 
 

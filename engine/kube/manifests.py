@@ -896,6 +896,7 @@ def _service_spec(r: _Reader, node: Node, body: dict, obj: dict) -> None:
     got = r.fields(node, "spec", {
         "selector": r.string_map, "ports": lambda n, p: r.list_of(n, p, port), "clusterIP": cluster_ip,
         "type": r.string, "sessionAffinity": r.string, "publishNotReadyAddresses": r.boolean,
+        "externalTrafficPolicy": r.string, "allocateLoadBalancerNodePorts": r.boolean,
     }, silent=("clusterIPs",))
     if got is not SKIP:
         body.update(got)

@@ -359,7 +359,9 @@ def _service_columns(world, wide, age_of):
     def row(s):
         ports = ",".join(f"{p['port']}{':' + str(p['nodePort']) if p.get('nodePort') else ''}/{p.get('protocol', 'TCP')}"
                          for p in s.get("ports", []))
-        cells = [s.get("type", "ClusterIP"), _none(s.get("clusterIP")), "<none>", ports or "<none>", age_of(s)]
+        # No cloud provider gives a LoadBalancer an address: kubectl shows it <pending>.
+        external = "<pending>" if s.get("type") == "LoadBalancer" else "<none>"
+        cells = [s.get("type", "ClusterIP"), _none(s.get("clusterIP")), external, ports or "<none>", age_of(s)]
         return cells + ([selector_text(s.get("selector"), None)] if wide else [])
     return headers, row
 
@@ -505,6 +507,11 @@ def history_for(obj: dict, trace) -> list:
 def describe(program: Program, info: KindInfo, obj: dict, world: Iterable[dict], trace=None) -> str:
     """kubectl describe: the object's fields, its Events and the engine's writes to it."""
     shown = display(program, info, obj)
+    if info.name == "Service":  # as kubectl, these only where the type reads them
+        if shown.get("externalTrafficPolicy") is None:
+            shown.pop("externalTrafficPolicy", None)
+        if obj.get("type") != "LoadBalancer":
+            shown.pop("allocateLoadBalancerNodePorts", None)
     lines: list[str] = []
     head = [("Name", obj["name"])]
     if obj.get("namespace") is not None:
@@ -521,6 +528,10 @@ def describe(program: Program, info: KindInfo, obj: dict, world: Iterable[dict],
             lines.append(f"{'Selector:':<{width}} {workload_selector(obj)}")
         elif f.name in shown and not (folded and f.name == "matchExpressions"):
             lines.extend(_field(program, _title(f.name), f.type, shown[f.name], 0, width))
+            if info.name == "Service" and f.name == "ports":
+                # kubectl's line for each node port: `NodePort:  http  30080/TCP`
+                lines.extend(f"{'NodePort:':<{width}} {p.get('name') or '<unset>'}  {p['nodePort']}/"
+                             f"{p.get('protocol') or 'TCP'}" for p in obj.get("ports") or [] if p.get("nodePort"))
     revisions = [f"created at revision {obj['createdRevision']}" if obj.get("createdRevision") else None,
                  f"last written at revision {obj['resourceVersion']}" if obj.get("resourceVersion") else None]
     if obj.get("managedBy"):

@@ -368,8 +368,9 @@ def shares(probabilities: list[float]) -> list[float]:
 
 
 def route_view(program: Program, state: State, target: str, *, from_node: str | None = None,
-               namespace: str | None = None) -> str:
-    """`konverge route SERVICE[:PORT] [--from NODE]`: where a request to the service goes."""
+               namespace: str | None = None, node_port: bool = False) -> str:
+    """`konverge route SERVICE[:PORT] [--from NODE] [--node-port]`: where a request to the
+    service goes — to its cluster IP, or with `node_port` to its node port on the node."""
     ns = namespace or "default"
     name, _, port_text = target.partition(":")
     svc = find(state, "Service", ns, name, "service")
@@ -383,39 +384,101 @@ def route_view(program: Program, state: State, target: str, *, from_node: str | 
     # Every node's proxy holds the same table (rules/proxy.konv): a Route per service port.
     routes = sorted((r for r in state.of_kind("Route") if r.get("service") == ident),
                     key=lambda r: (r.get("port") or 0, r.get("protocol") or ""))
+    if node_port and not any(sp.get("nodePort") for sp in svc.get("ports") or []):
+        raise KonvergeError(Diagnostic(
+            "E225", f"service {ident} has no node ports: it is of type {svc.get('type') or 'ClusterIP'}",
+            hint="a NodePort or LoadBalancer service has them; drop --node-port to route its cluster IP"))
     if port_text:
         ports = [str(r.get("port")) for r in routes] + [
             str(sp.get("name")) for sp in svc.get("ports") or [] if sp.get("name")]
         by_name = {sp.get("name"): sp.get("port") for sp in svc.get("ports") or []}
         wanted = by_name.get(port_text, port_text)
-        routes = [r for r in routes if str(r.get("port")) == str(wanted)]
+        if node_port:  # the node port itself names its service port too
+            ports += [str(r.get("nodePort")) for r in routes if r.get("nodePort")]
+            routes = [r for r in routes if str(wanted) in (str(r.get("port")), str(r.get("nodePort")))]
+        else:
+            routes = [r for r in routes if str(r.get("port")) == str(wanted)]
         if not routes:
             raise _missing(f"port on service {ident}", port_text, ports, "the service has no ports")
+    if node_port:
+        return _node_port_view(state, svc, ident, node, routes)
     lines = [f"Service {ident}, seen from node {node} (kube-proxy, iptables mode)"]
     if not routes:
         why = "it has no cluster IP" if svc.get("clusterIP") is None else "kube-proxy has written no route for it"
         lines.append(f"  no routes: {why}")
         return "\n".join(lines) + "\n"
-    pods_by_ip = {}
-    for e in state.of_kind("Endpoints"):
-        if e.get("namespace") == ns and e["name"] == svc["name"]:
-            for a in e.get("addresses") or []:
-                pods_by_ip[(a.get("ip"), a.get("port"))] = a
+    pods_by_ip = _endpoint_addresses(state, ns, svc["name"])
     for r in routes:
         head = f"  {r.get('clusterIP')}:{r.get('port')}/{r.get('protocol')}"
         if r.get("action") == "REJECT" or not r.get("backends"):
             lines.append(f"{head} → REJECT (no ready endpoints)")
+        else:
+            backends = r.get("backends") or []
+            lines.append(f"{head} → {len(backends)} endpoint(s)")
+            lines.extend(_backend_table(backends, pods_by_ip))
+            if r.get("sessionAffinity") == "ClientIP":
+                lines.append("    sessionAffinity ClientIP: a client stays with its first endpoint for 10800 s")
+        if r.get("nodePort"):
+            in_ns = f" -n {ns}" if ns != "default" else ""
+            lines.append(f"    node port {r['nodePort']} on every node: konverge route {svc['name']}:{r.get('port')} "
+                         f"--node-port --from NODE{in_ns}")
+    return "\n".join(lines) + "\n"
+
+
+def _endpoint_addresses(state: State, ns: str, name: str) -> dict:
+    """The service's ready addresses by (ip, port): the pod and node behind each backend."""
+    out = {}
+    for e in state.of_kind("Endpoints"):
+        if e.get("namespace") == ns and e["name"] == name:
+            for a in e.get("addresses") or []:
+                out[(a.get("ip"), a.get("port"))] = a
+    return out
+
+
+def _backend_table(backends: list[dict], pods_by_ip: dict) -> list[str]:
+    rows = []
+    for b, share in zip(backends, shares([b.get("probability") or 0 for b in backends])):
+        a = pods_by_ip.get((b.get("ip"), b.get("port")), {})
+        rows.append([f"{b.get('ip')}:{b.get('port')}", f"{share * 100:.1f}%", a.get("pod") or "-",
+                     a.get("node") or "-"])
+    return _table(["ENDPOINT", "SHARE", "POD", "NODE"], rows, "    ")
+
+
+def _node_port_view(state: State, svc: dict, ident: str, node: str, routes: list[dict]) -> str:
+    """Where a request to NODE:NODEPORT goes (rules/proxy.konv): KUBE-NODEPORTS → KUBE-EXT → the
+    service chain under externalTrafficPolicy Cluster, or this node's own endpoints under Local;
+    REJECT without any ready endpoint, DROP under Local without one on this node. The chains'
+    comments name the port as kube-proxy does (ServicePortName: namespace/name:portname)."""
+    lines = [f"Service {ident}, its node ports on node {node} (kube-proxy, iptables mode)"]
+    port_names = {(sp.get("port"), sp.get("protocol") or "TCP"): sp.get("name") or "" for sp in svc.get("ports") or []}
+    pods_by_ip = _endpoint_addresses(state, ident.split("/")[0], svc["name"])
+    for r in routes:
+        port_name = port_names.get((r.get("port"), r.get("protocol")), "")
+        chain = ident + (f":{port_name}" if port_name else "")
+        if not r.get("nodePort"):
+            lines.append(f"  {r.get('port')}/{r.get('protocol')}: no node port")
             continue
-        backends = r.get("backends") or []
-        lines.append(f"{head} → {len(backends)} endpoint(s)")
-        rows = []
-        for b, share in zip(backends, shares([b.get("probability") or 0 for b in backends])):
-            a = pods_by_ip.get((b.get("ip"), b.get("port")), {})
-            rows.append([f"{b.get('ip')}:{b.get('port')}", f"{share * 100:.1f}%", a.get("pod") or "-",
-                         a.get("node") or "-"])
-        lines.extend(_table(["ENDPOINT", "SHARE", "POD", "NODE"], rows, "    "))
-        if r.get("sessionAffinity") == "ClientIP":
-            lines.append("    sessionAffinity ClientIP: a client stays with its first endpoint for 10800 s")
+        policy = r.get("externalTrafficPolicy") or "Cluster"
+        head = f"  {node}:{r['nodePort']}/{r.get('protocol')} (port {r.get('port')})"
+        if r.get("action") == "REJECT" or not r.get("backends"):
+            lines.append(f'{head} → REJECT: "{chain} has no endpoints" (no ready endpoints)')
+            continue
+        if policy != "Local":
+            backends = r.get("backends") or []
+            lines.append(f"{head} → {len(backends)} endpoint(s) (externalTrafficPolicy {policy}: the cluster "
+                         f"IP's, on any node)")
+            lines.extend(_backend_table(backends, pods_by_ip))
+            continue
+        mine = next((x.get("backends") or [] for x in r.get("localBackends") or [] if x.get("node") == node), [])
+        if not mine:
+            lines.append(f'{head} → DROP: "{chain} has no local endpoints" (externalTrafficPolicy Local, '
+                         f"no ready endpoint on {node})")
+            lines.append(f"    (from {node} itself or its pods it goes to the cluster IP's "
+                         f"{len(r.get('backends') or [])} endpoint(s))")
+            continue
+        lines.append(f"{head} → {len(mine)} endpoint(s) (externalTrafficPolicy Local: {node}'s own; the client's "
+                     f"source IP is kept)")
+        lines.extend(_backend_table(mine, pods_by_ip))
     return "\n".join(lines) + "\n"
 
 
@@ -455,13 +518,20 @@ def add_commands(sub) -> None:
     t.set_defaults(one_run=True, example="konverge trace specs/demo.konv",
                    run=lambda a: _run(a, lambda prog, st: trace_view(prog, st, a.pod, a.namespace)))
 
-    r = sub.add_parser("route", help="where a request to a service goes, as kube-proxy routes it")
+    r = sub.add_parser("route", help="where a request to a service goes, as kube-proxy routes it",
+                       description="Where a request to SERVICE[:PORT] (a port's number or name) goes, as the "
+                                   "kube-proxy of a node routes it: to the cluster IP, or with --node-port to "
+                                   "NODE:NODEPORT (PORT may then be the node port itself: `route web:30080 "
+                                   "--node-port --from worker-2`).")
     r.add_argument("service", metavar="SERVICE[:PORT]")
     r.add_argument("--from", dest="from_node", metavar="NODE", help="the node it is seen from (default: the first)")
+    r.add_argument("--node-port", action="store_true",
+                   help="a request to the service's node port on the --from node, not to its cluster IP")
     common(r)
     r.set_defaults(one_run=True, example="konverge route web specs/demo.konv",
                    run=lambda a: _run(a, lambda prog, st: route_view(
-                       prog, st, a.service, from_node=a.from_node, namespace=a.namespace)))
+                       prog, st, a.service, from_node=a.from_node, namespace=a.namespace,
+                       node_port=a.node_port)))
 
 
 def _run(args, view) -> int:
