@@ -688,6 +688,10 @@ def _get(args) -> int:
     from .kube.labels import kubectl_selector
     from .kube.tables import get_many, label_selector, refuse_name_with_selector, select
 
+    if args.show_labels and args.output not in (None, "wide"):  # kubectl's GetOptions.Validate
+        raise KonvergeError(Diagnostic("E203", f"--show-labels option cannot be used with {args.output} printer",
+                                       hint="--show-labels adds a column to a table: leave out -o, or use -o wide"),
+                            exit_code=2)
     text = kubectl_selector(args.selector)
     refuse_name_with_selector(_target(args)[1], text)  # kubectl's builder refuses it before anything is read
     selector = []

@@ -503,3 +503,11 @@ def test_well_known_labels_select_nodes_without_the_spec_setting_them():
     assert c.get("Pod", "pinned")["node"] == "n2"
     cache = [p for p in c.of("Pod") if p["labels"].get("app") == "cache"]
     assert sorted(p["node"] for p in cache) == ["n1", "n2", "n3"]
+
+
+def test_a_write_that_drops_registered_labels_gets_them_back():
+    c = run(node("n1", extra='labels { team: "a" }')
+            + 'scenario "relabel" { at 10s: update node n1 { labels { other: "y" } } }')
+    labels = c.get("Node", "n1", None)["labels"]
+    assert labels["other"] == "y" and "team" not in labels
+    assert labels["kubernetes.io/hostname"] == "n1" and labels["kubernetes.io/os"] == "linux"

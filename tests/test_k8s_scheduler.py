@@ -750,10 +750,11 @@ def _pod_terms(terms) -> str:
 
 
 def scheduler_spec(nodes, pods) -> str:
-    """The cluster as a user writes it."""
+    """The cluster as a user writes it: without the labels the kubelet registers the node with."""
     text = []
     for n in nodes:
-        labels = "  ".join(f'"{k}": "{v}"' for k, v in n.labels.items())
+        registered = {**model.KUBELET_LABELS, model.HOSTNAME: n.name}
+        labels = "  ".join(f'"{k}": "{v}"' for k, v in n.labels.items() if registered.get(k) != v)
         taints = ", ".join(f'{{key: "{t.key}", value: "{t.value}", effect: "{t.effect}"}}' for t in n.taints)
         text.append(f"node {n.name} {{ cpu: {n.milli_cpu}m  memory: {n.memory // MI}Mi  pods: {n.pods}"
                     f"  labels {{ {labels} }}  taints: [{taints}]  unschedulable: {str(n.unschedulable).lower()} }}\n")

@@ -322,3 +322,24 @@ def test_get_rs_wide_and_describe_rs_show_the_selectors_expressions(capsys, tmp_
     # One line, as kubectl describe prints a selector; the columns stay where they were.
     assert "\nSelector:           app=web,env,!legacy,tier in (a,b),track notin (canary)\n" in out
     assert "Match Expressions" not in out
+
+
+def test_show_labels_is_refused_with_a_printer_that_is_not_a_table(capsys):
+    # kubectl's GetOptions.Validate: "--show-labels option cannot be used with json printer"
+    for output in ("json", "yaml", "name"):
+        code, out, err = run(["get", "nodes", "--show-labels", "-o", output, DEMO], capsys)
+        assert (code, out) == (2, "")
+        assert f"--show-labels option cannot be used with {output} printer" in err
+
+
+def test_show_labels_prints_none_for_an_object_without_labels(capsys):
+    code, out, err = run(["get", "endpoints", "web", "--show-labels", DEMO], capsys)
+    assert code == 0 and out.splitlines()[0].split()[-1] == "LABELS" and out.splitlines()[1].split()[-1] == "<none>"
+
+
+def test_roles_are_kubectls_node_role_labels_and_kubernetes_io_role():
+    from engine.kube.tables import node_roles
+    labels = {"node-role.kubernetes.io/control-plane": "", "node-role.kubernetes.io/": "x",
+              "kubernetes.io/role": "worker", "node-role.kubernetes.io/etcd": "true"}
+    assert node_roles({"labels": labels}) == "control-plane,etcd,worker"
+    assert node_roles({"labels": {"kubernetes.io/role": ""}}) == "<none>"

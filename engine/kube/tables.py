@@ -286,8 +286,15 @@ def node_status(n: dict) -> str:
 
 
 def node_roles(n: dict) -> str:
-    roles = sorted(k[len(ROLE_PREFIX):] for k in n.get("labels", {}) if k.startswith(ROLE_PREFIX))
-    return ",".join(roles) or "<none>"
+    """kubectl's findNodeRoles: the suffix of each node-role.kubernetes.io/ label (not an empty
+    one) and the value of kubernetes.io/role (not an empty one), sorted, once each."""
+    roles = set()
+    for k, v in (n.get("labels") or {}).items():
+        if k.startswith(ROLE_PREFIX) and len(k) > len(ROLE_PREFIX):
+            roles.add(k[len(ROLE_PREFIX):])
+        elif k == "kubernetes.io/role" and v:
+            roles.add(v)
+    return ",".join(sorted(roles)) or "<none>"
 
 
 def age(created, clock) -> str:
