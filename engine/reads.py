@@ -73,6 +73,7 @@ class Reads:
         # parameter, those read of each kind it ranges over, and what its value carries
         self._summaries: dict[tuple, tuple] = {}
         self._pure: dict[int, tuple] = {}  # id(expression) → (it, whether it is pure)
+        self._impure_defs: dict[str, bool] = {}  # def → whether its body reads more than its arguments
 
     def fields(self, var: str, e) -> frozenset | None:
         """The fields `e` reads of the object bound to `var`, or None where it uses it whole
@@ -264,8 +265,24 @@ class Reads:
         it of a guard at every walk)."""
         found = self._pure.get(id(e))
         if found is None or found[0] is not e:
-            found = self._pure[id(e)] = (e, reads_world(self.program.defs, e) is None)
+            found = self._pure[id(e)] = (e, not self._reads_world(e))
         return found[1]
+
+    def _reads_world(self, e) -> bool:
+        """Whether `e` reads more than its variables, as `reads_world` finds; each def's answer is
+        kept, so that the many policies and guards that call the same defs walk each body once,
+        not once per expression (defs are not recursive: the checker refuses that)."""
+        defs = self.program.defs
+        for n in A.walk(e):
+            if isinstance(n, A.KindSource) or _reads_more(defs, n):
+                return True
+            if isinstance(n, A.Call) and n.fn in defs:
+                impure = self._impure_defs.get(n.fn)
+                if impure is None:
+                    impure = self._impure_defs[n.fn] = self._reads_world(defs[n.fn].body)
+                if impure:
+                    return True
+        return False
 
 
 def derived(name: str) -> str:

@@ -3,11 +3,14 @@
 Written from Kubernetes' sources, not from rules/scheduler.konv, so that a property can set the
 two side by side (tests/test_k8s_scheduler.py). It covers what the property generates — nodes
 with cpu, memory and pod capacity, labels, taints and `unschedulable`; standalone pods with
-labels, container requests, a nodeSelector, required and preferred node affinity, tolerations,
+labels, container requests (init containers and sidecars among them), a nodeSelector, required and preferred node affinity, tolerations,
 topology spread constraints and required pod (anti-)affinity terms, some already bound (one maybe
 terminating) — and follows, in pkg/scheduler (framework/plugins/…, framework/types.go,
 apis/config/v1/default_plugins.go):
 
+- requests as PodRequests works them out (component-helpers/resource/helpers.go,
+  AggregateContainerRequests): app containers and sidecars summed, each init container beside the
+  sidecars before it, the larger taken;
 - filters in the default profile's order, each node reporting its first failing plugin:
   NodeUnschedulable, TaintToleration (FindMatchingUntoleratedTaint over NoSchedule and NoExecute
   taints), NodeAffinity (nodeSelector AND the required terms), NodeResourcesFit (fitsRequest:
@@ -148,13 +151,40 @@ class Pod:
     node_name: str | None = None  # spec.nodeName: bound from the start, never scheduled
     deleting: bool = False  # metadata.deletionTimestamp set
 
+    # (milli cpu, memory bytes, sidecar) requests of the init containers, in order; a sidecar is
+    # one with restartPolicy Always.
+    init_containers: tuple[tuple[int, int, bool], ...] = ()
+
     def requests(self) -> tuple[int, int]:
-        return sum(c for c, _ in self.containers), sum(m for _, m in self.containers)
+        return pod_requests(self, (0, 0))
 
     def nonzero_requests(self) -> tuple[int, int]:
         """PodRequests with NonMissingContainerRequests: a missing container request counts as the default."""
-        return (sum(c or DEFAULT_MILLI_CPU for c, _ in self.containers),
-                sum(m or DEFAULT_MEMORY for _, m in self.containers))
+        return pod_requests(self, (DEFAULT_MILLI_CPU, DEFAULT_MEMORY))
+
+
+def pod_requests(pod: Pod, non_missing: tuple[int, int]) -> tuple[int, int]:
+    """component-helpers/resource/helpers.go AggregateContainerRequests, per resource: the app
+    containers summed, each sidecar added to that sum and to the running sidecar total, each init
+    container's step (its request plus the sidecars before it, or for a sidecar the sidecar total)
+    kept at its maximum, and the larger of the sum and that maximum taken. `non_missing` fills a
+    request of 0 (applyNonMissing), for app and init containers alike."""
+    out = []
+    for r in range(2):
+        def req(c):
+            return c[r] or non_missing[r]
+        reqs = sum(req(c) for c in pod.containers)
+        restartable = init = 0
+        for c in pod.init_containers:
+            if c[2]:
+                reqs += req(c)
+                restartable += req(c)
+                step = restartable
+            else:
+                step = req(c) + restartable
+            init = max(init, step)
+        out.append(max(reqs, init))
+    return out[0], out[1]
 
 
 @dataclass

@@ -8,7 +8,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from engine import fixpoint, reads
-from engine.check import check_modules
+from engine.check import check_modules, load_program
 from engine.errors import KonvergeError
 from engine.eval import EvalError, Evaluator
 from engine.fixpoint import _projection, reconcile
@@ -591,6 +591,18 @@ def test_a_field_read_only_through_a_derivable_def_wakes_a_rule_only_when_the_de
     assert engine.cache.get(("Box", "default", "x"))["used"] == 1
     update("a", size=9)  # big still
     assert not engine.dirty_ids
+
+
+def test_a_defs_purity_is_found_once_as_reads_world_finds_it():
+    # Reads keeps each def's answer; asked of every def of the standard control plane, in an
+    # order that meets callers before and after their callees, it answers as the walk does.
+    prog = load_program(["specs/demo.konv"])
+    for order in (list(prog.defs), list(reversed(prog.defs))):
+        r = reads.Reads(prog)
+        for name in order:
+            body = prog.defs[name].body
+            assert r.pure(body) == (reads.reads_world(prog.defs, body) is None), name
+        assert not r.pure(prog.defs["pods_on"].body) and r.pure(prog.defs["sidecar"].body)
 
 
 def test_only_straight_defs_of_one_object_that_return_none_of_it_are_read_as_their_value():

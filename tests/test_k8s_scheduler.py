@@ -683,14 +683,17 @@ def scheduler_clusters(draw):
             taints=tuple({(t.key, t.effect): t for t in _some(draw, taints, (0, 0, 1, 3))}.values()),
             unschedulable=draw(st.integers(0, 9)) == 9,
         ))
-    container = st.tuples(st.sampled_from((100, 250, 0, 500, 1000, 1500)),
-                          st.sampled_from((64, 256, 0, 1024, 1536)).map(lambda m: m * MI))
+    cpus = st.sampled_from((100, 250, 0, 500, 1000, 1500))
+    memories = st.sampled_from((64, 256, 0, 1024, 1536)).map(lambda m: m * MI)
+    container = st.tuples(cpus, memories)
+    init_container = st.tuples(cpus, memories, st.booleans())  # a sidecar or not
     templates = []
     for _ in range(draw(st.integers(1, 2))):
         app = draw(st.sampled_from(APPS))
         labels = {"app": app, **({"tier": "x"} if draw(st.booleans()) else {})}
         templates.append((draw(st.integers(1, 5)), dict(
             containers=tuple(draw(st.lists(container, min_size=1, max_size=2))),
+            init_containers=_some(draw, init_container, (0, 0, 0, 1, 2, 3)),
             node_selector=draw(st.sampled_from(({}, {}, {}, {}, {"disk": "ssd"}, {"zone": "a"}))),
             required_terms=_some(draw, terms, (0, 0, 0, 0, 0, 1)),
             preferred_terms=_some(draw, st.tuples(st.integers(1, 100), terms), (0, 1, 2)),
@@ -770,6 +773,9 @@ def scheduler_spec(nodes, pods) -> str:
                            f'whenUnsatisfiable: "{c.when_unsatisfiable}", {_selector(c.selector)}}}' for c in p.spread)
         containers = "".join(f'  container c{i} {{ image: "x"  cpu: {cpu}m  memory: {memory // MI}Mi }}\n'
                              for i, (cpu, memory) in enumerate(p.containers))
+        containers += "".join(f'  initContainer i{i} {{ image: "x"  cpu: {cpu}m  memory: {memory // MI}Mi'
+                              + ('  restartPolicy: "Always"' if sidecar else "") + " }\n"
+                              for i, (cpu, memory, sidecar) in enumerate(p.init_containers))
         bound = f'  node: "{p.node_name}"\n' if p.node_name else ""
         bound += "  deleting: true\n" if p.deleting else ""
         text.append(f"pod {p.name} {{ labels {{ {labels} }}  nodeSelector {{ {selector} }}  tolerations: [{tolerations}]\n"

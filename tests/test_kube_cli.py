@@ -212,6 +212,20 @@ def test_describe_deployment_in_memory(capsys):
     golden("describe_deployment.txt", out)
 
 
+def test_get_and_describe_a_pod_with_an_init_container_and_a_sidecar(capsys):
+    # specs/shop.konv's api pods: READY counts the sidecar (kubectl 1.29+); describe lists the
+    # Init Containers before the Containers, the migration Terminated with exit code 0 and the
+    # proxy Running, as kubectl describe shows them once the pod runs.
+    shop = str(ROOT / "specs" / "shop.konv")
+    code, table, _ = run(capsys, "get", "pods", "-n", "shop", "-l", "tier=api", shop)
+    assert code == 0
+    name = table.splitlines()[1].split()[0]
+    code, out, _ = run(capsys, "describe", f"pod/{name}", "-n", "shop", shop)
+    assert code == 0
+    golden("get_pods_init.txt", table)
+    golden("describe_pod_init.txt", out)
+
+
 def test_describe_shows_events_and_history(capsys, tmp_path):
     spec = tmp_path / "tiny.konv"
     spec.write_text('node n1 { cpu: 1  memory: 1Gi }\n'

@@ -664,15 +664,22 @@ class _Reader:
 
     # -- pods
 
-    def container(self, node: Node, path: str):
+    def container(self, node: Node, path: str, *, init: bool = False):
         got = self.fields(node, path, {
             "name": self.string, "image": self.string, "resources": self.resources,
             "ports": lambda n, p: self.list_of(n, p, self.container_port),
+            # an init container's (Always makes it a sidecar); validateContainers forbids it elsewhere
+            "restartPolicy": self.string if init else self.app_restart_policy,
         })
         if got is SKIP:
             return SKIP
         resources = got.pop("resources", {})
         return {**got, **resources}
+
+    def app_restart_policy(self, node: Node, path: str) -> _Skip:
+        return self.error(node, f"`{path}`: Forbidden: may not be set for non-init containers",
+                          hint="restartPolicy: Always makes an init container a sidecar: move the container "
+                               "to initContainers, or remove the field")
 
     def resources(self, node: Node, path: str):
         def amounts(n, p):
@@ -784,6 +791,7 @@ class _Reader:
     def pod_spec(self, node: Node, path: str, *, template: bool) -> dict:
         handlers: dict[str, Handler] = {
             "containers": lambda n, p: self.list_of(n, p, self.container),
+            "initContainers": lambda n, p: self.list_of(n, p, lambda m, q: self.container(m, q, init=True)),
             "nodeSelector": self.string_map,
             "tolerations": lambda n, p: self.list_of(n, p, self.toleration),
             "affinity": self.affinity,

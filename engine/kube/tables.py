@@ -259,6 +259,8 @@ def pod_status(p: dict) -> str:
     if p.get("deleting"):
         return "Terminating"
     status = p.get("phase") or "Unknown"
+    if status == "Pending" and p.get("node") is not None and p.get("initContainers"):
+        return init_status(p)
     if status in ("Failed", "Succeeded") and p.get("reason"):
         return p["reason"]
     if status == "Succeeded":
@@ -278,6 +280,32 @@ def pod_status(p: dict) -> str:
     if status == "Completed" and running:
         status = "Running"
     return status
+
+
+def init_status(p: dict) -> str:
+    """kubectl's STATUS for a pod its kubelet holds that has not finished initialising: `Init:i/N`,
+    i the init containers done (completed, or sidecars started), as printPod counts them. Konverge
+    runs them all as the pod starts, so a bound pod still Pending (waiting for an address) is
+    `Init:0/N`, as upstream's is while its first init container waits (PodInitializing)."""
+    inits = p["initContainers"]
+    done = 0
+    for c in inits:
+        if not (c.get("state") == "Terminated" and not c.get("exitCode")
+                or c.get("restartPolicy") == "Always" and c.get("state") == "Running"):
+            break
+        done += 1
+    return f"Init:{done}/{len(inits)}" if done < len(inits) else "Pending"
+
+
+def pod_ready(p: dict) -> tuple[int, int]:
+    """kubectl's READY (printPod, 1.29+): of the app containers and the sidecars (restartPolicy
+    Always init containers), those ready. Without probes a pod is ready when all of them run;
+    a sidecar that runs is ready even while the pod is not."""
+    sidecars = [c for c in p.get("initContainers", []) if c.get("restartPolicy") == "Always"]
+    total = len(p.get("containers", [])) + len(sidecars)
+    if p.get("ready"):
+        return total, total
+    return sum(c.get("state") == "Running" for c in sidecars), total
 
 
 def node_status(n: dict) -> str:
@@ -338,8 +366,8 @@ def _pod_columns(world, wide, age_of):
 
     def row(p):
         containers = p.get("containers", [])
-        ready = len(containers) if p.get("ready") else 0
-        cells = [f"{ready}/{len(containers)}", pod_status(p), str(sum(c.get("restarts", 0) for c in containers)),
+        ready, total = pod_ready(p)
+        cells = [f"{ready}/{total}", pod_status(p), str(sum(c.get("restarts", 0) for c in containers)),
                  age_of(p)]
         return cells + ([_none(p.get("ip")), _none(p.get("node")), "<none>", "<none>"] if wide else [])
     return headers, row
