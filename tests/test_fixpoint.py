@@ -593,10 +593,10 @@ def test_a_field_read_only_through_a_derivable_def_wakes_a_rule_only_when_the_de
     assert not engine.dirty_ids
 
 
-def test_a_defs_purity_is_found_once_as_reads_world_finds_it():
+def test_a_defs_remembered_purity_is_what_reads_world_finds():
     # Reads keeps each def's answer; asked of every def of the standard control plane, in an
     # order that meets callers before and after their callees, it answers as the walk does.
-    prog = load_program(["specs/demo.konv"])
+    prog = load_program([], std=True)
     for order in (list(prog.defs), list(reversed(prog.defs))):
         r = reads.Reads(prog)
         for name in order:

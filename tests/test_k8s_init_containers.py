@@ -94,6 +94,17 @@ def test_starting_a_pod_completes_its_init_containers_and_starts_its_sidecars():
     assert pod_ready(p) == (2, 2) and pod_status(p) == "Running"
 
 
+def test_a_pod_ended_by_its_app_containers_stops_its_sidecars():
+    # KEP-753: once the main containers have exited, the kubelet terminates the sidecars.
+    c = run(node("n1") + 'pod job { restartPolicy: "Never"\n'
+                          '  initContainer proxy { image: "envoy"  restartPolicy: "Always" }\n'
+                          '  container main { image: "x"  crashing: true } }\n')
+    job = c.get("Pod", "job")
+    assert job["phase"] == "Failed"
+    assert [(x["state"], x["exitCode"]) for x in job["initContainers"]] == [("Terminated", 0)]
+    assert pod_ready(job) == (0, 2)
+
+
 def test_a_deployments_pods_carry_its_init_containers_and_a_template_without_keeps_its_hash():
     body = ('deployment web { template { labels { app: "web" } %s container c { image: "x" } } }\n')
     with_init = run(node("n1") + body % 'initContainer i { image: "x"  restartPolicy: "Always" }')

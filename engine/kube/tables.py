@@ -298,9 +298,10 @@ def init_status(p: dict) -> str:
 
 
 def pod_ready(p: dict) -> tuple[int, int]:
-    """kubectl's READY (printPod, 1.29+): of the app containers and the sidecars (restartPolicy
-    Always init containers), those ready. Without probes a pod is ready when all of them run;
-    a sidecar that runs is ready even while the pod is not."""
+    """kubectl's READY (printPod, 1.29+) over the app containers and the sidecars (restartPolicy
+    Always init containers): all of them while the pod is ready (without probes, when all run);
+    else the running sidecars alone. Upstream counts every running container of a pod that is
+    not ready, app containers too."""
     sidecars = [c for c in p.get("initContainers", []) if c.get("restartPolicy") == "Always"]
     total = len(p.get("containers", [])) + len(sidecars)
     if p.get("ready"):
