@@ -16,6 +16,7 @@ import pytest
 
 from engine.cli import main
 from engine.errors import KonvergeError
+from engine.eval import _hash
 from engine.kube.contract import per_node_routes
 from tests.kube import node, run
 
@@ -48,13 +49,18 @@ def route(c, name):
 
 # ---- allocation ------------------------------------------------------------------------------
 
+def candidate(ident: str, port: int, i: int = 0) -> int:
+    """The i-th node port a service port looks at (rules/ipam.konv node_port_candidate)."""
+    return 30086 + (_hash(None, None, [f"{ident}/{port}"]) + i) % 2682
+
+
 def test_a_node_port_is_allocated_in_the_upper_band_and_is_stable():
     # calculateRangeOffset: min(max(16, 2768/32), 128) = 86 ports, 30000–30085, kept for ports
-    # chosen by hand; a port is looked for from a hash of namespace/name/port, the same every run.
-    ports = [node_ports(run(NODES + service(f"s{i}")), f"s{i}")[0] for i in range(6)]
-    assert all(30086 <= p <= 32767 for p in ports)
-    assert len(set(ports)) == 6
-    assert node_ports(run(NODES + service("s0")), "s0")[0] == ports[0]
+    # chosen by hand; a port is looked for from a hash of namespace/name/port, the same every run:
+    # alone in the cluster, a service's first look is free, so it is the port it gets.
+    for i in range(6):
+        assert node_ports(run(NODES + service(f"s{i}")), f"s{i}") == [candidate(f"default/s{i}", 80)]
+    assert all(30086 <= candidate(f"default/s{i}", 80) for i in range(50))
 
 
 def test_each_port_gets_its_own_node_port_and_one_number_shares_one():
@@ -79,6 +85,48 @@ def test_a_requested_port_another_service_holds_is_refused_with_upstreams_messag
     [d] = e.value.diagnostics
     assert d.message == ('Service "b" is invalid: spec.ports[0].nodePort: Invalid value: 30080: '
                          "provided port is already allocated")
+
+
+def refused(spec):
+    with pytest.raises(KonvergeError) as e:
+        run(spec)
+    return [d.message for d in e.value.diagnostics]
+
+
+def test_one_service_cannot_give_one_node_port_to_two_of_its_ports():
+    # ValidateService keys node ports by nodePort+protocol (field.Duplicate); with another
+    # protocol and another port number, initNodePorts' second Allocate answers ErrAllocated.
+    same = 'ports: [{name: "a", port: 80, nodePort: 30100}, {name: "b", port: 90, nodePort: 30100}]'
+    assert refused(NODES + service("t", port=same)) == [
+        'Service "t" is invalid: spec.ports[1].nodePort: Duplicate value: 30100']
+    other = ('ports: [{name: "a", port: 80, nodePort: 30100}, '
+             '{name: "b", port: 90, nodePort: 30100, protocol: "UDP"}]')
+    assert refused(NODES + service("t", port=other)) == [
+        'Service "t" is invalid: spec.ports[1].nodePort: Invalid value: 30100: provided port is already allocated']
+    # The same port number on two protocols shares its node port (svcPortToNodePort).
+    shared = ('ports: [{name: "a", port: 53, nodePort: 30100}, '
+              '{name: "b", port: 53, nodePort: 30100, protocol: "UDP"}]')
+    assert node_ports(run(NODES + service("t", port=shared)), "t") == [30100, 30100]
+
+
+def test_allocate_load_balancer_node_ports_is_refused_off_a_load_balancer():
+    # validation.go: `spec.allocateLoadBalancerNodePorts: Forbidden: may only be used when `type`
+    # is 'LoadBalancer'`.
+    assert refused(NODES + service("t", "NodePort", "allocateLoadBalancerNodePorts: false")) == [
+        'Service "t" is invalid: spec.allocateLoadBalancerNodePorts: Forbidden: may only be used when '
+        "`type` is 'LoadBalancer'"]
+
+
+def test_a_port_that_finds_no_node_port_does_not_keep_the_others_from_theirs():
+    # `filler` holds all 256 ports `t`'s port 80 looks at: port 80 gets none (as a service that
+    # finds no cluster IP), port 90 still gets its own.
+    held = [candidate("default/t", 80, i) for i in range(256)]
+    filler = "ports: [" + ", ".join(f'{{name: "p{i}", port: {1000 + i}, nodePort: {n}}}'
+                                    for i, n in enumerate(held)) + "]"
+    c = run(NODES + service("filler", port=filler)
+            + service("t", port='ports: [{name: "a", port: 80}, {name: "b", port: 90}]'))
+    p80, p90 = node_ports(c, "t")
+    assert p80 is None and p90 is not None and p90 not in held
 
 
 def test_deleting_a_service_frees_its_node_port():
@@ -187,7 +235,8 @@ def test_route_node_port_golden(capsys, at_root):
              ["route", "web-local", "--node-port", "--from", "worker-1", SPEC],
              ["route", "web-local", "--node-port", "--from", "worker-2", SPEC],
              ["route", "idle", "--node-port", SPEC],
-             ["route", "web-lb", SPEC]]
+             ["route", "web-lb", SPEC],
+             ["route", "web-sticky", "--node-port", "--from", "worker-3", SPEC]]
     text = ""
     for argv in asked:
         code, out, err = cli(capsys, *argv)
@@ -205,6 +254,7 @@ def test_get_services_golden_shows_types_node_ports_and_pending_load_balancers(c
 def test_describe_service_shows_kubectls_node_port_and_traffic_policy_lines(capsys, at_root):
     out = cli(capsys, "describe", "service/web-local", SPEC)[1]
     assert re.search(r"^NodePort: +http  3\d{4}/TCP$", out, re.M)  # kubectl: name, then nodePort/protocol
+    assert "Node Port:" not in out  # once, in kubectl's form: not also as a field of the port
     assert re.search(r"^External Traffic Policy: +Local$", out, re.M)
     plain = cli(capsys, "describe", "service/kubernetes", SPEC)[1]
     assert "External Traffic Policy" not in plain and "NodePort:" not in plain
@@ -213,6 +263,27 @@ def test_describe_service_shows_kubectls_node_port_and_traffic_policy_lines(caps
 def test_route_node_port_of_a_cluster_ip_service_says_it_has_none(capsys, at_root):
     code, out, err = cli(capsys, "route", "kubernetes", "--node-port", SPEC)
     assert code == 1 and "error[E225]: service default/kubernetes has no node ports: it is of type ClusterIP" in err
+    assert "a NodePort or LoadBalancer service has them" in err
+
+
+def test_route_node_port_says_why_a_node_port_or_load_balancer_service_has_none(capsys, at_root, tmp_path):
+    code, out, err = cli(capsys, "route", "web-bare", "--node-port", SPEC)
+    assert code == 1 and ("error[E225]: service default/web-bare has no node ports: it is a LoadBalancer with "
+                          "allocateLoadBalancerNodePorts false") in err
+    assert "a NodePort or LoadBalancer service has them" not in err
+    held = ", ".join(f'{{name: "p{i}", port: {1000 + i}, nodePort: {candidate("default/u", 80, i)}}}'
+                     for i in range(256))
+    spec = tmp_path / "full.konv"
+    spec.write_text(NODES + service("filler", port=f"ports: [{held}]") + service("u"), encoding="utf-8")
+    code, out, err = cli(capsys, "route", "u", "--node-port", str(spec))
+    assert code == 1 and ("error[E225]: service default/u has no node ports: the allocator found no free node "
+                          "port for them (256 looks a port)") in err
+    assert "a NodePort or LoadBalancer service has them" not in err
+    # One port chosen by hand, the other left without: the view says why that one has none.
+    spec.write_text(NODES + service("b", "LoadBalancer", "allocateLoadBalancerNodePorts: false",
+                                    'ports: [{name: "a", port: 80, nodePort: 30001}, {name: "b", port: 90}]'))
+    code, out, err = cli(capsys, "route", "b", "--node-port", str(spec))
+    assert code == 0 and "  90/TCP: no node port (allocateLoadBalancerNodePorts false)\n" in out
 
 
 def test_manifests_import_type_node_port_and_traffic_policy(tmp_path):

@@ -543,11 +543,7 @@ def history_for(obj: dict, trace) -> list:
 def describe(program: Program, info: KindInfo, obj: dict, world: Iterable[dict], trace=None) -> str:
     """kubectl describe: the object's fields, its Events and the engine's writes to it."""
     shown = display(program, info, obj)
-    if info.name == "Service":  # as kubectl, these only where the type reads them
-        if shown.get("externalTrafficPolicy") is None:
-            shown.pop("externalTrafficPolicy", None)
-        if obj.get("type") != "LoadBalancer":
-            shown.pop("allocateLoadBalancerNodePorts", None)
+    after = DESCRIBE_SHAPES[info.name](obj, shown) if info.name in DESCRIBE_SHAPES else {}
     lines: list[str] = []
     head = [("Name", obj["name"])]
     if obj.get("namespace") is not None:
@@ -564,10 +560,7 @@ def describe(program: Program, info: KindInfo, obj: dict, world: Iterable[dict],
             lines.append(f"{'Selector:':<{width}} {workload_selector(obj)}")
         elif f.name in shown and not (folded and f.name == "matchExpressions"):
             lines.extend(_field(program, _title(f.name), f.type, shown[f.name], 0, width))
-            if info.name == "Service" and f.name == "ports":
-                # kubectl's line for each node port: `NodePort:  http  30080/TCP`
-                lines.extend(f"{'NodePort:':<{width}} {p.get('name') or '<unset>'}  {p['nodePort']}/"
-                             f"{p.get('protocol') or 'TCP'}" for p in obj.get("ports") or [] if p.get("nodePort"))
+            lines.extend(f"{label + ':':<{width}} {text}" for label, text in after.get(f.name, []))
     revisions = [f"created at revision {obj['createdRevision']}" if obj.get("createdRevision") else None,
                  f"last written at revision {obj['resourceVersion']}" if obj.get("resourceVersion") else None]
     if obj.get("managedBy"):
@@ -632,6 +625,34 @@ def _title(field: str) -> str:
         return TITLES[field]
     words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", field)
     return words[:1].upper() + words[1:]
+
+
+def _service_shape(obj: dict, shown: dict) -> dict[str, list[tuple[str, str]]]:
+    """kubectl's describeService (pkg/describe/describe.go): a node port is a line of its own after
+    the ports, `NodePort:  http  30080/TCP`, not a field of each port; externalTrafficPolicy and
+    allocateLoadBalancerNodePorts only where the type reads them."""
+    if shown.get("externalTrafficPolicy") is None:
+        shown.pop("externalTrafficPolicy", None)
+    if obj.get("type") != "LoadBalancer":
+        shown.pop("allocateLoadBalancerNodePorts", None)
+    if shown.get("ports"):
+        shown["ports"] = [{k: v for k, v in p.items() if k != "nodePort"} for p in shown["ports"]]
+    return {"ports": [("NodePort", f"{p.get('name') or '<unset>'}  {p['nodePort']}/{p.get('protocol') or 'TCP'}")
+                      for p in obj.get("ports") or [] if p.get("nodePort")]}
+
+
+def _pod_shape(obj: dict, shown: dict) -> dict[str, list[tuple[str, str]]]:
+    """kubectl's describePod and DescribePodTemplate: an Init Containers section only when there
+    are some."""
+    for pod in (shown, shown.get("template")):
+        if isinstance(pod, dict) and not pod.get("initContainers", True):
+            del pod["initContainers"]
+    return {}
+
+
+# A kind's describe shape: trims `shown` in place and gives lines (label, text) to print after a field.
+DESCRIBE_SHAPES: dict[str, Callable[[dict, dict], dict[str, list[tuple[str, str]]]]] = {
+    "Service": _service_shape, "Pod": _pod_shape, "ReplicaSet": _pod_shape, "Deployment": _pod_shape}
 
 
 def _field(program: Program, title: str, t: Type, value, indent: int, width: int) -> list[str]:

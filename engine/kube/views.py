@@ -385,9 +385,7 @@ def route_view(program: Program, state: State, target: str, *, from_node: str | 
     routes = sorted((r for r in state.of_kind("Route") if r.get("service") == ident),
                     key=lambda r: (r.get("port") or 0, r.get("protocol") or ""))
     if node_port and not any(sp.get("nodePort") for sp in svc.get("ports") or []):
-        raise KonvergeError(Diagnostic(
-            "E225", f"service {ident} has no node ports: it is of type {svc.get('type') or 'ClusterIP'}",
-            hint="a NodePort or LoadBalancer service has them; drop --node-port to route its cluster IP"))
+        raise _no_node_ports(svc, ident)
     if port_text:
         ports = [str(r.get("port")) for r in routes] + [
             str(sp.get("name")) for sp in svc.get("ports") or [] if sp.get("name")]
@@ -401,7 +399,7 @@ def route_view(program: Program, state: State, target: str, *, from_node: str | 
         if not routes:
             raise _missing(f"port on service {ident}", port_text, ports, "the service has no ports")
     if node_port:
-        return _node_port_view(state, svc, ident, node, routes)
+        return _node_port_view(state, svc, ns, ident, node, routes)
     lines = [f"Service {ident}, seen from node {node} (kube-proxy, iptables mode)"]
     if not routes:
         why = "it has no cluster IP" if svc.get("clusterIP") is None else "kube-proxy has written no route for it"
@@ -415,14 +413,28 @@ def route_view(program: Program, state: State, target: str, *, from_node: str | 
         else:
             backends = r.get("backends") or []
             lines.append(f"{head} → {len(backends)} endpoint(s)")
-            lines.extend(_backend_table(backends, pods_by_ip))
-            if r.get("sessionAffinity") == "ClientIP":
-                lines.append("    sessionAffinity ClientIP: a client stays with its first endpoint for 10800 s")
+            lines.extend(_backend_table(backends, pods_by_ip, r.get("sessionAffinity")))
         if r.get("nodePort"):
             in_ns = f" -n {ns}" if ns != "default" else ""
             lines.append(f"    node port {r['nodePort']} on every node: konverge route {svc['name']}:{r.get('port')} "
                          f"--node-port --from NODE{in_ns}")
     return "\n".join(lines) + "\n"
+
+
+def _no_node_ports(svc: dict, ident: str) -> KonvergeError:
+    """E225, with the reason the service's ports have no node port (rules/ipam.konv)."""
+    kind = svc.get("type") or "ClusterIP"
+    back = "drop --node-port to route its cluster IP"
+    if kind not in ("NodePort", "LoadBalancer"):
+        why, hint = f"it is of type {kind}", f"a NodePort or LoadBalancer service has them; {back}"
+    elif not svc.get("ports"):
+        why, hint = "it has no ports", "give it a port"
+    elif kind == "LoadBalancer" and svc.get("allocateLoadBalancerNodePorts") is False:
+        why, hint = "it is a LoadBalancer with allocateLoadBalancerNodePorts false", back
+    else:
+        why = "the allocator found no free node port for them (256 looks a port)"
+        hint = f"free node ports by deleting services that hold them, or name a free nodePort; {back}"
+    return KonvergeError(Diagnostic("E225", f"service {ident} has no node ports: {why}", hint=hint))
 
 
 def _endpoint_addresses(state: State, ns: str, name: str) -> dict:
@@ -435,28 +447,36 @@ def _endpoint_addresses(state: State, ns: str, name: str) -> dict:
     return out
 
 
-def _backend_table(backends: list[dict], pods_by_ip: dict) -> list[str]:
+def _backend_table(backends: list[dict], pods_by_ip: dict, affinity: str | None = None) -> list[str]:
+    """The endpoints a chain picks from, with their shares; and ClientIP affinity, which upstream's
+    service and local chains both apply (`-m recent`), for the cluster IP and node ports alike."""
     rows = []
     for b, share in zip(backends, shares([b.get("probability") or 0 for b in backends])):
         a = pods_by_ip.get((b.get("ip"), b.get("port")), {})
         rows.append([f"{b.get('ip')}:{b.get('port')}", f"{share * 100:.1f}%", a.get("pod") or "-",
                      a.get("node") or "-"])
-    return _table(["ENDPOINT", "SHARE", "POD", "NODE"], rows, "    ")
+    pinned = ["    sessionAffinity ClientIP: a client stays with its first endpoint for 10800 s"]
+    return _table(["ENDPOINT", "SHARE", "POD", "NODE"], rows, "    ") + (pinned if affinity == "ClientIP" else [])
 
 
-def _node_port_view(state: State, svc: dict, ident: str, node: str, routes: list[dict]) -> str:
+def _node_port_view(state: State, svc: dict, ns: str, ident: str, node: str, routes: list[dict]) -> str:
     """Where a request to NODE:NODEPORT goes (rules/proxy.konv): KUBE-NODEPORTS → KUBE-EXT → the
     service chain under externalTrafficPolicy Cluster, or this node's own endpoints under Local;
-    REJECT without any ready endpoint, DROP under Local without one on this node. The chains'
-    comments name the port as kube-proxy does (ServicePortName: namespace/name:portname)."""
+    REJECT without any ready endpoint, DROP under Local without one on this node. Under Local,
+    KUBE-EXT's first rules send traffic from the node itself (`--src-type LOCAL`) and from any pod
+    (the local detector: the cluster CIDR) to the service chain, all endpoints, whether or not the
+    node has local ones. The chains' comments name the port as kube-proxy does (ServicePortName:
+    namespace/name:portname)."""
     lines = [f"Service {ident}, its node ports on node {node} (kube-proxy, iptables mode)"]
     port_names = {(sp.get("port"), sp.get("protocol") or "TCP"): sp.get("name") or "" for sp in svc.get("ports") or []}
-    pods_by_ip = _endpoint_addresses(state, ident.split("/")[0], svc["name"])
+    pods_by_ip = _endpoint_addresses(state, ns, svc["name"])
     for r in routes:
         port_name = port_names.get((r.get("port"), r.get("protocol")), "")
         chain = ident + (f":{port_name}" if port_name else "")
         if not r.get("nodePort"):
-            lines.append(f"  {r.get('port')}/{r.get('protocol')}: no node port")
+            why = ("allocateLoadBalancerNodePorts false" if svc.get("allocateLoadBalancerNodePorts") is False
+                   else "the allocator found none free")
+            lines.append(f"  {r.get('port')}/{r.get('protocol')}: no node port ({why})")
             continue
         policy = r.get("externalTrafficPolicy") or "Cluster"
         head = f"  {node}:{r['nodePort']}/{r.get('protocol')} (port {r.get('port')})"
@@ -467,18 +487,20 @@ def _node_port_view(state: State, svc: dict, ident: str, node: str, routes: list
             backends = r.get("backends") or []
             lines.append(f"{head} → {len(backends)} endpoint(s) (externalTrafficPolicy {policy}: the cluster "
                          f"IP's, on any node)")
-            lines.extend(_backend_table(backends, pods_by_ip))
+            lines.extend(_backend_table(backends, pods_by_ip, r.get("sessionAffinity")))
             continue
         mine = next((x.get("backends") or [] for x in r.get("localBackends") or [] if x.get("node") == node), [])
+        inside = (f"    (a request from {node} itself or from any pod goes to the cluster IP's "
+                  f"{len(r.get('backends') or [])} endpoint(s), on any node)")
         if not mine:
             lines.append(f'{head} → DROP: "{chain} has no local endpoints" (externalTrafficPolicy Local, '
                          f"no ready endpoint on {node})")
-            lines.append(f"    (from {node} itself or its pods it goes to the cluster IP's "
-                         f"{len(r.get('backends') or [])} endpoint(s))")
+            lines.append(inside)
             continue
         lines.append(f"{head} → {len(mine)} endpoint(s) (externalTrafficPolicy Local: {node}'s own; the client's "
                      f"source IP is kept)")
-        lines.extend(_backend_table(mine, pods_by_ip))
+        lines.extend(_backend_table(mine, pods_by_ip, r.get("sessionAffinity")))
+        lines.append(inside)
     return "\n".join(lines) + "\n"
 
 
