@@ -7,22 +7,21 @@ pkg/proxy/iptables/proxier.go syncProxyRules ("Capture nodeports", the EXT chain
 DROP filter rules).
 """
 
-import os
 import re
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from engine.cli import main
 from engine.errors import KonvergeError
 from engine.eval import _hash
 from engine.kube.contract import per_node_routes
 from tests.kube import node, run
+from tests.test_kube_views import check_golden
+from tests.test_kube_views import run as run_view
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = "tests/data/nodeport.konv"
-GOLDEN = ROOT / "tests/golden/views"
 
 
 def web(name, where):
@@ -210,17 +209,7 @@ def test_a_node_port_without_ready_endpoints_is_rejected():
 # ---- the CLI ---------------------------------------------------------------------------------
 
 def cli(capsys, *argv):
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def check_golden(name: str, text: str) -> None:
-    path = GOLDEN / f"{name}.txt"
-    if os.environ.get("KONVERGE_REGEN"):
-        path.write_text(text, encoding="utf-8")
-    assert text == path.read_text(encoding="utf-8")
+    return run_view(list(argv), capsys)
 
 
 @pytest.fixture
