@@ -73,7 +73,9 @@ class Reads:
         # parameter, those read of each kind it ranges over, and what its value carries
         self._summaries: dict[tuple, tuple] = {}
         self._pure: dict[int, tuple] = {}  # id(expression) → (it, whether it is pure)
-        self._impure_defs: dict[str, bool] = {}  # def → whether its body reads more than its arguments
+        # def → whether its body reads more than its arguments: kept, so that the many policies and
+        # guards that call the same defs walk each body once (reads_world)
+        self._impure_defs: dict[str, bool] = {}
 
     def fields(self, var: str, e) -> frozenset | None:
         """The fields `e` reads of the object bound to `var`, or None where it uses it whole
@@ -265,24 +267,8 @@ class Reads:
         it of a guard at every walk)."""
         found = self._pure.get(id(e))
         if found is None or found[0] is not e:
-            found = self._pure[id(e)] = (e, not self._reads_world(e))
+            found = self._pure[id(e)] = (e, reads_world(self.program.defs, e, self._impure_defs) is None)
         return found[1]
-
-    def _reads_world(self, e) -> bool:
-        """Whether `e` reads more than its variables, as `reads_world` finds; each def's answer is
-        kept, so that the many policies and guards that call the same defs walk each body once,
-        not once per expression (defs are not recursive: the checker refuses that)."""
-        defs = self.program.defs
-        for n in A.walk(e):
-            if isinstance(n, A.KindSource) or _reads_more(defs, n):
-                return True
-            if isinstance(n, A.Call) and n.fn in defs:
-                impure = self._impure_defs.get(n.fn)
-                if impure is None:
-                    impure = self._impure_defs[n.fn] = self._reads_world(defs[n.fn].body)
-                if impure:
-                    return True
-        return False
 
 
 def derived(name: str) -> str:
@@ -325,16 +311,22 @@ def _join(a, b, out: dict):
     return None
 
 
-def reads_world(defs: dict, e, _seen: set | None = None):
+def reads_world(defs: dict, e, impure: dict[str, bool] | None = None):
     """The first node under `e` that reads more than its variables — a kind (`for pod p`,
-    `count(node n)`), the clock, an earlier state — or the call of a def that does; None."""
-    seen = set() if _seen is None else _seen  # defs found pure (each walked once, recursive ones too)
+    `count(node n)`), the clock, an earlier state — or the call of a def that does; None.
+    `impure` keeps each def's answer (def → whether it reads more), so that a def is walked
+    once: pass one dict to several calls only for a checked program, whose defs are not
+    recursive (a def being walked counts as pure until its answer is known)."""
+    known = {} if impure is None else impure
     for n in A.walk(e):
         if isinstance(n, A.KindSource) or _reads_more(defs, n):
             return n
-        if isinstance(n, A.Call) and n.fn in defs and n.fn not in seen:
-            seen.add(n.fn)
-            if reads_world(defs, defs[n.fn].body, seen) is not None:
+        if isinstance(n, A.Call) and n.fn in defs:
+            answer = known.get(n.fn)
+            if answer is None:
+                known[n.fn] = False
+                answer = known[n.fn] = reads_world(defs, defs[n.fn].body, known) is not None
+            if answer:
                 return n
     return None
 
