@@ -82,7 +82,7 @@ def test_no_controller_writes_the_default_tolerations_after_the_create():
     c = run(node("n1") + 'pod x { container c { image: "x" } }', history=True)
     first = next(o for _, objects in c.states() for o in objects if o["kind"] == "Pod")
     assert [t["key"] for t in first["tolerations"]] == [NOT_READY["key"], UNREACHABLE["key"]]
-    assert [w.rule for w in c.writes(kind="Pod", name="x")] == [None, "bind", "start_containers", "ready"]
+    assert [w.rule for w in c.writes(kind="Pod", name="x")] == [None, "bind", "start_containers"]
 
 
 def test_container_port_outside_1_to_65535_is_refused_with_kubernetes_field_path():

@@ -45,7 +45,7 @@ COMPONENTS = {
 
 # What each kubelet rule stands for: the kubelet drives the runtime and reports status.
 KUBELET_STEPS = {
-    "start_containers": "kubelet → runtime, CNI (sandbox, IP, start)",
+    "start_containers": "kubelet → runtime, CNI (sandbox, IP, start), status",
     "ready": "kubelet: status (Ready)",
     "not_ready": "kubelet: status (not Ready)",
     "reject": "kubelet: admission (OutOf…, NodeAffinity)",
