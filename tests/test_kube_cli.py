@@ -292,6 +292,21 @@ def test_get_pods_has_kubectls_default_and_wide_columns(capsys):
     assert "192.168.0.0" in wide and "worker-1" in wide and "192.168.0.0" not in out
 
 
+def test_a_pod_on_a_lost_node_is_not_ready_yet_its_running_container_counts_in_ready(capsys, tmp_path):
+    # The node lifecycle controller's MarkPodsNotReady sets only the pod's Ready condition; kubectl's
+    # READY counts the containers whose status says ready and running, which the lost kubelet last
+    # reported so.
+    spec = tmp_path / "lost.konv"
+    spec.write_text('node n1 { cpu: 2  memory: 4Gi }\n'
+                    'pod stays { tolerations: [{operator: "Exists"}]\n'
+                    '  container app { image: "app:1"  cpu: 100m  memory: 64Mi } }\n'
+                    'scenario "lose n1" { at 10s: fail node n1 }\n')
+    pod = json.loads(run(capsys, "get", "pod", "stays", str(spec), "--scenario", "lose n1", "-o", "json")[1])
+    assert (pod["phase"], pod["ready"]) == ("Running", False)
+    table = run(capsys, "get", "pods", str(spec), "--scenario", "lose n1")[1]
+    assert table.splitlines()[1].split()[:3] == ["stays", "1/1", "Running"]
+
+
 def test_get_several_kinds_at_once_prefixes_names_with_kubectls_resource_group(capsys):
     code, out, _ = run(capsys, "get", "deploy,rs", DEMO)
     assert code == 0

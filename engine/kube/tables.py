@@ -298,15 +298,13 @@ def init_status(p: dict) -> str:
 
 
 def pod_ready(p: dict) -> tuple[int, int]:
-    """kubectl's READY (printPod, 1.29+) over the app containers and the sidecars (restartPolicy
-    Always init containers): all of them while the pod is ready (without probes, when all run);
-    else the running sidecars alone. Upstream counts every running container of a pod that is
-    not ready, app containers too."""
+    """kubectl's READY (printPod, 1.29+): the ready containers among the app containers and the
+    sidecars (restartPolicy Always init containers). Without probes a container is ready while it
+    runs, whether or not the pod is: the node lifecycle controller's MarkPodsNotReady changes only
+    the pod's Ready condition, so a pod on a lost node still shows 1/1."""
     sidecars = [c for c in p.get("initContainers", []) if c.get("restartPolicy") == "Always"]
-    total = len(p.get("containers", [])) + len(sidecars)
-    if p.get("ready"):
-        return total, total
-    return sum(c.get("state") == "Running" for c in sidecars), total
+    containers = p.get("containers", []) + sidecars
+    return sum(c.get("state") == "Running" for c in containers), len(containers)
 
 
 def node_status(n: dict) -> str:
