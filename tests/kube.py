@@ -124,6 +124,24 @@ def node(name: str, cpu="4", memory="8Gi", extra: str = "") -> str:
     return NODE.format(name=name, cpu=cpu, memory=memory, extra=extra)
 
 
+# A "sick" node: its pods run but are not ready. A kubelet whose container runtime is down syncs no
+# pod (rules/kubelet.konv), so the node starts healthy, and cordoned, so that the scheduler places
+# nothing there while it is (pods pinned to it skip the scheduler). The containers of its pods
+# crash (SICK_CONTAINER: each exits at 1 s, restarts at once, exits again at 2 s and waits out a
+# 10 s back-off), and its runtime goes down at 5 s (`sick_event`) while they wait: they stay
+# stopped, the pods Running and not ready (CrashLoopBackOff), the node Ready=False with the
+# not-ready taint, as long as the runtime is down.
+SICK_CONTAINER = "crashing: true"
+
+
+def sick_node(name: str = "sick", cpu="4", memory="8Gi") -> str:
+    return node(name, cpu, memory, extra="unschedulable: true")
+
+
+def sick_event(name: str = "sick") -> str:
+    return f"at 5s: runtime_down node {name}\n"
+
+
 def deployment(name: str, replicas: int = 1, cpu="100m", memory="64Mi", labels: str | None = None,
                extra: str = "", container_extra: str = "", namespace: str | None = None) -> str:
     labels = labels if labels is not None else f'app: "{name}"'

@@ -56,9 +56,8 @@ kubelet's failure (heartbeats are implied while it runs), and the engine's stric
 1 s after it; the back-off GC runs on that deadline too, 601 s after the entry's last update (upstream
 within 2 s after 600 s); the kubelet reports Ready (True or False) as soon as its runtime changes; a crashing
 container exits 1 s after it starts (exit code 1); termination is immediate (a terminating pod is
-removed by a kubelet that syncs, which it does while its runtime is down too, `node_life`'s
-`syncs_without_runtime`); eviction is not rate limited and marks the pod terminating; a
-lifecycle taint swapped for the other counts the pods' toleration afresh (`eviction_time`'s
+removed as soon as its kubelet syncs: it runs and its runtime is up); eviction is not rate limited
+and marks the pod terminating; a lifecycle taint swapped for the other counts the pods' toleration afresh (`eviction_time`'s
 `swap_restarts`); no probes; no NoSchedule lifecycle taints; pods carry no UID, so the kubelet
 names a pod NAME_NAMESPACE.
 A request of 0 stands for a missing one. Pods made at the same time are taken by name (creation
@@ -262,10 +261,10 @@ class NodeLife:
     syncing: list = field(default_factory=list)  # (time, bool): the kubelet syncs pods (up, runtime up)
 
 
-def node_life(faults: list[tuple[Fraction, str]], horizon: Fraction, syncs_without_runtime: bool = False) -> NodeLife:
+def node_life(faults: list[tuple[Fraction, str]], horizon: Fraction) -> NodeLife:
     """The node's Ready condition, taints and MarkPodsNotReady calls until `horizon`, given its faults
-    (time, "fail" | "recover" | "runtime_down"), at distinct times. `syncs_without_runtime`: the
-    kubelet syncs pods while its runtime is down (Konverge; upstream it skips them)."""
+    (time, "fail" | "recover" | "runtime_down"), at distinct times. The kubelet syncs pods while it
+    runs and its runtime is up (syncLoop skips them while runtimeErrors reports the runtime down)."""
     life = NodeLife(conditions=[(Fraction(0), "True")], taints=[(Fraction(0), None)], syncing=[(Fraction(0), True)])
     kubelet, runtime, failed_at = True, True, None
     events = sorted(faults)
@@ -301,7 +300,7 @@ def node_life(faults: list[tuple[Fraction, str]], horizon: Fraction, syncs_witho
             runtime = False
         if kubelet:
             set_condition(t, "True" if runtime else "False")
-        syncing = kubelet and (runtime or syncs_without_runtime)
+        syncing = kubelet and runtime
         if syncing != life.syncing[-1][1]:
             life.syncing.append((t, syncing))
     return life

@@ -6,17 +6,21 @@ import json
 from hypothesis import strategies as st
 
 from tests import service_model as model
-from tests.kube import node, run
+from tests.kube import SICK_CONTAINER, node, run, sick_event, sick_node
 
 LABELS = {"app": ("web", "api"), "tier": ("a", "b")}
 # Where a pod is put, and what becomes of it: (spec text, scenario lines). The nodes are n1 and n2
-# (healthy: a service's ready endpoints may be on either, as externalTrafficPolicy Local tells), sick (its runtime is down: pods run but are not ready) and far (its kubelet fails at
-# 30 s: the pods stay, not ready once the node is; a pod killed there stays terminating).
+# (healthy: a service's ready endpoints may be on either, as externalTrafficPolicy Local tells), sick
+# (tests/kube.py sick_node: its pods' containers crash and its runtime goes down at 5 s while they wait
+# to restart: the pods run but are not ready; a pod killed there stays terminating, as its kubelet syncs
+# no pod) and far (its kubelet fails at 30 s: the pods stay, not ready once the node is; a pod killed
+# there stays terminating).
 PLACES = {
     "n1": ('node: "n1"', ""),
     "n2": ('node: "n2"', ""),
     "scheduled": ("", ""),
     "sick": ('node: "sick"  tolerations: [{operator: "Exists"}]', ""),
+    "sick-killed": ('node: "sick"  tolerations: [{operator: "Exists"}]', "at 40s: kill pod {name}\n"),
     "far": ('node: "far"  tolerations: [{operator: "Exists"}]', ""),
     "far-killed": ('node: "far"  tolerations: [{operator: "Exists"}]', "at 40s: kill pod {name}\n"),
     "killed": ('node: "n1"', "at 40s: kill pod {name}\n"),
@@ -72,12 +76,12 @@ def endpoint_clusters(draw):
 
 
 def endpoints_spec(pods, services) -> str:
-    text = [node("n1"), node("n2"), node("sick", extra="runtimeUp: false"), node("far"), "namespace other {}\n"]
+    text = [node("n1"), node("n2"), sick_node(), node("far"), "namespace other {}\n"]
     events = []
     for pod, place in pods:
         where, event = PLACES[place]
         containers = "".join(
-            f'  container c{i} {{ image: "x"  cpu: 10m  memory: 16Mi  {"crashing: true" if place == "failed" else ""}\n'
+            f'  container c{i} {{ image: "x"  cpu: 10m  memory: 16Mi  {SICK_CONTAINER if place in ("failed", "sick", "sick-killed") else ""}\n'
             f'    ports: [{", ".join(f"{{name: {chr(34)}{p.name}{chr(34)}, containerPort: {p.number}, protocol: {chr(34)}{p.protocol}{chr(34)}}}" for p in ports)}] }}\n'
             for i, ports in enumerate(pod.ports))
         text.append(f"pod {pod.name} in {pod.namespace} {{ labels {{ {_labels(pod.labels)} }}  {where}\n{containers}}}\n")
@@ -90,7 +94,7 @@ def endpoints_spec(pods, services) -> str:
         text.append(f"service {s.name} {{ selector {{ {_labels(s.selector)} }}  ports: [{ports}]\n"
                     f'  publishNotReadyAddresses: {str(s.publish_not_ready).lower()}  sessionAffinity: "{s.session_affinity}"\n'
                     f'  type: "{s.type}"{policy} }}\n')
-    text.append('scenario "life" {\n  at 30s: fail node far\n' + "".join(events) + "}\n")
+    text.append('scenario "life" {\n  ' + sick_event() + '  at 30s: fail node far\n' + "".join(events) + "}\n")
     return "".join(text)
 
 

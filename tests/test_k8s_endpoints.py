@@ -3,7 +3,7 @@
 from hypothesis import given
 
 from tests import service_model as model
-from tests.kube import node, run
+from tests.kube import SICK_CONTAINER, node, run, sick_event, sick_node
 from tests.service_clusters import endpoint_clusters, reconciled
 
 
@@ -92,19 +92,24 @@ def test_pods_of_other_namespaces_are_not_endpoints():
     assert [a["pod"] for a in c.get("Endpoints", "web")["addresses"]] == ["web-1"]
 
 
+SICK_WEB = web("web-sick", extra='node: "sick" tolerations: [{operator: "Exists"}]', container_extra=SICK_CONTAINER)
+
+
 def test_not_ready_pods_go_to_not_ready_addresses():
-    # The node's runtime is down: the pod runs but is not ready.
-    c = run(node("n1") + node("sick", extra="runtimeUp: false") + web("web-ok", extra='node: "n1"')
-            + web("web-sick", extra='node: "sick" tolerations: [{operator: "Exists"}]') + SERVICE)
+    # Its containers crashed and the node's runtime is down: the pod runs but is not ready.
+    c = run(node("n1") + sick_node() + web("web-ok", extra='node: "n1"') + SICK_WEB + SERVICE
+            + 'scenario "sick" { ' + sick_event() + ' }')
+    assert c.get("Pod", "web-sick")["phase"] == "Running" and not c.get("Pod", "web-sick")["ready"]
     ep = c.get("Endpoints", "web")
     assert [a["pod"] for a in ep["addresses"]] == ["web-ok"]
     assert [a["pod"] for a in ep["notReadyAddresses"]] == ["web-sick"]
 
 
 def test_publish_not_ready_addresses_puts_every_pod_in_addresses():
-    c = run(node("n1") + node("sick", extra="runtimeUp: false")
-            + web("web-sick", extra='node: "sick" tolerations: [{operator: "Exists"}]')
-            + SERVICE.replace("selector", "publishNotReadyAddresses: true selector"))
+    c = run(node("n1") + sick_node() + SICK_WEB
+            + SERVICE.replace("selector", "publishNotReadyAddresses: true selector")
+            + 'scenario "sick" { ' + sick_event() + ' }')
+    assert c.get("Pod", "web-sick")["phase"] == "Running" and not c.get("Pod", "web-sick")["ready"]
     ep = c.get("Endpoints", "web")
     assert [a["pod"] for a in ep["addresses"]] == ["web-sick"] and ep["notReadyAddresses"] == []
 

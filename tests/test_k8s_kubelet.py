@@ -513,3 +513,66 @@ def test_a_write_that_drops_registered_labels_gets_them_back():
     labels = c.get("Node", "n1", None)["labels"]
     assert labels["other"] == "y" and "team" not in labels
     assert labels["kubernetes.io/hostname"] == "n1" and labels["kubernetes.io/os"] == "linux"
+
+
+# ---- a runtime that is down: kubelet.go syncLoop skips every pod ("Skipping pod synchronization") ----
+
+def test_pods_bound_to_a_node_whose_runtime_is_down_stay_pending_unjudged_until_it_recovers():
+    # syncLoop skips HandlePodAdditions too: no pod is admitted, rejected or started while
+    # runtimeErrors() reports the runtime down; once it is back the pods are judged oldest first.
+    stay = 'tolerations: [{operator: "Exists"}]'  # not evicted for the not-ready taint meanwhile
+    spec = (node("n1", cpu="1", extra="runtimeUp: false") + pod("a", cpu="800m", extra=stay + " createdAt: 0s")
+            + pod("b", cpu="800m", extra=stay + " createdAt: 1s"))
+    c = run(spec)
+    for name in ("a", "b"):
+        p = c.get("Pod", name)
+        assert (p["phase"], p["ip"], p["ready"], p["reason"]) == ("Pending", None, False, ""), name
+    assert not c.writes(kind="Pod", verb="update", rule="start_containers") and not c.writes(rule="reject")
+    assert c.node("n1")["readyCondition"] == "False"  # node status goes on: Ready=False
+    c = run(spec + 'scenario "recover" { at 2m: recover node n1 }')
+    a, b = c.get("Pod", "a"), c.get("Pod", "b")
+    assert a["phase"] == "Running" and a["ready"] and a["containers"][0]["startedAt"] == 120
+    assert b["phase"] == "Failed" and b["reason"] == "OutOfcpu"
+    assert clocks(c, "start_containers", "a") == [120] and clocks(c, "reject", "b") == [120]
+
+
+def test_a_pod_deleted_on_a_node_whose_runtime_is_down_stays_terminating_until_it_recovers():
+    # The kubelet does not see the deletion (syncLoopIteration reads no config update), so the
+    # pod keeps its status and stays Terminating; the endpoints drop it, and its ReplicaSet, for
+    # which a terminating pod is not active (FilterActivePods), replaces it on the healthy node.
+    spec = (node("n1") + node("n2", extra="unschedulable: true") + deployment("web")
+            + 'service web { selector { app: "web" }  port http { port: 80  targetPort: 80 } }\n')
+    [old] = run(spec).pods("web")
+    events = f'at 30s: runtime_down node n1\n at 1m: kill pod {old["name"]}\n at 1m: uncordon node n2\n'
+    c = run(spec + f'scenario "s" {{ {events} }}')
+    gone = c.get("Pod", old["name"])
+    assert gone["deleting"] and gone["phase"] == "Running" and gone["ready"]  # as it was when the runtime went
+    assert pod_status(gone) == "Terminating"
+    [new] = [p for p in c.pods("web") if p["name"] != old["name"]]
+    assert new["node"] == "n2" and new["ready"] and not new["deleting"]
+    assert [a["pod"] for a in c.get("Endpoints", "web")["addresses"]] == [new["name"]]
+    assert c.get("Endpoints", "web")["notReadyAddresses"] == []
+    c = run(spec + f'scenario "s" {{ {events} at 5m: recover node n1 }}')
+    assert c.get("Pod", old["name"]) is None
+    [removed] = c.writes(verb="delete", kind="Pod", name=old["name"])
+    assert removed.rule == "remove_terminating" and removed.clock == 300
+
+
+def test_a_container_that_exits_while_the_runtime_is_down_is_seen_to_exit_when_it_returns():
+    # The PLEG cannot relist a runtime that is down, and the pod workers do not run, so the exit
+    # is neither recorded nor acted on (the pod stays Running and Ready) until the runtime is back;
+    # then it restarts at once (its first exit) and backs off as usual. Konverge takes the exit to
+    # be at the recovery (upstream: its real finish time; the same here, with no back-off entry).
+    spec = node("n1") + pod("c") + 'scenario "s" {\n at 30s: runtime_down node n1\n at 1m: crash pod c\n'
+    down = run(spec + "}\n", until=170)
+    p = down.get("Pod", "c")
+    assert p["phase"] == "Running" and p["ready"] and p["containers"][0]["state"] == "Running"
+    assert kubelet_clocks(down, "crash", "c") == [] and kubelet_clocks(down, "restart", "c") == []
+    back = run(spec + " at 3m: recover node n1\n}\n", until=200)
+    assert kubelet_clocks(back, "crash", "c") == [180, 181, 192] and kubelet_clocks(back, "restart", "c") == [180, 191]
+    # a Never pod whose container exited is found Failed only then
+    never = node("n1") + pod("c", extra='restartPolicy: "Never"')
+    c = run(never + 'scenario "s" {\n at 30s: runtime_down node n1\n at 1m: crash pod c\n}\n')
+    assert c.get("Pod", "c")["phase"] == "Running"
+    c = run(never + 'scenario "s" {\n at 30s: runtime_down node n1\n at 1m: crash pod c\n at 3m: recover node n1\n}\n')
+    assert c.get("Pod", "c")["phase"] == "Failed" and clocks(c, "finish", "c") == [180]

@@ -90,7 +90,13 @@ def test_pod_tolerating_not_ready_for_60s_is_evicted_at_60s():
             + 'scenario "runtime" { at 30s: runtime_down node n1 }')
     assert first_write(c, "evict", "quick").clock == 90
     assert first_write(c, "evict", "slow").clock == 330
-    assert c.get("Pod", "quick") is None  # the node's kubelet still runs and removed it
+    # Its kubelet, whose runtime is down, syncs no pod: the evicted pods stay Terminating until it is back.
+    assert c.get("Pod", "quick")["deleting"] and c.get("Pod", "slow")["deleting"]
+    c = run(node("n1") + pod("quick", "n1", tol) + pod("slow", "n1")
+            + 'scenario "runtime" { at 30s: runtime_down node n1\n at 2m: recover node n1 }')
+    assert first_write(c, "evict", "quick").clock == 90 and not c.writes(rule="evict", name="slow")
+    assert c.get("Pod", "quick") is None and [w.clock for w in c.writes(verb="delete", name="quick")] == [120]
+    assert not c.get("Pod", "slow")["deleting"]
 
 
 def test_pod_not_tolerating_a_new_no_execute_taint_is_evicted_at_once():
@@ -242,10 +248,9 @@ def test_nodes_and_their_pods_fare_as_the_kubernetes_model_says(cluster):
     spec += 'scenario "faults" {\n' + "".join(f"  at {seconds_text(t)}: {kind} node {n}\n"
                                              for t, kind, n in moments) + "}\n"
     c = run(spec, until=horizon)
-    # Documented differences (rules/node_lifecycle.konv, rules/kubelet.konv): a lifecycle taint
-    # swapped for the other (Ready=False, then the kubelet stops) counts the pods' toleration afresh;
-    # a kubelet whose runtime is down still removes the pods evicted from its node.
-    lives = {n: model.node_life(faults, horizon, syncs_without_runtime=True) for n, faults in nodes.items()}
+    # A documented difference (rules/node_lifecycle.konv): a lifecycle taint swapped for the other
+    # (Ready=False, then the kubelet stops) counts the pods' toleration afresh.
+    lives = {n: model.node_life(faults, horizon) for n, faults in nodes.items()}
     for n, life in lives.items():
         got = c.node(n)
         assert got["readyCondition"] == model.at(life.conditions, horizon), n

@@ -112,7 +112,8 @@ def fits(p, n, on_node):
 
 
 def check(c, nodes, deployments, fault):
-    # A failed node (kubelet down) or a not-ready one (runtime down) keeps no live pod; a cordoned
+    # A failed node (kubelet down) or a not-ready one (runtime down: its evicted pods stay there,
+    # terminating, as its kubelet syncs no pod) keeps no live pod; a cordoned
     # one keeps those it runs and takes no new ones.
     fail = fault[1] if fault and fault[0] != "cordon" else None
     nodes_by_name = {n["name"]: n for n in c.of("Node")}

@@ -7,13 +7,13 @@ from hypothesis import given
 
 from engine.kube.contract import per_node_routes
 from tests import service_model as model
-from tests.kube import node, run
+from tests.kube import SICK_CONTAINER, node, run, sick_event, sick_node
 from tests.service_clusters import endpoint_clusters, reconciled
 
 
-def web(name, extra=""):
+def web(name, extra="", container_extra=""):
     return (f'pod {name} {{ labels {{ app: "web" }} {extra}\n'
-            f'  container main {{ image: "x"  cpu: 100m  memory: 64Mi port http {{ containerPort: 8080 }} }} }}\n')
+            f'  container main {{ image: "x"  cpu: 100m  memory: 64Mi port http {{ containerPort: 8080 }} {container_extra} }} }}\n')
 
 
 SERVICE = 'service web { selector { app: "web" }  port http { port: 80  targetPort: "http" } }\n'
@@ -95,8 +95,11 @@ def test_routes_follow_endpoints_when_a_pod_goes():
 
 
 def test_not_ready_endpoints_get_no_traffic():
-    c = run(node("n1") + node("sick", extra="runtimeUp: false") + web("web-ok", extra='node: "n1"')
-            + web("web-sick", extra='node: "sick" tolerations: [{operator: "Exists"}]') + SERVICE)
+    # Its containers crashed and the node's runtime is down: the pod runs but is not ready.
+    c = run(node("n1") + sick_node() + web("web-ok", extra='node: "n1"')
+            + web("web-sick", extra='node: "sick" tolerations: [{operator: "Exists"}]', container_extra=SICK_CONTAINER)
+            + SERVICE + 'scenario "sick" { ' + sick_event() + ' }')
+    assert c.get("Pod", "web-sick")["phase"] == "Running" and not c.get("Pod", "web-sick")["ready"]
     for r in routes(c):
         assert [b["ip"] for b in r["backends"]] == [c.get("Pod", "web-ok")["ip"]]
 

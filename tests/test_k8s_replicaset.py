@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests import workload_model as model
-from tests.kube import deployment, node, run
+from tests.kube import SICK_CONTAINER, deployment, node, run, sick_event, sick_node
 
 RS = """
 replicaset rs {{
@@ -100,16 +100,17 @@ def test_a_finished_orphan_is_not_adopted():
 
 
 def test_scale_down_removes_unassigned_then_pending_then_not_ready_pods_first():
-    spec = (node("up") + node("down", extra="kubeletUp: false") + node("sick", extra="runtimeUp: false")
+    spec = (node("up") + node("down", extra="kubeletUp: false") + sick_node()
             + RS.format(replicas=4)
             + owned_pod("rs-ready", extra='node: "up"')
-            + owned_pod("rs-notready", extra='node: "sick"')
+            + owned_pod("rs-notready", extra='node: "sick"', container_extra=SICK_CONTAINER)
             + owned_pod("rs-pending", extra='node: "down"')
             + owned_pod("rs-unassigned", extra='nodeSelector { nowhere: "x" }')
-            + """
-scenario "scale to zero" { at 10s: scale_replicaset replicaset rs replicas = 0 }
-""")
+            + 'scenario "scale to zero" {\n' + sick_event()
+            + "  at 10s: scale_replicaset replicaset rs replicas = 0\n}\n")
     c = run(spec)
+    notready = c.get("Pod", "rs-notready")
+    assert (notready["phase"], notready["ready"]) == ("Running", False)
     assert deletion_order(c) == ["rs-unassigned", "rs-pending", "rs-notready", "rs-ready"]
 
 
@@ -403,7 +404,7 @@ def test_missing_service_account_creates_no_pod_and_a_failed_create_event_until_
 
 # ---- a second opinion: the model of tests/workload_model.py ----------------------------------
 
-WHERE = ("a", "a", "b", "b", "down", "sick", None)  # "down": pods stay Pending; "sick": not ready
+WHERE = ("a", "a", "b", "b", "down", "sick", None)  # "down": pods stay Pending; "sick": not ready (kube.sick_node)
 SCALE_AT = 100
 
 
@@ -429,15 +430,16 @@ def replicaset_clusters(draw):
 
 def replicaset_spec(pods, ups, killed, scale_to) -> str:
     text = [node("a", cpu="16"), node("b", cpu="16"), node("down", extra="kubeletUp: false"),
-            node("sick", extra="runtimeUp: false"), RS.format(replicas=len(pods))]
+            sick_node(), RS.format(replicas=len(pods))]
     for p in pods:
         owner = "" if p["orphan"] else 'owner { kind: "ReplicaSet"  name: "rs" }'
         where = f'node: "{p["node"]}"' if p["node"] else 'nodeSelector { nowhere: "x" }'
-        containers = "".join(f'  container c{j} {{ image: "rs:1"  cpu: 100m  memory: 64Mi  restarts: {r} }}\n'
+        crash = SICK_CONTAINER if p["node"] == "sick" else ""
+        containers = "".join(f'  container c{j} {{ image: "rs:1"  cpu: 100m  memory: 64Mi  restarts: {r}  {crash} }}\n'
                              for j, r in enumerate(p["restarts"]))
         text.append(f'pod {p["name"]} {{ labels {{ app: "rs" }} {owner} {where}  deletionCost: {p["cost"]}\n'
                     f'{containers}}}\n')
-    events, replicas = [], len(pods)
+    events, replicas = [sick_event().rstrip("\n")], len(pods)
     for at, n in ups:
         replicas += n
         events.append(f"  at {at}s: scale_replicaset replicaset rs replicas = {replicas}")
