@@ -529,6 +529,9 @@ def test_pods_bound_to_a_node_whose_runtime_is_down_stay_pending_unjudged_until_
         assert (p["phase"], p["ip"], p["ready"], p["reason"]) == ("Pending", None, False, ""), name
     assert not c.writes(kind="Pod", verb="update", rule="start_containers") and not c.writes(rule="reject")
     assert c.node("n1")["readyCondition"] == "False"  # node status goes on: Ready=False
+    # Two pods bound beyond the node's cpu, neither admitted: the node is not over capacity, and no
+    # Calico block is claimed for it before a sandbox asks (the CNI ADD comes from the runtime).
+    assert c.result.violations == () and c.of("IPBlock") == []
     c = run(spec + 'scenario "recover" { at 2m: recover node n1 }')
     a, b = c.get("Pod", "a"), c.get("Pod", "b")
     assert a["phase"] == "Running" and a["ready"] and a["containers"][0]["startedAt"] == 120
