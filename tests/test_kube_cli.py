@@ -257,7 +257,7 @@ def test_describe_from_a_data_directory(capsys, tmp_path):
     assert run(capsys, "reconcile", MANIFESTS, "--data-dir", data)[0] == 0
     code, out, _ = run(capsys, "describe", "deployment/frontend", "-n", "shop", "--data-dir", data)
     assert code == 0
-    assert out.startswith("Name:               frontend\nNamespace:          shop\nKind:               Deployment\n")
+    assert out.startswith("Name:                   frontend\nNamespace:              shop\nKind:                   Deployment\n")
 
 
 def test_get_needs_specs_or_a_data_directory(capsys):

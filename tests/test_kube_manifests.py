@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from fractions import Fraction
 
 import pytest
@@ -145,11 +147,41 @@ spec:
 """, "t.yaml")
     (_, d), (_, rs) = m.objects
     assert d == {"kind": "Deployment", "name": "web", "namespace": "default", "replicas": 4,
-                 "selector": {"app": "web"}, "maxSurge": 1, "maxUnavailable": "50%",
+                 "selector": {"app": "web"}, "strategy": "RollingUpdate", "maxSurge": 1, "maxUnavailable": "50%",
                  "template": {"labels": {"app": "web"},
                               "containers": [{"name": "c", "image": "i", "cpu": Fraction(1, 10)}]}}
     assert rs["owner"] == {"kind": "Deployment", "name": "web"} and rs["replicas"] == 2
     assert rs["selector"] == {"app": "x"}  # defaults to the template's labels
+
+
+def test_a_recreate_strategy_is_read_as_the_deployments_strategy():
+    (_, d), = loads("""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: db}
+spec:
+  strategy: {type: Recreate}
+  selector: {matchLabels: {app: db}}
+  template: {metadata: {labels: {app: db}}, spec: {containers: [{name: c, image: i}]}}
+""", "t.yaml").objects
+    assert d["strategy"] == "Recreate" and "maxSurge" not in d
+
+
+def test_a_recreate_manifest_with_rolling_update_parameters_is_refused_at_its_position(tmp_path):
+    path = tmp_path / "db.yaml"
+    path.write_text("""apiVersion: apps/v1
+kind: Deployment
+metadata: {name: db}
+spec:
+  strategy: {type: Recreate, rollingUpdate: {maxSurge: 1}}
+  selector: {matchLabels: {app: db}}
+  template: {metadata: {labels: {app: db}}, spec: {containers: [{name: c, image: i}]}}
+""")
+    out = subprocess.run([sys.executable, "-m", "engine.cli", "get", "deploy", str(path)],
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert (f"{path}:2:7: error[E200]: Deployment \"db\" is invalid: spec.strategy.rollingUpdate: Forbidden: "
+            "may not be specified when strategy `type` is 'Recreate'") in out.stderr
 
 
 def test_service_and_hpa():

@@ -866,7 +866,7 @@ def _workload(kind: str):
         handlers: dict[str, Handler] = {"replicas": r.integer, "selector": r.selector, "template": r.template}
         if kind == "Deployment":
             handlers["strategy"] = lambda n, p: r.fields(n, p, {
-                "type": _strategy_type(r),
+                "type": r.string,
                 "rollingUpdate": lambda m, q: r.fields(m, q, {
                     "maxSurge": r.int_or_string, "maxUnavailable": r.int_or_string}),
             })
@@ -876,17 +876,12 @@ def _workload(kind: str):
         r.flatten(got, "selector", "selector")
         strategy = got.pop("strategy", None) or {}
         body.update(got)
+        # spec.strategy.type is the Deployment's `strategy`; rollingUpdate's two fields sit beside
+        # it, and admission refuses them with Recreate as the API server does.
+        if "type" in strategy:
+            body["strategy"] = strategy["type"]
         body.update(strategy.get("rollingUpdate", {}))
     return spec
-
-
-def _strategy_type(r: _Reader) -> Handler:
-    def handler(node: Node, path: str):
-        value = r.string(node, path)
-        if value not in (SKIP, "RollingUpdate"):
-            r.warn(node, f"`{path}: {value}` is not modelled; Konverge rolls deployments out with RollingUpdate")
-        return SKIP
-    return handler
 
 
 def _service_spec(r: _Reader, node: Node, body: dict, obj: dict) -> None:

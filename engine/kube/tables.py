@@ -547,7 +547,8 @@ def describe(program: Program, info: KindInfo, obj: dict, world: Iterable[dict],
     if obj.get("namespace") is not None:
         head.append(("Namespace", obj["namespace"]))
     head.append(("Kind", obj["kind"]))
-    width = 2 + max(len(_title(f)) for f in ["Namespace", "Revisions", *(k for k in shown if k not in META)])
+    width = 2 + max([len(_title(f)) for f in ["Namespace", "Revisions", *(k for k in shown if k not in META)]]
+                    + [len(label) for lines in after.values() for label, _ in lines])
     for key, value in head:
         lines.append(f"{key + ':':<{width}} {value}".rstrip())
     # A flattened LabelSelector (matchLabels `selector`, `matchExpressions` beside it) is one
@@ -615,7 +616,7 @@ SORTED_BY: dict[str, Callable[[dict], tuple]] = {
     "Taint": lambda t: (t.get("effect", ""), t.get("key", "")),
 }
 
-TITLES = {"ip": "IP", "cpu": "CPU", "clusterIP": "Cluster IP"}
+TITLES = {"ip": "IP", "cpu": "CPU", "clusterIP": "Cluster IP", "strategy": "StrategyType"}
 
 
 def _title(field: str) -> str:
@@ -648,9 +649,20 @@ def _pod_shape(obj: dict, shown: dict) -> dict[str, list[tuple[str, str]]]:
     return {}
 
 
+def _deployment_shape(obj: dict, shown: dict) -> dict[str, list[tuple[str, str]]]:
+    """kubectl's describeDeployment: `StrategyType: Recreate`, and for RollingUpdate one line
+    `RollingUpdateStrategy:  25% max unavailable, 25% max surge` in place of the two fields."""
+    _pod_shape(obj, shown)
+    surge, unavailable = shown.pop("maxSurge", None), shown.pop("maxUnavailable", None)
+    if surge is None and unavailable is None:
+        return {}
+    return {"strategy": [("RollingUpdateStrategy", f"{cell(unavailable)} max unavailable, {cell(surge)} max surge")]}
+
+
 # A kind's describe shape: trims `shown` in place and gives lines (label, text) to print after a field.
 DESCRIBE_SHAPES: dict[str, Callable[[dict, dict], dict[str, list[tuple[str, str]]]]] = {
-    "Service": _service_shape, "Pod": _pod_shape, "ReplicaSet": _pod_shape, "Deployment": _pod_shape}
+    "Service": _service_shape, "Pod": _pod_shape, "ReplicaSet": _pod_shape,
+    "Deployment": _deployment_shape}
 
 
 def _field(program: Program, title: str, t: Type, value, indent: int, width: int) -> list[str]:
