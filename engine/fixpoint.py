@@ -1772,8 +1772,10 @@ def apply_spec(program: Program, api, engine: Engine, extra: Iterable[tuple[str,
 
 def _reapply(api, kind: str, obj: dict, previous: dict | None) -> str | None:
     existing = api.get(api.admin, kind, obj.get("namespace"), obj["name"])
+    # A field the spec now sets, even to none where the last apply left it out, is the user's: an
+    # explicit none clears what the server defaulted, as a null in an applied configuration does.
     changed = {k: v for k, v in obj.items()
-               if k not in META and (previous is None or previous.get(k) != v)}
+               if k not in META and (previous is None or k not in previous or previous[k] != v)}
     merged = {**existing, **changed, "resourceVersion": existing["resourceVersion"]}
     wanted = api.defaulted(kind, merged)
     if all(existing.get(k) == v for k, v in wanted.items() if k not in ("resourceVersion", "createdRevision")):

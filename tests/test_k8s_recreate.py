@@ -2,6 +2,8 @@
 pkg/controller/deployment/recreate.go and its recreate_test.go: every old ReplicaSet goes to 0,
 the new one is created and scaled up only once no old pod runs (terminating ones count)."""
 
+import json
+
 from tests.kube import deployment, node, run
 
 NEW_IMAGE = ('update deployment web {\n    template { labels { app: "web" }  '
@@ -120,3 +122,38 @@ def test_switching_to_recreate_with_the_parameters_dropped_rolls_out_by_recreate
     assert c.writes(verb="refused") == []
     assert len(c.writes(rule="recreate_scale_down_old")) == 1
     assert images(live(c.pods("web"))) == ["web:2"] * 2
+
+
+def test_an_empty_strategy_type_is_defaulted_to_rolling_update():
+    # SetDefaults_Deployment: `if strategy.Type == "" { strategy.Type = RollingUpdate }`, then 25%/25%.
+    c = run(node("n1") + deployment("web").replace("deployment web {", 'deployment web { strategy: ""'))
+    d = c.get("Deployment", "web")
+    assert (d["strategy"], d["maxSurge"], d["maxUnavailable"]) == ("RollingUpdate", "25%", "25%")
+
+
+def test_a_spec_reapplied_to_a_data_directory_switches_a_stored_deployment_to_recreate(tmp_path, capsys):
+    # The stored deployment carries the server's 25%/25%; the spec's explicit `none`s clear them, as
+    # a null in an applied configuration does (kubectl apply's retainKeys clears rollingUpdate).
+    from engine.cli import main
+
+    spec = tmp_path / "web.konv"
+    spec.write_text(node("n1", cpu="16") + deployment("web", replicas=2))
+    data = str(tmp_path / "data")
+    assert main(["reconcile", str(spec), "--data-dir", data]) == 0
+    spec.write_text(node("n1", cpu="16") + deployment("web", replicas=2).replace(
+        "deployment web {", 'deployment web { strategy: "Recreate"  maxSurge: none  maxUnavailable: none'))
+    assert main(["reconcile", str(spec), "--data-dir", data]) == 0
+    capsys.readouterr()
+    assert main(["get", "deployment", "web", "--data-dir", data, "-o", "json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert (d["strategy"], d.get("maxSurge"), d.get("maxUnavailable")) == ("Recreate", None, None)
+
+
+def test_describe_shows_a_stored_deployment_without_a_strategy_as_the_rolling_update_it_was():
+    # A deployment stored before the strategy field existed: describe still prints kubectl's lines.
+    from engine.kube.tables import _deployment_shape
+
+    shown = {"replicas": 2, "maxSurge": "25%", "maxUnavailable": "25%"}
+    after = _deployment_shape({"kind": "Deployment", "name": "web"}, shown)
+    assert shown["strategy"] == "RollingUpdate"
+    assert after == {"strategy": [("RollingUpdateStrategy", "25% max unavailable, 25% max surge")]}

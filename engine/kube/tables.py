@@ -653,6 +653,7 @@ def _deployment_shape(obj: dict, shown: dict) -> dict[str, list[tuple[str, str]]
     """kubectl's describeDeployment: `StrategyType: Recreate`, and for RollingUpdate one line
     `RollingUpdateStrategy:  25% max unavailable, 25% max surge` in place of the two fields."""
     _pod_shape(obj, shown)
+    shown.setdefault("strategy", "RollingUpdate")  # stored before the field was: the only strategy then
     surge, unavailable = shown.pop("maxSurge", None), shown.pop("maxUnavailable", None)
     if surge is None and unavailable is None:
         return {}
