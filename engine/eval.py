@@ -263,7 +263,8 @@ class Evaluator:
             if probe is not None and probe[3] is where:
                 mode, path, other, _ = probe
                 wanted = self._probe_value(other, env)
-                if wanted is not _UNASKABLE and (mode != "sub" or (isinstance(wanted, dict) and wanted)):
+                if wanted is not _UNASKABLE and (mode != "sub" or (isinstance(wanted, dict) and wanted)) and (
+                        mode != "in" or isinstance(wanted, list)):
                     # The whole condition is what the index answers, exactly.
                     values = self.world.lookup(self.kind_name(source.kind), mode, path, wanted)
                     where = None
@@ -426,14 +427,22 @@ def _mentions(e, var: str) -> bool:
 
 
 def _index_probes(var: str, cond: A.Expr) -> list:
-    """("eq", path, other, conjunct) for each `v.path == other`, then ("sub", path, other,
-    conjunct) for each `other <= v.path`, then ("has", path, none, conjunct) for each
-    `v.path != none`: the index to ask, what to ask it, and the conjunct it answers."""
-    eq, sub, has = [], [], []
+    """("eq", path, other, conjunct) for each `v.path == other`, then ("in", path, other,
+    conjunct) for each `v.path in other` (the equality index, asked once per element of a
+    list), then ("sub", path, other, conjunct) for each `other <= v.path`, then ("has", path,
+    none, conjunct) for each `v.path != none` and ("nonempty", path, 0, conjunct) for each
+    `len(v.path) > 0`: the index to ask, what to ask it, and the conjunct it answers."""
+    eq, among, sub, has = [], [], [], []
     for c in _conjuncts(cond):
         if not isinstance(c, A.Binary):
             continue
-        if c.op == "!=":
+        if c.op in (">", "<"):
+            size, zero = (c.left, c.right) if c.op == ">" else (c.right, c.left)
+            if (isinstance(size, A.Call) and size.fn == "len" and len(size.args) == 1
+                    and isinstance(zero, A.Number) and zero.text == "0"
+                    and (path := _path(size.args[0], var)) is not None):
+                has.append(("nonempty", path, zero, c))
+        elif c.op == "!=":
             for mine, other in ((c.left, c.right), (c.right, c.left)):
                 path = _path(mine, var)
                 if path is not None and isinstance(other, A.NoneLit):
@@ -445,12 +454,16 @@ def _index_probes(var: str, cond: A.Expr) -> list:
                 if path is not None and not _mentions(other, var):
                     eq.append(("eq", path, other, c))
                     break
+        elif c.op == "in":
+            path = _path(c.left, var)
+            if path is not None and not _mentions(c.right, var):
+                among.append(("in", path, c.right, c))
         elif c.op in ("<=", ">="):
             mine, other = (c.right, c.left) if c.op == "<=" else (c.left, c.right)
             path = _path(mine, var)
             if path is not None and not _mentions(other, var):
                 sub.append(("sub", path, other, c))
-    return eq + sub + has
+    return eq + among + sub + has
 
 
 def _describe(v) -> str:

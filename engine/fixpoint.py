@@ -125,11 +125,21 @@ class Cache:
         self.memo_parts = {id(part[0]): part for part in self.memo_parts.values()}
 
     def lookup(self, kind: str, mode: str, path: tuple, value) -> list[dict]:
-        """Objects of a kind whose field at `path` equals `value` ("eq"), is not none ("has"),
-        or whose map at `path` holds every entry of `value` ("sub"), in key order, from
-        indexes kept on every write."""
+        """Objects of a kind whose field at `path` equals `value` ("eq"), one of the elements of
+        the list `value` ("in"; any other value: every object), is not none ("has") or a list,
+        map or text that is not empty ("nonempty"), or whose
+        map at `path` holds every entry of `value` ("sub"), in key order, from indexes kept on
+        every write."""
+        if mode == "in":
+            if not isinstance(value, list):
+                return self.scan(kind)
+            index = self._index(kind, "eq", path)
+            found: dict[tuple, dict] = {}
+            for v in value:
+                found.update(index.get(freeze(v), ()))
+            return [found[k] for k in sorted(found)]
         if mode != "sub":
-            bucket = self._index(kind, mode, path).get(True if mode == "has" else freeze(value))
+            bucket = self._index(kind, mode, path).get(True if mode in _PRESENCE else freeze(value))
             return [bucket[k] for k in bucket.in_order()] if bucket else []
         if not isinstance(value, dict) or not value:
             return self.scan(kind)
@@ -140,8 +150,13 @@ class Cache:
 
     def lookup_size(self, kind: str, mode: str, path: tuple, value) -> int:
         """How many candidates `lookup` would start from: for the planner."""
+        if mode == "in":
+            if not isinstance(value, list):
+                return len(self.by_kind.get(kind, ()))
+            index = self._index(kind, "eq", path)
+            return sum(len(index.get(freeze(v), ())) for v in value)
         if mode != "sub":
-            return len(self._index(kind, mode, path).get(True if mode == "has" else freeze(value), ()))
+            return len(self._index(kind, mode, path).get(True if mode in _PRESENCE else freeze(value), ()))
         if not isinstance(value, dict) or not value:
             return len(self.by_kind.get(kind, ()))
         index = self._index(kind, "sub", path)
@@ -264,13 +279,18 @@ def value_at(obj, path: tuple):
     return obj
 
 
+_PRESENCE = frozenset({"has", "nonempty"})  # the indexes with one entry, True
+
+
 def index_entries(mode: str, v) -> list:
     """The entries an object whose indexed field holds `v` has in an index: its value, whether
-    it has one, or its map's (key, value) pairs. Equal values have equal entries."""
+    it has one, whether it holds something, or its map's (key, value) pairs. Equal values have equal entries."""
     if mode == "eq":
         return [freeze(v)]
     if mode == "has":
         return [] if v is None else [True]
+    if mode == "nonempty":
+        return [True] if isinstance(v, list | dict | str) and len(v) > 0 else []
     return [(k, freeze(x)) for k, x in v.items()] if isinstance(v, dict) else []
 
 
@@ -380,8 +400,11 @@ class _TrackingWorld:
     def lookup(self, kind: str, mode: str, path: tuple, value):
         if mode == "eq":
             self.scanned.add(("eq", kind, path, freeze(value)))
-        elif mode == "has":
-            self.scanned.add(("has", kind, path, True))
+        elif mode == "in" and isinstance(value, list):
+            for v in value:
+                self.scanned.add(("eq", kind, path, freeze(v)))
+        elif mode in _PRESENCE:
+            self.scanned.add((mode, kind, path, True))
         elif isinstance(value, dict) and value:
             # A change can alter the answer only for objects that match the whole selector
             # before or after it, and those carry its first entry: watch that one.

@@ -1054,6 +1054,51 @@ def test_the_planner_looks_up_the_most_selective_index():
     assert world.asked == [("size",)]
 
 
+def test_membership_in_a_list_is_answered_from_the_equality_index_in_key_order():
+    from engine.check import check_modules as check
+    from engine.eval import Evaluator
+
+    prog = check([parse_text(KINDS + 'invariant "q" { [i.name for item i where i.group in ["h", "g"]] == ["a", "c"] }',
+                             "t.konv")])
+
+    class World:
+        asked = []
+
+        def scan(self, kind):
+            raise AssertionError("a scan was not needed")
+
+        def now(self):
+            return 0
+
+        def lookup(self, kind, mode, path, value):
+            self.asked.append((mode, path, value))
+            return [{"kind": "Item", "name": "a", "group": "h"}, {"kind": "Item", "name": "c", "group": "g"}]
+
+    world = World()
+    assert Evaluator(prog, world).eval(prog.invariants[0].cond, {}) is True
+    assert world.asked == [("in", ("group",), ["h", "g"])]
+    cache = fixpoint.Cache()
+    for name, group in (("c", "g"), ("b", "x"), ("a", "h")):
+        cache.put({"kind": "Item", "name": name, "namespace": "default", "group": group, "resourceVersion": 1})
+    assert [o["name"] for o in cache.lookup("Item", "in", ("group",), ["h", "g", "g"])] == ["a", "c"]
+    assert cache.lookup_size("Item", "in", ("group",), ["h", "g"]) == 2
+    assert cache.lookup("Item", "in", ("group",), []) == []
+
+
+def test_a_membership_lookup_wakes_its_reader_when_an_object_joins_a_listed_entry():
+    same_path_both_ways("""
+kind Bag { wanted: list<string> = []  total: int = 0 }
+controller c {
+  rule tally for bag b where b.total != sum(i.size for item i where i.group in b.wanted)
+    set b.total = sum(i.size for item i where i.group in b.wanted)
+}
+bag b0 { wanted: ["g", "h"] }
+item i0 { group: "g"  size: 1 }
+item i1 { group: "x"  size: 2 }
+""", ['  at 1s: update item i1 { group: "h" }', '  at 2s: update bag b0 { wanted: ["x"] }',
+      '  at 3s: update item i0 { group: "x" }'])
+
+
 def test_an_index_holds_the_latest_version_of_an_object_whose_update_leaves_its_entry_alone():
     cache = fixpoint.Cache()
     item = {"kind": "Item", "name": "a", "namespace": "default", "group": "g", "size": 1, "resourceVersion": 1}

@@ -144,7 +144,7 @@ def test_manifest_directory_reconciles_and_summarises(capsys):
     code, out, err = run(capsys, "reconcile", MANIFESTS)
     assert code == 0, err
     assert out.startswith("converged in ")
-    assert "3 Running and ready" in out
+    assert "6 Running and ready" in out  # the storefront's three pods and the node exporter's three
 
 
 def test_bad_manifest_is_a_diagnostic_and_exit_1(capsys, tmp_path):
@@ -192,7 +192,7 @@ def test_get_all_namespaces_with_spec_after_the_option(capsys):
     code, out, _ = run(capsys, "get", "pods", "-A", MANIFESTS)
     assert code == 0
     assert out.splitlines()[0].split()[:3] == ["NAMESPACE", "NAME", "READY"]
-    assert len(out.splitlines()) == 4
+    assert len(out.splitlines()) == 7  # the storefront's three pods and the node exporter's three
 
 
 def test_get_one_object_as_json_and_name(capsys):
@@ -210,6 +210,19 @@ def test_describe_deployment_in_memory(capsys):
     code, out, _ = run(capsys, "describe", "deployment/web", DEMO)
     assert code == 0
     golden("describe_deployment.txt", out)
+
+
+def test_get_and_describe_a_daemonset_as_kubectl_does(capsys):
+    # printDaemonSet's columns (and -o wide's CONTAINERS IMAGES SELECTOR), describeDaemonSet's lines.
+    code, out, _ = run(capsys, "get", "ds", "-A", MANIFESTS)
+    assert code == 0
+    code, wide, _ = run(capsys, "get", "daemonsets", "-n", "kube-system", "-o", "wide", MANIFESTS)
+    assert code == 0
+    golden("get_ds.txt", out + "\n" + wide)
+    code, out, _ = run(capsys, "describe", "daemonset/node-exporter", "-n", "kube-system", MANIFESTS)
+    assert code == 0
+    golden("describe_daemonset.txt", out)
+    assert run(capsys, "get", "ds", "-A", "-o", "name", MANIFESTS)[1] == "daemonset.apps/node-exporter\n"
 
 
 def test_get_and_describe_a_pod_with_an_init_container_and_a_sidecar(capsys):
@@ -365,7 +378,7 @@ def test_wide_nodes_show_the_internal_ip_as_kubectl_does(capsys, tmp_path):
 
 def test_check_takes_a_directory_of_manifests_as_reconcile_does(capsys):
     code, out, err = run(capsys, "check", MANIFESTS)
-    assert code == 0 and out.startswith("ok: 3 file(s) checked")
+    assert code == 0 and out.startswith("ok: 4 file(s) checked")
     assert "W301" in err  # the ConfigMap, as reconcile warns about it
 
 

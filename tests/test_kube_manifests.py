@@ -917,3 +917,64 @@ def test_a_kind_konverge_does_not_read_keeps_its_warning_whatever_its_group():
     m = loads("apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\n---\n"
               "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: c}\n", "t.yaml")
     assert m.objects == () and [(w.code, w.span.line) for w in m.warnings] == [("W301", 2), ("W301", 6)]
+
+
+def test_daemonset_reads_selector_template_and_update_strategy_and_warns_about_the_rest():
+    m = loads("""
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent, namespace: kube-system}
+spec:
+  selector: {matchLabels: {app: agent}}
+  updateStrategy: {type: RollingUpdate, rollingUpdate: {maxUnavailable: "20%", maxSurge: 1}}
+  minReadySeconds: 10
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      containers: [{name: c, image: i, resources: {requests: {cpu: 10m}}}]
+      affinity:
+        nodeAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+            nodeSelectorTerms: [{matchFields: [{key: metadata.name, operator: NotIn, values: [n9]}]}]
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: ondelete}
+spec:
+  updateStrategy: {type: OnDelete}
+  template: {metadata: {labels: {app: x}}, spec: {containers: [{name: c, image: i}]}}
+""", "t.yaml")
+    (_, ds), (_, other) = m.objects
+    assert ds == {"kind": "DaemonSet", "name": "agent", "namespace": "kube-system", "selector": {"app": "agent"},
+                  "updateStrategy": "RollingUpdate", "maxUnavailable": "20%",
+                  "template": {"labels": {"app": "agent"},
+                               "containers": [{"name": "c", "image": "i", "cpu": Fraction(1, 100)}],
+                               "affinity": {"requiredNodeTerms": [{"matchFields": [
+                                   {"key": "metadata.name", "operator": "NotIn", "values": ["n9"]}]}]}}}
+    assert other["updateStrategy"] == "OnDelete" and "selector" not in other  # defaults as a Deployment's
+    assert [(str(w.span), w.message) for w in m.warnings] == [
+        ("t.yaml:7:90", "`spec.updateStrategy.rollingUpdate.maxSurge: 1` is not modelled; Konverge rolls "
+                        "DaemonSets out with maxSurge 0"),
+        ("t.yaml:8:3", "field `spec.minReadySeconds` is not supported by Konverge; ignored"),
+    ]
+
+
+def test_a_daemonset_that_surges_without_unavailable_pods_is_imported_with_max_unavailable_1():
+    # maxSurge 1, maxUnavailable 0 is valid upstream (update.go's surge path); Konverge has no surge,
+    # so the rollout may take one node's pod away at a time, and the warning points at maxSurge.
+    m = loads("""
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  updateStrategy:
+    type: RollingUpdate
+    rollingUpdate: {maxSurge: 1, maxUnavailable: 0}
+  template: {metadata: {labels: {app: agent}}, spec: {containers: [{name: c, image: i}]}}
+""", "t.yaml")
+    [(_, ds)] = m.objects
+    assert ds["maxUnavailable"] == 1 and ds["updateStrategy"] == "RollingUpdate"
+    [w] = m.warnings
+    assert (w.code, str(w.span)) == ("W302", "t.yaml:8:31")
+    assert w.message.startswith("`spec.updateStrategy.rollingUpdate.maxSurge: 1` is not modelled; ")
+    assert "takes maxUnavailable 1 in place of 0" in w.message

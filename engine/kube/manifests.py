@@ -59,7 +59,7 @@ CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 # one to write); `kubectl apply` refuses any other, and an object without an apiVersion.
 API_VERSIONS = {
     "Namespace": ("v1",), "Node": ("v1",), "Pod": ("v1",), "Service": ("v1",), "ServiceAccount": ("v1",),
-    "Deployment": ("apps/v1",), "ReplicaSet": ("apps/v1",),
+    "Deployment": ("apps/v1",), "ReplicaSet": ("apps/v1",), "DaemonSet": ("apps/v1",),
     "HorizontalPodAutoscaler": ("autoscaling/v2", "autoscaling/v1"),
     "List": ("v1",),
 }
@@ -732,7 +732,8 @@ class _Reader:
 
     def node_affinity(self, node: Node, path: str):
         def term(n, p):
-            return self.fields(n, p, {"matchExpressions": lambda m, q: self.list_of(m, q, self.requirement)})
+            return self.fields(n, p, {"matchExpressions": lambda m, q: self.list_of(m, q, self.requirement),
+                                      "matchFields": lambda m, q: self.list_of(m, q, self.requirement)})
 
         def preferred(n, p):
             return self.fields(n, p, {"weight": self.integer, "preference": term})
@@ -884,6 +885,47 @@ def _workload(kind: str):
     return spec
 
 
+def _daemonset_spec(r: _Reader, node: Node, body: dict, obj: dict) -> None:
+    """apps/v1 DaemonSetSpec: selector, template and updateStrategy (RollingUpdate's maxUnavailable,
+    or OnDelete). A maxSurge other than 0 is warned about: Konverge replaces a node's pod only once
+    the old one is gone. With it, upstream allows maxUnavailable 0 (surge only); Konverge, which
+    must then let something go, takes maxUnavailable 1 and says so."""
+    surge: list = []  # the maxSurge other than 0, with its node and where its warning goes
+
+    def max_surge(n, p):
+        value = r.int_or_string(n, p)
+        if value not in (SKIP, 0, "0", "0%"):
+            surge.append((n, p, value, len(r.diagnostics)))
+        return SKIP
+
+    got = r.fields(node, "spec", {
+        "selector": r.selector, "template": r.template,
+        "updateStrategy": lambda n, p: r.fields(n, p, {
+            "type": r.string,
+            "rollingUpdate": lambda m, q: r.fields(m, q, {"maxUnavailable": r.int_or_string, "maxSurge": max_surge}),
+        }),
+    })
+    if got is SKIP:
+        return
+    r.flatten(got, "selector", "selector")
+    strategy = got.pop("updateStrategy", None) or {}
+    body.update(got)
+    if "type" in strategy:
+        body["updateStrategy"] = strategy["type"]
+    rolling = strategy.get("rollingUpdate", {})
+    for n, p, value, at in surge:  # warned about once maxUnavailable is known, in the document's order
+        if str(rolling.get("maxUnavailable")) in ("0", "0%"):
+            rolling["maxUnavailable"] = 1
+            r.warn(n, f"`{p}: {value}` is not modelled; Konverge rolls DaemonSets out with maxSurge 0, "
+                      "so it takes maxUnavailable 1 in place of 0: a node's old pod goes before its new one starts",
+                   hint="set maxUnavailable instead of maxSurge to say how many nodes may go without the pod at once")
+        else:
+            r.warn(n, f"`{p}: {value}` is not modelled; Konverge rolls DaemonSets out with maxSurge 0",
+                   hint="drop it, or set maxUnavailable instead")
+        r.diagnostics.insert(at, r.diagnostics.pop())
+    body.update(rolling)
+
+
 def _service_spec(r: _Reader, node: Node, body: dict, obj: dict) -> None:
     def port(n, p):
         return r.fields(n, p, {"name": r.string, "port": r.integer, "targetPort": r.int_or_string,
@@ -1025,6 +1067,7 @@ _KINDS: dict[str, _Kind] = {
     "Pod": _Kind(_pod_spec),
     "ReplicaSet": _Kind(_workload("ReplicaSet"), finish=_selector_default),
     "Deployment": _Kind(_workload("Deployment"), finish=_selector_default),
+    "DaemonSet": _Kind(_daemonset_spec, finish=_selector_default),
     "Service": _Kind(_service_spec),
     "HorizontalPodAutoscaler": _Kind(_hpa_spec, finish=_hpa_finish),
 }

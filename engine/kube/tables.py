@@ -29,7 +29,7 @@ from .manifests import API_VERSIONS
 SHORT_NAMES = {
     "po": "Pod", "no": "Node", "svc": "Service", "deploy": "Deployment", "rs": "ReplicaSet",
     "ep": "Endpoints", "ns": "Namespace", "sa": "ServiceAccount", "hpa": "HorizontalPodAutoscaler",
-    "ev": "Event",
+    "ev": "Event", "ds": "DaemonSet",
 }
 ROLE_PREFIX = "node-role.kubernetes.io/"
 RBAC = "rbac.authorization.k8s.io/v1"
@@ -243,10 +243,11 @@ def selector_text(match: dict | None, expressions: list | None) -> str:
 
 
 def workload_selector(obj: dict) -> str:
-    """A ReplicaSet's or Deployment's selector, kubectl-style; a Deployment's that is left out
-    altogether is its template's labels (`selector_of` in rules/admission.konv)."""
+    """A ReplicaSet's, Deployment's or DaemonSet's selector, kubectl-style; a Deployment's or
+    DaemonSet's that is left out altogether is its template's labels (`selector_of` and
+    `ds_selector` in rules/admission.konv)."""
     match, expressions = obj.get("selector") or {}, obj.get("matchExpressions") or []
-    if obj.get("kind") == "Deployment" and not match and not expressions:
+    if obj.get("kind") in ("Deployment", "DaemonSet") and not match and not expressions:
         match = obj.get("template", {}).get("labels", {})
     return selector_text(match, expressions)
 
@@ -443,6 +444,24 @@ def _replicaset_columns(world, wide, age_of):
     return headers, row
 
 
+def _daemonset_columns(world, wide, age_of):
+    """kubectl's printDaemonSet (pkg/printers/internalversion/printers.go): the status counts the
+    DaemonSet controller writes, the template's nodeSelector as labels.FormatLabels prints it."""
+    headers = ["DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", "AGE"] + (
+        ["CONTAINERS", "IMAGES", "SELECTOR"] if wide else [])
+
+    def row(ds):
+        template = ds.get("template", {})
+        node_selector = ",".join(f"{k}={v}" for k, v in sorted((template.get("nodeSelector") or {}).items()))
+        cells = [str(ds.get(f, 0)) for f in ("desiredNumberScheduled", "currentNumberScheduled", "numberReady",
+                                              "updatedNumberScheduled", "numberAvailable")]
+        cells += [node_selector or "<none>", age_of(ds)]
+        if wide:
+            cells += [*_images(template), workload_selector(ds)]
+        return cells
+    return headers, row
+
+
 def _endpoints_columns(world, wide, age_of):
     def row(e):
         addresses = [f"{a['ip']}:{a['port']}" for a in e.get("addresses", [])]
@@ -512,9 +531,9 @@ NAMELESS = frozenset({"Event"})
 
 TABLES: dict[str, Callable] = {
     "Pod": _pod_columns, "Node": _node_columns, "Service": _service_columns, "Deployment": _deployment_columns,
-    "ReplicaSet": _replicaset_columns, "Endpoints": _endpoints_columns, "HorizontalPodAutoscaler": _hpa_columns,
-    "Namespace": _namespace_columns, "Event": _event_columns, "Route": _route_columns,
-    "ServiceAccount": _service_account_columns,
+    "ReplicaSet": _replicaset_columns, "DaemonSet": _daemonset_columns, "Endpoints": _endpoints_columns,
+    "HorizontalPodAutoscaler": _hpa_columns, "Namespace": _namespace_columns, "Event": _event_columns,
+    "Route": _route_columns, "ServiceAccount": _service_account_columns,
 }
 
 
@@ -541,14 +560,15 @@ def history_for(obj: dict, trace) -> list:
 def describe(program: Program, info: KindInfo, obj: dict, world: Iterable[dict], trace=None) -> str:
     """kubectl describe: the object's fields, its Events and the engine's writes to it."""
     shown = display(program, info, obj)
-    after = DESCRIBE_SHAPES[info.name](obj, shown) if info.name in DESCRIBE_SHAPES else {}
+    world = list(world)
+    after = DESCRIBE_SHAPES[info.name](obj, shown, world) if info.name in DESCRIBE_SHAPES else {}
     lines: list[str] = []
     head = [("Name", obj["name"])]
     if obj.get("namespace") is not None:
         head.append(("Namespace", obj["namespace"]))
     head.append(("Kind", obj["kind"]))
     width = 2 + max([len(_title(f)) for f in ["Namespace", "Revisions", *(k for k in shown if k not in META)]]
-                    + [len(label) for lines in after.values() for label, _ in lines])
+                    + [len(label) for lines in after.values() for label, _ in lines if not label.endswith(":")])
     for key, value in head:
         lines.append(f"{key + ':':<{width}} {value}".rstrip())
     # A flattened LabelSelector (matchLabels `selector`, `matchExpressions` beside it) is one
@@ -559,7 +579,9 @@ def describe(program: Program, info: KindInfo, obj: dict, world: Iterable[dict],
             lines.append(f"{'Selector:':<{width}} {workload_selector(obj)}")
         elif f.name in shown and not (folded and f.name == "matchExpressions"):
             lines.extend(_field(program, _title(f.name), f.type, shown[f.name], 0, width))
-            lines.extend(f"{label + ':':<{width}} {text}" for label, text in after.get(f.name, []))
+            # A label with its colon is one kubectl writes without a tab: not aligned.
+            lines.extend(f"{label} {text}" if label.endswith(":") else f"{label + ':':<{width}} {text}"
+                         for label, text in after.get(f.name, []))
     revisions = [f"created at revision {obj['createdRevision']}" if obj.get("createdRevision") else None,
                  f"last written at revision {obj['resourceVersion']}" if obj.get("resourceVersion") else None]
     if obj.get("managedBy"):
@@ -626,7 +648,7 @@ def _title(field: str) -> str:
     return words[:1].upper() + words[1:]
 
 
-def _service_shape(obj: dict, shown: dict) -> dict[str, list[tuple[str, str]]]:
+def _service_shape(obj: dict, shown: dict, world: list[dict]) -> dict[str, list[tuple[str, str]]]:
     """kubectl's describeService (pkg/describe/describe.go): a node port is a line of its own after
     the ports, `NodePort:  http  30080/TCP`, not a field of each port; externalTrafficPolicy and
     allocateLoadBalancerNodePorts only where the type reads them."""
@@ -640,7 +662,7 @@ def _service_shape(obj: dict, shown: dict) -> dict[str, list[tuple[str, str]]]:
                       for p in obj.get("ports") or [] if p.get("nodePort")]}
 
 
-def _pod_shape(obj: dict, shown: dict) -> dict[str, list[tuple[str, str]]]:
+def _pod_shape(obj: dict, shown: dict, world: list[dict]) -> dict[str, list[tuple[str, str]]]:
     """kubectl's describePod and DescribePodTemplate: an Init Containers section only when there
     are some."""
     for pod in (shown, shown.get("template")):
@@ -649,10 +671,10 @@ def _pod_shape(obj: dict, shown: dict) -> dict[str, list[tuple[str, str]]]:
     return {}
 
 
-def _deployment_shape(obj: dict, shown: dict) -> dict[str, list[tuple[str, str]]]:
+def _deployment_shape(obj: dict, shown: dict, world: list[dict]) -> dict[str, list[tuple[str, str]]]:
     """kubectl's describeDeployment: `StrategyType: Recreate`, and for RollingUpdate one line
     `RollingUpdateStrategy:  25% max unavailable, 25% max surge` in place of the two fields."""
-    _pod_shape(obj, shown)
+    _pod_shape(obj, shown, world)
     shown.setdefault("strategy", "RollingUpdate")  # stored before the field was: the only strategy then
     surge, unavailable = shown.pop("maxSurge", None), shown.pop("maxUnavailable", None)
     if surge is None and unavailable is None:
@@ -660,10 +682,38 @@ def _deployment_shape(obj: dict, shown: dict) -> dict[str, list[tuple[str, str]]
     return {"strategy": [("RollingUpdateStrategy", f"{cell(unavailable)} max unavailable, {cell(surge)} max surge")]}
 
 
-# A kind's describe shape: trims `shown` in place and gives lines (label, text) to print after a field.
-DESCRIBE_SHAPES: dict[str, Callable[[dict, dict], dict[str, list[tuple[str, str]]]]] = {
-    "Service": _service_shape, "Pod": _pod_shape, "ReplicaSet": _pod_shape,
-    "Deployment": _deployment_shape}
+# describeDaemonSet's lines for the status counts, in its order and words (it prints no ready count),
+# each written without a tab, so not aligned with the others.
+_DAEMONSET_STATUS = (
+    ("desiredNumberScheduled", "Desired Number of Nodes Scheduled"),
+    ("currentNumberScheduled", "Current Number of Nodes Scheduled"),
+    ("updatedNumberScheduled", "Number of Nodes Scheduled with Up-to-date Pods"),
+    ("numberAvailable", "Number of Nodes Scheduled with Available Pods"),
+    ("numberMisscheduled", "Number of Nodes Misscheduled"),
+)
+
+
+def _daemonset_shape(obj: dict, shown: dict, world: list[dict]) -> dict[str, list[tuple[str, str]]]:
+    """kubectl's describeDaemonSet (pkg/describe/describe.go): the status counts on its lines,
+    after the update strategy, then Pods Status (getPodStatusForController: the set's pods by
+    phase), and the template as DescribePodTemplate prints it."""
+    _pod_shape(obj, shown, world)
+    for field in ("numberReady", *(f for f, _ in _DAEMONSET_STATUS)):
+        shown.pop(field, None)
+    phases = [p.get("phase") for p in world if p.get("kind") == "Pod" and p.get("namespace") == obj.get("namespace")
+              and p.get("owner") == {"kind": "DaemonSet", "name": obj["name"]}]
+    pods = " / ".join(f"{phases.count(phase)} {word}" for phase, word in (
+        ("Running", "Running"), ("Pending", "Waiting"), ("Succeeded", "Succeeded"), ("Failed", "Failed")))
+    return {"maxUnavailable": [(title + ":", str(obj.get(field, 0))) for field, title in _DAEMONSET_STATUS]
+            + [("Pods Status", pods)]}
+
+
+# A kind's describe shape: trims `shown` in place and gives lines (label, text) to print after a
+# field, aligned with the others unless the label ends with its colon; it may look at the other
+# objects (`world`).
+DESCRIBE_SHAPES: dict[str, Callable[[dict, dict, list[dict]], dict[str, list[tuple[str, str]]]]] = {
+    "Service": _service_shape, "Pod": _pod_shape, "ReplicaSet": _pod_shape, "Deployment": _deployment_shape,
+    "DaemonSet": _daemonset_shape}
 
 
 def _field(program: Program, title: str, t: Type, value, indent: int, width: int) -> list[str]:

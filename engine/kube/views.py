@@ -34,6 +34,7 @@ COMPONENTS = {
     "scenario": "scenario (a user or a fault)",
     "deployment": "controller-manager: deployment",
     "replicaset": "controller-manager: replicaset",
+    "daemonset": "controller-manager: daemonset",
     "scheduler": "scheduler",
     "calico_ipam": "CNI (Calico IPAM)",
     "endpoints": "controller-manager: endpoints",
