@@ -238,7 +238,7 @@ class Evaluator:
         cache_key = (id(cond), var)
         entry = self._probes.get(cache_key)
         if entry is None or entry[0] is not cond:
-            entry = self._probes[cache_key] = (cond, _index_probes(var, cond))
+            entry = self._probes[cache_key] = (cond, _index_probes(var, cond, "len" not in self.program.defs))
         return entry[1]
 
     def _probe(self, var: str, cond: A.Expr):
@@ -265,9 +265,11 @@ class Evaluator:
                 wanted = self._probe_value(other, env)
                 if wanted is not _UNASKABLE and (mode != "sub" or (isinstance(wanted, dict) and wanted)) and (
                         mode != "in" or isinstance(wanted, list)):
-                    # The whole condition is what the index answers, exactly.
+                    # The whole condition is what the index answers, exactly (a "nonempty"
+                    # index only narrows: `len` is still applied, to fail where it fails).
                     values = self.world.lookup(self.kind_name(source.kind), mode, path, wanted)
-                    where = None
+                    if mode != "nonempty":
+                        where = None
         if values is None:
             values = self.bindings(source, env, () if where is None else (where,))
         if where is None:
@@ -426,19 +428,20 @@ def _mentions(e, var: str) -> bool:
     return False
 
 
-def _index_probes(var: str, cond: A.Expr) -> list:
+def _index_probes(var: str, cond: A.Expr, builtin_len: bool) -> list:
     """("eq", path, other, conjunct) for each `v.path == other`, then ("in", path, other,
     conjunct) for each `v.path in other` (the equality index, asked once per element of a
     list), then ("sub", path, other, conjunct) for each `other <= v.path`, then ("has", path,
     none, conjunct) for each `v.path != none` and ("nonempty", path, 0, conjunct) for each
-    `len(v.path) > 0`: the index to ask, what to ask it, and the conjunct it answers."""
+    `len(v.path) > 0` (where `len` is the built-in, not a def of the spec's): the index to ask,
+    what to ask it, and the conjunct it answers."""
     eq, among, sub, has = [], [], [], []
     for c in _conjuncts(cond):
         if not isinstance(c, A.Binary):
             continue
         if c.op in (">", "<"):
             size, zero = (c.left, c.right) if c.op == ">" else (c.right, c.left)
-            if (isinstance(size, A.Call) and size.fn == "len" and len(size.args) == 1
+            if (builtin_len and isinstance(size, A.Call) and size.fn == "len" and len(size.args) == 1
                     and isinstance(zero, A.Number) and zero.text == "0"
                     and (path := _path(size.args[0], var)) is not None):
                 has.append(("nonempty", path, zero, c))

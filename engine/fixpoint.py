@@ -289,8 +289,9 @@ def index_entries(mode: str, v) -> list:
         return [freeze(v)]
     if mode == "has":
         return [] if v is None else [True]
-    if mode == "nonempty":
-        return [True] if isinstance(v, list | dict | str) and len(v) > 0 else []
+    if mode == "nonempty":  # only an empty list, map or text is out: `len` fails on anything else,
+        # so the condition, which the caller still applies, fails on it as it would in a scan
+        return [] if isinstance(v, list | dict | str) and len(v) == 0 else [True]
     return [(k, freeze(x)) for k, x in v.items()] if isinstance(v, dict) else []
 
 
@@ -400,8 +401,10 @@ class _TrackingWorld:
     def lookup(self, kind: str, mode: str, path: tuple, value):
         if mode == "eq":
             self.scanned.add(("eq", kind, path, freeze(value)))
-        elif mode == "in" and isinstance(value, list):
-            for v in value:
+        elif mode == "in":
+            if not isinstance(value, list):  # membership in a map or a text: the lookup scans
+                self.scanned.add(("scan", kind))
+            for v in value if isinstance(value, list) else ():
                 self.scanned.add(("eq", kind, path, freeze(v)))
         elif mode in _PRESENCE:
             self.scanned.add((mode, kind, path, True))

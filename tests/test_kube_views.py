@@ -104,6 +104,21 @@ def test_the_trace_of_a_persisted_store_lists_every_write(data_dir, capsys):
     assert "scheduler/bind" in out and "Pod/default/huge" in out
 
 
+def test_why_pending_shows_the_rule_that_judges_a_pod_naming_its_nodes(capsys, tmp_path):
+    # A pod whose node affinity names its nodes (a DaemonSet's) is judged by bind_named, over
+    # those nodes alone (NodeAffinity's PreFilter), not by bind (review RE).
+    spec = tmp_path / "named.konv"
+    spec.write_text('node n1 { cpu: 1  memory: 2Gi }\n'
+                    'pod lost {\n'
+                    '  affinity: {requiredNodeTerms: [{matchFields: [{key: "metadata.name", operator: "In", '
+                    'values: ["n2"]}]}]}\n'
+                    '  container c { image: "x"  cpu: 100m  memory: 64Mi }\n}\n')
+    code, out, _ = run(["why-pending", "lost", str(spec)], capsys)
+    assert code == 0
+    assert "scheduler/bind_named picks a node where n.name in named_nodes(p) and feasible(p, n):" in out
+    assert "does not apply" not in out
+
+
 def test_why_pending_refuses_a_pod_that_is_not_pending(capsys):
     code, out, err = run(["why-pending", POD, DEMO], capsys)
     assert code == 1 and out == ""

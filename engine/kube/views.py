@@ -25,7 +25,9 @@ from ..names import closest, elsewhere
 from ..values import format_duration
 from .tables import not_found, resolve_kind
 
-SCHEDULER_RULE = "scheduler/bind"
+# The scheduler's rules that bind a pod: `bind` over every node, `bind_named` over the nodes a
+# pod's node affinity names (NodeAffinity's PreFilter); why-pending shows the one that applies.
+SCHEDULER_RULES = ("scheduler/bind", "scheduler/bind_named")
 
 # The component of the pod creation sequence each controller plays, as the
 # Kubernetes documentation names them.
@@ -181,11 +183,12 @@ def why_pending(program: Program, state: State, pod: str, namespace: str | None 
         lines.append(f"  {p['message']}")
     elif not p.get("reason"):
         lines.append("  the scheduler has not written a verdict (is the pod's schedulerName served?)")
-    controller, _, rule = SCHEDULER_RULE.partition("/")
-    if controller not in program.controllers or not any(r.name == rule for r in program.controllers[controller].rules):
-        lines.append(f"  (no `{SCHEDULER_RULE}` rule in this program: no per-node verdict)")
+    present = [r for r in SCHEDULER_RULES if _has_rule(program, r)]
+    if not present:
+        lines.append(f"  (no `{SCHEDULER_RULES[0]}` rule in this program: no per-node verdict)")
         return "\n".join(lines) + "\n"
-    w = why_not(program, state, SCHEDULER_RULE, p)
+    verdicts = [(rule, why_not(program, state, rule, p)) for rule in present]
+    scheduler_rule, w = next(((r, v) for r, v in verdicts if v.applies), verdicts[0])
     reasons = program.defs.get("reasons")
     from ..eval import Evaluator
     from ..explain import _World
@@ -209,8 +212,8 @@ def why_pending(program: Program, state: State, pod: str, namespace: str | None 
             failed = v.conjunct or v.failed
         rejected[failed] = rejected.get(failed, 0) + 1
         rows.append([v.name, failed, ", ".join(found) or v.detail or "-"])
-    pick = program.controllers[controller]
-    rule_ast = next(r for r in pick.rules if r.name == rule)
+    controller, _, rule = scheduler_rule.partition("/")
+    rule_ast = next(r for r in program.controllers[controller].rules if r.name == rule)
     from ..explain import Sources
 
     where = f" where {Sources().text(rule_ast.pick.where)}" if rule_ast.pick and rule_ast.pick.where else ""
@@ -220,14 +223,19 @@ def why_pending(program: Program, state: State, pod: str, namespace: str | None 
         summary += "; rejected by " + ", ".join(f"{name} ({n})" for name, n in sorted(
             rejected.items(), key=lambda x: (-x[1], x[0])))
     lines.append("")
-    lines.append(f"{SCHEDULER_RULE} picks a node{where}:")
+    lines.append(f"{scheduler_rule} picks a node{where}:")
     lines.append(f"  {summary}")
     lines.extend(_table(["NODE", "FAILED", "REASON" if reasons is None else "REASON (reasons(p, n))"], rows, "  "))
     if not w.applies:
         lines.append("")
-        lines.append(f"  note: {SCHEDULER_RULE} does not apply to this pod now:")
+        lines.append(f"  note: {scheduler_rule} does not apply to this pod now:")
         lines.extend(render_instance(instance_why(program, state, w.instance) or _no_instance(w), "    "))
     return "\n".join(lines) + "\n"
+
+
+def _has_rule(program: Program, name: str) -> bool:
+    controller, _, rule = name.partition("/")
+    return controller in program.controllers and any(r.name == rule for r in program.controllers[controller].rules)
 
 
 # The filter plugin each of the scheduler's reasons comes from (rules/scheduler.konv, `reasons`),
