@@ -184,6 +184,28 @@ spec:
             "may not be specified when strategy `type` is 'Recreate'") in out.stderr
 
 
+RECREATE = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: db}
+spec:
+  strategy: {type: Recreate, rollingUpdate: %s}
+  selector: {matchLabels: {app: db}}
+  template: {metadata: {labels: {app: db}}, spec: {containers: [{name: c, image: i}]}}
+"""
+
+
+def test_an_empty_rolling_update_with_recreate_is_refused_and_a_null_one_is_not():
+    # ValidateDeploymentStrategy refuses any non-nil rollingUpdate with Recreate, an empty one too;
+    # a null one is nil (review RH).
+    with pytest.raises(KonvergeError) as e:
+        loads(RECREATE % "{}", "t.yaml")
+    (d,) = e.value.diagnostics
+    assert (d.code, d.span.line, d.span.col) == ("E302", 5, 45)
+    assert d.message == "spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy `type` is 'Recreate'"
+    _, d = one(RECREATE % "null")
+    assert d["strategy"] == "Recreate" and "maxSurge" not in d
+
+
 def test_service_and_hpa():
     m = loads("""
 apiVersion: v1

@@ -865,12 +865,16 @@ def _pod_spec(r: _Reader, node: Node, body: dict, obj: dict) -> None:
 def _workload(kind: str):
     def spec(r: _Reader, node: Node, body: dict, obj: dict) -> None:
         handlers: dict[str, Handler] = {"replicas": r.integer, "selector": r.selector, "template": r.template}
+        rolling: list[Node] = []  # where a rollingUpdate mapping is, even an empty one
+
+        def rolling_update(m: Node, q: str):
+            got = r.fields(m, q, {"maxSurge": r.int_or_string, "maxUnavailable": r.int_or_string})
+            if isinstance(m, MappingNode):  # not a null, which is nil
+                rolling.append(m)
+            return got
+
         if kind == "Deployment":
-            handlers["strategy"] = lambda n, p: r.fields(n, p, {
-                "type": r.string,
-                "rollingUpdate": lambda m, q: r.fields(m, q, {
-                    "maxSurge": r.int_or_string, "maxUnavailable": r.int_or_string}),
-            })
+            handlers["strategy"] = lambda n, p: r.fields(n, p, {"type": r.string, "rollingUpdate": rolling_update})
         got = r.fields(node, "spec", handlers)
         if got is SKIP:
             return
@@ -878,9 +882,14 @@ def _workload(kind: str):
         strategy = got.pop("strategy", None) or {}
         body.update(got)
         # spec.strategy.type is the Deployment's `strategy`; rollingUpdate's two fields sit beside
-        # it, and admission refuses them with Recreate as the API server does.
+        # it, and admission refuses them with Recreate as the API server does. An empty
+        # rollingUpdate is refused here, as there is nothing beside the type to say it was given
+        # (ValidateDeploymentStrategy refuses any non-nil one with Recreate).
         if "type" in strategy:
             body["strategy"] = strategy["type"]
+        if strategy.get("type") == "Recreate" and rolling and not strategy.get("rollingUpdate"):
+            r.error(rolling[0], "spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy "
+                                "`type` is 'Recreate'", hint="drop `rollingUpdate`, or set it to null")
         body.update(strategy.get("rollingUpdate", {}))
     return spec
 
