@@ -144,7 +144,7 @@ def test_manifest_directory_reconciles_and_summarises(capsys):
     code, out, err = run(capsys, "reconcile", MANIFESTS)
     assert code == 0, err
     assert out.startswith("converged in ")
-    assert "6 Running and ready" in out  # the storefront's three pods and the node exporter's three
+    assert "9 Running and ready" in out  # the storefront's three pods, postgres' three and the node exporter's three
 
 
 def test_bad_manifest_is_a_diagnostic_and_exit_1(capsys, tmp_path):
@@ -192,7 +192,7 @@ def test_get_all_namespaces_with_spec_after_the_option(capsys):
     code, out, _ = run(capsys, "get", "pods", "-A", MANIFESTS)
     assert code == 0
     assert out.splitlines()[0].split()[:3] == ["NAMESPACE", "NAME", "READY"]
-    assert len(out.splitlines()) == 7  # the storefront's three pods and the node exporter's three
+    assert len(out.splitlines()) == 10  # the storefront's three pods, postgres' three and the node exporter's three
 
 
 def test_get_one_object_as_json_and_name(capsys):
@@ -223,6 +223,20 @@ def test_get_and_describe_a_daemonset_as_kubectl_does(capsys):
     assert code == 0
     golden("describe_daemonset.txt", out)
     assert run(capsys, "get", "ds", "-A", "-o", "name", MANIFESTS)[1] == "daemonset.apps/node-exporter\n"
+
+
+def test_get_and_describe_a_statefulset_as_kubectl_does(capsys):
+    # printStatefulSet's NAME READY AGE (and -o wide's CONTAINERS IMAGES); describeStatefulSet's
+    # `Replicas: 3 desired | 3 total`, Partition under the update strategy, Pods Status.
+    code, out, _ = run(capsys, "get", "sts", "-A", MANIFESTS)
+    assert code == 0
+    code, wide, _ = run(capsys, "get", "statefulsets", "-n", "shop", "-o", "wide", MANIFESTS)
+    assert code == 0
+    golden("get_sts.txt", out + "\n" + wide)
+    code, out, _ = run(capsys, "describe", "statefulset/postgres", "-n", "shop", MANIFESTS)
+    assert code == 0
+    golden("describe_statefulset.txt", out)
+    assert run(capsys, "get", "sts", "-A", "-o", "name", MANIFESTS)[1] == "statefulset.apps/postgres\n"
 
 
 def test_get_and_describe_a_pod_with_an_init_container_and_a_sidecar(capsys):
@@ -378,7 +392,7 @@ def test_wide_nodes_show_the_internal_ip_as_kubectl_does(capsys, tmp_path):
 
 def test_check_takes_a_directory_of_manifests_as_reconcile_does(capsys):
     code, out, err = run(capsys, "check", MANIFESTS)
-    assert code == 0 and out.startswith("ok: 4 file(s) checked")
+    assert code == 0 and out.startswith("ok: 5 file(s) checked")
     assert "W301" in err  # the ConfigMap, as reconcile warns about it
 
 

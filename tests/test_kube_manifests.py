@@ -936,7 +936,7 @@ def test_a_document_without_api_version_is_refused_as_kubectl_does(text, at):
 
 
 def test_a_kind_konverge_does_not_read_keeps_its_warning_whatever_its_group():
-    m = loads("apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db}\n---\n"
+    m = loads("apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: db}\n---\n"
               "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: c}\n", "t.yaml")
     assert m.objects == () and [(w.code, w.span.line) for w in m.warnings] == [("W301", 2), ("W301", 6)]
 

@@ -59,7 +59,7 @@ CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 # one to write); `kubectl apply` refuses any other, and an object without an apiVersion.
 API_VERSIONS = {
     "Namespace": ("v1",), "Node": ("v1",), "Pod": ("v1",), "Service": ("v1",), "ServiceAccount": ("v1",),
-    "Deployment": ("apps/v1",), "ReplicaSet": ("apps/v1",), "DaemonSet": ("apps/v1",),
+    "Deployment": ("apps/v1",), "ReplicaSet": ("apps/v1",), "DaemonSet": ("apps/v1",), "StatefulSet": ("apps/v1",),
     "HorizontalPodAutoscaler": ("autoscaling/v2", "autoscaling/v1"),
     "List": ("v1",),
 }
@@ -935,6 +935,43 @@ def _daemonset_spec(r: _Reader, node: Node, body: dict, obj: dict) -> None:
     body.update(rolling)
 
 
+def _statefulset_spec(r: _Reader, node: Node, body: dict, obj: dict) -> None:
+    """apps/v1 StatefulSetSpec: replicas, selector, template, serviceName, podManagementPolicy and
+    updateStrategy (RollingUpdate's partition, or OnDelete). Konverge models no volumes, so
+    volumeClaimTemplates and persistentVolumeClaimRetentionPolicy are warned about (W302) by
+    name; so are the other fields it does not read (minReadySeconds, ordinals, …)."""
+    rolling: list[Node] = []  # where a rollingUpdate mapping is, even an empty one
+
+    def no_claims(n: Node, p: str):
+        r.warn(n, f"`{p}` is not modelled: Konverge has no volumes or PersistentVolumeClaims, so the pods "
+                  "are created without their claims", hint="the pods' ordering, placement and identity are still modelled")
+        return SKIP
+
+    def rolling_update(m: Node, q: str):
+        if isinstance(m, MappingNode):  # not a null, which is nil
+            rolling.append(m)
+        return r.fields(m, q, {"partition": r.integer})
+
+    got = r.fields(node, "spec", {
+        "replicas": r.integer, "selector": r.selector, "template": r.template, "serviceName": r.string,
+        "podManagementPolicy": r.string,
+        "updateStrategy": lambda n, p: r.fields(n, p, {"type": r.string, "rollingUpdate": rolling_update}),
+        "volumeClaimTemplates": no_claims, "persistentVolumeClaimRetentionPolicy": no_claims,
+    })
+    if got is SKIP:
+        return
+    r.flatten(got, "selector", "selector")
+    strategy = got.pop("updateStrategy", None) or {}
+    body.update(got)
+    if "type" in strategy:
+        body["updateStrategy"] = strategy["type"]
+    if strategy.get("type") == "OnDelete" and rolling:
+        # ValidateStatefulSetUpdateStrategy refuses a rollingUpdate beside OnDelete.
+        r.error(rolling[0], "spec.updateStrategy.rollingUpdate: Invalid value: only allowed for updateStrategy "
+                            "'RollingUpdate'", hint="drop `rollingUpdate`, or set the type to RollingUpdate")
+    body.update(strategy.get("rollingUpdate", {}))
+
+
 def _service_spec(r: _Reader, node: Node, body: dict, obj: dict) -> None:
     def port(n, p):
         return r.fields(n, p, {"name": r.string, "port": r.integer, "targetPort": r.int_or_string,
@@ -1077,6 +1114,7 @@ _KINDS: dict[str, _Kind] = {
     "ReplicaSet": _Kind(_workload("ReplicaSet"), finish=_selector_default),
     "Deployment": _Kind(_workload("Deployment"), finish=_selector_default),
     "DaemonSet": _Kind(_daemonset_spec, finish=_selector_default),
+    "StatefulSet": _Kind(_statefulset_spec, finish=_selector_default),
     "Service": _Kind(_service_spec),
     "HorizontalPodAutoscaler": _Kind(_hpa_spec, finish=_hpa_finish),
 }

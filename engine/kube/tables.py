@@ -29,7 +29,7 @@ from .manifests import API_VERSIONS
 SHORT_NAMES = {
     "po": "Pod", "no": "Node", "svc": "Service", "deploy": "Deployment", "rs": "ReplicaSet",
     "ep": "Endpoints", "ns": "Namespace", "sa": "ServiceAccount", "hpa": "HorizontalPodAutoscaler",
-    "ev": "Event", "ds": "DaemonSet",
+    "ev": "Event", "ds": "DaemonSet", "sts": "StatefulSet",
 }
 ROLE_PREFIX = "node-role.kubernetes.io/"
 RBAC = "rbac.authorization.k8s.io/v1"
@@ -243,11 +243,11 @@ def selector_text(match: dict | None, expressions: list | None) -> str:
 
 
 def workload_selector(obj: dict) -> str:
-    """A ReplicaSet's, Deployment's or DaemonSet's selector, kubectl-style; a Deployment's or
-    DaemonSet's that is left out altogether is its template's labels (`selector_of` and
-    `ds_selector` in rules/admission.konv)."""
+    """A ReplicaSet's, Deployment's, DaemonSet's or StatefulSet's selector, kubectl-style; one
+    of the last three that is left out altogether is its template's labels (`selector_of`,
+    `ds_selector` and `sts_selector` in rules/admission.konv)."""
     match, expressions = obj.get("selector") or {}, obj.get("matchExpressions") or []
-    if obj.get("kind") in ("Deployment", "DaemonSet") and not match and not expressions:
+    if obj.get("kind") in ("Deployment", "DaemonSet", "StatefulSet") and not match and not expressions:
         match = obj.get("template", {}).get("labels", {})
     return selector_text(match, expressions)
 
@@ -462,6 +462,18 @@ def _daemonset_columns(world, wide, age_of):
     return headers, row
 
 
+def _statefulset_columns(world, wide, age_of):
+    """kubectl's printStatefulSet: READY is the status' ready count over the spec's replicas."""
+    headers = ["READY", "AGE"] + (["CONTAINERS", "IMAGES"] if wide else [])
+
+    def row(sts):
+        cells = [f"{sts.get('readyReplicas', 0)}/{sts.get('replicas', 0)}", age_of(sts)]
+        if wide:
+            cells += [*_images(sts.get("template", {}))]
+        return cells
+    return headers, row
+
+
 def _endpoints_columns(world, wide, age_of):
     def row(e):
         addresses = [f"{a['ip']}:{a['port']}" for a in e.get("addresses", [])]
@@ -531,7 +543,8 @@ NAMELESS = frozenset({"Event"})
 
 TABLES: dict[str, Callable] = {
     "Pod": _pod_columns, "Node": _node_columns, "Service": _service_columns, "Deployment": _deployment_columns,
-    "ReplicaSet": _replicaset_columns, "DaemonSet": _daemonset_columns, "Endpoints": _endpoints_columns,
+    "ReplicaSet": _replicaset_columns, "DaemonSet": _daemonset_columns,
+    "StatefulSet": _statefulset_columns, "Endpoints": _endpoints_columns,
     "HorizontalPodAutoscaler": _hpa_columns, "Namespace": _namespace_columns, "Event": _event_columns,
     "Route": _route_columns, "ServiceAccount": _service_account_columns,
 }
@@ -700,12 +713,34 @@ def _daemonset_shape(obj: dict, shown: dict, world: list[dict]) -> dict[str, lis
     _pod_shape(obj, shown, world)
     for field in ("numberReady", *(f for f, _ in _DAEMONSET_STATUS)):
         shown.pop(field, None)
-    phases = [p.get("phase") for p in world if p.get("kind") == "Pod" and p.get("namespace") == obj.get("namespace")
-              and p.get("owner") == {"kind": "DaemonSet", "name": obj["name"]}]
-    pods = " / ".join(f"{phases.count(phase)} {word}" for phase, word in (
-        ("Running", "Running"), ("Pending", "Waiting"), ("Succeeded", "Succeeded"), ("Failed", "Failed")))
     return {"maxUnavailable": [(title + ":", str(obj.get(field, 0))) for field, title in _DAEMONSET_STATUS]
-            + [("Pods Status", pods)]}
+            + [("Pods Status", _pods_status(obj, world))]}
+
+
+def _pods_status(obj: dict, world: list[dict]) -> str:
+    """getPodStatusForController: the controller's pods by phase, `3 Running / 0 Waiting / …`."""
+    phases = [p.get("phase") for p in world if p.get("kind") == "Pod" and p.get("namespace") == obj.get("namespace")
+              and p.get("owner") == {"kind": obj["kind"], "name": obj["name"]}]
+    return " / ".join(f"{phases.count(phase)} {word}" for phase, word in (
+        ("Running", "Running"), ("Pending", "Waiting"), ("Succeeded", "Succeeded"), ("Failed", "Failed")))
+
+
+# The StatefulSet controller's status fields, which describeStatefulSet does not print one by one.
+_STATEFULSET_STATUS = ("createdReplicas", "readyReplicas", "currentReplicas", "updatedReplicas", "availableReplicas",
+                       "currentRevision", "updateRevision")
+
+
+def _statefulset_shape(obj: dict, shown: dict, world: list[dict]) -> dict[str, list[tuple[str, str]]]:
+    """kubectl's describeStatefulSet (pkg/describe/describe.go): `Replicas:  3 desired | 3 total`
+    (the spec's count and the status'), the update strategy with its partition indented under a
+    RollingUpdate, then Pods Status, and the template as DescribePodTemplate prints it."""
+    _pod_shape(obj, shown, world)
+    for field in _STATEFULSET_STATUS:
+        shown.pop(field, None)
+    partition = shown.pop("partition", 0)
+    shown["replicas"] = f"{obj.get('replicas', 1)} desired | {obj.get('createdReplicas', 0)} total"
+    after = [("  Partition", str(partition))] if obj.get("updateStrategy", "RollingUpdate") == "RollingUpdate" else []
+    return {"updateStrategy": after + [("Pods Status", _pods_status(obj, world))]}
 
 
 # A kind's describe shape: trims `shown` in place and gives lines (label, text) to print after a
@@ -713,7 +748,7 @@ def _daemonset_shape(obj: dict, shown: dict, world: list[dict]) -> dict[str, lis
 # objects (`world`).
 DESCRIBE_SHAPES: dict[str, Callable[[dict, dict, list[dict]], dict[str, list[tuple[str, str]]]]] = {
     "Service": _service_shape, "Pod": _pod_shape, "ReplicaSet": _pod_shape, "Deployment": _deployment_shape,
-    "DaemonSet": _daemonset_shape}
+    "DaemonSet": _daemonset_shape, "StatefulSet": _statefulset_shape}
 
 
 def _field(program: Program, title: str, t: Type, value, indent: int, width: int) -> list[str]:

@@ -37,6 +37,7 @@ COMPONENTS = {
     "deployment": "controller-manager: deployment",
     "replicaset": "controller-manager: replicaset",
     "daemonset": "controller-manager: daemonset",
+    "statefulset": "controller-manager: statefulset",
     "scheduler": "scheduler",
     "calico_ipam": "CNI (Calico IPAM)",
     "endpoints": "controller-manager: endpoints",

@@ -1,0 +1,337 @@
+"""The StatefulSet controller (rules/statefulset.konv), after upstream's
+pkg/controller/statefulset/stateful_set_control_test.go and stateful_set_test.go: stable names and
+ordinals, OrderedReady and Parallel pod management, scale down from the highest ordinal, failed
+pods recreated under their name, at most one pod per identity through a node failure, rolling
+updates with a partition, OnDelete, deletion, validation and manifest import."""
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.errors import KonvergeError
+from engine.kube.manifests import loads
+from tests.kube import node, run
+
+STS = """
+statefulset db {{
+  replicas: {replicas}
+  serviceName: "db"
+  {extra}
+  template {{
+    labels {{ app: "db" }}
+    container pg {{ image: "postgres:{version}"  cpu: {cpu}  memory: 256Mi }}
+  }}
+}}
+"""
+
+
+def sts(replicas=3, extra="", version="16", cpu="250m"):
+    return STS.format(replicas=replicas, extra=extra, version=version, cpu=cpu)
+
+
+def names(pods):
+    return sorted((p["name"] for p in pods), key=lambda n: int(n.rsplit("-", 1)[1]))
+
+
+def creations(c):
+    """The names of the pods the controller created, in the order it created them."""
+    return [w.name for w in c.writes(verb="create", kind="Pod", rule="create_replica")]
+
+
+def ready_at(c, name):
+    """The first revision at which the pod is Running and Ready (needs history)."""
+    for revision, objects in c.states():
+        if any(o["kind"] == "Pod" and o["name"] == name and o["phase"] == "Running" and o["ready"] for o in objects):
+            return revision
+    return None
+
+
+def created_at(c, name):
+    return next(w.revision for w in c.writes(verb="create", kind="Pod", name=name))
+
+
+def test_pods_are_named_by_ordinal_owned_and_labelled():
+    # TestStatefulSetControlCreatesPods / newStatefulSetPod and updateIdentity: <set>-<ordinal>,
+    # the pod-name and pod-index labels and the revision hash.
+    c = run(node("n1") + node("n2") + sts())
+    pods = c.pods("db", live=True)
+    assert names(pods) == ["db-0", "db-1", "db-2"] and all(p["ready"] for p in pods)
+    [s] = c.of("StatefulSet")
+    for p in pods:
+        assert p["owner"] == {"kind": "StatefulSet", "name": "db"}
+        assert p["labels"]["statefulset.kubernetes.io/pod-name"] == p["name"]
+        assert p["labels"]["apps.kubernetes.io/pod-index"] == p["name"].rsplit("-", 1)[1]
+        assert p["labels"]["controller-revision-hash"] == s["updateRevision"]
+    assert s["updateRevision"].startswith("db-") and s["currentRevision"] == s["updateRevision"]
+    assert (s["createdReplicas"], s["readyReplicas"], s["currentReplicas"], s["updatedReplicas"],
+            s["availableReplicas"]) == (3, 3, 3, 3, 3)
+
+
+def test_ordered_ready_creates_each_pod_once_the_one_before_is_ready():
+    # TestStatefulSetControl "monotonic": pod i+1 is created only after pod i is Running and Ready.
+    c = run(node("n1") + node("n2") + sts(), history=True)
+    assert creations(c) == ["db-0", "db-1", "db-2"]
+    for i in range(2):
+        assert ready_at(c, f"db-{i}") < created_at(c, f"db-{i + 1}")
+
+
+def test_ordered_ready_waits_behind_a_pod_that_cannot_be_placed():
+    # db-1 does not fit anywhere: it stays Pending, and db-2 is never created.
+    c = run(node("n1", cpu="1") + sts(cpu="600m"))
+    assert names(c.pods("db")) == ["db-0", "db-1"]
+    assert c.get("Pod", "db-1")["node"] is None and c.of("StatefulSet")[0]["readyReplicas"] == 1
+
+
+def test_parallel_creates_every_pod_at_once():
+    # podManagementPolicy Parallel (allowsBurst): all pods are created without waiting, even
+    # behind one that cannot be placed.
+    c = run(node("n1", cpu="1") + sts(cpu="600m", extra='podManagementPolicy: "Parallel"'), history=True)
+    assert names(c.pods("db")) == ["db-0", "db-1", "db-2"]
+    assert max(created_at(c, f"db-{i}") for i in range(3)) < ready_at(c, "db-0")
+
+
+def test_scale_down_removes_the_highest_ordinal_first_one_at_a_time():
+    # TestStatefulSetControlScaleDown / processCondemned: highest ordinal first, each only once the
+    # one before it is gone.
+    c = run(node("n1") + node("n2") + sts(replicas=5) + """
+scenario "down" { at 1m: update statefulset db { replicas: 2 } }
+""")
+    assert names(c.pods("db")) == ["db-0", "db-1"]
+    deletions = [w for w in c.writes(verb="update", kind="Pod", rule="scale_down")]
+    assert [w.name for w in deletions] == ["db-4", "db-3", "db-2"]
+    removals = {w.name: w.revision for w in c.writes(verb="delete", kind="Pod")}
+    assert removals["db-4"] < deletions[1].revision and removals["db-3"] < deletions[2].revision
+
+
+def test_parallel_scale_down_deletes_every_condemned_pod_at_once():
+    c = run(node("n1") + node("n2") + sts(replicas=4, extra='podManagementPolicy: "Parallel"') + """
+scenario "down" { at 1m: update statefulset db { replicas: 1 } }
+""")
+    assert names(c.pods("db")) == ["db-0"]
+    # all three are marked for deletion before the kubelet removes any of them
+    marked = [w.revision for w in c.writes(verb="update", kind="Pod", rule="scale_down")]
+    removed = [w.revision for w in c.writes(verb="delete", kind="Pod")]
+    assert len(marked) == 3 and max(marked) < min(removed)
+
+
+def test_scale_up_again_reuses_the_same_names():
+    c = run(node("n1") + node("n2") + sts(replicas=3) + """
+scenario "down and up" {
+  at 1m: update statefulset db { replicas: 1 }
+  at 2m: update statefulset db { replicas: 4 }
+}
+""")
+    assert names(c.pods("db", live=True)) == ["db-0", "db-1", "db-2", "db-3"]
+
+
+def test_a_failed_pod_is_deleted_and_recreated_under_its_name():
+    # TestStatefulSetControlReplacesPods / processReplica: a failed pod is deleted, and a new pod of
+    # the same name is created once it is gone.
+    c = run(node("n1") + node("n2") + sts() + """
+scenario "fail" { at 1m: update pod db-1 { phase: "Failed" } }
+""")
+    assert [w.name for w in c.writes(verb="update", kind="Pod", rule="delete_finished")] == ["db-1"]
+    assert creations(c).count("db-1") == 2
+    assert names(c.pods("db", live=True)) == ["db-0", "db-1", "db-2"]
+    assert all(p["ready"] for p in c.pods("db"))
+
+
+def test_a_pod_on_a_lost_node_stays_terminating_and_is_not_replaced_elsewhere():
+    # At most one pod per identity: db-1, evicted from its lost node after 300 s, stays Terminating
+    # (its kubelet cannot confirm) and the set creates no second db-1 on another node.
+    c = run(node("n1") + node("n2") + sts(replicas=2) + """
+scenario "lose n2" { at 10s: fail node n2 }
+""")
+    assert c.clock > 300
+    [p] = [p for p in c.pods("db") if p["name"] == "db-1"]
+    assert p["node"] == "n2" and p["deleting"] and not p["ready"]
+    assert creations(c) == ["db-0", "db-1"]
+    assert c.of("StatefulSet")[0]["readyReplicas"] == 1
+
+
+def test_the_pod_is_recreated_once_its_node_returns():
+    # Its kubelet removes the terminating pod when it is back; the set then creates db-1 again.
+    c = run(node("n1") + node("n2") + sts(replicas=2) + """
+scenario "lose and recover n2" {
+  at 10s: fail node n2
+  at 10m: recover node n2
+}
+""")
+    assert creations(c) == ["db-0", "db-1", "db-1"]
+    assert names(c.pods("db", live=True)) == ["db-0", "db-1"] and all(p["ready"] for p in c.pods("db"))
+
+
+def test_the_pod_is_recreated_elsewhere_once_its_node_is_out_of_service():
+    # pod GC's gcTerminating: a terminating pod on a node that is not ready and has the
+    # out-of-service taint is deleted, and the set recreates db-1 on the other node.
+    c = run(node("n1") + node("n2") + sts(replicas=2) + """
+scenario "shut down n2" {
+  at 10s: fail node n2
+  at 10m: update node n2 { taints: [{key: "node.kubernetes.io/out-of-service", value: "nodeshutdown",
+    effect: "NoExecute"}] }
+}
+""")
+    assert [w.name for w in c.writes(verb="delete", kind="Pod", rule="terminating_out_of_service")] == ["db-1"]
+    live = c.pods("db", live=True)
+    assert names(live) == ["db-0", "db-1"] and {p["node"] for p in live} == {"n1"}
+
+
+def _roll(extra="", version="17"):
+    return f"""
+scenario "roll" {{
+  at 1m: update statefulset db {{ {extra} template: {{labels: {{app: "db"}},
+    containers: [{{name: "pg", image: "postgres:{version}", cpu: 250m, memory: 256Mi}}]}} }}
+}}
+"""
+
+
+def test_rolling_update_goes_from_the_highest_ordinal_down_one_at_a_time():
+    # TestStatefulSetControlRollingUpdate: each pod is replaced in decreasing ordinal order, the
+    # next only once the replaced one is Running and Ready again.
+    c = run(node("n1") + node("n2") + sts() + _roll(), history=True)
+    updates = c.writes(verb="update", kind="Pod", rule="roll_out")
+    assert [w.name for w in updates] == ["db-2", "db-1", "db-0"]
+    recreated = [w for w in c.writes(verb="create", kind="Pod") if w.revision > updates[0].revision]
+    assert [w.name for w in recreated] == ["db-2", "db-1", "db-0"]
+    assert recreated[0].revision < updates[1].revision and recreated[1].revision < updates[2].revision
+    assert all(p["containers"][0]["image"] == "postgres:17" for p in c.pods("db"))
+    [s] = c.of("StatefulSet")
+    assert s["currentRevision"] == s["updateRevision"] and s["updatedReplicas"] == 3
+
+
+def test_a_partition_keeps_the_lower_ordinals_on_the_old_template():
+    # TestStatefulSetControlRollingUpdateWithPartition: only ordinals >= partition are updated,
+    # and the current revision stays the old one.
+    c = run(node("n1") + node("n2") + sts() + _roll(extra="partition: 2"))
+    images = {p["name"]: p["containers"][0]["image"] for p in c.pods("db")}
+    assert images == {"db-0": "postgres:16", "db-1": "postgres:16", "db-2": "postgres:17"}
+    [s] = c.of("StatefulSet")
+    assert s["currentRevision"] != s["updateRevision"]
+    assert (s["currentReplicas"], s["updatedReplicas"]) == (2, 1)
+
+
+def test_on_delete_updates_only_the_pods_deleted():
+    # TestStatefulSetControlOnDeleteUpdate: the template change alone replaces nothing; a deleted
+    # pod comes back with the new template.
+    c = run(node("n1") + node("n2") + sts(extra='updateStrategy: "OnDelete"') + """
+scenario "edit" {
+  at 1m: update statefulset db { template: {labels: {app: "db"},
+    containers: [{name: "pg", image: "postgres:17", cpu: 250m, memory: 256Mi}]} }
+  at 2m: kill pod db-0
+}
+""")
+    images = {p["name"]: p["containers"][0]["image"] for p in c.pods("db")}
+    assert images == {"db-0": "postgres:17", "db-1": "postgres:16", "db-2": "postgres:16"}
+    assert not c.writes(rule="roll_out")
+    [s] = c.of("StatefulSet")
+    assert (s["currentReplicas"], s["updatedReplicas"]) == (2, 1)
+
+
+def test_deleting_the_statefulset_deletes_its_pods():
+    # The garbage collector, owner kind StatefulSet.
+    c = run(node("n1") + sts() + """
+scenario "delete" { at 1m: delete statefulset db }
+""")
+    assert c.pods("db") == []
+
+
+@pytest.mark.parametrize("extra, message", [
+    ('podManagementPolicy: "Random"',
+     "spec.podManagementPolicy: Invalid value: \"Random\": must be 'OrderedReady' or 'Parallel'"),
+    ('updateStrategy: "Recreate"',
+     "spec.updateStrategy: Invalid value: \"Recreate\": must be 'RollingUpdate' or 'OnDelete'"),
+    ("partition: -1",
+     "spec.updateStrategy.rollingUpdate.partition: Invalid value: -1: must be greater than or equal to 0"),
+    ('selector { app: "other" }',
+     "spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"db\"}: "
+     "`selector` does not match template `labels`"),
+])
+def test_invalid_statefulsets_are_refused(extra, message):
+    # ValidateStatefulSetSpec.
+    with pytest.raises(KonvergeError) as e:
+        run(node("n1") + sts(extra=extra))
+    assert f'StatefulSet "db" is invalid: {message}' in str(e.value)
+
+
+def test_negative_replicas_and_a_restart_policy_other_than_always_are_refused():
+    with pytest.raises(KonvergeError) as e:
+        run(node("n1") + sts(replicas=-1))
+    assert "spec.replicas: Invalid value: -1: must be greater than or equal to 0" in str(e.value)
+    never = sts().replace('labels { app: "db" }', 'labels { app: "db" }\n    restartPolicy: "Never"')
+    with pytest.raises(KonvergeError) as e:
+        run(node("n1") + never)
+    assert 'spec.template.spec.restartPolicy: Unsupported value: "Never": supported values: "Always"' in str(e.value)
+
+
+MANIFEST = """\
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: web
+spec:
+  serviceName: nginx
+  replicas: 2
+  podManagementPolicy: Parallel
+  minReadySeconds: 10
+  updateStrategy:
+    type: RollingUpdate
+    rollingUpdate:
+      partition: 1
+  selector:
+    matchLabels:
+      app: nginx
+  template:
+    metadata:
+      labels:
+        app: nginx
+    spec:
+      containers:
+        - name: nginx
+          image: registry.k8s.io/nginx-slim:0.24
+  volumeClaimTemplates:
+    - metadata:
+        name: www
+      spec:
+        accessModes: ["ReadWriteOnce"]
+  persistentVolumeClaimRetentionPolicy:
+    whenDeleted: Delete
+"""
+
+
+def test_a_manifest_is_read_with_warnings_for_what_is_not_modelled():
+    # The StatefulSet of the Kubernetes tutorial (a web StatefulSet with a claim template).
+    m = loads(MANIFEST, "web.yaml")
+    [(_, s)] = m.objects
+    assert (s["name"], s["replicas"], s["serviceName"], s["podManagementPolicy"], s["updateStrategy"],
+            s["partition"], s["selector"]) == ("web", 2, "nginx", "Parallel", "RollingUpdate", 1, {"app": "nginx"})
+    warnings = [(d.code, d.message) for d in m.warnings]
+    assert ("W302", "field `spec.minReadySeconds` is not supported by Konverge; ignored") in warnings
+    assert [m for code, m in warnings if code == "W302" and "not modelled" in m] == [
+        "`spec.volumeClaimTemplates` is not modelled: Konverge has no volumes or PersistentVolumeClaims, "
+        "so the pods are created without their claims",
+        "`spec.persistentVolumeClaimRetentionPolicy` is not modelled: Konverge has no volumes or "
+        "PersistentVolumeClaims, so the pods are created without their claims",
+    ]
+
+
+def test_a_rolling_update_beside_on_delete_is_refused():
+    # ValidateStatefulSetUpdateStrategy.
+    with pytest.raises(KonvergeError) as e:
+        loads(MANIFEST.replace("type: RollingUpdate", "type: OnDelete"), "web.yaml")
+    assert ("web.yaml:13:7" in str(e.value) and "spec.updateStrategy.rollingUpdate: Invalid value: only allowed "
+            "for updateStrategy 'RollingUpdate'" in str(e.value))
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(first=st.integers(0, 5), then=st.integers(0, 5), parallel=st.booleans())
+def test_the_pods_are_exactly_the_ordinals_below_replicas(first, then, parallel):
+    # The promise: with room for every pod, at the fixed point after any scale change the set's pods
+    # are db-0 … db-(n-1), each Running and Ready, whatever the policy.
+    policy = 'podManagementPolicy: "Parallel"' if parallel else ""
+    c = run(node("n1") + node("n2") + sts(replicas=first, extra=policy) + f"""
+scenario "scale" {{ at 1m: update statefulset db {{ replicas: {then} }} }}
+""")
+    pods = c.pods("db")
+    assert names(pods) == [f"db-{i}" for i in range(then)]
+    assert all(p["ready"] and not p["deleting"] for p in pods)
+    assert c.of("StatefulSet")[0]["readyReplicas"] == then
