@@ -402,6 +402,22 @@ class _StoreWorld:
     def __init__(self, api: APIServer):
         self._api = api
         self._scans: dict[str, tuple[int, list]] = {}  # kind → (store revision when read, objects)
+        # The write being admitted, for `before` in a deny: (kind, namespace, name) and what it
+        # replaces — None for a create, the stored object, or a call that decodes it when asked.
+        self.replacing: tuple | None = None
+
+    def before(self, obj: dict) -> dict | None:
+        """`before(x)` in a deny: the object the write being admitted replaces, as stored (none for
+        a create), as a ValidatingAdmissionPolicy's oldObject; any other object is as it is, for
+        the write leaves it alone."""
+        r = self.replacing
+        if r is None or (obj["kind"], obj.get("namespace"), obj.get("name")) != r[0]:
+            return obj
+        old = r[1]
+        if callable(old):
+            old = old()
+            self.replacing = (r[0], old)
+        return old
 
     def scan(self, kind: str):
         api = self._api
@@ -445,7 +461,8 @@ class APIServer:
         # read before it in doubt.
         self._last_write = self._doubt_before = store.revision
         self._kind_written: dict[str, int] = {}
-        self._admission = Evaluator(program, _StoreWorld(self))
+        self._world = _StoreWorld(self)
+        self._admission = Evaluator(program, self._world)
         self._admission.memo = _AdmissionCalls(self)
         # kind → (policy, deny, the fields its verdict depends on alone, or None): an update that
         # keeps those fields as this server admitted them keeps the verdict (ratcheting).
@@ -464,6 +481,8 @@ class APIServer:
                     self._policies.setdefault(info.name, []).append((policy, deny, fields))
                     if reads.pure(deny.cond) and (judged := reads.fields(deny.source.var, deny.cond)) is not None:
                         self._judged_by[id(deny)] = _judged(program, info, judged)
+        # The kinds a deny of which looks back (`before`): their writes say what they replace.
+        self._looks_back = frozenset(info.name for k in program.looks_back if (info := program.kind(k)) is not None)
         # kind → the policies an update passes: less the denies of creates alone
         self._on_update = {kind: [p for p in ps if not _creates_only(p[1])] for kind, ps in self._policies.items()}
         # kind → its mutations, in declaration order (files, policies, clauses); a `when` that
@@ -604,13 +623,18 @@ class APIServer:
         obj["createdRevision"] = None
         alike = self._alike_key(info, obj) if shared else None
         earlier = self._alike.get(alike[0]) if alike is not None else None
-        if earlier is not None and earlier.given == alike[1] and valid_name(name):
-            obj, data, stored, pieces = self._admit_alike(info, earlier, name)
-        else:
-            obj = self._admit(info, obj)  # which says what is wrong with a name
-            data, stored, pieces = _encode_fields(obj, None, self._decoded)
-            if alike is not None:
-                self._keep_alike(*alike, obj, stored, pieces)
+        if info.name in self._looks_back:
+            self._world.replacing = ((info.name, namespace, name), None)  # `before`: none, it is new
+        try:
+            if earlier is not None and earlier.given == alike[1] and valid_name(name):
+                obj, data, stored, pieces = self._admit_alike(info, earlier, name)
+            else:
+                obj = self._admit(info, obj)  # which says what is wrong with a name
+                data, stored, pieces = _encode_fields(obj, None, self._decoded)
+                if alike is not None:
+                    self._keep_alike(*alike, obj, stored, pieces)
+        finally:
+            self._world.replacing = None
         key = self.key(info, namespace, name)
         r = self.store.txn([Compare(key, "create", "==", 0)], [Put(key, data)])
         if not r.succeeded:
@@ -643,7 +667,14 @@ class APIServer:
         base = self._stored.get(key)
         if base is not None and not base.holds(current):
             base = None  # written since by another hand (explore's restores)
-        obj = self._admit(info, obj, old, base)
+        if info.name in self._looks_back:
+            # What `before` in a deny gives: the old object as admitted, else as stored, decoded if asked.
+            replaced = old if old is not None else lambda: decode_object(current)
+            self._world.replacing = ((info.name, namespace, name), replaced)
+        try:
+            obj = self._admit(info, obj, old, base)
+        finally:
+            self._world.replacing = None
         data, stored, pieces = _encode_fields(obj, base)
         if data == current.value:
             return decode_object(current)  # nothing changed: no write, no new revision

@@ -129,6 +129,9 @@ class Program:
     # them), checked after every step on the objects that step created or changed — an
     # evaluator needs the versions the step replaced to run them (engine.fixpoint._History).
     transitions: tuple[A.InvariantDecl, ...] = ()
+    # The kinds (as their denies name them) of which a policy's deny calls `before`: a write of
+    # one must say what it replaces (engine.api).
+    looks_back: frozenset[str] = frozenset()
     # The evaluator's generated code, by id() of the expression it evaluates (engine.eval._compile),
     # shared by the program's evaluators.
     generated: dict[int, tuple] = attrs.field(factory=dict, eq=False, repr=False)
@@ -338,9 +341,12 @@ class _Checker:
         self.controller_names: set[str] = set()  # for events aimed at a controller
         self.unit_types: dict[int, str] = {}
         # Where an expression is checked, for `before`: "step" (an invariant checked after every
-        # step: allowed), "rest" (an `at rest` invariant), "def", or "elsewhere".
+        # step) or "deny" (a policy's deny: the object as stored before the write), both allowed;
+        # "rest" (an `at rest` invariant), "def", or "elsewhere".
         self.looking_back = "elsewhere"
         self.told_before = False  # E056 was given for the declaration being checked: once is enough
+        self.deny_kinds_looking_back: set[str] = set()  # Program.looks_back
+        self.deny_kind = ""  # the kind of the deny being checked
 
     def error(self, code: str, message: str, span: Span | None, hint: str | None = None):
         self.diagnostics.append(Diagnostic(code, message, span=span, hint=hint))
@@ -397,6 +403,7 @@ class _Checker:
             warnings=tuple(d for d in self.diagnostics if d.severity == "warning"),
             unit_types=self.unit_types,
             transitions=tuple(i for i in invariants.values() if i.name in transitions),
+            looks_back=frozenset(self.deny_kinds_looking_back),
         )
 
     def check_invariant(self, d: A.InvariantDecl) -> bool:
@@ -803,7 +810,9 @@ class _Checker:
         if n < b.min_args or (b.max_args >= 0 and n > b.max_args):
             self.error("E042", f"`{e.fn}` takes {b.params}, but {_count(n, 'argument')} {'is' if n == 1 else 'are'} given", e.span)
             return ANY
-        if e.fn == "before" and self.looking_back != "step" and not self.told_before:
+        if e.fn == "before" and self.looking_back == "deny":
+            self.deny_kinds_looking_back.add(self.deny_kind)
+        if e.fn == "before" and self.looking_back not in ("step", "deny") and not self.told_before:
             self.told_before = True
             self.before_misplaced(e)
         args = [self.expr_type(a, scope) for a in e.args]
@@ -820,7 +829,8 @@ class _Checker:
                        hint="pass `before(x)` to the def as an argument")
         else:
             self.error("E056", "`before` looks back on the latest step, so it may only be used in an invariant "
-                               "checked after every step", e.span,
+                               "checked after every step (or, for the object a write replaces, in a policy's "
+                               "`deny`)", e.span,
                        hint="state the change as an `invariant \"…\" { forall KIND x: … before(x) … }`")
 
     def builtin_type(self, e: A.Call, args: list[Type]) -> Type:
@@ -878,7 +888,7 @@ class _Checker:
             for a in args[1:]:
                 t = join(t, strip(a))
             return t
-        if fn in ("has_duplicates", "contains", "startswith", "cidr_contains"):
+        if fn in ("has_duplicates", "contains", "startswith", "cidr_contains", "is_ip"):
             return BOOL
         if fn in ("distinct", "sorted"):
             need_list()
@@ -1214,12 +1224,16 @@ class _Checker:
                 self.check_deny(clause, scope)
 
     def check_deny(self, deny: A.Deny, scope: Scope):
+        # A deny may look back: `before(x)` is the object as stored before the write it judges
+        # (an update's old object, as ValidateServiceUpdate and its kin compare), none for a create.
+        outer, self.looking_back, self.deny_kind = self.looking_back, "deny", deny.source.kind
         self.expect_bool(deny.cond, scope, "a `deny … when` condition")
         if deny.because is not None:
             t = self.expr_type(deny.because, scope)
             if not assignable(t, STRING):
                 self.error("E035", f"`because` gives the message, a string, but this is a {t}",
                            deny.because.span)
+        self.looking_back = outer
         if deny.reason is not None and deny.reason not in A.DENY_REASONS:
             guess = closest(deny.reason, A.DENY_REASONS)
             self.error("E059", f"`{deny.reason}` is not a reason a deny can answer with", deny.reason_span,

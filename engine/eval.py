@@ -1061,6 +1061,19 @@ def _address(a):
     return ipaddress.ip_address(a)
 
 
+def _is_ip(ev, e, args):
+    """Whether the text is an address, by the test the API server gives a field of type `ip`, so
+    that a policy can judge a field that holds an address or a word (a Service's "None")."""
+    a = args[0]
+    if type(a) is not str:
+        return False
+    try:
+        _address(a)
+    except ValueError:
+        return False
+    return True
+
+
 def _round(ev, e, args):
     v = args[0]
     if v is None:
@@ -1155,4 +1168,5 @@ _BUILTINS: dict[str, Callable] = {
     "cidr_subnet": _cidr_subnet,
     "cidr_host": _cidr_host,
     "ip_index": _ip_index,
+    "is_ip": _is_ip,
 }

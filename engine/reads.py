@@ -36,7 +36,7 @@ PURE_BUILTINS = frozenset({
     "count", "sum", "min", "max", "any", "all", "len", "str", "int", "float", "abs", "ceil", "floor", "round",
     "log", "millis", "seconds", "keys", "values", "get", "put", "without", "coalesce", "has_duplicates", "distinct",
     "sorted", "first", "range", "flatten", "pow", "type_of", "join", "split", "contains", "startswith", "lower",
-    "hash", "cidr_contains", "cidr_size", "cidr_subnet", "cidr_host", "ip_index",
+    "hash", "cidr_contains", "cidr_size", "cidr_subnet", "cidr_host", "ip_index", "is_ip",
 })
 
 
@@ -46,7 +46,7 @@ PURE_BUILTINS = frozenset({
 FLAT_BUILTINS = frozenset({
     "len", "count", "str", "int", "float", "abs", "ceil", "floor", "round", "log", "millis", "seconds", "get",
     "coalesce", "first", "type_of", "startswith", "lower", "cidr_contains", "cidr_size", "cidr_subnet",
-    "cidr_host", "ip_index",
+    "cidr_host", "ip_index", "is_ip",
 })
 
 # The syntax nodes (a def's body and those of the defs it calls) of the largest straight def.

@@ -211,11 +211,13 @@ BUILTINS: dict[str, Builtin] = {
         Builtin("hash", "(value)", 1, 1, "a stable 32-bit hash, the same on every run"),
         Builtin("now", "()", 0, 0, "the engine's virtual clock, as a duration since the start"),
         Builtin("before", "(object)", 1, 1, "in an invariant checked after every step: the object as it was "
-                "before the latest step; none if that step created it"),
+                "before the latest step, none if that step created it; in a policy's deny: the object as "
+                "stored before the write being admitted, none for a create"),
         Builtin("cidr_contains", "(cidr, ip)", 2, 2, "true if the address is inside the block"),
         Builtin("cidr_size", "(cidr)", 1, 1, "number of addresses in the block"),
         Builtin("cidr_subnet", "(cidr, prefix, index)", 3, 3, "the index-th sub-block of the given prefix length"),
         Builtin("cidr_host", "(cidr, index)", 2, 2, "the index-th address of the block"),
         Builtin("ip_index", "(cidr, ip)", 2, 2, "the position of an address inside the block"),
+        Builtin("is_ip", "(string)", 1, 1, "true if the text is an IPv4 or IPv6 address"),
     )
 }

@@ -235,6 +235,31 @@ def test_an_admission_policy_refuses_an_update_too(api):
         api.update(api.admin, "pod", dict(created, containers=created["containers"] * 2))
 
 
+def test_a_deny_may_compare_an_update_with_the_object_it_replaces():
+    """`before(x)` in a deny is the object as stored before the write (none for a create), as
+    ValidateServiceUpdate compares a service with its old self; other objects are as they are."""
+    program = program_of("""
+kind Item { n: int = 0  tag: string = "" }
+kind Other { n: int = 0 }
+policy "n only grows" {
+  deny item i when before(i) != none and i.n < before(i).n because "n: " + str(before(i).n) + " -> " + str(i.n)
+  deny item i when before(i) == none and i.tag == "update-only" because "created"
+  deny item i when any(before(o) != o for other o) because "another object looked back"
+}
+""")
+    api = APIServer(program, open_store())
+    item = api.create(api.admin, "item", {"name": "a", "n": 2})
+    with pytest.raises(Invalid, match="created"):
+        api.create(api.admin, "item", {"name": "b", "tag": "update-only"})
+    item = api.update(api.admin, "item", dict(item, n=5))
+    with pytest.raises(Invalid, match="n: 5 -> 3"):
+        api.update(api.admin, "item", dict(item, n=3))
+    item = api.update(api.admin, "item", dict(item, tag="update-only"))  # the stored one is there: no refusal
+    assert (item["n"], item["tag"]) == (5, "update-only")
+    api.create(api.admin, "other", {"name": "o"})
+    assert api.update(api.admin, "item", dict(item, n=6))["n"] == 6
+
+
 def test_an_admission_policy_reads_other_objects_and_gives_its_because_message(api):
     api.create(api.admin, "quota", {"name": "q", "namespace": "shop", "maxPods": 2})
     api.create(api.admin, "pod", pod("a"))

@@ -250,3 +250,12 @@ def test_the_checker_refuses_log_of_anything_but_a_number(arg):
 def test_log_of_a_value_the_checker_could_not_type_is_refused_in_the_language_words():
     assert _error("def f(a: any) -> float = log(a)", "f", {"a": True}) == ("`log` needs a number, but this is a bool", 1, 26)
     assert _error("def f(a: any) -> float = log(a)", "f", {"a": "x"}) == ('`log` needs a number, but this is the text "x"', 1, 26)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("10.96.0.1", True), ("2001:db8::ffff", True), ("None", False), ("", False), ("10.96.0.300", False),
+    ("10.96.0.0/12", False), (None, False),
+])
+def test_is_ip_tells_an_address_from_any_other_text(text, expected):
+    # as the API server judges a field of type `ip`, so that a policy can judge a Service's clusterIP
+    assert _evaluate("def f(s: string?) -> bool = is_ip(s)", "f", {"s": text}) is expected

@@ -61,11 +61,10 @@ def test_several_foralls_joined_by_and_make_one_invariant_of_a_step():
     ('invariant "r" at rest { forall item i: before(i) == i }', "`at rest` invariant"),
     ("def prev(i: Item) = before(i)", "in a def"),
     ("controller c { rule r for item i where before(i) == none set i.n = 1 }", "after every step"),
-    ('policy "p" { deny item i when before(i) == none }', "after every step"),
     ('scenario "s" { expect always count(x for item x where before(x) == none) == 0 }', "after every step"),
     ("kind Other { n: int = count(x for item x where before(x) == none) }", "after every step"),
 ])
-def test_before_anywhere_but_an_invariant_checked_after_every_step_is_refused(text, where):
+def test_before_anywhere_but_an_invariant_of_a_step_or_a_deny_is_refused(text, where):
     found = errors(text + "\n")
     assert [(code, line) for code, line, _, _ in found] == [("E056", 4)], found
     assert where in found[0][3]

@@ -979,18 +979,40 @@ def _service_spec(r: _Reader, node: Node, body: dict, obj: dict) -> None:
 
     def cluster_ip(n, p):
         value = r.string(n, p)
-        if value in ("None", ""):
-            r.warn(n, "headless services (`clusterIP: None`) are not modelled; a cluster IP is allocated")
-            return SKIP
-        return value
+        return SKIP if value == "" else value  # "": the allocator's, as when left out
+
+    listed: list = []  # spec.clusterIPs, with its node
+
+    def cluster_ips(n, p):
+        got = r.string_list(n, p)
+        if got is not SKIP and got:
+            listed.append((n, got))
+        return SKIP
 
     got = r.fields(node, "spec", {
         "selector": r.string_map, "ports": lambda n, p: r.list_of(n, p, port), "clusterIP": cluster_ip,
+        "clusterIPs": cluster_ips,
         "type": r.string, "sessionAffinity": r.string, "publishNotReadyAddresses": r.boolean,
         "externalTrafficPolicy": r.string, "allocateLoadBalancerNodePorts": r.boolean,
-    }, silent=("clusterIPs",))
-    if got is not SKIP:
-        body.update(got)
+    })
+    if got is SKIP:
+        return
+    # Kubernetes' strategy (normalizeClusterIPs) takes a clusterIP left out from clusterIPs[0], and
+    # ValidateServiceClusterIPsRelatedFields wants the two to agree. Konverge is single-stack: the
+    # second address of a dual-stack pair is warned about and ignored.
+    for n, ips in listed:
+        shown = "[" + ", ".join(json.dumps(ip) for ip in ips) + "]"
+        if "clusterIP" in got and got["clusterIP"] != ips[0]:
+            r.error(n, f"spec.clusterIPs: Invalid value: {shown}: first value must match `clusterIP`",
+                    hint="give the same address in both, or leave one out")
+        elif ips[0] == "None" and len(ips) > 1:
+            r.error(n, f"spec.clusterIPs: Invalid value: {shown}: 'None' must be the first and only value")
+        else:
+            got["clusterIP"] = ips[0]
+            if len(ips) > 1:
+                r.warn(n, f"dual-stack `spec.clusterIPs` are not modelled; only {ips[0]} is used",
+                       hint="Konverge's service network is IPv4 alone (10.96.0.0/12)")
+    body.update(got)
 
 
 def _node_spec(r: _Reader, node: Node, body: dict, obj: dict) -> None:

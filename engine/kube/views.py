@@ -396,6 +396,8 @@ def route_view(program: Program, state: State, target: str, *, from_node: str | 
                     key=lambda r: (r.get("port") or 0, r.get("protocol") or ""))
     if node_port and not any(sp.get("nodePort") for sp in svc.get("ports") or []):
         raise _no_node_ports(svc, ident)
+    if svc.get("clusterIP") == "None":
+        return _headless_view(state, svc, ns, ident, port_text)
     if port_text:
         ports = [str(r.get("port")) for r in routes] + [
             str(sp.get("name")) for sp in svc.get("ports") or [] if sp.get("name")]
@@ -431,11 +433,63 @@ def route_view(program: Program, state: State, target: str, *, from_node: str | 
     return "\n".join(lines) + "\n"
 
 
+def _headless_view(state: State, svc: dict, ns: str, ident: str, port_text: str) -> str:
+    """A headless service (clusterIP None): kube-proxy skips it (ShouldSkipService), and cluster
+    DNS answers its name with the addresses of its Endpoints (CoreDNS's kubernetes plugin: an A
+    record per address, the not-ready ones left out unless publishNotReadyAddresses put them
+    there), so its clients connect to the pods themselves. No DNS server is modelled: this is
+    what one would answer. `port_text` narrows it to the addresses behind one port."""
+    ports = svc.get("ports") or []
+    wanted = None
+    if port_text:
+        match = [sp for sp in ports if port_text in (str(sp.get("port")), sp.get("name"))]
+        if not match:
+            known = [str(sp.get("port")) for sp in ports] + [sp.get("name") for sp in ports if sp.get("name")]
+            raise _missing(f"port on service {ident}", port_text, known, "the service has no ports")
+        wanted = match[0].get("name") or ""
+    endpoints = next((e for e in state.of_kind("Endpoints") if e.get("namespace") == ns and e["name"] == svc["name"]),
+                     {})
+    protocols = {sp.get("name") or "": sp.get("protocol") or "TCP" for sp in ports}
+    ready: dict[str, dict] = {}  # address → the pod, node and ports behind it
+    for a in endpoints.get("addresses") or []:
+        if wanted is None or a.get("portName") == wanted:
+            row = ready.setdefault(a.get("ip"), {"pod": a.get("pod"), "node": a.get("node"), "ports": []})
+            if a.get("port") is not None:
+                row["ports"].append(f"{a['port']}/{protocols.get(a.get('portName') or '', 'TCP')}")
+    not_ready = {a.get("ip") for a in endpoints.get("notReadyAddresses") or []
+                 if wanted is None or a.get("portName") == wanted}
+    fqdn = f"{svc['name']}.{ns}.svc.cluster.local"
+    lines = [f"Service {ident} is headless (clusterIP None): kube-proxy programs no rules for it, on any node"]
+    if not ready:
+        lines.append(f"  DNS {fqdn} has no address to answer with: the service has no ready endpoints")
+    else:
+        lines.append(f"  DNS {fqdn} answers with its ready endpoints' {len(ready)} address(es); "
+                     "clients connect to the pods directly")
+        order = sorted(ready, key=_ip_order)
+        rows = [[ip, ",".join(ready[ip]["ports"]) or "<none>", ready[ip]["pod"] or "-", ready[ip]["node"] or "-"]
+                for ip in order]
+        lines.extend(_table(["ADDRESS", "PORTS", "POD", "NODE"], rows, "    "))
+    if not_ready:
+        lines.append(f"  ({len(not_ready)} not-ready endpoint(s) left out: publishNotReadyAddresses is false)")
+    return "\n".join(lines) + "\n"
+
+
+def _ip_order(ip) -> tuple:
+    """Addresses in numeric order (10.0.0.9 before 10.0.0.10); text that is none after them."""
+    try:
+        a = ipaddress.ip_address(ip)
+        return (0, a.version, int(a))
+    except (TypeError, ValueError):
+        return (1, 0, 0)
+
+
 def _no_node_ports(svc: dict, ident: str) -> KonvergeError:
     """E225, with the reason the service's ports have no node port (rules/ipam.konv)."""
     kind = svc.get("type") or "ClusterIP"
     back = "drop --node-port to route its cluster IP"
-    if kind not in ("NodePort", "LoadBalancer"):
+    if svc.get("clusterIP") == "None":
+        why, hint = f"it is headless (clusterIP None, type {kind})", "drop --node-port to see what DNS answers for it"
+    elif kind not in ("NodePort", "LoadBalancer"):
         why, hint = f"it is of type {kind}", f"a NodePort or LoadBalancer service has them; {back}"
     elif not svc.get("ports"):
         why, hint = "it has no ports", "give it a port"
