@@ -192,7 +192,7 @@ def test_get_all_namespaces_with_spec_after_the_option(capsys):
     code, out, _ = run(capsys, "get", "pods", "-A", MANIFESTS)
     assert code == 0
     assert out.splitlines()[0].split()[:3] == ["NAMESPACE", "NAME", "READY"]
-    assert len(out.splitlines()) == 10  # the storefront's three pods, postgres' three and the node exporter's three
+    assert len(out.splitlines()) == 11  # the storefront's three pods, postgres' three, the node exporter's three, db-migrate's
 
 
 def test_get_one_object_as_json_and_name(capsys):
@@ -210,6 +210,24 @@ def test_describe_deployment_in_memory(capsys):
     code, out, _ = run(capsys, "describe", "deployment/web", DEMO)
     assert code == 0
     golden("describe_deployment.txt", out)
+
+
+def test_get_and_describe_jobs_as_kubectl_does(capsys):
+    # printJob's columns (and -o wide's CONTAINERS IMAGES SELECTOR), describeJob's Duration and
+    # Pods Statuses lines; a Succeeded pod is Completed, a Failed one Error.
+    jobs = str(ROOT / "specs" / "jobs.konv")
+    code, out, _ = run(capsys, "get", "jobs", jobs)
+    assert code == 0
+    code, wide, _ = run(capsys, "get", "job", "-o", "wide", "--scenario", "the migration's node dies", jobs)
+    assert code == 0
+    code, pods, _ = run(capsys, "get", "pods", jobs)
+    assert code == 0
+    golden("get_jobs.txt", out + "\n" + wide + "\n" + pods)
+    code, out, _ = run(capsys, "describe", "job/seed", jobs)
+    assert code == 0
+    golden("describe_job.txt", out)
+    assert run(capsys, "get", "jobs", "-o", "name", jobs)[1] == \
+        "job.batch/db-migrate\njob.batch/report\njob.batch/seed\n"
 
 
 def test_get_and_describe_a_daemonset_as_kubectl_does(capsys):
@@ -392,7 +410,7 @@ def test_wide_nodes_show_the_internal_ip_as_kubectl_does(capsys, tmp_path):
 
 def test_check_takes_a_directory_of_manifests_as_reconcile_does(capsys):
     code, out, err = run(capsys, "check", MANIFESTS)
-    assert code == 0 and out.startswith("ok: 5 file(s) checked")
+    assert code == 0 and out.startswith("ok: 6 file(s) checked")
     assert "W301" in err  # the ConfigMap, as reconcile warns about it
 
 

@@ -474,6 +474,41 @@ def _statefulset_columns(world, wide, age_of):
     return headers, row
 
 
+def job_status(job: dict) -> str:
+    """printJob's STATUS: its terminal condition, else Terminating or Suspended, else Running
+    (Konverge writes no Suspended condition: a suspended job's `suspend` says it)."""
+    types = {c.get("type") for c in job.get("conditions") or [] if c.get("status") == "True"}
+    if "Complete" in types:
+        return "Complete"
+    if "Failed" in types:
+        return "Failed"
+    return "Suspended" if job.get("suspend") else "Running"
+
+
+def _job_columns(world, wide, age_of):
+    """kubectl's printJob (pkg/printers/internalversion/printers.go): COMPLETIONS as succeeded of
+    completions (`0/1 of 3` for a work queue with parallelism 3), DURATION from startTime to
+    completionTime, or to now while it runs, on the virtual clock."""
+    headers = ["STATUS", "COMPLETIONS", "DURATION", "AGE"] + (["CONTAINERS", "IMAGES", "SELECTOR"] if wide else [])
+
+    def row(j):
+        succeeded, completions = j.get("succeeded", 0), j.get("completions")
+        if completions is not None:
+            done = f"{succeeded}/{completions}"
+        elif j.get("parallelism", 1) > 1:
+            done = f"{succeeded}/1 of {j['parallelism']}"
+        else:
+            done = f"{succeeded}/1"
+        start, end = j.get("startTime"), j.get("completionTime")
+        took = "" if start is None else age_of({"kind": "Job", "createdAt": start}) if end is None \
+            else human_duration(end - start)
+        cells = [job_status(j), done, took, age_of(j)]
+        if wide:
+            cells += [*_images(j.get("template", {})), workload_selector(j)]
+        return cells
+    return headers, row
+
+
 def _endpoints_columns(world, wide, age_of):
     def row(e):
         addresses = [f"{a['ip']}:{a['port']}" for a in e.get("addresses", [])]
@@ -544,7 +579,7 @@ NAMELESS = frozenset({"Event"})
 TABLES: dict[str, Callable] = {
     "Pod": _pod_columns, "Node": _node_columns, "Service": _service_columns, "Deployment": _deployment_columns,
     "ReplicaSet": _replicaset_columns, "DaemonSet": _daemonset_columns,
-    "StatefulSet": _statefulset_columns, "Endpoints": _endpoints_columns,
+    "StatefulSet": _statefulset_columns, "Job": _job_columns, "Endpoints": _endpoints_columns,
     "HorizontalPodAutoscaler": _hpa_columns, "Namespace": _namespace_columns, "Event": _event_columns,
     "Route": _route_columns, "ServiceAccount": _service_account_columns,
 }
@@ -681,6 +716,10 @@ def _pod_shape(obj: dict, shown: dict, world: list[dict]) -> dict[str, list[tupl
     for pod in (shown, shown.get("template")):
         if isinstance(pod, dict) and not pod.get("initContainers", True):
             del pod["initContainers"]
+        # A container that runs until stopped, as a server does, says nothing of runFor.
+        for c in pod.get("containers") or [] if isinstance(pod, dict) else []:
+            if isinstance(c, dict) and c.get("runFor") is None:
+                c.pop("runFor", None)
     return {}
 
 
@@ -743,12 +782,32 @@ def _statefulset_shape(obj: dict, shown: dict, world: list[dict]) -> dict[str, l
     return {"updateStrategy": after + [("Pods Status", _pods_status(obj, world))]}
 
 
+def _job_shape(obj: dict, shown: dict, world: list[dict]) -> dict[str, list[tuple[str, str]]]:
+    """kubectl's describeJob (pkg/describe/describe.go): `Completed At` and `Duration` once it
+    completed, and one `Pods Statuses:  1 Active (1 Ready) / 2 Succeeded / 0 Failed` line in
+    place of the counts; the back-off record, which upstream keeps in the controller's memory, is
+    not shown."""
+    _pod_shape(obj, shown, world)
+    for field in ("active", "ready", "succeeded", "failed", "completionTime", "failuresAfterLastSuccess",
+                  "lastFailureTime"):
+        shown.pop(field, None)
+    lines = []
+    start, end = obj.get("startTime"), obj.get("completionTime")
+    if end is not None:
+        lines.append(("Completed At", format_duration(end)))
+    if start is not None and end is not None:
+        lines.append(("Duration", human_duration(end - start)))
+    lines.append(("Pods Statuses", f"{obj.get('active', 0)} Active ({obj.get('ready', 0)} Ready) / "
+                                   f"{obj.get('succeeded', 0)} Succeeded / {obj.get('failed', 0)} Failed"))
+    return {"startTime": lines}
+
+
 # A kind's describe shape: trims `shown` in place and gives lines (label, text) to print after a
 # field, aligned with the others unless the label ends with its colon; it may look at the other
 # objects (`world`).
 DESCRIBE_SHAPES: dict[str, Callable[[dict, dict, list[dict]], dict[str, list[tuple[str, str]]]]] = {
     "Service": _service_shape, "Pod": _pod_shape, "ReplicaSet": _pod_shape, "Deployment": _deployment_shape,
-    "DaemonSet": _daemonset_shape, "StatefulSet": _statefulset_shape}
+    "DaemonSet": _daemonset_shape, "StatefulSet": _statefulset_shape, "Job": _job_shape}
 
 
 def _field(program: Program, title: str, t: Type, value, indent: int, width: int) -> list[str]:
