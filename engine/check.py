@@ -825,8 +825,13 @@ class _Checker:
                        hint="drop `at rest` to check each step's changes, or compare states without `before`")
         elif self.looking_back == "def":
             self.error("E056", "`before` cannot be used in a def: rules and policies call defs, and only an "
-                               "invariant checked after every step looks back on a step", e.span,
+                               "invariant checked after every step, or a policy's `deny` on the object a write "
+                               "replaces, looks back", e.span,
                        hint="pass `before(x)` to the def as an argument")
+        elif self.looking_back == "mutate":
+            self.error("E056", "`before` cannot be used in a mutation: a controller predicts what the API server "
+                               "stores from the object it writes alone", e.span,
+                       hint="refuse the change in a `deny … when … before(x) …`, or write it as a controller rule")
         else:
             self.error("E056", "`before` looks back on the latest step, so it may only be used in an invariant "
                                "checked after every step (or, for the object a write replaces, in a policy's "
@@ -1241,13 +1246,16 @@ class _Checker:
 
     def check_mutate(self, m: A.Mutate, scope: Scope):
         # Only the policy's variable is bound, so a `set` can change nothing but the object admitted.
+        outer, self.looking_back = self.looking_back, "mutate"
+        told = len(self.diagnostics)
         self.expect_bool(m.cond, scope, "a `mutate … when` condition")
         for a in m.sets:
             self.check_action(a, scope)
+        self.looking_back = outer
         # A controller predicts what the API server stores from the object alone (it compares
         # with `defaulted`), and is woken only by what it read: a mutation reads nothing else.
         found = reads_world(self.defs, (m.cond, tuple(a.value for a in m.sets)))
-        if found is not None:
+        if found is not None and not any(d.code == "E056" for d in self.diagnostics[told:]):
             self.error("E058", "a mutation may read only the object it admits, but this reads other objects, "
                        "the clock or an earlier state", found.span,
                        hint="write what depends on other objects as a controller rule instead")

@@ -1777,7 +1777,9 @@ def apply_spec(program: Program, api, engine: Engine, extra: Iterable[tuple[str,
                 api.create(api.admin, kind, obj)
                 verb = "create"
             except KonvergeError as e:
-                if getattr(e, "reason", "") != "AlreadyExists":
+                # As `kubectl apply` finds the object first: one that exists is patched, even where
+                # the API server judged the create invalid (a change of type drops fields there).
+                if getattr(e, "reason", "") != "AlreadyExists" and not _exists(api, kind, obj):
                     raise
                 verb = _reapply(api, kind, obj, previous)
         except KonvergeError as e:
@@ -1794,6 +1796,16 @@ def apply_spec(program: Program, api, engine: Engine, extra: Iterable[tuple[str,
         raise KonvergeError([d for e in refused for d in e.diagnostics], exit_code=refused[0].exit_code)
     if records:
         store.txn([], records)  # one revision for all of them
+
+
+def _exists(api, kind: str, obj: dict) -> bool:
+    try:
+        api.get(api.admin, kind, obj.get("namespace"), obj["name"])
+    except KonvergeError as e:
+        if getattr(e, "reason", "") == "NotFound":
+            return False
+        raise
+    return True
 
 
 def _reapply(api, kind: str, obj: dict, previous: dict | None) -> str | None:

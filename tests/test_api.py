@@ -26,6 +26,7 @@ from engine.errors import KonvergeError
 from engine.fixpoint import reconcile
 from engine.informer import Informer
 from engine.parse import parse_text
+from engine.reads import Reads
 from engine.store import open_store
 from engine.store.base import KeyValue
 from engine.values import SORTED_JSON, encode
@@ -258,6 +259,30 @@ policy "n only grows" {
     assert (item["n"], item["tag"]) == (5, "update-only")
     api.create(api.admin, "other", {"name": "o"})
     assert api.update(api.admin, "item", dict(item, n=6))["n"] == 6
+
+
+def test_a_deny_that_looks_back_is_judged_anew_on_every_write():
+    """A verdict of a deny that calls `before` depends on the stored object, not on the fields
+    the new one holds: it is neither taken from the verdicts cached by those fields' values nor
+    ratcheted when the update keeps them (engine.reads: `before` is not pure)."""
+    program = program_of("""
+kind Item { n: int = 0  tag: string = "" }
+policy "n only grows, and an update moves it" {
+  deny item i when before(i) != none and i.n < before(i).n because "n: " + str(before(i).n) + " -> " + str(i.n)
+  deny item i when before(i) != none and i.n == before(i).n because "n stays " + str(i.n)
+}
+""")
+    reads = Reads(program)
+    assert [reads.pure(d.cond) for d in program.policies[0].denies] == [False, False]
+    api = APIServer(program, open_store())
+    a = api.update(api.admin, "item", dict(api.create(api.admin, "item", {"name": "a", "n": 2}), n=5))
+    b = api.create(api.admin, "item", {"name": "b", "n": 9})
+    # n = 5 passed for a (up from 2); for b it is down from 9
+    with pytest.raises(Invalid, match="n: 9 -> 5"):
+        api.update(api.admin, "item", dict(b, n=5))
+    # an update that keeps n, the one field the denies read of the new object, is judged again
+    with pytest.raises(Invalid, match="n stays 5"):
+        api.update(api.admin, "item", dict(a, tag="x"))
 
 
 def test_an_admission_policy_reads_other_objects_and_gives_its_because_message(api):

@@ -59,10 +59,12 @@ def test_several_foralls_joined_by_and_make_one_invariant_of_a_step():
 
 @pytest.mark.parametrize(("text", "where"), [
     ('invariant "r" at rest { forall item i: before(i) == i }', "`at rest` invariant"),
-    ("def prev(i: Item) = before(i)", "in a def"),
+    ("def prev(i: Item) = before(i)", "or a policy's `deny` on the object a write replaces"),
     ("controller c { rule r for item i where before(i) == none set i.n = 1 }", "after every step"),
     ('scenario "s" { expect always count(x for item x where before(x) == none) == 0 }', "after every step"),
     ("kind Other { n: int = count(x for item x where before(x) == none) }", "after every step"),
+    # a mutation reads only the object it admits: a controller predicts what the API server stores
+    ('policy "p" { mutate item i when before(i) == none set i.n = 1 }', "in a mutation"),
 ])
 def test_before_anywhere_but_an_invariant_of_a_step_or_a_deny_is_refused(text, where):
     found = errors(text + "\n")

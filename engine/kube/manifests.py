@@ -21,6 +21,7 @@ one KonvergeError.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -995,6 +996,13 @@ def _job_spec(r: _Reader, node: Node, body: dict, obj: dict) -> None:
     body.update(got)
 
 
+def _ip_family(text: str) -> int | None:
+    try:
+        return ipaddress.ip_address(text).version
+    except ValueError:
+        return None
+
+
 def _service_spec(r: _Reader, node: Node, body: dict, obj: dict) -> None:
     def port(n, p):
         return r.fields(n, p, {"name": r.string, "port": r.integer, "targetPort": r.int_or_string,
@@ -1020,21 +1028,27 @@ def _service_spec(r: _Reader, node: Node, body: dict, obj: dict) -> None:
     })
     if got is SKIP:
         return
-    # Kubernetes' strategy (normalizeClusterIPs) takes a clusterIP left out from clusterIPs[0], and
-    # ValidateServiceClusterIPsRelatedFields wants the two to agree. Konverge is single-stack: the
-    # second address of a dual-stack pair is warned about and ignored.
+    # ValidateServiceClusterIPsRelatedFields: clusterIPs is given beside clusterIP, its first
+    # value the same (the strategy's normalizeClusterIPs fills clusterIPs from clusterIP, never
+    # the other way), 'None' alone, at most one address of each family. Konverge is single-stack:
+    # the IPv6 address of a dual-stack pair is warned about and ignored.
     for n, ips in listed:
         shown = "[" + ", ".join(json.dumps(ip) for ip in ips) + "]"
-        if "clusterIP" in got and got["clusterIP"] != ips[0]:
+        if "clusterIP" not in got:
+            r.error(n, f"spec.clusterIPs: Invalid value: {shown}: must be empty when `clusterIP` is not specified",
+                    hint=f"give `clusterIP: {ips[0]}` too, or leave `clusterIPs` out")
+        elif got["clusterIP"] != ips[0]:
             r.error(n, f"spec.clusterIPs: Invalid value: {shown}: first value must match `clusterIP`",
                     hint="give the same address in both, or leave one out")
         elif ips[0] == "None" and len(ips) > 1:
             r.error(n, f"spec.clusterIPs: Invalid value: {shown}: 'None' must be the first and only value")
-        else:
-            got["clusterIP"] = ips[0]
-            if len(ips) > 1:
-                r.warn(n, f"dual-stack `spec.clusterIPs` are not modelled; only {ips[0]} is used",
-                       hint="Konverge's service network is IPv4 alone (10.96.0.0/12)")
+        elif len(ips) > 2:
+            r.error(n, f"spec.clusterIPs: Invalid value: {shown}: may only hold up to 2 values")
+        elif len(ips) == 2 and _ip_family(ips[0]) is not None and _ip_family(ips[0]) == _ip_family(ips[1]):
+            r.error(n, f"spec.clusterIPs: Invalid value: {shown}: may specify no more than one IP for each IP family")
+        elif len(ips) > 1:
+            r.warn(n, f"dual-stack `spec.clusterIPs` are not modelled; only {ips[0]} is used",
+                   hint="Konverge's service network is IPv4 alone (10.96.0.0/12)")
     body.update(got)
 
 

@@ -511,7 +511,10 @@ def _job_columns(world, wide, age_of):
 
 def _endpoints_columns(world, wide, age_of):
     def row(e):
-        addresses = [f"{a['ip']}:{a['port']}" for a in e.get("addresses", [])]
+        # kubectl's formatEndpoints: ip:port, or the IP alone where a subset has no ports (a
+        # headless service without ports)
+        addresses = [str(a["ip"]) if a.get("port") is None else f"{a['ip']}:{a['port']}"
+                     for a in e.get("addresses", [])]
         if not addresses:
             return ["<none>", age_of(e)]
         if len(addresses) > 3 and not wide:

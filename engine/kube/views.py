@@ -460,7 +460,12 @@ def _headless_view(state: State, svc: dict, ns: str, ident: str, port_text: str)
                  if wanted is None or a.get("portName") == wanted}
     fqdn = f"{svc['name']}.{ns}.svc.cluster.local"
     lines = [f"Service {ident} is headless (clusterIP None): kube-proxy programs no rules for it, on any node"]
-    if not ready:
+    if not ready and not svc.get("selector"):
+        # No endpoints controller writes them (syncService skips a service without a selector).
+        held = "hold no ready address" if endpoints else "are not written"
+        lines.append(f"  DNS {fqdn} has no address to answer with: the service has no selector, and its "
+                     f"Endpoints, the user's to write, {held}")
+    elif not ready:
         lines.append(f"  DNS {fqdn} has no address to answer with: the service has no ready endpoints")
     else:
         lines.append(f"  DNS {fqdn} answers with its ready endpoints' {len(ready)} address(es); "
