@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from engine.cli import main
 from engine.errors import KonvergeError
 from engine.kube.manifests import loads
 from tests.kube import node, run
@@ -103,6 +104,28 @@ scenario "down" { at 1m: update statefulset db { replicas: 2 } }
     assert removals["db-4"] < deletions[1].revision and removals["db-3"] < deletions[2].revision
 
 
+def test_scale_down_waits_while_a_lower_condemned_pod_is_unhealthy_too():
+    # processCondemned: in OrderedReady only the first unhealthy pod (the lowest condemned one) may
+    # go while unhealthy. db-3 and db-4 are on n2, which fails at 2m (not ready from 2m40s); the
+    # scale down to 2 at 3m deletes nothing until n2 returns at 4m, then goes from db-4 down.
+    c = run(node("n1") + node("n2", extra="unschedulable: true") + sts(replicas=3) + """
+scenario "scale down behind two unhealthy pods" {
+  at 1m: cordon node n1
+  at 1m: uncordon node n2
+  at 1m: update statefulset db { replicas: 5 }
+  at 2m: fail node n2
+  at 3m: update statefulset db { replicas: 2 }
+  at 4m: recover node n2
+}
+""")
+    assert {p["name"] for p in c.pods("db") if p["node"] == "n2"} <= {"db-3", "db-4"}
+    assert {w.name for w in c.writes(rule="mark_pods_not_ready")} == {"db-3", "db-4"}
+    deletions = c.writes(verb="update", kind="Pod", rule="scale_down")
+    assert [w.name for w in deletions] == ["db-4", "db-3", "db-2"]
+    assert min(w.clock for w in deletions) == 240
+    assert names(c.pods("db")) == ["db-0", "db-1"]
+
+
 def test_parallel_scale_down_deletes_every_condemned_pod_at_once():
     c = run(node("n1") + node("n2") + sts(replicas=4, extra='podManagementPolicy: "Parallel"') + """
 scenario "down" { at 1m: update statefulset db { replicas: 1 } }
@@ -176,6 +199,26 @@ scenario "shut down n2" {
     assert names(live) == ["db-0", "db-1"] and {p["node"] for p in live} == {"n1"}
 
 
+def test_the_out_of_service_taint_on_a_ready_node_deletes_no_terminating_pod():
+    # gcTerminating takes only nodes that are not Ready: n2's kubelet stops at 10s and is back at
+    # 30s, inside the 40 s grace period, so n2 stays Ready; db-1, killed meanwhile, is removed by
+    # its kubelet once it is back, not by the pod GC.
+    c = run(node("n1") + node("n2") + sts(replicas=2) + """
+scenario "taint a ready node" {
+  at 10s: fail node n2
+  at 15s: kill pod db-1
+  at 20s: update node n2 { taints: [{key: "node.kubernetes.io/out-of-service", value: "nodeshutdown",
+    effect: "NoExecute"}] }
+  at 30s: recover node n2
+}
+""")
+    assert c.node("n2")["readyCondition"] == "True"
+    assert not c.writes(rule="terminating_out_of_service")
+    [removal] = c.writes(verb="delete", kind="Pod", name="db-1")
+    assert (removal.rule, removal.clock) == ("remove_terminating", 30)
+    assert names(c.pods("db", live=True)) == ["db-0", "db-1"]
+
+
 def _roll(extra="", version="17"):
     return f"""
 scenario "roll" {{
@@ -208,6 +251,50 @@ def test_a_partition_keeps_the_lower_ordinals_on_the_old_template():
     [s] = c.of("StatefulSet")
     assert s["currentRevision"] != s["updateRevision"]
     assert (s["currentReplicas"], s["updatedReplicas"]) == (2, 1)
+
+
+def test_the_current_revision_stays_while_an_updated_pod_is_not_ready():
+    # completeRollingUpdate: currentRevision moves only once every pod is updated and ready. The
+    # new template's 600m fits n1 once: db-1 is replaced and runs, db-0 is replaced and stays
+    # Pending, so both are updated and one is not ready.
+    c = run(node("n1", cpu="1") + sts(replicas=2) + _roll().replace("cpu: 250m", "cpu: 600m"))
+    assert [(p["name"], p["phase"]) for p in c.pods("db")] == [("db-0", "Pending"), ("db-1", "Running")]
+    [s] = c.of("StatefulSet")
+    assert (s["updatedReplicas"], s["readyReplicas"], s["currentReplicas"]) == (2, 1, 0)
+    assert s["currentRevision"] != s["updateRevision"]
+
+
+_BAD_THEN_FIXED = """
+scenario "bad template, then fixed" {
+  at 1m: update statefulset db { template: {labels: {app: "db"},
+    containers: [{name: "pg", image: "postgres:17", cpu: 100, memory: 256Mi}]} }
+  at 2m: update statefulset db { template: {labels: {app: "db"},
+    containers: [{name: "pg", image: "postgres:18", cpu: 250m, memory: 256Mi}]} }
+  %s
+}
+"""
+
+
+def test_ordered_ready_stays_stuck_behind_a_bad_revision_after_the_template_is_fixed():
+    # The forced rollback upstream documents: db-2, replaced by a pod that cannot be placed, blocks
+    # OrderedReady (processReplica waits for it before any update), so fixing the template changes
+    # nothing until db-2 is deleted by hand.
+    c = run(node("n1") + node("n2") + sts() + _BAD_THEN_FIXED % "")
+    pods = {p["name"]: (p["containers"][0]["image"], p["phase"]) for p in c.pods("db")}
+    assert pods == {"db-0": ("postgres:16", "Running"), "db-1": ("postgres:16", "Running"),
+                    "db-2": ("postgres:17", "Pending")}
+    c = run(node("n1") + node("n2") + sts() + _BAD_THEN_FIXED % "at 3m: kill pod db-2")
+    assert all(p["containers"][0]["image"] == "postgres:18" and p["ready"] for p in c.pods("db"))
+
+
+def test_parallel_replaces_the_bad_revision_once_the_template_is_fixed():
+    # Parallel does not wait for db-2 before updating: the Pending pod of the bad revision is
+    # deleted, and the rollout completes.
+    c = run(node("n1") + node("n2") + sts(extra='podManagementPolicy: "Parallel"') + _BAD_THEN_FIXED % "")
+    assert names(c.pods("db")) == ["db-0", "db-1", "db-2"]
+    assert all(p["containers"][0]["image"] == "postgres:18" and p["ready"] for p in c.pods("db"))
+    [s] = c.of("StatefulSet")
+    assert s["currentRevision"] == s["updateRevision"]
 
 
 def test_on_delete_updates_only_the_pods_deleted():
@@ -318,8 +405,77 @@ def test_a_rolling_update_beside_on_delete_is_refused():
     # ValidateStatefulSetUpdateStrategy.
     with pytest.raises(KonvergeError) as e:
         loads(MANIFEST.replace("type: RollingUpdate", "type: OnDelete"), "web.yaml")
-    assert ("web.yaml:13:7" in str(e.value) and "spec.updateStrategy.rollingUpdate: Invalid value: only allowed "
-            "for updateStrategy 'RollingUpdate'" in str(e.value))
+    assert ("web.yaml:13:7" in str(e.value) and "spec.updateStrategy.rollingUpdate: Invalid value: "
+            "apps.RollingUpdateStatefulSetStrategy{Partition:1, MaxUnavailable:(*intstr.IntOrString)(nil)}: only "
+            "allowed for updateStrategy 'RollingUpdate'" in str(e.value))
+
+
+ON_DELETE_PARTITION = ("spec.updateStrategy.rollingUpdate: Invalid value: apps.RollingUpdateStatefulSetStrategy"
+                       "{Partition:5, MaxUnavailable:(*intstr.IntOrString)(nil)}: only allowed for updateStrategy "
+                       "'RollingUpdate'")
+
+
+def test_a_partition_beside_on_delete_is_refused_in_a_spec_too():
+    # ValidateStatefulSetSpec: as a manifest's rollingUpdate beside OnDelete, a spec's partition is
+    # refused rather than ignored, when the set is created or updated.
+    with pytest.raises(KonvergeError) as e:
+        run(node("n1") + sts(extra='updateStrategy: "OnDelete"  partition: 5'))
+    assert e.value.diagnostics[0].message == f'StatefulSet "db" is invalid: {ON_DELETE_PARTITION}'
+    c = run(node("n1") + sts(extra='updateStrategy: "OnDelete"') + """
+scenario "partition" { at 1m: update statefulset db { partition: 5 } }
+""")
+    [refusal] = c.writes(verb="refused", kind="StatefulSet")
+    assert ON_DELETE_PARTITION in refusal.message and c.of("StatefulSet")[0]["partition"] == 0
+
+
+FORBIDDEN = ("spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', "
+             "'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are "
+             "forbidden")
+
+
+@pytest.mark.parametrize("fields", [
+    'podManagementPolicy: "Parallel"',
+    'serviceName: "other"',
+    'selector: {tier: "data"}  template: {labels: {app: "db", tier: "data"}, '
+    'containers: [{name: "pg", image: "postgres:16", cpu: 250m, memory: 256Mi}]}',
+    'matchExpressions: [{key: "app", operator: "In", values: ["db"]}]',
+])
+def test_updates_to_fields_other_than_replicas_template_and_strategy_are_refused(fields):
+    # ValidateStatefulSetUpdate: the refused update leaves the set as it was.
+    c = run(node("n1") + sts() + f"""
+scenario "edit" {{ at 1m: update statefulset db {{ {fields} }} }}
+""")
+    [refusal] = c.writes(verb="refused", kind="StatefulSet")
+    assert FORBIDDEN in refusal.message
+    [s] = c.of("StatefulSet")
+    assert (s["podManagementPolicy"], s["serviceName"], s["selector"], s["matchExpressions"]) == (
+        "OrderedReady", "db", {}, [])
+
+
+def test_replicas_template_and_strategy_may_change_and_a_selector_may_be_written_out():
+    # The allowed half: replicas, template, updateStrategy and partition; and the selector left out
+    # written out as the template's labels, which is no change to it.
+    c = run(node("n1") + node("n2") + sts() + """
+scenario "edit" {
+  at 1m: update statefulset db { replicas: 2  updateStrategy: "OnDelete"  selector: {app: "db"} }
+  at 2m: update statefulset db { updateStrategy: "RollingUpdate"  partition: 1 }
+}
+""")
+    assert not c.writes(verb="refused")
+    [s] = c.of("StatefulSet")
+    assert (s["replicas"], s["updateStrategy"], s["partition"], s["selector"]) == (2, "RollingUpdate", 1, {"app": "db"})
+
+
+def test_a_reapplied_spec_may_not_change_the_pod_management_policy(tmp_path, capsys):
+    spec, data = tmp_path / "s.konv", str(tmp_path / "data")
+    spec.write_text(node("n1") + sts())
+    assert main(["reconcile", str(spec), "--data-dir", data]) == 0
+    spec.write_text(node("n1") + sts(replicas=2, extra='podManagementPolicy: "Parallel"'))
+    capsys.readouterr()
+    assert main(["reconcile", str(spec), "--data-dir", data]) == 1
+    assert f'error[E200]: StatefulSet "db" is invalid: {FORBIDDEN}' in capsys.readouterr().err
+    spec.write_text(node("n1") + sts(replicas=2))  # replicas alone may change
+    assert main(["reconcile", str(spec), "--data-dir", data]) == 0
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])

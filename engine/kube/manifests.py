@@ -867,33 +867,45 @@ def _pod_spec(r: _Reader, node: Node, body: dict, obj: dict) -> None:
 def _workload(kind: str):
     def spec(r: _Reader, node: Node, body: dict, obj: dict) -> None:
         handlers: dict[str, Handler] = {"replicas": r.integer, "selector": r.selector, "template": r.template}
-        rolling: list[Node] = []  # where a rollingUpdate mapping is, even an empty one
-
-        def rolling_update(m: Node, q: str):
-            got = r.fields(m, q, {"maxSurge": r.int_or_string, "maxUnavailable": r.int_or_string})
-            if isinstance(m, MappingNode):  # not a null, which is nil
-                rolling.append(m)
-            return got
-
+        rolling: list[Node] = []
         if kind == "Deployment":
-            handlers["strategy"] = lambda n, p: r.fields(n, p, {"type": r.string, "rollingUpdate": rolling_update})
+            handlers["strategy"] = _strategy(r, {"maxSurge": r.int_or_string, "maxUnavailable": r.int_or_string},
+                                             rolling)
         got = r.fields(node, "spec", handlers)
         if got is SKIP:
             return
         r.flatten(got, "selector", "selector")
-        strategy = got.pop("strategy", None) or {}
-        body.update(got)
-        # spec.strategy.type is the Deployment's `strategy`; rollingUpdate's two fields sit beside
-        # it, and admission refuses them with Recreate as the API server does. An empty
-        # rollingUpdate is refused here, as there is nothing beside the type to say it was given
-        # (ValidateDeploymentStrategy refuses any non-nil one with Recreate).
-        if "type" in strategy:
-            body["strategy"] = strategy["type"]
+        strategy = _take_strategy(got, body, "strategy", "strategy")
+        # rollingUpdate's two fields sit beside the Deployment's `strategy`, and admission refuses
+        # them with Recreate as the API server does. An empty rollingUpdate is refused here, as
+        # there is nothing beside the type to say it was given (ValidateDeploymentStrategy refuses
+        # any non-nil one with Recreate).
         if strategy.get("type") == "Recreate" and rolling and not strategy.get("rollingUpdate"):
             r.error(rolling[0], "spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy "
                                 "`type` is 'Recreate'", hint="drop `rollingUpdate`, or set it to null")
-        body.update(strategy.get("rollingUpdate", {}))
     return spec
+
+
+def _strategy(r: _Reader, fields: dict[str, Handler], rolling: list[Node]) -> Handler:
+    """The reader of a Deployment's `strategy` or a StatefulSet's `updateStrategy`: its type and its
+    rollingUpdate's `fields`. Where a rollingUpdate mapping is, even an empty one, goes to
+    `rolling` (not a null, which is nil), for the error that refuses it beside the other type."""
+    def rolling_update(m: Node, q: str):
+        if isinstance(m, MappingNode):
+            rolling.append(m)
+        return r.fields(m, q, fields)
+    return lambda n, p: r.fields(n, p, {"type": r.string, "rollingUpdate": rolling_update})
+
+
+def _take_strategy(got: dict, body: dict, key: str, field: str) -> dict:
+    """Moves the spec's fields read into the body: the strategy under `key` becomes the body's
+    `field` (its type), its rollingUpdate's fields sit beside it. Returns the strategy read."""
+    strategy = got.pop(key, None) or {}
+    body.update(got)
+    if "type" in strategy:
+        body[field] = strategy["type"]
+    body.update(strategy.get("rollingUpdate", {}))
+    return strategy
 
 
 def _daemonset_spec(r: _Reader, node: Node, body: dict, obj: dict) -> None:
@@ -942,36 +954,30 @@ def _statefulset_spec(r: _Reader, node: Node, body: dict, obj: dict) -> None:
     updateStrategy (RollingUpdate's partition, or OnDelete). Konverge models no volumes, so
     volumeClaimTemplates and persistentVolumeClaimRetentionPolicy are warned about (W302) by
     name; so are the other fields it does not read (minReadySeconds, ordinals, …)."""
-    rolling: list[Node] = []  # where a rollingUpdate mapping is, even an empty one
+    rolling: list[Node] = []
 
     def no_claims(n: Node, p: str):
         r.warn(n, f"`{p}` is not modelled: Konverge has no volumes or PersistentVolumeClaims, so the pods "
                   "are created without their claims", hint="the pods' ordering, placement and identity are still modelled")
         return SKIP
 
-    def rolling_update(m: Node, q: str):
-        if isinstance(m, MappingNode):  # not a null, which is nil
-            rolling.append(m)
-        return r.fields(m, q, {"partition": r.integer})
-
     got = r.fields(node, "spec", {
         "replicas": r.integer, "selector": r.selector, "template": r.template, "serviceName": r.string,
-        "podManagementPolicy": r.string,
-        "updateStrategy": lambda n, p: r.fields(n, p, {"type": r.string, "rollingUpdate": rolling_update}),
+        "podManagementPolicy": r.string, "updateStrategy": _strategy(r, {"partition": r.integer}, rolling),
         "volumeClaimTemplates": no_claims, "persistentVolumeClaimRetentionPolicy": no_claims,
     })
     if got is SKIP:
         return
     r.flatten(got, "selector", "selector")
-    strategy = got.pop("updateStrategy", None) or {}
-    body.update(got)
-    if "type" in strategy:
-        body["updateStrategy"] = strategy["type"]
+    strategy = _take_strategy(got, body, "updateStrategy", "updateStrategy")
     if strategy.get("type") == "OnDelete" and rolling:
-        # ValidateStatefulSetUpdateStrategy refuses a rollingUpdate beside OnDelete.
-        r.error(rolling[0], "spec.updateStrategy.rollingUpdate: Invalid value: only allowed for updateStrategy "
-                            "'RollingUpdate'", hint="drop `rollingUpdate`, or set the type to RollingUpdate")
-    body.update(strategy.get("rollingUpdate", {}))
+        # ValidateStatefulSetSpec refuses any rollingUpdate beside OnDelete, even one with partition 0,
+        # which admission (statefulset_strategy_error) cannot tell from none; printed as field.Invalid
+        # prints the internal RollingUpdateStatefulSetStrategy.
+        partition = (strategy.get("rollingUpdate") or {}).get("partition", 0)
+        r.error(rolling[0], "spec.updateStrategy.rollingUpdate: Invalid value: apps.RollingUpdateStatefulSetStrategy"
+                            f"{{Partition:{partition}, MaxUnavailable:(*intstr.IntOrString)(nil)}}: only allowed for "
+                            "updateStrategy 'RollingUpdate'", hint="drop `rollingUpdate`, or set the type to RollingUpdate")
 
 
 def _job_spec(r: _Reader, node: Node, body: dict, obj: dict) -> None:

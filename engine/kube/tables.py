@@ -244,8 +244,8 @@ def selector_text(match: dict | None, expressions: list | None) -> str:
 
 def workload_selector(obj: dict) -> str:
     """A ReplicaSet's, Deployment's, DaemonSet's or StatefulSet's selector, kubectl-style; one
-    of the last three that is left out altogether is its template's labels (`selector_of`,
-    `ds_selector` and `sts_selector` in rules/admission.konv)."""
+    of the last three that is left out altogether is its template's labels (`selector_of` in
+    rules/admission.konv)."""
     match, expressions = obj.get("selector") or {}, obj.get("matchExpressions") or []
     if obj.get("kind") in ("Deployment", "DaemonSet", "StatefulSet") and not match and not expressions:
         match = obj.get("template", {}).get("labels", {})
