@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from engine.cli import main
 from engine.errors import KonvergeError
 from engine.kube.manifests import loads
 from tests.kube import node, run
@@ -161,7 +162,9 @@ def test_a_work_queue_job_is_done_once_a_pod_succeeded_and_none_is_active():
 def test_a_suspended_job_makes_no_pods():
     c = run(node("n1") + job(extra="suspend: true"))
     j = c.get("Job", "work")
-    assert c.pods("work") == [] and j["startTime"] is None and j["conditions"] == []
+    # syncJob: the Suspended condition, True; startTime is set only once it runs.
+    assert c.pods("work") == [] and j["startTime"] is None
+    assert conditions(j) == [("Suspended", "True", "JobSuspended", "Job suspended")]
 
 
 def test_a_job_whose_pod_is_on_a_lost_node_starts_a_new_one_elsewhere():
@@ -243,3 +246,175 @@ def test_a_job_converges_to_its_completions_and_never_runs_more_than_parallelism
     assert j["succeeded"] == completions and conditions(j)[0][0] == "Complete"
     assert all(sum(1 for o in objs if o["kind"] == "Pod" and o["phase"] in ("Pending", "Running")
                    and not o["deleting"]) <= parallelism for _, objs in c.states())
+
+
+def test_a_suspended_job_does_not_fail_on_its_deadline_and_its_timer_restarts_on_resume():
+    # pastActiveDeadline is false while the job is suspended, and syncJob resets startTime on
+    # resume ("the ActiveDeadlineSeconds timer shouldn't go off whilst the Job is still suspended").
+    spec = (node("n1") + job(extra="activeDeadlineSeconds: 100", container="runFor: 1m")
+            + 'scenario "s" { at 30s: update job work { suspend: true }\n at 5m: update job work { suspend: false } }')
+    c = run(spec)
+    j = c.get("Job", "work")
+    assert conditions(j)[-1][0] == "Complete" and j["completionTime"] == 360
+    assert j["startTime"] == 300
+    assert ("Suspended", "False", "JobResumed", "Job resumed") in conditions(j)
+
+
+@pytest.mark.parametrize("old, new, message", [
+    # The API server's template checks, as a Deployment's (ValidatePodTemplateSpec).
+    ("runFor: 30s", "port p { containerPort: 99999 }",
+     "spec.template.spec.containers[0].ports[0].containerPort: Invalid value: 99999: must be between 1 and 65535"),
+    ("cpu: 100m", "cpu: -1",
+     'spec.template.spec.containers[0].resources.requests[cpu]: Invalid value: "-1000m": must be greater than or equal to 0'),
+    ('restartPolicy: "Never"', 'restartPolicy: "Never"  tolerations: [{key: "k", operator: "Maybe"}]',
+     'spec.template.spec.tolerations[0].operator: Unsupported value: "Maybe"'),
+    ('container main { image: "work:1"  cpu: 100m  memory: 64Mi  runFor: 30s }', "",
+     'Job "work" is invalid: spec.template.spec.containers: Required value'),
+    # ValidateGeneratedSelector: a selector given without manualSelector.
+    ("template {", 'selector { app: "work" }  template {',
+     'spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{"app":"work", '
+     '"batch.kubernetes.io/job-name":"work"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: '
+     "`selector` not auto-generated"),
+    # ValidateHasLabel: generateSelector keeps the user's label, validation refuses it.
+    ('labels { app: "work" }', 'labels { app: "work"  "job-name": "other" }',
+     "spec.template.metadata.labels[job-name]: Invalid value: map[string]string{"
+     '"app":"work", "batch.kubernetes.io/job-name":"work", "job-name":"other"}: must be \'work\''),
+    ("job work {", "job work in nowhere {", 'namespaces "nowhere" not found'),
+])
+def test_validate_job_judges_the_template_the_generated_selector_and_the_namespace(old, new, message):
+    spec = job()
+    assert old in spec
+    with pytest.raises(KonvergeError) as e:
+        run(node("n1") + spec.replace(old, new))
+    assert message in str(e.value)
+
+
+def test_a_manifest_job_is_judged_as_a_spec_job(tmp_path, capsys):
+    (tmp_path / "j.yaml").write_text("""apiVersion: batch/v1
+kind: Job
+metadata: {name: migrate}
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: m, image: "m:1"}, {name: m, image: "m:2"}]
+""")
+    assert main(["reconcile", str(tmp_path / "j.yaml")]) == 1
+    assert ('Job "migrate" is invalid: spec.template.spec.containers[1].name: Duplicate value: "m"'
+            in capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("first, then, message", [
+    ("completions: 3", "completions: 4", "spec.completions: Invalid value: 4: field is immutable"),
+    ('completions: 3  parallelism: 3  completionMode: "Indexed"', 'completions: 4  completionMode: "Indexed"',
+     "spec.completions: Invalid value: 4: can only be modified in tandem with spec.parallelism"),
+    ("", "manualSelector: true", "spec.selector"),
+])
+def test_validate_job_update_refuses_a_changed_immutable_field(first, then, message, tmp_path, capsys):
+    # ValidateJobSpecUpdate, on a re-apply to the data directory.
+    spec, data = tmp_path / "s.konv", str(tmp_path / "data")
+    spec.write_text(node("n1") + job(extra=first, container="") )
+    assert main(["reconcile", str(spec), "--data-dir", data]) == 0
+    then_spec = job(extra=then, container="")
+    if "manualSelector" in then:
+        then_spec = then_spec.replace("template {", 'selector { app: "work" }\n  template {')
+    spec.write_text(node("n1") + then_spec)
+    capsys.readouterr()
+    assert main(["reconcile", str(spec), "--data-dir", data]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_an_elastic_indexed_job_scales_completions_with_parallelism(tmp_path):
+    spec, data = tmp_path / "s.konv", str(tmp_path / "data")
+    spec.write_text(node("n1") + job(extra='completions: 2  parallelism: 2  completionMode: "Indexed"', container=""))
+    assert main(["reconcile", str(spec), "--data-dir", data]) == 0
+    spec.write_text(node("n1") + job(extra='completions: 3  parallelism: 3  completionMode: "Indexed"', container=""))
+    assert main(["reconcile", str(spec), "--data-dir", data]) == 0
+
+
+def test_a_running_jobs_template_is_immutable_in_a_scenario():
+    spec = (node("n1") + job(container="runFor: 5m")
+            + 'scenario "s" { at 1m: update job work { template: {labels: {app: "work"}, restartPolicy: "Never", '
+              'containers: [{name: "main", image: "work:2", runFor: 5m}]} } }')
+    c = run(spec, history=True)
+    [refused] = c.writes(verb="refused", kind="Job")
+    assert "spec.template: Invalid value: core.PodTemplateSpec{…}: field is immutable" in refused.message
+    assert c.pods("work")[0]["containers"][0]["image"] == "work:1"
+
+
+def test_a_never_started_suspended_jobs_node_selector_may_change():
+    # validatePodTemplateUpdate with AllowMutableSchedulingDirectives: suspended, no startTime.
+    spec = (node("n1", extra='labels { disk: "ssd" }') + job(extra="suspend: true", container="runFor: 10s")
+            + 'scenario "s" { at 1m: update job work { template: {labels: {app: "work"}, restartPolicy: "Never", '
+              'nodeSelector: {disk: "ssd"}, containers: [{name: "main", image: "work:1", cpu: 100m, '
+              'memory: 64Mi, runFor: 10s}]} }\n'
+              ' at 2m: update job work { suspend: false } }')
+    c = run(spec, history=True)
+    assert c.writes(verb="refused", kind="Job") == []
+    assert conditions(c.get("Job", "work"))[-1][0] == "Complete"
+    assert c.pods("work")[0]["nodeSelector"] == {"disk": "ssd"}
+
+
+def test_suspending_a_running_job_deletes_its_active_pods():
+    # manageJob with wantActive 0: the surplus, every active pod, is deleted.
+    spec = node("n1") + job(container="runFor: 5m") + 'scenario "s" { at 1m: update job work { suspend: true } }'
+    c = run(spec, history=True)
+    j = c.get("Job", "work")
+    assert c.pods("work") == [] and j["active"] == 0 and j["conditions"][0]["lastTransitionTime"] == 60
+    assert [w.clock for w in c.writes(verb="delete", kind="Pod")] == [60]
+    assert conditions(j) == [("Suspended", "True", "JobSuspended", "Job suspended")]
+
+
+def test_lowering_parallelism_deletes_the_surplus_pods():
+    spec = (node("n1") + job(extra="completions: 4  parallelism: 3", container="runFor: 5m")
+            + 'scenario "s" { at 1m: update job work { parallelism: 1 } }')
+    # The two surplus pods go at 1 m; the four completions then run one at a time.
+    c = run(spec)
+    j = c.get("Job", "work")
+    assert (j["succeeded"], j["completionTime"]) == (4, 1200)
+
+
+def test_a_work_queue_keeps_its_active_pods_after_the_first_success():
+    # manageJob, completions unset: once a pod succeeded no new one starts, but the active ones
+    # run on. The second pod waits (Pending) for room on the node until the first has succeeded.
+    c = run(node("n1", cpu="150m") + job(extra="completions: none  parallelism: 2", container="runFor: 30s"))
+    pods = c.pods("work")
+    assert [p["phase"] for p in pods] == ["Succeeded", "Succeeded"] and not any(p["deleting"] for p in pods)
+    assert c.get("Job", "work")["succeeded"] == 2
+
+
+def test_an_indexed_job_runs_each_index_once():
+    # firstPendingIndexes skips the succeeded indexes.
+    c = run(node("n1") + job(extra='completions: 3  parallelism: 1  completionMode: "Indexed"', container="runFor: 10s"))
+    pods = c.pods("work")
+    assert sorted(p["labels"]["batch.kubernetes.io/job-completion-index"] for p in pods) == ["0", "1", "2"]
+    assert sorted(p["createdAt"] for p in pods) == [0, 10, 20]
+
+
+def test_on_failure_with_backoff_limit_zero_fails_at_the_first_restart():
+    # pastBackoffLimitOnFailure: with backoffLimit 0, any restart is past it.
+    c = run(node("n1") + job(extra="backoffLimit: 0", policy="OnFailure", container="runFor: 5s  crashing: true"))
+    j = c.get("Job", "work")
+    assert conditions(j)[0][:3] == ("Failed", "True", "BackoffLimitExceeded")
+    assert j["conditions"][0]["lastTransitionTime"] == 5
+
+
+def test_a_job_of_zero_completions_completes_at_once_with_its_start_time():
+    # syncJob sets startTime before it finds the job complete: DURATION 0s.
+    j = run(node("n1") + job(extra="completions: 0")).get("Job", "work")
+    assert conditions(j) == [("Complete", "True", "", "")] and (j["startTime"], j["completionTime"]) == (0, 0)
+
+
+def test_a_negative_run_for_is_refused():
+    with pytest.raises(KonvergeError) as e:
+        run(node("n1") + job(container="runFor: -5s"))
+    assert 'spec.template.spec.containers[0].runFor: Invalid value: "-5s": must be greater than or equal to 0' \
+        in str(e.value)
+
+
+def test_describe_shows_a_work_queues_completions_unset(tmp_path, capsys):
+    # describeJob: `Completions: <unset>` when spec.completions is nil.
+    (tmp_path / "j.konv").write_text(node("n1") + job(extra="completions: none  parallelism: 2"))
+    assert main(["describe", "job/work", str(tmp_path / "j.konv")]) == 0
+    assert [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("Completions:")] \
+        == [["Completions:", "<unset>"]]

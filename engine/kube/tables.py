@@ -475,14 +475,14 @@ def _statefulset_columns(world, wide, age_of):
 
 
 def job_status(job: dict) -> str:
-    """printJob's STATUS: its terminal condition, else Terminating or Suspended, else Running
-    (Konverge writes no Suspended condition: a suspended job's `suspend` says it)."""
+    """printJob's STATUS: its terminal condition, else Suspended (its Suspended condition), else
+    Running."""
     types = {c.get("type") for c in job.get("conditions") or [] if c.get("status") == "True"}
     if "Complete" in types:
         return "Complete"
     if "Failed" in types:
         return "Failed"
-    return "Suspended" if job.get("suspend") else "Running"
+    return "Suspended" if "Suspended" in types else "Running"
 
 
 def _job_columns(world, wide, age_of):
@@ -789,8 +789,10 @@ def _job_shape(obj: dict, shown: dict, world: list[dict]) -> dict[str, list[tupl
     """kubectl's describeJob (pkg/describe/describe.go): `Completed At` and `Duration` once it
     completed, and one `Pods Statuses:  1 Active (1 Ready) / 2 Succeeded / 0 Failed` line in
     place of the counts; the back-off record, which upstream keeps in the controller's memory, is
-    not shown."""
+    not shown; a work queue's completions are `<unset>`, as describeJob prints them."""
     _pod_shape(obj, shown, world)
+    if "completions" in shown and obj.get("completions") is None:
+        shown["completions"] = "<unset>"
     for field in ("active", "ready", "succeeded", "failed", "completionTime", "failuresAfterLastSuccess",
                   "lastFailureTime"):
         shown.pop(field, None)
