@@ -230,31 +230,23 @@ def test_get_and_describe_jobs_as_kubectl_does(capsys):
         "job.batch/db-migrate\njob.batch/report\njob.batch/seed\n"
 
 
-def test_get_and_describe_a_daemonset_as_kubectl_does(capsys):
+@pytest.mark.parametrize("short, plural, namespace, name, kind", [
     # printDaemonSet's columns (and -o wide's CONTAINERS IMAGES SELECTOR), describeDaemonSet's lines.
-    code, out, _ = run(capsys, "get", "ds", "-A", MANIFESTS)
-    assert code == 0
-    code, wide, _ = run(capsys, "get", "daemonsets", "-n", "kube-system", "-o", "wide", MANIFESTS)
-    assert code == 0
-    golden("get_ds.txt", out + "\n" + wide)
-    code, out, _ = run(capsys, "describe", "daemonset/node-exporter", "-n", "kube-system", MANIFESTS)
-    assert code == 0
-    golden("describe_daemonset.txt", out)
-    assert run(capsys, "get", "ds", "-A", "-o", "name", MANIFESTS)[1] == "daemonset.apps/node-exporter\n"
-
-
-def test_get_and_describe_a_statefulset_as_kubectl_does(capsys):
+    ("ds", "daemonsets", "kube-system", "node-exporter", "daemonset"),
     # printStatefulSet's NAME READY AGE (and -o wide's CONTAINERS IMAGES); describeStatefulSet's
     # `Replicas: 3 desired | 3 total`, Partition under the update strategy, Pods Status.
-    code, out, _ = run(capsys, "get", "sts", "-A", MANIFESTS)
+    ("sts", "statefulsets", "shop", "postgres", "statefulset"),
+])
+def test_get_and_describe_a_workload_as_kubectl_does(capsys, short, plural, namespace, name, kind):
+    code, out, _ = run(capsys, "get", short, "-A", MANIFESTS)
     assert code == 0
-    code, wide, _ = run(capsys, "get", "statefulsets", "-n", "shop", "-o", "wide", MANIFESTS)
+    code, wide, _ = run(capsys, "get", plural, "-n", namespace, "-o", "wide", MANIFESTS)
     assert code == 0
-    golden("get_sts.txt", out + "\n" + wide)
-    code, out, _ = run(capsys, "describe", "statefulset/postgres", "-n", "shop", MANIFESTS)
+    golden(f"get_{short}.txt", out + "\n" + wide)
+    code, out, _ = run(capsys, "describe", f"{kind}/{name}", "-n", namespace, MANIFESTS)
     assert code == 0
-    golden("describe_statefulset.txt", out)
-    assert run(capsys, "get", "sts", "-A", "-o", "name", MANIFESTS)[1] == "statefulset.apps/postgres\n"
+    golden(f"describe_{kind}.txt", out)
+    assert run(capsys, "get", short, "-A", "-o", "name", MANIFESTS)[1] == f"{kind}.apps/{name}\n"
 
 
 def test_get_and_describe_a_pod_with_an_init_container_and_a_sidecar(capsys):
