@@ -418,3 +418,13 @@ def test_describe_shows_a_work_queues_completions_unset(tmp_path, capsys):
     assert main(["describe", "job/work", str(tmp_path / "j.konv")]) == 0
     assert [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("Completions:")] \
         == [["Completions:", "<unset>"]]
+
+
+def test_the_suspend_fault_holds_a_running_job_and_resumes_it():
+    # The fault `verify` draws for a Job (rules/faults.konv): suspending deletes its active pods,
+    # resuming starts them again (and the deadline timer with them).
+    spec = (node("n1") + job(container="runFor: 1m")
+            + 'scenario "s" { at 30s: suspend job work suspended = true\n at 2m: suspend job work suspended = false }')
+    c = run(spec)
+    j = c.get("Job", "work")
+    assert conditions(j)[-1][0] == "Complete" and j["startTime"] == 120 and j["completionTime"] == 180

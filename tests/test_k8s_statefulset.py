@@ -491,3 +491,12 @@ scenario "scale" {{ at 1m: update statefulset db {{ replicas: {then} }} }}
     assert names(pods) == [f"db-{i}" for i in range(then)]
     assert all(p["ready"] and not p["deleting"] for p in pods)
     assert c.of("StatefulSet")[0]["readyReplicas"] == then
+
+
+def test_the_scale_statefulset_fault_scales_it_down_from_the_top():
+    # The fault `verify` draws for a StatefulSet (rules/faults.konv), as a scenario writes it.
+    c = run(node("n1") + node("n2") + sts(replicas=3)
+            + 'scenario "s" { at 1m: scale_statefulset statefulset db replicas = 1 }')
+    assert names(c.pods("db", live=True)) == ["db-0"]
+    [s] = c.of("StatefulSet")
+    assert s["replicas"] == 1 and s["readyReplicas"] == 1
