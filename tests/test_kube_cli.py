@@ -598,3 +598,12 @@ def test_get_events_has_kubectls_columns_last_seen_on_the_virtual_clock(capsys):
     wide = run(capsys, "get", "ev", "-A", "-o", "wide", DEMO, "--scenario", "lose a worker")[1]
     golden("get_events_wide.txt", wide)
     assert wide.splitlines()[0].split()[-5:] == ["MESSAGE", "FIRST", "SEEN", "COUNT", "NAME"]
+
+
+def test_a_kind_may_be_named_with_its_group_as_kubectl_takes_it(capsys):
+    # kubectl get statefulsets.apps / jobs.batch: the resource and its API group; the core
+    # group's kinds have none, so pods.apps is an unknown resource type.
+    assert run(capsys, "get", "statefulsets.apps", "-A", "-o", "name", MANIFESTS)[1] == "statefulset.apps/postgres\n"
+    assert run(capsys, "get", "jobs.batch", "-A", "-o", "name", MANIFESTS)[1] == "job.batch/db-migrate\n"
+    code, _, err = run(capsys, "get", "pods.apps", "-A", MANIFESTS)
+    assert code == 1 and 'the server doesn\'t have a resource type "pods.apps"' in err

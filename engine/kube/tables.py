@@ -92,13 +92,15 @@ def refuse_name_with_selector(name: str | None, selector) -> None:
 
 
 def resolve_kind(program: Program, word: str) -> KindInfo:
-    """The kind a user means by `pod`, `Pod`, `pods`, `po` or `endpoint`; an error with a guess if none."""
-    low = word.lower()
+    """The kind a user means by `pod`, `Pod`, `pods`, `po` or `endpoint`, or with its group as
+    kubectl takes it (`deployments.apps`, `jobs.batch`, `sts.apps`); an error with a guess if none."""
+    low, dot, group = word.lower().partition(".")
     names = {k.lower(): k for k in program.kinds}
     for candidate in (low, SHORT_NAMES.get(low, "").lower(), low + "s", low[:-1] if low.endswith("s") else "",
                       low[:-2] if low.endswith("es") else "", low[:-3] + "y" if low.endswith("ies") else ""):
-        if candidate and candidate in names:
+        if candidate and candidate in names and (not dot or GROUPS.get(names[candidate]) == group):
             return program.kinds[names[candidate]]
+    low = word.lower()
     guess = closest(low, sorted(names))
     raise KonvergeError(Diagnostic("E202", f'the server doesn\'t have a resource type "{word}"',
                                    hint=f"did you mean `{guess}`?" if guess else

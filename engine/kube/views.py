@@ -468,7 +468,7 @@ def _headless_view(state: State, svc: dict, ns: str, ident: str, port_text: str)
     elif not ready:
         lines.append(f"  DNS {fqdn} has no address to answer with: the service has no ready endpoints")
     else:
-        lines.append(f"  DNS {fqdn} answers with its ready endpoints' {len(ready)} address(es); "
+        lines.append(f"  DNS {fqdn} answers with the {len(ready)} address(es) its Endpoints publish; "
                      "clients connect to the pods directly")
         order = sorted(ready, key=_ip_order)
         rows = [[ip, ",".join(ready[ip]["ports"]) or "<none>", ready[ip]["pod"] or "-", ready[ip]["node"] or "-"]
