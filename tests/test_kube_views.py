@@ -125,6 +125,14 @@ def test_why_pending_refuses_a_pod_that_is_not_pending(capsys):
     assert f"pod default/{POD} is not pending: it is Running on node worker-3" in err
 
 
+def test_why_pending_names_a_terminating_pod_as_get_pods_does(capsys):
+    # A pod evicted from a lost node keeps phase Running while it waits there to be removed:
+    # why-pending says what `get pods` says, Terminating.
+    code, _, err = run(["why-pending", "web-3046375658-16048", DEMO, "--scenario", "lose a worker"], capsys)
+    assert code == 1
+    assert "pod default/web-3046375658-16048 is not pending: it is Terminating on node worker-1" in err
+
+
 @pytest.mark.parametrize("argv, hint", [
     (["why-pending", "hgue", UNSCHEDULABLE], "did you mean `huge`?"),
     (["route", "wbe", DEMO], "did you mean `web`?"),

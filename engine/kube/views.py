@@ -23,7 +23,7 @@ from ..explain import (State, explain, instance_why, load_state, render_explanat
 from ..fixpoint import Write, key_text, object_key
 from ..names import closest, elsewhere
 from ..values import format_duration
-from .tables import not_found, resolve_kind
+from .tables import not_found, pod_status, resolve_kind
 
 # The scheduler's rules that bind a pod: `bind` over every node, `bind_named` over the nodes a
 # pod's node affinity names (NodeAffinity's PreFilter); why-pending shows the one that applies.
@@ -177,7 +177,8 @@ def why_pending(program: Program, state: State, pod: str, namespace: str | None 
     ident = f"{p['namespace']}/{p['name']}"
     if p.get("node") or p.get("phase") != "Pending":
         where = f" on node {p['node']}" if p.get("node") else ""
-        raise KonvergeError(Diagnostic("E223", f"pod {ident} is not pending: it is {p.get('phase')}{where}",
+        # In `get pods`' words: a pod evicted from a lost node is Terminating, not its phase, Running.
+        raise KonvergeError(Diagnostic("E223", f"pod {ident} is not pending: it is {pod_status(p)}{where}",
                                        hint=f"konverge explain pod/{p['name']} shows why it is as it is"))
     lines = [f"Pod {ident} is Pending" + (f": {p['reason']}" if p.get("reason") else "")]
     if p.get("message"):
