@@ -882,10 +882,10 @@ class _Checker:
             return ListT(STRING)
         if fn == "values":
             return ListT(first.value) if isinstance(first, MapT) else ListT(ANY)
-        if fn in ("put", "without"):
+        if fn in ("put", "without", "only"):
             if not isinstance(first, MapT) and first != ANY:
                 self.error("E035", f"`{fn}` needs a map, but this is a {args[0]}", e.args[0].span)
-            return first if fn == "without" else MapT(join(first.value, args[2]) if isinstance(first, MapT) else ANY)
+            return first if fn in ("without", "only") else MapT(join(first.value, args[2]) if isinstance(first, MapT) else ANY)
         if fn == "get":
             return join(first.value if isinstance(first, MapT) else ANY, args[2])
         if fn == "coalesce":

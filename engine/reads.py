@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # the checker itself asks `reads_world`
 # later) counts as reading the world.
 PURE_BUILTINS = frozenset({
     "count", "sum", "min", "max", "any", "all", "len", "str", "int", "float", "abs", "ceil", "floor", "round",
-    "log", "millis", "seconds", "keys", "values", "get", "put", "without", "coalesce", "has_duplicates", "distinct",
+    "log", "millis", "seconds", "keys", "values", "get", "put", "without", "only", "coalesce", "has_duplicates", "distinct",
     "sorted", "first", "range", "flatten", "pow", "type_of", "join", "split", "contains", "startswith", "lower",
     "hash", "cidr_contains", "cidr_size", "cidr_subnet", "cidr_host", "ip_index", "is_ip",
 })

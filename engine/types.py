@@ -194,6 +194,7 @@ BUILTINS: dict[str, Builtin] = {
         Builtin("get", "(map, key, default)", 3, 3, "the value at key, or default"),
         Builtin("put", "(map, key, value)", 3, 3, "a copy of the map with key set to value"),
         Builtin("without", "(map, key)", 2, 2, "a copy of the map without key"),
+        Builtin("only", "(map, keys)", 2, 2, "a copy of the map with only the entries whose key is in the list"),
         Builtin("coalesce", "(a, b, …)", 2, -1, "the first argument that is not none"),
         Builtin("has_duplicates", "(list)", 1, 1, "true if some element appears twice"),
         Builtin("distinct", "(list)", 1, 1, "the elements without repeats, first occurrence kept"),

@@ -259,3 +259,12 @@ def test_log_of_a_value_the_checker_could_not_type_is_refused_in_the_language_wo
 def test_is_ip_tells_an_address_from_any_other_text(text, expected):
     # as the API server judges a field of type `ip`, so that a policy can judge a Service's clusterIP
     assert _evaluate("def f(s: string?) -> bool = is_ip(s)", "f", {"s": text}) is expected
+
+
+def test_only_keeps_the_entries_whose_key_is_listed():
+    # `only(m, ks)`: a map filtered by key, which no comprehension can build (the language has
+    # none for maps); disruption.konv keeps a budget's disruptedPods of the pods still there.
+    text = "def f(m: map<int>, ks: list<string>) -> map<int> = only(m, ks)"
+    assert _evaluate(text, "f", {"m": {"a": 1, "b": 2, "c": 3}, "ks": ["c", "a", "z"]}) == {"a": 1, "c": 3}
+    assert _evaluate(text, "f", {"m": {"a": 1}, "ks": []}) == {}
+    assert _evaluate(text, "f", {"m": None, "ks": ["a"]}) == {}

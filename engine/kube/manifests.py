@@ -63,6 +63,7 @@ API_VERSIONS = {
     "Deployment": ("apps/v1",), "ReplicaSet": ("apps/v1",), "DaemonSet": ("apps/v1",), "StatefulSet": ("apps/v1",),
     "Job": ("batch/v1",),
     "HorizontalPodAutoscaler": ("autoscaling/v2", "autoscaling/v1"),
+    "PodDisruptionBudget": ("policy/v1",),
     "List": ("v1",),
 }
 # Kinds created before all others, in this order (the rest keep the order they were read in).
@@ -1162,6 +1163,21 @@ def _hpa_finish(r: _Reader, doc: Node, obj: dict, body: dict):
     return None
 
 
+def _pdb_spec(r: _Reader, node: Node, body: dict, obj: dict) -> None:
+    """policy/v1 PodDisruptionBudgetSpec (rules/disruption.konv): the selector (null selects no
+    pod, `{}` every pod of the namespace), minAvailable or maxUnavailable (a count or a
+    percentage such as "50%"; the API server refuses both, or a bad one, with upstream's
+    messages) and unhealthyPodEvictionPolicy."""
+    got = r.fields(node, "spec", {
+        "selector": r.label_selector, "minAvailable": r.int_or_string, "maxUnavailable": r.int_or_string,
+        "unhealthyPodEvictionPolicy": r.string,
+    })
+    if got is SKIP:
+        return
+    r.flatten(got, "selector", "selector")
+    body.update(got)
+
+
 def _selector_default(r: _Reader, doc: Node, obj: dict, body: dict):
     if "template" not in body:
         r.error(doc, f"{obj['kind']} {obj['name']} has no `spec.template`", code=E_MISSING)
@@ -1183,6 +1199,7 @@ _KINDS: dict[str, _Kind] = {
     "Job": _Kind(_job_spec, finish=_selector_default),
     "Service": _Kind(_service_spec),
     "HorizontalPodAutoscaler": _Kind(_hpa_spec, finish=_hpa_finish),
+    "PodDisruptionBudget": _Kind(_pdb_spec),
 }
 SUPPORTED_KINDS = tuple(sorted(_KINDS))
 

@@ -29,7 +29,7 @@ from .manifests import API_VERSIONS
 SHORT_NAMES = {
     "po": "Pod", "no": "Node", "svc": "Service", "deploy": "Deployment", "rs": "ReplicaSet",
     "ep": "Endpoints", "ns": "Namespace", "sa": "ServiceAccount", "hpa": "HorizontalPodAutoscaler",
-    "ev": "Event", "ds": "DaemonSet", "sts": "StatefulSet",
+    "ev": "Event", "ds": "DaemonSet", "sts": "StatefulSet", "pdb": "PodDisruptionBudget",
 }
 ROLE_PREFIX = "node-role.kubernetes.io/"
 RBAC = "rbac.authorization.k8s.io/v1"
@@ -537,6 +537,15 @@ def _hpa_columns(world, wide, age_of):
     return ["REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE"], row
 
 
+def _pdb_columns(world, wide, age_of):
+    """kubectl's printPodDisruptionBudget: each bound as given, N/A for the one left out."""
+    def bound(v):
+        return "N/A" if v is None else str(v)
+    return (["MIN AVAILABLE", "MAX UNAVAILABLE", "ALLOWED DISRUPTIONS", "AGE"],
+            lambda b: [bound(b.get("minAvailable")), bound(b.get("maxUnavailable")),
+                       str(b.get("disruptionsAllowed", 0)), age_of(b)])
+
+
 def _namespace_columns(world, wide, age_of):
     return ["STATUS", "AGE"], lambda n: [n.get("phase", "Active"), age_of(n)]
 
@@ -585,7 +594,7 @@ TABLES: dict[str, Callable] = {
     "Pod": _pod_columns, "Node": _node_columns, "Service": _service_columns, "Deployment": _deployment_columns,
     "ReplicaSet": _replicaset_columns, "DaemonSet": _daemonset_columns,
     "StatefulSet": _statefulset_columns, "Job": _job_columns, "Endpoints": _endpoints_columns,
-    "HorizontalPodAutoscaler": _hpa_columns, "Namespace": _namespace_columns, "Event": _event_columns,
+    "HorizontalPodAutoscaler": _hpa_columns, "PodDisruptionBudget": _pdb_columns, "Namespace": _namespace_columns, "Event": _event_columns,
     "Route": _route_columns, "ServiceAccount": _service_account_columns,
 }
 
@@ -809,12 +818,69 @@ def _job_shape(obj: dict, shown: dict, world: list[dict]) -> dict[str, list[tupl
     return {"startTime": lines}
 
 
+def _selects(holder: dict, labels: dict) -> bool:
+    """A flattened LabelSelector (kinds.konv: matchLabels `selector`, `matchExpressions` beside
+    it) against labels, as `selects` in rules/kinds.konv: none given selects nothing."""
+    match, expressions = holder.get("selector"), holder.get("matchExpressions") or []
+    if match is None and not expressions:
+        return False
+    operators = {"In": "in", "NotIn": "notin", "Exists": "exists", "DoesNotExist": "!"}
+    return all(labels.get(k) == v for k, v in (match or {}).items()) and all(
+        Requirement(e["key"], operators.get(e["operator"], e["operator"]), tuple(e.get("values") or ())).matches(labels)
+        for e in expressions)
+
+
+def _node_shape(obj: dict, shown: dict, world: list[dict]) -> dict[str, list[tuple[str, str]]]:
+    """A node a `drain` runs against (its Drain, rules/disruption.konv): what it has left to evict
+    and, for each pod a PodDisruptionBudget holds back, the budget and its counts, as the eviction
+    API's 429 words them (`needs 2 healthy pods and has 2 currently`)."""
+    drain = next((d for d in world if d.get("kind") == "Drain" and d["name"] == obj["name"]), None)
+    if drain is None:
+        return {}
+    listed = drain.get("pods") or []
+    left = [p for p in world if p.get("kind") == "Pod" and p.get("node") == obj["name"]
+            and f"{p.get('namespace')}/{p['name']}" in listed]
+    retry = drain.get("retryAt")
+    lines = [("Drain", f"{len(left)} pod(s) left to evict" + (
+        f", refused evictions retried every 5s from {format_duration(retry)}" if retry is not None else ""))]
+    for p in left:
+        budgets = [b for b in world if b.get("kind") == "PodDisruptionBudget"
+                   and b.get("namespace") == p.get("namespace") and _selects(b, p.get("labels") or {})]
+        if p.get("deleting"):
+            why = "Terminating"
+        elif len(budgets) > 1:
+            why = "more than one PodDisruptionBudget: " + ", ".join(b["name"] for b in budgets)
+        elif budgets and budgets[0].get("disruptionsAllowed", 0) == 0:
+            b = budgets[0]
+            why = (f"PodDisruptionBudget {b['name']} allows no disruption: it needs {b.get('desiredHealthy', 0)} "
+                   f"healthy pods and has {b.get('currentHealthy', 0)} currently")
+        else:
+            why = "to be evicted"
+        lines.append((f"  {p.get('namespace')}/{p['name']}", why))
+    return {"unschedulable": lines}
+
+
+def _pdb_shape(obj: dict, shown: dict, world: list[dict]) -> dict[str, list[tuple[str, str]]]:
+    """kubectl's describePodDisruptionBudget: the bound given (`Min available` or `Max
+    unavailable`), then Status with Allowed disruptions, Current, Desired and Total."""
+    for field in ("minAvailable", "maxUnavailable"):
+        if shown.get(field) is None:
+            shown.pop(field, None)
+    counts = [(field, shown.pop(field, 0)) for field in ("disruptionsAllowed", "currentHealthy", "desiredHealthy",
+                                                         "expectedPods")]
+    titles = {"disruptionsAllowed": "Allowed disruptions", "currentHealthy": "Current", "desiredHealthy": "Desired",
+              "expectedPods": "Total"}
+    return {"unhealthyPodEvictionPolicy": [("Status:", "")]
+            + [(f"    {titles[field]}", str(value)) for field, value in counts]}
+
+
 # A kind's describe shape: trims `shown` in place and gives lines (label, text) to print after a
 # field, aligned with the others unless the label ends with its colon; it may look at the other
 # objects (`world`).
 DESCRIBE_SHAPES: dict[str, Callable[[dict, dict, list[dict]], dict[str, list[tuple[str, str]]]]] = {
     "Service": _service_shape, "Pod": _pod_shape, "ReplicaSet": _pod_shape, "Deployment": _deployment_shape,
-    "DaemonSet": _daemonset_shape, "StatefulSet": _statefulset_shape, "Job": _job_shape}
+    "DaemonSet": _daemonset_shape, "StatefulSet": _statefulset_shape, "Job": _job_shape, "Node": _node_shape,
+    "PodDisruptionBudget": _pdb_shape}
 
 
 def _field(program: Program, title: str, t: Type, value, indent: int, width: int) -> list[str]:

@@ -45,6 +45,8 @@ COMPONENTS = {
     "node_lifecycle": "controller-manager: node lifecycle",
     "garbage_collector": "controller-manager: garbage collector",
     "pod_gc": "controller-manager: pod GC",
+    "disruption": "controller-manager: disruption",
+    "drain": "kubectl drain → API server (eviction)",
 }
 
 # What each kubelet rule stands for: the kubelet drives the runtime and reports status.
