@@ -150,17 +150,13 @@ def get_many(program: Program, selections: list[tuple[KindInfo, list[dict]]], wo
     `get` and `reconcile -o json` agree. `clock` (virtual seconds) and the write `trace` give
     the objects their AGE. A table ends with a column for each of `label_columns` (-L), then
     LABELS (--show-labels), as kubectl's table printer adds them."""
-    from .contract import contract_object, dumps
+    from .contract import contract_object, dumps, dumps_yaml
 
     several = len(selections) > 1
     if output in ("json", "yaml"):
         shown = [contract_object(program, o) for _, chosen in selections for o in chosen]
         data = shown[0] if single and not several and shown else {"kind": "List", "items": shown}
-        if output == "json":
-            return dumps(data)
-        import yaml
-
-        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=1000)
+        return dumps(data) if output == "json" else dumps_yaml(data)
     if output == "name":
         return "".join(f"{type_name(info.name)}/{o['name']}\n" for info, chosen in selections for o in chosen)
     created = {w.revision: w.clock for w in trace or () if w.verb == "create"}
