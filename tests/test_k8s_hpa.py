@@ -1,7 +1,11 @@
 """The HorizontalPodAutoscaler (rules/controllers.konv)."""
 
+import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+
+from engine.cli import main
+from engine.errors import KonvergeError
 
 from tests import service_model as model
 from tests.kube import deployment, node, run
@@ -195,3 +199,87 @@ def test_a_declared_utilisation_of_pods_without_a_cpu_request_scales_nothing():
             + 'scenario "load" { at 1m: load horizontalpodautoscaler api cpu = 3 }\n')
     c = run(spec)
     assert c.result.converged and c.get("Deployment", "api")["replicas"] == 3
+
+
+# ---- targets of other kinds: the scale subresource ---------------------------------------------
+
+WORKLOADS = {
+    "Deployment": 'deployment web {{ replicas: 3  template {{ labels {{ app: "web" }}\n'
+                  '  container main {{ image: "web:1"  cpu: 1  memory: 64Mi }} }} }}\n',
+    "ReplicaSet": 'replicaset web {{ replicas: 3  selector {{ app: "web" }}  template {{ labels {{ app: "web" }}\n'
+                  '  container main {{ image: "web:1"  cpu: 1  memory: 64Mi }} }} }}\n',
+    "StatefulSet": 'statefulset web {{ replicas: 3  serviceName: "web"  template {{ labels {{ app: "web" }}\n'
+                   '  container main {{ image: "web:1"  cpu: 1  memory: 64Mi }} }} }}\n',
+}
+
+
+def scaled(kind: str, target: str | None = None, scenario: str = "") -> str:
+    target = target if target is not None else (f"{kind}/web" if kind != "Deployment" else "web")
+    return (node("n1", cpu="16", memory="32Gi") + WORKLOADS[kind].format()
+            + f'horizontalpodautoscaler web {{ target: "{target}"  minReplicas: 2  maxReplicas: 6'
+              f'  targetCPUUtilization: 30 }}\n' + scenario)
+
+
+LOAD = 'scenario "load" { at 1m: load horizontalpodautoscaler web cpu = 1500m }\n'
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "ReplicaSet", "StatefulSet"])
+def test_hpa_scales_up_any_target_with_a_scale(kind):
+    # horizontal_test.go's TestScaleUpDeployment and TestScaleUpReplicaSet (and a StatefulSet, which
+    # horizontal.go scales through the same scale subresource): 3 pods requesting 1 cpu use 1500m,
+    # 50% against a 30% target: ceil(3 × 50/30) = 5; 1500m over 5 pods is then 30%, on the target.
+    c = run(scaled(kind, scenario=LOAD), history=True)
+    assert c.get(kind, "web")["replicas"] == 5
+    assert len(c.ready_pods("web")) == 5
+    assert c.get("HorizontalPodAutoscaler", "web")["currentCPUUtilization"] == 30
+    [write] = [w for w in c.writes(kind=kind, name="web") if w.actor == "horizontal_pod_autoscaler"]
+    assert write.clock == 60 and write.verb == "update"
+
+
+def test_an_ordered_statefulset_grows_one_ready_pod_at_a_time_under_its_hpa():
+    # OrderedReady: the HPA raises spec.replicas at once, the StatefulSet controller then creates
+    # web-3 and, once it is ready, web-4; the pods pending meanwhile count as using nothing
+    # (GetResourceReplicas' rebalancing), which is no scale-up beyond 5.
+    c = run(scaled("StatefulSet", scenario=LOAD), history=True)
+    creates = [w.name for w in c.writes(verb="create", kind="Pod")]
+    assert creates[-2:] == ["web-3", "web-4"]
+    assert sorted(p["name"] for p in c.ready_pods("web")) == [f"web-{i}" for i in range(5)]
+
+
+def test_a_bare_target_is_still_a_deployment_not_a_statefulset_of_that_name():
+    # `target: "web"` names a Deployment, as every spec before KIND/NAME did: a StatefulSet named
+    # web is left alone.
+    c = run(scaled("StatefulSet", target="web", scenario=LOAD))
+    assert c.get("StatefulSet", "web")["replicas"] == 3
+    assert c.get("HorizontalPodAutoscaler", "web")["currentCPUUtilization"] is None
+
+
+def test_a_target_of_a_kind_without_a_scale_scales_nothing():
+    # Upstream lets any kind through validation; its controller then finds no scale to read.
+    c = run(scaled("Deployment", target="DaemonSet/web", scenario=LOAD))
+    assert c.result.converged and c.get("Deployment", "web")["replicas"] == 3
+
+
+@pytest.mark.parametrize("target, message", [
+    ("StatefulSet/", "spec.scaleTargetRef.name: Required value"),
+    ("/web", "spec.scaleTargetRef.kind: Required value"),
+    ("StatefulSet/web/0", "spec.scaleTargetRef.name: Invalid value: \"web/0\": may not contain '/'"),
+    ("..", "spec.scaleTargetRef.name: Invalid value: \"..\": may not be '..'"),
+])
+def test_a_scale_target_reference_must_name_a_kind_and_a_valid_name(target, message):
+    # ValidateCrossVersionObjectReference: kind and name required, each a valid path segment.
+    with pytest.raises(KonvergeError) as e:
+        run(scaled("StatefulSet", target=target))
+    assert e.value.diagnostics[0].message == f'HorizontalPodAutoscaler "web" is invalid: {message}'
+
+
+def test_get_hpa_shows_the_reference_as_kind_and_name(tmp_path, capsys):
+    # printHorizontalPodAutoscaler: REFERENCE `StatefulSet/web`, REPLICAS the target's.
+    spec = tmp_path / "s.konv"
+    spec.write_text(scaled("StatefulSet", scenario=LOAD))
+    assert main(["get", "hpa", str(spec), "--scenario", "load"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE"]
+    assert out[1].split()[:7] == ["web", "StatefulSet/web", "cpu:", "30%/30%", "2", "6", "5"]
+    assert main(["describe", "hpa/web", str(spec), "--scenario", "load"]) == 0
+    assert "Reference:               StatefulSet/web" in capsys.readouterr().out.splitlines()

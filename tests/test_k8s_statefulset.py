@@ -500,3 +500,53 @@ def test_the_scale_statefulset_fault_scales_it_down_from_the_top():
     assert names(c.pods("db", live=True)) == ["db-0"]
     [s] = c.of("StatefulSet")
     assert s["replicas"] == 1 and s["readyReplicas"] == 1
+
+
+# ---- spec.ordinals.start (StatefulSetStartOrdinal, GA in 1.31) ---------------------------------
+
+def test_the_pods_are_numbered_from_the_start_ordinal():
+    # TestStatefulSetControlWithStartOrdinal (CreatesPodsWithStartOrdinal): replicas are
+    # start … start+replicas-1 (getStartOrdinal, getEndOrdinal), each pod's
+    # apps.kubernetes.io/pod-index its ordinal; created in that order under OrderedReady.
+    c = run(node("n1") + sts(extra="startOrdinal: 5"), history=True)
+    assert names(c.pods("db")) == ["db-5", "db-6", "db-7"]
+    assert creations(c) == ["db-5", "db-6", "db-7"]
+    assert [p["labels"]["apps.kubernetes.io/pod-index"] for p in c.pods("db")] == ["5", "6", "7"]
+    assert c.of("StatefulSet")[0]["readyReplicas"] == 3
+
+
+def test_a_new_start_ordinal_condemns_the_pods_outside_the_range():
+    # podInOrdinalRange (KEP-3335's migration of a set's ordinals): pods outside
+    # start … start+replicas-1 are condemned, highest first, once the new replicas are Running
+    # and Ready.
+    c = run(node("n1") + node("n2") + sts(extra="startOrdinal: 2")
+            + 'scenario "shift" { at 1m: update statefulset db { startOrdinal: 0 } }\n', history=True)
+    assert names(c.pods("db", live=True)) == ["db-0", "db-1", "db-2"]
+    assert creations(c)[-2:] == ["db-0", "db-1"]
+    deleted = [w.name for w in c.writes(kind="Pod", rule="scale_down")]
+    assert deleted == ["db-4", "db-3"]
+
+
+def test_the_partition_counts_replicas_from_the_start_ordinal():
+    # updateStatefulSet rolls replicas[partition:] out: with start 5 and partition 1, db-6 and db-7.
+    c = run(node("n1") + node("n2") + sts(extra="startOrdinal: 5  partition: 1") + """
+scenario "roll" { at 1m: update statefulset db { template: {labels: {app: "db"}, containers: [
+  {name: "pg", image: "postgres:17", cpu: 250m, memory: 256Mi}]} } }
+""")
+    images = {p["name"]: p["containers"][0]["image"] for p in c.pods("db", live=True)}
+    assert images == {"db-5": "postgres:16", "db-6": "postgres:17", "db-7": "postgres:17"}
+
+
+def test_a_negative_start_ordinal_is_refused():
+    # ValidateStatefulSetSpec: ValidateNonnegativeField(spec.ordinals.start).
+    with pytest.raises(KonvergeError) as e:
+        run(node("n1") + sts(extra="startOrdinal: -1"))
+    assert e.value.diagnostics[0].message == (
+        'StatefulSet "db" is invalid: spec.ordinals.start: Invalid value: -1: must be greater than or equal to 0')
+
+
+def test_a_manifests_ordinals_start_is_read():
+    m = loads(MANIFEST.replace("  replicas: 2\n", "  replicas: 2\n  ordinals:\n    start: 3\n"), "web.yaml")
+    [(_, s)] = m.objects
+    assert s["startOrdinal"] == 3
+    assert not [d for d in m.warnings if "ordinals" in d.message]

@@ -1000,3 +1000,31 @@ spec:
     assert (w.code, str(w.span)) == ("W302", "t.yaml:8:31")
     assert w.message.startswith("`spec.updateStrategy.rollingUpdate.maxSurge: 1` is not modelled; ")
     assert "takes maxUnavailable 1 in place of 0" in w.message
+
+
+HPA_OF = """apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {{name: db}}
+spec:
+  scaleTargetRef: {{apiVersion: apps/v1, kind: {kind}, name: db}}
+  maxReplicas: 5
+"""
+
+
+@pytest.mark.parametrize("kind, target", [
+    ("Deployment", "db"), ("StatefulSet", "StatefulSet/db"), ("ReplicaSet", "ReplicaSet/db")])
+def test_an_hpa_targets_a_deployment_statefulset_or_replicaset(kind, target):
+    # The kinds whose scale the HPA writes: a Deployment by its name alone, as a spec names it
+    # (and as before, so its outputs are unchanged), the others as KIND/NAME.
+    m = loads(HPA_OF.format(kind=kind), "h.yaml")
+    [(_, h)] = m.objects
+    assert h["target"] == target and m.warnings == ()
+
+
+def test_an_hpa_of_another_kind_is_a_warning_and_scales_nothing():
+    m = loads(HPA_OF.format(kind="ReplicationController"), "h.yaml")
+    [(_, h)] = m.objects
+    assert h["target"] == "ReplicationController/db"
+    [w] = m.warnings
+    assert (w.code, str(w.span)) == ("W302", "h.yaml:5:19")
+    assert "not ReplicationController: this autoscaler scales nothing" in w.message

@@ -7,7 +7,7 @@ with warnings. The mapping is the one kinds.konv describes: metadata.name,
 namespace and labels; a pod's spec.nodeName is `node`; the controller owner
 reference is `owner`; a container's resource requests are its `cpu` and
 `memory`; a node's status.allocatable (or capacity) is its `cpu`, `memory` and
-`pods`; an HPA's scaleTargetRef.name is its `target`.
+`pods`; an HPA's scaleTargetRef is its `target`: the name of a Deployment, else KIND/NAME.
 
 What Konverge does not model is never silently dropped: an unsupported kind or
 field is a warning that names it, with its file:line:col (the YAML is composed,
@@ -954,7 +954,8 @@ def _statefulset_spec(r: _Reader, node: Node, body: dict, obj: dict) -> None:
     """apps/v1 StatefulSetSpec: replicas, selector, template, serviceName, podManagementPolicy and
     updateStrategy (RollingUpdate's partition, or OnDelete). Konverge models no volumes, so
     volumeClaimTemplates and persistentVolumeClaimRetentionPolicy are warned about (W302) by
-    name; so are the other fields it does not read (minReadySeconds, ordinals, …)."""
+    name; so are the other fields it does not read (minReadySeconds, …). `ordinals.start` is the
+    flat `startOrdinal`."""
     rolling: list[Node] = []
 
     def no_claims(n: Node, p: str):
@@ -966,10 +967,14 @@ def _statefulset_spec(r: _Reader, node: Node, body: dict, obj: dict) -> None:
         "replicas": r.integer, "selector": r.selector, "template": r.template, "serviceName": r.string,
         "podManagementPolicy": r.string, "updateStrategy": _strategy(r, {"partition": r.integer}, rolling),
         "volumeClaimTemplates": no_claims, "persistentVolumeClaimRetentionPolicy": no_claims,
+        "ordinals": lambda n, p: r.fields(n, p, {"start": r.integer}),
     })
     if got is SKIP:
         return
     r.flatten(got, "selector", "selector")
+    ordinals = got.pop("ordinals", None)
+    if ordinals not in (None, SKIP) and "start" in ordinals:
+        got["startOrdinal"] = ordinals["start"]
     strategy = _take_strategy(got, body, "updateStrategy", "updateStrategy")
     if strategy.get("type") == "OnDelete" and rolling:
         # ValidateStatefulSetSpec refuses any rollingUpdate beside OnDelete, even one with partition 0,
@@ -1114,14 +1119,24 @@ def _node_finish(r: _Reader, doc: Node, obj: dict, body: dict):
     return None
 
 
+# The kinds whose scale the HPA writes (rules/controllers.konv).
+SCALED_KINDS = ("Deployment", "StatefulSet", "ReplicaSet")
+
+
 def _hpa_spec(r: _Reader, node: Node, body: dict, obj: dict) -> None:
     def target_ref(n, p):
         got = r.fields(n, p, {"kind": r.string, "name": r.string}, silent=("apiVersion",))
         if got is SKIP:
             return SKIP
-        if got.get("kind", "Deployment") != "Deployment":
-            r.warn(n, f"Konverge scales Deployments only, not {got['kind']}")
-        return got.get("name", SKIP)
+        if "name" not in got:
+            return SKIP
+        # A Deployment's name alone, as a spec writes it; another kind as KIND/NAME, which the
+        # HPA of rules/controllers.konv scales if it is a StatefulSet or a ReplicaSet.
+        kind = got.get("kind", "Deployment")
+        if kind not in SCALED_KINDS:
+            r.warn(n, f"Konverge scales Deployments, StatefulSets and ReplicaSets only, not {kind}: "
+                      "this autoscaler scales nothing")
+        return got["name"] if kind == "Deployment" else f"{kind}/{got['name']}"
 
     def metric(n, p):
         got = r.fields(n, p, {"type": r.string, "resource": lambda m, q: r.fields(m, q, {

@@ -521,12 +521,22 @@ def _endpoints_columns(world, wide, age_of):
     return ["ENDPOINTS", "AGE"], row
 
 
+def hpa_reference(h: dict) -> tuple[str, str]:
+    """An HPA's scaleTargetRef (kind, name): its `target` is a Deployment's name or KIND/NAME
+    (rules/controllers.konv, hpa_target_kind)."""
+    kind, slash, name = (h.get("target") or "").partition("/")
+    return (kind, name) if slash else ("Deployment", kind)
+
+
 def _hpa_columns(world, wide, age_of):
+    # printHorizontalPodAutoscaler: REFERENCE is `Kind/name`; REPLICAS the target's replica count
+    # (status.currentReplicas, which the HPA reads from the target's scale).
     def row(h):
         current = h.get("currentCPUUtilization")
-        target = next((o for o in world if o["kind"] == "Deployment" and o.get("namespace") == h.get("namespace")
-                       and o["name"] == h.get("target")), None)
-        return [f"Deployment/{h.get('target')}",
+        kind, name = hpa_reference(h)
+        target = next((o for o in world if o["kind"] == kind and o.get("namespace") == h.get("namespace")
+                       and o["name"] == name), None)
+        return [f"{kind}/{name}",
                 f"cpu: {'<unknown>' if current is None else str(current) + '%'}/{h.get('targetCPUUtilization')}%",
                 str(h.get("minReplicas")), str(h.get("maxReplicas")),
                 str(target.get("replicas")) if target else "<unknown>", age_of(h)]
@@ -696,7 +706,7 @@ SORTED_BY: dict[str, Callable[[dict], tuple]] = {
     "Taint": lambda t: (t.get("effect", ""), t.get("key", "")),
 }
 
-TITLES = {"ip": "IP", "cpu": "CPU", "clusterIP": "Cluster IP", "strategy": "StrategyType"}
+TITLES = {"ip": "IP", "cpu": "CPU", "clusterIP": "Cluster IP", "strategy": "StrategyType", "target": "Reference"}
 
 
 def _title(field: str) -> str:
@@ -787,6 +797,8 @@ def _statefulset_shape(obj: dict, shown: dict, world: list[dict]) -> dict[str, l
     for field in _STATEFULSET_STATUS:
         shown.pop(field, None)
     partition = shown.pop("partition", 0)
+    if not shown.get("startOrdinal"):
+        shown.pop("startOrdinal", None)  # describeStatefulSet prints no ordinals; a start of 0 is none
     shown["replicas"] = f"{obj.get('replicas', 1)} desired | {obj.get('createdReplicas', 0)} total"
     after = [("  Partition", str(partition))] if obj.get("updateStrategy", "RollingUpdate") == "RollingUpdate" else []
     return {"updateStrategy": after + [("Pods Status", _pods_status(obj, world))]}
@@ -870,13 +882,21 @@ def _pdb_shape(obj: dict, shown: dict, world: list[dict]) -> dict[str, list[tupl
             + [(f"    {titles[field]}", str(value)) for field, value in counts]}
 
 
+def _hpa_shape(obj: dict, shown: dict, world: list[dict]) -> dict[str, list[tuple[str, str]]]:
+    """kubectl's describeHorizontalPodAutoscalerV2: `Reference:  Deployment/web`, the target's kind
+    spelt out where a spec names a Deployment by its name alone."""
+    if "target" in shown:
+        shown["target"] = "/".join(hpa_reference(obj))
+    return {}
+
+
 # A kind's describe shape: trims `shown` in place and gives lines (label, text) to print after a
 # field, aligned with the others unless the label ends with its colon; it may look at the other
 # objects (`world`).
 DESCRIBE_SHAPES: dict[str, Callable[[dict, dict, list[dict]], dict[str, list[tuple[str, str]]]]] = {
     "Service": _service_shape, "Pod": _pod_shape, "ReplicaSet": _pod_shape, "Deployment": _deployment_shape,
     "DaemonSet": _daemonset_shape, "StatefulSet": _statefulset_shape, "Job": _job_shape, "Node": _node_shape,
-    "PodDisruptionBudget": _pdb_shape}
+    "PodDisruptionBudget": _pdb_shape, "HorizontalPodAutoscaler": _hpa_shape}
 
 
 def _field(program: Program, title: str, t: Type, value, indent: int, width: int) -> list[str]:
