@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from engine.check import check_modules, load_program
@@ -167,16 +167,20 @@ def test_a_nodes_copy_of_a_route_is_written_as_the_copy_dumped_whole(std, r, nod
         assert as_yaml(r, n) == pyyaml([copy])
 
 
+# label keys may be 253 + 63 characters long: PyYAML writes one of 123 to 128 as `? key`, libyaml not
+long_keys = [("k" * 120 + "/suffix")[:n] for n in (120, 121, 122, 123, 124, 128, 129, 200)]
 # what a contract object's values are: text of any characters, keys among them empty (a label's
 # value may be; a spec's own map may have one), numbers, booleans, null, lists and maps of them
 scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text() | \
     st.sampled_from(["", "1.5", "yes", "~", "a: b", "- a", "x" * 1200, " ".join(["word"] * 300), "\x85", "\u2028"])
 contract_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
-                               | st.dictionaries(st.text(max_size=6) | st.sampled_from(["", "kind"]), inner,
+                               | st.dictionaries(st.text(max_size=6) | st.sampled_from(["", "kind", "x\r", "a\x07", *long_keys]), inner,
                                                  max_size=3), max_leaves=10)
 
 
 @given(contract_values)
+@example({k: "v" for k in long_keys})
+@example({"x\r": 1, "a\x07": [1]})
 def test_the_contracts_yaml_is_pyyamls_own_text_for_any_value(v):
     # as a list's item and as a mapping's value, as `stream` and the whole document hold objects
     for doc in ([{"kind": "Thing", "v": v}], {"objects": [v]}):
