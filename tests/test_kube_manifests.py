@@ -1028,3 +1028,16 @@ def test_an_hpa_of_another_kind_is_a_warning_and_scales_nothing():
     [w] = m.warnings
     assert (w.code, str(w.span)) == ("W302", "h.yaml:5:19")
     assert "not ReplicationController: this autoscaler scales nothing" in w.message
+
+
+def test_an_hpa_of_a_deployment_named_with_a_slash_is_refused_not_read_as_another_kind(tmp_path, capsys):
+    # ValidateCrossVersionObjectReference refuses the name ("may not contain '/'"); read as a bare
+    # name, `a/b` would have been the kind `a`'s object `b`, and the manifest accepted
+    from engine.cli import main
+
+    f = tmp_path / "h.yaml"
+    f.write_text(HPA_OF.replace("name: db}}\n  max", "name: \"a/b\"}}\n  max").format(kind="Deployment"))
+    [(_, h)] = loads(f.read_text(), "h.yaml").objects
+    assert h["target"] == "Deployment/a/b"
+    assert main(["get", "hpa", str(f)]) == 1
+    assert "spec.scaleTargetRef.name: Invalid value: \"a/b\": may not contain '/'" in capsys.readouterr().err

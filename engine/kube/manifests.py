@@ -1136,7 +1136,10 @@ def _hpa_spec(r: _Reader, node: Node, body: dict, obj: dict) -> None:
         if kind not in SCALED_KINDS:
             r.warn(n, f"Konverge scales Deployments, StatefulSets and ReplicaSets only, not {kind}: "
                       "this autoscaler scales nothing")
-        return got["name"] if kind == "Deployment" else f"{kind}/{got['name']}"
+        # a name with a `/` stays KIND/NAME, so that the API server refuses it as upstream does
+        # ("may not contain '/'") rather than reading its first part as the kind
+        plain = kind == "Deployment" and "/" not in got["name"]
+        return got["name"] if plain else f"{kind}/{got['name']}"
 
     def metric(n, p):
         got = r.fields(n, p, {"type": r.string, "resource": lambda m, q: r.fields(m, q, {
