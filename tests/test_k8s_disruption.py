@@ -69,7 +69,7 @@ def test_a_pod_whose_controller_has_no_scale_fails_the_sync_safe():
     assert b["disruptionsAllowed"] == 0
     [condition] = b["conditions"]
     assert (condition["status"], condition["reason"]) == ("False", "SyncFailed")
-    assert condition["message"].startswith('found no controllers for pod "agent-')
+    assert condition["message"] == "daemonsets.apps does not implement the scale subresource"  # getScaleController
 
 
 def test_a_drain_evicts_one_pod_at_a_time_within_the_budget():
@@ -103,6 +103,21 @@ def test_a_drain_waits_for_the_replacement_to_be_ready():
     assert all(p["node"] == "a2" for p in c.pods("web"))
 
 
+def test_a_pod_made_again_under_its_name_on_the_drained_node_is_not_evicted():
+    # A StatefulSet pod that tolerates the cordon comes back under its name on the same node:
+    # kubectl's waitForDelete sees a new UID, takes the pod for deleted and does not evict it
+    # again; the drain finishes with each listed pod evicted once.
+    sts = ('statefulset db {\n  replicas: 2\n  template {\n    labels { app: "db" }\n'
+           '    tolerations: [{key: "node.kubernetes.io/unschedulable", operator: "Exists", effect: "NoSchedule"}]\n'
+           '    container pg { image: "postgres:16"  cpu: 500m  memory: 1Gi }\n  }\n}\n')
+    c = run(node("worker-1", cpu="8", memory="16Gi") + node("worker-2", cpu="2", memory="4Gi") + sts
+            + budget("maxUnavailable: 1", name="db", selector='app: "db"')
+            + 'scenario "drain" { at 1m: drain node worker-1 }\n')
+    got = evictions(c)
+    assert sorted(name for _, name, _ in got) == ["db-0", "db-1"]
+    assert c.of("Drain") == [] and len(c.ready_pods("db")) == 2
+
+
 def test_a_drain_a_budget_blocks_leaves_the_pods_and_comes_to_rest(capsys):
     # minAvailable 100%: every eviction is refused (429); the run converges with the pods in place.
     c = run(BIG + node("n2") + deployment("web", replicas=2) + budget('minAvailable: "100%"')
@@ -122,12 +137,24 @@ def test_the_stuck_drain_fails_its_expectation():
     assert main(["reconcile", "tests/data/drain-stuck.konv", "--scenario", "drain a worker"]) == 4
 
 
-def test_a_pod_two_budgets_select_is_never_evicted():
+def test_a_pod_two_budgets_select_is_never_evicted(capsys):
     # eviction.go: "This pod has more than one PodDisruptionBudget, which the eviction subresource
-    # does not support." (500), whatever the budgets allow.
-    c = run(BIG + node("n2") + deployment("web", replicas=3) + budget("minAvailable: 1")
-            + budget("maxUnavailable: 2", name="web-too") + 'scenario "drain" { at 1m: drain node big }\n')
-    assert evictions(c) == [] and len([p for p in c.pods("web") if p["node"] == "big"]) == 3
+    # does not support." (500), whatever the budgets allow. kubectl's evictPods retries a 429 only:
+    # it gives up on the pod, the drain fails with the error, and deleting a budget later changes
+    # nothing.
+    spec = (BIG + node("n2") + deployment("web", replicas=3) + budget("minAvailable: 1")
+            + budget("maxUnavailable: 2", name="web-too")
+            + 'scenario "drain" {\n  at 1m: drain node big\n  at 5m: delete poddisruptionbudget web-too\n}\n')
+    c = run(spec, history=True)
+    on_big = [p["name"] for p in c.pods("web") if p["node"] == "big"]
+    assert evictions(c) == [] and len(on_big) == 3
+    [drain] = c.of("Drain")
+    assert sorted(drain["failed"]) == sorted(f"default/{name}" for name in on_big)
+    assert drain["failed"][f"default/{on_big[0]}"] == (
+        f'error when evicting pods/"{on_big[0]}" -n "default": This pod has more than one '
+        "PodDisruptionBudget, which the eviction subresource does not support.")
+    assert drain["retryAt"] is None  # nothing retried
+    assert [w.clock for w in c.writes(kind="Drain") if w.rule == "give_up"] == [60] * 3
 
 
 def test_daemonset_pods_stay_and_terminal_pods_go():
@@ -174,6 +201,11 @@ def test_an_unhealthy_pod_is_evicted_as_the_policy_says(policy, min_available, e
                                'StrVal:"120%"}: must not be greater than 100%'),
     ('unhealthyPodEvictionPolicy: "Never"', 'spec.unhealthyPodEvictionPolicy: Unsupported value: "Never": '
                                             'supported values: "AlwaysAllow", "IfHealthyBudget"'),
+    # ValidateLabelSelector, as for every other selector.
+    ('minAvailable: 1  matchExpressions: [{key: "app", operator: "Bogus", values: ["web"]}]',
+     'spec.selector.matchExpressions[0].operator: Invalid value: "Bogus": not a valid selector operator'),
+    ('minAvailable: 1  matchExpressions: [{key: "app", operator: "Exists", values: ["web"]}]',
+     "spec.selector.matchExpressions[0].values: Forbidden: may not be specified when `operator` is 'Exists'"),
 ])
 def test_validate_pod_disruption_budget_spec(extra, message):
     # pkg/apis/policy/validation: ValidatePodDisruptionBudgetSpec.
@@ -214,9 +246,19 @@ def test_a_manifest_budget_is_read_and_shown_as_kubectl_shows_it(tmp_path, capsy
     assert main(["describe", "pdb/web", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "Selector:" in out and "app=web,tier in (front)" in out
+    assert "\nMax unavailable:" in out and "Max Unavailable" not in out  # kubectl's label
     status_lines = out[out.index("Status:"):].splitlines()[:5]
     assert [line.split() for line in status_lines] == [
         ["Status:"], ["Allowed", "disruptions:", "2"], ["Current:", "4"], ["Desired:", "2"], ["Total:", "4"]]
+
+
+def test_describe_shows_a_nil_budget_selector_as_unset(capsys, tmp_path):
+    # describePodDisruptionBudget: `Selector: <unset>` for a nil selector (no pod), `Min available`.
+    (tmp_path / "b.konv").write_text(node("n1") + "poddisruptionbudget none { minAvailable: 1 }\n")
+    assert main(["describe", "pdb/none", str(tmp_path / "b.konv")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert ["Selector:", "<unset>"] in [line.split() for line in lines]
+    assert ["Min", "available:", "1"] in [line.split() for line in lines]
 
 
 def test_a_manifest_with_both_bounds_is_refused(tmp_path, capsys):
@@ -244,3 +286,43 @@ def test_a_drain_never_takes_a_healthy_budget_below_its_desired_count(replicas, 
         assert c.of("Drain") == []
     else:  # the budget allows nothing: no eviction, and the drain waits
         assert evictions(c) == [] and [d["name"] for d in c.of("Drain")] == ["big"]
+
+
+def test_a_budget_per_deployment_costs_each_budget_its_own_pods_only(monkeypatch):
+    # One budget per deployment: each pod's change must wake only its own budget, which reads only
+    # its own pods (the index on pod labels), so the cost the budgets add grows with the pods, not
+    # with pods × budgets (a namespace scan per budget made it quadratic).
+    from engine.eval import Evaluator
+
+    calls = [0]
+    original = Evaluator.call_def
+
+    def counting(self, d, args):
+        calls[0] += 1
+        return original(self, d, args)
+
+    monkeypatch.setattr(Evaluator, "call_def", counting)
+
+    def cost(workloads: int, budgets: bool) -> int:
+        text = "".join(node(f"n{i}", cpu="64", memory="256Gi") for i in range(2))
+        for w in range(workloads):
+            text += deployment(f"web{w}", replicas=10, labels=f'app: "web{w}"')
+            if budgets:
+                text += budget("maxUnavailable: 1", name=f"web{w}", selector=f'app: "web{w}"')
+        calls[0] = 0
+        run(text)
+        return calls[0]
+
+    small, large = (cost(n, True) - cost(n, False) for n in (3, 9))
+    assert large <= 4 * small  # 3× the budgets and 3× the pods: linear is 3×, quadratic 9×
+
+
+def test_a_spec_importing_the_controllers_alone_checks_without_the_standard_rules(tmp_path):
+    # controllers.konv names the PodDisruptionBudget kind (a terminating namespace deletes its
+    # budgets): it is declared in kinds.konv, which controllers.konv imports, as every kind it names.
+    from pathlib import Path
+
+    rules = Path(__file__).resolve().parent.parent / "rules"
+    spec = tmp_path / "spec.konv"
+    spec.write_text(f'import "{rules / "controllers.konv"}"\nnode n1 {{ cpu: 4  memory: 8Gi }}\n')
+    assert main(["check", "--no-std", str(spec)]) == 0

@@ -241,10 +241,12 @@ def selector_text(match: dict | None, expressions: list | None) -> str:
 
 
 def workload_selector(obj: dict) -> str:
-    """A ReplicaSet's, Deployment's, DaemonSet's or StatefulSet's selector, kubectl-style; one
+    """A ReplicaSet's, Deployment's, DaemonSet's, StatefulSet's or budget's selector, kubectl-style; one
     of the last three that is left out altogether is its template's labels (`selector_of` in
     rules/admission.konv)."""
     match, expressions = obj.get("selector") or {}, obj.get("matchExpressions") or []
+    if obj.get("kind") == "PodDisruptionBudget" and obj.get("selector") is None and not expressions:
+        return "<unset>"  # a nil selector, which selects no pod; `{}` is `<none>` and selects every one
     if obj.get("kind") in ("Deployment", "DaemonSet", "StatefulSet") and not match and not expressions:
         match = obj.get("template", {}).get("labels", {})
     return selector_text(match, expressions)
@@ -646,7 +648,8 @@ def describe(program: Program, info: KindInfo, obj: dict, world: Iterable[dict],
         if folded and f.name == "selector":
             lines.append(f"{'Selector:':<{width}} {workload_selector(obj)}")
         elif f.name in shown and not (folded and f.name == "matchExpressions"):
-            lines.extend(_field(program, _title(f.name), f.type, shown[f.name], 0, width))
+            title = KIND_TITLES.get((obj["kind"], f.name)) or _title(f.name)
+            lines.extend(_field(program, title, f.type, shown[f.name], 0, width))
             # A label with its colon is one kubectl writes without a tab: not aligned.
             lines.extend(f"{label} {text}" if label.endswith(":") else f"{label + ':':<{width}} {text}"
                          for label, text in after.get(f.name, []))
@@ -707,6 +710,9 @@ SORTED_BY: dict[str, Callable[[dict], tuple]] = {
 }
 
 TITLES = {"ip": "IP", "cpu": "CPU", "clusterIP": "Cluster IP", "strategy": "StrategyType", "target": "Reference"}
+# A kind's own labels where kubectl's differ from its field's (describePodDisruptionBudget).
+KIND_TITLES = {("PodDisruptionBudget", "minAvailable"): "Min available",
+               ("PodDisruptionBudget", "maxUnavailable"): "Max unavailable"}
 
 
 def _title(field: str) -> str:
@@ -841,20 +847,25 @@ def _selects(holder: dict, labels: dict) -> bool:
 def _node_shape(obj: dict, shown: dict, world: list[dict]) -> dict[str, list[tuple[str, str]]]:
     """A node a `drain` runs against (its Drain, rules/disruption.konv): what it has left to evict
     and, for each pod a PodDisruptionBudget holds back, the budget and its counts, as the eviction
-    API's 429 words them (`needs 2 healthy pods and has 2 currently`)."""
+    API's 429 words them (`needs 2 healthy pods and has 2 currently`), or kubectl's error for an
+    eviction it gave up on."""
     drain = next((d for d in world if d.get("kind") == "Drain" and d["name"] == obj["name"]), None)
     if drain is None:
         return {}
-    listed = drain.get("pods") or []
+    listed, evicted = drain.get("pods") or [], drain.get("evicted") or []
+    failed = drain.get("failed") or {}
     left = [p for p in world if p.get("kind") == "Pod" and p.get("node") == obj["name"]
-            and f"{p.get('namespace')}/{p['name']}" in listed]
+            and f"{p.get('namespace')}/{p['name']}" in listed
+            and (p.get("deleting") or f"{p.get('namespace')}/{p['name']}" not in evicted)]
     retry = drain.get("retryAt")
     lines = [("Drain", f"{len(left)} pod(s) left to evict" + (
         f", refused evictions retried every 5s from {format_duration(retry)}" if retry is not None else ""))]
     for p in left:
         budgets = [b for b in world if b.get("kind") == "PodDisruptionBudget"
                    and b.get("namespace") == p.get("namespace") and _selects(b, p.get("labels") or {})]
-        if p.get("deleting"):
+        if f"{p.get('namespace')}/{p['name']}" in failed:
+            why = failed[f"{p.get('namespace')}/{p['name']}"]  # kubectl gave up on it
+        elif p.get("deleting"):
             why = "Terminating"
         elif len(budgets) > 1:
             why = "more than one PodDisruptionBudget: " + ", ".join(b["name"] for b in budgets)
