@@ -885,6 +885,8 @@ class _Checker:
         if fn in ("put", "without", "only"):
             if not isinstance(first, MapT) and first != ANY:
                 self.error("E035", f"`{fn}` needs a map, but this is a {args[0]}", e.args[0].span)
+            if fn == "only" and not isinstance(strip(args[1]), ListT) and strip(args[1]) != ANY:
+                self.error("E035", f"`only` needs a list of keys, but this is a {args[1]}", e.args[1].span)
             return first if fn in ("without", "only") else MapT(join(first.value, args[2]) if isinstance(first, MapT) else ANY)
         if fn == "get":
             return join(first.value if isinstance(first, MapT) else ANY, args[2])

@@ -1074,6 +1074,11 @@ def _is_ip(ev, e, args):
     return True
 
 
+def _only(ev, e, args):
+    keep = set(args[1] or ())  # once, not once per entry
+    return {k: v for k, v in (args[0] or {}).items() if k in keep}
+
+
 def _round(ev, e, args):
     v = args[0]
     if v is None:
@@ -1145,7 +1150,7 @@ _BUILTINS: dict[str, Callable] = {
     "get": lambda ev, e, a: (a[0] or {}).get(a[1], a[2]),
     "put": lambda ev, e, a: {**(a[0] or {}), a[1]: a[2]},
     "without": lambda ev, e, a: {k: v for k, v in (a[0] or {}).items() if k != a[1]},
-    "only": lambda ev, e, a: {k: v for k, v in (a[0] or {}).items() if k in set(a[1] or ())},
+    "only": _only,
     "coalesce": lambda ev, e, a: next((x for x in a if x is not None), None),
     "has_duplicates": lambda ev, e, a: len({freeze(x) for x in (a[0] or [])}) < len(a[0] or []),
     "distinct": lambda ev, e, a: list({freeze(x): x for x in reversed(a[0] or [])}.values())[::-1],

@@ -268,3 +268,12 @@ def test_only_keeps_the_entries_whose_key_is_listed():
     assert _evaluate(text, "f", {"m": {"a": 1, "b": 2, "c": 3}, "ks": ["c", "a", "z"]}) == {"a": 1, "c": 3}
     assert _evaluate(text, "f", {"m": {"a": 1}, "ks": []}) == {}
     assert _evaluate(text, "f", {"m": None, "ks": ["a"]}) == {}
+
+
+@pytest.mark.parametrize("keys", ['"ab"', "5", "{}"])
+def test_the_checker_refuses_only_of_anything_but_a_list_of_keys(keys):
+    # a string would be read a character at a time: only(m, "ab") kept the keys "a" and "b"
+    with pytest.raises(KonvergeError) as e:
+        _program(f"def f(m: map<int>) -> map<int> = only(m, {keys})")
+    (d,) = e.value.diagnostics
+    assert d.code == "E035" and d.message.startswith("`only` needs a list of keys, but this is a ")
