@@ -143,6 +143,7 @@ metadata:
   ownerReferences: [{apiVersion: apps/v1, kind: Deployment, name: web, controller: true}]
 spec:
   replicas: 2
+  selector: {matchLabels: {app: x}}
   template: {metadata: {labels: {app: x}}, spec: {containers: [{name: c, image: i}]}}
 """, "t.yaml")
     (_, d), (_, rs) = m.objects
@@ -151,7 +152,7 @@ spec:
                  "template": {"labels": {"app": "web"},
                               "containers": [{"name": "c", "image": "i", "cpu": Fraction(1, 10)}]}}
     assert rs["owner"] == {"kind": "Deployment", "name": "web"} and rs["replicas"] == 2
-    assert rs["selector"] == {"app": "x"}  # defaults to the template's labels
+    assert rs["selector"] == {"app": "x"}
 
 
 def test_a_recreate_strategy_is_read_as_the_deployments_strategy():
@@ -329,10 +330,11 @@ kind: Deployment
 metadata: {name: web, labels: {version: 1}}
 spec:
   replicas: three
+  selector: {matchLabels: {app: web}}
   template: {spec: {containers: [{name: c, image: i, resources: {requests: {cpu: 1Gb}}}]}}
 """, "t.yaml")
     got = [(d.code, d.span.line) for d in e.value.diagnostics]
-    assert got == [("E302", 3), ("E302", 5), ("E302", 6)]
+    assert got == [("E302", 3), ("E302", 5), ("E302", 7)]
     assert e.value.diagnostics[0].hint == 'quote it: "1"'
 
 
@@ -493,6 +495,33 @@ spec:
         assert d.message.endswith("}: empty selector is invalid for deployment")
 
 
+@pytest.mark.parametrize("kind", ["Deployment", "ReplicaSet", "DaemonSet", "StatefulSet"])
+@pytest.mark.parametrize("selector", ["", "  selector: null\n"])
+def test_an_apps_v1_workload_without_a_selector_is_refused_as_in_kubernetes(kind, selector):
+    # apps/v1 ValidateDeploymentSpec (and the ReplicaSet's, DaemonSet's, StatefulSet's): a nil
+    # selector is `field.Required(fldPath.Child("selector"), "")`; only extensions/v1beta1 defaulted it.
+    with pytest.raises(KonvergeError) as e:
+        loads(f"""apiVersion: apps/v1
+kind: {kind}
+metadata: {{name: web}}
+spec:
+{selector}  template: {{metadata: {{labels: {{app: web}}}}, spec: {{containers: [{{name: c, image: i}}]}}}}
+""", "t.yaml")
+    [d] = e.value.diagnostics
+    assert (d.code, str(d.span), d.message) == ("E302", "t.yaml:4:1", "spec.selector: Required value")
+    assert d.hint.startswith("apps/v1 requires a selector")
+
+
+def test_a_job_without_a_selector_is_read_as_its_generated_one_needs():
+    [(_, job)] = loads("""apiVersion: batch/v1
+kind: Job
+metadata: {name: migrate}
+spec:
+  template: {spec: {restartPolicy: Never, containers: [{name: c, image: i}]}}
+""", "t.yaml").objects
+    assert "selector" not in job  # generateSelector (job.konv) makes it
+
+
 def test_anti_affinity_with_match_expressions_schedules_as_kubernetes_does(capsys):
     # Two nodes already run pods labelled app=other; the api pod avoids app=api only, so it runs.
     from engine.cli import main
@@ -629,6 +658,7 @@ apiVersion: apps/v1
 kind: Deployment
 metadata: {name: d, annotations: {team: a}}
 spec:
+  selector: {matchLabels: {a: b}}
   template:
     metadata: {labels: {a: b}, annotations: {controller.kubernetes.io/pod-deletion-cost: "1"}}
     spec: {containers: [{name: c, image: i}]}
@@ -638,7 +668,7 @@ spec:
         ("t.yaml:6:5", "annotation `prometheus.io/scrape` of `metadata.annotations` is not modelled (Konverge "
                        "reads only `controller.kubernetes.io/pod-deletion-cost`); ignored"),
         ("t.yaml:13:34", "annotation `team` of `metadata.annotations` is not modelled; ignored"),
-        ("t.yaml:16:45", "annotation `controller.kubernetes.io/pod-deletion-cost` of "
+        ("t.yaml:17:45", "annotation `controller.kubernetes.io/pod-deletion-cost` of "
                          "`spec.template.metadata.annotations` is not modelled; ignored"),
     ]
 
@@ -648,6 +678,7 @@ def test_template_scheduler_and_service_account_are_carried_to_the_pods():
 kind: Deployment
 metadata: {name: d}
 spec:
+  selector: {matchLabels: {a: b}}
   template:
     metadata: {labels: {a: b}}
     spec:
@@ -716,7 +747,7 @@ def test_quantities_round_trip_through_their_canonical_text():
 def test_a_quoted_number_where_an_integer_belongs_says_so_and_how_to_fix_it():
     with pytest.raises(KonvergeError) as e:
         loads('apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: "3"\n'
-              '  template: {spec: {containers: [{name: c, image: i}]}}\n', "t.yaml")
+              '  selector: {matchLabels: {app: web}}\n  template: {spec: {containers: [{name: c, image: i}]}}\n', "t.yaml")
     [d] = e.value.diagnostics
     assert (d.code, d.span.line, d.span.col) == ("E302", 5, 13)
     assert d.message == '`spec.replicas` must be an integer, not the string "3"'
@@ -793,7 +824,7 @@ def test_half_a_surrogate_pair_is_an_error_at_its_string(file, text, at):
 
 
 def test_tab_indented_json_is_read_as_kubectl_reads_it_with_its_positions():
-    text = ('{\n\t"apiVersion": "apps/v1",\n\t"kind": "Deployment",\n\t"metadata": {\n\t\t"name": "web"\n\t},\n\t"spec": {\n\t\t"replicas": "3",\n'
+    text = ('{\n\t"apiVersion": "apps/v1",\n\t"kind": "Deployment",\n\t"metadata": {\n\t\t"name": "web"\n\t},\n\t"spec": {\n\t\t"replicas": "3",\n\t\t"selector": {"matchLabels": {"app": "web"}},\n'
             '\t\t"template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}\n\t}\n}\n')
     with pytest.raises(KonvergeError) as e:
         loads(text, "t.json")
@@ -850,7 +881,7 @@ def test_a_json_stream_is_read_object_by_object_as_kubectl_reads_it():
 def test_only_a_quoted_canonical_integer_is_told_to_drop_its_quotes(value, hint):
     with pytest.raises(KonvergeError) as e:
         loads(f"apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  replicas: {value}\n"
-              "  template: {spec: {containers: [{name: c, image: i}]}}\n", "t.yaml")
+              "  selector: {matchLabels: {app: web}}\n  template: {spec: {containers: [{name: c, image: i}]}}\n", "t.yaml")
     [d] = e.value.diagnostics
     assert (d.code, d.span.line, d.hint) == ("E302", 5, hint)
     assert d.message.startswith("`spec.replicas` must be an integer")
@@ -888,7 +919,8 @@ def test_konverges_own_json_output_read_as_a_manifest_says_what_it_is():
     assert e.value.diagnostics[0].hint is None
 
 
-WEB = "metadata: {name: web}\nspec: {template: {spec: {containers: [{name: c, image: i}]}}}\n"
+WEB = ("metadata: {name: web}\nspec: {selector: {matchLabels: {app: web}}, "
+       "template: {metadata: {labels: {app: web}}, spec: {containers: [{name: c, image: i}]}}}\n")
 
 
 @pytest.mark.parametrize("kind, version", [
@@ -964,6 +996,7 @@ kind: DaemonSet
 metadata: {name: ondelete}
 spec:
   updateStrategy: {type: OnDelete}
+  selector: {matchLabels: {app: x}}
   template: {metadata: {labels: {app: x}}, spec: {containers: [{name: c, image: i}]}}
 """, "t.yaml")
     (_, ds), (_, other) = m.objects
@@ -973,7 +1006,7 @@ spec:
                                "containers": [{"name": "c", "image": "i", "cpu": Fraction(1, 100)}],
                                "affinity": {"requiredNodeTerms": [{"matchFields": [
                                    {"key": "metadata.name", "operator": "NotIn", "values": ["n9"]}]}]}}}
-    assert other["updateStrategy"] == "OnDelete" and "selector" not in other  # defaults as a Deployment's
+    assert other["updateStrategy"] == "OnDelete" and other["selector"] == {"app": "x"}
     assert [(str(w.span), w.message) for w in m.warnings] == [
         ("t.yaml:7:90", "`spec.updateStrategy.rollingUpdate.maxSurge: 1` is not modelled; Konverge rolls "
                         "DaemonSets out with maxSurge 0"),
@@ -993,6 +1026,7 @@ spec:
     type: RollingUpdate
     rollingUpdate: {maxSurge: 1, maxUnavailable: 0}
   template: {metadata: {labels: {app: agent}}, spec: {containers: [{name: c, image: i}]}}
+  selector: {matchLabels: {app: agent}}
 """, "t.yaml")
     [(_, ds)] = m.objects
     assert ds["maxUnavailable"] == 1 and ds["updateStrategy"] == "RollingUpdate"

@@ -1196,12 +1196,20 @@ def _pdb_spec(r: _Reader, node: Node, body: dict, obj: dict) -> None:
     body.update(got)
 
 
-def _selector_default(r: _Reader, doc: Node, obj: dict, body: dict):
+def _workload_finish(r: _Reader, doc: Node, obj: dict, body: dict):
+    """A workload needs its template; an apps/v1 one its selector too (ValidateDeploymentSpec,
+    ValidateReplicaSetSpec, ValidateDaemonSetSpec, ValidateStatefulSetSpec: `spec.selector:
+    Required value` for a nil one). A Job's is generated (job.konv), and a .konv spec may leave a
+    workload's out (its template's labels, as extensions/v1beta1 defaulted it)."""
     if "template" not in body:
         r.error(doc, f"{obj['kind']} {obj['name']} has no `spec.template`", code=E_MISSING)
         return SKIP
-    if obj["kind"] == "ReplicaSet" and "selector" not in body:
-        body["selector"] = dict(body["template"].get("labels", {}))
+    spec_key, spec = r.pairs(doc).get("spec", (doc, None))
+    given = r.pairs(spec).get("selector") if spec is not None else None
+    if obj["kind"] != "Job" and (given is None or r.null(given[1])):  # a refused one has its own error
+        r.error(spec_key, "spec.selector: Required value",
+                hint="apps/v1 requires a selector: add `selector: {matchLabels: …}` with the template's labels")
+        return SKIP
     return None
 
 
@@ -1210,11 +1218,11 @@ _KINDS: dict[str, _Kind] = {
     "ServiceAccount": _Kind(_no_spec("ServiceAccount")),
     "Node": _Kind(_node_spec, _node_status, _node_finish),
     "Pod": _Kind(_pod_spec),
-    "ReplicaSet": _Kind(_workload("ReplicaSet"), finish=_selector_default),
-    "Deployment": _Kind(_workload("Deployment"), finish=_selector_default),
-    "DaemonSet": _Kind(_daemonset_spec, finish=_selector_default),
-    "StatefulSet": _Kind(_statefulset_spec, finish=_selector_default),
-    "Job": _Kind(_job_spec, finish=_selector_default),
+    "ReplicaSet": _Kind(_workload("ReplicaSet"), finish=_workload_finish),
+    "Deployment": _Kind(_workload("Deployment"), finish=_workload_finish),
+    "DaemonSet": _Kind(_daemonset_spec, finish=_workload_finish),
+    "StatefulSet": _Kind(_statefulset_spec, finish=_workload_finish),
+    "Job": _Kind(_job_spec, finish=_workload_finish),
     "Service": _Kind(_service_spec),
     "HorizontalPodAutoscaler": _Kind(_hpa_spec, finish=_hpa_finish),
     "PodDisruptionBudget": _Kind(_pdb_spec),
