@@ -545,6 +545,19 @@ def test_a_negative_start_ordinal_is_refused():
         'StatefulSet "db" is invalid: spec.ordinals.start: Invalid value: -1: must be greater than or equal to 0')
 
 
+@pytest.mark.parametrize("extra, path", [
+    ("startOrdinal: 2147483648", "spec.ordinals.start"),
+    ("partition: 2147483648", "spec.updateStrategy.rollingUpdate.partition"),
+])
+def test_a_start_ordinal_or_partition_beyond_32_bits_is_refused(extra, path):
+    # StatefulSetOrdinals.Start and RollingUpdateStatefulSetStrategy.Partition are int32: upstream
+    # refuses a larger one as it decodes the request; here it is invalid, as a replica count is.
+    with pytest.raises(KonvergeError) as e:
+        run(node("n1") + sts(extra=extra))
+    assert e.value.diagnostics[0].message == (
+        f'StatefulSet "db" is invalid: {path}: Invalid value: 2147483648: must be less than or equal to 2147483647')
+
+
 def test_a_manifests_ordinals_start_is_read():
     m = loads(MANIFEST.replace("  replicas: 2\n", "  replicas: 2\n  ordinals:\n    start: 3\n"), "web.yaml")
     [(_, s)] = m.objects
