@@ -147,6 +147,45 @@ def test_control_plane_node_is_tainted_no_schedule_and_runs_no_workloads():
     assert all(p["node"] == "w1" for p in c.pods("web"))
 
 
+UNSCHEDULABLE = "node.kubernetes.io/unschedulable"
+
+
+def test_cordon_taints_the_node_no_schedule_and_uncordon_removes_the_taint():
+    # TaintNodesByCondition (node_lifecycle_controller.go doNoScheduleTaintingPass): a node whose
+    # spec.unschedulable is true carries node.kubernetes.io/unschedulable:NoSchedule, stamped by
+    # SwapNodeControllerTaint; uncordoned, it loses it. Its pods stay: NoSchedule does not evict.
+    spec = node("n1") + node("n2") + deployment("web", replicas=2)
+    cordoned = run(spec + 'scenario "cordon" { at 1m: cordon node n1 }')
+    assert cordoned.node("n1")["taints"] == [{"key": UNSCHEDULABLE, "value": "", "effect": "NoSchedule",
+                                              "timeAdded": 60}]
+    assert cordoned.node("n2")["taints"] == []
+    assert sorted(p["node"] for p in cordoned.pods("web", live=True)) == ["n1", "n2"]
+    assert cordoned.result.violations == ()
+    back = run(spec + 'scenario "cordon" { at 1m: cordon node n1\n at 2m: uncordon node n1 }')
+    assert back.node("n1")["taints"] == [] and not back.node("n1")["unschedulable"]
+    assert [w.clock for w in back.writes(rule="taint_unschedulable", name="n1")] == [60, 120]
+
+
+def test_a_cordoned_nodes_pending_pod_names_it_unschedulable_once():
+    # NodeUnschedulable runs before TaintToleration and a node fails on its first failing filter,
+    # so the cordon's taint adds no "untolerated taint" to the message.
+    c = run(node("n1", extra="unschedulable: true") + deployment("web"))
+    assert c.node("n1")["taints"][0]["key"] == UNSCHEDULABLE
+    [p] = c.pods("web")
+    assert p["message"] == "0/1 nodes are available: 1 node(s) were unschedulable."
+
+
+def test_a_daemonset_pod_is_placed_on_a_cordoned_tainted_node():
+    # The DaemonSet controller's pods tolerate node.kubernetes.io/unschedulable:NoSchedule
+    # (AddOrUpdateDaemonPodTolerations), for NodeUnschedulable and TaintToleration alike.
+    ds = ('daemonset agent { template { labels { app: "agent" }\n'
+          '  container main { image: "agent:1"  cpu: 100m  memory: 64Mi } } }\n')
+    c = run(node("n1", extra="unschedulable: true") + ds)
+    assert c.node("n1")["taints"][0]["key"] == UNSCHEDULABLE
+    [p] = c.pods("agent")
+    assert p["node"] == "n1" and p["ready"]
+
+
 def test_pods_on_a_failed_node_are_not_counted_ready_even_before_eviction():
     c = run(node("n1") + pod("web-1", "n1") + 'scenario "fail" { at 30s: fail node n1 }', until=200)
     p = c.get("Pod", "web-1")

@@ -1,7 +1,7 @@
 """Properties of the standard control plane on random small clusters.
 
 Hypothesis draws 1–4 nodes (cpu, memory, labels, taints), 1–3 deployments (replicas, requests,
-node selectors, tolerations), a service for each, and optionally a fault (a failed kubelet, a
+node selectors, tolerations, a host port or none), a service for each, and optionally a fault (a failed kubelet, a
 failed runtime, a cordon); the spec is written as text, reconciled, and the fixed point is
 checked against what Kubernetes promises.
 """
@@ -45,6 +45,7 @@ def clusters(draw):
             "selector": draw(st.sampled_from([None, "zone", "ssd"])),
             "zone": draw(st.sampled_from(ZONES)),
             "tolerates": draw(st.booleans()),
+            "hostPort": draw(st.sampled_from([None, 9000, 9001])),
         })
     fault = draw(st.one_of(st.none(), st.tuples(st.sampled_from(["fail", "runtime_down", "cordon"]),
                                                  st.sampled_from([n["name"] for n in nodes]))))
@@ -60,6 +61,7 @@ def spec_text(nodes, deployments, fault) -> str:
     for d in deployments:
         selector = {None: "", "zone": f'nodeSelector {{ zone: "{d["zone"]}" }}',
                     "ssd": 'nodeSelector { disk: "ssd" }'}[d["selector"]]
+        host = f'hostPort: {d["hostPort"]}' if d["hostPort"] else ""
         tolerations = ('tolerations: [{key: "dedicated", operator: "Equal", value: "batch", effect: "NoSchedule"}]'
                        if d["tolerates"] else "")
         out.append(f'''deployment {d["name"]} {{
@@ -68,7 +70,7 @@ def spec_text(nodes, deployments, fault) -> str:
     labels {{ app: "{d["name"]}" }}
     {selector}
     {tolerations}
-    container main {{ image: "{d["name"]}:1"  cpu: {d["cpu"]}  memory: {d["memory"]}  port http {{ containerPort: 8080 }} }}
+    container main {{ image: "{d["name"]}:1"  cpu: {d["cpu"]}  memory: {d["memory"]}  port http {{ containerPort: 8080 {host} }} }}
   }}
 }}
 service {d["name"]} {{ selector {{ app: "{d["name"]}" }}  port http {{ port: 80  targetPort: "http" }} }}''')
@@ -98,13 +100,20 @@ def tolerates(p, taint):
     return False
 
 
+def host_ports(p):
+    return {(cp["hostPort"], cp["protocol"]) for c in p["containers"] for cp in c["ports"] if cp["hostPort"]}
+
+
 def fits(p, n, on_node):
-    """Whether pod p could be bound to node n now (selector, hard taints, resources, readiness)."""
+    """Whether pod p could be bound to node n now (selector, hard taints, host ports, resources,
+    readiness)."""
     if not n["ready"] or n["unschedulable"]:
         return False
     if any(t["effect"] != "PreferNoSchedule" and not tolerates(p, t) for t in n["taints"]):
         return False
     if not all(n["labels"].get(k) == v for k, v in p["nodeSelector"].items()):
+        return False
+    if any(host_ports(p) & host_ports(q) for q in on_node):
         return False
     return (sum(pod_cpu(q) for q in on_node) + pod_cpu(p) <= n["cpu"]
             and sum(pod_memory(q) for q in on_node) + pod_memory(p) <= n["memory"]
@@ -125,14 +134,20 @@ def check(c, nodes, deployments, fault):
         assert sum(pod_cpu(p) for p in holding[name]) <= n["cpu"], name
         assert sum(pod_memory(p) for p in holding[name]) <= n["memory"], name
         assert len(holding[name]) <= n["pods"]
+        # No two pods on a node share a host port and protocol (NodePorts, and the kubelet's
+        # admission).
+        used = [port for p in holding[name] for port in host_ports(p)]
+        assert len(used) == len(set(used)), name
 
     # Every bound pod fits its node's selector and NoSchedule taints (the failed node's
-    # NoExecute taint is the taint manager's: pods there are evicted, i.e. terminating).
+    # NoExecute taint is the taint manager's: pods there are evicted, i.e. terminating; a
+    # cordon's taint keeps new pods off and leaves the node's pods running).
     for p in pods:
         if p["node"] and not terminal(p):
             n = nodes_by_name[p["node"]]
             assert all(n["labels"].get(k) == v for k, v in p["nodeSelector"].items()), p["name"]
-            assert all(tolerates(p, t) for t in n["taints"] if t["effect"] == "NoSchedule"), p["name"]
+            assert all(tolerates(p, t) for t in n["taints"]
+                       if t["effect"] == "NoSchedule" and t["key"] != "node.kubernetes.io/unschedulable"), p["name"]
             if p["node"] == fail:  # past the 300 s toleration of the lifecycle taint: evicted
                 assert p["deleting"], p["name"]
 

@@ -238,6 +238,27 @@ spec:
                  "minReplicas": 2, "maxReplicas": 9, "targetCPUUtilization": 60}
 
 
+def test_a_host_ip_is_read_as_every_address_and_another_than_0000_is_warned_about():
+    # HostPortInfo defaults hostIP to 0.0.0.0, which Konverge takes for every host port.
+    m = loads("""apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  containers:
+    - name: c
+      image: i
+      ports:
+        - {containerPort: 80, hostPort: 8080, hostIP: 0.0.0.0}
+        - {containerPort: 81, hostPort: 8081, hostIP: 10.0.0.5}
+""", "t.yaml")
+    [(_, pod)] = m.objects
+    assert pod["containers"][0]["ports"] == [{"containerPort": 80, "hostPort": 8080},
+                                             {"containerPort": 81, "hostPort": 8081}]
+    [w] = m.warnings
+    assert (w.code, str(w.span)) == ("W302", "t.yaml:10:55")
+    assert w.message.startswith("`spec.containers[0].ports[1].hostIP: 10.0.0.5` is not modelled: Konverge binds")
+
+
 def test_unsupported_kind_is_a_warning_with_its_position():
     m = loads("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: i}]}\n---\n"
               "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: b}\n", "t.yaml")

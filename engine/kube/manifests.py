@@ -710,7 +710,20 @@ class _Reader:
     def container_port(self, node: Node, path: str):
         return self.fields(node, path, {
             "name": self.string, "containerPort": self.integer, "protocol": self.string, "hostPort": self.integer,
+            "hostIP": self.host_ip,
         })
+
+    def host_ip(self, node: Node, path: str):
+        """A port's hostIP is not modelled: every host port binds all the node's addresses, as
+        Kubernetes' default 0.0.0.0 does (which conflicts with the same port on any address). So
+        0.0.0.0 is read silently; another address is warned about, as it may keep a pod off a node
+        that Kubernetes would bind it to."""
+        value = self.string(node, path)
+        if value is not SKIP and value not in ("", "0.0.0.0"):
+            self.warn(node, f"`{path}: {value}` is not modelled: Konverge binds a host port on every address "
+                            "of its node (0.0.0.0), so it conflicts with the same port and protocol on any "
+                            "other; ignored")
+        return SKIP
 
     def toleration(self, node: Node, path: str):
         return self.fields(node, path, {

@@ -248,6 +248,7 @@ PLUGINS = (
     ("node(s) were unschedulable", "NodeUnschedulable"),
     ("node(s) had untolerated taint", "TaintToleration"),
     ("node(s) didn't match Pod's node affinity/selector", "NodeAffinity"),
+    ("node(s) didn't have free ports for the requested pod ports", "NodePorts"),
     ("Too many pods", "NodeResourcesFit"),
     ("Insufficient ", "NodeResourcesFit"),
     ("node(s) didn't match pod topology spread constraints", "PodTopologySpread"),
