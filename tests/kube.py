@@ -12,6 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from engine.api import decode_object
+from engine import fixpoint
 from engine.check import load_program
 from engine.fixpoint import reconcile
 from engine.store import open_store
@@ -81,6 +82,18 @@ class Cluster:
         return [w for w in self.result.trace
                 if (verb is None or w.verb == verb) and (kind is None or w.kind == kind)
                 and (name is None or w.name == name) and (rule is None or w.rule == rule)]
+
+
+def memo_keeps(monkeypatch) -> list:
+    """The names of the defs (and picks) whose results the engine's memo keeps from now on, in
+    order, one per entry kept: what a test asserts was, or was not, worked out and kept."""
+    kept, keep = [], fixpoint._Memo.keep
+
+    def spy(self, key, value, reads):
+        kept.append(key[0])
+        return keep(self, key, value, reads)
+    monkeypatch.setattr(fixpoint._Memo, "keep", spy)
+    return kept
 
 
 def write_spec(text: str, directory: Path | None = None) -> Path:

@@ -3,9 +3,8 @@
 pkg/scheduler/framework/plugins/nodeports/node_ports_test.go (TestNodePorts) and
 pkg/kubelet/lifecycle/predicate_test.go (generalFilter's NodePorts failure)."""
 
-from engine import fixpoint
 from engine.cli import main
-from tests.kube import deployment, node, run, write_spec
+from tests.kube import deployment, memo_keeps, node, run, write_spec
 
 NODE_PORTS = "node(s) didn't have free ports for the requested pod ports"
 
@@ -41,6 +40,13 @@ def test_different_protocols_and_different_ports_fit_on_one_node():
     c = run(node("n1") + pod("a", [(80, 8080, "TCP")]) + pod("b", [(80, 8080, "UDP")])
             + pod("d", [(80, 8081, "TCP")]))
     assert [p["node"] for p in c.pods()] == ["n1", "n1", "n1"]
+
+
+def test_a_host_port_of_0_is_unset_as_in_kubernetes():
+    # validateContainerPorts judges a hostPort only when it is not 0, AccumulateUniqueHostPorts and
+    # HostPortInfo skip 0: two pods with hostPort 0, or one with it twice, share a node (review RN).
+    c = run(node("n1") + pod("a", [(80, 0, "TCP"), (81, 0, "TCP")]) + pod("b", [(80, 0, "TCP")]))
+    assert [(p["node"], p["phase"]) for p in c.pods()] == [("n1", "Running"), ("n1", "Running")]
 
 
 def test_a_pod_whose_port_is_taken_goes_to_another_node():
@@ -139,12 +145,7 @@ deployment web {
 def test_pods_without_host_ports_never_read_the_ports_used_on_a_node(monkeypatch):
     # NodePorts' PreFilter skips such a pod (almost every pod): neither the scheduler nor the
     # kubelet works out a node's used ports for it, so no pod bound there makes it look again.
-    kept, keep = [], fixpoint._Memo.keep
-
-    def spy(self, key, value, reads):
-        kept.append(key[0])
-        return keep(self, key, value, reads)
-    monkeypatch.setattr(fixpoint._Memo, "keep", spy)
+    kept = memo_keeps(monkeypatch)
     run("".join(node(f"n{i}") for i in range(4)) + deployment("web", replicas=8))
     assert "node_reasons" in kept
     assert not {"used_host_ports", "ports_fit", "admitted_ports_fit"} & set(kept)

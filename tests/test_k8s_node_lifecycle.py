@@ -186,6 +186,16 @@ def test_a_daemonset_pod_is_placed_on_a_cordoned_tainted_node():
     assert p["node"] == "n1" and p["ready"]
 
 
+def test_the_cordon_taint_is_the_no_schedule_one_and_other_effects_of_its_key_are_left_alone():
+    # doNoScheduleTaintingPass filters the node's taints by effect NoSchedule (TaintSetFilter): a
+    # spec's NoExecute taint of that key is no cordon's, and a cordoned node with a
+    # PreferNoSchedule one of that key still gets the NoSchedule taint (review RN).
+    c = run(node("n1", extra=f'taints: [{{key: "{UNSCHEDULABLE}", effect: "NoExecute"}}]')
+            + node("n2", extra=f'unschedulable: true  taints: [{{key: "{UNSCHEDULABLE}", effect: "PreferNoSchedule"}}]'))
+    assert [t["effect"] for t in c.node("n1")["taints"]] == ["NoExecute"]
+    assert [t["effect"] for t in c.node("n2")["taints"]] == ["PreferNoSchedule", "NoSchedule"]
+
+
 def test_pods_on_a_failed_node_are_not_counted_ready_even_before_eviction():
     c = run(node("n1") + pod("web-1", "n1") + 'scenario "fail" { at 30s: fail node n1 }', until=200)
     p = c.get("Pod", "web-1")

@@ -4,9 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine import fixpoint
 from tests import scheduler_model as model
-from tests.kube import deployment, node, run
+from tests.kube import deployment, memo_keeps, node, run
 
 
 def pod(name, cpu="100m", memory="64Mi", extra="", labels='app: "p"'):
@@ -554,12 +553,7 @@ def test_nodes_alike_in_content_and_use_share_the_filter_and_score_results(monke
     # The filters and scores that weigh a node's resources read its use (`node_use`), not its
     # pods: they are memoised by the node's content and use, so that eight alike nodes taking a
     # pod each are judged for two uses (empty, one pod) rather than node by node.
-    kept, keep = [], fixpoint._Memo.keep
-
-    def spy(self, key, value, reads):
-        kept.append(key[0])
-        return keep(self, key, value, reads)
-    monkeypatch.setattr(fixpoint._Memo, "keep", spy)
+    kept = memo_keeps(monkeypatch)
     c = run("".join(node(f"n{i}") for i in range(8)) + deployment("web", replicas=8))
     assert sorted(p["node"] for p in c.pods("web")) == [f"n{i}" for i in range(8)]
     assert kept.count("node_use") >= 8  # each node's own

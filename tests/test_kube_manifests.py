@@ -250,11 +250,14 @@ spec:
       ports:
         - {containerPort: 80, hostPort: 8080, hostIP: 0.0.0.0}
         - {containerPort: 81, hostPort: 8081, hostIP: 10.0.0.5}
+        - {containerPort: 82, hostIP: 10.0.0.6}
+        - {containerPort: 83, hostPort: 0, hostIP: 10.0.0.7}
 """, "t.yaml")
     [(_, pod)] = m.objects
     assert pod["containers"][0]["ports"] == [{"containerPort": 80, "hostPort": 8080},
-                                             {"containerPort": 81, "hostPort": 8081}]
-    [w] = m.warnings
+                                             {"containerPort": 81, "hostPort": 8081},
+                                             {"containerPort": 82}, {"containerPort": 83, "hostPort": 0}]
+    [w] = m.warnings  # an address without a host port is ignored upstream too (HostPortInfo.Add; review RN)
     assert (w.code, str(w.span)) == ("W302", "t.yaml:10:55")
     assert w.message.startswith("`spec.containers[0].ports[1].hostIP: 10.0.0.5` is not modelled: Konverge binds")
 

@@ -708,22 +708,27 @@ class _Reader:
         return {**got.get("limits", {}), **got.get("requests", {})}
 
     def container_port(self, node: Node, path: str):
-        return self.fields(node, path, {
-            "name": self.string, "containerPort": self.integer, "protocol": self.string, "hostPort": self.integer,
-            "hostIP": self.host_ip,
-        })
+        """A container port. Its hostIP is not modelled: every host port binds all the node's
+        addresses, as Kubernetes' default 0.0.0.0 does (which conflicts with the same port on any
+        address). So 0.0.0.0 is read silently; another address beside a host port is warned about,
+        as it may keep a pod off a node that Kubernetes would bind it to (without a host port,
+        HostPortInfo ignores the address, and so does Konverge, silently)."""
+        host_ips: list[tuple[Node, str, object]] = []
 
-    def host_ip(self, node: Node, path: str):
-        """A port's hostIP is not modelled: every host port binds all the node's addresses, as
-        Kubernetes' default 0.0.0.0 does (which conflicts with the same port on any address). So
-        0.0.0.0 is read silently; another address is warned about, as it may keep a pod off a node
-        that Kubernetes would bind it to."""
-        value = self.string(node, path)
-        if value is not SKIP and value not in ("", "0.0.0.0"):
-            self.warn(node, f"`{path}: {value}` is not modelled: Konverge binds a host port on every address "
-                            "of its node (0.0.0.0), so it conflicts with the same port and protocol on any "
-                            "other; ignored")
-        return SKIP
+        def host_ip(n: Node, p: str):
+            host_ips.append((n, p, self.string(n, p)))
+            return SKIP
+        got = self.fields(node, path, {
+            "name": self.string, "containerPort": self.integer, "protocol": self.string, "hostPort": self.integer,
+            "hostIP": host_ip,
+        })
+        bound = got is not SKIP and isinstance(got.get("hostPort"), int) and got["hostPort"] > 0
+        for n, p, value in host_ips:
+            if bound and value is not SKIP and value not in ("", "0.0.0.0"):
+                self.warn(n, f"`{p}: {value}` is not modelled: Konverge binds a host port on every address "
+                             "of its node (0.0.0.0), so it conflicts with the same port and protocol on any "
+                             "other; ignored")
+        return got
 
     def toleration(self, node: Node, path: str):
         return self.fields(node, path, {
