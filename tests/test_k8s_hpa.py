@@ -1,5 +1,7 @@
 """The HorizontalPodAutoscaler (rules/controllers.konv)."""
 
+from pathlib import Path
+
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
@@ -199,6 +201,11 @@ def test_a_declared_utilisation_of_pods_without_a_cpu_request_scales_nothing():
             + 'scenario "load" { at 1m: load horizontalpodautoscaler api cpu = 3 }\n')
     c = run(spec)
     assert c.result.converged and c.get("Deployment", "api")["replicas"] == 3
+    # calculatePodRequests' error, as ScalingActive False FailedGetResourceMetric words it
+    [active] = [x for x in c.get("HorizontalPodAutoscaler", "api")["conditions"] if x["type"] == "ScalingActive"]
+    assert (active["status"], active["reason"]) == ("False", "FailedGetResourceMetric")
+    assert active["message"].startswith("the HPA was unable to compute the replica count: failed to get cpu "
+                                        "utilization: missing request for cpu in container main of Pod api-")
 
 
 # ---- targets of other kinds: the scale subresource ---------------------------------------------
@@ -282,4 +289,154 @@ def test_get_hpa_shows_the_reference_as_kind_and_name(tmp_path, capsys):
     assert out[0].split() == ["NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE"]
     assert out[1].split()[:7] == ["web", "StatefulSet/web", "cpu:", "30%/30%", "2", "6", "5"]
     assert main(["describe", "hpa/web", str(spec), "--scenario", "load"]) == 0
-    assert "Reference:               StatefulSet/web" in capsys.readouterr().out.splitlines()
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split() for line in lines if line.startswith("Reference:")] == [["Reference:", "StatefulSet/web"]]
+    assert [line.split() for line in lines if line.startswith("StatefulSet pods:")] == \
+        [["StatefulSet", "pods:", "5", "current", "/", "5", "desired"]]
+
+
+# ---- status: conditions and events (horizontal.go) ----------------------------------------------
+
+def hpa_at(c, clock, name="api"):
+    """The HPA as it was at `clock`: the last state written at or before it."""
+    last = max(w.revision for w in c.result.trace if w.clock <= clock)
+    seen = None
+    for revision, objects in c.states():
+        if revision > last:
+            break
+        seen = objects
+    return next(o for o in seen if o["kind"] == "HorizontalPodAutoscaler" and o["name"] == name)
+
+
+def conditions(h):
+    """type → (status, reason, lastTransitionTime), in the order of the list."""
+    return {c["type"]: (c["status"], c["reason"], c.get("lastTransitionTime")) for c in h["conditions"]}
+
+
+def events(c, name="api"):
+    return sorted((e["reason"], e["type"], e["message"], e["at"]) for e in c.of("Event")
+                  if e["object"] == f"HorizontalPodAutoscaler/default/{name}")
+
+
+def test_conditions_through_a_load_spike_and_calm():
+    # reconcileAutoscaler, normalizeDesiredReplicas and convertDesiredReplicasWithRules, with
+    # setConditionInList's transition times (the time moves only when the status does):
+    # before any metric, ScalingActive is False (FailedGetResourceMetric); 4 cores over 3 × 500m at
+    # 60% want 14 pods, held to 10 (ScalingLimited TooManyReplicas); the calm at 10 min wants 2,
+    # held back by the 300 s window (ScaleDownStabilized); at 15 min the scale-down.
+    c = run(cluster(hpa="targetCPUUtilization: 60", scenario="""
+scenario "spike and calm" {
+  at 1m: load horizontalpodautoscaler api cpu = 4
+  at 10m: load horizontalpodautoscaler api cpu = 600m
+}
+"""), history=True)
+    before = hpa_at(c, 30)
+    assert conditions(before) == {"AbleToScale": ("True", "SucceededGetScale", 0),
+                                  "ScalingActive": ("False", "FailedGetResourceMetric", 0)}
+    assert before["conditions"][1]["message"] == (
+        "the HPA was unable to compute the replica count: failed to get cpu utilization: unable to get "
+        "metrics for resource cpu: no metrics returned from resource metrics API")
+    # The sync that rescales: SucceededRescale, the count it read and the one it wrote.
+    [scale] = [w.revision for w in c.result.trace if w.rule == "scale" and w.clock == 60
+              and w.kind == "HorizontalPodAutoscaler"]
+    rescaling = next(o for r, objects in c.states() if r == scale for o in objects
+                     if o["kind"] == "HorizontalPodAutoscaler")
+    assert conditions(rescaling)["AbleToScale"] == ("True", "SucceededRescale", 0)
+    assert rescaling["conditions"][0]["message"] == "the HPA controller was able to update the target scale to 10"
+    assert (rescaling["currentReplicas"], rescaling["desiredReplicas"]) == (3, 10)
+    spike = hpa_at(c, 300)
+    assert conditions(spike) == {"AbleToScale": ("True", "ReadyForNewScale", 0),
+                                 "ScalingActive": ("True", "ValidMetricFound", 60),
+                                 "ScalingLimited": ("True", "TooManyReplicas", 60)}
+    assert spike["lastRescale"] == "New size: 10; reason: cpu resource utilization (percentage of request) above target"
+    calm = hpa_at(c, 720)
+    assert conditions(calm) == {"AbleToScale": ("True", "ScaleDownStabilized", 0),
+                                "ScalingActive": ("True", "ValidMetricFound", 60),
+                                "ScalingLimited": ("False", "DesiredWithinRange", 600)}
+    end = c.get("HorizontalPodAutoscaler", "api")
+    assert conditions(end) == {"AbleToScale": ("True", "ReadyForNewScale", 0),
+                               "ScalingActive": ("True", "ValidMetricFound", 60),
+                               "ScalingLimited": ("False", "DesiredWithinRange", 600)}
+    assert (end["currentReplicas"], end["desiredReplicas"], replicas(c)) == (2, 2, 2)
+    assert events(c) == [("SuccessfulRescale", "Normal", "New size: 2; reason: All metrics below target", 900)]
+
+
+def test_a_target_below_min_replicas_is_raised_to_it_without_a_metric():
+    # reconcileAutoscaler: "Current number of replicas below Spec.MinReplicas", before any metric.
+    c = run(cluster(replicas=1, hpa="minReplicas: 3"))
+    assert replicas(c) == 3
+    assert events(c)[-1] == ("SuccessfulRescale", "Normal",
+                             "New size: 3; reason: Current number of replicas below Spec.MinReplicas", 0)
+
+
+@pytest.mark.parametrize("target, error", [
+    # RESTMappings: a kind it does not know (NoKindMatchError; the group is apps here)
+    ("statefulset/web", 'no matches for kind "statefulset" in group "apps"'),
+    # a kind without a scale subresource: the API server's 404
+    ("DaemonSet/web", "the server could not find the requested resource"),
+    # scaleForResourceMappings: the object is missing
+    ("StatefulSet/db", 'statefulsets.apps "db" not found'),
+])
+def test_a_target_without_a_scale_is_failed_get_scale(target, error):
+    # reconcileAutoscaler's FailedGetScale: AbleToScale False, a Warning event, and no scaling.
+    c = run(scaled("StatefulSet", target=target, scenario=LOAD))
+    h = c.get("HorizontalPodAutoscaler", "web")
+    assert h["conditions"] == [{"type": "AbleToScale", "status": "False", "reason": "FailedGetScale",
+                                "message": "the HPA controller was unable to get the target's current scale: " + error,
+                                "lastTransitionTime": 0}]
+    assert events(c, "web") == [("FailedGetScale", "Warning", error, 0)]
+    assert c.get("StatefulSet", "web")["replicas"] == 3 and c.result.converged
+
+
+def test_two_hpas_on_one_deployment_both_stop_on_an_ambiguous_selector():
+    # validateAndParseSelector: the pods of the target's selector are controlled by more than one
+    # HPA, so neither computes a metric (ScalingActive False AmbiguousSelector, a Warning event and
+    # FailedComputeMetricsReplicas) and neither scales; the run converges where their rules fought.
+    c = run(cluster(hpa="targetCPUUtilization: 60", scenario="""
+horizontalpodautoscaler api-2 { target: "api"  maxReplicas: 8  targetCPUUtilization: 40 }
+scenario "load" {
+  at 1m: load horizontalpodautoscaler api cpu = 3
+  at 1m: load horizontalpodautoscaler api-2 cpu = 3
+}
+"""))
+    assert c.result.converged and replicas(c) == 3
+    message = "pods by selector app=api are controlled by multiple HPAs: [default/api default/api-2]"
+    for name in ("api", "api-2"):
+        h = c.get("HorizontalPodAutoscaler", name)
+        assert conditions(h) == {"AbleToScale": ("True", "SucceededGetScale", 0),
+                                 "ScalingActive": ("False", "AmbiguousSelector", 0)}
+        assert h["conditions"][1]["message"] == message and h["currentCPUUtilization"] is None
+        assert events(c, name) == [("AmbiguousSelector", "Warning", message, 0),
+                                   ("FailedComputeMetricsReplicas", "Warning", message, 0)]
+
+
+def test_an_hpa_whose_target_selects_another_hpas_pods_is_ambiguous_and_a_disjoint_one_is_not():
+    # The canary case: the stable deployment's selector (app=web) selects the canary's pods too, so
+    # both HPAs see pods controlled by two; an HPA of other pods scales as usual.
+    spec = (node("n1", cpu="16", memory="32Gi")
+            + 'deployment stable {\n  replicas: 2\n  selector { app: "web" }\n  template {\n'
+              '    labels { app: "web"  track: "stable" }\n'
+              '    container main { image: "web:1"  cpu: 500m  memory: 64Mi }\n  }\n}\n'
+            + deployment("canary", cpu="500m", labels='app: "web"  track: "canary"')
+            + deployment("other", cpu="500m")
+            + "".join(f'horizontalpodautoscaler {n} {{ target: "{n}"  maxReplicas: 10 }}\n'
+                      for n in ("stable", "canary", "other"))
+            + 'scenario "load" {\n' + "".join(f"  at 1m: load horizontalpodautoscaler {n} cpu = 3\n"
+                                                for n in ("stable", "canary", "other")) + "}\n")
+    c = run(spec)
+    reasons = {h["name"]: conditions(h)["ScalingActive"][1] for h in c.of("HorizontalPodAutoscaler")}
+    assert reasons == {"stable": "AmbiguousSelector", "canary": "AmbiguousSelector", "other": "ValidMetricFound"}
+    assert c.get("HorizontalPodAutoscaler", "canary")["conditions"][1]["message"] == \
+        "pods by selector app=web,track=canary are controlled by multiple HPAs: [default/canary default/stable]"
+    assert [c.get("Deployment", n)["replicas"] for n in ("stable", "canary", "other")] == [2, 1, 8]
+
+
+def test_describe_hpa_prints_kubectls_lines(capsys):
+    # describeHorizontalPodAutoscalerV2: Reference, Metrics ( current / target ) with the cpu line,
+    # Min/Max replicas, `Deployment pods: N current / N desired`, the Conditions table, Events.
+    from tests.test_kube_cli import golden
+    hpa = str(Path(__file__).parent.parent / "specs" / "hpa.konv")
+    assert main(["describe", "hpa/api", hpa, "--scenario", "load spike and calm"]) == 0
+    out = capsys.readouterr().out
+    assert main(["describe", "hpa/api", hpa]) == 0
+    golden("describe_hpa.txt", out + "\n" + capsys.readouterr().out)

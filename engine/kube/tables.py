@@ -14,6 +14,7 @@ columns with AGE. Names are kubectl's too: `deployment.apps/web` in `-o name`,
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 from collections.abc import Callable, Iterable
 
 from ..api import META, resource_name
@@ -638,7 +639,8 @@ def describe(program: Program, info: KindInfo, obj: dict, world: Iterable[dict],
         head.append(("Namespace", obj["namespace"]))
     head.append(("Kind", obj["kind"]))
     width = 2 + max([len(_title(f)) for f in ["Namespace", "Revisions", *(k for k in shown if k not in META)]]
-                    + [len(label) for lines in after.values() for label, _ in lines if not label.endswith(":")])
+                    + [len(label) for lines in after.values() for label, _ in lines
+                       if label is not None and not label.endswith(":")])
     for key, value in head:
         lines.append(f"{key + ':':<{width}} {value}".rstrip())
     # A flattened LabelSelector (matchLabels `selector`, `matchExpressions` beside it) is one
@@ -650,9 +652,10 @@ def describe(program: Program, info: KindInfo, obj: dict, world: Iterable[dict],
         elif f.name in shown and not (folded and f.name == "matchExpressions"):
             title = KIND_TITLES.get((obj["kind"], f.name)) or _title(f.name)
             lines.extend(_field(program, title, f.type, shown[f.name], 0, width))
-            # A label with its colon is one kubectl writes without a tab: not aligned.
-            lines.extend(f"{label} {text}" if label.endswith(":") else f"{label + ':':<{width}} {text}"
-                         for label, text in after.get(f.name, []))
+            # A label with its colon is one kubectl writes without a tab: not aligned; none, a
+            # line of a table, as it is.
+            lines.extend(text if label is None else f"{label} {text}" if label.endswith(":")
+                         else f"{label + ':':<{width}} {text}" for label, text in after.get(f.name, []))
     revisions = [f"created at revision {obj['createdRevision']}" if obj.get("createdRevision") else None,
                  f"last written at revision {obj['resourceVersion']}" if obj.get("resourceVersion") else None]
     if obj.get("managedBy"):
@@ -712,7 +715,9 @@ SORTED_BY: dict[str, Callable[[dict], tuple]] = {
 TITLES = {"ip": "IP", "cpu": "CPU", "clusterIP": "Cluster IP", "strategy": "StrategyType", "target": "Reference"}
 # A kind's own labels where kubectl's differ from its field's (describePodDisruptionBudget).
 KIND_TITLES = {("PodDisruptionBudget", "minAvailable"): "Min available",
-               ("PodDisruptionBudget", "maxUnavailable"): "Max unavailable"}
+               ("PodDisruptionBudget", "maxUnavailable"): "Max unavailable",
+               ("HorizontalPodAutoscaler", "minReplicas"): "Min replicas",
+               ("HorizontalPodAutoscaler", "maxReplicas"): "Max replicas"}
 
 
 def _title(field: str) -> str:
@@ -893,18 +898,60 @@ def _pdb_shape(obj: dict, shown: dict, world: list[dict]) -> dict[str, list[tupl
             + [(f"    {titles[field]}", str(value)) for field, value in counts]}
 
 
-def _hpa_shape(obj: dict, shown: dict, world: list[dict]) -> dict[str, list[tuple[str, str]]]:
-    """kubectl's describeHorizontalPodAutoscalerV2: `Reference:  Deployment/web`, the target's kind
-    spelt out where a spec names a Deployment by its name alone."""
-    if "target" in shown:
-        shown["target"] = "/".join(hpa_reference(obj))
-    return {}
+def _hpa_shape(obj: dict, shown: dict, world: list[dict]) -> dict[str, list[tuple[str | None, str]]]:
+    """kubectl's describeHorizontalPodAutoscalerV2: `Reference:  Deployment/web` (the target's kind
+    spelt out where a spec names a Deployment by its name alone), Metrics `( current / target )`
+    with the cpu line (`54% (270m) / 60%`: the utilisation and the average use of a ready pod,
+    `<unknown>` without a metric), Min and Max replicas, `Deployment pods:  2 current / 2
+    desired` (status.currentReplicas and desiredReplicas) and the Conditions table. The
+    recommendations, which upstream keeps in the controller's memory, and the last scale time and
+    rescale message, which its events show, are not printed; the load a scenario feeds is, after
+    the metric."""
+    kind, name = hpa_reference(obj)
+    shown["target"] = f"{kind}/{name}"
+    for field in ("targetCPUUtilization", "currentCPUUtilization", "recommendations", "lastScale", "load",
+                  "currentReplicas", "desiredReplicas", "conditions", "lastRescale"):
+        shown.pop(field, None)
+    current = obj.get("currentCPUUtilization")
+    ready = [p for p in world if p.get("kind") == "Pod" and p.get("namespace") == obj.get("namespace")
+             and p.get("ready") and not p.get("deleting")
+             and _selects(_scale_selector(obj, world), p.get("labels") or {})]
+    if current is None:
+        now = "<unknown>"
+    elif obj.get("load") is not None and ready:
+        # NewMilliQuantity(metricsTotal / len(metrics)): the average use, in whole millicores
+        now = f"{current}% ({format_quantity(Fraction(int(Fraction(obj['load']) * 1000) // len(ready), 1000))})"
+    else:
+        now = f"{current}%"
+    metrics = [("Metrics", "( current / target )"),
+               ("  resource cpu on pods  (as a percentage of request)",
+                f"{now} / {obj.get('targetCPUUtilization')}%")]
+    if obj.get("load") is not None:
+        metrics.append(("Load", format_quantity(obj["load"])))
+    pods = [(f"{kind} pods", f"{obj.get('currentReplicas', 0)} current / {obj.get('desiredReplicas', 0)} desired")]
+    conditions = obj.get("conditions") or []
+    if conditions:
+        rows = [[c.get("type", ""), c.get("status", ""), c.get("reason", ""), c.get("message", "")]
+                for c in conditions]
+        table = render_table(["Type", "Status", "Reason", "Message"],
+                             [["----", "------", "------", "-------"], *rows]).splitlines()
+        pods += [("Conditions:", "")] + [(None, "  " + line) for line in table]
+    return {"target": metrics, "maxReplicas": pods}
+
+
+def _scale_selector(hpa: dict, world: list[dict]) -> dict:
+    """The selector of the HPA's target (its scale's status.selector), as a flattened LabelSelector
+    holder; none selects no pod."""
+    kind, name = hpa_reference(hpa)
+    target = next((o for o in world if o["kind"] == kind and o.get("namespace") == hpa.get("namespace")
+                   and o["name"] == name), None)
+    return target if target is not None else {}
 
 
 # A kind's describe shape: trims `shown` in place and gives lines (label, text) to print after a
 # field, aligned with the others unless the label ends with its colon; it may look at the other
 # objects (`world`).
-DESCRIBE_SHAPES: dict[str, Callable[[dict, dict, list[dict]], dict[str, list[tuple[str, str]]]]] = {
+DESCRIBE_SHAPES: dict[str, Callable[[dict, dict, list[dict]], dict[str, list[tuple[str | None, str]]]]] = {
     "Service": _service_shape, "Pod": _pod_shape, "ReplicaSet": _pod_shape, "Deployment": _deployment_shape,
     "DaemonSet": _daemonset_shape, "StatefulSet": _statefulset_shape, "Job": _job_shape, "Node": _node_shape,
     "PodDisruptionBudget": _pdb_shape, "HorizontalPodAutoscaler": _hpa_shape}
