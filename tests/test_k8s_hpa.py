@@ -309,8 +309,39 @@ def hpa_at(c, clock, name="api"):
 
 
 def conditions(h):
-    """type → (status, reason, lastTransitionTime), in the order of the list."""
+    """type → (status, reason, lastTransitionTime), in the order of the list, which is
+    reconcileAutoscaler's: AbleToScale first, then ScalingActive, then ScalingLimited."""
+    types = [c["type"] for c in h["conditions"]]
+    assert types == [t for t in ("AbleToScale", "ScalingActive", "ScalingLimited") if t in types]
     return {c["type"]: (c["status"], c["reason"], c.get("lastTransitionTime")) for c in h["conditions"]}
+
+
+@pytest.mark.parametrize("order", ["fixed", "random"])
+def test_a_first_sync_that_rescales_lists_able_to_scale_first_in_any_order(order):
+    # reconcileAutoscaler sets AbleToScale (SucceededGetScale) before computing the replicas, so
+    # it leads a new HPA's list even when that first sync rescales (review RH: it came last, and
+    # the -o json depended on the firing order).
+    spec = cluster(replicas=2, hpa="currentCPUUtilization: 120  targetCPUUtilization: 60")
+    for seed in (1, 2, 3):
+        c = run(spec, order=order, seed=seed)
+        h = c.get("HorizontalPodAutoscaler", "api")
+        assert [x["type"] for x in h["conditions"]] == ["AbleToScale", "ScalingActive", "ScalingLimited"]
+        assert replicas(c) == 10  # the declared utilisation stays: 2 → 4 → 8 → max
+
+
+@pytest.mark.parametrize("bounds, message", [
+    ("minReplicas: 5  maxReplicas: 3", "spec.maxReplicas: Invalid value: 3: must be greater than or equal to `minReplicas`"),
+    ("minReplicas: 0  maxReplicas: 3", "spec.minReplicas: Invalid value: 0: must be greater than or equal to 1"),
+    ("maxReplicas: 0", "spec.maxReplicas: Invalid value: 0: must be greater than 0"),
+])
+def test_replica_bounds_are_validated_as_kubernetes_validates_them(bounds, message):
+    # ValidateHorizontalPodAutoscalerSpec: minReplicas >= 1 (without HPAScaleToZero), maxReplicas > 0
+    # and >= minReplicas; max below min made the controller swing between the two (review RH).
+    spec = (node("n1") + deployment("api", replicas=2)
+            + f'horizontalpodautoscaler api {{ target: "api"  {bounds} }}\n')
+    with pytest.raises(KonvergeError) as e:
+        run(spec)
+    assert e.value.diagnostics[0].message == f'HorizontalPodAutoscaler "api" is invalid: {message}'
 
 
 def events(c, name="api"):
@@ -408,6 +439,8 @@ scenario "load" {
         assert h["conditions"][1]["message"] == message and h["currentCPUUtilization"] is None
         assert events(c, name) == [("AmbiguousSelector", "Warning", message, 0),
                                    ("FailedComputeMetricsReplicas", "Warning", message, 0)]
+        # the sync fails before stabilizeRecommendation: nothing is recorded (review RH)
+        assert h["recommendations"] == []
 
 
 def test_an_hpa_whose_target_selects_another_hpas_pods_is_ambiguous_and_a_disjoint_one_is_not():
