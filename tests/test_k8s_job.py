@@ -223,14 +223,14 @@ def test_a_manifest_job_warns_about_what_konverge_does_not_model():
 kind: Job
 metadata: {name: migrate}
 spec:
-  podFailurePolicy: {rules: []}
+  successPolicy: {rules: []}
   template:
     spec:
       restartPolicy: Never
       containers: [{name: m, image: "m:1"}]
 """
     m = loads(text, "t.yaml")
-    assert any("spec.podFailurePolicy" in d.message and d.code == "W302" for d in m.warnings)
+    assert any("spec.successPolicy" in d.message and d.code == "W302" for d in m.warnings)
 
 
 @settings(max_examples=15, deadline=None)

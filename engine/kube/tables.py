@@ -743,14 +743,18 @@ def _service_shape(obj: dict, shown: dict, world: list[dict]) -> dict[str, list[
 
 def _pod_shape(obj: dict, shown: dict, world: list[dict]) -> dict[str, list[tuple[str, str]]]:
     """kubectl's describePod and DescribePodTemplate: an Init Containers section only when there
-    are some."""
+    are some, and Conditions only when the pod has some (here only DisruptionTarget is kept)."""
+    if not shown.get("conditions", True):
+        del shown["conditions"]
     for pod in (shown, shown.get("template")):
         if isinstance(pod, dict) and not pod.get("initContainers", True):
             del pod["initContainers"]
-        # A container that runs until stopped, as a server does, says nothing of runFor.
+        # A container that runs until stopped, as a server does, says nothing of runFor; one
+        # that does not crash, or exits 1 when it does, nothing of crashCode.
         for c in pod.get("containers") or [] if isinstance(pod, dict) else []:
-            if isinstance(c, dict) and c.get("runFor") is None:
-                c.pop("runFor", None)
+            for field in ("runFor", "crashCode"):
+                if isinstance(c, dict) and c.get(field) is None:
+                    c.pop(field, None)
     return {}
 
 
@@ -819,12 +823,16 @@ def _job_shape(obj: dict, shown: dict, world: list[dict]) -> dict[str, list[tupl
     """kubectl's describeJob (pkg/describe/describe.go): `Completed At` and `Duration` once it
     completed, and one `Pods Statuses:  1 Active (1 Ready) / 2 Succeeded / 0 Failed` line in
     place of the counts; the back-off record, which upstream keeps in the controller's memory, is
-    not shown; a work queue's completions are `<unset>`, as describeJob prints them."""
+    not shown, nor the disrupted pods it judged (disruptedPods); a work queue's
+    completions are `<unset>`, as describeJob prints them; the podFailurePolicy, which
+    describeJob does not print, only where there is one."""
     _pod_shape(obj, shown, world)
     if "completions" in shown and obj.get("completions") is None:
         shown["completions"] = "<unset>"
+    if shown.get("podFailurePolicy") is None:
+        shown.pop("podFailurePolicy", None)
     for field in ("active", "ready", "succeeded", "failed", "completionTime", "failuresAfterLastSuccess",
-                  "lastFailureTime"):
+                  "lastFailureTime", "disruptedPods"):
         shown.pop(field, None)
     lines = []
     start, end = obj.get("startTime"), obj.get("completionTime")
