@@ -244,3 +244,33 @@ def test_describe_pod_shows_the_disruption_target_condition_and_no_conditions_se
     assert "Reason:               DeletionByTaintManager" in out
     assert main(["describe", "pod", name, str(spec)]) == 0
     assert "Conditions:" not in capsys.readouterr().out
+
+
+# ---- review RJ: a job disrupted again and again, and a drain that meets finished pods --------
+
+TWICE = ('scenario "s" { at 1m: uncordon node n2\n at 2m: drain node n1\n at 3m: uncordon node n1\n'
+         ' at 4m: drain node n2 }')
+
+
+@pytest.mark.parametrize("extra", ["", 'completions: 1  completionMode: "Indexed"'])
+@pytest.mark.parametrize("policy", ["", IGNORE_DISRUPTION])
+def test_a_job_disrupted_twice_still_finds_a_name_for_its_next_pod(extra, policy):
+    # Each judged pod's name stays taken (disruptedPods); the names a job looks at reach past
+    # them, so the job replaces its pod each time, as upstream does until backoffLimit.
+    spec = NODES + job(policy=policy, backoff=6).replace("backoffLimit: 6", "backoffLimit: 6\n  " + extra) + TWICE
+    c = run(spec)
+    [j] = c.of("Job")
+    assert j["succeeded"] == 1 and j["conditions"][-1]["type"] == "Complete"
+    assert len(j["disruptedPods"]) == 2
+
+
+def test_a_failed_pod_a_drain_deletes_keeps_the_verdict_it_failed_with():
+    # A pod that failed on its own was counted when it failed (upstream: its finalizer removed);
+    # evicting it later must not judge it again as a disruption (Ignore would un-count it).
+    crashing = job(policy=IGNORE_DISRUPTION, backoff=3, container="runFor: 5s  crashing: true")
+    c = run(NODES + crashing + 'scenario "s" { at 40s: uncordon node n2\n at 41s: drain node n1 }')
+    [j] = c.of("Job")
+    assert [x["reason"] for x in j["conditions"]] == ["BackoffLimitExceeded"]  # it never failed
+    # only the pod that was running is judged as disrupted; the failed ones are not
+    assert list(j["disruptedPods"].values()) == ["Ignore"]
+    assert not any(p["conditions"] for p in c.of("Pod") if p["phase"] == "Failed")
