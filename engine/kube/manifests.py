@@ -668,16 +668,69 @@ class _Reader:
     # -- pods
 
     def container(self, node: Node, path: str, *, init: bool = False):
-        got = self.fields(node, path, {
+        handlers = {
             "name": self.string, "image": self.string, "resources": self.resources,
             "ports": lambda n, p: self.list_of(n, p, self.container_port),
             # an init container's (Always makes it a sidecar); validateContainers forbids it elsewhere
             "restartPolicy": self.string if init else self.app_restart_policy,
-        })
+        }
+        if not init:  # an init container's probes (a sidecar's) are not modelled: warned about (W302)
+            handlers |= {"livenessProbe": self.probe, "readinessProbe": self.probe}
+        got = self.fields(node, path, handlers)
         if got is SKIP:
             return SKIP
         resources = got.pop("resources", {})
         return {**got, **resources}
+
+    def probe(self, node: Node, path: str):
+        """A liveness or readiness probe: its handler (exec's command flattened into `exec`; an
+        int-or-string port as `port` or `portName`) and timing. A timing field or threshold left
+        at 0 is left out, so that the kind's default applies, as SetDefaults_Probe fills in an
+        unset one; so is an httpGet's empty path ("/") and scheme (HTTP). admission.konv
+        validates the rest as validateProbe does. Its terminationGracePeriodSeconds and an
+        httpGet's httpHeaders are not modelled (W302)."""
+        def port(got: dict, n: Node, p: str):
+            value = self.int_or_string(n, p)
+            if value is not SKIP:
+                got["port" if isinstance(value, int) else "portName"] = value
+            return SKIP
+
+        def action(fields: dict[str, Handler], with_port: bool):
+            def read(n: Node, p: str):
+                got: dict = {}
+                handlers = dict(fields)
+                if with_port:
+                    handlers["port"] = lambda pn, pp: port(got, pn, pp)
+                read_fields = self.fields(n, p, handlers)
+                if read_fields is SKIP:
+                    return SKIP
+                got.update(read_fields)
+                for key in ("path", "scheme"):
+                    if got.get(key) == "":
+                        del got[key]
+                if with_port and "port" not in got and "portName" not in got:
+                    got["port"] = 0  # upstream's zero IntOrString: refused as port 0 by admission
+                return got
+            return read
+
+        def command(n: Node, p: str):
+            got = self.fields(n, p, {"command": lambda cn, cp: self.list_of(cn, cp, self.string)})
+            return got if got is SKIP else got.get("command", [])
+
+        got = self.fields(node, path, {
+            "exec": command,
+            "httpGet": action({"path": self.string, "host": self.string, "scheme": self.string}, True),
+            "tcpSocket": action({"host": self.string}, True),
+            "grpc": action({"port": self.integer, "service": self.string}, False),
+            "initialDelaySeconds": self.integer, "timeoutSeconds": self.integer, "periodSeconds": self.integer,
+            "successThreshold": self.integer, "failureThreshold": self.integer,
+        })
+        if got is SKIP:
+            return SKIP
+        for key in ("timeoutSeconds", "periodSeconds", "successThreshold", "failureThreshold"):
+            if got.get(key) == 0:
+                del got[key]
+        return got
 
     def app_restart_policy(self, node: Node, path: str) -> _Skip:
         return self.error(node, f"`{path}`: Forbidden: may not be set for non-init containers",

@@ -301,12 +301,14 @@ def init_status(p: dict) -> str:
 
 def pod_ready(p: dict) -> tuple[int, int]:
     """kubectl's READY (printPod, 1.29+): the ready containers among the app containers and the
-    sidecars (restartPolicy Always init containers). Without probes a container is ready while it
-    runs, whether or not the pod is: the node lifecycle controller's MarkPodsNotReady changes only
-    the pod's Ready condition, so a pod on a lost node still shows 1/1."""
+    sidecars (restartPolicy Always init containers). A container is ready while it runs and, with a
+    readiness probe, while the probe's result is Success (kubelet.konv's container_ready), whether
+    or not the pod is: the node lifecycle controller's MarkPodsNotReady changes only the pod's
+    Ready condition, so a pod on a lost node still shows 1/1."""
     sidecars = [c for c in p.get("initContainers", []) if c.get("restartPolicy") == "Always"]
     containers = p.get("containers", []) + sidecars
-    return sum(c.get("state") == "Running" for c in containers), len(containers)
+    return sum(c.get("state") == "Running" and (not c.get("readinessProbe") or bool(c["readinessProbe"].get("passed")))
+               for c in containers), len(containers)
 
 
 def node_status(n: dict) -> str:
@@ -705,14 +707,45 @@ def taint_text(t: dict) -> str:
     return t.get("key", "") + (f"={t['value']}" if t.get("value") else "") + f":{t.get('effect', '')}"
 
 
-# Lists of these records are printed one item a line, in kubectl describe's order.
-ONE_LINE: dict[str, Callable[[dict], str]] = {"Toleration": toleration_text, "Taint": taint_text}
+def probe_text(pr: dict) -> str:
+    """A probe as kubectl describe prints it (DescribeProbe): its handler, then `delay=0s timeout=1s
+    period=10s #success=1 #failure=3`, an unset (0) timeout, period or threshold read as its default
+    (SetDefaults_Probe). Its declared outcome is not kubectl's: shown as the probe's results are,
+    in the container's READY and the pod's events."""
+    def value(field, default):
+        return pr.get(field) or default
+    attrs = (f"delay={pr.get('initialDelaySeconds') or 0}s timeout={value('timeoutSeconds', 1)}s "
+             f"period={value('periodSeconds', 10)}s #success={value('successThreshold', 1)} "
+             f"#failure={value('failureThreshold', 3)}")
+    if pr.get("exec") is not None:
+        return f"exec [{' '.join(pr['exec'])}] {attrs}"
+    if pr.get("httpGet") is not None:
+        h = pr["httpGet"]
+        port = str(h["port"]) if h.get("port") is not None else h.get("portName") or ""
+        host = h.get("host") or ""
+        host = (f"[{host}]:{port}" if ":" in host else f"{host}:{port}") if port else host  # net.JoinHostPort
+        return f"http-get {(h.get('scheme') or 'HTTP').lower()}://{host}{h.get('path', '/')} {attrs}"
+    if pr.get("tcpSocket") is not None:
+        t = pr["tcpSocket"]
+        port = str(t["port"]) if t.get("port") is not None else t.get("portName") or ""
+        return f"tcp-socket {t.get('host') or ''}:{port} {attrs}"
+    if pr.get("grpc") is not None:
+        g = pr["grpc"]
+        return f"grpc <pod>:{g.get('port')} {g.get('service') or ''} {attrs}"
+    return f"unknown {attrs}"
+
+
+# Lists of these records are printed one item a line, in kubectl describe's order; a record
+# field of these, in one line.
+ONE_LINE: dict[str, Callable[[dict], str]] = {"Toleration": toleration_text, "Taint": taint_text,
+                                              "Probe": probe_text}
 SORTED_BY: dict[str, Callable[[dict], tuple]] = {
     "Toleration": lambda t: (t.get("key", ""),),
     "Taint": lambda t: (t.get("effect", ""), t.get("key", "")),
 }
 
-TITLES = {"ip": "IP", "cpu": "CPU", "clusterIP": "Cluster IP", "strategy": "StrategyType", "target": "Reference"}
+TITLES = {"ip": "IP", "cpu": "CPU", "clusterIP": "Cluster IP", "strategy": "StrategyType", "target": "Reference",
+          "readinessProbe": "Readiness", "livenessProbe": "Liveness"}
 # A kind's own labels where kubectl's differ from its field's (describePodDisruptionBudget).
 KIND_TITLES = {("PodDisruptionBudget", "minAvailable"): "Min available",
                ("PodDisruptionBudget", "maxUnavailable"): "Max unavailable",
@@ -752,7 +785,7 @@ def _pod_shape(obj: dict, shown: dict, world: list[dict]) -> dict[str, list[tupl
         # A container that runs until stopped, as a server does, says nothing of runFor; one
         # that does not crash, or exits 1 when it does, nothing of crashCode.
         for c in pod.get("containers") or [] if isinstance(pod, dict) else []:
-            for field in ("runFor", "crashCode"):
+            for field in ("runFor", "crashCode", "readinessProbe", "livenessProbe"):
                 if isinstance(c, dict) and c.get(field) is None:
                     c.pop(field, None)
     return {}
@@ -974,6 +1007,8 @@ def _field(program: Program, title: str, t: Type, value, indent: int, width: int
     if isinstance(t, MapT) and isinstance(value, dict):
         items = [f"{k}={cell(v)}" for k, v in sorted(value.items())]
         return [f"{label:<{width}} {items[0]}"] + [f"{'':<{width}} {i}" for i in items[1:]]
+    if isinstance(t, RecordT) and isinstance(value, dict) and t.name in ONE_LINE:
+        return [f"{label:<{width}} {ONE_LINE[t.name](value)}"]
     if isinstance(t, RecordT) and isinstance(value, dict) and t.name in program.records:
         return [label, *_record(program, program.records[t.name].fields, value, indent + 2)]
     if isinstance(t, ListT) and isinstance(value, list):
