@@ -4,8 +4,8 @@ Written from Kubernetes' sources, not from rules/scheduler.konv, so that a prope
 two side by side (tests/test_k8s_scheduler.py). It covers what the property generates — nodes
 with cpu, memory and pod capacity, labels, taints and `unschedulable`; standalone pods with
 labels, container requests (init containers and sidecars among them), a nodeSelector, required and preferred node affinity, tolerations,
-topology spread constraints and required pod (anti-)affinity terms, some already bound (one maybe
-terminating) — and follows, in pkg/scheduler (framework/plugins/…, framework/types.go,
+topology spread constraints and required and preferred pod (anti-)affinity terms, some already
+bound (one maybe terminating) — and follows, in pkg/scheduler (framework/plugins/…, framework/types.go,
 apis/config/v1/default_plugins.go):
 
 - requests as PodRequests works them out (component-helpers/resource/helpers.go,
@@ -27,13 +27,14 @@ apis/config/v1/default_plugins.go):
   the first reversed), PodTopologySpread ×2 (podtopologyspread/scoring.go: initPreScoreState,
   PreScore, Score, NormalizeScore over the ScheduleAnyway constraints) and InterPodAffinity ×2
   (interpodaffinity/scoring.go: existing pods' required affinity terms that select the incoming
-  pod, at hardPodAffinityWeight 1, and NormalizeScore). ImageLocality scores every node alike
+  pod, at hardPodAffinityWeight 1, preferred terms of the incoming pod and of existing pods at
+  their weights, and NormalizeScore). ImageLocality scores every node alike
   for these pods (no images on nodes), so it is left out;
 - FitError.Error's message: "0/N nodes are available: " and the sorted "count reason" strings.
 
 Adjusted only for Konverge's documented differences: ties go to the first node by name (upstream
-picks at random), there is no preemption (no "preemption: …" suffix) and no preferred pod
-(anti-)affinity (the Pod kind has none). Spread constraints keep minDomains 1 and the node
+picks at random) and there is no preemption (no "preemption: …" suffix). Pod (anti-)affinity
+terms have no namespaces or namespaceSelector (the kinds have none). Spread constraints keep minDomains 1 and the node
 inclusion policies' defaults (nodeAffinityPolicy Honor, nodeTaintsPolicy Ignore): the model reads
 them as upstream does, but Konverge cannot express other values, so they are never varied and
 that reading is not covered. A request of 0 stands for a missing one, as a Konverge
@@ -130,7 +131,7 @@ class SpreadConstraint:
 
 @dataclass(frozen=True)
 class AffinityTerm:
-    """A required v1.PodAffinityTerm: its namespaces are its pod's own."""
+    """A v1.PodAffinityTerm, required or preferred: its namespaces are its pod's own."""
     selector: Selector | None
     topology_key: str
 
@@ -148,6 +149,9 @@ class Pod:
     spread: tuple[SpreadConstraint, ...] = ()
     affinity: tuple[AffinityTerm, ...] = ()  # podAffinity's required terms
     anti_affinity: tuple[AffinityTerm, ...] = ()  # podAntiAffinity's required terms
+    # podAffinity's and podAntiAffinity's preferred terms: (weight, term), a WeightedPodAffinityTerm
+    preferred_affinity: tuple[tuple[int, AffinityTerm], ...] = ()
+    preferred_anti_affinity: tuple[tuple[int, AffinityTerm], ...] = ()
     node_name: str | None = None  # spec.nodeName: bound from the start, never scheduled
     deleting: bool = False  # metadata.deletionTimestamp set
 
@@ -545,16 +549,39 @@ def spread_scores(pod: Pod, feasible: list[NodeInfo], infos: list[NodeInfo]) -> 
 
 
 def pod_affinity_scores(pod: Pod, feasible: list[NodeInfo], infos: list[NodeInfo]) -> list[int]:
-    """InterPodAffinity's PreScore, Score and NormalizeScore. With no preferred terms anywhere (the Pod
-    kind has none), what is left is processExistingPod's: each existing pod's required affinity term
-    that selects the incoming pod adds hardPodAffinityWeight to the domain of the existing pod's node."""
-    topology = Counter()
+    """InterPodAffinity's PreScore, Score and NormalizeScore. PreScore's processExistingPod, for every
+    existing pod on every node (with labels) of the snapshot: the incoming pod's preferred affinity
+    terms that select it add their weight to the domain of its node, its preferred anti-affinity
+    terms subtract theirs; the existing pod's required affinity terms that select the incoming pod
+    add hardPodAffinityWeight, its preferred affinity terms their weight, its preferred
+    anti-affinity terms subtract theirs — each only where the node has the term's topology key.
+    (Upstream looks at every pod when the incoming pod has preferred terms, else only at pods with
+    affinity terms, which are the only ones that can add anything then.) Score sums a node's
+    domains; NormalizeScore maps them between the feasible nodes' least and most, float64,
+    truncated; all 0 when no term counted anywhere or all are alike."""
+    topology: dict[tuple[str, str], int] = {}
+
+    def process(term: AffinityTerm, weight: int, namespace: str, checked: Pod, labels: dict, multiplier: int):
+        """scoreMap.processTerm."""
+        if term_matches_pod(term, namespace, checked) and term.topology_key in labels:
+            key = term.topology_key, labels[term.topology_key]
+            topology[key] = topology.get(key, 0) + weight * multiplier
+
     for info in infos:
         labels = info.node.labels
+        if not labels:
+            continue
         for q in info.pods:
+            for w, t in pod.preferred_affinity:
+                process(t, w, pod.namespace, q, labels, 1)
+            for w, t in pod.preferred_anti_affinity:
+                process(t, w, pod.namespace, q, labels, -1)
             for t in q.affinity:
-                if term_matches_pod(t, q.namespace, pod) and t.topology_key in labels:
-                    topology[t.topology_key, labels[t.topology_key]] += HARD_POD_AFFINITY_WEIGHT
+                process(t, HARD_POD_AFFINITY_WEIGHT, q.namespace, pod, labels, 1)
+            for w, t in q.preferred_affinity:
+                process(t, w, q.namespace, pod, labels, 1)
+            for w, t in q.preferred_anti_affinity:
+                process(t, w, q.namespace, pod, labels, -1)
     if not topology:
         return [0] * len(feasible)
     raw = [sum(n for (k, v), n in topology.items() if i.node.labels.get(k) == v) for i in feasible]

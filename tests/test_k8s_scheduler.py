@@ -648,6 +648,12 @@ def affinity_terms(draw, app):
 
 
 @st.composite
+def weighted_terms(draw, app):
+    """A preferred pod (anti-)affinity term: a weight, light to heavy, and a term."""
+    return draw(st.sampled_from((1, 10, 50, 100, 100))), draw(affinity_terms(app))
+
+
+@st.composite
 def scheduler_clusters(draw):
     """2–6 nodes and 1–8 pods without a node, small enough that they compete, and maybe a few pods
     already bound, one maybe terminating. The pods come in one or two workloads — pods alike, scheduled one after another,
@@ -696,6 +702,8 @@ def scheduler_clusters(draw):
             spread=_some(draw, spread_constraints(app), (0, 1, 1, 2)),
             affinity=_some(draw, affinity_terms(app), (0, 0, 0, 1, 2)),
             anti_affinity=_some(draw, affinity_terms(app), (0, 0, 1)),
+            preferred_affinity=_some(draw, weighted_terms(app), (0, 0, 1, 2)),
+            preferred_anti_affinity=_some(draw, weighted_terms(app), (0, 1, 1, 2)),
         )))
     specs = [spec for replicas, spec in templates for _ in range(replicas)][:8]
     order = draw(st.permutations(range(len(specs))))  # the workloads' pods interleave by name
@@ -709,6 +717,8 @@ def scheduler_clusters(draw):
             name=f"q{i}", containers=((0, 0),), labels={"app": app}, node_name=draw(st.sampled_from(homes)),
             affinity=_some(draw, affinity_terms(draw(st.sampled_from(APPS))), (0, 1, 1)),
             anti_affinity=_some(draw, affinity_terms(draw(st.sampled_from(APPS))), (0, 0, 1)),
+            preferred_affinity=_some(draw, weighted_terms(draw(st.sampled_from(APPS))), (0, 0, 1)),
+            preferred_anti_affinity=_some(draw, weighted_terms(draw(st.sampled_from(APPS))), (0, 0, 1)),
         ))
     # Maybe a terminating pod of a workload, as a rolling update leaves one, keeping the new pods
     # away (its anti-affinity, or else anti-affinity to its own kind): until the kubelet has removed
@@ -720,6 +730,7 @@ def scheduler_clusters(draw):
         pods.append(model.Pod(
             name="old", containers=((0, 0),), labels=spec["labels"], node_name=draw(st.sampled_from(homes)),
             affinity=spec["affinity"], anti_affinity=anti, spread=spec["spread"], deleting=True,
+            preferred_affinity=spec["preferred_affinity"], preferred_anti_affinity=spec["preferred_anti_affinity"],
         ))
     return nodes, pods
 
@@ -744,6 +755,11 @@ def _selector(selector) -> str:
 
 def _pod_terms(terms) -> str:
     return "[" + ", ".join(f'{{{_selector(t.selector)}topologyKey: "{t.topology_key}"}}' for t in terms) + "]"
+
+
+def _weighted_terms(terms) -> str:
+    return "[" + ", ".join(f'{{weight: {w}, podAffinityTerm: {{{_selector(t.selector)}topologyKey: "{t.topology_key}"}}}}'
+                           for w, t in terms) + "]"
 
 
 def scheduler_spec(nodes, pods) -> str:
@@ -774,9 +790,50 @@ def scheduler_spec(nodes, pods) -> str:
         bound += "  deleting: true\n" if p.deleting else ""
         text.append(f"pod {p.name} {{ labels {{ {labels} }}  nodeSelector {{ {selector} }}  tolerations: [{tolerations}]\n"
                     f"  affinity: {{requiredNodeTerms: [{required}], preferredNodeTerms: [{preferred}],\n"
-                    f"    podAffinity: {_pod_terms(p.affinity)}, podAntiAffinity: {_pod_terms(p.anti_affinity)}}}\n"
+                    f"    podAffinity: {_pod_terms(p.affinity)}, podAntiAffinity: {_pod_terms(p.anti_affinity)},\n"
+                    f"    preferredPodAffinity: {_weighted_terms(p.preferred_affinity)},\n"
+                    f"    preferredPodAntiAffinity: {_weighted_terms(p.preferred_anti_affinity)}}}\n"
                     f"  topologySpreadConstraints: [{spread}]\n{bound}{containers}}}\n")
     return "".join(text)
+
+
+@st.composite
+def soft_affinity_clusters(draw):
+    """Clusters where preferred pod (anti-)affinity decides: 2–6 nodes alike in capacity and without
+    taints, in zones and racks (some without), 2–8 pods of one or two workloads that mostly carry
+    preferred terms, and a few pods already bound, some with preferred terms of their own that
+    select the newcomers (InterPodAffinity's symmetry)."""
+    names = draw(st.permutations("abcdef"))[:draw(st.integers(2, 6))]
+    nodes = []
+    for name in names:
+        labels = {**model.KUBELET_LABELS, model.HOSTNAME: draw(st.sampled_from((name, name, name, "shared")))}
+        for key, values in (("zone", ("a", "b", "c")), ("rack", ("r1", "r2"))):
+            if draw(st.integers(0, 3)) > 0:
+                labels[key] = draw(st.sampled_from(values))
+        nodes.append(model.Node(name=name, milli_cpu=draw(st.sampled_from((4000, 4000, 8000))),
+                                memory=4096 * MI, labels=labels))
+    keys = (model.HOSTNAME, "zone", "rack")
+    terms = st.builds(model.AffinityTerm, st.one_of(st.just(None), st.sampled_from(APPS).map(
+        lambda app: model.Selector({"app": app}))), st.sampled_from(keys))
+    weighted = st.tuples(st.sampled_from((1, 10, 50, 100)), terms)
+    specs = []
+    for _ in range(draw(st.integers(1, 2))):
+        spec = dict(containers=((draw(st.sampled_from((100, 500, 1000))), 256 * MI),),
+                    labels={"app": draw(st.sampled_from(APPS))},
+                    preferred_affinity=_some(draw, weighted, (0, 1, 1, 2)),
+                    preferred_anti_affinity=_some(draw, weighted, (0, 1, 1, 2)),
+                    anti_affinity=_some(draw, terms, (0, 0, 0, 0, 1)))
+        specs += [spec] * draw(st.integers(1, 5))
+    specs = specs[:8]
+    order = draw(st.permutations(range(len(specs))))
+    pods = [model.Pod(name=f"p{i}", **specs[k]) for i, k in enumerate(order)]
+    for i in range(draw(st.integers(0, 3))):
+        pods.append(model.Pod(
+            name=f"q{i}", containers=((0, 0),), labels={"app": draw(st.sampled_from(APPS))},
+            node_name=draw(st.sampled_from(names)), affinity=_some(draw, terms, (0, 0, 1)),
+            preferred_affinity=_some(draw, weighted, (0, 1)), preferred_anti_affinity=_some(draw, weighted, (0, 1, 1)),
+        ))
+    return nodes, pods
 
 
 @given(scheduler_clusters())
@@ -786,7 +843,15 @@ def test_pods_land_where_the_kubernetes_model_places_them(cluster):
     # binding changed what it reads: the model schedules them so too. A terminating pod is removed
     # by the kubelet once the scheduler has settled; where there is one, the placements just before
     # are the model's too.
-    nodes, pods = cluster
+    assert_placed_as_the_model_places(*cluster)
+
+
+@given(soft_affinity_clusters())
+def test_preferred_pod_affinity_places_pods_where_the_kubernetes_model_does(cluster):
+    assert_placed_as_the_model_places(*cluster)
+
+
+def assert_placed_as_the_model_places(nodes, pods):
     terminating = any(p.deleting for p in pods)
     c = run(scheduler_spec(nodes, pods), history=terminating)
     expected = model.schedule(nodes, sorted(pods, key=lambda p: p.name))

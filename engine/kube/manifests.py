@@ -798,10 +798,12 @@ class _Reader:
         if got is SKIP:
             return SKIP
         out = dict(got.get("nodeAffinity", {}))
-        if "podAffinity" in got:
-            out["podAffinity"] = got["podAffinity"]
-        if "podAntiAffinity" in got:
-            out["podAntiAffinity"] = got["podAntiAffinity"]
+        for key, preferred in (("podAffinity", "preferredPodAffinity"), ("podAntiAffinity", "preferredPodAntiAffinity")):
+            terms = got.get(key, {})
+            if "required" in terms:
+                out[key] = terms["required"]
+            if "preferred" in terms:
+                out[preferred] = terms["preferred"]
         return out
 
     def node_affinity(self, node: Node, path: str):
@@ -831,13 +833,40 @@ class _Reader:
         return self.fields(node, path, {"key": self.string, "operator": self.string, "values": self.string_list})
 
     def pod_affinity(self, node: Node, path: str, *, anti: bool = False):
-        def term(n, p):
+        """A PodAffinity or PodAntiAffinity: its required terms and its preferred (weighted) ones,
+        as {"required": […], "preferred": […]} for those given. A term's topologyKey, and a
+        weighted term's weight, left out are read as Go decodes them, "" and 0, so that admission
+        refuses them with upstream's messages (validatePodAffinityTerm,
+        validateWeightedPodAffinityTerms). A term's namespaces, namespaceSelector, matchLabelKeys
+        and mismatchLabelKeys are not modelled (its pod's namespace, no keys): warned about."""
+        def term(n, p, *, scores: bool = False):
             got = self.fields(n, p, {"labelSelector": self.label_selector, "topologyKey": self.string})
-            return got if got is SKIP else self.selected(n, p, got, "term", constrains=anti)
+            if got is SKIP:
+                return SKIP
+            got.setdefault("topologyKey", "")
+            return self.selected(n, p, got, "term", constrains=anti, scores=scores)
+
+        def weighted(n, p):
+            got = self.fields(n, p, {"weight": self.integer,
+                                     "podAffinityTerm": lambda m, q: term(m, q, scores=True)})
+            if got is SKIP:
+                return SKIP
+            got.setdefault("weight", 0)
+            got.setdefault("podAffinityTerm", {"topologyKey": ""})
+            return got
 
         got = self.fields(node, path, {
-            "requiredDuringSchedulingIgnoredDuringExecution": lambda n, p: self.list_of(n, p, term)})
-        return got if got is SKIP else got.get("requiredDuringSchedulingIgnoredDuringExecution", [])
+            "requiredDuringSchedulingIgnoredDuringExecution": lambda n, p: self.list_of(n, p, term),
+            "preferredDuringSchedulingIgnoredDuringExecution": lambda n, p: self.list_of(n, p, weighted),
+        })
+        if got is SKIP:
+            return SKIP
+        out = {}
+        if "requiredDuringSchedulingIgnoredDuringExecution" in got:
+            out["required"] = got["requiredDuringSchedulingIgnoredDuringExecution"]
+        if "preferredDuringSchedulingIgnoredDuringExecution" in got:
+            out["preferred"] = got["preferredDuringSchedulingIgnoredDuringExecution"]
+        return out
 
     def spread(self, node: Node, path: str):
         got = self.fields(node, path, {
@@ -846,14 +875,16 @@ class _Reader:
         })
         return got if got is SKIP else self.selected(node, path, got, "constraint", constrains=True)
 
-    def selected(self, node: Node, path: str, got: dict, what: str, *, constrains: bool):
+    def selected(self, node: Node, path: str, got: dict, what: str, *, constrains: bool, scores: bool = False):
         """A term or constraint is read as it is: a null (or missing) `labelSelector` matches no
         pod, in Kubernetes and in the rules alike. That is seldom meant, so it is a warning: an
-        anti-affinity term or a spread constraint then constrains nothing, and a required
-        affinity term can never be met."""
+        anti-affinity term or a spread constraint then constrains nothing, a required affinity
+        term can never be met, and a preferred term scores nothing."""
         if got.get("labelSelector") is None and not self.selector_unreadable(node):
             self.warn(node, f"`{path}` has no labelSelector, so in Kubernetes it matches no pod and "
-                            + (f"the {what} constrains nothing" if constrains else "the pod can never be scheduled"),
+                            + ("the term scores nothing" if scores
+                               else f"the {what} constrains nothing" if constrains
+                               else "the pod can never be scheduled"),
                       hint="give it a labelSelector (`{}` matches every pod)")
         self.flatten(got, "labelSelector", "labelSelector")
         return got
