@@ -969,11 +969,13 @@ def _pod_spec(r: _Reader, node: Node, body: dict, obj: dict) -> None:
 
 def _workload(kind: str):
     def spec(r: _Reader, node: Node, body: dict, obj: dict) -> None:
-        handlers: dict[str, Handler] = {"replicas": r.integer, "selector": r.selector, "template": r.template}
+        handlers: dict[str, Handler] = {"replicas": r.integer, "selector": r.selector, "template": r.template,
+                                        "minReadySeconds": r.integer}
         rolling: list[Node] = []
         if kind == "Deployment":
             handlers["strategy"] = _strategy(r, {"maxSurge": r.int_or_string, "maxUnavailable": r.int_or_string},
                                              rolling)
+            handlers["progressDeadlineSeconds"] = r.integer  # validated by admission (ValidateDeploymentSpec)
         got = r.fields(node, "spec", handlers)
         if got is SKIP:
             return

@@ -419,15 +419,13 @@ def _images(template: dict) -> tuple[str, str]:
 
 
 def _deployment_columns(world, wide, age_of):
+    """kubectl's printDeployment: READY is status.readyReplicas of spec.replicas, UP-TO-DATE
+    status.updatedReplicas, AVAILABLE status.availableReplicas (the Deployment controller's)."""
     headers = ["READY", "UP-TO-DATE", "AVAILABLE", "AGE"] + (["CONTAINERS", "IMAGES", "SELECTOR"] if wide else [])
 
     def row(d):
-        sets = _owned(world, "ReplicaSet", d["namespace"], "Deployment", d["name"])
-        pods = [p for rs in sets for p in _live(_owned(world, "Pod", d["namespace"], "ReplicaSet", rs["name"]))]
-        current = {rs["name"] for rs in sets if rs.get("revision") == d.get("revision")}
-        ready = sum(1 for p in pods if p.get("ready"))
-        cells = [f"{ready}/{d.get('replicas', 0)}",
-                 str(sum(1 for p in pods if p["owner"]["name"] in current)), str(ready), age_of(d)]
+        cells = [f"{d.get('readyReplicas', 0)}/{d.get('replicas', 0)}", str(d.get("updatedReplicas", 0)),
+                 str(d.get("availableReplicas", 0)), age_of(d)]
         if wide:
             cells += [*_images(d.get("template", {})), workload_selector(d)]
         return cells
@@ -791,15 +789,54 @@ def _pod_shape(obj: dict, shown: dict, world: list[dict]) -> dict[str, list[tupl
     return {}
 
 
-def _deployment_shape(obj: dict, shown: dict, world: list[dict]) -> dict[str, list[tuple[str, str]]]:
-    """kubectl's describeDeployment: `StrategyType: Recreate`, and for RollingUpdate one line
-    `RollingUpdateStrategy:  25% max unavailable, 25% max surge` in place of the two fields."""
+def _replicaset_shape(obj: dict, shown: dict, world: list[dict]) -> dict[str, list[tuple[str, str]]]:
+    """kubectl's describeReplicaSet prints neither minReadySeconds nor the available count (the
+    Deployment's describe and `-o json` show them)."""
+    shown.pop("minReadySeconds", None)
+    shown.pop("availableReplicas", None)
+    return _pod_shape(obj, shown, world)
+
+
+# The Deployment controller's status fields, which describeDeployment prints on its Replicas line.
+_DEPLOYMENT_STATUS = ("createdReplicas", "updatedReplicas", "readyReplicas", "availableReplicas",
+                      "unavailableReplicas")
+
+
+def _deployment_shape(obj: dict, shown: dict, world: list[dict]) -> dict[str, list[tuple[str | None, str]]]:
+    """kubectl's describeDeployment: `Replicas:  3 desired | 3 updated | 3 total | 3 available | 0
+    unavailable` (the spec's count and the status'), `StrategyType: Recreate`, `MinReadySeconds`,
+    for RollingUpdate one line `RollingUpdateStrategy:  25% max unavailable, 25% max surge` in
+    place of the two fields; after the template the Conditions table (Type, Status, Reason, where
+    there are conditions), OldReplicaSets (the old sets with replicas) and NewReplicaSet, each
+    `web-5d4f (3/3 replicas created)` (printReplicaSetsByLabels: the set's pods of its replicas).
+    progressDeadlineSeconds is not printed, as kubectl does not."""
     _pod_shape(obj, shown, world)
+    for field in (*_DEPLOYMENT_STATUS, "conditions", "progressDeadlineSeconds"):
+        shown.pop(field, None)
+    shown["replicas"] = (f"{obj.get('replicas', 1)} desired | {obj.get('updatedReplicas', 0)} updated | "
+                         f"{obj.get('createdReplicas', 0)} total | {obj.get('availableReplicas', 0)} available | "
+                         f"{obj.get('unavailableReplicas', 0)} unavailable")
     shown.setdefault("strategy", "RollingUpdate")  # stored before the field was: the only strategy then
+    strategy = [("MinReadySeconds", str(shown.pop("minReadySeconds", 0)))]
     surge, unavailable = shown.pop("maxSurge", None), shown.pop("maxUnavailable", None)
-    if surge is None and unavailable is None:
-        return {}
-    return {"strategy": [("RollingUpdateStrategy", f"{cell(unavailable)} max unavailable, {cell(surge)} max surge")]}
+    if surge is not None or unavailable is not None:
+        strategy.append(("RollingUpdateStrategy", f"{cell(unavailable)} max unavailable, {cell(surge)} max surge"))
+    status: list[tuple[str | None, str]] = []
+    conditions = obj.get("conditions") or []
+    if conditions:
+        rows = [[c.get("type", ""), c.get("status", ""), c.get("reason", "")] for c in conditions]
+        table = render_table(["Type", "Status", "Reason"], [["----", "------", "------"], *rows]).splitlines()
+        status += [("Conditions:", "")] + [(None, "  " + line) for line in table]
+    sets = _owned(world, "ReplicaSet", obj.get("namespace"), "Deployment", obj["name"])
+    new = [rs for rs in sets if rs.get("revision") == obj.get("revision")]
+    old = [rs for rs in sets if rs not in new and rs.get("replicas", 0) > 0]
+
+    def created(rs: dict) -> str:
+        pods = _live(_owned(world, "Pod", rs.get("namespace"), "ReplicaSet", rs["name"]))
+        return f"{rs['name']} ({len(pods)}/{rs.get('replicas', 0)} replicas created)"
+    status += [("OldReplicaSets", ", ".join(created(rs) for rs in old) or "<none>"),
+               ("NewReplicaSet", ", ".join(created(rs) for rs in new) or "<none>")]
+    return {"strategy": strategy, "revision": status}
 
 
 # describeDaemonSet's lines for the status counts, in its order and words (it prints no ready count),
@@ -993,7 +1030,7 @@ def _scale_selector(hpa: dict, world: list[dict]) -> dict:
 # field, aligned with the others unless the label ends with its colon; it may look at the other
 # objects (`world`).
 DESCRIBE_SHAPES: dict[str, Callable[[dict, dict, list[dict]], dict[str, list[tuple[str | None, str]]]]] = {
-    "Service": _service_shape, "Pod": _pod_shape, "ReplicaSet": _pod_shape, "Deployment": _deployment_shape,
+    "Service": _service_shape, "Pod": _pod_shape, "ReplicaSet": _replicaset_shape, "Deployment": _deployment_shape,
     "DaemonSet": _daemonset_shape, "StatefulSet": _statefulset_shape, "Job": _job_shape, "Node": _node_shape,
     "PodDisruptionBudget": _pdb_shape, "HorizontalPodAutoscaler": _hpa_shape}
 
