@@ -9,10 +9,12 @@ after successThreshold (failureThreshold) probes in a row agree.
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.cli import main
+from engine.errors import KonvergeError
 from engine.fixpoint import reconcile
 from engine.kube.manifests import loads
 from engine.kube.tables import pod_ready
@@ -316,3 +318,137 @@ def test_verify_holds_on_a_spec_with_probes_and_leaves_the_liveness_loop_out(cap
     out, err = capsys.readouterr()
     assert code == 0, out
     assert "fault unhealthy (alone it never settles" in err
+
+
+def test_daemonset_with_an_invalid_probe_is_refused_itself(capsys, tmp_path):
+    # ValidateDaemonSet → ValidatePodTemplateSpec: the DaemonSet is invalid, not its pods.
+    spec = tmp_path / "ds.konv"
+    spec.write_text(node("n1") + 'daemonset a { template { labels { app: "a" }\n'
+                    '  container m { image: "x"  livenessProbe { httpGet { port: 80 }  successThreshold: 3 } } } }\n')
+    assert main(["reconcile", str(spec)]) == 1
+    err = capsys.readouterr().err
+    assert ('DaemonSet "a" is invalid: spec.template.spec.containers[0].livenessProbe.successThreshold: '
+            "Invalid value: 3: must be 1") in err and "Pod " not in err
+
+
+def test_killing_event_is_only_for_a_container_the_liveness_probe_killed():
+    # The container exits by itself at 65 s (runFor) and restarts at once; the liveness probe
+    # failing since 60 s kills nothing before 85 s (the new process's probes at 65, 75, 85 s).
+    spec = (node("n1") + pod("a", liveness='exec: ["true"]').replace("port http", "runFor: 65s  port http")
+            + 'scenario "s" { at 60s: unhealthy pod a }')
+    early = run(spec, until=70)
+    assert early.get("Pod", "a")["containers"][0]["restarts"] == 1
+    assert [e for e in events_of(early, "a") if e[1] == "Killing"] == []
+    killed = run(spec, until=86)
+    assert ("Normal", "Killing", "Container main failed liveness probe, will be restarted") in events_of(killed, "a")
+    # Healed and failing again: the old kill is forgotten until the probe kills again.
+    again = run(spec.replace("at 60s: unhealthy pod a", "at 60s: unhealthy pod a\n at 87s: heal pod a\n"
+                                                         " at 88s: unhealthy pod a"), until=89)
+    assert [e for e in events_of(again, "a") if e[1] == "Killing"] == []
+
+
+def test_a_deleting_pods_liveness_probe_kills_nothing():
+    # worker.go: "Pod deletion requested, setting probe result to success". The taint manager
+    # evicts the pod at 90 s, the instant its liveness probe (failing since 60 s) would kill it:
+    # in whatever order the rules fire, nothing kills the container once the pod is deleting.
+    spec = (node("n1", extra='taints: [{key: "maint", effect: "NoExecute"}]')
+            + 'pod a { node: "n1"\n  tolerations: [{key: "maint", operator: "Exists", effect: "NoExecute", '
+              'tolerationSeconds: 90}]\n'
+            + f'  container main {{ image: "web:1"  livenessProbe {{ {HTTP} }} }} }}\n'
+            + 'scenario "s" { at 1m: unhealthy pod a }')
+    program = program_of(spec)
+    for seed in range(30):
+        r = reconcile(program, scenario=program.scenarios["s"], order="random", seed=seed)
+        rules = [w.rule for w in r.trace if w.kind == "Pod" and w.name == "a" and w.clock == 90]
+        assert "evict" in rules and "probe" not in rules[rules.index("evict"):], (seed, rules)
+
+
+def test_probe_on_a_port_name_the_container_lacks_errors_and_its_result_is_thrown_away():
+    # prober.go runProbe: ResolveContainerPort fails (strconv.Atoi of the name); worker.go doProbe
+    # throws the result away: readiness stays at its initial Failure, liveness never kills.
+    spec = (node("n1") + SERVICE
+            + pod("a", 'httpGet { path: "/r"  portName: "nope" }', liveness='tcpSocket { portName: "gone" }  '
+                  'failing: true'))
+    c = run(spec, until=120)
+    a = c.get("Pod", "a")
+    assert not a["ready"] and a["containers"][0]["restarts"] == 0 and a["containers"][0]["state"] == "Running"
+    assert endpoint_pods(c) == [] and endpoint_pods(c, "notReadyAddresses") == ["a"]
+    assert events_of(c, "a") == [
+        ("Warning", "Unhealthy", 'Liveness probe errored and resulted in unknown state: strconv.Atoi: parsing "gone": '
+                                 "invalid syntax"),
+        ("Warning", "Unhealthy", 'Readiness probe errored and resulted in unknown state: strconv.Atoi: parsing "nope": '
+                                 "invalid syntax")]
+    # A name the container has resolves: the probe runs (and here passes).
+    ok = run(node("n1") + pod("b", 'httpGet { path: "/r"  portName: "http" }'))
+    assert ok.get("Pod", "b")["ready"] and events_of(ok, "b") == []
+
+
+def test_tcp_probe_failure_names_the_resolved_port_and_its_host():
+    # prober.go: the TCP probe dials net.JoinHostPort(host or the pod's IP, the resolved port).
+    spec = (node("n1") + pod("a", 'tcpSocket { portName: "http" }  failing: true')
+            + pod("b", 'tcpSocket { port: 5432  host: "10.1.2.3" }  failing: true')
+            + pod("c", 'tcpSocket { port: 5432  host: "::1" }  failing: true'))
+    c = run(spec, until=30)
+    ip = c.get("Pod", "a")["ip"]
+    assert events_of(c, "a") == [("Warning", "Unhealthy", f"Readiness probe failed: dial tcp {ip}:8080: connect: "
+                                                          "connection refused")]
+    assert events_of(c, "b") == [("Warning", "Unhealthy", "Readiness probe failed: dial tcp 10.1.2.3:5432: connect: "
+                                                          "connection refused")]
+    assert events_of(c, "c") == [("Warning", "Unhealthy", "Readiness probe failed: dial tcp [::1]:5432: connect: "
+                                                          "connection refused")]
+
+
+def test_manifest_grpc_probe_without_a_port_is_refused_as_port_zero(capsys, tmp_path):
+    # Go decodes the missing int32 as 0, which validateProbe refuses (no "Required value").
+    path = tmp_path / "grpc.yaml"
+    path.write_text(MANIFEST.replace("tcpSocket: {port: http}", "grpc: {}"))
+    assert main(["get", "pods", str(path)]) == 1
+    assert ('Pod "web" is invalid: spec.containers[0].readinessProbe.grpc.port: Invalid value: 0: must be between 1 '
+            "and 65535, inclusive") in capsys.readouterr().err
+
+
+INIT = """apiVersion: v1
+kind: Pod
+metadata: {name: a}
+spec:
+  initContainers:
+  - name: i
+    image: x
+    livenessProbe: {exec: {command: [ok]}}
+  containers:
+  - name: m
+    image: x
+"""
+
+
+def test_manifest_plain_init_container_probe_is_refused_and_a_sidecars_warned_about():
+    # validateInitContainers forbids probes on an init container without restartPolicy=Always;
+    # a sidecar's probes are valid upstream, but not modelled here.
+    with pytest.raises(KonvergeError) as refused:
+        loads(INIT, "p.yaml")
+    assert [(d.code, d.message, str(d.span)) for d in refused.value.diagnostics] == [
+        ("E302", "`spec.initContainers[0].livenessProbe`: Forbidden: may not be set for init containers without "
+                 "restartPolicy=Always", "p.yaml:8:5")]
+    m = loads(INIT.replace("    livenessProbe", "    restartPolicy: Always\n    readinessProbe"), "p.yaml")
+    assert [(w.code, w.message) for w in m.warnings] == [
+        ("W302", "field `spec.initContainers[0].readinessProbe` is not supported by Konverge; ignored")]
+
+
+def test_an_outcome_flipped_back_between_two_probes_keeps_the_failure_streak():
+    # Probes at 70 and 80 s fail; healed at 85 s and failing again at 86 s, before the probe at
+    # 90 s: no probe saw the heal, so the streak goes on and 90 s is the third failure in a row.
+    flip = 'scenario "s" { at 61s: unready pod a\n at 85s: heal pod a\n at 86s: unready pod a }'
+    c = run(node("n1") + pod("a", HTTP) + flip, history=True)
+    assert ready_clocks(c, "a") == [(0, True), (90, False)]
+    # A heal a probe saw (at 90 s) starts the streak over: failing again from the probe at 100 s.
+    seen = 'scenario "s" { at 61s: unready pod a\n at 85s: heal pod a\n at 91s: unready pod a }'
+    c = run(node("n1") + pod("a", HTTP) + seen, history=True)
+    assert ready_clocks(c, "a") == [(0, True), (120, False)]
+
+
+def test_describe_puts_a_slash_before_an_http_probe_path_without_one(capsys, tmp_path):
+    # kubectl's DescribeProbe prints a url.URL, whose String() adds the "/" beside a host.
+    spec = tmp_path / "p.konv"
+    spec.write_text(node("n1") + pod("a", 'httpGet { path: "healthz"  port: 8080  host: "::1" }'))
+    assert main(["describe", "pod/a", str(spec)]) == 0
+    assert "    Readiness:     http-get http://[::1]:8080/healthz delay=0s" in capsys.readouterr().out

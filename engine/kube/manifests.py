@@ -674,10 +674,20 @@ class _Reader:
             # an init container's (Always makes it a sidecar); validateContainers forbids it elsewhere
             "restartPolicy": self.string if init else self.app_restart_policy,
         }
-        if not init:  # an init container's probes (a sidecar's) are not modelled: warned about (W302)
+        if not init:  # a sidecar's probes are not modelled: warned about (W302)
             handlers |= {"livenessProbe": self.probe, "readinessProbe": self.probe}
-        got = self.fields(node, path, handlers)
-        if got is SKIP:
+        probes = ("livenessProbe", "readinessProbe", "startupProbe")
+        given = self.pairs(node)
+        policy = given.get("restartPolicy", (None, None))[1]
+        plain_init = init and not (isinstance(policy, ScalarNode) and policy.value == "Always")
+        forbidden = [(key, given[key][0]) for key in probes if plain_init and key in given]
+        for key, key_node in forbidden:  # validateInitContainers, word for word
+            self.error(key_node, f"`{path}.{key}`: Forbidden: may not be set for init containers without "
+                                 "restartPolicy=Always",
+                       hint="an init container runs to completion: remove the probe, or make it a sidecar "
+                            "with restartPolicy: Always")
+        got = self.fields(node, path, handlers, silent=[key for key, _ in forbidden])
+        if got is SKIP or forbidden:
             return SKIP
         resources = got.pop("resources", {})
         return {**got, **resources}
@@ -708,8 +718,8 @@ class _Reader:
                 for key in ("path", "scheme"):
                     if got.get(key) == "":
                         del got[key]
-                if with_port and "port" not in got and "portName" not in got:
-                    got["port"] = 0  # upstream's zero IntOrString: refused as port 0 by admission
+                if "port" not in got and "portName" not in got:
+                    got["port"] = 0  # upstream's zero (IntOrString, or gRPC's int32): refused as port 0 by admission
                 return got
             return read
 

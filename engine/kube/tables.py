@@ -722,7 +722,9 @@ def probe_text(pr: dict) -> str:
         port = str(h["port"]) if h.get("port") is not None else h.get("portName") or ""
         host = h.get("host") or ""
         host = (f"[{host}]:{port}" if ":" in host else f"{host}:{port}") if port else host  # net.JoinHostPort
-        return f"http-get {(h.get('scheme') or 'HTTP').lower()}://{host}{h.get('path', '/')} {attrs}"
+        path = h.get("path", "/")
+        path = path if path.startswith("/") or not host else "/" + path  # url.URL.String, beside a host
+        return f"http-get {(h.get('scheme') or 'HTTP').lower()}://{host}{path} {attrs}"
     if pr.get("tcpSocket") is not None:
         t = pr["tcpSocket"]
         port = str(t["port"]) if t.get("port") is not None else t.get("portName") or ""
