@@ -125,6 +125,19 @@ def test_all_alike_preferred_scores_leave_the_choice_to_the_other_scores():
     assert c.get("Pod", "p")["node"] == "c"
 
 
+def test_normalisation_leaves_out_the_nodes_that_fail_the_filters():
+    # NormalizeScore sees only the feasible nodes: p softly avoids app x (raw a −100, b −200, the
+    # cordoned c 0), so a scores 100 and b 0, and b's preferred node affinity (2 × 100) only ties
+    # it with a, the name deciding. Normalised over c's 0 as well, a would score 50 and p go to b.
+    residents = (pod("x1", labels='app: "x"', extra='node: "a"') + pod("x2", labels='app: "x"', extra='node: "b"')
+                 + pod("x3", labels='app: "x"', extra='node: "b"'))
+    prefer_b = ('preferredNodeTerms: [{weight: 1, preference: {matchExpressions: '
+                '[{key: "kubernetes.io/hostname", operator: "In", values: ["b"]}]}}]')
+    affinity = f"affinity: {{{prefer_b}, preferredPodAntiAffinity: [{term('x')}]}}"
+    c = run(node("a") + node("b") + node("c", extra="unschedulable: true") + residents + pod("p", extra=affinity))
+    assert c.get("Pod", "p")["node"] == "a"
+
+
 def test_a_node_without_the_topology_key_scores_as_an_empty_domain():
     # Upstream counts a term only where the node has its key: a node without it scores 0, which
     # beats the zone whose pods the term avoids, and loses to the zone whose pods it seeks, however
