@@ -4,6 +4,7 @@ util/deployment_util.go), minReadySeconds (podutil.IsPodAvailable) and progressD
 their validation (ValidateDeploymentSpec) and kubectl's views of them."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -115,11 +116,11 @@ def test_every_rolling_update_ends_complete_with_its_conditions(replicas, surge,
 
 def test_min_ready_seconds_delays_a_pods_availability_on_the_virtual_clock():
     c = run(web(extra="minReadySeconds: 30"), history=True)
-    assert c.clock == 30  # the engine waited for the pods to become available
+    assert c.clock == 31  # the engine waited for the pods to become available (strictly after 30 s)
     seen = [(d["readyReplicas"], d["availableReplicas"]) for _, d in deployment_states(c)]
     assert (4, 0) in seen and seen[-1] == (4, 4)
     writes = c.writes(kind="ReplicaSet", rule="report_ready")
-    assert [w.clock for w in writes] == [0, 30]  # ready at 0s, available at 30s
+    assert [w.clock for w in writes] == [0, 31]  # ready at 0s, available once ready more than 30s
 
 
 def test_a_replica_set_takes_its_deployments_min_ready_seconds():
@@ -128,9 +129,9 @@ def test_a_replica_set_takes_its_deployments_min_ready_seconds():
 
 
 def test_min_ready_seconds_paces_the_rolling_update():
-    # An old pod goes only once a new one has been ready 30 s (maxUnavailable counts available pods).
+    # An old pod goes only once a new one has been ready more than 30 s (maxUnavailable counts available pods).
     slow = run(web(extra="minReadySeconds: 30") + scenario(f"at 1m: {template('web:2')}"), history=True)
-    assert sorted({w.clock for w in slow.writes(rule="scale_down_old")}) == [60, 90, 120]
+    assert sorted({w.clock for w in slow.writes(rule="scale_down_old")}) == [60, 91, 122]
     fast = run(web() + scenario(f"at 1m: {template('web:2')}"))
     assert {w.clock for w in fast.writes(rule="scale_down_old")} == {60}
     assert counts(slow.get("Deployment", "web")) == (4, 4, 4, 4, 0)
@@ -175,7 +176,7 @@ def test_progressing_reasons_follow_the_rollout_in_sequence():
 def test_progressing_keeps_its_transition_time_while_true_and_moves_its_update_time():
     c = run(web(extra="minReadySeconds: 30") + scenario(f"at 1m: {template('web:2')}"))
     p = condition(c.get("Deployment", "web"), "Progressing")
-    assert (p["lastTransitionTime"], p["lastUpdateTime"]) == (0, 120)
+    assert (p["lastTransitionTime"], p["lastUpdateTime"]) == (0, 122)
 
 
 def test_the_new_replica_set_is_announced_with_the_revision_in_one_write():
@@ -202,16 +203,16 @@ def test_progress_deadline_exceeded_when_new_pods_cannot_schedule():
     p = condition(d, "Progressing")
     assert (p["status"], p["reason"], p["message"]) == (
         "False", "ProgressDeadlineExceeded", f'ReplicaSet "{new}" has timed out progressing.')
-    # The last progress was at 1m: the deadline is 600 s later, to the instant.
-    assert (p["lastUpdateTime"], p["lastTransitionTime"]) == (660, 660)
-    assert [w.clock for w in c.writes(kind="Deployment", rule="report_status")][-1] == 660
+    # The last progress was at 1m: DeploymentTimedOut is strict, so the deadline is past a second after 600 s.
+    assert (p["lastUpdateTime"], p["lastTransitionTime"]) == (661, 661)
+    assert [w.clock for w in c.writes(kind="Deployment", rule="report_status")][-1] == 661
     assert condition(d, "Available")["status"] == "True"  # the old pods keep serving
     assert len(c.ready_pods("web")) == 3
 
 
 def test_a_shorter_progress_deadline_times_out_sooner():
     d = run(web(extra="progressDeadlineSeconds: 120") + scenario(f"at 1m: {TOO_BIG}")).get("Deployment", "web")
-    assert condition(d, "Progressing")["lastTransitionTime"] == 180
+    assert condition(d, "Progressing")["lastTransitionTime"] == 181
 
 
 def test_a_fixed_template_recovers_a_rollout_past_its_deadline():
@@ -241,6 +242,53 @@ def test_a_rollback_to_an_existing_set_without_a_progressing_condition_finds_it(
     assert conditions(c.get("Deployment", "web"))[-1] == ("Progressing", "True", "NewReplicaSetAvailable")
 
 
+def ready_pods_of(spec: str) -> list[str]:
+    return sorted(p["name"] for p in run(spec).of("Pod") if p.get("ready"))
+
+
+def test_a_complete_rollout_keeps_new_replica_set_available_while_lost_pods_come_back():
+    # isCompleteDeployment: once NewReplicaSetAvailable, pods lost and becoming available again one by one
+    # are not progress (available rises 2 -> 3 -> 4 without the condition moving).
+    spec = web(extra="minReadySeconds: 30")
+    a, b, *_ = ready_pods_of(spec)
+    c = run(spec + scenario(f"at 2m: kill pod {a}", f"at 130s: kill pod {b}"), history=True)
+    states = [d for _, d in deployment_states(c)]
+    states = states[next(i for i, d in enumerate(states) if d["availableReplicas"] == 4):]
+    assert [d["availableReplicas"] for d in states] == [4, 3, 2, 3, 4]
+    for d in states:
+        p = condition(d, "Progressing")
+        assert (p["reason"], p["lastUpdateTime"], p["lastTransitionTime"]) == ("NewReplicaSetAvailable", 31, 0)
+
+
+def test_more_available_pods_are_progress_that_moves_the_deadline():
+    # DeploymentProgressing counts more available pods: an old pod replaced during a stuck rollout and
+    # available at 331 s restarts the 600 s deadline from there.
+    spec = web(extra="minReadySeconds: 30") + scenario(f"at 1m: {TOO_BIG}")
+    old = ready_pods_of(spec)[0]
+    c = run(spec[:-2] + f"  at 5m: kill pod {old}\n}}\n", history=True)
+    assert progressing_reasons(c)[-2:] == ["ReplicaSetUpdated", "ProgressDeadlineExceeded"]
+    assert condition(c.get("Deployment", "web"), "Progressing")["lastTransitionTime"] == 932
+
+
+def test_a_rollback_completing_in_one_batch_names_the_set_rolled_back_to():
+    # Upstream passes through ReplicaSetUpdated and ends NewReplicaSetAvailable of the current new set,
+    # not the set rolled back from (now at 0 replicas).
+    c = run(web() + scenario(f"at 1m: {template('web:2')}", f"at 2m: {template('web:1')}"))
+    current = next(rs["name"] for rs in c.of("ReplicaSet") if rs["replicas"] == 4)
+    p = condition(c.get("Deployment", "web"), "Progressing")
+    assert (p["reason"], p["message"], p["lastUpdateTime"], p["lastTransitionTime"]) == (
+        "NewReplicaSetAvailable", f'ReplicaSet "{current}" has successfully progressed.', 120, 0)
+
+
+def test_a_deadline_turned_on_during_a_stuck_rollout_finds_the_new_set_and_times_out():
+    # getNewReplicaSet writes FoundNewReplicaSet on any sync with a deadline and no Progressing condition.
+    spec = web(extra="progressDeadlineSeconds: 2147483647") + scenario(
+        f"at 1m: {TOO_BIG}", "at 2m: update deployment web { progressDeadlineSeconds: 600 }")
+    c = run(spec, history=True)
+    assert progressing_reasons(c) == ["FoundNewReplicaSet", "ProgressDeadlineExceeded"]
+    assert condition(c.get("Deployment", "web"), "Progressing")["lastTransitionTime"] == 721
+
+
 # ---- order independence -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -251,6 +299,18 @@ def test_the_status_is_the_same_whatever_the_firing_order(seed, events):
     shuffled = run(spec, order="random", seed=seed).get("Deployment", "web")
     keep = lambda d: json.dumps({k: v for k, v in d.items() if k != "resourceVersion"}, sort_keys=True, default=str)  # noqa: E731
     assert keep(shuffled) == keep(fixed)
+
+
+def test_a_recreate_rollout_ends_the_same_whatever_the_firing_order():
+    # The ready and available counts come from the sets, as calculateStatus's: a shuffled order that
+    # writes the status before report_ready must not call the rollout complete before a new pod runs.
+    spec = web(replicas=3, extra='strategy: "Recreate"  minReadySeconds: 5') + scenario(f"at 1m: {template('web:2')}")
+    store = ("resourceVersion", "createdRevision")  # the store's bookkeeping, not the state
+    keep = lambda c: json.dumps([{k: v for k, v in o.items() if k not in store}  # noqa: E731
+                                 for o in c.of("Deployment") + c.of("ReplicaSet")], sort_keys=True, default=str)
+    fixed = keep(run(spec))
+    for seed in range(1, 6):
+        assert keep(run(spec, order="random", seed=seed)) == fixed, seed
 
 
 # ---- validation (ValidateDeploymentSpec) --------------------------------------------------------
@@ -320,7 +380,7 @@ def test_describe_deployment_shows_the_stuck_rollout_as_kubectl_does(capsys, mon
     out = capsys.readouterr().out
     assert code == 0
     path = GOLDEN / "describe_deployment_stuck.txt"
-    if __import__("os").environ.get("KONVERGE_REGEN"):
+    if os.environ.get("KONVERGE_REGEN"):
         path.write_text(out, encoding="utf-8")
     assert out == path.read_text(encoding="utf-8")
     assert "Replicas:               4 desired | 2 updated | 5 total | 3 available | 2 unavailable\n" in out
