@@ -114,7 +114,7 @@ class Invalid(APIError):
 # ---- values ---------------------------------------------------------------------
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=True, cache_hash=True)  # a key of RBAC's decisions, asked at every write
 class Identity:
     name: str
     kind: Literal["user", "controller", "admin"]
@@ -380,10 +380,15 @@ class _AdmissionCalls:
 _IMMUTABLE = frozenset({str, int, float, bool, Fraction, type(None)})
 
 
-def _nothing(field: str) -> None:
-    """The value of `field` in no admitted object: with none, every field is defaulted and
-    validated."""
-    return None
+def _not_kept(obj: dict, base: dict) -> list[str] | None:
+    """The fields of `obj` (but its revisions) that do not hold the very value of `base`'s, an
+    admitted object, where it has the same fields; else None. Admitted, `base` has every
+    declared field, none required is none, and each holds what defaulting gives back as it is
+    and validation passes: what admission does to a field depends on its value alone, so an
+    update need only default and validate the others."""
+    if obj.keys() != base.keys():
+        return None
+    return [f for f, v in obj.items() if v is not base[f] and f not in _REVISIONS]
 
 
 def _kinds_read(program: Program, name: str) -> tuple[str, ...] | None:
@@ -460,7 +465,7 @@ class APIServer:
         # finds the store moved on from the last one (explore's restores, a lease) puts every
         # read before it in doubt.
         self._last_write = self._doubt_before = store.revision
-        self._kind_written: dict[str, int] = {}
+        self._kind_written: dict[str, int] = {}  # in the order of those writes, the latest last
         self._world = _StoreWorld(self)
         self._admission = Evaluator(program, self._world)
         self._admission.memo = _AdmissionCalls(self)
@@ -756,7 +761,12 @@ class APIServer:
         else None."""
         if not self._knows_writes_since(revision):
             return None
-        return {kind for kind, written in self._kind_written.items() if written > revision}
+        kinds = set()
+        for kind, written in reversed(self._kind_written.items()):  # most polls follow a write or two
+            if written <= revision:
+                break
+            kinds.add(kind)
+        return kinds
 
     def _knows_writes_since(self, revision: int) -> bool:
         """Whether every write since `revision` went through this server."""
@@ -769,6 +779,7 @@ class APIServer:
             # Written by another hand since (explore's restores, a lease's end): what this server
             # wrote may be gone or replaced, and a key deleted so would keep its record for ever.
             self._stored.clear()
+        self._kind_written.pop(info.name, None)  # now the latest
         self._kind_written[info.name] = self._last_write = revision
 
     def _remember(self, info: KindInfo, key: str, revision: int, stored: dict) -> None:
@@ -849,9 +860,9 @@ class APIServer:
         is kept without a compare (a shared watch hands those values over). A field that holds
         the very value of `stored` (what it updates, as stored) is neither defaulted nor
         validated again: it was, when admitted."""
-        base = stored.object if stored is not None else None
-        obj = self._schema.default_fields(info.fields, obj, base)
-        self._check_schema(info, obj, base)
+        not_kept = _not_kept(obj, stored.object) if stored is not None else None
+        obj = self._schema.default_fields(info.fields, obj, not_kept)
+        self._check_schema(info, obj, not_kept)
         values: dict[str, str] = {}  # field → its value as exact text, made once for every verdict
         obj = self._mutate(info, obj, values, stored)
         changed = None  # with `old`: the fields a ratcheted policy reads that are not kept
@@ -913,8 +924,8 @@ class APIServer:
             verdict = self._verdicts[key] = self._admission.eval(cond, env) is True
         return verdict
 
-    def _check_schema(self, info: KindInfo, obj: dict, base: dict | None = None) -> None:
-        causes = self._validate(info, obj, base)
+    def _check_schema(self, info: KindInfo, obj: dict, changed: list[str] | None = None) -> None:
+        causes = self._validate(info, obj, changed)
         if causes:
             raise Invalid(info.name, obj["name"], causes)
 
@@ -967,11 +978,13 @@ class APIServer:
 
     # -- validation
 
-    def _validate(self, info: KindInfo, obj: dict, base: dict | None = None) -> list[str]:
+    def _validate(self, info: KindInfo, obj: dict, changed: list[str] | None = None) -> list[str]:
+        """What is wrong with `obj`. With `changed`, it holds the very values of an admitted
+        object but in those fields (`_not_kept`), which alone are validated."""
         causes: list[str] = []
         for field in ("name", "namespace"):
             value = obj[field]
-            if value is None:
+            if value is None or changed is not None and field not in changed:
                 continue
             if not isinstance(value, str) or not valid_name(value):
                 causes.append(
@@ -981,7 +994,7 @@ class APIServer:
         managed = obj.get("managedBy")
         if managed is not None and not isinstance(managed, str):
             causes.append(f"managedBy: Invalid value: {_show(managed)}: must be of type string")
-        if not self._schema.fields_valid(info.fields, obj, meta=True, base=base):
+        if not self._schema.fields_valid(info.fields, obj, meta=True, changed=changed):
             _check_fields(self.program, info.fields, obj, "", causes, set(META))
         return causes
 
@@ -1298,30 +1311,51 @@ class _Schema:
             optional = {name: isinstance(f.type, OptT) for name, f in fields.items()}
             fills = [(name, self.fill(f.type)) for name, f in fields.items()]
             leaves = {name: _leaf_types(f.type.inner if optional[name] else f.type) for name, f in fields.items()}
+            defaults = tuple((name, optional[name], fields[name].default, fill) for name, fill in fills)
+            leaf_tests = tuple((name, types | {type(None)} if optional[name] else types)
+                               for name, types in leaves.items() if types is not None)
+            tests = tuple((name, optional[name], self.test(f.type)) for name, f in fields.items()
+                          if leaves[name] is None)
             plan = self._fields[id(fields)] = _Fields(
-                fields, frozenset(fields), frozenset(fields) | set(META),
-                tuple((name, optional[name], fields[name].default, fill) for name, fill in fills),
+                fields, frozenset(fields), frozenset(fields) | set(META), defaults,
                 tuple(name for name, opt in optional.items() if not opt),
                 tuple((name, fill) for name, fill in fills if fill is not None),
-                tuple((name, types | {type(None)} if optional[name] else types)
-                      for name, types in leaves.items() if types is not None),
-                tuple((name, optional[name], self.test(f.type)) for name, f in fields.items() if leaves[name] is None))
+                leaf_tests, tests,
+                {name: rest for name, *rest in defaults},
+                {**{name: (types, False, None) for name, types in leaf_tests},
+                 **{name: (None, opt, test) for name, opt, test in tests}})
         return plan
 
-    def default_fields(self, fields: dict, obj: dict, base: dict | None = None) -> dict:
+    def default_fields(self, fields: dict, obj: dict, changed: list[str] | None = None) -> dict:
         """`obj` with every field present: a missing one (or a required one that is none) takes its
-        default or none, and records within take theirs. A field that holds the very value of
-        `base`, an admitted object, is left as it is: defaulting it again would change nothing
-        (admitted, it has every field within, and none required is none)."""
+        default or none, and records within take theirs. With `changed`, `obj` holds the very
+        values of an admitted object but in those fields (`_not_kept`): the others are left as
+        they are, for defaulting them again would change nothing."""
         plan = self._fields.get(id(fields))
         if plan is None or plan.fields is not fields:
             plan = self._plan(fields)
         out = dict(obj)
+        if changed is not None:
+            by_name = plan.by_name
+            for name in changed:
+                found = by_name.get(name)
+                if found is None:
+                    continue  # metadata
+                optional, default, fill = found
+                value = out[name]
+                if value is None:
+                    if optional:
+                        continue
+                    if default is not None:
+                        value = self._defaults.eval(default, {})
+                    out[name] = value
+                if fill is not None and value is not None:
+                    out[name] = fill(value)
+            return out
         if out.keys() >= plan.names and type(None) not in set(map(type, map(out.__getitem__, plan.required))):
-            kept = base.get if base is not None else _nothing
             for name, fill in plan.fills:  # no field wants its default: only those within the values
                 value = out[name]
-                if value is not None and value is not kept(name):
+                if value is not None:
                     out[name] = fill(value)
             return out
         for name, optional, default, fill in plan.defaults:
@@ -1334,27 +1368,43 @@ class _Schema:
                 out[name] = fill(value)
         return out
 
-    def fields_valid(self, fields: dict, obj: dict, meta: bool = False, base: dict | None = None) -> bool:
+    def fields_valid(self, fields: dict, obj: dict, meta: bool = False, changed: list[str] | None = None) -> bool:
         """Whether `_check_fields` would find nothing wrong with `obj` (True only if so); with
-        `meta`, the object's metadata fields are allowed beside the declared ones. A field that
-        holds the very value of `base`, an admitted object, is valid: validity depends on the
-        value alone."""
+        `meta`, the object's metadata fields are allowed beside the declared ones. With `changed`,
+        `obj` holds the very values of an admitted object but in those fields (`_not_kept`),
+        which alone are tested: validity depends on the value alone."""
         plan = self._fields.get(id(fields))
         if plan is None or plan.fields is not fields:
             plan = self._plan(fields)
+        if changed is not None:
+            checks = plan.checks
+            for name in changed:
+                found = checks.get(name)
+                if found is None:
+                    continue  # metadata
+                types, optional, test = found
+                value = obj[name]
+                if types is not None:
+                    if type(value) not in types:
+                        return False
+                elif value is None:
+                    if not optional:
+                        return False
+                elif not test(value):
+                    return False
+            return True
         if not obj.keys() <= (plan.with_meta if meta else plan.names):
             return False
         get = obj.get
         for name, types in plan.leaves:
             if type(get(name)) not in types:
                 return False
-        kept = base.get if base is not None else _nothing
         for name, optional, test in plan.tests:
             value = get(name)
             if value is None:
                 if not optional:
                     return False
-            elif value is not kept(name) and not test(value):
+            elif not test(value):
                 return False
         return True
 
@@ -1486,6 +1536,8 @@ class _Fields:
     fills: tuple  # (name, its values' defaulter) of the fields whose values have defaults within
     leaves: tuple  # (name, the Python types of its valid values) where they tell
     tests: tuple  # (name, optional, validity test) for the rest
+    by_name: dict  # name → (optional, default, defaulter), as in `defaults`
+    checks: dict  # name → (its valid values' types, as in `leaves`, False, None) or (None, optional, test)
 
 
 def _leaf_types(t: Type) -> frozenset | None:

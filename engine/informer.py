@@ -83,13 +83,15 @@ class Informer:
             kinds = self.kinds
         else:
             kinds = sorted(written.intersection(self._rank) | self._lost, key=self._rank.__getitem__)
+        merged, relists = bool(out) or len(kinds) > 1, self.relists
         try:
             for kind in kinds:
                 out.extend(self._poll_kind(kind, previous))
         except BaseException:
             self._undelivered, self._polled = out, previous
             raise
-        out.sort(key=lambda ev: ev.revision)  # stable: within a revision, kind then key order
+        if merged or self.relists != relists:  # else the events of one watch, in revision order
+            out.sort(key=lambda ev: ev.revision)  # stable: within a revision, kind then key order
         return out
 
     def _poll_kind(self, kind: str, previous: int) -> list[WatchEvent]:
@@ -107,13 +109,16 @@ class Informer:
             self.relists += 1
             return events
         cache = self._caches[kind]
+        api, info = self.api, self.api.kind_info(kind)
         for ev in events:
-            key = self._key(ev.object)
+            obj = ev.object
+            key = api.key(info, obj["namespace"], obj["name"])
             if ev.type == "DELETED":
                 cache.pop(key, None)
             else:
-                cache[key] = ev.object
-            self.revision = max(self.revision, ev.revision)
+                cache[key] = obj
+        if events:
+            self.revision = max(self.revision, events[-1].revision)  # the watch's are in revision order
         return events
 
     # -- the cache

@@ -929,6 +929,48 @@ def test_the_compiled_schema_defaults_and_validates_as_the_declarations_read(thi
         assert api.create(api.admin, "thing", obj)["resourceVersion"]
 
 
+@settings(max_examples=200)
+@given(data=st.data())
+def test_an_update_defaults_and_validates_as_if_it_were_all_new(things, data):
+    # An update defaults and validates only the fields that do not hold the very values of what
+    # it replaces: it must come to what doing so to all of its fields does.
+    from engine.api import META, _check_fields
+
+    api = APIServer(things, open_store())
+    info = api.kind_info("thing")
+    made = api.create(api.admin, "thing", {"name": "t", "namespace": "shop",
+                                           **data.draw(_valid_fields(things, info.fields))})
+    kept = api._stored[api.key(info, "shop", "t")].object  # what a shared watch hands over
+    other = data.draw(_perturbed(_valid_fields(things, info.fields)))
+    changed = data.draw(st.sets(st.sampled_from(sorted(info.fields))))
+    obj = {**kept, **{f: other.get(f) for f in changed}}
+    expected = _default_as_declared(api, info.fields, api._incoming(info, obj))
+    causes: list[str] = []
+    _check_fields(things, info.fields, expected, "", causes, set(META))
+    if causes:
+        with pytest.raises(Invalid) as e:
+            api.update(api.admin, "thing", obj)
+        assert e.value.causes == causes
+        return
+    updated = api.update(api.admin, "thing", obj)
+    if updated["resourceVersion"] == made["resourceVersion"]:  # nothing changed: no write
+        assert encode_object(updated) == encode_object(expected)
+    else:
+        assert repr({**updated, "resourceVersion": None}) == repr({**expected, "resourceVersion": None})
+
+
+def test_written_since_names_the_kinds_written_after_a_revision(api):
+    start = api.revision
+    api.create(api.admin, "pod", pod("a"))
+    middle = api.revision
+    api.create(api.admin, "node", {"name": "n1", "cpu": 1})
+    api.create(api.admin, "pod", pod("b"))  # the pods' latest write, after the node's
+    assert api.written_since(start) == {"Pod", "Node"}
+    assert api.written_since(middle) == {"Pod", "Node"}
+    assert api.written_since(api.revision - 1) == {"Pod"}
+    assert api.written_since(api.revision) == set()
+
+
 def test_a_value_the_compiled_schema_passes_has_nothing_wrong_with_it(things):
     from engine.api import _check_value
     from engine.types import ANY, ListT, MapT, OptT, Prim, RecordT, RefT

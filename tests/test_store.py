@@ -110,6 +110,16 @@ def test_compare_and_swap_runs_the_failure_branch_when_the_key_changed(store):
     assert store.revision == 2
 
 
+def test_a_failed_compare_writes_the_failure_branch_with_the_revision_it_bumps(store):
+    store.put("a", b"1")
+    result = store.txn((Compare("a", "mod", "==", 99),), (Put("a", b"2"),), (Put("b", b"3"),))
+    assert not result.succeeded
+    assert result.revision == store.revision == 2
+    assert result.responses[0].revision == 2 and result.responses[0].prev_kv is None
+    assert store.range("a").kvs[0].value == b"1" and store.range("b").kvs[0].value == b"3"
+    assert [(e.type, e.kv.key, e.kv.mod_revision) for e in store.watch("", 2).poll()] == [("PUT", "b", 2)]
+
+
 def test_create_only_if_absent_compares_version_with_zero(store):
     create = lambda v: store.txn((Compare("a", "version", "==", 0),), (Put("a", v),))  # noqa: E731
     assert create(b"first").succeeded

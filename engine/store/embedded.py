@@ -208,6 +208,8 @@ class EmbeddedStore:
         self._check_open()
         self._check_writable()
         self._expire()
+        if self._disk is None:  # `_commit` less what it does for a log and for several transactions
+            return self._execute(compares, success, failure, None, None)
         return self._commit(((compares, success, failure),))[0]
 
     def txn_many(self, txns: Sequence[Txn]) -> list[TxnResult]:
@@ -257,13 +259,29 @@ class EmbeddedStore:
         undo: dict[str, tuple[int, KeyValue | None]] | None,
         records: list[bytes] | None,
     ) -> TxnResult:
-        succeeded = not compares or all(self._holds(c) for c in compares)
+        succeeded = True
+        for c in compares:
+            if not self._holds(c):
+                succeeded = False
+                break
+        ops = success if succeeded else failure
+        op = ops[0] if len(ops) == 1 else None
+        if type(op) is Put:  # most transactions: a create or an update of one key
+            if op.lease and op.lease not in self._lease_ttl:
+                raise LeaseNotFound(op.lease)
+            rev = self._rev + 1
+            prev = self._live.get(op.key)
+            writes = [(op.key, op.value, op.lease)]
+            self._apply_writes(rev, writes, undo)
+            if records is not None:
+                records.append(_dumps(["t", rev, _encode_writes(writes), []]))
+            return TxnResult(succeeded, rev, (PutResult(rev, prev),))
         live = self._live
         writes: list[tuple[str, bytes | None, int]] = []
         written: set[str] = set()
         plan: list[object] = []  # per op: prev kv, prev kvs, or a RangeResult
 
-        for op in success if succeeded else failure:
+        for op in ops:
             kind = type(op)
             if kind is Put:
                 if op.lease and op.lease not in self._lease_ttl:  # type: ignore[union-attr]
