@@ -86,6 +86,18 @@ def test_multi_port_service_lists_each_pod_once_per_port():
     assert got == [("admin", 9000), ("http", 8080)]
 
 
+def test_multi_port_addresses_come_port_by_port_each_in_pod_order():
+    # A pod without a port's named target port is left out of that port's addresses only.
+    both = "port http { containerPort: 8080 } port admin { containerPort: 9000 }"
+    c = run(node("n1") + web("web-b", ports=both) + web("web-a", ports=both)
+            + web("web-c", ports="port http { containerPort: 8081 }")
+            + 'service web { selector { app: "web" }  port http { port: 80 targetPort: "http" } '
+              'port admin { port: 90 targetPort: "admin" } }')
+    got = [(a["portName"], a["pod"], a["port"]) for a in c.get("Endpoints", "web")["addresses"]]
+    assert got == [("http", "web-a", 8080), ("http", "web-b", 8080), ("http", "web-c", 8081),
+                   ("admin", "web-a", 9000), ("admin", "web-b", 9000)]
+
+
 def test_pods_of_other_namespaces_are_not_endpoints():
     c = run(node("n1") + "namespace other {}\n" + web("web-1") + web("web-x").replace("pod web-x", "pod web-x in other")
             + SERVICE)
