@@ -165,6 +165,40 @@ def test_a_terminating_pod_still_repels_softly_until_it_is_gone():
     assert first == "small-1"
 
 
+def test_a_nodes_score_sums_its_domains_of_every_key_and_every_pods_terms():
+    # Raw scores: a +30 (zone z1: db's term for web) +20 (rack r1: cache, which p seeks) +1 (rack
+    # r1: cache's required term for web, hardPodAffinityWeight); b +30 −50 (host b: x, which p
+    # avoids; b has no rack); c +21 (rack r1, its pods on a; zone z2 holds nothing for web); d 0
+    # (no zone, no rack). Normalised between −20 and 51: a 100, c 57, d 28, b 0. The rack alone
+    # ties a with c, which has no pod and wins on resources: only the zone's share puts p on a.
+    nodes = (node("a", extra='labels { zone: "z1"  rack: "r1" }') + node("b", extra='labels { zone: "z1" }')
+             + node("c", extra='labels { zone: "z2"  rack: "r1" }') + node("d"))
+    residents = (pod("db", labels='app: "db"', extra=f'node: "a" {soft(term("web", "zone", 30))}')
+                 + pod("cache", labels='app: "cache"',
+                       extra='node: "a" affinity: {podAffinity: [{labelSelector: {app: "web"}, topologyKey: "rack"}]}')
+                 + pod("x", labels='app: "x"', extra='node: "b"'))
+    terms = (f"affinity: {{preferredPodAffinity: [{term('cache', 'rack', 20)}], "
+             f"preferredPodAntiAffinity: [{term('x', weight=50)}]}}")
+    c = run(nodes + residents + pod("p", labels='app: "web"', extra=terms))
+    assert c.get("Pod", "p")["node"] == "a"
+    # Without db's term, a and c tie on the rack, and c, with no pod yet, wins on resources.
+    residents = residents.replace(soft(term("web", "zone", 30)), "")
+    assert run(nodes + residents + pod("p", labels='app: "web"', extra=terms)).get("Pod", "p")["node"] == "c"
+
+
+def test_a_node_relabelled_into_a_zone_brings_its_pods_into_the_zones_score():
+    # The first replica goes to the big node a, whose zone holds no x. Then c, where x runs, joins
+    # a's zone: the second replica, alike in content to the first (so it may share what was worked
+    # out for it), must see x in zone z1 now and take b.
+    nodes = (node("a", cpu="32", memory="64Gi", extra='labels { zone: "z1" }')
+             + node("b", extra='labels { zone: "z2" }') + node("c", extra='labels { zone: "z3" }'))
+    x = pod("x", labels='app: "x"', extra='node: "c"')
+    spec = (nodes + x + deployment("web", replicas=1, extra=soft_anti(term("x", "zone")))
+            + 'scenario "move" {\n  at 1m: update node c { labels { zone: "z1" } }\n'
+            + '  at 2m: scale deployment web replicas = 2\n}\n')
+    assert sorted(p["node"] for p in run(spec).pods("web")) == ["a", "b"]
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_soft_terms_place_a_workload_alike_in_any_firing_order(seed):
     # The replicas are alike, so where they land (as a multiset) follows from the terms alone,
