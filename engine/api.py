@@ -1321,7 +1321,7 @@ class _Schema:
                 tuple(name for name, opt in optional.items() if not opt),
                 tuple((name, fill) for name, fill in fills if fill is not None),
                 leaf_tests, tests,
-                {name: rest for name, *rest in defaults},
+                {row[0]: row for row in defaults},
                 {**{name: (types, False, None) for name, types in leaf_tests},
                  **{name: (None, opt, test) for name, opt, test in tests}})
         return plan
@@ -1337,28 +1337,16 @@ class _Schema:
         out = dict(obj)
         if changed is not None:
             by_name = plan.by_name
-            for name in changed:
-                found = by_name.get(name)
-                if found is None:
-                    continue  # metadata
-                optional, default, fill = found
-                value = out[name]
-                if value is None:
-                    if optional:
-                        continue
-                    if default is not None:
-                        value = self._defaults.eval(default, {})
-                    out[name] = value
-                if fill is not None and value is not None:
-                    out[name] = fill(value)
-            return out
-        if out.keys() >= plan.names and type(None) not in set(map(type, map(out.__getitem__, plan.required))):
+            defaults = [by_name[name] for name in changed if name in by_name]  # not metadata
+        elif out.keys() >= plan.names and type(None) not in set(map(type, map(out.__getitem__, plan.required))):
             for name, fill in plan.fills:  # no field wants its default: only those within the values
                 value = out[name]
                 if value is not None:
                     out[name] = fill(value)
             return out
-        for name, optional, default, fill in plan.defaults:
+        else:
+            defaults = plan.defaults
+        for name, optional, default, fill in defaults:
             value = out.get(name)
             if value is None and (not optional or name not in out):
                 if default is not None:
@@ -1536,7 +1524,7 @@ class _Fields:
     fills: tuple  # (name, its values' defaulter) of the fields whose values have defaults within
     leaves: tuple  # (name, the Python types of its valid values) where they tell
     tests: tuple  # (name, optional, validity test) for the rest
-    by_name: dict  # name → (optional, default, defaulter), as in `defaults`
+    by_name: dict  # name → its row of `defaults`
     checks: dict  # name → (its valid values' types, as in `leaves`, False, None) or (None, optional, test)
 
 
