@@ -320,14 +320,29 @@ def explain_lines(program: Program, result: Result, key: tuple) -> list[str]:
 
 
 def culprits(ev, world, inv: A.InvariantDecl) -> list[tuple]:
-    """For a `forall KIND v where …: …` invariant, the keys of the objects it fails on."""
-    q = inv.cond
-    if not isinstance(q, A.Quantifier) or q.quantifier != "forall" or not isinstance(q.source, A.KindSource):
+    """For a `forall … where …: …` invariant, the keys of the objects it fails on: those of the
+    innermost `forall` that fails for them, so that `forall node n: forall p in pods_on(n): …`
+    names the pod, not only its node."""
+    return list(dict.fromkeys(_failing(ev, world, inv.cond, {})))
+
+
+def _failing(ev, world, q: A.Expr, env: dict) -> list[tuple]:
+    if not isinstance(q, A.Quantifier) or q.quantifier != "forall":
         return []
-    kind = ev.kind_name(q.source.kind)
-    return [object_key(kind, o.get("namespace"), o["name"]) for o in world.scan(kind)
-            if (q.where is None or ev.eval(q.where, {q.source.var: o}) is True)
-            and ev.eval(q.body, {q.source.var: o}) is not True]
+    if isinstance(q.source, A.KindSource):
+        values = world.scan(ev.kind_name(q.source.kind))
+    else:
+        values = ev.eval(q.source.iterable, env) or ()
+    out = []
+    for v in values:
+        inner = {**env, q.source.var: v}
+        if (q.where is None or ev.eval(q.where, inner) is True) and ev.eval(q.body, inner) is not True:
+            found = _failing(ev, world, q.body, inner)
+            if found:
+                out.extend(found)
+            elif isinstance(v, dict) and "kind" in v and "name" in v:
+                out.append(object_key(v["kind"], v.get("namespace"), v["name"]))
+    return out
 
 
 def result_culprits(program: Program, result: Result, names: list[str]) -> list[tuple]:

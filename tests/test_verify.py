@@ -274,3 +274,22 @@ def test_each_example_draws_its_events_from_a_few_of_the_fault_kinds():
     assert kinds_of(alone) == {"service"}
     mixed = find(strategy, lambda sc: len(kinds_of(sc)) == 3)
     assert len(mixed.items) >= 3
+
+
+def test_an_invariant_over_a_nodes_pods_names_the_pod_it_fails_on(capsys, tmp_path):
+    # "every bound pod fits its node's selectors and taints" goes node by node, then over each
+    # node's pods (forall … : forall p in pods_on(n): …): the failure names the innermost
+    # binding, the pod bound by hand past the node's taint, not the node.
+    spec = tmp_path / "by-hand.konv"
+    spec.write_text(
+        'node n2 { cpu: 4  memory: 8Gi  taints: [ { key: "x", value: "", effect: "NoExecute", timeAdded: 0s } ] }\n'
+        "node n3 { cpu: 4  memory: 8Gi }\n"
+        "replace controller node_lifecycle { }\n"
+        'pod byhand { node: "n2"  container c { image: "c:1"  cpu: 100m  memory: 64Mi } }\n'
+        'pod tolerant { node: "n2"  tolerations: [ { key: "x", operator: "Exists", effect: "NoExecute" } ]\n'
+        '  container c { image: "c:1"  cpu: 100m  memory: 64Mi } }\n')
+    code, out, _ = verify(capsys, spec, "--examples", 2, "--seed", 1, "--faults", "cordon", "--out", tmp_path / "ce.konv")
+    assert code == 4, out
+    assert 'invariant "no pod is left on a failed node past its toleration" does not hold' in out
+    assert "fails on Pod/default/byhand" in out and "fails on Node/" not in out
+    assert "Pod/default/tolerant" not in out.split("explain")[0]
