@@ -924,8 +924,8 @@ class APIServer:
             verdict = self._verdicts[key] = self._admission.eval(cond, env) is True
         return verdict
 
-    def _check_schema(self, info: KindInfo, obj: dict, changed: list[str] | None = None) -> None:
-        causes = self._validate(info, obj, changed)
+    def _check_schema(self, info: KindInfo, obj: dict, not_kept: list[str] | None = None) -> None:
+        causes = self._validate(info, obj, not_kept)
         if causes:
             raise Invalid(info.name, obj["name"], causes)
 
@@ -978,13 +978,13 @@ class APIServer:
 
     # -- validation
 
-    def _validate(self, info: KindInfo, obj: dict, changed: list[str] | None = None) -> list[str]:
-        """What is wrong with `obj`. With `changed`, it holds the very values of an admitted
+    def _validate(self, info: KindInfo, obj: dict, not_kept: list[str] | None = None) -> list[str]:
+        """What is wrong with `obj`. With `not_kept`, it holds the very values of an admitted
         object but in those fields (`_not_kept`), which alone are validated."""
         causes: list[str] = []
         for field in ("name", "namespace"):
             value = obj[field]
-            if value is None or changed is not None and field not in changed:
+            if value is None or not_kept is not None and field not in not_kept:
                 continue
             if not isinstance(value, str) or not valid_name(value):
                 causes.append(
@@ -994,7 +994,7 @@ class APIServer:
         managed = obj.get("managedBy")
         if managed is not None and not isinstance(managed, str):
             causes.append(f"managedBy: Invalid value: {_show(managed)}: must be of type string")
-        if not self._schema.fields_valid(info.fields, obj, meta=True, changed=changed):
+        if not self._schema.fields_valid(info.fields, obj, meta=True, not_kept=not_kept):
             _check_fields(self.program, info.fields, obj, "", causes, set(META))
         return causes
 
@@ -1326,18 +1326,18 @@ class _Schema:
                  **{name: (None, opt, test) for name, opt, test in tests}})
         return plan
 
-    def default_fields(self, fields: dict, obj: dict, changed: list[str] | None = None) -> dict:
+    def default_fields(self, fields: dict, obj: dict, not_kept: list[str] | None = None) -> dict:
         """`obj` with every field present: a missing one (or a required one that is none) takes its
-        default or none, and records within take theirs. With `changed`, `obj` holds the very
+        default or none, and records within take theirs. With `not_kept`, `obj` holds the very
         values of an admitted object but in those fields (`_not_kept`): the others are left as
         they are, for defaulting them again would change nothing."""
         plan = self._fields.get(id(fields))
         if plan is None or plan.fields is not fields:
             plan = self._plan(fields)
         out = dict(obj)
-        if changed is not None:
+        if not_kept is not None:
             by_name = plan.by_name
-            defaults = [by_name[name] for name in changed if name in by_name]  # not metadata
+            defaults = [by_name[name] for name in not_kept if name in by_name]  # not metadata
         elif out.keys() >= plan.names and type(None) not in set(map(type, map(out.__getitem__, plan.required))):
             for name, fill in plan.fills:  # no field wants its default: only those within the values
                 value = out[name]
@@ -1356,17 +1356,17 @@ class _Schema:
                 out[name] = fill(value)
         return out
 
-    def fields_valid(self, fields: dict, obj: dict, meta: bool = False, changed: list[str] | None = None) -> bool:
+    def fields_valid(self, fields: dict, obj: dict, meta: bool = False, not_kept: list[str] | None = None) -> bool:
         """Whether `_check_fields` would find nothing wrong with `obj` (True only if so); with
-        `meta`, the object's metadata fields are allowed beside the declared ones. With `changed`,
+        `meta`, the object's metadata fields are allowed beside the declared ones. With `not_kept`,
         `obj` holds the very values of an admitted object but in those fields (`_not_kept`),
         which alone are tested: validity depends on the value alone."""
         plan = self._fields.get(id(fields))
         if plan is None or plan.fields is not fields:
             plan = self._plan(fields)
-        if changed is not None:
+        if not_kept is not None:
             checks = plan.checks
-            for name in changed:
+            for name in not_kept:
                 found = checks.get(name)
                 if found is None:
                     continue  # metadata
