@@ -1154,6 +1154,17 @@ def test_informer_lists_then_follows_the_watch(api):
     assert [o["name"] for o in inf.list("pod")] == ["b"]
 
 
+def test_informer_gives_the_events_of_several_kinds_in_revision_order(api):
+    # Each kind's watch gives its own events in order; polled kind by kind, they are merged.
+    inf = Informer(api, api.admin, ["pod", "node"])
+    api.create(api.admin, "node", {"name": "n1", "cpu": 1})
+    api.create(api.admin, "pod", pod("a"))
+    api.create(api.admin, "node", {"name": "n2", "cpu": 1})
+    events = inf.poll()
+    assert [(e.object["kind"], e.object["name"]) for e in events] == [("Node", "n1"), ("Pod", "a"), ("Node", "n2")]
+    assert inf.revision == api.revision
+
+
 def test_informer_relists_after_compaction_and_reports_the_difference(api):
     a = api.create(api.admin, "pod", pod("a"))
     api.create(api.admin, "pod", pod("b"))
