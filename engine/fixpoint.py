@@ -639,14 +639,17 @@ class _Instance:
     primary_key: tuple | None
 
 
+_NOTHING: frozenset = frozenset()
+
+
 @attrs.define(slots=True)
 class _Outcome:
     writes: list  # [(verb, kind, obj or key, expected resourceVersion)]
     reads: set  # kinds scanned
     deadlines: set
-    keys: set = attrs.Factory(set)  # objects it wants to exist or to change: a change to them wakes it,
+    keys: set | frozenset = _NOTHING  # objects it wants to exist or to change: a change to them wakes it,
     # except those of `made`, which it only creates (`create`, not `ensure`): only their coming and going does
-    made: frozenset = frozenset()
+    made: frozenset = _NOTHING
     acted: bool = True  # whether any binding passed its clauses (False: its actions and pick read nothing)
     # When none did, how many of the clauses, from the first, some binding got to (_Plan.reached);
     # None, not known: the instance is woken as one that acted.
@@ -833,16 +836,15 @@ class Engine:
         self.ev.deadlines = set()
         self.ev.saw_clock = False
         plan = _Plan(self, inst)
-        rule = inst.rule
-        clauses = rule.clauses
         if inst.primary is not None:
-            env = {clauses[0].source.var: inst.primary}
-            plan.run(clauses[1:], env)
+            plan.run(1, {inst.rule.clauses[0].source.var: inst.primary})
         else:
-            plan.run(clauses, {})
+            plan.run(0, {})
         plan.collect_stale()
-        outcome = _Outcome(plan.writes, self.world.scanned, self.ev.deadlines, plan.ensured | plan.created,
-                           frozenset(plan.created - plan.ensured), plan.acted, plan.reached)
+        ensured, created = plan.ensured, plan.created
+        outcome = _Outcome(plan.writes, self.world.scanned, self.ev.deadlines,
+                           ensured | created if created else ensured,
+                           frozenset(created - ensured) if created else _NOTHING, plan.acted, plan.reached)
         self.world.scanned = set()  # the outcome keeps what it read: what is read after is no one's
         self.ev.deadlines = None
         return outcome
@@ -887,20 +889,25 @@ class Engine:
         else:
             self.stopped[iid] = outcome.reached
         old = self.reads_of.get(iid)
-        if old != new:  # mostly an instance reads what it read last time
+        if old is None:
+            if new:  # many read nothing but their own object (their first guard fails)
+                self.reads_of[iid] = new
+                _add_reader(self.readers, new, iid)
+        elif old != new:  # mostly an instance reads what it read last time
             readers = self.readers
-            if old:
-                for read in old - new:
-                    found = readers.get(read)
-                    if found is not None:
-                        found.discard(iid)
-                new_reads = new - old
-            else:
-                new_reads = new
+            for read in old - new:
+                found = readers.get(read)
+                if found is not None:
+                    found.discard(iid)
             self.reads_of[iid] = new
-            _add_reader(readers, new_reads, iid)
-        if inst.primary_key is not None:
-            self.bound.setdefault(inst.primary_key, set()).add(inst.id)
+            _add_reader(readers, new - old, iid)
+        key = inst.primary_key
+        if key is not None:
+            found = self.bound.get(key)
+            if found is None:
+                self.bound[key] = {iid}
+            else:
+                found.add(iid)
         for key in outcome.keys:
             (self.makers if key in outcome.made else self.bound).setdefault(key, set()).add(inst.id)
         waited = self.deadlines_of.get(iid)
@@ -1324,46 +1331,58 @@ def _fingerprint(writes: list) -> str:
 class _Plan:
     """The writes one instance wants: its clauses walked, its actions evaluated."""
 
+    __slots__ = ("engine", "ev", "inst", "clauses", "writes", "pending", "order", "ensured", "created",
+                 "deleted", "acted", "reached")
+
     def __init__(self, engine: Engine, inst: _Instance):
         self.engine = engine
         self.ev = engine.ev
         self.inst = inst
+        self.clauses = inst.rule.clauses
         self.writes: list = []
-        self.pending: dict[tuple, dict] = {}  # objects this instance changes, as changed so far
+        # What the actions change — objects as changed so far (`pending`, first changed in
+        # `order`), ensured, created, deleted — made when a binding first passes the clauses
+        # (act): most evaluations pass none, and read these empty.
+        self.pending: dict[tuple, dict] = {}
         self.order: list[tuple] = []
-        self.ensured: set[tuple] = set()
-        self.created: set[tuple] = set()
-        self.deleted: set[tuple] = set()
+        self.ensured: set[tuple] | frozenset = _NOTHING
+        self.created: set[tuple] | frozenset = _NOTHING
+        self.deleted: set[tuple] | frozenset = _NOTHING
         self.acted = False
         # How many of the rule's clauses, from the first, some binding got to: where none passed
         # them all, what the rest read cannot have mattered (Engine.stopped).
         self.reached = 0
-        self.clause_count = len(inst.rule.clauses)
 
-    def run(self, clauses: tuple, env: dict) -> None:
-        self._walk(list(clauses), env)
+    def run(self, start: int, env: dict) -> None:
+        """Walk the clauses from the `start`th (those before bound `env`), then add the updates
+        of the objects the actions changed."""
+        self._walk(start, env)
         for key in self.order:
             obj = self.pending[key]
             self.writes.append(("update", key[0], obj, obj["resourceVersion"]))
 
-    def _walk(self, clauses: list, env: dict) -> None:
-        if not clauses:
+    def _walk(self, i: int, env: dict) -> None:
+        """Walk the rule's clauses from the `i`th."""
+        clauses = self.clauses
+        if i == len(clauses):
             self.act(env)
             return
-        c, rest = clauses[0], clauses[1:]
-        # `clauses` is a tail of the rule's (run's callers, and this walk): how many of the rule's
-        # clauses, from the first, this one brings the walk to.
-        reached = self.clause_count - len(rest)
-        if isinstance(c, A.ForClause):
+        c = clauses[i]
+        reached = i + 1  # how many of the rule's clauses, from the first, this one brings the walk to
+        if isinstance(c, A.WhereClause):
+            if reached > self.reached:
+                self.reached = reached
+            if self.ev.eval(c.cond, env) is True:
+                self._walk(reached, env)
+        elif isinstance(c, A.ForClause):
             wheres = []
-            for following in rest:
+            for following in clauses[reached:]:
                 if not isinstance(following, A.WhereClause):
                     break
                 wheres.append(following.cond)
-            reached += len(wheres)  # they narrow its candidates (Evaluator.bindings) before any binding
-        if reached > self.reached:
-            self.reached = reached
-        if isinstance(c, A.ForClause):
+            # They narrow its candidates (Evaluator.bindings) before any binding.
+            if reached + len(wheres) > self.reached:
+                self.reached = reached + len(wheres)
             # The leading conjuncts that do not mention the new variable are the same for every
             # binding: when one fails, no binding passes, and the source is not read at all.
             for cond in _leading_free(wheres, c.source.var):
@@ -1372,16 +1391,18 @@ class _Plan:
             for value in self.ev.bindings(c.source, env, wheres):
                 inner = dict(env)
                 inner[c.source.var] = value
-                self._walk(rest, inner)
-        elif isinstance(c, A.LetClause):
+                self._walk(reached, inner)
+        else:
+            if reached > self.reached:
+                self.reached = reached
             inner = dict(env)
             inner[c.name] = self.ev.eval(c.value, env)
-            self._walk(rest, inner)
-        elif self.ev.eval(c.cond, env) is True:
-            self._walk(rest, env)
+            self._walk(reached, inner)
 
     def act(self, env: dict) -> None:
-        self.acted = True
+        if not self.acted:
+            self.acted = True
+            self.ensured, self.created, self.deleted = set(), set(), set()
         rule = self.inst.rule
         for a in rule.actions:
             self.action(a, env)
@@ -1849,7 +1870,7 @@ def apply_event(program: Program, api, engine: Engine, event) -> None:
         inst = _Instance(f"scenario/{event.fault}[{key_text(key)}]", "", "scenario", rule, target, key)
         engine.identities.setdefault("scenario", who)
         plan = _Plan(engine, inst)
-        plan.run((), env)
+        plan.run(0, env)
         engine.apply(inst, plan.writes)
         return
     kind = program.kind(event.kind)
