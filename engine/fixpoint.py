@@ -632,7 +632,7 @@ def _by_content(fields: Iterable[frozenset | None]) -> dict[int, frozenset]:
 @attrs.define(slots=True)
 class _Instance:
     id: str
-    priority: str  # Engine.priority
+    priority: tuple[int, str]  # Engine.priority
     controller: str
     rule: A.Rule
     primary: dict | None  # the object the first `for` binds, if it ranges over a kind
@@ -689,8 +689,13 @@ class Engine:
         # settled (it sees their changes together); the rest go in the order they are declared.
         self.rank = {id(rule): n for n, (_, _, rule) in enumerate(sorted(self.rules, key=lambda r: r[2].batched))}
         self._rules_of_kind: dict[str, list[tuple]] = {}
-        self.dirty: list[str] = []  # heap of priorities
-        self.queued: dict[str, str] = {}  # priority → id, of those in the heap
+        # The dirty instances by priority (Engine.priority): for each rank, a heap of places, each
+        # mapped to its instance's id; and a heap of the ranks that have any. A rank's heap is
+        # shallower than one of all, and in the fixed order holds one string per object, which all
+        # its instances share.
+        self.dirty: list[list[str]] = [[] for _ in self.rules]
+        self.queued: list[dict[str, str]] = [{} for _ in self.rules]
+        self.dirty_ranks: list[int] = []
         self.dirty_ids: set[str] = set()
         self.instances: dict[str, _Instance] = {}
         self.bound: dict[tuple, set[str]] = {}  # object key → ids of instances bound to it
@@ -776,17 +781,14 @@ class Engine:
 
     # -- instances
 
-    def priority(self, rule: A.Rule, ci: int, ri: int, key: tuple, iid: str) -> str:
-        """Where an instance comes in the firing order: one string, cheaper to compare than a tuple,
-        ending in a NUL and its id. In the fixed order, by its rule's rank (a character), then its
-        object's key (a rule's instances bind objects of one kind: the namespace and name tell them
-        apart), joined by NULs, which come before any other character and which no name the API
-        server admits holds (names are RFC 1123 subdomains), so that the string orders as the
-        tuple (rank, namespace, name, id) would."""
+    def priority(self, rule: A.Rule, ci: int, ri: int, key: tuple, iid: str, place: str) -> tuple[int, str]:
+        """Where an instance comes in the firing order: (rank, place). In the fixed order, its rule's
+        rank, then its object's place (_place; a rule's instances bind objects of one kind). In the
+        random order, one rank for all and a digest, then its id."""
         if self.order == "random":
             digest = hashlib.blake2b(f"{self.seed}:{ci}:{ri}:{key}".encode(), digest_size=8).hexdigest()
-            return f"{digest}\0{iid}"  # as (the digest as a number, id): the digits are of one width
-        return "\0".join((chr(self.rank[id(rule)]) + (key[1] if key else ""), *key[2:], iid))
+            return (0, f"{digest}\0{iid}")  # as (the digest as a number, id): the digits are of one width
+        return (self.rank[id(rule)], place)
 
     def primary_source(self, rule: A.Rule) -> A.KindSource | None:
         for c in rule.clauses:
@@ -800,13 +802,14 @@ class Engine:
         src = self.primary_source(rule)
         if src is None:
             iid = f"{cname}/{rule.name}"
-            yield _Instance(iid, self.priority(rule, ci, ri, (), iid), cname, rule, None, None)
+            yield _Instance(iid, self.priority(rule, ci, ri, (), iid, ""), cname, rule, None, None)
             return
         kind = self.ev.kind_name(src.kind)
         for obj in self.cache.scan(kind):
             key = object_key(kind, obj.get("namespace"), obj["name"])
-            iid = f"{cname}/{rule.name}[{key_text(key)}]"
-            yield _Instance(iid, self.priority(rule, ci, ri, key, iid), cname, rule, obj, key)
+            text = key_text(key)
+            iid = f"{cname}/{rule.name}[{text}]"
+            yield _Instance(iid, self.priority(rule, ci, ri, key, iid, _place(key, text)), cname, rule, obj, key)
 
     def enumerate_instances(self) -> Iterable[_Instance]:
         for cname, _, rule in self.rules:
@@ -822,8 +825,26 @@ class Engine:
         """Queue an instance the engine knows: its object, if it changed, is looked up as it runs."""
         if inst.id not in self.dirty_ids:
             self.dirty_ids.add(inst.id)
-            heapq.heappush(self.dirty, inst.priority)
-            self.queued[inst.priority] = inst.id
+            rank, place = inst.priority
+            heap = self.dirty[rank]
+            if not heap:
+                heapq.heappush(self.dirty_ranks, rank)
+            heapq.heappush(heap, place)
+            self.queued[rank][place] = inst.id
+
+    def unqueue(self) -> str | None:
+        """The id of the first queued instance in the firing order, taken off the queue; None if none is."""
+        ranks = self.dirty_ranks
+        if not ranks:
+            return None
+        rank = ranks[0]
+        heap = self.dirty[rank]
+        place = heapq.heappop(heap)
+        if not heap:
+            heapq.heappop(ranks)
+        iid = self.queued[rank].pop(place)
+        self.dirty_ids.discard(iid)
+        return iid
 
     # -- evaluation of one instance
 
@@ -979,11 +1000,12 @@ class Engine:
             # bound to nothing, but such an object can only come back as a new one, here.
             if before is None and (obj := self.cache.get(key)) is not None:
                 text = key_text(key)
+                place = _place(key, text)
                 for cname, rule, ci, ri in self.rules_of_kind(key[0]):
                     iid = f"{cname}/{rule.name}[{text}]"
                     known = self.instances.get(iid)
                     if known is None:
-                        self.mark(_Instance(iid, self.priority(rule, ci, ri, key, iid), cname, rule, obj, key))
+                        self.mark(_Instance(iid, self.priority(rule, ci, ri, key, iid, place), cname, rule, obj, key))
                     elif known.primary is not obj:
                         self.mark(_Instance(iid, known.priority, cname, rule, obj, key))
         # Instances whose own objects were ensured (managedBy) must look again when those change.
@@ -1121,9 +1143,7 @@ class Engine:
             return self.next_followed()
         if self.naive:
             return self.next_enabled_naive()
-        while self.dirty:
-            iid = self.queued.pop(heapq.heappop(self.dirty))
-            self.dirty_ids.discard(iid)
+        while (iid := self.unqueue()) is not None:
             inst = self.refresh(self.instances[iid])
             outcome = self.look(inst)
             if self.wants(iid, outcome):
@@ -1179,9 +1199,7 @@ class Engine:
         queueing no timer: for engine.explore, which keeps the outcomes and deadlines itself and
         tries every enabled instance in turn. Incremental mode only."""
         out = []
-        while self.dirty:
-            iid = self.queued.pop(heapq.heappop(self.dirty))
-            self.dirty_ids.discard(iid)
+        while (iid := self.unqueue()) is not None:
             inst = self.refresh(self.instances[iid])
             out.append((inst, self.look(inst)))
         self.timers.clear()
@@ -1321,6 +1339,16 @@ class Engine:
         objects = sorted({key_text(object_key(w.kind, w.namespace, w.name)) for w in self.trace
                           if w.step > first})
         return Cycle(period, tuple(sorted(set(fired))), tuple(objects))
+
+
+def _place(key: tuple, text: str) -> str:
+    """An object's place among the instances of a rule in the fixed order, `text` its key_text:
+    by namespace, then name (a rule's instances bind objects of one kind), joined by NULs, which
+    come before any other character and which no name the API server admits holds (names are
+    RFC 1123 subdomains), so that places order as (namespace, name) would. The key's text at the
+    end tells apart, as it does their instances' ids, objects a store written around the API
+    server named with NULs."""
+    return f"{key[1]}\0{key[2]}\0{text}"
 
 
 def _fingerprint(writes: list) -> str:
@@ -1867,14 +1895,14 @@ def apply_event(program: Program, api, engine: Engine, event) -> None:
         for arg in event.args:
             env[arg.name] = constant(program, arg.value)
         rule = A.Rule(event.fault, (), fault.actions)
-        inst = _Instance(f"scenario/{event.fault}[{key_text(key)}]", "", "scenario", rule, target, key)
+        inst = _Instance(f"scenario/{event.fault}[{key_text(key)}]", (0, ""), "scenario", rule, target, key)
         engine.identities.setdefault("scenario", who)
         plan = _Plan(engine, inst)
         plan.run(0, env)
         engine.apply(inst, plan.writes)
         return
     kind = program.kind(event.kind)
-    inst = _Instance("scenario", "", "scenario", A.Rule("scenario", ()), None, None)
+    inst = _Instance("scenario", (0, ""), "scenario", A.Rule("scenario", ()), None, None)
     engine.identities.setdefault("scenario", who)
     if isinstance(event, A.CreateEvent):
         body = build_entries(program, engine.ev, kind.fields, event.entries, {})

@@ -509,7 +509,9 @@ def test_a_change_to_a_field_a_rule_does_not_read_of_the_objects_it_looks_up_lea
 
     def woken(name: str, **fields) -> set:
         update(name, **fields)
-        found, engine.dirty_ids, engine.dirty = engine.dirty_ids, set(), []
+        found = set()
+        while (iid := engine.unqueue()) is not None:
+            found.add(iid)
         return found
 
     assert woken("a", note="unread") == {"c/listed[Box/default/x]"}
