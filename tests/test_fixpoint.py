@@ -372,27 +372,30 @@ def test_a_rules_instances_fire_in_the_order_of_their_objects_namespaces_then_na
     item a.b in a {}
     item a-b in a {}
     item a in a.b {}
+    item a in a {}
     """)
     assert [(w.namespace, w.name) for w in r.trace if w.actor == "c"] == [
-        ("a", "a-b"), ("a", "a.b"), ("a", "ab"), ("a", "z"), ("a-b", "a"), ("a.b", "a")]
+        ("a", "a"), ("a", "a-b"), ("a", "a.b"), ("a", "ab"), ("a", "z"), ("a-b", "a"), ("a.b", "a")]
 
 
 def test_an_object_whose_stored_name_holds_a_nul_is_queued_and_refused_not_a_crash():
     # A store written around the API server may hold a name it would refuse: the separator of
-    # the queue's priorities must not be taken for the end of that name.
+    # the queue's places must not be taken for the end of that name, nor two objects whose
+    # namespace and name, joined, are alike be given one place.
     from engine.api import encode_object
     from engine.store import Put
 
     store = open_store()
-    nul = {"kind": "Item", "name": "b\0x", "namespace": "default", "group": "", "size": 0, "done": False,
-           "note": "", "since": 0, "labels": {}}
-    store.txn([], [Put("/registry/items/default/b\0x", encode_object(nul))])
+    for ns, name in [("default", "b\0x"), ("default\0b", "x")]:
+        nul = {"kind": "Item", "name": name, "namespace": ns, "group": "", "size": 0, "done": False,
+               "note": "", "since": 0, "labels": {}}
+        store.txn([], [Put(f"/registry/items/{ns}/{name}", encode_object(nul))])
     r = reconcile(program("""
     controller c { rule mark for item i set i.done = true }
     item a {}
     """), store=store)
     assert r.converged and objects(r, "Item")["a"]["done"] is True
-    assert [w.name for w in r.trace if w.verb == "refused"] == ["b\0x"]
+    assert [(w.namespace, w.name) for w in r.trace if w.verb == "refused"] == [("default\0b", "x"), ("default", "b\0x")]
 
 
 def test_the_same_seed_gives_the_same_random_order():
