@@ -144,7 +144,7 @@ class Evaluator:
         self.deadlines: set | None = None
         self._probes: dict = {}
         self._code: dict[int, Callable[[Env], Any]] = {}
-        self._defs: dict[str, tuple] = {}  # def → its parameters' names and its body's code
+        self._defs: dict[str, Callable] = {}  # def → its body's code, a function of the arguments
         self._straight: dict[str, bool] = {}  # def → evaluated at every call, never memoised
         # def → True where it is memoised, [calls, hits] while that is tried out (_tally), or the
         # calls left to evaluate afresh, its entries found unused, before it is tried again
@@ -357,15 +357,14 @@ class Evaluator:
                 if entry[1]:
                     memo.world.scanned |= entry[1]
                 return entry[0]
-        names, body = self._defs.get(d.name) or self._def(d)
-        inner = dict(zip(names, args))
+        body = self._defs.get(d.name) or self._def(d)
         if key is None:
-            return body(inner)
+            return body(*args)
         outer_clock, self.clock_used = self.clock_used, False
         outer = memo.enter()
         value, cacheable = None, False
         try:
-            value = body(inner)
+            value = body(*args)
             cacheable = not self.clock_used
         finally:
             memo.leave(outer, key, value, cacheable)
@@ -375,8 +374,7 @@ class Evaluator:
     def value_of(self, d: A.DefDecl, args: list):
         """A def's value on `args`, worked out afresh (unmemoised, unrecorded): for a def that reads
         nothing but its arguments (reads.straight)."""
-        names, body = self._defs.get(d.name) or self._def(d)
-        return body(dict(zip(names, args)))
+        return (self._defs.get(d.name) or self._def(d))(*args)
 
     def _tally(self, name: str, trial: list, hit: bool) -> None:
         """Count a memoised call of `name` in its trial; at its end, keep the def memoised only
@@ -396,8 +394,8 @@ class Evaluator:
             found = self._straight[name] = straight(self.program.defs, name)
         return found
 
-    def _def(self, d: A.DefDecl) -> tuple:
-        found = self._defs[d.name] = (tuple(p.name for p in d.params), self.compile(d.body))
+    def _def(self, d: A.DefDecl) -> Callable:
+        found = self._defs[d.name] = _compile_def(self, d)
         return found
 
 
@@ -577,6 +575,20 @@ def _compile(ev, e) -> Callable[[Env], Any]:
     made = ev.program.generated.get(id(e))
     if made is None or made[0] is not e:
         made = ev.program.generated[id(e)] = (e, *_Source(ev).generate(e))  # the node kept alive
+    return _bind(ev, made)
+
+
+def _compile_def(ev, d: A.DefDecl) -> Callable:
+    """A def's body as a function of its arguments, in the order of its parameters: a call
+    builds no environment unless the body hands one to a part compiled apart."""
+    made = ev.program.generated.get(id(d))
+    if made is None or made[0] is not d:
+        params = tuple(p.name for p in d.params)
+        made = ev.program.generated[id(d)] = (d, *_Source(ev).generate(d.body, params))
+    return _bind(ev, made)
+
+
+def _bind(ev, made: tuple) -> Callable:
     _, code, shared, compiled = made
     scope = {**shared, "ev": ev, "call_def": ev.call_def, "arith": ev.arith}
     for name, node in compiled.items():
@@ -600,15 +612,31 @@ class _Source:
         self.params: dict[str, str] | None = None  # the variables of a straight def written out here
         self.bound: dict[str, str] = {}  # the variables of the comprehensions written out around here, each a local
         self.temps = 0
+        self.given: tuple[str, ...] = ()  # a def's parameters, given as arguments: never unbound (generate)
+        self.wants_env = False  # whether the code hands its environment to a part compiled apart
 
-    def generate(self, e: A.Expr) -> tuple[CodeType, dict, dict[str, A.Expr]]:
+    def generate(self, e: A.Expr, params: tuple[str, ...] | None = None) -> tuple[CodeType, dict, dict[str, A.Expr]]:
         """The code of a function of `env` that evaluates `e`, the globals it needs but the
-        evaluator's own, and the subexpressions it calls compiled apart, by the names it uses."""
-        body = self.expr(e, 0)
-        lines = ["def code(env):"]
-        for name, local in self.variables.items():
-            lines += ["    try:", f"        {local} = env[{name!r}]", "    except KeyError:",
-                      f"        {local} = _UNBOUND"]
+        evaluator's own, and the subexpressions it calls compiled apart, by the names it uses.
+        With `params` (a def's parameters), a function of their values instead, in that order:
+        the environment is only these (any other name is unbound), built where a part compiled
+        apart is given it."""
+        if params is None:
+            body = self.expr(e, 0)
+            lines = ["def code(env):"]
+            for name, local in self.variables.items():
+                lines += ["    try:", f"        {local} = env[{name!r}]", "    except KeyError:",
+                          f"        {local} = _UNBOUND"]
+        else:
+            for name in params:
+                self.variable(name)
+            self.given = params
+            body = self.expr(e, 0)
+            lines = [f"def code({', '.join(self.variables[name] for name in params)}):"]
+            lines += [f"    {local} = _UNBOUND" for name, local in self.variables.items() if name not in params]
+            if self.wants_env:
+                items = ", ".join(f"{name!r}: {self.variables[name]}" for name in params)
+                lines.append(f"    env = {{{items}}}")
         lines.append(f"    return {body}")
         try:
             with warnings.catch_warnings():  # `1 is True`, where a straight def's body is a constant, is meant
@@ -617,7 +645,7 @@ class _Source:
         except (SyntaxError, RecursionError):  # nested deeper than Python takes: in smaller functions
             if self.cut == 1:
                 raise
-            return _Source(self.ev, cut=1).generate(e)
+            return _Source(self.ev, cut=1).generate(e, params)
         exec(code, self.scope)
         return self.scope.pop("code").__code__, self.scope, self.compiled
 
@@ -642,6 +670,7 @@ class _Source:
         """The environment of a function compiled on its own: in a straight def written out
         (where none is, as it loops nowhere), its parameters."""
         if self.params is None:
+            self.wants_env = True
             if not self.bound:
                 return "env"
             return "{**env, " + ", ".join(f"{name!r}: {local}" for name, local in self.bound.items()) + "}"
@@ -662,6 +691,8 @@ class _Source:
                 return f"_unbound({self.value(var)})"
             return f"({local}.get({name!r}) if isinstance({local}, dict) else None)"
         local = self.bound.get(var.id)
+        if local is None and var.id in self.given:
+            local = self.variables[var.id]
         if local is not None:
             return f"({local}.get({name!r}) if isinstance({local}, dict) else None)"
         v = self.variable(var.id)
@@ -684,6 +715,8 @@ class _Source:
                 return self.params.get(e.id) or f"_unbound({self.value(e)})"
             if e.id in self.bound:
                 return self.bound[e.id]
+            if e.id in self.given:
+                return self.variables[e.id]
             v = self.variable(e.id)
             return f"({v} if {v} is not _UNBOUND else _unbound({self.value(e)}))"
         if t is A.Attr:

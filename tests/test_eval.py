@@ -82,6 +82,22 @@ def test_code_nested_deeper_than_python_compiles_is_cut_into_smaller_functions()
     assert apart  # not one expression: Python refuses 200 nested parentheses
 
 
+def test_a_def_called_gives_its_arguments_to_its_body_and_to_the_parts_compiled_apart():
+    # A def's body is a function of its arguments; a quantifier, an ordered comprehension and
+    # code nested past what Python compiles as one expression are compiled apart, given an
+    # environment of the arguments.
+    depth = 150
+    text = ("def some(xs: list<int>, k: int) = any(x > k for x in xs)\n"
+            "def every(xs: list<int>, k: int) = all(x > k for x in xs)\n"
+            "def top(xs: list<int>, k: int) = [x + k for x in xs order by x desc]\n"
+            "def deep(a: int, b: int) -> int = " + "(a + " * depth + "b" + ")" * depth)
+    prog = _program(text)
+    ev = Evaluator(prog, None)
+    assert [ev.call_def(prog.defs[name], [[1, 3, 2], 1]) for name in ("some", "every", "top")] == \
+        [True, False, [4, 3, 2]]
+    assert ev.call_def(prog.defs["deep"], [2, 5]) == 2 * depth + 5
+
+
 def test_evaluators_of_one_program_share_its_code_each_with_its_own_world():
     class World:
         def __init__(self, t):
