@@ -257,21 +257,7 @@ class Evaluator:
     def filtered(self, source: A.Source, where: A.Expr | None, env: Env) -> Iterator[Env]:
         """The environments a source yields that pass `where`, one at a time, in source order."""
         var = source.var
-        values = None
-        if where is not None and isinstance(source, A.KindSource) and hasattr(self.world, "lookup"):
-            probe = self._probe(var, where)
-            if probe is not None and probe[3] is where:
-                mode, path, other, _ = probe
-                wanted = self._probe_value(other, env)
-                if wanted is not _UNASKABLE and (mode != "sub" or (isinstance(wanted, dict) and wanted)) and (
-                        mode != "in" or isinstance(wanted, list)):
-                    # The whole condition is what the index answers, exactly (a "nonempty"
-                    # index only narrows: `len` is still applied, to fail where it fails).
-                    values = self.world.lookup(self.kind_name(source.kind), mode, path, wanted)
-                    if mode != "nonempty":
-                        where = None
-        if values is None:
-            values = self.bindings(source, env, () if where is None else (where,))
+        values, where = self.candidates(source, where, env)
         if where is None:
             for value in values:
                 inner = dict(env)
@@ -284,6 +270,26 @@ class Evaluator:
             inner[var] = value
             if test(inner) is True:
                 yield inner
+
+    def candidates(self, source: A.Source, where: A.Expr | None, env: Env) -> tuple[Iterable[Any], A.Expr | None]:
+        """The values a source's variable may take, in source order, and the condition they must
+        pass yet: `where`, or None where an index answered it exactly."""
+        values = None
+        if where is not None and isinstance(source, A.KindSource) and hasattr(self.world, "lookup"):
+            probe = self._probe(source.var, where)
+            if probe is not None and probe[3] is where:
+                mode, path, other, _ = probe
+                wanted = self._probe_value(other, env)
+                if wanted is not _UNASKABLE and (mode != "sub" or (isinstance(wanted, dict) and wanted)) and (
+                        mode != "in" or isinstance(wanted, list)):
+                    # The whole condition is what the index answers, exactly (a "nonempty"
+                    # index only narrows: `len` is still applied, to fail where it fails).
+                    values = self.world.lookup(self.kind_name(source.kind), mode, path, wanted)
+                    if mode != "nonempty":
+                        where = None
+        if values is None:
+            values = self.bindings(source, env, () if where is None else (where,))
+        return values, where
 
     # -- expressions
 
@@ -743,25 +749,44 @@ class _Source:
         raise TypeError(f"cannot compile {t.__name__}")
 
     def comprehension(self, e: A.Comprehension, depth: int) -> str:
-        """An unordered comprehension over a list, written out as Python's: its variable a local,
-        the elements that pass `where` first, then the element of each (so the same error comes
-        first, as `select` gives them). Each list is held in a temporary, as Python takes no
-        assignment within a comprehension's iterable."""
+        """An unordered comprehension, written out as Python's: its variable a local, the elements
+        that pass `where` first, then the element of each (so the same error comes first, as
+        `select` gives them). Each list is held in a temporary, as Python takes no assignment
+        within a comprehension's iterable."""
         items, local, cond, element = self.parts(e, depth)
-        steps = [f"({items} := _elements({self.expr(e.source.iterable, depth)}))"]
-        if cond is not None:
+        steps = [f"({items} := {self.elements(e, depth)})"]
+        if isinstance(e.source, A.KindSource):  # the candidates, and the condition they must pass yet
+            passed = f"[{local} for {local} in {items}[0] if {cond} is True]"
+            steps.append(f"({items} := {items}[0] if {items}[1] is None else {passed})" if cond is not None
+                         else f"({items} := {items}[0])")
+        elif cond is not None:
             steps.append(f"({items} := [{local} for {local} in {items} if {cond} is True])")
         steps.append(f"list({items})" if element is None else f"[{element} for {local} in {items}]")
         return f"({', '.join(steps)})[{len(steps) - 1}]"
 
     def lazy(self, e: A.Call, depth: int) -> str:
-        """`first`, `any` or `all` over an unordered comprehension over a list, written out as a
-        generator given to it: each element tested, then evaluated, until one decides (_c_lazy)."""
+        """`first`, `any` or `all` over an unordered comprehension, written out as a generator
+        given to it: each element tested, then evaluated, until one decides."""
         c = e.args[0]
         items, local, cond, element = self.parts(c, depth + 1)
-        test = "" if cond is None else f" if {cond} is True"
-        found = f"{self.value(_LAZY[e.fn])}(({element or local} for {local} in {items}{test}))"
-        return f"(({items} := _elements({self.expr(c.source.iterable, depth + 1)})), _settled(ev, {found}))[1]"
+        lazy = self.value(_LAZY[e.fn])
+
+        def given(values: str, test: str) -> str:
+            return f"{lazy}(({element or local} for {local} in {values}{test}))"
+        if not isinstance(c.source, A.KindSource):
+            found = given(items, "" if cond is None else f" if {cond} is True")
+        elif cond is None:
+            found = given(f"{items}[0]", "")
+        else:  # the candidates, and the condition they must pass yet
+            found = f"({given(f'{items}[0]', '')} if {items}[1] is None else {given(f'{items}[0]', f' if {cond} is True')})"
+        return f"(({items} := {self.elements(c, depth + 1)}), _settled(ev, {found}))[1]"
+
+    def elements(self, c: A.Comprehension, depth: int) -> str:
+        """What a comprehension written out ranges over: a list's elements (a map's keys), or a
+        kind's candidates with the condition they must pass yet (Evaluator.candidates)."""
+        if isinstance(c.source, A.KindSource):
+            return f"ev.candidates({self.value(c.source)}, {self.value(c.where)}, {self.env()})"
+        return f"_elements({self.expr(c.source.iterable, depth)})"
 
     def parts(self, c: A.Comprehension, depth: int) -> tuple:
         """The temporaries of a comprehension written out (its list, its variable), and its
@@ -906,22 +931,12 @@ def _builtin(ev: "Evaluator", e: A.Call, fn: Callable, values: list):
 
 
 def _c_lazy(ev, e: A.Call):
-    """first/any/all over a comprehension: they stop at the element that decides them (the rest
-    is neither evaluated nor read)."""
-    lazy, c = _LAZY[e.fn], e.args[0]
-    if c.order:
-        ordered = ev.compile(c)
-
-        def code(env):
-            return _settled(ev, lazy(ordered(env)))
-        return code
-    source, where, var = c.source, c.where, c.source.var
-    element = None if c.element is None else ev.compile(c.element)
-    filtered = ev.filtered
+    """first/any/all over an ordered comprehension (the others are written out: _Source.lazy):
+    of its elements, all made and ordered, they stop at the one that decides them."""
+    lazy, ordered = _LAZY[e.fn], ev.compile(e.args[0])
 
     def code(env):
-        envs = filtered(source, where, env)
-        return _settled(ev, lazy((en[var] for en in envs) if element is None else (element(en) for en in envs)))
+        return _settled(ev, lazy(ordered(env)))
     return code
 
 
@@ -935,8 +950,8 @@ def _c_comprehension(ev, e: A.Comprehension):
 
 def _inline(e: A.Comprehension) -> bool:
     """Whether a comprehension is written out in the code of the expression around it
-    (_Source.comprehension): one over a list, unordered."""
-    return isinstance(e.source, A.ListSource) and not e.order
+    (_Source.comprehension): an unordered one."""
+    return not e.order
 
 
 def _settled(ev, found):

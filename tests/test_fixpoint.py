@@ -1064,6 +1064,37 @@ def test_the_planner_looks_up_the_most_selective_index():
     assert [path for _, path, _ in world.asked] == [("size",)]
 
 
+@pytest.mark.parametrize("expr", [
+    '[i.name for item i where i.group == "g"]', '[i for item i where i.group == "g"]',
+    '[i.name for item i where i.group == "g" and i.size > 1]', '[i.name for item i]',
+    '[i.size for item i where i.size > 1]', '[[j.name for item j where j.size == i.size] for item i where i.group == "g"]',
+    'first(i.name for item i where i.group == "h")', 'first(i.name for item i where i.size > 1 and i.group == "g")',
+    'any(i.size > 2 for item i where i.group == "g")', 'all(i.size > 0 for item i)', 'first(i for item i)',
+])
+def test_a_comprehension_over_a_kind_written_out_gives_and_reads_what_filtered_does(expr):
+    # An unordered comprehension over a kind is written into the code around it (_Source.comprehension,
+    # _Source.lazy), its candidates and the condition they must pass yet from Evaluator.candidates:
+    # its value and what it reads must be those of the environments Evaluator.filtered yields.
+    from engine import ast as A
+    from engine.eval import _LAZY
+
+    prog = program(f'def f(g: string) = {expr}')
+    cache = fixpoint.Cache()
+    for name, group, size in (("a", "g", 1), ("b", "h", 2), ("c", "g", 3), ("d", "", 0)):
+        cache.put({"kind": "Item", "name": name, "namespace": "default", "group": group, "size": size,
+                   "resourceVersion": 1})
+    world = fixpoint._TrackingWorld(cache)
+    ev = Evaluator(prog, world)
+    body = prog.defs["f"].body
+    got, read = ev.call_def(prog.defs["f"], ["g"]), world.scanned
+    world.scanned = set()
+    c = body.args[0] if isinstance(body, A.Call) else body
+    envs = list(ev.filtered(c.source, c.where, {"g": "g"}))
+    values = [en[c.source.var] if c.element is None else ev.eval(c.element, en) for en in envs]
+    want = _LAZY[body.fn](iter(values)) if c is not body else values
+    assert got == want and read == world.scanned
+
+
 def test_membership_in_a_list_is_answered_from_the_equality_index_in_key_order():
     from engine.check import check_modules as check
     from engine.eval import Evaluator
