@@ -472,9 +472,10 @@ class APIServer:
         # kind → (policy, deny, the fields its verdict depends on alone, or None): an update that
         # keeps those fields as this server admitted them keeps the verdict (ratcheting).
         self._policies: dict[str, list[tuple[A.PolicyDecl, A.Deny, frozenset | None]]] = {}
-        # A deny whose `when` reads only its object, by the fields it reads: its verdicts by their
-        # values (a set's pods are alike in all of them but their names), kept up to a bound.
-        self._judged_by: dict[int, tuple[tuple[str, bool], ...]] = {}
+        # A deny whose `when` reads only its object, by the fields it reads (_judged): its verdicts
+        # by their values (a set's pods are alike in all of them but their names; sets alike in
+        # their templates' containers but their labels), kept up to a bound.
+        self._judged_by: dict[int, tuple[tuple[tuple[str, ...], bool], ...]] = {}
         self._verdicts: dict[tuple, bool] = {}
         reads = Reads(program)
         for policy in program.policies:
@@ -484,8 +485,9 @@ class APIServer:
                     exprs = (deny.cond, deny.because)
                     fields = reads.fields(deny.source.var, exprs) if reads.pure(exprs) else None
                     self._policies.setdefault(info.name, []).append((policy, deny, fields))
-                    if reads.pure(deny.cond) and (judged := reads.fields(deny.source.var, deny.cond)) is not None:
-                        self._judged_by[id(deny)] = _judged(program, info, judged)
+                    if reads.pure(deny.cond) and (judged := _judged(program, reads, info, deny.source.var,
+                                                                     deny.cond)) is not None:
+                        self._judged_by[id(deny)] = judged
         # The kinds a deny of which looks back (`before`): their writes say what they replace.
         self._looks_back = frozenset(info.name for k in program.looks_back if (info := program.kind(k)) is not None)
         # kind → the policies an update passes: less the denies of creates alone
@@ -498,8 +500,8 @@ class APIServer:
                 info = program.kind(m.source.kind)
                 if info is not None:
                     self._mutations.setdefault(info.name, []).append((policy, m))
-                    if reads.pure(m.cond) and (judged := reads.fields(m.source.var, m.cond)) is not None:
-                        self._judged_by[id(m)] = _judged(program, info, judged)
+                    if reads.pure(m.cond) and (judged := _judged(program, reads, info, m.source.var, m.cond)) is not None:
+                        self._judged_by[id(m)] = judged
         self._sets: dict[int, dict] = {}  # id(mutation) → the fields it sets
         # kind → the denies a create alike to an earlier one but for its name is judged by again
         # (_admit_alike), or None where a mutation of the kind reads more than the object's other fields
@@ -704,7 +706,7 @@ class APIServer:
                 if not reads.pure(e) or (fields := reads.fields(m.source.var, e)) is None or "name" in fields:
                     return None
         return tuple((policy, deny) for policy, deny, _ in self._policies.get(kind, ())
-                     if (judged := self._judged_by.get(id(deny))) is None or any(f == "name" for f, _ in judged))
+                     if (judged := self._judged_by.get(id(deny))) is None or any(p[0] == "name" for p, _ in judged))
 
     def _alike_key(self, info: KindInfo, obj: dict) -> tuple[tuple, dict] | None:
         """How `_alike` names a create's object (before admission): by its kind, the clock and the
@@ -897,25 +899,29 @@ class APIServer:
     def _holds(self, clause: A.Deny | A.Mutate, cond: A.Expr, env: dict, obj: dict, values: dict[str, str],
                stored: _Stored | None = None) -> bool:
         """Whether a deny's or a mutation's `when` holds of `obj`: one that reads only its object
-        is judged once for the values of the fields it reads (`values`: their text, as made so far
-        for this `obj`). A field that keeps its value as `stored` is named by its stored text,
-        which is in the map's own order too (key order, as decoded), less the escapes of what is
-        not ASCII: a text names the value it decodes to, whichever encoder wrote it."""
+        is judged once for the values at the paths of fields it reads (_judged; `values`: their
+        text by path, as made so far for this `obj`). A field that keeps its value as `stored` is
+        named by its stored text, which is in the map's own order too (key order, as decoded),
+        less the escapes of what is not ASCII: a text names the value it decodes to, whichever
+        encoder wrote it."""
         judged = self._judged_by.get(id(clause))
         if judged is None:
             return self._admission.eval(cond, env) is True
         parts = [id(clause)]
-        for f, loose in judged:
-            text = values.get(f)
+        for path, loose in judged:
+            text = values.get(path)
             if text is None:
-                text = stored.text(f, obj.get(f)) if stored is not None else None
-                if text is None:
-                    # in the map's own order: a policy may print a map, and str() keeps its order
-                    text = _TEXT(obj.get(f))
-                values[f] = text
+                if len(path) == 1:
+                    text = stored.text(path[0], obj.get(path[0])) if stored is not None else None
+                    if text is None:
+                        # in the map's own order: a policy may print a map, and str() keeps its order
+                        text = _TEXT(obj.get(path[0]))
+                else:
+                    text = _path_text(obj, path)
+                values[path] = text
             parts.append(text)
             if loose:
-                parts.append(repr(obj.get(f)))
+                parts.append(repr(obj.get(path[0])))
         key = tuple(parts)
         verdict = self._verdicts.get(key)
         if verdict is None:
@@ -1268,11 +1274,60 @@ def _creates_only(deny: A.Deny) -> bool:
             and isinstance(cond.left.obj, A.Name) and cond.left.obj.id == deny.source.var)
 
 
-def _judged(program: Program, info: KindInfo, fields) -> tuple[tuple[str, bool], ...]:
-    """The fields a verdict is kept by, each with whether a value of `any` type may sit in it,
-    where values its JSON text names alike differ (a Fraction and a map shaped like its
-    encoding; keys 1 and "1"): such a field is named by its repr too."""
-    return tuple((f, f in info.fields and program.may_hold(info.fields[f].type, _ANY)) for f in sorted(fields))
+def _judged(program: Program, reads: Reads, info: KindInfo, var: str,
+            cond: A.Expr) -> tuple[tuple[tuple[str, ...], bool], ...] | None:
+    """The paths of fields the verdicts of a pure `when` over objects of `info` bound to `var`
+    are kept by (_paths_read, else its fields as Reads follows them into the defs it hands the
+    object to), each with whether a value of `any` type may sit in its field, where values its
+    JSON text names alike differ (a Fraction and a map shaped like its encoding; keys 1 and "1"):
+    such a path is named by its field's repr too. None where it uses the object whole."""
+    paths = _paths_read(var, cond)
+    if paths is None:
+        fields = reads.fields(var, cond)
+        if fields is None:
+            return None
+        paths = {(f,) for f in fields}
+    return tuple((p, p[0] in info.fields and program.may_hold(info.fields[p[0]].type, _ANY)) for p in sorted(paths))
+
+
+def _paths_read(var: str, e) -> set[tuple[str, ...]] | None:
+    """The paths of fields `e` reads of the object bound to `var`: its chains of attributes on it
+    (`x.template.labels`: ("template", "labels")), less those within another; None where it uses
+    the object otherwise (whole, or handed to a def). Its value is told by the values at those
+    paths alone, where it is pure: a def it calls is given those values, not the object."""
+    paths: set[tuple[str, ...]] = set()
+    pending = [e]
+    while pending:
+        n = pending.pop()
+        if isinstance(n, list | tuple):
+            pending.extend(n)
+        elif isinstance(n, A.Attr):
+            chain = []
+            while isinstance(n, A.Attr):
+                chain.append(n.name)
+                n = n.obj
+            if isinstance(n, A.Name) and n.id == var:
+                paths.add(tuple(reversed(chain)))
+            else:
+                pending.append(n)
+        elif isinstance(n, A.Name):
+            if n.id == var:
+                return None
+        elif attrs.has(type(n)) and not isinstance(n, Span):
+            pending.extend(getattr(n, f.name) for f in attrs.fields(type(n)))
+    return {p for p in paths if not any(p[:k] in paths for k in range(1, len(p)))}
+
+
+def _path_text(obj: dict, path: tuple[str, ...]) -> str | tuple[str]:
+    """How a verdict's key names the value at a path of fields of `obj` (_holds): its text, in
+    its maps' own order; where there is none (a step is not a map's key), the text of its first
+    field, as a 1-tuple, which no text equals."""
+    value = obj.get(path[0])
+    for name in path[1:]:
+        if type(value) is not dict or name not in value:
+            return (_TEXT(obj.get(path[0])),)
+        value = value[name]
+    return _TEXT(value)
 
 
 _ANY = frozenset({ANY})

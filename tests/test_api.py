@@ -461,6 +461,28 @@ def test_a_pure_policy_judges_objects_alike_in_what_it_reads_once(api, monkeypat
     assert judged.count(ports) == 2
 
 
+def test_a_pure_policy_judges_objects_alike_at_the_ends_of_the_paths_it_reads_once(monkeypatch):
+    # `s.template.image` reads the template only there: sets whose templates differ in their
+    # labels share the verdict on the image; another image, or a template without one, is judged.
+    api = APIServer(program_of("""
+record Template { labels: map<string> = {}  image: string? }
+kind Set { template: Template? }
+policy "a template names its image" { deny set s when s.template.image == "" because "no image" }
+"""), open_store())
+    image = api._policies["Set"][0][1].cond
+    judged = []
+    real = api._admission.eval
+    monkeypatch.setattr(api._admission, "eval", lambda e, env: judged.append(e) or real(e, env))
+    api.create(api.admin, "set", {"name": "a", "template": {"labels": {"app": "a"}, "image": "nginx"}})
+    api.create(api.admin, "set", {"name": "b", "template": {"labels": {"app": "b"}, "image": "nginx"}})
+    assert judged.count(image) == 1
+    with pytest.raises(Invalid, match="no image"):
+        api.create(api.admin, "set", {"name": "c", "template": {"labels": {"app": "a"}, "image": ""}})
+    api.create(api.admin, "set", {"name": "d"})  # no template: named by the whole field
+    api.create(api.admin, "set", {"name": "e", "template": {"image": None}})
+    assert judged.count(image) == 4
+
+
 def test_an_update_keeping_the_fields_a_pure_policy_reads_is_not_judged_again(api, monkeypatch):
     created = api.create(api.admin, "pod", pod())
     ports, quota = [deny.cond for policy, deny, _ in api._policies["Pod"]]
