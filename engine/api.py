@@ -304,6 +304,7 @@ class _Alike:
     admitted: dict  # as admitted, before its revisions are set
     stored: dict  # its stored bytes decoded (_Stored.object), less its revisions
     pieces: dict  # its stored bytes' pieces (_Stored.pieces)
+    judged: int  # the store revision its denies that read the store's objects passed at
 
 
 def _fraction(d: dict):
@@ -394,7 +395,13 @@ def _not_kept(obj: dict, base: dict) -> list[str] | None:
 def _kinds_read(program: Program, name: str) -> tuple[str, ...] | None:
     """The kinds whose objects a call of the def `name` reads, through the defs it calls; None
     where it reads more than those and its arguments (the clock, an earlier state)."""
-    kinds = kinds_read(program.defs, program.defs[name].body)
+    return _kinds_of(program, program.defs[name].body)
+
+
+def _kinds_of(program: Program, e: A.Expr) -> tuple[str, ...] | None:
+    """The kinds whose objects `e` reads, by their declared names, through the defs it calls; None
+    where it reads more than those and its variables (the clock, an earlier state)."""
+    kinds = kinds_read(program.defs, e)
     if kinds is None:
         return None
     return tuple(sorted({info.name if (info := program.kind(k)) is not None else k for k in kinds}))
@@ -504,7 +511,9 @@ class APIServer:
                         self._judged_by[id(m)] = judged
         self._sets: dict[int, dict] = {}  # id(mutation) → the fields it sets
         # kind → the denies a create alike to an earlier one but for its name is judged by again
-        # (_admit_alike), or None where a mutation of the kind reads more than the object's other fields
+        # (_admit_alike), those of them judged again only once the store's objects they read are
+        # written, and the kinds of those; or None where a mutation of the kind reads more than
+        # the object's other fields
         self._judged_again = {kind: self._denies_judged_again(kind, reads) for kind in program.kinds}
         self._alike: dict[tuple, _Alike] = {}  # _alike_key → the newest create so named
         # kind → the fields its ratcheted policies read; of those, the ones `==` may call kept
@@ -634,7 +643,7 @@ class APIServer:
             self._world.replacing = ((info.name, namespace, name), None)  # `before`: none, it is new
         try:
             if earlier is not None and earlier.given == alike[1] and valid_name(name):
-                obj, data, stored, pieces = self._admit_alike(info, earlier, name)
+                obj, data, stored, pieces = self._admit_alike(info, alike[0], earlier, name)
             else:
                 obj = self._admit(info, obj)  # which says what is wrong with a name
                 data, stored, pieces = _encode_fields(obj, None, self._decoded)
@@ -696,17 +705,27 @@ class APIServer:
         self._stored[key] = _Stored(data, stored, pieces)
         return obj
 
-    def _denies_judged_again(self, kind: str, reads: Reads) -> tuple[tuple[A.PolicyDecl, A.Deny], ...] | None:
+    def _denies_judged_again(self, kind: str, reads: Reads) -> tuple[tuple, frozenset, tuple[str, ...]] | None:
         """The denies of `kind` a create alike to an earlier one but for its name is judged by
-        again: those that read the store or the clock, its name, or it whole. None where a
-        mutation's `when` or value reads more than the object's fields but its name, for then
-        what the mutations make of alike objects may differ."""
+        again: those that read the store or the clock, its name, or it whole; of those, the ids of
+        the ones that read no more than its other fields and the store's objects of some kinds,
+        which give the earlier one's verdict while no object of those kinds is written; and those
+        kinds. None where a mutation's `when` or value reads more than the object's fields but its
+        name, for then what the mutations make of alike objects may differ."""
         for _, m in self._mutations.get(kind, ()):
             for e in (m.cond, *(s.value for s in m.sets)):
                 if not reads.pure(e) or (fields := reads.fields(m.source.var, e)) is None or "name" in fields:
                     return None
-        return tuple((policy, deny) for policy, deny, _ in self._policies.get(kind, ())
-                     if (judged := self._judged_by.get(id(deny))) is None or any(p[0] == "name" for p, _ in judged))
+        again = tuple((policy, deny) for policy, deny, _ in self._policies.get(kind, ())
+                      if (judged := self._judged_by.get(id(deny))) is None or any(p[0] == "name" for p, _ in judged))
+        by_store, kinds = set(), set()
+        for _, deny in again:
+            found = _kinds_of(self.program, deny.cond)
+            fields = reads.fields(deny.source.var, deny.cond) if found is not None else None
+            if fields is not None and "name" not in fields:
+                by_store.add(id(deny))
+                kinds.update(found)
+        return again, frozenset(by_store), tuple(sorted(kinds))
 
     def _alike_key(self, info: KindInfo, obj: dict) -> tuple[tuple, dict] | None:
         """How `_alike` names a create's object (before admission): by its kind, the clock and the
@@ -727,20 +746,31 @@ class APIServer:
         alike.pop(key, None)  # kept again (its text alike to another value's): now the newest
         if len(alike) >= _Alike.LIMIT:
             del alike[next(iter(alike))]  # the oldest
-        alike[key] = _Alike(given, dict(admitted), dict(stored), pieces)
+        # judged at the revision before its own write, as it is kept before that
+        alike[key] = _Alike(given, dict(admitted), dict(stored), pieces, self.store.revision)
 
-    def _admit_alike(self, info: KindInfo, earlier: _Alike, name: str) -> tuple[dict, bytes, dict, dict]:
-        """What admitting and encoding a create alike to `earlier` but for its (valid) name makes:
-        that one's, with this name. Defaulting, validating and mutating an object read its fields
-        but its name (and the clock, which the key holds); of its denies only those that
-        `_judged_again` names are judged again, the others held of none of the earlier object's
-        fields. As `_encode_fields`: the object, its bytes, their decoding and pieces."""
+    def _admit_alike(self, info: KindInfo, key: tuple, earlier: _Alike,
+                     name: str) -> tuple[dict, bytes, dict, dict]:
+        """What admitting and encoding a create alike to `earlier` (kept as `key`) but for its
+        (valid) name makes: that one's, with this name. Defaulting, validating and mutating an
+        object read its fields but its name (and the clock, which the key holds); of its denies
+        only those that `_judged_again` names are judged again, the others held of none of the
+        earlier object's fields; of those, the ones that read the store's objects of some kinds
+        and not its name hold of none while no object of those kinds was written since they
+        last passed. As `_encode_fields`: the object, its bytes, their decoding and pieces."""
         obj = dict(earlier.admitted)
         obj["name"] = name
-        for policy, deny in self._judged_again[info.name]:
+        again, by_store, kinds = self._judged_again[info.name]
+        kept = bool(by_store) and self.unwritten_since(kinds, earlier.judged)
+        revision = self.store.revision
+        for policy, deny in again:
+            if kept and id(deny) in by_store:
+                continue
             env = {deny.source.var: obj}
             if self._holds(deny, deny.cond, env, obj, {}):
                 raise self._denied(info, name, policy, deny, env)
+        if by_store and not kept:
+            self._alike[key] = attrs.evolve(earlier, judged=revision)
         pieces = dict(earlier.pieces)
         pieces["name"] = _piece("name", SORTED_JSON(name))
         stored = dict(earlier.stored)

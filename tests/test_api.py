@@ -483,6 +483,27 @@ policy "a template names its image" { deny set s when s.template.image == "" bec
     assert judged.count(image) == 4
 
 
+def test_a_create_alike_to_an_earlier_one_is_judged_by_a_policy_reading_other_objects_once_they_change(monkeypatch):
+    # The verdict of a policy that reads the object's fields but its name, and other objects,
+    # holds for a create alike to an earlier one while no object of those kinds is written.
+    api = APIServer(program_of("""
+kind Item { size: int = 0 }
+kind Ban { size: int }
+policy "a banned size is refused" { deny item i when any(ban b where b.size == i.size) because "banned" }
+"""), open_store())
+    banned = api._policies["Item"][0][1].cond
+    judged = []
+    real = api._admission.eval
+    monkeypatch.setattr(api._admission, "eval", lambda e, env: judged.append(e) or real(e, env))
+    api.create(api.admin, "item", {"name": "a", "size": 1}, shared=True)
+    api.create(api.admin, "item", {"name": "b", "size": 1}, shared=True)
+    assert judged.count(banned) == 1
+    api.create(api.admin, "ban", {"name": "one", "size": 1})
+    with pytest.raises(Invalid, match="banned"):
+        api.create(api.admin, "item", {"name": "c", "size": 1}, shared=True)
+    assert judged.count(banned) == 2
+
+
 def test_an_update_keeping_the_fields_a_pure_policy_reads_is_not_judged_again(api, monkeypatch):
     created = api.create(api.admin, "pod", pod())
     ports, quota = [deny.cond for policy, deny, _ in api._policies["Pod"]]
