@@ -507,7 +507,8 @@ class APIServer:
                 info = program.kind(m.source.kind)
                 if info is not None:
                     self._mutations.setdefault(info.name, []).append((policy, m))
-                    if reads.pure(m.cond) and (judged := _judged(program, reads, info, m.source.var, m.cond)) is not None:
+                    if reads.pure(m.cond) and (judged := _judged(program, reads, info, m.source.var,
+                                                                 m.cond)) is not None:
                         self._judged_by[id(m)] = judged
         self._sets: dict[int, dict] = {}  # id(mutation) → the fields it sets
         # kind → the denies a create alike to an earlier one but for its name is judged by again
@@ -895,7 +896,7 @@ class APIServer:
         not_kept = _not_kept(obj, stored.object) if stored is not None else None
         obj = self._schema.default_fields(info.fields, obj, not_kept)
         self._check_schema(info, obj, not_kept)
-        values: dict[str, str] = {}  # field → its value as exact text, made once for every verdict
+        values: dict[tuple, str | tuple] = {}  # a path of fields → its value as text (_holds), made once
         obj = self._mutate(info, obj, values, stored)
         changed = None  # with `old`: the fields a ratcheted policy reads that are not kept
         if old is not None:
@@ -926,7 +927,7 @@ class APIServer:
             return NotFound(message)
         return Invalid(info.name, name, [message])
 
-    def _holds(self, clause: A.Deny | A.Mutate, cond: A.Expr, env: dict, obj: dict, values: dict[str, str],
+    def _holds(self, clause: A.Deny | A.Mutate, cond: A.Expr, env: dict, obj: dict, values: dict[tuple, str | tuple],
                stored: _Stored | None = None) -> bool:
         """Whether a deny's or a mutation's `when` holds of `obj`: one that reads only its object
         is judged once for the values at the paths of fields it reads (_judged; `values`: their
@@ -967,7 +968,7 @@ class APIServer:
 
     # -- mutating admission
 
-    def _mutate(self, info: KindInfo, obj: dict, values: dict[str, str] | None = None,
+    def _mutate(self, info: KindInfo, obj: dict, values: dict[tuple, str | tuple] | None = None,
                 stored: _Stored | None = None) -> dict:
         """The object as the kind's mutations leave it, applied in declaration order, each to the
         object as the ones before it left it; `obj` itself when none applies. Each mutation's
@@ -994,7 +995,7 @@ class APIServer:
                     raise Invalid(info.name, obj["name"], causes)
         return obj
 
-    def _apply_mutation(self, info: KindInfo, m: A.Mutate, obj: dict, touched: dict, values: dict[str, str],
+    def _apply_mutation(self, info: KindInfo, m: A.Mutate, obj: dict, touched: dict, values: dict[tuple, str | tuple],
                         stored: _Stored | None) -> dict:
         var = m.source.var
         if not self._holds(m, m.cond, {var: obj}, obj, values, stored):

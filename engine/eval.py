@@ -778,7 +778,8 @@ class _Source:
         elif cond is None:
             found = given(f"{items}[0]", "")
         else:  # the candidates, and the condition they must pass yet
-            found = f"({given(f'{items}[0]', '')} if {items}[1] is None else {given(f'{items}[0]', f' if {cond} is True')})"
+            unfiltered, filtered = given(f"{items}[0]", ""), given(f"{items}[0]", f" if {cond} is True")
+            found = f"({unfiltered} if {items}[1] is None else {filtered})"
         return f"(({items} := {self.elements(c, depth + 1)}), _settled(ev, {found}))[1]"
 
     def elements(self, c: A.Comprehension, depth: int) -> str:
