@@ -39,9 +39,6 @@ class Informer:
         for kind in self.kinds:
             self._list(kind)
 
-    def _key(self, obj: dict) -> str:
-        return self.api.key(self.api.kind_info(obj["kind"]), obj["namespace"], obj["name"])
-
     def _list(self, kind: str) -> list[WatchEvent]:
         """(Re)list a kind, start watching after it, and return what changed."""
         old = self._caches[kind]
@@ -51,7 +48,8 @@ class Informer:
         watcher = self.api.watch(self.who, kind, revision + 1, self.namespace, shared=True)
         if kind in self._watchers:
             self._watchers[kind].cancel()
-        new = {self._key(o): o for o in objects}
+        api, info = self.api, self.api.kind_info(kind)
+        new = {api.key(info, o["namespace"], o["name"]): o for o in objects}
         self._caches[kind] = new
         self._watchers[kind] = watcher
         self.revision = max(self.revision, revision)
