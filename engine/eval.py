@@ -13,6 +13,7 @@ import functools
 import hashlib
 import ipaddress
 import math
+import operator
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from fractions import Fraction
@@ -342,30 +343,27 @@ class Evaluator:
         return exact(r) if isinstance(r, Fraction) else r
 
     def call_def(self, d: A.DefDecl, args: list):
-        memo = self.memo
-        key = None
-        if memo is not None:
-            memoised = self._memoised.get(d.name)
-            if memoised is True:
-                key = memo.key(d.name, args)
-            else:
-                if memoised is None:
-                    memoised = self._memoised[d.name] = [0, 0]
-                if type(memoised) is int:
-                    self._memoised[d.name] = memoised - 1 if memoised > 1 else [0, 0]
-                else:
-                    key = memo.key(d.name, args)
-        if key is not None:
-            entry = memo.entries.get(key)
-            if memoised is not True:
-                self._tally(d.name, memoised, entry is not None)
-            if entry is not None:  # a hit: the caller reads what the call read
-                if entry[1]:
-                    memo.world.scanned |= entry[1]
-                return entry[0]
-        body = self._defs.get(d.name) or self._def(d)
+        memo, name = self.memo, d.name
+        if memo is None:
+            return (self._defs.get(name) or self._def(d))(*args)
+        memoised = self._memoised.get(name)
+        if memoised is not True:
+            if memoised is None:
+                memoised = self._memoised[name] = [0, 0]
+            elif type(memoised) is int:
+                self._memoised[name] = memoised - 1 if memoised > 1 else [0, 0]
+                return (self._defs.get(name) or self._def(d))(*args)
+        key = memo.key(name, args)
         if key is None:
-            return body(*args)
+            return (self._defs.get(name) or self._def(d))(*args)
+        entry = memo.entries.get(key)
+        if memoised is not True:
+            self._tally(name, memoised, entry is not None)
+        if entry is not None:  # a hit: the caller reads what the call read
+            if entry[1]:
+                memo.world.scanned |= entry[1]
+            return entry[0]
+        body = self._defs.get(name) or self._def(d)
         outer_clock, self.clock_used = self.clock_used, False
         outer = memo.enter()
         value, cacheable = None, False
@@ -504,6 +502,11 @@ def _contains(container, item) -> bool:
 
 def _sort_key(v):
     """A total order over values: none first, then by type, then by value."""
+    t = type(v)
+    if t is str:  # the commonest (names), without the questions below
+        return (3, v)
+    if t is int or t is float or t is Fraction:
+        return (2, v)
     v = materialize(v)
     if v is None:
         return (0,)
@@ -517,7 +520,7 @@ def _sort_key(v):
 
 
 _ORDER: dict[str, Callable[[Any, Any], bool]] = {
-    "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
 }
 
 _UNASKABLE = object()  # a probe whose value cannot be asked of an index
@@ -617,6 +620,10 @@ class _Source:
         self.variables: dict[str, str] = {}  # the environment's variables used, each a local
         self.params: dict[str, str] | None = None  # the variables of a straight def written out here
         self.bound: dict[str, str] = {}  # the variables of the comprehensions written out around here, each a local
+        # The locals that hold an object whatever the evaluation: the variables of comprehensions
+        # over a kind (its candidates are the world's objects), and the parameters of a straight
+        # def written out that are given one. A field of one is read without asking what it is.
+        self.objects: set[str] = set()
         self.temps = 0
         self.given: tuple[str, ...] = ()  # a def's parameters, given as arguments: never unbound (generate)
         self.wants_env = False  # whether the code hands its environment to a part compiled apart
@@ -695,10 +702,12 @@ class _Source:
             local = self.params.get(var.id)
             if local is None:
                 return f"_unbound({self.value(var)})"
-            return f"({local}.get({name!r}) if isinstance({local}, dict) else None)"
-        local = self.bound.get(var.id)
-        if local is None and var.id in self.given:
-            local = self.variables[var.id]
+        else:
+            local = self.bound.get(var.id)
+            if local is None and var.id in self.given:
+                local = self.variables[var.id]
+        if local in self.objects:
+            return f"{local}.get({name!r})"
         if local is not None:
             return f"({local}.get({name!r}) if isinstance({local}, dict) else None)"
         v = self.variable(var.id)
@@ -769,10 +778,16 @@ class _Source:
         given to it: each element tested, then evaluated, until one decides."""
         c = e.args[0]
         items, local, cond, element = self.parts(c, depth + 1)
-        lazy = self.value(_LAZY[e.fn])
+        value = element or local
 
+        # As _LAZY's, its test written into the generator, not a generator of its own over it.
         def given(values: str, test: str) -> str:
-            return f"{lazy}(({element or local} for {local} in {values}{test}))"
+            if e.fn == "first":
+                return f"next(({value} for {local} in {values}{test}), None)"
+            if e.fn == "all":
+                return f"all(({value}) is True for {local} in {values}{test})"
+            found = self.temp()
+            return f"any((({found} := {value}) is True or isinstance({found}, dict)) for {local} in {values}{test})"
         if not isinstance(c.source, A.KindSource):
             found = given(items, "" if cond is None else f" if {cond} is True")
         elif cond is None:
@@ -793,6 +808,8 @@ class _Source:
         """The temporaries of a comprehension written out (its list, its variable), and its
         `where` and element (None where it has none) with its variable bound to the second."""
         items, local = self.temp(), self.temp()
+        if isinstance(c.source, A.KindSource):
+            self.objects.add(local)
         outer, self.bound = self.bound, {**self.bound, c.source.var: local}
         try:
             cond = None if c.where is None else self.expr(c.where, depth)
@@ -814,9 +831,12 @@ class _Source:
         if op == "not in":
             return f"(not _contains({right}, {left}))"
         node = self.value(e)
-        if op in _ORDER:
-            return f"_compare({node}, {left}, {right})"
         a, b = self.temp(), self.temp()
+        if op in _ORDER:
+            kind = self.temp()
+            # what _compare gives two ints, texts or floats, without its questions
+            return (f"({a} {op} {b} if ({kind} := type(({a} := {left}))) is type(({b} := {right})) "
+                    f"and ({kind} is int or {kind} is str or {kind} is float) else _compare({node}, {a}, {b}))")
         fallback = f"arith({node}, {op!r}, {a}, {b})"
         if op == "+":
             kind = self.temp()
@@ -848,6 +868,7 @@ class _Source:
         # def has no comprehension, so its body writes none out (the `params is None` guards
         # above keep it so should that change).
         locals_ = [self.temp() for _ in args]
+        self.objects.update(t for t, a in zip(locals_, args) if a in self.objects)
         outer, self.params = self.params, dict(zip((p.name for p in d.params), locals_))
         bound, self.bound = self.bound, {}  # the body names its parameters only
         try:
@@ -956,7 +977,9 @@ def _inline(e: A.Comprehension) -> bool:
 
 
 def _settled(ev, found):
-    """What a lazy built-in found, a Clock in it made a number (a `first` may be one)."""
+    """A value with every Clock in it made a number (what a lazy built-in found, a `set`'s
+    value): only where `now()` was symbolic since the engine last reset `saw_clock` can one
+    hide in it, so most are given back as they are, not copied."""
     return materialize(found) if ev.saw_clock else found
 
 

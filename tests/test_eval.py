@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from engine.check import check_modules
 from engine.errors import KonvergeError
-from engine.eval import EvalError, Evaluator, _sum
+from engine.eval import EvalError, Evaluator, _compare, _sum
 from engine.values import exact
 from engine.parse import parse_text
 
@@ -98,6 +98,26 @@ def test_a_def_called_gives_its_arguments_to_its_body_and_to_the_parts_compiled_
     assert ev.call_def(prog.defs["deep"], [2, 5]) == 2 * depth + 5
 
 
+def test_fields_of_an_object_a_kind_gives_and_of_a_value_that_may_be_none_are_read_alike():
+    # A comprehension over a kind binds the world's objects, whose fields the code reads as they
+    # are; a straight def given one reads them so too, and given none (or a number) gives none.
+    class World:
+        def scan(self, kind):
+            return [{"kind": "Thing", "name": "a", "size": 1}, {"kind": "Thing", "name": "b", "size": 2}]
+
+    prog = _program(
+        "kind Thing { size: int }\n"
+        "def size_of(t: Thing) -> int? = t.size\n"
+        "def sizes(k: int) -> list<any> = [[t.name, size_of(t)] for thing t where t.size > k]\n"
+        "def big(k: int) -> any = first(size_of(t) for thing t where size_of(t) > k)\n"
+        "def none_size(x: Thing?) -> int? = size_of(x)\n")
+    ev = Evaluator(prog, World())
+    assert ev.call_def(prog.defs["sizes"], [0]) == [["a", 1], ["b", 2]]
+    assert ev.call_def(prog.defs["big"], [1]) == 2
+    assert ev.call_def(prog.defs["none_size"], [None]) is None
+    assert ev.call_def(prog.defs["none_size"], [{"size": 3}]) == 3
+
+
 def test_evaluators_of_one_program_share_its_code_each_with_its_own_world():
     class World:
         def __init__(self, t):
@@ -169,6 +189,38 @@ def test_first_any_and_all_over_a_list_stop_at_the_element_that_decides_them():
     assert _evaluate("def f(xs: list<int>) = all(10 / x > 6 for x in xs)", "f", env) is False
     assert _evaluate("def f(xs: list<int>) -> any = first(10 / x for x in xs where x < 2)", "f", env) == 10
     assert _error("def f(xs: list<int>) = any(10 / x > 20 for x in xs)", "f", env)[0] == "division by zero"
+
+
+def test_any_over_a_list_counts_true_and_maps_and_all_only_true():
+    # what the built-ins give a list, written out over a comprehension's elements
+    env = {"xs": [None, 1, "a", [], {}]}
+    assert _evaluate("def f(xs: list<any>) = any(x for x in xs)", "f", env) is True
+    assert _evaluate("def f(xs: list<any>) = any(x for x in xs where x != {})", "f", env) is False
+    assert _evaluate("def f(xs: list<any>) = all(x for x in xs where x == {})", "f", env) is False
+    assert _evaluate("def f(xs: list<any>) = all(x == x for x in xs)", "f", env) is True
+    assert _evaluate("def f(xs: list<any>) -> any = first(x for x in xs where x != none)", "f", env) == 1
+    assert _evaluate("def f(xs: list<any>) -> any = first(x for x in xs where x == 2)", "f", env) is None
+
+
+_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 3), st.floats(-3, 3, allow_nan=False),
+    st.fractions(-3, 3, max_denominator=4), st.sampled_from(["", "a", "b", "ab"]),
+    st.dictionaries(st.sampled_from(["a", "b"]), st.integers(0, 1), max_size=2),
+    st.lists(st.integers(0, 1), max_size=2),
+)
+
+
+@given(a=_VALUES, b=_VALUES, op=st.sampled_from(["<", "<=", ">", ">="]))
+def test_an_ordering_gives_what_compare_gives_for_any_two_values(a, b, op):
+    # the compiled code decides two ints, texts or floats itself and leaves the rest to _compare
+    text = f"def f(a: any, b: any) = a {op} b"
+    prog = _program(text)
+    try:
+        want = _compare(prog.defs["f"].body, a, b)
+    except EvalError as e:
+        assert _error(text, "f", {"a": a, "b": b})[0] == e.diagnostics[0].message
+        return
+    assert _evaluate(text, "f", {"a": a, "b": b}) is want
 
 
 @given(xs=st.lists(st.integers(-5, 5), max_size=8), k=st.integers(-3, 3))
