@@ -41,7 +41,7 @@ from . import ast as A
 from .api import encode_object
 from .check import ENGINE_FAULT_KIND, Program
 from .errors import Diagnostic, KonvergeError, Span
-from .eval import Evaluator, _conjuncts, _mentions, materialize
+from .eval import Evaluator, _conjuncts, _mentions, _settled, materialize
 from .picks import Picks, Unnamed, value_key
 from .reads import Reads, derived
 from .values import SORTED_JSON, assign, decode, differs, encode, freeze, number_value, unit_value
@@ -640,6 +640,7 @@ class _Instance:
 
 
 _NOTHING: frozenset = frozenset()
+_NO_PENDING: dict = {}  # a _Plan's changes before it acts: none, and never written to
 
 
 @attrs.define(slots=True)
@@ -853,21 +854,39 @@ class Engine:
             outcome = self.faults.evaluate(inst)  # against the controller's own cache, if behind
             if outcome is not None:
                 return outcome
-        self.world.scanned = set()
-        self.ev.deadlines = set()
-        self.ev.saw_clock = False
-        plan = _Plan(self, inst)
-        if inst.primary is not None:
-            plan.run(1, {inst.rule.clauses[0].source.var: inst.primary})
-        else:
+        world, ev = self.world, self.ev
+        world.scanned = set()
+        ev.deadlines = set()
+        ev.saw_clock = False
+        if inst.primary is None:
+            plan = _Plan(self, inst)
             plan.run(0, {})
-        plan.collect_stale()
+        else:
+            clauses = inst.rule.clauses
+            env = {clauses[0].source.var: inst.primary}
+            if len(clauses) > 1 and isinstance(clauses[1], A.WhereClause):
+                # The first `where`, of the object alone, fails for most looks: as _walk would, they
+                # stop there, but without a plan unless the instance has objects to collect.
+                passed = ev.eval(clauses[1].cond, env) is True
+                if not passed and inst.id not in self.cache.owned:
+                    outcome = _Outcome([], world.scanned, ev.deadlines, _NOTHING, _NOTHING, False, 2)
+                    world.scanned = set()
+                    ev.deadlines = None
+                    return outcome
+                plan = _Plan(self, inst)
+                plan.reached = 2
+                if passed:
+                    plan.run(2, env)
+            else:
+                plan = _Plan(self, inst)
+                plan.run(1, env)
+        if inst.id in self.cache.owned:  # most own nothing
+            plan.collect_stale()
         ensured, created = plan.ensured, plan.created
-        outcome = _Outcome(plan.writes, self.world.scanned, self.ev.deadlines,
-                           ensured | created if created else ensured,
+        outcome = _Outcome(plan.writes, world.scanned, ev.deadlines, ensured | created if created else ensured,
                            frozenset(created - ensured) if created else _NOTHING, plan.acted, plan.reached)
-        self.world.scanned = set()  # the outcome keeps what it read: what is read after is no one's
-        self.ev.deadlines = None
+        world.scanned = set()  # the outcome keeps what it read: what is read after is no one's
+        ev.deadlines = None
         return outcome
 
     # -- applying writes
@@ -1359,8 +1378,8 @@ def _fingerprint(writes: list) -> str:
 class _Plan:
     """The writes one instance wants: its clauses walked, its actions evaluated."""
 
-    __slots__ = ("engine", "ev", "inst", "clauses", "writes", "pending", "order", "ensured", "created",
-                 "deleted", "acted", "reached")
+    __slots__ = ("engine", "ev", "inst", "clauses", "writes", "pending", "ensured", "created", "deleted", "acted",
+                 "reached")
 
     def __init__(self, engine: Engine, inst: _Instance):
         self.engine = engine
@@ -1368,11 +1387,10 @@ class _Plan:
         self.inst = inst
         self.clauses = inst.rule.clauses
         self.writes: list = []
-        # What the actions change — objects as changed so far (`pending`, first changed in
-        # `order`), ensured, created, deleted — made when a binding first passes the clauses
+        # What the actions change — objects as changed so far (`pending`, in the order first
+        # changed), ensured, created, deleted — made when a binding first passes the clauses
         # (act): most evaluations pass none, and read these empty.
-        self.pending: dict[tuple, dict] = {}
-        self.order: list[tuple] = []
+        self.pending: dict[tuple, dict] = _NO_PENDING
         self.ensured: set[tuple] | frozenset = _NOTHING
         self.created: set[tuple] | frozenset = _NOTHING
         self.deleted: set[tuple] | frozenset = _NOTHING
@@ -1385,8 +1403,7 @@ class _Plan:
         """Walk the clauses from the `start`th (those before bound `env`), then add the updates
         of the objects the actions changed."""
         self._walk(start, env)
-        for key in self.order:
-            obj = self.pending[key]
+        for key, obj in self.pending.items():
             self.writes.append(("update", key[0], obj, obj["resourceVersion"]))
 
     def _walk(self, i: int, env: dict) -> None:
@@ -1430,7 +1447,7 @@ class _Plan:
     def act(self, env: dict) -> None:
         if not self.acted:
             self.acted = True
-            self.ensured, self.created, self.deleted = set(), set(), set()
+            self.ensured, self.created, self.deleted, self.pending = set(), set(), set(), {}
         rule = self.inst.rule
         for a in rule.actions:
             self.action(a, env)
@@ -1471,17 +1488,20 @@ class _Plan:
         current = self.pending.get(key) or self.engine.cache.get(key)
         if current is None or key in self.deleted:
             return
-        value = materialize(self.ev.eval(a.value, env))
+        value = _settled(self.ev, self.ev.eval(a.value, env))
+        if len(path) == 1:  # most sets: of a field, which alone can differ (compared as dicts compare values)
+            field = path[0]
+            if field not in current or not (value is (held := current[field]) or value == held):
+                self.pending[key] = {**current, field: value}
+            return
         updated = assign(current, path, value)
         if updated != current:
-            if key not in self.pending:
-                self.order.append(key)
             self.pending[key] = updated
 
     def create(self, a: A.CreateAction, env: dict) -> None:
         program = self.engine.program
         kind = program.kind(a.kind)
-        name = materialize(self.ev.eval(a.name, env))
+        name = _settled(self.ev, self.ev.eval(a.name, env))
         if kind is None or not isinstance(name, str):
             return
         body = build_entries(program, self.ev, kind.fields, a.entries, env)
@@ -1522,7 +1542,8 @@ class _Plan:
         return "default"
 
     def collect_stale(self) -> None:
-        """Objects this instance ensured before and does not now: truth maintenance."""
+        """Objects this instance ensured before and does not now: truth maintenance (asked only
+        of an instance that owns some)."""
         for obj in self.engine.cache.owned_by(self.inst.id):
             key = object_key(obj["kind"], obj.get("namespace"), obj["name"])
             if key not in self.ensured and key not in self.deleted:
@@ -1562,7 +1583,7 @@ def build_entries(program: Program, ev: Evaluator, fields: dict, entries: Iterab
     out: dict = {}
     for e in entries:
         if isinstance(e, A.FieldEntry):
-            out[e.key] = materialize(ev.eval(e.value, env))
+            out[e.key] = _settled(ev, ev.eval(e.value, env))
         elif isinstance(e, A.BlockEntry):
             out[e.key] = _block(program, ev, fields.get(e.key), e.entries, env)
         else:
@@ -1584,7 +1605,7 @@ def _block(program: Program, ev: Evaluator, field, entries, env) -> dict:
     out = {}
     for e in entries:
         if isinstance(e, A.FieldEntry):
-            out[e.key] = materialize(ev.eval(e.value, env))
+            out[e.key] = _settled(ev, ev.eval(e.value, env))
         elif isinstance(e, A.BlockEntry):
             out[e.key] = _block(program, ev, None, e.entries, env)
     return out
