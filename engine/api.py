@@ -220,14 +220,15 @@ class _Decodings:
     """The values stored texts of fields decode to, by text, up to a bound: the objects a set
     creates from one template hold alike values (containers, labels, tolerations), which are
     decoded once and shared by their stored objects (_Stored), as an object's versions share the
-    values an update keeps. No one is given to change them. A long text is decoded afresh: a
-    field that grows write by write would otherwise keep each of its versions."""
+    values an update keeps; the objects a controller updates alike (a kubelet starting a set's
+    pods) hold alike new values too. No one is given to change them. A long text is decoded
+    afresh: a field that grows write by write would otherwise keep each of its versions."""
 
-    LIMIT = 100_000  # texts
     LONGEST = 2_000  # characters of a text kept
 
-    def __init__(self):
+    def __init__(self, limit: int = 100_000):
         self._values: dict[str, Any] = {}
+        self._limit = limit  # texts
 
     def value(self, text: str):
         """_decoded(text), made once."""
@@ -236,7 +237,7 @@ class _Decodings:
         values = self._values
         value = values.get(text)
         if value is None:
-            if len(values) >= self.LIMIT:
+            if len(values) >= self._limit:
                 values.clear()
             value = values[text] = _decoded(text)
         return value
@@ -252,14 +253,17 @@ def _joined(pieces: dict) -> bytes:
     return ("{" + ",".join(pieces.values()) + "}").encode()
 
 
-def _encode_fields(obj: dict, base: _Stored | None,
-                   decoded: _Decodings | None = None) -> tuple[bytes, dict, dict]:
+def _encode_fields(obj: dict, base: _Stored | None, decoded: _Decodings | None = None,
+                   not_kept: list[str] | None = None) -> tuple[bytes, dict, dict]:
     """encode_object(obj), the object those bytes decode to (less its revisions) and their
     pieces (_Stored). It is made field by field, for SORTED_JSON of a map is its fields' pieces
     in key order, and decoding reads each on its own (_value). An update of `base` keeps the
-    piece and decoded value of a field that holds the same object as there, or an equal one."""
+    piece and decoded value of a field that holds the same object as there, or an equal one;
+    `not_kept`, where the caller knows them, are the fields that may not (`_admit`: `obj` has
+    `base`'s fields then). The values decoded are shared through `decoded` where it is given
+    (_Decodings)."""
     kept = base.object if base is not None else None
-    if kept is None or obj.keys() != kept.keys():
+    if kept is None or not_kept is None and obj.keys() != kept.keys():  # given `not_kept`, the same
         pieces = {}
         values = {}
         for f in sorted(obj):
@@ -269,7 +273,8 @@ def _encode_fields(obj: dict, base: _Stored | None,
                 pieces[f] = _piece(f, text)
                 values[f] = _value(v, text, decoded)
         return _joined(pieces), values, pieces
-    changed = [f for f, v in obj.items() if v is not kept[f] and f not in _REVISIONS]
+    changed = not_kept if not_kept is not None else [f for f, v in obj.items()
+                                                     if v is not kept[f] and f not in _REVISIONS]
     pieces = dict(base.pieces)
     values = dict(kept)
     for f in changed:
@@ -277,14 +282,14 @@ def _encode_fields(obj: dict, base: _Stored | None,
         text = SORTED_JSON(v)
         piece = _piece(f, text)
         if piece != pieces[f]:  # else an equal value, made afresh: the decoded one is kept
-            pieces[f], values[f] = piece, _value(v, text)
+            pieces[f], values[f] = piece, _value(v, text, decoded)
     return _joined(pieces), values, pieces
 
 
 def _value(v, text: str, decoded: _Decodings | None = None):
     """What a field's stored text (`text`, of `v`) decodes to: `v` itself where decoding gives it
     back as it is (but NaN: every decoded NaN is one object, which `in` finds), else a decoding,
-    shared through `decoded` where it is given (creates: objects alike share those values)."""
+    shared through `decoded` where it is given."""
     if type(v) in _AS_DECODED and v == v:
         return v
     return decoded.value(text) if decoded is not None else _decoded(text)
@@ -387,9 +392,12 @@ def _not_kept(obj: dict, base: dict) -> list[str] | None:
     declared field, none required is none, and each holds what defaulting gives back as it is
     and validation passes: what admission does to a field depends on its value alone, so an
     update need only default and validate the others."""
-    if obj.keys() != base.keys():
+    if len(obj) != len(base):
         return None
-    return [f for f, v in obj.items() if v is not base[f] and f not in _REVISIONS]
+    try:  # as many fields, each of them base's: the same ones, told without comparing the keys first
+        return [f for f, v in obj.items() if v is not base[f] and f not in _REVISIONS]
+    except KeyError:
+        return None
 
 
 def _kinds_read(program: Program, name: str) -> tuple[str, ...] | None:
@@ -519,11 +527,11 @@ class APIServer:
         self._alike: dict[tuple, _Alike] = {}  # _alike_key → the newest create so named
         # kind → the fields its ratcheted policies read; of those, the ones `==` may call kept
         # when they changed (values.differs)
-        self._ratcheted: dict[str, tuple[str, ...]] = {}
+        self._ratcheted: dict[str, frozenset[str]] = {}
         self._loose: dict[str, frozenset[str]] = {}
         for kind, ps in self._policies.items():
             fields = frozenset().union(*(f for _, _, f in ps if f is not None))
-            self._ratcheted[kind] = tuple(sorted(fields))
+            self._ratcheted[kind] = fields
             self._loose[kind] = fields & program.loose_fields(kind)
         # store key → (revision, the object admitted, as stored: _Stored.object, which no one
         # changes, unlike the object handed back). Kept apart from `_stored`, which a write by
@@ -531,6 +539,9 @@ class APIServer:
         self._admitted: dict[str, tuple[int, dict]] = {}
         self._stored: dict[str, _Stored] = {}  # store key → what this server wrote there last
         self._decoded = _Decodings()
+        # An update's new values, for a few of its latest texts alone: a field that grows update
+        # by update (its record gone, so it is not built on) keeps no more than those versions.
+        self._updated = _Decodings(limit=256)
         self.rbac_enabled = "RoleBinding" in program.kinds or "ClusterRoleBinding" in program.kinds
         self._users_declared = "User" in program.kinds
         self._rbac = _RBACCache(self) if self.rbac_enabled or self._users_declared else None
@@ -646,7 +657,7 @@ class APIServer:
             if earlier is not None and earlier.given == alike[1] and valid_name(name):
                 obj, data, stored, pieces = self._admit_alike(info, alike[0], earlier, name)
             else:
-                obj = self._admit(info, obj)  # which says what is wrong with a name
+                obj, _ = self._admit(info, obj)  # which says what is wrong with a name
                 data, stored, pieces = _encode_fields(obj, None, self._decoded)
                 if alike is not None:
                     self._keep_alike(*alike, obj, stored, pieces)
@@ -689,10 +700,10 @@ class APIServer:
             replaced = old if old is not None else lambda: decode_object(current)
             self._world.replacing = ((info.name, namespace, name), replaced)
         try:
-            obj = self._admit(info, obj, old, base)
+            obj, not_kept = self._admit(info, obj, old, base)
         finally:
             self._world.replacing = None
-        data, stored, pieces = _encode_fields(obj, base)
+        data, stored, pieces = _encode_fields(obj, base, self._updated, not_kept)
         if data == current.value:
             return decode_object(current)  # nothing changed: no write, no new revision
         r = self.store.txn([Compare(key, "mod", "==", rv)], [Put(key, data)])
@@ -885,23 +896,33 @@ class APIServer:
         return obj
 
     def _admit(self, info: KindInfo, obj: dict, old: dict | None = None,
-               stored: _Stored | None = None) -> dict:
+               stored: _Stored | None = None) -> tuple[dict, list[str] | None]:
         """Defaulting, validation, the mutating admission policies, then the validating ones: the
         object admitted. An update of `old`, as this server admitted it (_remember), is not denied
         by a policy that reads only fields the mutated object keeps: as Kubernetes ratchets
         validation, an unchanged field is not judged again; one that holds the very value of `old`
         is kept without a compare (a shared watch hands those values over). A field that holds
         the very value of `stored` (what it updates, as stored) is neither defaulted nor
-        validated again: it was, when admitted."""
+        validated again: it was, when admitted.
+
+        With the object admitted, the fields of it that may not hold the very values of `stored`'s,
+        where the caller need not look at the others: those that were not kept, when no mutation
+        applied; else None."""
         not_kept = _not_kept(obj, stored.object) if stored is not None else None
-        obj = self._schema.default_fields(info.fields, obj, not_kept)
+        defaulted = obj = self._schema.default_fields(info.fields, obj, not_kept)
         self._check_schema(info, obj, not_kept)
         values: dict[tuple, str | tuple] = {}  # a path of fields → its value as text (_holds), made once
         obj = self._mutate(info, obj, values, stored)
+        if obj is not defaulted:
+            not_kept = None  # a mutation may have changed any field
+        # else defaulting gave the kept fields their values back as they were
         changed = None  # with `old`: the fields a ratcheted policy reads that are not kept
         if old is not None:
             loose = self._loose.get(info.name, ())
-            changed = {f for f in self._ratcheted.get(info.name, ())
+            ratcheted = self._ratcheted.get(info.name, ())
+            if not_kept is not None and old is stored.object:  # the others hold its very values
+                ratcheted = [f for f in (*not_kept, *_REVISIONS) if f in ratcheted]
+            changed = {f for f in ratcheted
                        if (value := obj.get(f)) is not (kept := old.get(f)) and differs(kept, value, f in loose)}
         policies = self._policies if obj["resourceVersion"] is None else self._on_update
         for policy, deny, fields in policies.get(info.name, ()):
@@ -910,7 +931,7 @@ class APIServer:
             env = {deny.source.var: obj}
             if self._holds(deny, deny.cond, env, obj, values, stored):
                 raise self._denied(info, obj["name"], policy, deny, env)
-        return obj
+        return obj, not_kept
 
     def _denied(self, info: KindInfo, name: str, policy: A.PolicyDecl, deny: A.Deny, env: dict) -> APIError:
         """A deny's refusal, with its `because` (or the policy's message), worded as Kubernetes

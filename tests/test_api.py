@@ -655,6 +655,25 @@ def test_ratcheting_compares_what_was_admitted_with_the_mutated_object(mutating,
     assert any(e is team for e in judged)
 
 
+def test_an_update_stores_what_it_admitted_whether_or_not_a_mutation_applied(mutating):
+    # An update where no mutation applies encodes only the fields that were not kept; one where a
+    # mutation applies looks at them all. Either way the store holds the object admitted, and the
+    # server's record of it (what a shared watch hands over) is what decoding the bytes gives.
+    info = mutating.kind_info("pod")
+    key = mutating.key(info, "shop", "web-1")
+    created = mutating.create(mutating.admin, "pod", pod())
+    watched = dict(mutating._stored[key].object)
+    for change in ({"phase": "Running"}, {"labels": {}}, {"containers": watched["containers"][:1]},
+                   {"phase": "Done", "node": "n1"}, {"labels": {"team": "db"}, "phase": "Failed"}):
+        updated = mutating.update(mutating.admin, "pod", {**watched, **change})
+        [kv] = mutating.store.range(key).kvs
+        assert kv.value == encode_object(updated)
+        assert repr(mutating._stored[key].object) == repr(decode_object(kv))
+        watched = dict(mutating._stored[key].object)
+    assert (updated["labels"], updated["phase"], updated["node"]) == ({"team": "db"}, "Failed", "n1")
+    assert len(updated["containers"]) == len(created["containers"])
+
+
 def test_defaulted_applies_the_mutations_as_a_create_would(mutating):
     wanted = mutating.defaulted("pod", pod())
     created = mutating.create(mutating.admin, "pod", pod())
@@ -1845,11 +1864,30 @@ def test_long_texts_are_decoded_afresh_not_kept():
     assert decodings.value(long) == decodings.value(long) and decodings.value(long) is not decodings.value(long)
 
 
-def test_updates_decode_their_fields_afresh_even_with_no_record_to_build_on(api):
-    # Values shared by text are for objects created alike: a field that grows update by update,
-    # with the server's records gone (another hand's write empties them), keeps no old version.
+def test_updates_alike_share_the_values_their_new_fields_decode_to(api):
+    # A kubelet starting a set's pods gives each the same new containers: decoded once, as they
+    # would read back from the store, and shared by the stored objects.
+    started = [{"name": "c", "image": "nginx:2", "cpu": Fraction(1, 4), "ports": [{"containerPort": 80}]}]
+    for name in ("web-1", "web-2"):
+        made = api.create(api.admin, "pod", pod(name))
+        api.update(api.admin, "pod", dict(made, containers=copy.deepcopy(started)))
+    info = api.kind_info("pod")
+    one, two = (api._stored[api.key(info, "shop", name)].object for name in ("web-1", "web-2"))
+    assert one["containers"] is two["containers"]
+    assert one["containers"] == [{"cpu": Fraction(1, 4), "image": "nginx:2", "name": "c",
+                                  "ports": [{"containerPort": 80, "hostIP": None, "protocol": "TCP"}]}]
+    assert [api.get(api.admin, "pod", "shop", name)["containers"] for name in ("web-1", "web-2")] == \
+        [one["containers"]] * 2
+
+
+def test_a_field_growing_update_by_update_keeps_a_bounded_number_of_its_versions(api):
+    # Values shared by text are kept for a few of the latest update texts alone: a field that
+    # grows update by update, with the server's records gone (another hand's write empties them,
+    # so no update builds on them), keeps no more versions than that.
     pod_ = api.create(api.admin, "pod", pod())
-    for n in range(3):
+    for n in range(300):
         api._stored.clear()
         pod_ = api.update(api.admin, "pod", dict(pod_, labels={**pod_["labels"], f"k{n}": "v"}))
+    assert pod_["labels"] == {f"k{n}": "v" for n in range(300)}
     assert not any('"k0"' in text for text in api._decoded._values)
+    assert 0 < len(api._updated._values) <= 256

@@ -54,9 +54,16 @@ class Compare:
     `value` compare is false whatever the op (etcd's rule)."""
 
     key: str
-    target: Literal["value", "version", "create", "mod"] = attrs.field(validator=attrs.validators.in_(_TARGETS))
-    op: Literal["==", "!=", "<", ">"] = attrs.field(validator=attrs.validators.in_(_OPS))
+    target: Literal["value", "version", "create", "mod"]
+    op: Literal["==", "!=", "<", ">"]
     operand: bytes | int = 0
+
+    def __attrs_post_init__(self) -> None:
+        # as attrs.validators.in_ words it, at a fraction of its cost: every update makes one
+        if self.target not in _TARGETS:
+            raise ValueError(f"'target' must be in {_TARGETS!r} (got {self.target!r})")
+        if self.op not in _OPS:
+            raise ValueError(f"'op' must be in {_OPS!r} (got {self.op!r})")
 
 
 @attrs.frozen(slots=True)

@@ -153,6 +153,9 @@ class EmbeddedStore:
     ) -> RangeResult:
         self._check_open()
         self._expire()
+        if revision is None and not prefix:  # most reads: one key, now (an update reads what it replaces)
+            kv = self._live.get(key)
+            return RangeResult(() if kv is None else (kv,), self._rev, 0 if kv is None else 1, False)
         return self._range(key, prefix, revision, limit)
 
     def _range(self, key: str, prefix: bool, revision: int | None, limit: int | None) -> RangeResult:
