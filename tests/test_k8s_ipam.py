@@ -125,6 +125,32 @@ def test_block_of_a_removed_node_is_released():
     assert [b["node"] for b in c.of("IPBlock")] == []
 
 
+def test_an_address_a_pending_pod_came_with_is_not_handed_to_another_pod_of_its_node():
+    # "z" is admitted after "b" (by name), but holds 192.168.0.0 from its spec all along.
+    c = run(node("n1") + 'pod z { node: "n1"  ip: 192.168.0.0  container main { image: "x" } }\n'
+            'pod b { node: "n1" container main { image: "x" } }\n')
+    assert (c.get("Pod", "b")["ip"], c.get("Pod", "z")["ip"]) == ("192.168.0.1", "192.168.0.0")
+
+
+def test_nodes_claim_the_pools_lowest_unclaimed_blocks_first_those_a_removed_node_released():
+    # 128 one-address blocks: the pods of n1–n4 claim the lowest 68, past the first 64; n1 goes,
+    # and its blocks with it; n5's 20 pods then claim the 17 it released, then the next 3.
+    def pinned(name, n):
+        return f'pod {name} {{ node: "{n}" container main {{ image: "x"  cpu: 1m  memory: 1Mi }} }}\n'
+    spec = ("ippool a-tiny { cidr: 10.20.0.0/25  blockSize: 32 }\n" + "".join(node(f"n{i}") for i in range(1, 6))
+            + "".join(pinned(f"p{i}-{j:02d}", f"n{i}") for i in range(1, 5) for j in range(17)))
+    pool = [str(b) for b in ip_network("10.20.0.0/25").subnets(new_prefix=32)]
+    before = {b["cidr"]: b["node"] for b in run(spec).of("IPBlock")}
+    assert set(before) == set(pool[:68])
+    late = "".join(f'at 2m: create pod late{j:02d} {{ node: "n5" container main {{ image: "x" }} }}\n'
+                   for j in range(20))
+    after = run(spec + 'scenario "n1 goes" {\nat 1m: delete node n1\n' + late + "}\n")
+    kept = {cidr: n for cidr, n in before.items() if n != "n1"}
+    assert len(kept) == 51
+    free = [cidr for cidr in pool if cidr not in kept]
+    assert {b["cidr"]: b["node"] for b in after.of("IPBlock")} == kept | {cidr: "n5" for cidr in free[:20]}
+
+
 # ---- against the model (tests/cluster_model.py) -------------------------------------------------
 
 # (pool cidr, blockSize): small pools, so that blocks fill, the pool runs out and hosts borrow.
