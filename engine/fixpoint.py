@@ -117,7 +117,11 @@ class Cache:
         # put), for the objects held
         self.memo_parts: dict[int, tuple] = {}
         self.owned: dict[str, set[tuple]] = {}  # managedBy → keys of the objects it owns
-        self.indexes: dict[str, dict[tuple, dict]] = {}  # kind → ("eq"|"has"|"sub", path) → entry → {key: object}
+        self.indexes: dict[str, dict[tuple, dict]] = {}  # kind → ("eq"|"has"|"sub", path) → entry → keys
+        # key → for each index of its kind, in order, the index reads (what a lookup records) of the
+        # entries its object is in: an update that leaves an indexed value alone leaves its entries
+        # as they are, and its reads are named without making them again
+        self.placed: dict[tuple, list[tuple]] = {}
 
     def __setstate__(self, state: dict) -> None:
         """A copy (a forked run's) holds copies of the objects: `memo_parts` goes by their ids."""
@@ -134,19 +138,26 @@ class Cache:
             if not isinstance(value, list):
                 return self.scan(kind)
             index = self._index(kind, "eq", path)
-            found: dict[tuple, dict] = {}
+            found: set[tuple] = set()
             for v in value:
                 found.update(index.get(freeze(v), ()))
-            return [found[k] for k in sorted(found)]
+            objs = self.by_kind.get(kind, {})
+            return [objs[k] for k in sorted(found)]
         if mode != "sub":
             bucket = self._index(kind, mode, path).get(True if mode in _PRESENCE else freeze(value))
-            return [bucket[k] for k in bucket.in_order()] if bucket else []
+            if not bucket:
+                return []
+            objs = self.by_kind[kind]
+            return [objs[k] for k in bucket.in_order()]
         if not isinstance(value, dict) or not value:
             return self.scan(kind)
         index = self._index(kind, "sub", path)
-        postings = sorted((index.get((k, freeze(v)), {}) for k, v in value.items()), key=len)
+        postings = sorted((index.get((k, freeze(v)), ()) for k, v in value.items()), key=len)
         smallest, rest = postings[0], postings[1:]
-        return [smallest[k] for k in smallest.in_order() if all(k in p for p in rest)] if smallest else []
+        if not smallest:
+            return []
+        objs = self.by_kind[kind]
+        return [objs[k] for k in smallest.in_order() if all(k in p for p in rest)]
 
     def lookup_size(self, kind: str, mode: str, path: tuple, value) -> int:
         """How many candidates `lookup` would start from: for the planner."""
@@ -169,8 +180,9 @@ class Cache:
         index = of_kind.get((mode, path))
         if index is None:
             index = of_kind[(mode, path)] = {}
+            placed = self.placed
             for key, obj in self.by_kind.get(kind, {}).items():
-                _index_add(index, mode, path, key, obj)
+                placed[key].append(_index_add(index, mode, kind, path, key, obj))
         return index
 
     def scan(self, kind: str) -> list[dict]:
@@ -185,7 +197,8 @@ class Cache:
         return self.clock
 
     def get(self, key: tuple) -> dict | None:
-        return self.by_kind.get(key[0], {}).get(key)
+        objs = self.by_kind.get(key[0])  # asked at every change, and by many evaluations: no `{}` made
+        return objs.get(key) if objs is not None else None
 
     def put(self, obj: dict, data: bytes | None = None, reads: tuple[list, list] | None = None,
             changed: frozenset | None = None,
@@ -197,7 +210,10 @@ class Cache:
         `field_text`, if given, tells a field's text where the API server made it
         (WatchEvent.field_text)."""
         key = object_key(obj["kind"], obj.get("namespace"), obj["name"])
-        old = self.by_kind.setdefault(key[0], {}).get(key)
+        objs = self.by_kind.get(key[0])
+        if objs is None:
+            objs = self.by_kind[key[0]] = {}
+        old = objs.get(key)
         content_parts = {}
         if old is not None:
             self.state_hash = (self.state_hash - self.hashes[key]) % 2**64
@@ -205,8 +221,8 @@ class Cache:
             was = self.memo_parts.pop(id(old), None)
             if changed is not None and was is not None:
                 content_parts = _unchanged(was[2], changed)
-        self._reindex(key, old, obj, reads)
-        self.by_kind[key[0]][key] = obj
+        self._reindex(key, old, obj, reads, changed)
+        objs[key] = obj
         self.hashes[key] = content = _hash(obj, data)
         self.memo_parts[id(obj)] = (obj, (*key, obj.get("resourceVersion")), content_parts, {}, field_text)
         self.state_hash = (self.state_hash + content) % 2**64
@@ -215,35 +231,46 @@ class Cache:
         self._sorted.pop(key[0], None)
         return old
 
-    def _reindex(self, key: tuple, old: dict | None, new: dict | None, reads: tuple[list, list] | None = None) -> None:
+    def _reindex(self, key: tuple, old: dict | None, new: dict | None, reads: tuple[list, list] | None = None,
+                 changed: frozenset | None = None) -> None:
         """Move an object between the entries of its kind's indexes. `reads`, if given, is a pair of
         lists given the index reads ((mode, kind, path, entry): what a lookup records) of the
         entries it is in: first those that answer the same objects before and after (an update
-        that leaves the indexed value alone), then those it left or joined."""
+        that leaves the indexed value alone), then those it left or joined. `changed`, where
+        known, holds every field whose value differs from the old version's (Engine.changed_fields):
+        an index of another field needs no look."""
         kind = key[0]
         same, moved = reads if reads is not None else ([], [])
-        for (mode, path), index in self.indexes.get(kind, {}).items():
-            if old is not None and new is not None:
+        of_kind = self.indexes.get(kind, {})
+        if old is None:
+            self.placed[key] = placed = []
+            for (mode, path), index in of_kind.items():
+                entries = _index_add(index, mode, kind, path, key, new)
+                placed.append(entries)
+                moved.extend(entries)
+            return
+        if new is None:
+            for index, entries in zip(of_kind.values(), self.placed.pop(key), strict=True):
+                _index_drop(index, key, entries)
+                moved.extend(entries)
+            return
+        placed = self.placed[key]
+        i = -1
+        for (mode, path), index in of_kind.items():
+            i += 1
+            if changed is None or path[0] in changed:
                 if len(path) == 1:  # most indexes: of a field, at once
                     value, was = new.get(path[0]), old.get(path[0])
                 else:
                     value, was = value_at(new, path), value_at(old, path)
-                if value == was:  # in the same entries: only the object is replaced
-                    if mode == "eq":  # most indexes: one entry
-                        entry = freeze(value)
-                        index[entry][key] = new
-                        same.append((mode, kind, path, entry))
-                        continue
-                    for entry in index_entries(mode, value):
-                        index[entry][key] = new
-                        same.append((mode, kind, path, entry))
+                if value != was:
+                    entries = placed[i]
+                    _index_drop(index, key, entries)
+                    moved.extend(entries)
+                    placed[i] = entries = _index_add(index, mode, kind, path, key, new)
+                    moved.extend(entries)
                     continue
-            if old is not None:
-                for entry in _index_remove(index, mode, path, key, old):
-                    moved.append((mode, kind, path, entry))
-            if new is not None:
-                for entry in _index_add(index, mode, path, key, new):
-                    moved.append((mode, kind, path, entry))
+            same.extend(placed[i])  # in the same entries, which hold its key
 
     def _disown(self, obj: dict, key: tuple) -> None:
         owner = obj.get("managedBy")
@@ -304,15 +331,21 @@ def _touch(touched: dict, reads: Iterable[tuple], fields: frozenset | None) -> N
             touched[read] = None if fields is None else was | fields
 
 
-class _Bucket(dict):
-    """The objects in one entry of an index, by key, with their keys in order once a lookup has
-    asked (until a key comes or goes: replacing an object leaves them as they are)."""
+class _Bucket(set):
+    """The keys of the objects in one entry of an index, in order once a lookup has asked (until a
+    key comes or goes: replacing an object leaves them as they are), with the entry's read, which
+    every object in it shares (Cache.placed)."""
 
-    __slots__ = ("order",)
+    __slots__ = ("order", "read")
 
-    def __init__(self):
-        super().__init__()
+    def __init__(self, read: tuple, keys: Iterable[tuple] = ()):
+        super().__init__(keys)
         self.order = None
+        self.read = read
+
+    def __reduce__(self):
+        """A copy (a forked run's) has the read too: a set's own copy keeps only the keys."""
+        return _Bucket, (self.read, list(self))
 
     def in_order(self) -> list[tuple]:
         if self.order is None:
@@ -320,29 +353,33 @@ class _Bucket(dict):
         return self.order
 
 
-def _index_add(index: dict, mode: str, path: tuple, key: tuple, obj: dict) -> list:
-    """Put an object in its entries of an index; those entries."""
-    entries = index_entries(mode, value_at(obj, path))
+def _index_add(index: dict, mode: str, kind: str, path: tuple, key: tuple, obj: dict) -> tuple:
+    """Put an object's key in its entries of an index; the index reads of those entries."""
+    value = obj.get(path[0]) if len(path) == 1 else value_at(obj, path)  # most indexes: of a field
+    if mode == "eq":  # most indexes: one entry, most often a text
+        entries = (value if type(value) is str else freeze(value),)
+    else:
+        entries = index_entries(mode, value)
+    reads = []
     for entry in entries:
         bucket = index.get(entry)
         if bucket is None:
-            bucket = index[entry] = _Bucket()
-        bucket[key] = obj
+            bucket = index[entry] = _Bucket((mode, kind, path, entry))
+        bucket.add(key)
         bucket.order = None
-    return entries
+        reads.append(bucket.read)
+    return tuple(reads)
 
 
-def _index_remove(index: dict, mode: str, path: tuple, key: tuple, obj: dict) -> list:
-    """Take an object out of its entries of an index; those entries."""
-    entries = index_entries(mode, value_at(obj, path))
-    for entry in entries:
-        bucket = index.get(entry)
-        if bucket is not None:
-            bucket.pop(key, None)
-            bucket.order = None
-            if not bucket:
-                del index[entry]
-    return entries
+def _index_drop(index: dict, key: tuple, reads: tuple) -> None:
+    """Take an object's key out of the entries of an index it is in (their reads, `_index_add`)."""
+    for read in reads:
+        entry = read[3]
+        bucket = index[entry]
+        bucket.discard(key)
+        bucket.order = None
+        if not bucket:
+            del index[entry]
 
 
 # What tells apart two objects of equal content: not read by a def that is memoised by content.
@@ -590,9 +627,10 @@ class _Memo:
                 del entries[oldest]
 
     def invalidate(self, reads: Iterable[tuple]) -> None:
-        """Drop the entries that read any of `reads`."""
+        """Drop the entries that read any of `reads`. Most of those no entry read: they are passed
+        over in C, and the rest taken in any order, as the same entries go."""
         readers, entries = self.readers, self.entries
-        for read in reads:
+        for read in readers.keys() & reads:
             for key in readers.pop(read, ()):
                 entry = entries.pop(key, None)
                 for other in entry[1] if entry is not None else ():
@@ -979,23 +1017,30 @@ class Engine:
         index reads it kept); new objects bring new instances."""
         if self.naive:
             return
-        keys = [c[0] for c in changes]
         # Each read a change touched, with the fields that changed where the objects it answers
         # are the same before and after (an update that leaves the indexed value alone), or None.
+        # A change's reads are apart from one another (each index's entries are either the same
+        # or moved): only where a sync brings several changes can one read come twice.
         touched: dict[tuple, frozenset | None] = {}
         changed_fields = self._synced_fields
         for (key, _, _), fields, (same, moved) in zip(changes, changed_fields, self._synced_reads, strict=True):
-            _touch(touched, (("scan", key[0]),), fields)
-            _touch(touched, same, fields)
-            for read in moved:
-                touched[read] = None
+            if touched:
+                _touch(touched, (("scan", key[0]),), fields)
+                _touch(touched, same, fields)
+            else:
+                touched[("scan", key[0])] = fields
+                touched.update(dict.fromkeys(same, fields))
+            touched.update(dict.fromkeys(moved))
         if self.memo is not None:
             self.memo.invalidate(touched)
             if self.memo.picks is not None:
                 touched.update(dict.fromkeys(self.memo.picks.invalidate(touched)))
         readers, instances, dirty_ids = self.readers, self.instances, self.dirty_ids
-        for read, fields in touched.items():
-            for iid in readers.get(read, ()):
+        # Most reads a change touches, no instance made: the readers' are found by one pass in C
+        # (the order they are queued in does not matter: the queue is kept by priority).
+        for read in readers.keys() & touched.keys():
+            fields = touched[read]
+            for iid in readers[read]:
                 if iid not in dirty_ids and iid in instances:
                     inst = instances[iid]
                     if fields is not None and iid not in self.refused:
@@ -1004,49 +1049,56 @@ class Engine:
                         if read_fields is not None and read_fields.isdisjoint(fields):
                             continue
                     self.queue(inst)
+        bound, makers, get = self.bound, self.makers, self.cache.get
         for (key, before, _), fields in zip(changes, changed_fields):
-            for iid in self.bound.get(key, ()):
-                inst = self.instances.get(iid)
+            for iid in bound.get(key, ()):
+                inst = instances.get(iid)
                 if inst is not None:
                     self.wake(inst, key, fields)
-            for iid in self.makers.get(key, ()):
+            for iid in makers.get(key, ()):
                 # An update leaves what a `create` asks, whether the object exists, as it was.
-                if (fields is None or iid in self.refused) and (inst := self.instances.get(iid)) is not None:
-                    self.mark(self.refresh(inst))
+                if (fields is None or iid in self.refused) and (inst := instances.get(iid)) is not None:
+                    self.queue(inst)
+            obj = get(key)
+            if obj is None:
+                continue
             # A new object: its instances. Those of an updated one were made when it was created;
             # each has been looked at, and so is bound to it (woken above), or waits, dirty, to be
             # looked at (its object is looked up then). One looked at while its object was gone is
             # bound to nothing, but such an object can only come back as a new one, here.
-            if before is None and (obj := self.cache.get(key)) is not None:
+            if before is None:
                 text = key_text(key)
                 place = _place(key, text)
                 for cname, rule, ci, ri in self.rules_of_kind(key[0]):
                     iid = f"{cname}/{rule.name}[{text}]"
-                    known = self.instances.get(iid)
+                    known = instances.get(iid)
                     if known is None:
-                        self.mark(_Instance(iid, self.priority(rule, ci, ri, key, iid, place), cname, rule, obj, key))
+                        inst = _Instance(iid, self.priority(rule, ci, ri, key, iid, place), cname, rule, obj, key)
                     elif known.primary is not obj:
-                        self.mark(_Instance(iid, known.priority, cname, rule, obj, key))
-        # Instances whose own objects were ensured (managedBy) must look again when those change.
-        for key in keys:
-            obj = self.cache.get(key)
-            owner = obj.get("managedBy") if obj else None
-            if owner and owner in self.instances:
-                self.queue(self.instances[owner])
+                        inst = _Instance(iid, known.priority, cname, rule, obj, key)
+                    else:
+                        continue
+                    instances[iid] = inst  # as `mark` does
+                    self.queue(inst)
+            # Instances whose own objects were ensured (managedBy) must look again when those change.
+            owner = obj.get("managedBy")
+            if owner and owner in instances:
+                self.queue(instances[owner])
 
     def wake(self, inst: _Instance, key: tuple, fields: frozenset | None) -> None:
         """Mark an instance bound to a changed object dirty, unless it is its own object and
         no field the rule may read of it changed (`fields`, as changed_fields gives them): its
-        evaluation would come out the same, and it is given the new object only when it is next
-        marked (every path that looks at an instance looks its object up again first).
+        evaluation would come out the same. Either way it is given the new object only when it is
+        looked at (every path that looks at an instance looks its object up again first).
         One whose writes were refused is woken all the same, to try them again. (With faults or
         without field wake-ups, `changed` gives no fields.)"""
-        if (fields is not None and inst.primary_key == key and inst.id not in self.refused
-                and inst.id not in self.dirty_ids):
+        if inst.id in self.dirty_ids:
+            return
+        if fields is not None and inst.primary_key == key and inst.id not in self.refused:
             read = self.primary_fields(inst.rule, self.stopped.get(inst.id))
             if read is not None and read.isdisjoint(fields):
                 return
-        self.mark(self.refresh(inst))
+        self.queue(inst)
 
     def changed_fields(self, kind: str, before: dict | None, after: dict | None) -> frozenset | None:
         """The fields an update changed, as the language tells values apart (values.differs),
@@ -1061,9 +1113,10 @@ class Engine:
         # `differs` for the fields dropped and the loose ones.
         was = before.get
         found = {f for f, v in after.items() if v != was(f)}
-        for f in before.keys() - after.keys():
-            if differs(before[f], None, f in loose):
-                found.add(f)
+        if not before.keys() <= after.keys():
+            for f in before.keys() - after.keys():
+                if differs(before[f], None, f in loose):
+                    found.add(f)
         for f in loose:
             if f not in found and differs(before.get(f), after.get(f), True):
                 found.add(f)

@@ -317,11 +317,14 @@ class Picks:
                     self._forget(key, cid, entry)
         self.limit = max(self.LIMIT, 2 * self.size)  # the rest is waited on: let it grow before looking again
 
-    def invalidate(self, reads: set) -> set[tuple]:
-        """Drop the verdicts that read any of `reads`; the tokens of their groups."""
+    def invalidate(self, reads) -> set[tuple]:
+        """Drop the verdicts that read any of `reads`; the tokens of their groups. Most of those no
+        verdict read: they are passed over in C, and the rest taken in any order, as the same
+        verdicts go (a group re-judges those dropped in any order: each by itself)."""
         tokens = set()
-        for read in reads:
-            for key, cid in self.readers.pop(read, ()):
+        readers = self.readers
+        for read in readers.keys() & reads:
+            for key, cid in readers.pop(read, ()):  # _forget may have taken it since
                 group = self.groups.get(key)
                 entry = group.entries.pop(cid, None) if group is not None else None
                 if entry is not None:
