@@ -979,7 +979,9 @@ def _inline(e: A.Comprehension) -> bool:
 def _settled(ev, found):
     """A value with every Clock in it made a number (what a lazy built-in found, a `set`'s
     value): only where `now()` was symbolic since the engine last reset `saw_clock` can one
-    hide in it, so most are given back as they are, not copied."""
+    hide in it, so most are given back as they are, not copied. Such a value may be the very list
+    or map of a cached object or a memoised result: what it is written into must copy, never
+    change it in place (values.assign copies along its path)."""
     return materialize(found) if ev.saw_clock else found
 
 

@@ -33,6 +33,7 @@ import json
 from collections import deque
 from collections.abc import Callable, Iterable
 from fractions import Fraction
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -255,9 +256,7 @@ class Cache:
                 moved.extend(entries)
             return
         placed = self.placed[key]
-        i = -1
-        for (mode, path), index in of_kind.items():
-            i += 1
+        for i, ((mode, path), index) in enumerate(of_kind.items()):
             if changed is None or path[0] in changed:
                 if len(path) == 1:  # most indexes: of a field, at once
                     value, was = new.get(path[0]), old.get(path[0])
@@ -375,7 +374,9 @@ def _index_drop(index: dict, key: tuple, reads: tuple) -> None:
     """Take an object's key out of the entries of an index it is in (their reads, `_index_add`)."""
     for read in reads:
         entry = read[3]
-        bucket = index[entry]
+        bucket = index.get(entry)
+        if bucket is None:
+            continue  # an entry the object's value names twice (a list holding a member twice): gone
         bucket.discard(key)
         bucket.order = None
         if not bucket:
@@ -673,12 +674,14 @@ class _Instance:
     priority: tuple[int, str]  # Engine.priority
     controller: str
     rule: A.Rule
-    primary: dict | None  # the object the first `for` binds, if it ranges over a kind
+    # The object the first `for` binds, if it ranges over a kind: as of when the instance was
+    # made, which a change leaves behind until it is looked at (Engine.refresh, which every look asks)
+    primary: dict | None
     primary_key: tuple | None
 
 
 _NOTHING: frozenset = frozenset()
-_NO_PENDING: dict = {}  # a _Plan's changes before it acts: none, and never written to
+_NO_PENDING = MappingProxyType({})  # a _Plan's changes before it acts: none (act() makes its own)
 
 
 @attrs.define(slots=True)
@@ -904,7 +907,8 @@ class Engine:
             env = {clauses[0].source.var: inst.primary}
             if len(clauses) > 1 and isinstance(clauses[1], A.WhereClause):
                 # The first `where`, of the object alone, fails for most looks: as _walk would, they
-                # stop there, but without a plan unless the instance has objects to collect.
+                # stop there (having reached two clauses), but without a plan unless the instance has
+                # objects to collect. What _walk records of a `where` is kept here too.
                 passed = ev.eval(clauses[1].cond, env) is True
                 if not passed and inst.id not in self.cache.owned:
                     outcome = _Outcome([], world.scanned, ev.deadlines, _NOTHING, _NOTHING, False, 2)
@@ -1645,7 +1649,7 @@ def build_entries(program: Program, ev: Evaluator, fields: dict, entries: Iterab
             rec = program.records.get(f.type.elem.name) if f is not None and hasattr(f.type, "elem") \
                 and hasattr(f.type.elem, "name") else None
             item = {"name": e.name, **build_entries(program, ev, rec.fields if rec else {}, e.entries, env)}
-            out.setdefault(key, []).append(item)
+            out[key] = [*out.get(key, ()), item]  # the list an entry gave may be shared: not appended to
     return out
 
 
