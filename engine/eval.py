@@ -344,18 +344,19 @@ class Evaluator:
 
     def call_def(self, d: A.DefDecl, args: list):
         memo, name = self.memo, d.name
+        body = self._defs.get(name) or self._def(d)
         if memo is None:
-            return (self._defs.get(name) or self._def(d))(*args)
+            return body(*args)
         memoised = self._memoised.get(name)
         if memoised is not True:
             if memoised is None:
                 memoised = self._memoised[name] = [0, 0]
             elif type(memoised) is int:
                 self._memoised[name] = memoised - 1 if memoised > 1 else [0, 0]
-                return (self._defs.get(name) or self._def(d))(*args)
+                return body(*args)
         key = memo.key(name, args)
         if key is None:
-            return (self._defs.get(name) or self._def(d))(*args)
+            return body(*args)
         entry = memo.entries.get(key)
         if memoised is not True:
             self._tally(name, memoised, entry is not None)
@@ -363,7 +364,6 @@ class Evaluator:
             if entry[1]:
                 memo.world.scanned |= entry[1]
             return entry[0]
-        body = self._defs.get(name) or self._def(d)
         outer_clock, self.clock_used = self.clock_used, False
         outer = memo.enter()
         value, cacheable = None, False

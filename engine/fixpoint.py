@@ -1082,8 +1082,7 @@ class Engine:
                         inst = _Instance(iid, known.priority, cname, rule, obj, key)
                     else:
                         continue
-                    instances[iid] = inst  # as `mark` does
-                    self.queue(inst)
+                    self.mark(inst)
             # Instances whose own objects were ensured (managedBy) must look again when those change.
             owner = obj.get("managedBy")
             if owner and owner in instances:
