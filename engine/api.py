@@ -34,6 +34,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 import json
+import re
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from json.encoder import encode_basestring
@@ -56,6 +57,7 @@ from .values import (
 META = ("kind", "name", "namespace", "resourceVersion", "createdRevision", "managedBy")
 VERBS = ("get", "list", "watch", "create", "update", "delete")
 RBAC_KINDS = ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "User")
+_RBAC_KINDS = frozenset(RBAC_KINDS)
 
 
 # ---- errors ---------------------------------------------------------------------
@@ -304,12 +306,18 @@ class _Alike:
     # The newest kept: alike creates come together (a ReplicaSet creates the pods it misses in one
     # step), and an object kept here holds its whole body.
     LIMIT = 1_000
+    # Shared creates of a kind since one was found alike, past which only every so many are named
+    # (`APIServer._named_alike`).
+    UNALIKE = 32
 
     given: dict  # the object as given, less its name
     admitted: dict  # as admitted, before its revisions are set
     stored: dict  # its stored bytes decoded (_Stored.object), less its revisions
     pieces: dict  # its stored bytes' pieces (_Stored.pieces)
     judged: int  # the store revision its denies that read the store's objects passed at
+    # A path of fields → the text of its value in `admitted` (_holds), as the denies its alike
+    # creates are judged by again make them: those creates share these values, all but the name.
+    texts: dict = attrs.Factory(dict)
 
 
 def _fraction(d: dict):
@@ -481,6 +489,8 @@ class APIServer:
         # read before it in doubt.
         self._last_write = self._doubt_before = store.revision
         self._kind_written: dict[str, int] = {}  # in the order of those writes, the latest last
+        # Of those, the latest of an RBAC kind: what RBAC's decisions depend on, asked at every request.
+        self.rbac_written = 0
         self._world = _StoreWorld(self)
         self._admission = Evaluator(program, self._world)
         self._admission.memo = _AdmissionCalls(self)
@@ -525,6 +535,7 @@ class APIServer:
         # the object's other fields
         self._judged_again = {kind: self._denies_judged_again(kind, reads) for kind in program.kinds}
         self._alike: dict[tuple, _Alike] = {}  # _alike_key → the newest create so named
+        self._unalike: dict[str, int] = {}  # kind → its shared creates since one was alike (_named_alike)
         # kind → the fields its ratcheted policies read; of those, the ones `==` may call kept
         # when they changed (values.differs)
         self._ratcheted: dict[str, frozenset[str]] = {}
@@ -649,13 +660,14 @@ class APIServer:
                                             "must be unset to create an object"])
         obj["resourceVersion"] = None
         obj["createdRevision"] = None
-        alike = self._alike_key(info, obj) if shared else None
+        alike = self._alike_key(info, obj) if shared and self._named_alike(info.name) else None
         earlier = self._alike.get(alike[0]) if alike is not None else None
         if info.name in self._looks_back:
             self._world.replacing = ((info.name, namespace, name), None)  # `before`: none, it is new
         try:
             if earlier is not None and earlier.given == alike[1] and valid_name(name):
                 obj, data, stored, pieces = self._admit_alike(info, alike[0], earlier, name)
+                self._unalike[info.name] = 0
             else:
                 obj, _ = self._admit(info, obj)  # which says what is wrong with a name
                 data, stored, pieces = _encode_fields(obj, None, self._decoded)
@@ -739,6 +751,16 @@ class APIServer:
                 kinds.update(found)
         return again, frozenset(by_store), tuple(sorted(kinds))
 
+    def _named_alike(self, kind: str) -> bool:
+        """Whether a shared create of `kind` is named for `_alike`: each is, but once the kind's
+        last `_Alike.UNALIKE` shared creates found none alike, only every so many, until one does.
+        Some kinds' objects each differ from all others (a service's endpoints, a node's block of
+        addresses), and naming one encodes all of it for nothing; a hit, which a named create
+        finds as well as ever, brings every create of the kind back."""
+        n = self._unalike.get(kind, 0)
+        self._unalike[kind] = n + 1
+        return n < _Alike.UNALIKE or n % _Alike.UNALIKE == 0
+
     def _alike_key(self, info: KindInfo, obj: dict) -> tuple[tuple, dict] | None:
         """How `_alike` names a create's object (before admission): by its kind, the clock and the
         text of all of it but its name; with that rest of it, which `==` compares too, as texts
@@ -775,12 +797,14 @@ class APIServer:
         again, by_store, kinds = self._judged_again[info.name]
         kept = bool(by_store) and self.unwritten_since(kinds, earlier.judged)
         revision = self.store.revision
+        values = dict(earlier.texts)
         for policy, deny in again:
             if kept and id(deny) in by_store:
                 continue
             env = {deny.source.var: obj}
-            if self._holds(deny, deny.cond, env, obj, {}):
+            if self._holds(deny, deny.cond, env, obj, values):
                 raise self._denied(info, name, policy, deny, env)
+        earlier.texts.update((path, text) for path, text in values.items() if path[0] != "name")
         if by_store and not kept:
             self._alike[key] = attrs.evolve(earlier, judged=revision)
         pieces = dict(earlier.pieces)
@@ -825,6 +849,8 @@ class APIServer:
             self._stored.clear()
         self._kind_written.pop(info.name, None)  # now the latest
         self._kind_written[info.name] = self._last_write = revision
+        if info.name in _RBAC_KINDS:
+            self.rbac_written = revision
 
     def _remember(self, info: KindInfo, key: str, revision: int, stored: dict) -> None:
         """Note a write of an object, `stored` as its stored bytes decode (_Stored.object): what a
@@ -1303,6 +1329,11 @@ def _prim_ok(name: str, value) -> bool | str:
     return ""
 
 
+# The IPv4 addresses ipaddress.ip_address takes in dotted-quad form: decimal octets up to 255, no
+# leading zeros (ASCII digits: `\d` would take other scripts' digits, which it refuses).
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
+
 _LEAF_TYPES = {
     "int": (int,),
     "float": (int, float),
@@ -1569,10 +1600,13 @@ class _Schema:
         if isinstance(t, Prim):
             if t.name in ("ip", "cidr"):
                 name, addresses = t.name, self._addresses
+                quad = _IPV4.fullmatch if name == "ip" else lambda v: None
 
                 def address(v):
                     if type(v) is not str:
                         return False
+                    if quad(v) is not None:  # most addresses, each new (a pod's): told without ipaddress
+                        return True
                     ok = addresses.get((name, v))
                     if ok is None:
                         if len(addresses) >= 100_000:
@@ -1657,15 +1691,16 @@ class _RBACCache:
         self._watchers: list | None = None
         self._objects: dict[str, list[dict]] = {}
         self._users: dict[str, dict] = {}
-        self._kinds = tuple(info.name for info in self._infos)
         self._revision = 0  # the store's when the watchers were last polled
         self._decisions: dict[tuple, bool] = {}  # (who, verb, kind, namespace) → allowed, for these objects
 
     def _refresh(self) -> None:
-        store = self._api.store
+        api = self._api
+        store = api.store
         stale = self._watchers is None
         if not stale:
-            if self._api.unwritten_since(self._kinds, self._revision):
+            # unwritten_since(the RBAC kinds, …), less a look at each of them
+            if api._knows_writes_since(self._revision) and api.rbac_written <= self._revision:
                 return  # the watchers have nothing: every write since was another kind's
             for w in self._watchers:
                 try:

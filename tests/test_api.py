@@ -1062,6 +1062,26 @@ def test_a_value_the_compiled_schema_passes_has_nothing_wrong_with_it(things):
     assert passed > len(types)  # right values pass, not only wrong ones fail
 
 
+def test_an_ip_field_takes_exactly_the_addresses_ipaddress_takes(things):
+    import ipaddress
+
+    from engine.types import Prim
+
+    octets = ["0", "00", "01", "1", "9", "10", "099", "99", "100", "199", "200", "249", "250", "255", "256", "260",
+              "300", "999", "1000", "", "a", "\u0661", "\uff11", " 1", "1 ", "+1", "-1", "0x1"]
+    texts = [".".join(["1", "2", "3", "4"][:i] + [o] + ["1", "2", "3", "4"][i + 1:]) for o in octets for i in range(4)]
+    texts += [t + tail for t in ["10.0.0.1", "255.255.255.255", "0.0.0.0"] for tail in ["", "\n", "/24", ".1", " "]]
+    texts += ["1.2.3", "1.2.3.4.5", "1..2.3", "1:2::3", "::1", "10.0.0.1:80", ""]
+    test = APIServer(things, open_store())._schema.test(Prim("ip"))
+    for text in texts:
+        try:
+            ipaddress.ip_address(text)
+            valid = True
+        except ValueError:
+            valid = False
+        assert test(text) is valid, text
+
+
 def test_several_validation_errors_are_reported_together(api):
     with pytest.raises(Invalid) as e:
         api.create(api.admin, "pod", pod(containers=[{"name": "c"}], phase=1))
@@ -1701,6 +1721,27 @@ def test_a_create_whose_text_is_alike_to_an_earlier_ones_but_not_its_values_is_a
             _refusal(lambda: whole.create(whole.admin, "thing", copy.deepcopy(payload)))
     assert [kv.value for kv in fast.store.range("/registry/", prefix=True).kvs] == \
         [kv.value for kv in whole.store.range("/registry/", prefix=True).kvs]
+
+
+def test_alike_creates_after_many_unlike_ones_are_found_alike_again_and_stored_as_whole_ones_would_be():
+    # A kind whose shared creates have long found none alike is named for it only now and then: a
+    # run of alike ones is found again, from then on each of them, and stores what whole creates do.
+    from engine.api import _Alike
+
+    program = program_of("kind Thing { tags: list<string> = [] }")
+    fast, whole = APIServer(program, open_store()), APIServer(program, open_store())
+    found = []
+    admit_alike = fast._admit_alike
+    fast._admit_alike = lambda info, key, earlier, name: found.append(name) or admit_alike(info, key, earlier, name)
+    unlike = [{"name": f"u{i}", "tags": [str(i)]} for i in range(3 * _Alike.UNALIKE + 1)]
+    alike = [{"name": f"a{i}", "tags": ["same"]} for i in range(3 * _Alike.UNALIKE)]
+    for payload in unlike + alike:
+        fast.create(fast.admin, "thing", copy.deepcopy(payload), shared=True)
+        whole.create(whole.admin, "thing", copy.deepcopy(payload))
+    assert [(kv.key, kv.value) for kv in fast.store.range("/registry/", prefix=True).kvs] == \
+        [(kv.key, kv.value) for kv in whole.store.range("/registry/", prefix=True).kvs]
+    assert found and found == [p["name"] for p in alike[alike.index({"name": found[0], "tags": ["same"]}):]]
+    assert len(found) > _Alike.UNALIKE
 
 
 def test_a_create_alike_to_an_earlier_one_at_another_time_is_defaulted_at_its_own():

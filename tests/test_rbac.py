@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.api import APIServer, Forbidden, Identity, Unauthorized
+from engine.api import APIServer, Forbidden, Identity, NotFound, Unauthorized
 from engine.check import check_modules
 from engine.parse import parse_text
 from engine.store import open_store
@@ -183,6 +183,34 @@ def test_a_grant_holds_from_its_binding_to_its_removal_whichever_server_writes_t
     assert not api.allows(dave, "create", "pod", "shop")
     with pytest.raises(Forbidden):
         api.delete(dave, "pod", "shop", "y")
+
+
+def test_each_rbac_kind_written_after_other_kinds_changes_the_decisions_at_once(program):
+    # Decisions are kept while no RBAC object is written: writes of other kinds in between keep
+    # them, and a write of any RBAC kind, by this server, is seen by the very next request.
+    api = cluster(program)
+    a, dave = api.admin, api.authenticate("t-dave")
+    steps = [
+        ("role", {"name": "dave-reads", "namespace": "dev", "rules": [{"verbs": ["get"], "kinds": ["Pod"]}]}, False),
+        ("rolebinding", {"name": "dave-reads", "namespace": "dev", "role": "dave-reads", "subjects": ["dave"]}, True),
+        ("role", {"name": "dave-reads", "namespace": "dev", "rules": []}, False),
+        ("clusterrole", {"name": "getter", "rules": [{"verbs": ["get"], "kinds": ["*"]}]}, False),
+        ("clusterrolebinding", {"name": "dave-gets", "role": "getter", "subjects": ["dave"]}, True),
+        ("clusterrole", {"name": "getter", "rules": []}, False),
+    ]
+    for n, (kind, obj, allowed) in enumerate(steps):
+        assert api.allows(dave, "create", "pod", "dev") is False
+        api.create(a, "secret", {"name": f"s{n}", "namespace": "dev"})  # another kind: decisions kept
+        api.create(a, "pod", {"name": f"p{n}", "namespace": "dev"})
+        try:
+            current = api.get(a, kind, obj.get("namespace"), obj["name"])
+        except NotFound:
+            api.create(a, kind, obj)
+        else:
+            api.update(a, kind, {**current, **obj})
+        assert api.allows(dave, "get", "pod", "dev") is allowed, (kind, obj)
+    api.create(a, "user", {"name": "erin", "token": "t-erin"})
+    assert api.authenticate("t-erin").name == "erin"
 
 
 def test_controllers_are_subjects_by_name(program):
