@@ -355,11 +355,13 @@ class Evaluator:
                 self._memoised[name] = memoised - 1 if memoised > 1 else [0, 0]
                 return body(*args)
         key = memo.key(name, args)
+        entry = memo.entries.get(key) if key is not None else None
+        if memoised is not True:
+            # A call whose arguments no key names (a list of values) counts as one that found no
+            # entry: a def mostly given such is evaluated afresh after its trial, no key tried.
+            self._tally(name, memoised, entry is not None)
         if key is None:
             return body(*args)
-        entry = memo.entries.get(key)
-        if memoised is not True:
-            self._tally(name, memoised, entry is not None)
         if entry is not None:  # a hit: the caller reads what the call read
             if entry[1]:
                 memo.world.scanned |= entry[1]

@@ -30,9 +30,11 @@ import gc
 import hashlib
 import heapq
 import json
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from fractions import Fraction
+from itertools import compress
+from operator import itemgetter, not_
 from types import MappingProxyType
 from typing import Any
 
@@ -465,6 +467,8 @@ class _TrackingWorld:
 _PLAIN = frozenset({str, int, float, Fraction, bool, type(None)})  # values a memo key holds as they are
 
 
+_SECOND = itemgetter(1)  # a read's kind (_Memo._as_whole)
+
 _NO_OBJECTS: dict = {}  # value_key's objects to name apart: none, a record's are named by value
 
 
@@ -596,15 +600,22 @@ class _Memo:
         a call that looked up most of a kind entry by entry (the pool's lowest unclaimed block,
         past every block claimed) then carries one read instead of one an object, through every
         caller's set, the memo's readers and the engine's, and is woken by little more."""
-        counts: dict[str, int] = {}
-        for read in reads:
-            if read[0] != "scan" and read[0] != "pick":
-                counts[read[1]] = counts.get(read[1], 0) + 1
+        # Counted in C: a call that walks the pool's blocks is made at every claim, with a read for
+        # each block claimed before. A read's second part is its kind, but a pick token's (its
+        # group's key, a tuple); a kind's own scan is no entry of it.
         objects = self.world.cache.by_kind
-        whole = {kind for kind, n in counts.items() if n >= self.WHOLE and 2 * n >= len(objects.get(kind, ()))}
+        whole = set()
+        for kind, n in Counter(map(_SECOND, reads)).items():
+            if n >= self.WHOLE and type(kind) is str:
+                n -= ("scan", kind) in reads
+                if n >= self.WHOLE and 2 * n >= len(objects.get(kind, ())):
+                    whole.add(kind)
         if not whole:
             return reads
-        kept = {read for read in reads if read[0] == "scan" or read[0] == "pick" or read[1] not in whole}
+        # What stays, picked in C: the reads of the other kinds and the tokens (the scans of these
+        # kinds are put back after). Only those are hashed again: a tuple keeps no hash.
+        listed = list(reads)
+        kept = set(compress(listed, map(not_, map(whole.__contains__, map(_SECOND, listed)))))
         kept.update(("scan", kind) for kind in whole)
         return kept
 

@@ -1546,6 +1546,26 @@ def test_a_def_whose_entries_go_unused_in_its_trial_is_evaluated_afresh_at_each_
     assert content(reconcile(prog)) == content(b)
     assert calls.count("spelt") == 5 and calls.count("sized") == 6
 
+
+def test_a_def_given_arguments_no_key_can_name_stops_being_keyed_after_its_trial(monkeypatch):
+    # `total` is given a list of numbers, which a memo key does not name: each call finds no
+    # entry and counts so in the trial, after which it is evaluated without a key being tried.
+    monkeypatch.setattr(Evaluator, "TRIAL", 4)
+    prog = program("""
+    def total(xs: list<int>) -> int = sum(x for x in xs)
+    controller c { rule r for item i where i.note == "" set i.note = str(total([i.size, 1])) }
+    """ + "\n".join(f"item {n} {{ size: {len(n)} }}" for n in ["a", "bb", "ccc", "dddd", "eeeee", "ffffff"]))
+    keyed, calls = fixpoint._Memo.key, []
+
+    def spy(self, name, args):
+        calls.append(name)
+        return keyed(self, name, args)
+    monkeypatch.setattr(fixpoint._Memo, "key", spy)
+    a, b = reconcile(prog), reconcile(prog, naive=True)
+    assert content(a) == content(b) and objects(a, "Item")["ffffff"]["note"] == "7"
+    assert calls.count("total") == 4
+
+
 def test_a_straight_def_given_the_clock_records_when_its_answer_changes():
     r = run(STRAIGHT + """
     controller c { rule r for item i where i.note == "" and late(now() - i.since) set i.note = "late" }
@@ -1772,6 +1792,11 @@ def test_a_call_that_looks_up_most_of_a_kind_entry_by_entry_reads_the_kind_whole
     # Three entries of six objects: half the kind, read whole; the rest as they are.
     assert memo._as_whole(sizes | others) == {("scan", "Item")} | others
     assert memo._as_whole(set(list(sizes)[:2]) | others) == set(list(sizes)[:2]) | others  # under WHOLE
+    # The kind's own scan is no entry of it, nor are a pick's tokens, however many.
+    two = set(list(sizes)[:2]) | {("scan", "Item")}
+    assert memo._as_whole(two) == two
+    tokens = {("pick", ("Item", n)) for n in range(4)}
+    assert memo._as_whole(sizes | tokens) == {("scan", "Item")} | tokens
     cache.put({"kind": "Item", "name": "i6", "size": 6, "resourceVersion": "7"})
     assert memo._as_whole(sizes) == sizes  # three of seven: the entries say more than the kind
 
