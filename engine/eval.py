@@ -120,14 +120,21 @@ class Clock:
 
 
 def materialize(v):
-    """A value with every `Clock` in it turned into the number it stands for."""
-    if isinstance(v, Clock):
+    """A value with every `Clock` in it turned into the number it stands for (its maps and lists
+    copies, the leaves that cannot be one taken as they are, without a call each)."""
+    t = type(v)
+    if t in _FLAT:
+        return v
+    if t is Clock:
         return v.value
     if isinstance(v, dict):
-        return {k: materialize(x) for k, x in v.items()}
+        return {k: x if type(x) in _FLAT else materialize(x) for k, x in v.items()}
     if isinstance(v, list):
-        return [materialize(x) for x in v]
+        return [x if type(x) in _FLAT else materialize(x) for x in v]
     return v
+
+
+_FLAT = frozenset({str, int, bool, float, Fraction, type(None)})  # values that hold no Clock
 
 
 class Evaluator:
@@ -143,7 +150,8 @@ class Evaluator:
         # While not None, `now()` is symbolic and comparisons against it record
         # the future instants at which they would change here.
         self.deadlines: set | None = None
-        self._probes: dict = {}
+        self._asks: dict[tuple, tuple] = {}  # (source, conditions) by ids → what it asks (asks)
+        self.plans: dict[int, tuple] = {}  # a rule's id → the rule, and its clauses compiled (fixpoint._steps)
         self._code: dict[int, Callable[[Env], Any]] = {}
         self._defs: dict[str, Callable] = {}  # def → its body's code, a function of the arguments
         self._straight: dict[str, bool] = {}  # def → evaluated at every call, never memoised
@@ -201,50 +209,69 @@ class Evaluator:
         from an index (`v.f == x`, `selector <= v.labels`) narrows the candidates; the caller
         still applies the whole condition."""
         if isinstance(source, A.KindSource):
-            kind = self.kind_name(source.kind)
-            lookup = getattr(self.world, "lookup", None)
-            if lookup is not None:
-                # Every conjunct an index can answer, and of those the one with the fewest
-                # candidates: the planner's choice, made afresh for each binding.
-                asks = [(mode, path, value)
-                        for cond in where for mode, path, other, _ in self._probes_of(source.var, cond)
-                        if (value := self._probe_value(other, env)) is not _UNASKABLE]
-                if asks:
-                    size = getattr(self.world, "lookup_size", None)
-                    if size is not None and len(asks) > 1:
-                        asks.sort(key=lambda a: size(kind, *a))
-                    return lookup(kind, *asks[0])
-            return self.world.scan(kind)
+            return self.kind_bindings(self.asks(source, tuple(where)), env)
         return self.elements(source, env)
+
+    def asks(self, source: A.KindSource, where: tuple[A.Expr, ...]) -> tuple:
+        """What a kind source filtered by `where` asks of the world, worked out once: its kind's
+        name; for each conjunct an index can answer (_index_probes), the index and the function
+        that gives the value to ask it for; and the first of them again where it answers the
+        only condition whole (candidates), else None. The entry holds the nodes, so that no
+        other node takes their ids while it is kept."""
+        key = (id(source), id(where[0])) if len(where) == 1 else (id(source), *map(id, where))
+        found = self._asks.get(key)
+        if found is None:
+            builtin_len = "len" not in self.program.defs
+            probes = [(mode, path, self.compile(other), conjunct) for cond in where
+                      for mode, path, other, conjunct in _index_probes(source.var, cond, builtin_len)]
+            exact = probes[0][:3] if len(where) == 1 and probes and probes[0][3] is where[0] else None
+            found = self._asks[key] = (source, where, self.kind_name(source.kind), [p[:3] for p in probes], exact)
+        return found
+
+    def kind_bindings(self, asks: tuple, env: Env) -> Iterable[Any]:
+        """The candidates of a kind source (bindings), given its asks."""
+        _, _, kind, probes, _ = asks
+        world = self.world
+        lookup = getattr(world, "lookup", None)
+        if lookup is not None and probes:
+            found = []
+            for mode, path, value_of in probes:  # as _ask gives them, without a call each
+                try:
+                    value = value_of(env)
+                except EvalError:
+                    continue
+                if not isinstance(value, Clock):
+                    found.append((mode, path, materialize(value) if self.saw_clock else value))
+            if found:
+                # Of every conjunct an index can answer, the one with the fewest candidates (the
+                # first of them, as a stable sort would put it): the planner's choice, made afresh
+                # for each binding.
+                best = found[0]
+                size = getattr(world, "lookup_size", None)
+                if size is not None and len(found) > 1:
+                    least = size(kind, *best)
+                    for ask in found[1:]:
+                        n = size(kind, *ask)
+                        if n < least:
+                            best, least = ask, n
+                return lookup(kind, *best)
+        return world.scan(kind)
 
     def elements(self, source: A.ListSource, env: Env) -> Iterable[Any]:
         """The values a list source ranges over: a list's elements, a map's keys in order."""
         return _elements(self.eval(source.iterable, env))
 
-    def _probe_value(self, other: A.Expr, env: Env):
+    def _ask(self, value_of: Callable[[Env], Any], env: Env):
         """What to ask an index for; _UNASKABLE when the value side needs the conjuncts before it
         to hold (it fails on its own) or depends on the clock (a comparison must record when its
         answer changes): the source is then scanned and the whole condition tested."""
         try:
-            value = self.eval(other, env)
+            value = value_of(env)
         except EvalError:
             return _UNASKABLE
         if isinstance(value, Clock):
             return _UNASKABLE
         return materialize(value) if self.saw_clock else value  # only then can a Clock hide inside
-
-    def _probes_of(self, var: str, cond: A.Expr) -> list:
-        """The conjuncts of `cond` an index can answer for `var`, cached per node (kept with the
-        node, so that another node given its id after it is gone is not mistaken for it)."""
-        cache_key = (id(cond), var)
-        entry = self._probes.get(cache_key)
-        if entry is None or entry[0] is not cond:
-            entry = self._probes[cache_key] = (cond, _index_probes(var, cond, "len" not in self.program.defs))
-        return entry[1]
-
-    def _probe(self, var: str, cond: A.Expr):
-        probes = self._probes_of(var, cond)
-        return probes[0] if probes else None
 
     def select(self, source: A.Source, where: A.Expr | None, order: tuple[A.OrderKey, ...], env: Env) -> list[Env]:
         """The environments a source yields, filtered and ordered."""
@@ -275,22 +302,22 @@ class Evaluator:
     def candidates(self, source: A.Source, where: A.Expr | None, env: Env) -> tuple[Iterable[Any], A.Expr | None]:
         """The values a source's variable may take, in source order, and the condition they must
         pass yet: `where`, or None where an index answered it exactly."""
-        values = None
-        if where is not None and isinstance(source, A.KindSource) and hasattr(self.world, "lookup"):
-            probe = self._probe(source.var, where)
-            if probe is not None and probe[3] is where:
-                mode, path, other, _ = probe
-                wanted = self._probe_value(other, env)
-                if wanted is not _UNASKABLE and (mode != "sub" or (isinstance(wanted, dict) and wanted)) and (
-                        mode != "in" or isinstance(wanted, list)):
-                    # The whole condition is what the index answers, exactly (a "nonempty"
-                    # index only narrows: `len` is still applied, to fail where it fails).
-                    values = self.world.lookup(self.kind_name(source.kind), mode, path, wanted)
-                    if mode != "nonempty":
-                        where = None
-        if values is None:
-            values = self.bindings(source, env, () if where is None else (where,))
-        return values, where
+        if not isinstance(source, A.KindSource):
+            return self.elements(source, env), where
+        # The key asks() files them under, made here, where it is cheaper than there.
+        asks = self._asks.get((id(source),) if where is None else (id(source), id(where)))
+        if asks is None:
+            asks = self.asks(source, () if where is None else (where,))
+        exact = asks[4]
+        if exact is not None and hasattr(self.world, "lookup"):
+            mode, path, value_of = exact
+            wanted = self._ask(value_of, env)
+            if wanted is not _UNASKABLE and (mode != "sub" or (isinstance(wanted, dict) and wanted)) and (
+                    mode != "in" or isinstance(wanted, list)):
+                # The whole condition is what the index answers, exactly (a "nonempty"
+                # index only narrows: `len` is still applied, to fail where it fails).
+                return self.world.lookup(asks[2], mode, path, wanted), where if mode == "nonempty" else None
+        return self.kind_bindings(asks, env), where
 
     # -- expressions
 
@@ -617,7 +644,7 @@ class _Source:
         self.cut = cut  # the nesting past which a subtree is a function of its own
         self.scope = {"Fraction": Fraction, "_UNBOUND": _UNBOUND, "_unbound": _unbound, "_contains": _contains,
                       "_compare": _compare, "_negate": _negate, "_index": _index, "_builtin": _builtin,
-                      "_elements": _elements, "_settled": _settled}
+                      "_elements": _elements, "_settled": _settled, "_coalesce": _coalesce}
         self.compiled: dict[str, A.Expr] = {}
         self.variables: dict[str, str] = {}  # the environment's variables used, each a local
         self.params: dict[str, str] | None = None  # the variables of a straight def written out here
@@ -804,7 +831,9 @@ class _Source:
         kind's candidates with the condition they must pass yet (Evaluator.candidates)."""
         if isinstance(c.source, A.KindSource):
             return f"ev.candidates({self.value(c.source)}, {self.value(c.where)}, {self.env()})"
-        return f"_elements({self.expr(c.source.iterable, depth)})"
+        items = self.temp()  # a list, the commonest, as it is: _elements asked only of the others
+        iterable = self.expr(c.source.iterable, depth)
+        return f"({items} if type(({items} := {iterable})) is list else _elements({items}))"
 
     def parts(self, c: A.Comprehension, depth: int) -> tuple:
         """The temporaries of a comprehension written out (its list, its variable), and its
@@ -862,7 +891,7 @@ class _Source:
             return self.apart(e)
         args = [self.expr(a, depth) for a in e.args]
         if d is None:
-            return f"_builtin(ev, {self.value(e)}, {self.value(_BUILTINS[e.fn])}, [{', '.join(args)}])"
+            return self.builtin(e, args)
         if not ev.straight(d.name):
             return f"call_def({self.value(d)}, [{', '.join(args)}])"
         # Evaluated afresh at every call, as a memo key would cost more (engine.reads.straight):
@@ -881,6 +910,30 @@ class _Source:
             return body
         given = ", ".join(f"({t} := {a})" for t, a in zip(locals_, args))
         return f"({body} if ({given},) else None)"
+
+    def builtin(self, e: A.Call, args: list[str]) -> str:
+        """A call of a built-in, through _builtin (which settles its arguments and makes its
+        failures the user's errors). The commonest that cannot fail are written out, so as not to
+        cost the two calls: `now()`, `coalesce` (its arguments all evaluated, the first not none
+        settled), and `len` of a list, map or text (which settling would not change)."""
+        if e.fn == "now" and not args:
+            return "ev.now()"
+        if e.fn == "coalesce":
+            return f"_coalesce(ev, [{', '.join(args)}])"
+        call = f"_builtin(ev, {self.value(e)}, {self.value(_BUILTINS[e.fn])}, [{{}}])"
+        if e.fn == "len" and len(args) == 1:
+            arg, kind = self.temp(), self.temp()
+            return (f"(len({arg}) if ({kind} := type(({arg} := {args[0]}))) is list or {kind} is dict "
+                    f"or {kind} is str else {call.format(arg)})")
+        return call.format(", ".join(args))
+
+
+def _coalesce(ev: "Evaluator", values: list):
+    """`coalesce` as _builtin gives it, without its calls: the first value that is not none, settled."""
+    for v in values:
+        if v is not None:
+            return materialize(v) if ev.saw_clock else v
+    return None
 
 
 def _lazy(e: A.Call) -> bool:

@@ -44,7 +44,7 @@ from . import ast as A
 from .api import encode_object
 from .check import ENGINE_FAULT_KIND, Program
 from .errors import Diagnostic, KonvergeError, Span
-from .eval import Evaluator, _conjuncts, _mentions, _settled, materialize
+from .eval import Evaluator, _conjuncts, _mentions, materialize
 from .picks import Picks, Unnamed, value_key
 from .reads import Reads, derived
 from .values import SORTED_JSON, assign, decode, differs, encode, freeze, number_value, unit_value
@@ -1445,14 +1445,14 @@ def _fingerprint(writes: list) -> str:
 class _Plan:
     """The writes one instance wants: its clauses walked, its actions evaluated."""
 
-    __slots__ = ("engine", "ev", "inst", "clauses", "writes", "pending", "ensured", "created", "deleted", "acted",
+    __slots__ = ("engine", "ev", "inst", "steps", "writes", "pending", "ensured", "created", "deleted", "acted",
                  "reached")
 
     def __init__(self, engine: Engine, inst: _Instance):
         self.engine = engine
         self.ev = engine.ev
         self.inst = inst
-        self.clauses = inst.rule.clauses
+        self.steps = _steps(self.ev, inst.rule)
         self.writes: list = []
         # What the actions change — objects as changed so far (`pending`, in the order first
         # changed), ensured, created, deleted — made when a binding first passes the clauses
@@ -1475,40 +1475,42 @@ class _Plan:
 
     def _walk(self, i: int, env: dict) -> None:
         """Walk the rule's clauses from the `i`th."""
-        clauses = self.clauses
-        if i == len(clauses):
+        steps = self.steps
+        if i == len(steps):
             self.act(env)
             return
-        c = clauses[i]
+        step = steps[i] or _step(self.ev, self.inst.rule, i)
         reached = i + 1  # how many of the rule's clauses, from the first, this one brings the walk to
-        if isinstance(c, A.WhereClause):
+        if step[0] is _WHERE:
             if reached > self.reached:
                 self.reached = reached
-            if self.ev.eval(c.cond, env) is True:
+            if step[1](env) is True:
                 self._walk(reached, env)
-        elif isinstance(c, A.ForClause):
-            wheres = []
-            for following in clauses[reached:]:
-                if not isinstance(following, A.WhereClause):
-                    break
-                wheres.append(following.cond)
-            # They narrow its candidates (Evaluator.bindings) before any binding.
-            if reached + len(wheres) > self.reached:
-                self.reached = reached + len(wheres)
+        elif step[0] is _FOR:
+            _, var, asks, source, free, tests, after = step
+            # The `where`s that follow narrow its candidates (Evaluator.bindings) before any binding.
+            if after > self.reached:
+                self.reached = after
             # The leading conjuncts that do not mention the new variable are the same for every
             # binding: when one fails, no binding passes, and the source is not read at all.
-            for cond in _leading_free(wheres, c.source.var):
-                if self.ev.eval(cond, env) is not True:
+            for test in free:
+                if test(env) is not True:
                     return
-            for value in self.ev.bindings(c.source, env, wheres):
+            # Each candidate is taken through those `where`s here, as _walk would take it, so
+            # that one that fails them costs no walk of its own.
+            for value in self.ev.kind_bindings(asks, env) if asks is not None else self.ev.elements(source, env):
                 inner = dict(env)
-                inner[c.source.var] = value
-                self._walk(reached, inner)
+                inner[var] = value
+                for test in tests:
+                    if test(inner) is not True:
+                        break
+                else:
+                    self._walk(after, inner)
         else:
             if reached > self.reached:
                 self.reached = reached
             inner = dict(env)
-            inner[c.name] = self.ev.eval(c.value, env)
+            inner[step[1]] = step[2](env)
             self._walk(reached, inner)
 
     def act(self, env: dict) -> None:
@@ -1547,31 +1549,42 @@ class _Plan:
                     self.writes.append(("delete", key[0], key, target["resourceVersion"]))
 
     def set(self, a: A.SetAction, env: dict) -> None:
-        var, *path = a.path
-        target = env.get(var)
+        path = a.path  # the variable, then the fields
+        target = env.get(path[0])
         if not isinstance(target, dict) or "kind" not in target:
             return
         key = object_key(target["kind"], target.get("namespace"), target["name"])
-        current = self.pending.get(key) or self.engine.cache.get(key)
+        current = mine = self.pending.get(key)
+        if current is None:
+            current = self.engine.cache.get(key)
         if current is None or key in self.deleted:
             return
-        value = _settled(self.ev, self.ev.eval(a.value, env))
-        if len(path) == 1:  # most sets: of a field, which alone can differ (compared as dicts compare values)
-            field = path[0]
+        ev = self.ev
+        value = ev.eval(a.value, env)
+        if ev.saw_clock:  # only then can a Clock hide in it (_settled)
+            value = materialize(value)
+        if len(path) == 2:  # most sets: of a field, which alone can differ (compared as dicts compare values)
+            field = path[1]
             if field not in current or not (value is (held := current[field]) or value == held):
-                self.pending[key] = {**current, field: value}
+                if mine is not None:  # the copy an earlier set made, which nothing else holds yet
+                    mine[field] = value
+                else:
+                    self.pending[key] = {**current, field: value}
             return
-        updated = assign(current, path, value)
+        updated = assign(current, path[1:], value)
         if updated != current:
             self.pending[key] = updated
 
     def create(self, a: A.CreateAction, env: dict) -> None:
         program = self.engine.program
         kind = program.kind(a.kind)
-        name = _settled(self.ev, self.ev.eval(a.name, env))
+        ev = self.ev
+        name = ev.eval(a.name, env)
+        if ev.saw_clock:  # only then can a Clock hide in it (_settled)
+            name = materialize(name)
         if kind is None or not isinstance(name, str):
             return
-        body = build_entries(program, self.ev, kind.fields, a.entries, env)
+        body = build_entries(program, ev, kind.fields, a.entries, env)
         namespace = None
         if not kind.cluster:
             namespace = body.pop("namespace", None) or self.default_namespace(env)
@@ -1626,23 +1639,45 @@ def _deletes(a: A.Action, var: str) -> bool:
     return isinstance(a, A.DeleteAction) and isinstance(a.target, A.Name) and a.target.id == var
 
 
-def _leading_free(wheres: list, var: str) -> list:
-    """The conjuncts at the head of the first `where` that do not mention `var`, cached."""
-    if not wheres:
-        return []
-    cond = wheres[0]
-    found = _LEADING.get((id(cond), var))
+def _steps(ev: Evaluator, rule: A.Rule) -> list:
+    """A rule's clauses as _Plan._walk takes them, each made when a walk first reaches it
+    (_step), kept by the evaluator whose code they call."""
+    found = ev.plans.get(id(rule))
     if found is None:
-        found = []
-        for c in _conjuncts(cond):
-            if _mentions(c, var):
-                break
-            found.append(c)
-        _LEADING[(id(cond), var)] = found = (cond, found)
+        # The rule kept with them, so that no other rule takes its id while they are kept.
+        found = ev.plans[id(rule)] = (rule, [None] * len(rule.clauses))
     return found[1]
 
 
-_LEADING: dict = {}  # (id of a where, variable) → (the where, kept alive; its leading free conjuncts)
+def _step(ev: Evaluator, rule: A.Rule, i: int) -> tuple:
+    """The `i`th clause of a rule, compiled: (_WHERE, its test), (_LET, its name, its value), or
+    (_FOR, its variable, what a kind source asks the world (Evaluator.asks) else None, the
+    source, the tests of the leading conjuncts of the `where`s that follow that do not mention
+    the variable, the tests of those `where`s, the index of the clause after them)."""
+    c = rule.clauses[i]
+    if isinstance(c, A.WhereClause):
+        step = (_WHERE, ev.compile(c.cond))
+    elif isinstance(c, A.ForClause):
+        wheres = []
+        for following in rule.clauses[i + 1:]:
+            if not isinstance(following, A.WhereClause):
+                break
+            wheres.append(following.cond)
+        source, var = c.source, c.source.var
+        free = []
+        for conjunct in _conjuncts(wheres[0]) if wheres else ():
+            if _mentions(conjunct, var):
+                break
+            free.append(ev.compile(conjunct))
+        asks = ev.asks(source, tuple(wheres)) if isinstance(source, A.KindSource) else None
+        step = (_FOR, var, asks, source, free, [ev.compile(w) for w in wheres], i + 1 + len(wheres))
+    else:
+        step = (_LET, c.name, ev.compile(c.value))
+    _steps(ev, rule)[i] = step
+    return step
+
+
+_WHERE, _FOR, _LET = "where", "for", "let"  # the kinds of a rule's steps (_step)
 
 
 def build_entries(program: Program, ev: Evaluator, fields: dict, entries: Iterable[A.Entry], env: dict) -> dict:
@@ -1650,7 +1685,8 @@ def build_entries(program: Program, ev: Evaluator, fields: dict, entries: Iterab
     out: dict = {}
     for e in entries:
         if isinstance(e, A.FieldEntry):
-            out[e.key] = _settled(ev, ev.eval(e.value, env))
+            value = ev.eval(e.value, env)
+            out[e.key] = materialize(value) if ev.saw_clock else value  # only then can a Clock hide in it (_settled)
         elif isinstance(e, A.BlockEntry):
             out[e.key] = _block(program, ev, fields.get(e.key), e.entries, env)
         else:
@@ -1672,7 +1708,8 @@ def _block(program: Program, ev: Evaluator, field, entries, env) -> dict:
     out = {}
     for e in entries:
         if isinstance(e, A.FieldEntry):
-            out[e.key] = _settled(ev, ev.eval(e.value, env))
+            value = ev.eval(e.value, env)
+            out[e.key] = materialize(value) if ev.saw_clock else value
         elif isinstance(e, A.BlockEntry):
             out[e.key] = _block(program, ev, None, e.entries, env)
     return out

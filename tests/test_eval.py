@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from engine.check import check_modules
 from engine.errors import KonvergeError
-from engine.eval import EvalError, Evaluator, _compare, _sum
+from engine.eval import _BUILTINS, EvalError, Evaluator, _builtin, _compare, _sum
 from engine.values import exact
 from engine.parse import parse_text
 
@@ -345,3 +345,31 @@ def test_the_checker_refuses_only_of_anything_but_a_list_of_keys(keys):
         _program(f"def f(m: map<int>) -> map<int> = only(m, {keys})")
     (d,) = e.value.diagnostics
     assert d.code == "E035" and d.message.startswith("`only` needs a list of keys, but this is a ")
+
+
+@given(a=_VALUES, b=_VALUES)
+def test_len_and_coalesce_written_out_give_what_the_built_ins_give(a, b):
+    # Written into the code without _builtin's calls, they give its values and its errors.
+    prog = _program("def n(a: any) -> any = len(a)\ndef c(a: any, b: any) -> any = coalesce(a, b)")
+    ev = Evaluator(prog, None)
+    for name, args in (("n", [a]), ("c", [a, b])):
+        call = prog.defs[name].body
+        try:
+            expected = _builtin(ev, call, _BUILTINS[call.fn], args)
+        except EvalError as e:
+            with pytest.raises(EvalError) as got:
+                ev.eval(call, dict(zip("ab", args)))
+            assert got.value.diagnostics == e.diagnostics
+        else:
+            assert ev.eval(call, dict(zip("ab", args))) == expected
+
+
+def test_coalesce_and_len_of_the_clock_where_deadlines_are_recorded_see_a_number():
+    # As _builtin settles its arguments: `coalesce` gives the clock's number, not the symbolic
+    # clock, so comparing it records no deadline; `len` counts a list that holds one.
+    prog = _program("def c(x: int?) = coalesce(x, now()) >= 105s\ndef n(x: any) = len([now()]) + len(x)")
+    ev = Evaluator(prog, _At100())
+    ev.deadlines = set()
+    assert ev.eval(prog.defs["c"].body, {"x": None}) is False
+    assert ev.deadlines == set()
+    assert ev.eval(prog.defs["n"].body, {"x": "ab"}) == 3

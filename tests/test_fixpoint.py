@@ -492,6 +492,21 @@ def test_an_instance_left_asleep_by_a_change_sees_the_object_as_it_is_when_woken
     assert (verb, payload["done"], payload["note"]) == ("update", True, "kept")
 
 
+def test_several_sets_change_one_copy_of_the_object_and_each_value_reads_it_as_it_was():
+    # The first set copies the cached object; the others change that copy, never the cached one,
+    # which the values go on reading as it was.
+    _, engine, update = _settled("""
+    controller c { rule tag for item i where i.size > 1 set i.note = "big" set i.done = true set i.group = i.note }
+    item a { size: 1  note: "old" }
+    """)
+    update("a", size=2)
+    before = dict(engine.cache.get(("Item", "default", "a")))
+    _, outcome = engine.next_enabled()
+    ((verb, _, payload, _),) = outcome.writes
+    assert (verb, payload["note"], payload["done"], payload["group"]) == ("update", "big", True, "old")
+    assert engine.cache.get(("Item", "default", "a")) == before
+
+
 def test_a_change_to_a_field_a_rule_does_not_read_of_the_objects_it_looks_up_leaves_it_asleep():
     prog, engine, update = _settled("""
     def heavy(i: Item) = i.size > 1
