@@ -692,6 +692,7 @@ class _Instance:
 
 
 _NOTHING: frozenset = frozenset()
+_FAILED = object()  # a derivable def's value on an object on which it fails (Engine._derived_value)
 _NO_PENDING = MappingProxyType({})  # a _Plan's changes before it acts: none (act() makes its own)
 
 
@@ -791,7 +792,12 @@ class Engine:
         self._primary_fields: dict[tuple, frozenset | None] = {}
         self._loose: dict[str, frozenset] = {}
         self._kind_fields: dict[tuple, dict[str, frozenset | None]] = {}
-        self._derived: dict[str, dict[str, tuple]] = {}
+        self._derived: dict[str, dict[str, tuple]] = {}  # kind → derived_fields
+        self._waking: set[tuple] = set()  # (id(rule), reached) whose wake-ups' derived fields are in _derived
+        self._derivable = {derived(name): name for name in sorted(program.defs)}  # derived field → its def
+        # id(object) → (object, derived field → its def's value on it), for the versions changed_fields
+        # worked them out for that the cache holds
+        self._derived_values: dict[int, tuple[dict, dict]] = {}
 
     # -- the store through the API server
 
@@ -810,10 +816,12 @@ class Engine:
             self._synced_reads.append(reads)
             if event.type == "DELETED":
                 fields = None
-                changed.append((key, self.cache.remove(key, reads), None))
+                changed.append(change := (key, self.cache.remove(key, reads), None))
             else:
                 fields = self.changed_fields(key[0], self.cache.get(key), obj) if precise else None
-                changed.append((key, self.cache.put(obj, event.data, reads, fields, event.field_text), obj))
+                changed.append(change := (key, self.cache.put(obj, event.data, reads, fields, event.field_text), obj))
+            if change[1] is not None:
+                self._derived_values.pop(id(change[1]), None)  # a version no longer held
             self._synced_fields.append(fields)
         if self.faults is not None:
             self.faults.observe(changed)  # what the controllers behind are given of it
@@ -979,8 +987,11 @@ class Engine:
         iid, new = inst.id, outcome.reads
         if outcome.acted or outcome.reached is None:
             self.stopped.pop(iid, None)
+            reached = None
         else:
-            self.stopped[iid] = outcome.reached
+            self.stopped[iid] = reached = outcome.reached
+        if (id(inst.rule), reached) not in self._waking:
+            self.wakes_by_value(inst.rule, reached)  # before any change its wake-ups are asked about
         old = self.reads_of.get(iid)
         if old is None:
             if new:  # many read nothing but their own object (their first guard fails)
@@ -1084,11 +1095,13 @@ class Engine:
             if before is None:
                 text = key_text(key)
                 place = _place(key, text)
-                for cname, rule, ci, ri in self.rules_of_kind(key[0]):
-                    iid = f"{cname}/{rule.name}[{text}]"
+                fixed = self.order == "fixed"
+                for cname, rule, ci, ri, named, rank in self.rules_of_kind(key[0]):
+                    iid = f"{named}[{text}]"
                     known = instances.get(iid)
-                    if known is None:
-                        inst = _Instance(iid, self.priority(rule, ci, ri, key, iid, place), cname, rule, obj, key)
+                    if known is None:  # in the fixed order, its priority is its rule's rank and its object's place
+                        priority = (rank, place) if fixed else self.priority(rule, ci, ri, key, iid, place)
+                        inst = _Instance(iid, priority, cname, rule, obj, key)
                     elif known.primary is not obj:
                         inst = _Instance(iid, known.priority, cname, rule, obj, key)
                     else:
@@ -1134,43 +1147,59 @@ class Engine:
         for f in loose:
             if f not in found and differs(before.get(f), after.get(f), True):
                 found.add(f)
-        if found:
-            derived = self._derived.get(kind)
-            if derived is None:
-                derived = self._derived[kind] = self.derived_fields(kind)
+        derived = self._derived.get(kind) if found else None
+        if derived:
+            # The values worked out for the new version are kept for the next change, whose old
+            # version it is; a def that reads no field that changed has the old version's.
+            was = self._derived_values.pop(id(before), None)
+            was = was[1] if was is not None and was[0] is before else {}
+            now = {}
             for name, (d, reads) in derived.items():
-                if (reads is None or not reads.isdisjoint(found)) and self._derives_apart(d, before, after):
-                    found.add(name)
+                if reads is None or not reads.isdisjoint(found):
+                    old = was[name] if name in was else self._derived_value(d, before)
+                    new = now[name] = self._derived_value(d, after)
+                    if old is _FAILED or new is _FAILED or not same_value(old, new):
+                        found.add(name)
+                elif name in was:
+                    now[name] = was[name]
+            self._derived_values[id(after)] = (after, now)
         return frozenset(found)
 
     def derived_fields(self, kind: str) -> dict[str, tuple]:
-        """The derived fields (reads.derived) that some rule's wake-ups count as read of objects of
-        `kind` (`kind_fields`, `primary_fields`), each with its def and the fields that def reads
-        of them (None: whole): what reads a field only through such a def reads that def's value,
-        so a change to the field that leaves the value as it was cannot change it. Taken from
-        what the wake-ups read, not from the type the def's parameter names: an `any` between
-        may give it an object of any kind."""
-        names: set[str] = set()
-        for _, _, rule in self.rules:
-            src = self.primary_source(rule)
-            own = src is not None and self.ev.kind_name(src.kind) == kind
-            # Every prefix of the clauses a stopped instance may have reached: a prefix may read a
-            # kind field by field, and so through a derivable def, where the whole rule uses it whole.
-            for reached in (None, *range(len(rule.clauses) + 1)):
-                names.update(self.kind_fields(rule, reached).get(kind) or ())
-                if own:
-                    names.update(self.primary_fields(rule, reached) or ())
-        return {derived(name): (d, self.memo.reads.params(name)[0]) for name, d in sorted(self.program.defs.items())
-                if derived(name) in names}
+        """The derived fields (reads.derived) that the wake-ups of the instances looked at so far
+        count as read of objects of `kind` (`wakes_by_value`), each with its def and the fields
+        that def reads of them (None: whole): what reads a field only through such a def reads
+        that def's value, so a change to the field that leaves the value as it was cannot change it."""
+        return self._derived.get(kind, {})
 
-    def _derives_apart(self, d: A.DefDecl, before: dict, after: dict) -> bool:
-        """Whether a derivable def tells two versions of an object apart. One that fails on
-        either (a field it reads is none, a built-in given a value it takes no such) counts as
-        changed: a rule may not call it there."""
+    def wakes_by_value(self, rule: A.Rule, reached: int | None) -> None:
+        """Add to `derived_fields` those that the wake-ups of a rule's instances stopped at
+        `reached` clauses (Engine.stopped; None: not stopped) count as read (`kind_fields`,
+        `primary_fields`). Asked as such an instance is first recorded, before any change is
+        weighed against them: of all a rule's prefixes, few are ever where an instance stops, and
+        working out what each reads is most of the cost of small runs. Taken from what the
+        wake-ups read, not from the type the def's parameter names: an `any` between may give
+        it an object of any kind."""
+        self._waking.add((id(rule), reached))
+        read = dict(self.kind_fields(rule, reached))
+        src = self.primary_source(rule)
+        if src is not None:
+            kind = self.ev.kind_name(src.kind)
+            read[kind] = (read.get(kind) or _NOTHING) | (self.primary_fields(rule, reached) or _NOTHING)
+        for kind, fields in read.items():
+            for name in sorted(fields or ()):
+                d = self._derivable.get(name)
+                if d is not None and name not in self._derived.get(kind, ()):
+                    self._derived.setdefault(kind, {})[name] = (self.program.defs[d], self.memo.reads.params(d)[0])
+
+    def _derived_value(self, d: A.DefDecl, obj: dict):
+        """A derivable def's value on an object; _FAILED where it fails (a field it reads is none,
+        a built-in given a value it takes no such): a version on which it fails counts as changed
+        from any other, as a rule may not call it there."""
         try:
-            return not same_value(self.ev.value_of(d, [before]), self.ev.value_of(d, [after]))
+            return self.ev.value_of(d, [obj])
         except Exception:  # whatever the failure, the readers look again
-            return True
+            return _FAILED
 
     def primary_fields(self, rule: A.Rule, reached: int | None = None) -> frozenset | None:
         """The fields of a rule's first object that it may read, through the defs it calls
@@ -1206,11 +1235,13 @@ class Engine:
         return found
 
     def rules_of_kind(self, kind: str) -> list[tuple]:
-        """(controller, rule, ci, ri) of the rules whose first `for` ranges over `kind`."""
+        """(controller, rule, ci, ri, `controller/rule` as its instances' ids begin, rank) of the
+        rules whose first `for` ranges over `kind`."""
         found = self._rules_of_kind.get(kind)
         if found is None:
             found = self._rules_of_kind[kind] = [
-                (cname, rule, *self.rule_index[id(rule)]) for cname, _, rule in self.rules
+                (cname, rule, *self.rule_index[id(rule)], f"{cname}/{rule.name}", self.rank[id(rule)])
+                for cname, _, rule in self.rules
                 if (src := self.primary_source(rule)) is not None and self.ev.kind_name(src.kind) == kind]
         return found
 
@@ -1232,7 +1263,7 @@ class Engine:
         while (iid := self.unqueue()) is not None:
             inst = self.refresh(self.instances[iid])
             outcome = self.look(inst)
-            if self.wants(iid, outcome):
+            if outcome.writes and self.wants(iid, outcome):  # most want none
                 return inst, outcome
         return None
 

@@ -645,12 +645,52 @@ def test_an_update_counts_a_derived_field_changed_only_where_the_defs_value_diff
     def big(i: Item) = i.size > 3
     def box_of(b: Box) = b.capacity > 0
     controller c { rule mark for item i where big(i) set i.done = true }
+    item z {}
     """)
     assert list(engine.derived_fields("Item")) == ["big()"]  # no rule reads box_of of an Item
     a = {"kind": "Item", "name": "a", "size": 1, "note": ""}
     assert engine.changed_fields("Item", a, {**a, "size": 2}) == {"size"}
     assert engine.changed_fields("Item", a, {**a, "size": 5}) == {"size", "big()"}
     assert engine.changed_fields("Item", a, {**a, "note": "n"}) == {"note"}  # big is not worked out
+
+
+def test_a_derived_field_is_worked_out_once_an_instance_stops_where_its_rule_reads_it():
+    # Which derived fields an update works out is learnt from where instances stop: `mark` reads
+    # big(i) only past `where i.note != ""`, so until one gets there no change works it out, and
+    # from the look that first does, a change to big(i) alone wakes it.
+    _, engine, update = _settled("""
+    def big(i: Item) = i.size > 3
+    controller c { rule mark for item i where i.note != "" where big(i) set i.done = true }
+    item a { size: 1 }
+    """)
+    assert engine.derived_fields("Item") == {}
+    assert engine.changed_fields("Item", *[{"kind": "Item", "name": "a", "size": s} for s in (1, 5)]) == {"size"}
+    update("a", note="n")
+    assert engine.dirty_ids == {"c/mark[Item/default/a]"}
+    assert engine.run() == "" and list(engine.derived_fields("Item")) == ["big()"]
+    update("a", size=2)  # still not big
+    assert not engine.dirty_ids
+    update("a", size=5)
+    assert engine.dirty_ids == {"c/mark[Item/default/a]"}
+    assert engine.run() == "" and engine.cache.get(("Item", "default", "a"))["done"]
+
+
+def test_a_derived_fields_value_is_carried_from_version_to_version_of_an_object():
+    # Each version's values are kept for the change that replaces it, and a change to fields the
+    # def does not read carries them over: what is compared is still each version's own value.
+    _, engine, _ = _settled("""
+    def big(i: Item) = i.size > 3
+    controller c { rule mark for item i where big(i) set i.done = true }
+    item z {}
+    """)
+    versions = [{"kind": "Item", "name": "a", "size": 1, "note": ""}]
+    for change in ({"size": 5}, {"note": "n"}, {"size": 9}, {"size": 2}, {"note": "m"}, {"size": 1}, {"size": 4}):
+        versions.append({**versions[-1], **change})
+    found = [engine.changed_fields("Item", a, b) for a, b in zip(versions, versions[1:])]
+    assert found == [{"size", "big()"}, {"note"}, {"size"}, {"size", "big()"}, {"note"}, {"size"}, {"size", "big()"}]
+    # A version compared again, with another, has its values worked out again
+    assert [engine.changed_fields("Item", versions[0], b) for b in versions[1:3]] == [
+        {"size", "big()"}, {"size", "note", "big()"}]
 
 
 def test_a_derivable_def_that_an_any_carries_objects_of_another_kind_to_is_worked_out_for_them():
