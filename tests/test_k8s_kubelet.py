@@ -10,7 +10,7 @@ from engine.fixpoint import reconcile
 from engine.kube.tables import pod_status
 from engine.store import open_store
 from tests import kubelet_model as model
-from tests.kube import Cluster, deployment, node, program_of, run
+from tests.kube import Cluster, deployment, memo_keeps, node, program_of, run
 
 
 def pod(name, node_name="n1", cpu="100m", memory="64Mi", extra="", container_extra=""):
@@ -238,6 +238,17 @@ def test_pod_waiting_for_an_address_does_not_hold_back_the_judging_of_younger_po
     c = run(spec + 'scenario "free one" { at 1m: kill pod p0 }')
     assert (c.get("Pod", "p4")["phase"], c.get("Pod", "p4")["ip"]) == ("Running", "10.0.0.0")
     assert c.get("Pod", "p5")["phase"] == "Pending"
+
+
+def test_nodes_alike_in_content_and_admitted_use_share_the_kubelets_resource_verdict(monkeypatch):
+    # Admission weighs a node's admitted use (`admitted_use`: a count and two sums), not its pods:
+    # its verdict is memoised by the node's content and that use, so eight alike nodes starting
+    # two pods each are judged for two uses (empty, one pod) rather than node by node.
+    kept = memo_keeps(monkeypatch)
+    c = run("".join(node(f"n{i}") + pod(f"a{i}", f"n{i}") + pod(f"b{i}", f"n{i}") for i in range(8)))
+    assert all(p["phase"] == "Running" for p in c.pods()) and len(c.pods()) == 16
+    assert kept.count("admitted_use") >= 16  # each start's own
+    assert kept.count("out_of_use") == 2
 
 
 def test_pending_pod_that_already_has_an_ip_starts_with_it():
