@@ -301,13 +301,14 @@ def _value(v, text: str, decoded: _Decodings | None = None):
 class _Alike:
     """A create as `APIServer._alike` keeps it: the objects a set creates from one template differ
     in their names alone, and every one would be defaulted, validated, mutated, judged and encoded
-    alike. No one changes these values: the creates that share them are `shared` ones."""
+    alike. No one changes these values (but `texts`, which grows as they are judged again): the
+    creates that share them are `shared` ones."""
 
     # The newest kept: alike creates come together (a ReplicaSet creates the pods it misses in one
     # step), and an object kept here holds its whole body.
     LIMIT = 1_000
     # Shared creates of a kind since one was found alike, past which only every so many are named
-    # (`APIServer._named_alike`).
+    # (`APIServer._count_alike`).
     UNALIKE = 32
 
     given: dict  # the object as given, less its name
@@ -490,7 +491,7 @@ class APIServer:
         self._last_write = self._doubt_before = store.revision
         self._kind_written: dict[str, int] = {}  # in the order of those writes, the latest last
         # Of those, the latest of an RBAC kind: what RBAC's decisions depend on, asked at every request.
-        self.rbac_written = 0
+        self._rbac_written = 0
         self._world = _StoreWorld(self)
         self._admission = Evaluator(program, self._world)
         self._admission.memo = _AdmissionCalls(self)
@@ -535,7 +536,7 @@ class APIServer:
         # the object's other fields
         self._judged_again = {kind: self._denies_judged_again(kind, reads) for kind in program.kinds}
         self._alike: dict[tuple, _Alike] = {}  # _alike_key → the newest create so named
-        self._unalike: dict[str, int] = {}  # kind → its shared creates since one was alike (_named_alike)
+        self._unalike: dict[str, int] = {}  # kind → its shared creates since one was alike (_count_alike)
         # kind → the fields its ratcheted policies read; of those, the ones `==` may call kept
         # when they changed (values.differs)
         self._ratcheted: dict[str, frozenset[str]] = {}
@@ -660,7 +661,7 @@ class APIServer:
                                             "must be unset to create an object"])
         obj["resourceVersion"] = None
         obj["createdRevision"] = None
-        alike = self._alike_key(info, obj) if shared and self._named_alike(info.name) else None
+        alike = self._alike_key(info, obj) if shared and self._count_alike(info.name) else None
         earlier = self._alike.get(alike[0]) if alike is not None else None
         if info.name in self._looks_back:
             self._world.replacing = ((info.name, namespace, name), None)  # `before`: none, it is new
@@ -751,8 +752,8 @@ class APIServer:
                 kinds.update(found)
         return again, frozenset(by_store), tuple(sorted(kinds))
 
-    def _named_alike(self, kind: str) -> bool:
-        """Whether a shared create of `kind` is named for `_alike`: each is, but once the kind's
+    def _count_alike(self, kind: str) -> bool:
+        """Count a shared create of `kind`; whether it is named for `_alike`: each is, but once the kind's
         last `_Alike.UNALIKE` shared creates found none alike, only every so many, until one does.
         Some kinds' objects each differ from all others (a service's endpoints, a node's block of
         addresses), and naming one encodes all of it for nothing; a hit, which a named create
@@ -850,7 +851,11 @@ class APIServer:
         self._kind_written.pop(info.name, None)  # now the latest
         self._kind_written[info.name] = self._last_write = revision
         if info.name in _RBAC_KINDS:
-            self.rbac_written = revision
+            self._rbac_written = revision
+
+    def rbac_unwritten_since(self, revision: int) -> bool:
+        """unwritten_since(every RBAC kind, revision), less a look at each of them."""
+        return self._knows_writes_since(revision) and self._rbac_written <= revision
 
     def _remember(self, info: KindInfo, key: str, revision: int, stored: dict) -> None:
         """Note a write of an object, `stored` as its stored bytes decode (_Stored.object): what a
@@ -1699,8 +1704,7 @@ class _RBACCache:
         store = api.store
         stale = self._watchers is None
         if not stale:
-            # unwritten_since(the RBAC kinds, …), less a look at each of them
-            if api._knows_writes_since(self._revision) and api.rbac_written <= self._revision:
+            if api.rbac_unwritten_since(self._revision):
                 return  # the watchers have nothing: every write since was another kind's
             for w in self._watchers:
                 try:

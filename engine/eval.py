@@ -120,8 +120,8 @@ class Clock:
 
 
 def materialize(v):
-    """A value with every `Clock` in it turned into the number it stands for (its maps and lists
-    copies, the leaves that cannot be one taken as they are, without a call each)."""
+    """A value with every `Clock` in it turned into the number it stands for: its maps and lists
+    copied, and the leaves that cannot be a Clock taken as they are, without a call each."""
     t = type(v)
     if t in _FLAT:
         return v
@@ -151,7 +151,9 @@ class Evaluator:
         # the future instants at which they would change here.
         self.deadlines: set | None = None
         self._asks: dict[tuple, tuple] = {}  # (source, conditions) by ids → what it asks (asks)
-        self.plans: dict[int, tuple] = {}  # a rule's id → the rule, and its clauses compiled (fixpoint._steps)
+        # A rule's id → the rule, and its clauses compiled (fixpoint._steps): kept here, as the code they
+        # call is, for a rule is walked with the evaluator of the world it looks at (faults swap them).
+        self.plans: dict[int, tuple] = {}
         self._code: dict[int, Callable[[Env], Any]] = {}
         self._defs: dict[str, Callable] = {}  # def → its body's code, a function of the arguments
         self._straight: dict[str, bool] = {}  # def → evaluated at every call, never memoised

@@ -794,10 +794,16 @@ class Engine:
         self._kind_fields: dict[tuple, dict[str, frozenset | None]] = {}
         self._derived: dict[str, dict[str, tuple]] = {}  # kind → derived_fields
         self._waking: set[tuple] = set()  # (id(rule), reached) whose wake-ups' derived fields are in _derived
-        self._derivable = {derived(name): name for name in sorted(program.defs)}  # derived field → its def
+        self._derivable = {derived(name): name for name in sorted(program.defs)}  # derived field → its def's name
         # id(object) → (object, derived field → its def's value on it), for the versions changed_fields
         # worked them out for that the cache holds
         self._derived_values: dict[int, tuple[dict, dict]] = {}
+
+    def __setstate__(self, state: dict) -> None:
+        """A copy (a forked run's) holds copies of the objects: `_derived_values` goes by their ids,
+        as the cache's memo_parts do (Cache.__setstate__)."""
+        self.__dict__.update(state)
+        self._derived_values = {id(entry[0]): entry for entry in self._derived_values.values()}
 
     # -- the store through the API server
 
@@ -1099,7 +1105,7 @@ class Engine:
                 for cname, rule, ci, ri, named, rank in self.rules_of_kind(key[0]):
                     iid = f"{named}[{text}]"
                     known = instances.get(iid)
-                    if known is None:  # in the fixed order, its priority is its rule's rank and its object's place
+                    if known is None:  # in the fixed order, as priority() gives it: its rule's rank, its object's place
                         priority = (rank, place) if fixed else self.priority(rule, ci, ri, key, iid, place)
                         inst = _Instance(iid, priority, cname, rule, obj, key)
                     elif known.primary is not obj:
@@ -1519,7 +1525,7 @@ class _Plan:
                 self._walk(reached, env)
         elif step[0] is _FOR:
             _, var, asks, source, free, tests, after = step
-            # The `where`s that follow narrow its candidates (Evaluator.bindings) before any binding.
+            # The `where`s that follow narrow its candidates (Evaluator.kind_bindings) before any binding.
             if after > self.reached:
                 self.reached = after
             # The leading conjuncts that do not mention the new variable are the same for every

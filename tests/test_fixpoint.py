@@ -693,6 +693,24 @@ def test_a_derived_fields_value_is_carried_from_version_to_version_of_an_object(
         {"size", "big()"}, {"size", "note", "big()"}]
 
 
+def test_a_forked_run_keeps_the_derived_values_of_its_own_copies_of_the_objects():
+    # The values are kept by the object's id: a fork's copies have ids of their own.
+    prog = program("""
+    def big(i: Item) = i.size > 3
+    controller c { rule mark for item i where big(i) set i.done = true }
+    """ + "\n".join(f"item i{n} {{ size: {n % 6} }}" for n in range(6)))
+    run = fixpoint.Run(prog)
+    run.advance(0)
+    for n in range(6):  # updates, whose changed_fields work the derived values out
+        obj = run.engine.cache.get(("Item", "default", f"i{n}"))
+        run.api.update(run.api.admin, "Item", {**obj, "note": "x"})
+    run.engine.changed(run.engine.sync())
+    twin = run.fork(fixpoint.shared_objects(prog)).engine
+    assert len(twin._derived_values) == 6
+    held = {id(o): o for o in twin.cache.all()}
+    assert all(held.get(k) is entry[0] for k, entry in twin._derived_values.items())
+
+
 def test_a_derivable_def_that_an_any_carries_objects_of_another_kind_to_is_worked_out_for_them():
     # `done` names Widget, yet `check`'s `any` and a list of both kinds give it Gadgets: the kinds
     # a derived field is worked out for are those the wake-ups read it of, not its parameter's.

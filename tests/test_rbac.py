@@ -209,6 +209,12 @@ def test_each_rbac_kind_written_after_other_kinds_changes_the_decisions_at_once(
         else:
             api.update(a, kind, {**current, **obj})
         assert api.allows(dave, "get", "pod", "dev") is allowed, (kind, obj)
+    # A delete is a write of its kind too.
+    api.update(a, "clusterrole", {**api.get(a, "clusterrole", None, "getter"), **steps[3][1]})
+    assert api.allows(dave, "get", "pod", "dev") is True
+    api.create(a, "secret", {"name": "s-last", "namespace": "dev"})
+    api.delete(a, "clusterrolebinding", None, "dave-gets")
+    assert api.allows(dave, "get", "pod", "dev") is False
     api.create(a, "user", {"name": "erin", "token": "t-erin"})
     assert api.authenticate("t-erin").name == "erin"
 
