@@ -1567,6 +1567,17 @@ def test_only_small_defs_that_read_nothing_but_their_arguments_and_loop_nowhere_
     assert {n for n in defs if reads.straight(defs, n)} == {"heavy", "rest", "late", "heavier"}
 
 
+def memo_keys_asked(monkeypatch) -> list[str]:
+    """The names of the defs a memo key is asked for, call by call, from now on."""
+    keyed, calls = fixpoint._Memo.key, []
+
+    def spy(self, name, args):
+        calls.append(name)
+        return keyed(self, name, args)
+    monkeypatch.setattr(fixpoint._Memo, "key", spy)
+    return calls
+
+
 def test_a_straight_def_is_evaluated_at_each_call_and_sees_its_argument_change(monkeypatch):
     prog = program(STRAIGHT + """
     controller c {
@@ -1582,12 +1593,7 @@ def test_a_straight_def_is_evaluated_at_each_call_and_sees_its_argument_change(m
       at 2s: update item y { size: 2 }
     }
     """)
-    keyed, calls = fixpoint._Memo.key, []
-
-    def spy(self, name, args):
-        calls.append(name)
-        return keyed(self, name, args)
-    monkeypatch.setattr(fixpoint._Memo, "key", spy)
+    calls = memo_keys_asked(monkeypatch)
     a = reconcile(prog, scenario=prog.scenarios["edits"])
     b = reconcile(prog, scenario=prog.scenarios["edits"], naive=True)
     assert a.converged and content(a) == content(b)
@@ -1604,12 +1610,7 @@ def test_a_def_whose_entries_go_unused_in_its_trial_is_evaluated_afresh_at_each_
     def spelt(i: Item) -> int = sum(len(s) for s in [i.name])
     controller c { rule r for item i where i.note == "" set i.note = str(sized(i)) + "/" + str(spelt(i)) }
     """ + "\n".join(f"item {n} {{ size: 2 }}" for n in ["a", "bb", "ccc", "dddd", "eeeee", "ffffff"]))
-    keyed, calls = fixpoint._Memo.key, []
-
-    def spy(self, name, args):
-        calls.append(name)
-        return keyed(self, name, args)
-    monkeypatch.setattr(fixpoint._Memo, "key", spy)
+    calls = memo_keys_asked(monkeypatch)
     a, b = reconcile(prog), reconcile(prog, naive=True)
     assert content(a) == content(b) and objects(a, "Item")["ccc"]["note"] == "3/3"
     assert calls.count("spelt") == 4 and calls.count("sized") == 6
@@ -1628,12 +1629,7 @@ def test_a_def_given_arguments_no_key_can_name_stops_being_keyed_after_its_trial
     def total(xs: list<int>) -> int = sum(x for x in xs)
     controller c { rule r for item i where i.note == "" set i.note = str(total([i.size, 1])) }
     """ + "\n".join(f"item {n} {{ size: {len(n)} }}" for n in ["a", "bb", "ccc", "dddd", "eeeee", "ffffff"]))
-    keyed, calls = fixpoint._Memo.key, []
-
-    def spy(self, name, args):
-        calls.append(name)
-        return keyed(self, name, args)
-    monkeypatch.setattr(fixpoint._Memo, "key", spy)
+    calls = memo_keys_asked(monkeypatch)
     a, b = reconcile(prog), reconcile(prog, naive=True)
     assert content(a) == content(b) and objects(a, "Item")["ffffff"]["note"] == "7"
     assert calls.count("total") == 4
