@@ -57,7 +57,6 @@ from .values import (
 META = ("kind", "name", "namespace", "resourceVersion", "createdRevision", "managedBy")
 VERBS = ("get", "list", "watch", "create", "update", "delete")
 RBAC_KINDS = ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "User")
-_RBAC_KINDS = frozenset(RBAC_KINDS)
 
 
 # ---- errors ---------------------------------------------------------------------
@@ -850,7 +849,7 @@ class APIServer:
             self._stored.clear()
         self._kind_written.pop(info.name, None)  # now the latest
         self._kind_written[info.name] = self._last_write = revision
-        if info.name in _RBAC_KINDS:
+        if info.name in RBAC_KINDS:
             self._rbac_written = revision
 
     def rbac_unwritten_since(self, revision: int) -> bool:
@@ -1605,12 +1604,11 @@ class _Schema:
         if isinstance(t, Prim):
             if t.name in ("ip", "cidr"):
                 name, addresses = t.name, self._addresses
-                quad = _IPV4.fullmatch if name == "ip" else lambda v: None
 
                 def address(v):
                     if type(v) is not str:
                         return False
-                    if quad(v) is not None:  # most addresses, each new (a pod's): told without ipaddress
+                    if name == "ip" and _IPV4.fullmatch(v):  # most addresses, each new (a pod's): told without ipaddress
                         return True
                     ok = addresses.get((name, v))
                     if ok is None:

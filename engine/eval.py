@@ -237,13 +237,10 @@ class Evaluator:
         lookup = getattr(world, "lookup", None)
         if lookup is not None and probes:
             found = []
-            for mode, path, value_of in probes:  # as _ask gives them, without a call each
-                try:
-                    value = value_of(env)
-                except EvalError:
-                    continue
-                if not isinstance(value, Clock):
-                    found.append((mode, path, materialize(value) if self.saw_clock else value))
+            for mode, path, value_of in probes:
+                value = self._ask(value_of, env)
+                if value is not _UNASKABLE:
+                    found.append((mode, path, value))
             if found:
                 # Of every conjunct an index can answer, the one with the fewest candidates (the
                 # first of them, as a stable sort would put it): the planner's choice, made afresh
@@ -934,7 +931,7 @@ def _coalesce(ev: "Evaluator", values: list):
     """`coalesce` as _builtin gives it, without its calls: the first value that is not none, settled."""
     for v in values:
         if v is not None:
-            return materialize(v) if ev.saw_clock else v
+            return _settled(ev, v)
     return None
 
 

@@ -44,7 +44,7 @@ from . import ast as A
 from .api import encode_object
 from .check import ENGINE_FAULT_KIND, Program
 from .errors import Diagnostic, KonvergeError, Span
-from .eval import Evaluator, _conjuncts, _mentions, materialize
+from .eval import Evaluator, _conjuncts, _mentions, _settled, materialize
 from .picks import Picks, Unnamed, value_key
 from .reads import Reads, derived
 from .values import SORTED_JSON, assign, decode, differs, encode, freeze, number_value, unit_value
@@ -1597,9 +1597,7 @@ class _Plan:
         if current is None or key in self.deleted:
             return
         ev = self.ev
-        value = ev.eval(a.value, env)
-        if ev.saw_clock:  # only then can a Clock hide in it (_settled)
-            value = materialize(value)
+        value = _settled(ev, ev.eval(a.value, env))
         if len(path) == 2:  # most sets: of a field, which alone can differ (compared as dicts compare values)
             field = path[1]
             if field not in current or not (value is (held := current[field]) or value == held):
@@ -1616,9 +1614,7 @@ class _Plan:
         program = self.engine.program
         kind = program.kind(a.kind)
         ev = self.ev
-        name = ev.eval(a.name, env)
-        if ev.saw_clock:  # only then can a Clock hide in it (_settled)
-            name = materialize(name)
+        name = _settled(ev, ev.eval(a.name, env))
         if kind is None or not isinstance(name, str):
             return
         body = build_entries(program, ev, kind.fields, a.entries, env)
@@ -1722,8 +1718,7 @@ def build_entries(program: Program, ev: Evaluator, fields: dict, entries: Iterab
     out: dict = {}
     for e in entries:
         if isinstance(e, A.FieldEntry):
-            value = ev.eval(e.value, env)
-            out[e.key] = materialize(value) if ev.saw_clock else value  # only then can a Clock hide in it (_settled)
+            out[e.key] = _settled(ev, ev.eval(e.value, env))
         elif isinstance(e, A.BlockEntry):
             out[e.key] = _block(program, ev, fields.get(e.key), e.entries, env)
         else:
@@ -1745,8 +1740,7 @@ def _block(program: Program, ev: Evaluator, field, entries, env) -> dict:
     out = {}
     for e in entries:
         if isinstance(e, A.FieldEntry):
-            value = ev.eval(e.value, env)
-            out[e.key] = materialize(value) if ev.saw_clock else value
+            out[e.key] = _settled(ev, ev.eval(e.value, env))
         elif isinstance(e, A.BlockEntry):
             out[e.key] = _block(program, ev, None, e.entries, env)
     return out
