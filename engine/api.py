@@ -209,7 +209,7 @@ class _Stored:
         piece = self.pieces.get(field)
         if piece is None or value is not self.object[field]:
             return None
-        return piece[len(encode_basestring(field)) + 1:]
+        return piece[len(_named(field)):]
 
 
 # Values decoding their text gives back as they are: of the same type, equal (a float as repr
@@ -246,7 +246,19 @@ class _Decodings:
 
 def _piece(field: str, text: str) -> str:
     """A field's part of an object's stored bytes: its name and its value's SORTED_JSON `text`."""
-    return encode_basestring(field) + ":" + text
+    return _named(field) + text
+
+
+_NAMED: dict[str, str] = {}  # field → `"field":`, the start of its pieces (the declared fields, and a few more)
+
+
+def _named(field: str) -> str:
+    named = _NAMED.get(field)
+    if named is None:
+        if len(_NAMED) >= 10_000:
+            _NAMED.clear()
+        named = _NAMED[field] = encode_basestring(field) + ":"
+    return named
 
 
 def _joined(pieces: dict) -> bytes:
@@ -267,12 +279,14 @@ def _encode_fields(obj: dict, base: _Stored | None, decoded: _Decodings | None =
     if kept is None or not_kept is None and obj.keys() != kept.keys():  # given `not_kept`, the same
         pieces = {}
         values = {}
+        named = _NAMED
         for f in sorted(obj):
             if f not in _REVISIONS:
                 v = obj[f]
                 text = SORTED_JSON(v)
-                pieces[f] = _piece(f, text)
-                values[f] = _value(v, text, decoded)
+                pieces[f] = (named.get(f) or _named(f)) + text
+                # _value, written out: most fields hold a string, a number, a flag or none
+                values[f] = v if type(v) in _AS_DECODED and v == v else _value(v, text, decoded)
         return _joined(pieces), values, pieces
     changed = not_kept if not_kept is not None else [f for f, v in obj.items()
                                                      if v is not kept[f] and f not in _REVISIONS]
@@ -501,7 +515,6 @@ class APIServer:
         # by their values (a set's pods are alike in all of them but their names; sets alike in
         # their templates' containers but their labels), kept up to a bound.
         self._judged_by: dict[int, tuple[tuple[tuple[str, ...], bool], ...]] = {}
-        self._verdicts: dict[tuple, bool] = {}
         reads = Reads(program)
         for policy in program.policies:
             for deny in policy.denies:
@@ -517,6 +530,8 @@ class APIServer:
         self._looks_back = frozenset(info.name for k in program.looks_back if (info := program.kind(k)) is not None)
         # kind → the policies an update passes: less the denies of creates alone
         self._on_update = {kind: [p for p in ps if not _creates_only(p[1])] for kind, ps in self._policies.items()}
+        # (kind, the fields a ratcheted update changes) → those of them it is judged by (_ratcheted_denies)
+        self._denies_of_change: dict[tuple[str, frozenset], list] = {}
         # kind → its mutations, in declaration order (files, policies, clauses); a `when` that
         # reads only its object is judged by the fields it reads, as a deny is
         self._mutations: dict[str, list[tuple[A.PolicyDecl, A.Mutate]]] = {}
@@ -528,6 +543,12 @@ class APIServer:
                     if reads.pure(m.cond) and (judged := _judged(program, reads, info, m.source.var,
                                                                  m.cond)) is not None:
                         self._judged_by[id(m)] = judged
+        # id(clause) of those → its verdicts by the texts of the paths it reads (_holds), and that
+        # path where it reads one alone, not loosely (most): then its text alone is the key
+        self._verdicts: dict[int, tuple[dict, tuple[str, ...] | None]] = {
+            clause: ({}, judged[0][0] if len(judged) == 1 and not judged[0][1] else None)
+            for clause, judged in self._judged_by.items()}
+        self._verdicts_kept = 0  # in all of them
         self._sets: dict[int, dict] = {}  # id(mutation) → the fields it sets
         # kind → the denies a create alike to an earlier one but for its name is judged by again
         # (_admit_alike), those of them judged again only once the store's objects they read are
@@ -954,14 +975,29 @@ class APIServer:
                 ratcheted = [f for f in (*not_kept, *_REVISIONS) if f in ratcheted]
             changed = {f for f in ratcheted
                        if (value := obj.get(f)) is not (kept := old.get(f)) and differs(kept, value, f in loose)}
-        policies = self._policies if obj["resourceVersion"] is None else self._on_update
-        for policy, deny, fields in policies.get(info.name, ()):
-            if changed is not None and fields is not None and changed.isdisjoint(fields):
-                continue
+        if changed is not None and obj["resourceVersion"] is not None:
+            denies = self._ratcheted_denies(info.name, changed)
+        else:
+            denies = (self._policies if obj["resourceVersion"] is None else self._on_update).get(info.name, ())
+        for policy, deny, _ in denies:
             env = {deny.source.var: obj}
             if self._holds(deny, deny.cond, env, obj, values, stored):
                 raise self._denied(info, obj["name"], policy, deny, env)
         return obj, not_kept
+
+    def _ratcheted_denies(self, kind: str, changed: set[str]) -> list:
+        """The policies an update of `kind` that changes those of the fields its ratcheted
+        policies read (`changed`) is judged by, in their order: those that read a changed field,
+        or more than the object's fields. An update of a controller changes the same few fields
+        write after write."""
+        key = (kind, frozenset(changed))
+        denies = self._denies_of_change.get(key)
+        if denies is None:
+            if len(self._denies_of_change) >= 10_000:
+                self._denies_of_change.clear()
+            denies = self._denies_of_change[key] = [
+                p for p in self._on_update.get(kind, ()) if p[2] is None or not changed.isdisjoint(p[2])]
+        return denies
 
     def _denied(self, info: KindInfo, name: str, policy: A.PolicyDecl, deny: A.Deny, env: dict) -> APIError:
         """A deny's refusal, with its `because` (or the policy's message), worded as Kubernetes
@@ -986,30 +1022,32 @@ class APIServer:
         named by its stored text, which is in the map's own order too (key order, as decoded),
         less the escapes of what is not ASCII: a text names the value it decodes to, whichever
         encoder wrote it."""
-        judged = self._judged_by.get(id(clause))
-        if judged is None:
+        judging = self._verdicts.get(id(clause))
+        if judging is None:
             return self._admission.eval(cond, env) is True
-        parts = [id(clause)]
-        for path, loose in judged:
-            text = values.get(path)
-            if text is None:
-                if len(path) == 1:
-                    text = stored.text(path[0], obj.get(path[0])) if stored is not None else None
-                    if text is None:
-                        # in the map's own order: a policy may print a map, and str() keeps its order
-                        text = _TEXT(obj.get(path[0]))
-                else:
-                    text = _path_text(obj, path)
-                values[path] = text
-            parts.append(text)
-            if loose:
-                parts.append(repr(obj.get(path[0])))
-        key = tuple(parts)
-        verdict = self._verdicts.get(key)
+        verdicts, one = judging
+        if one is not None:
+            key = values.get(one)
+            if key is None:
+                key = values[one] = _text_at(obj, one, stored)
+        else:
+            parts = []
+            for path, loose in self._judged_by[id(clause)]:
+                text = values.get(path)
+                if text is None:
+                    text = values[path] = _text_at(obj, path, stored)
+                parts.append(text)
+                if loose:
+                    parts.append(repr(obj.get(path[0])))
+            key = tuple(parts)
+        verdict = verdicts.get(key)
         if verdict is None:
-            if len(self._verdicts) >= 100_000:
-                self._verdicts.clear()
-            verdict = self._verdicts[key] = self._admission.eval(cond, env) is True
+            if self._verdicts_kept >= 100_000:
+                for kept, _ in self._verdicts.values():
+                    kept.clear()
+                self._verdicts_kept = 0
+            verdict = verdicts[key] = self._admission.eval(cond, env) is True
+            self._verdicts_kept += 1
         return verdict
 
     def _check_schema(self, info: KindInfo, obj: dict, not_kept: list[str] | None = None) -> None:
@@ -1403,6 +1441,17 @@ def _paths_read(var: str, e) -> set[tuple[str, ...]] | None:
         elif attrs.has(type(n)) and not isinstance(n, Span):
             pending.extend(getattr(n, f.name) for f in attrs.fields(type(n)))
     return {p for p in paths if not any(p[:k] in paths for k in range(1, len(p)))}
+
+
+def _text_at(obj: dict, path: tuple[str, ...], stored: _Stored | None) -> str | tuple[str]:
+    """How a verdict's key names the value at a path of fields of `obj` (_holds): a field that
+    keeps its value as `stored` by its stored text, else as `_path_text` does, in the map's own
+    order (a policy may print a map, and str() keeps its order)."""
+    if len(path) == 1:
+        text = stored.text(path[0], obj.get(path[0])) if stored is not None else None
+        if text is not None:
+            return text
+    return _path_text(obj, path)
 
 
 def _path_text(obj: dict, path: tuple[str, ...]) -> str | tuple[str]:

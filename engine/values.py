@@ -160,7 +160,22 @@ def one_pass(e: json.JSONEncoder) -> Callable[[Any], str]:
     strings = encode_basestring_ascii if e.ensure_ascii else encode_basestring
     one = make(None, e.default, strings, None, e.key_separator, e.item_separator, e.sort_keys, e.skipkeys,
                e.allow_nan)
-    return lambda v: "".join(one(v, 0))
+    int_text = int.__repr__
+
+    def text(v):
+        # Most values encoded are a field's string, none, flag or count: what the C encoder makes
+        # of them (`strings`, the constants, int's repr) without the list it builds and joins.
+        t = type(v)
+        if t is str:
+            return strings(v)
+        if v is None:
+            return "null"
+        if t is bool:
+            return "true" if v else "false"
+        if t is int:
+            return int_text(v)
+        return "".join(one(v, 0))
+    return text
 
 
 # json.dumps(encode(v), sort_keys=True, separators=(",", ":"), ensure_ascii=False) in one pass of

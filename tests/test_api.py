@@ -521,6 +521,67 @@ def test_an_update_keeping_the_fields_a_pure_policy_reads_is_not_judged_again(ap
     assert [e for e in judged if e in (ports, quota)] == [ports]
 
 
+_ITEMS = """
+kind Item {
+  a: int = 0
+  b: int = 0
+  c: int = 0
+}
+
+policy "a is not negative" {
+  deny item x when x.a < 0
+}
+
+policy "b is not negative" {
+  deny item x when x.b < 0
+}
+
+policy "a and b are at most 100" {
+  deny item x when x.a + x.b > 100
+}
+
+policy "a is at most 5" {
+  deny item x when x.a > 5
+}
+"""
+
+
+def test_an_update_is_judged_by_the_denies_reading_what_it_changes_in_their_order(monkeypatch):
+    api = APIServer(program_of(_ITEMS), open_store())
+    names = {id(deny): policy.message for policy, deny, _ in api._policies["Item"]}
+    judged = []
+    real = api._holds
+    monkeypatch.setattr(api, "_holds", lambda clause, *args: judged.append(names[id(clause)]) or real(clause, *args))
+    item = api.create(api.admin, "item", {"name": "i"})
+    assert len(judged) == 4
+    for change, expected in [({"c": 1}, []),  # a field no deny reads
+                             ({"b": 1}, ["b is not negative", "a and b are at most 100"]),
+                             ({"a": 2}, ["a is not negative", "a and b are at most 100", "a is at most 5"]),
+                             ({"b": 2, "c": 2}, ["b is not negative", "a and b are at most 100"]),
+                             ({"c": 3}, [])]:
+        judged.clear()
+        item = api.update(api.admin, "item", dict(item, **change))
+        assert judged == expected, change
+    # the first refusal in declaration order, whichever changed field it reads
+    for change, refusal, expected in [({"a": -1, "b": -1}, "a is not negative", ["a is not negative"]),
+                                      ({"b": -1}, "b is not negative", ["b is not negative"]),
+                                      ({"b": 99}, "a and b are at most 100",
+                                       ["b is not negative", "a and b are at most 100"])]:
+        judged.clear()
+        with pytest.raises(Invalid) as e:
+            api.update(api.admin, "item", dict(item, **change))
+        assert e.value.causes == [refusal] and judged == expected
+
+
+def test_denies_reading_the_same_field_keep_their_own_verdicts():
+    api = APIServer(program_of(_ITEMS), open_store())
+    api.create(api.admin, "item", {"name": "three", "a": 3})  # judged by both: neither holds
+    for name, a, refusal in [("seven", 7, "a is at most 5"), ("minus", -7, "a is not negative")]:
+        with pytest.raises(Invalid) as e:
+            api.create(api.admin, "item", {"name": name, "a": a})
+        assert e.value.causes == [refusal]
+
+
 def test_ratcheting_compares_with_what_was_admitted_not_the_object_handed_back(api):
     created = api.create(api.admin, "pod", pod())
     created["containers"].append(dict(created["containers"][0]))  # the caller edits what it got back
