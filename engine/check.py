@@ -26,6 +26,7 @@ from .types import (
     PRIMITIVES, QUANTITY, QUANTITY_SUFFIXES, STRING, KindT, ListT, MapT, OptT, Prim,
     RecordT, RefT, Type, assignable, is_any, is_numeric, join, strip,
 )
+from .values import pattern
 
 # Fields every object has; the API server owns them.
 META_FIELDS = {"name": STRING, "namespace": STRING, "resourceVersion": INT}
@@ -895,6 +896,14 @@ class _Checker:
             for a in args[1:]:
                 t = join(t, strip(a))
             return t
+        if fn == "matches":
+            if isinstance(e.args[1], A.String):
+                try:
+                    pattern(e.args[1].value)
+                except re.error as err:
+                    self.error("E061", f"`{e.args[1].value}` is not a regular expression: {err.msg}", e.args[1].span,
+                               hint="`matches` takes Python's syntax, which has RE2's for names and labels")
+            return BOOL
         if fn in ("has_duplicates", "contains", "startswith", "cidr_contains", "is_ip"):
             return BOOL
         if fn in ("distinct", "sorted"):

@@ -14,6 +14,7 @@ import hashlib
 import ipaddress
 import math
 import operator
+import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from fractions import Fraction
@@ -24,7 +25,7 @@ from . import ast as A
 from .check import Program
 from .errors import Diagnostic, KonvergeError
 from .reads import straight
-from .values import exact, exact_sum, format_duration, format_quantity, freeze, number_value, unit_value
+from .values import exact, exact_sum, format_duration, format_quantity, freeze, number_value, pattern, unit_value
 
 
 class World(Protocol):
@@ -1202,6 +1203,18 @@ def _is_ip(ev, e, args):
     return True
 
 
+def _matches(ev, e, args):
+    """Whether the whole text matches the pattern; none, no text, matches nothing."""
+    s, p = args
+    if type(p) is not str:
+        _fail(e, f"`matches` needs a pattern, but this is {_describe(p)}")
+    try:
+        compiled = pattern(p)
+    except re.error as err:
+        _fail(e, f"`{p}` is not a regular expression: {err.msg}")
+    return type(s) is str and compiled.fullmatch(s) is not None
+
+
 def _only(ev, e, args):
     keep = set(args[1] or ())  # once, not once per entry
     return {k: v for k, v in (args[0] or {}).items() if k in keep}
@@ -1294,6 +1307,7 @@ _BUILTINS: dict[str, Callable] = {
     "contains": lambda ev, e, a: a[0] is not None and a[1] is not None and a[1] in a[0],
     "startswith": lambda ev, e, a: a[0] is not None and a[1] is not None and a[0].startswith(a[1]),
     "lower": lambda ev, e, a: None if a[0] is None else a[0].lower(),
+    "matches": _matches,
     "hash": _hash,
     "now": lambda ev, e, a: ev.now(),
     "before": _before,

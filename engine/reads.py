@@ -36,7 +36,7 @@ PURE_BUILTINS = frozenset({
     "count", "sum", "min", "max", "any", "all", "len", "str", "int", "float", "abs", "ceil", "floor", "round",
     "log", "millis", "seconds", "keys", "values", "get", "put", "without", "only", "coalesce", "has_duplicates", "distinct",
     "sorted", "first", "range", "flatten", "pow", "type_of", "join", "split", "contains", "startswith", "lower",
-    "hash", "cidr_contains", "cidr_size", "cidr_subnet", "cidr_host", "ip_index", "is_ip",
+    "matches", "hash", "cidr_contains", "cidr_size", "cidr_subnet", "cidr_host", "ip_index", "is_ip",
 })
 
 

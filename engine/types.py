@@ -209,6 +209,7 @@ BUILTINS: dict[str, Builtin] = {
         Builtin("contains", "(string, part)", 2, 2, "true if part occurs in the string"),
         Builtin("startswith", "(string, prefix)", 2, 2, "true if the string starts with prefix"),
         Builtin("lower", "(string)", 1, 1, "lower-case text"),
+        Builtin("matches", "(string, pattern)", 2, 2, "true if the whole text matches the regular expression"),
         Builtin("hash", "(value)", 1, 1, "a stable 32-bit hash, the same on every run"),
         Builtin("now", "()", 0, 0, "the engine's virtual clock, as a duration since the start"),
         Builtin("before", "(object)", 1, 1, "in an invariant checked after every step: the object as it was "

@@ -8,8 +8,10 @@ lists; maps, records and objects are dicts. Nothing here knows a kind.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import re
 from collections.abc import Callable
 from fractions import Fraction
 from json.encoder import c_make_encoder, encode_basestring, encode_basestring_ascii
@@ -251,3 +253,10 @@ def decode(v):
     if isinstance(v, list):
         return [decode(x) for x in v]
     return v
+
+
+@functools.lru_cache(maxsize=1024)
+def pattern(text: str) -> re.Pattern:
+    """The regular expression `matches` tests a whole text against, with ASCII classes (`\\d`,
+    `\\w` and `\\s` as RE2, Kubernetes' regular expressions, reads them)."""
+    return re.compile(text, re.ASCII)

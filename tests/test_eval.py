@@ -373,3 +373,20 @@ def test_coalesce_and_len_of_the_clock_where_deadlines_are_recorded_see_a_number
     assert ev.eval(prog.defs["c"].body, {"x": None}) is False
     assert ev.deadlines == set()
     assert ev.eval(prog.defs["n"].body, {"x": "ab"}) == 3
+
+
+@given(text=st.text(alphabet="ab-._A9\n é", max_size=8),
+       pattern=st.sampled_from(["[a-z0-9]([-a-z0-9]*[a-z0-9])?", "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]",
+                                "[0-9]+%", "a*", "\\w+", ".*b"]))
+def test_matches_is_a_match_of_the_whole_text_with_ascii_classes(text, pattern):
+    import re
+
+    got = _evaluate("def f(s: string, p: string) = matches(s, p)", "f", {"s": text, "p": pattern})
+    assert got is (re.fullmatch(pattern, text, re.ASCII) is not None)
+
+
+def test_matches_of_none_is_false_and_a_bad_pattern_made_at_run_time_is_an_error():
+    text = 'def f(s: string?, p: string) = matches(s, p + "")'
+    assert _evaluate(text, "f", {"s": None, "p": "a*"}) is False
+    assert _error(text, "f", {"s": "x", "p": "[a"}) == \
+        ("`[a` is not a regular expression: unterminated character set", 1, 32)
