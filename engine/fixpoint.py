@@ -710,6 +710,11 @@ class _Outcome:
     reached: int | None = None
 
 
+# The outcome of a look that stopped at its rule's first `where`, having read nothing but its object
+# (Engine.evaluate): one for all, as nothing changes an outcome once made.
+_STOPPED = _Outcome([], _NOTHING, _NOTHING, _NOTHING, _NOTHING, False, 2)
+
+
 class Engine:
     """One reconcile of one program against one API server."""
 
@@ -936,6 +941,9 @@ class Engine:
                 # objects to collect. What _walk records of a `where` is kept here too.
                 passed = ev.eval(clauses[1].cond, env) is True
                 if not passed and inst.id not in self.cache.owned:
+                    if not world.scanned and not ev.deadlines:  # most read nothing else: one outcome for all
+                        ev.deadlines = None
+                        return _STOPPED
                     outcome = _Outcome([], world.scanned, ev.deadlines, _NOTHING, _NOTHING, False, 2)
                     world.scanned = set()
                     ev.deadlines = None
@@ -2162,7 +2170,10 @@ class _Properties:
         self.items = [i for i in items if isinstance(i, A.Expect)]
         self.steady = [i for i in program.invariants if not i.at_rest]
         self.resting = [i for i in program.invariants if i.at_rest]
-        self.transitions = list(program.transitions)
+        # Each invariant of a step with the kinds its `forall`s range over: one the step changed
+        # no object of holds (step_culprits looks at no other)
+        self.transitions = [(inv, {engine.ev.kind_name(q.source.kind) for q in _conjuncts(inv.cond)})
+                            for inv in program.transitions]
         self.history = _History(engine.cache)
         self.step_ev = Evaluator(program, self.history)
         self.broken: dict[int, str] = {}  # index → first violation
@@ -2193,9 +2204,10 @@ class _Properties:
         changed = self.history.previous
         if not changed:
             return
+        kinds = {key[0] for key in changed}
         try:
-            for inv in self.transitions:
-                if inv.name in self.failed:
+            for inv, over in self.transitions:
+                if inv.name in self.failed or over.isdisjoint(kinds):
                     continue
                 bad = step_culprits(self.step_ev, inv, changed)
                 if bad:

@@ -808,6 +808,31 @@ def test_a_stopped_instance_sleeps_through_changes_only_the_clauses_it_did_not_r
     assert [engine.cache.get(("Item", "default", n))["done"] for n in "ab"] == [False, True]
 
 
+def test_a_first_where_that_read_other_objects_wakes_its_instance_when_they_change(monkeypatch):
+    # A look that stops at its rule's first `where` having read nothing but its object has one
+    # outcome for all (_STOPPED); one whose `where` read the boxes keeps that read, and wakes.
+    stopped = {}
+    record = fixpoint.Engine.record_deps
+
+    def spy(self, inst, outcome):
+        stopped.setdefault(inst.rule.name, set()).add(outcome is fixpoint._STOPPED)
+        record(self, inst, outcome)
+
+    monkeypatch.setattr(fixpoint.Engine, "record_deps", spy)
+    prog = program("""
+    controller c {
+      rule big for item i where i.size > 5 set i.note = "big"
+      rule fill for item i where any(box b where b.used > 0) set i.done = true
+    }
+    item a { size: 1 }
+    box x {}
+    scenario "use x" { at 10s: update box x { used: 1 } }
+    """)
+    r = reconcile(prog, scenario=prog.scenarios["use x"])
+    assert objects(r, "Item")["a"]["done"] and objects(r, "Item")["a"]["note"] == ""
+    assert stopped == {"big": {True}, "fill": {False}}
+
+
 def test_an_object_a_rule_created_wakes_it_only_as_it_comes_and_goes():
     prog, engine, update = _settled("""
     controller c { rule make for box b create item b.name + "-spare" { group: b.name } }

@@ -176,6 +176,22 @@ def test_a_scenario_event_is_a_step_too():
                             "on Item/default/one",)
 
 
+def test_an_invariant_of_a_step_is_checked_after_a_step_that_changed_any_kind_it_ranges_over():
+    # One passed over after steps that change no kind its `forall`s range over, not only its first.
+    r = reconcile(program("""
+kind Gauge { level: int = 0 }
+gauge g { level: 5 }
+item one { }
+controller c { rule drain for gauge g where g.level > 0 set g.level = 0 }
+invariant "nothing goes down" {
+  (forall item i where before(i) != none: before(i).n <= i.n)
+    and (forall gauge g where before(g) != none: before(g).level <= g.level)
+}
+"""))
+    assert r.violations == ('invariant "nothing goes down" does not hold (after step 1, virtual clock 0s) '
+                            "on Gauge/default/g",)
+
+
 def test_before_needs_a_world_that_remembers_the_step():
     p = program(FORWARD + "item one { }\n")
     cache = Cache()
