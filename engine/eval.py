@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from . import ast as A
 from .check import Program
 from .errors import Diagnostic, KonvergeError
-from .reads import straight
+from .reads import reads_world, straight
 from .values import exact, exact_sum, format_duration, format_quantity, freeze, number_value, pattern, unit_value
 
 
@@ -168,6 +168,9 @@ class Evaluator:
         self.memo = None
         self.clock_used = False
         self.saw_clock = False  # `now()` was called since the engine last reset this
+        # id(_Fold) → its parts compiled, and per entry asked its members' parts, their totals and
+        # the value made of them (fold)
+        self._folds: dict[int, tuple] = {}
 
     def deadline(self, t) -> None:
         self.clock_used = True  # a comparison with the clock: its answer changes with time
@@ -404,6 +407,131 @@ class Evaluator:
             self.clock_used = self.clock_used or outer_clock
         return value
 
+    def fold_of(self, e: A.Call) -> "_Fold | None":
+        """The fold a call is, or None: a def that sums its one list's elements and counts them
+        (_combiner), given an unordered comprehension over a kind that an index narrows, whose
+        element and other conditions read nothing but its variable and its objects' fields."""
+        defs = self.program.defs
+        d, c = defs.get(e.fn), e.args[0] if len(e.args) == 1 else None
+        if d is None or type(c) is not A.Comprehension or not isinstance(c.source, A.KindSource) \
+                or c.where is None or not _inline(c):
+            return None
+        items = _combiner(defs, d)
+        var = c.source.var
+        probes = _index_probes(var, c.where, "len" not in defs)
+        if items is None or not probes or not _of(defs, c.element, var):
+            return None
+        answered = {id(p[3]) for p in probes}
+        # An index's conjunct holds of a member by the value asked of it, which names the entry;
+        # every other one by the member alone.
+        if not all(reads_world(defs, x) is None if id(x) in answered else _of(defs, x, var)
+                   for x in _conjuncts(c.where)):
+            return None
+        return _Fold(e, d, c, items)
+
+    def fold(self, f: "_Fold", env: Env):
+        """The value of a fold (fold_of) in `env`: the combiner's of the comprehension's list,
+        from each member's part (its count and the values summed, or none where it fails the
+        condition) kept from the last call that asked the same entries, so that a member
+        joining, leaving or changing costs its own part, not the other members' (a node's pods'
+        requests summed after every pod bound to it). A part is kept with the very object it
+        was worked out of, and the cache replaces an object that changes, never alters it:
+        one found is one unchanged. Its candidates are asked as the comprehension asks them,
+        so the call reads what it would. Anything out of the way (a value asked that no key
+        holds, a failure, a part not an exact number) is left to the comprehension and the
+        combiner themselves, which fail as they fail."""
+        found = self._folds.get(id(f))
+        if found is None:
+            c = f.comprehension
+            asks = self.asks(c.source, (c.where,))
+            found = self._folds[id(f)] = (
+                asks, self.compile(c.where), None if c.element is None else self.compile(c.element),
+                tuple((var, x if x is None or type(x) is str else self.compile(x)) for var, x in f.items), {})
+        asks, cond, element, summed, entries = found
+        probes = asks[3]
+        if len(probes) == 1:
+            mode, path, value_of = probes[0]
+            v = self._ask(value_of, env)
+            key = None if v is _UNASKABLE else _held(v)
+            if key is None:
+                return self._unfolded(f, env)
+            # The candidates as Evaluator.candidates finds them, the value asked once.
+            world, where = self.world, f.comprehension.where
+            if hasattr(world, "lookup"):
+                objs = world.lookup(asks[2], mode, path, v)
+                if asks[4] is not None and mode != "nonempty" and (mode != "sub" or type(v) is dict and v) and (
+                        mode != "in" or type(v) is list):
+                    where = None
+            else:
+                objs = world.scan(asks[2])
+        else:
+            key = []
+            for _, _, value_of in probes:
+                v = self._ask(value_of, env)
+                k = None if v is _UNASKABLE else _held(v)
+                if k is None:
+                    return self._unfolded(f, env)
+                key.append(k)
+            key = tuple(key)
+            c = f.comprehension
+            objs, where = self.candidates(c.source, c.where, env)
+        entry = entries.get(key)
+        if entry is None:
+            entry = entries[key] = [{}, [0] * len(summed), [1] * len(summed), f.value([0] * len(summed))]
+        parts, sums, over = entry[0], entry[1], entry[2]
+        fresh, kept = None, 0
+        for obj in objs:
+            part = parts.get(id(obj))
+            if part is not None and part[0] is obj:
+                kept += 1
+            elif fresh is None:
+                fresh = [obj]
+            else:
+                fresh.append(obj)
+        if fresh is None and kept == len(parts):
+            return entry[3]
+        var = f.comprehension.source.var
+        made = []
+        try:
+            for obj in fresh or ():
+                inner = dict(env)
+                inner[var] = obj
+                part = None
+                if where is None or cond(inner) is True:
+                    value = obj if element is None else element(inner)
+                    part = []
+                    for v, x in summed:
+                        if v is None:
+                            part.append(1)
+                            continue
+                        y = value if x is None else (value.get(x) if type(value) is dict else None) \
+                            if type(x) is str else x({v: value})
+                        t = type(y)
+                        if t is int or t is Fraction:
+                            part.append(y)
+                        elif y is None:
+                            part.append(0)  # as `sum` leaves it out
+                        else:  # a float, whose sums depend on their order, or no number
+                            return self._unfolded(f, env)
+                made.append((obj, part))
+        except Exception:  # the comprehension raises it again, or an earlier one, as it does
+            return self._unfolded(f, env)
+        # The parts of the members gone (a changed one's old version among them: a part holds its
+        # object, whose id no other takes), then those of the members come.
+        if kept < len(parts):
+            there = set(map(id, objs))
+            for i in [i for i in parts if i not in there]:
+                _take(sums, over, parts.pop(i)[1], -1)
+        for obj, part in made:
+            parts[id(obj)] = (obj, part)
+            _take(sums, over, part, 1)
+        entry[3] = value = f.value([n if d == 1 else exact(Fraction(n, d)) for n, d in zip(sums, over)])
+        return value
+
+    def _unfolded(self, f: "_Fold", env: Env):
+        """A fold's value as written: the combiner called on the comprehension's list."""
+        return self.call_def(f.combiner, [self.eval(f.comprehension, env)])
+
     def value_of(self, d: A.DefDecl, args: list):
         """A def's value on `args`, worked out afresh (unmemoised, unrecorded): for a def that reads
         nothing but its arguments (reads.straight)."""
@@ -430,6 +558,96 @@ class Evaluator:
     def _def(self, d: A.DefDecl) -> Callable:
         found = self._defs[d.name] = _compile_def(self, d)
         return found
+
+
+class _Fold:
+    """A call that Evaluator.fold works out from its members' parts: the call, its combiner (a
+    def of one list), the comprehension it is given, for each value the combiner makes the
+    variable and element it sums (None: the variable; a text: that field of it, as most are) or
+    (None, None) where it counts the list, and the combiner's fields, or None where it makes one
+    value alone."""
+
+    __slots__ = ("call", "combiner", "comprehension", "items", "keys")
+
+    def __init__(self, call: A.Call, combiner: A.DefDecl, comprehension: A.Comprehension, items: tuple):
+        self.call, self.combiner, self.comprehension = call, combiner, comprehension
+        self.keys = None if type(combiner.body) is not A.MapLit else tuple(i.key for i in combiner.body.items)
+        self.items = items
+
+    def value(self, totals: list):
+        """The combiner's value, of the totals of its values."""
+        return totals[0] if self.keys is None else dict(zip(self.keys, totals))
+
+
+def _combiner(defs: dict, d: A.DefDecl) -> tuple | None:
+    """What a def of one list makes of it, where it only counts it (`len(rs)`) and sums a value
+    of each of its elements (`sum(r.cpu for r in rs)`), once or as the fields of a record: for
+    each, the variable and the element summed, or (None, None) (_Fold.items); else None."""
+    if len(d.params) != 1:
+        return None
+    param, body = d.params[0].name, d.body
+    items = []
+    for x in [i.value for i in body.items] if type(body) is A.MapLit else [body]:
+        if type(x) is not A.Call or len(x.args) != 1 or x.fn in defs:
+            return None
+        a = x.args[0]
+        if x.fn == "len" and type(a) is A.Name and a.id == param:
+            items.append((None, None))
+        elif (x.fn == "sum" and type(a) is A.Comprehension and type(a.source) is A.ListSource
+              and type(a.source.iterable) is A.Name and a.source.iterable.id == param and a.where is None
+              and not a.order and _of(defs, a.element, a.source.var)):
+            e = a.element
+            field = type(e) is A.Attr and type(e.obj) is A.Name and e.obj.id == a.source.var
+            items.append((a.source.var, e.name if field else e))
+        else:
+            return None
+    return tuple(items)
+
+
+def _of(defs: dict, e: A.Expr | None, var: str) -> bool:
+    """Whether `e` is worked out of `var` alone: it names no other variable and reads nothing of
+    the world (no kind, no clock), itself or through the defs it calls."""
+    return e is None or all(n.id == var for n in A.walk(e) if type(n) is A.Name) and reads_world(defs, e) is None
+
+
+def _take(sums: list, over: list, part: list | None, sign: int) -> None:
+    """Add a member's part to a fold's totals, or take it out (`sign` -1): each total a numerator
+    over a denominator (1 while the numbers are whole), so that adding a quantity costs a few
+    operations on ints, not a Fraction made (its gcd), as values.exact_sum adds them."""
+    if part is None:
+        return
+    for i, x in enumerate(part):
+        if type(x) is int:
+            sums[i] += sign * x * over[i]
+            continue
+        n, d, b = sums[i], over[i], x.denominator
+        if b == d:
+            n += sign * x.numerator
+        else:
+            common = math.lcm(d, b)
+            n, d = n * (common // d) + sign * x.numerator * (common // b), common
+        if n % d == 0:  # whole again: the denominator is let go, so that it stays small
+            n, d = n // d, 1
+        sums[i], over[i] = n, d
+
+
+def _held(v):
+    """A value asked of an index as part of a fold's key: by its type and content, as values the
+    language tells apart by either name entries apart; None where it is none of these (a clock)."""
+    t = type(v)
+    if t is str:
+        return v
+    if t is int or t is bool or v is None or t is Fraction:
+        return (t, v)
+    if t is float:
+        return (t, v.hex())
+    if t is list:
+        items = tuple(map(_held, v))
+        return None if any(x is None for x in items) else ("list", items)
+    if t is dict:
+        items = tuple((k, _held(x)) for k, x in v.items())
+        return None if any(x is None for _, x in items) else ("map", items)
+    return None
 
 
 def _conjuncts(e: A.Expr) -> list[A.Expr]:
@@ -889,6 +1107,8 @@ class _Source:
             return self.lazy(e, depth)
         if d is None and (e.fn not in _BUILTINS or _lazy(e)):
             return self.apart(e)
+        if d is not None and self.params is None and (fold := ev.fold_of(e)) is not None:
+            return f"ev.fold({self.value(fold)}, {self.env()})"
         args = [self.expr(a, depth) for a in e.args]
         if d is None:
             return self.builtin(e, args)
