@@ -1188,6 +1188,7 @@ class APIWatcher:
         not returned, as an informer knows from `APIServer.written_since`: polling can wait,
         even past a compaction of that stretch of history."""
         self._quiet = revision
+        self._w.skip(revision)
 
     @property
     def next_revision(self) -> int:

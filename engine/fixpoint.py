@@ -33,7 +33,7 @@ import json
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from fractions import Fraction
-from itertools import compress
+from itertools import chain, compress
 from operator import itemgetter, not_
 from types import MappingProxyType
 from typing import Any
@@ -125,6 +125,10 @@ class Cache:
         # entries its object is in: an update that leaves an indexed value alone leaves its entries
         # as they are, and its reads are named without making them again
         self.placed: dict[tuple, list[tuple]] = {}
+        # kind → a field → the indexes of paths that start at it: (place in the kind's order, mode,
+        # path, index). An update changes a few fields, which few indexes are of: those alone are
+        # looked at (_reindex).
+        self.indexed: dict[str, dict[str, list[tuple]]] = {}
 
     def __setstate__(self, state: dict) -> None:
         """A copy (a forked run's) holds copies of the objects: `memo_parts` goes by their ids."""
@@ -183,6 +187,7 @@ class Cache:
         index = of_kind.get((mode, path))
         if index is None:
             index = of_kind[(mode, path)] = {}
+            self.indexed.setdefault(kind, {}).setdefault(path[0], []).append((len(of_kind) - 1, mode, path, index))
             placed = self.placed
             for key, obj in self.by_kind.get(kind, {}).items():
                 placed[key].append(_index_add(index, mode, kind, path, key, obj))
@@ -246,11 +251,9 @@ class Cache:
         same, moved = reads if reads is not None else ([], [])
         of_kind = self.indexes.get(kind, {})
         if old is None:
-            self.placed[key] = placed = []
-            for (mode, path), index in of_kind.items():
-                entries = _index_add(index, mode, kind, path, key, new)
-                placed.append(entries)
-                moved.extend(entries)
+            self.placed[key] = placed = [_index_add(index, mode, kind, path, key, new)
+                                         for (mode, path), index in of_kind.items()]
+            moved.extend(chain.from_iterable(placed))
             return
         if new is None:
             for index, entries in zip(of_kind.values(), self.placed.pop(key), strict=True):
@@ -258,20 +261,35 @@ class Cache:
                 moved.extend(entries)
             return
         placed = self.placed[key]
-        for i, ((mode, path), index) in enumerate(of_kind.items()):
-            if changed is None or path[0] in changed:
-                if len(path) == 1:  # most indexes: of a field, at once
-                    value, was = new.get(path[0]), old.get(path[0])
-                else:
-                    value, was = value_at(new, path), value_at(old, path)
-                if value != was:
-                    entries = placed[i]
-                    _index_drop(index, key, entries)
-                    moved.extend(entries)
-                    placed[i] = entries = _index_add(index, mode, kind, path, key, new)
-                    moved.extend(entries)
-                    continue
-            same.extend(placed[i])  # in the same entries, which hold its key
+        if not placed:
+            return
+        if changed is None:
+            looks = [(i, mode, path, index) for i, ((mode, path), index) in enumerate(of_kind.items())]
+        else:
+            by_field = self.indexed[kind]
+            looks = [look for f in by_field.keys() & changed for look in by_field[f]]
+            looks.sort()  # by place: the reads come in the order an update told nothing gives them
+        left = None  # the places of the indexes whose entries it left
+        for i, mode, path, index in looks:
+            if len(path) == 1:  # most indexes: of a field, at once
+                value, was = new.get(path[0]), old.get(path[0])
+            else:
+                value, was = value_at(new, path), value_at(old, path)
+            if value != was:
+                entries = placed[i]
+                _index_drop(index, key, entries)
+                moved.extend(entries)
+                placed[i] = entries = _index_add(index, mode, kind, path, key, new)
+                moved.extend(entries)
+                if left is None:
+                    left = set()
+                left.add(i)
+        if left is None:
+            same.extend(chain.from_iterable(placed))  # in the same entries, which hold its key
+        else:
+            for i, entries in enumerate(placed):
+                if i not in left:
+                    same.extend(entries)
 
     def _disown(self, obj: dict, key: tuple) -> None:
         owner = obj.get("managedBy")
@@ -358,9 +376,14 @@ def _index_add(index: dict, mode: str, kind: str, path: tuple, key: tuple, obj: 
     """Put an object's key in its entries of an index; the index reads of those entries."""
     value = obj.get(path[0]) if len(path) == 1 else value_at(obj, path)  # most indexes: of a field
     if mode == "eq":  # most indexes: one entry, most often a text
-        entries = (value if type(value) is str else freeze(value),)
-    else:
-        entries = index_entries(mode, value)
+        entry = value if type(value) is str else freeze(value)
+        bucket = index.get(entry)
+        if bucket is None:
+            bucket = index[entry] = _Bucket((mode, kind, path, entry))
+        bucket.add(key)
+        bucket.order = None
+        return (bucket.read,)
+    entries = index_entries(mode, value)
     reads = []
     for entry in entries:
         bucket = index.get(entry)
@@ -392,10 +415,12 @@ _IDENTITY_SET = frozenset(IDENTITY)
 
 def _hash(obj: dict, data: bytes | None = None) -> int:
     """An object's content hash: all but its versions — of its stored bytes, which the watch
-    brings along (`data`), or are made again."""
+    brings along (`data`), or are made again. Python's own hash of them: the state hashes made
+    of these are only compared within one process (a cycle, a state explored before), where it
+    is as unlikely to collide as a 64-bit digest, and it costs a tenth of one."""
     if data is None:
         data = encode_object(obj)
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+    return hash(data) % 2**64
 
 
 def _unchanged(content_parts: dict, changed: frozenset) -> dict:
@@ -798,6 +823,9 @@ class Engine:
         self._loose: dict[str, frozenset] = {}
         self._kind_fields: dict[tuple, dict[str, frozenset | None]] = {}
         self._derived: dict[str, dict[str, tuple]] = {}  # kind → derived_fields
+        # kind → a field its derived fields' defs read (None: whole) → (place in derived_fields,
+        # derived field) of those that read it: an update changes a few fields, which few read
+        self._derived_by: dict[str, dict[str | None, list[tuple[int, str]]]] = {}
         self._waking: set[tuple] = set()  # (id(rule), reached) whose wake-ups' derived fields are in _derived
         self._derivable = {derived(name): name for name in sorted(program.defs)}  # derived field → its def's name
         # id(object) → (object, derived field → its def's value on it), for the versions changed_fields
@@ -1151,9 +1179,10 @@ class Engine:
         if loose is None:
             loose = self._loose[kind] = self.program.loose_fields(kind)
         # Most fields are in both versions and not loose: `!=` over the new version's fields, then
-        # `differs` for the fields dropped and the loose ones.
+        # `differs` for the fields dropped and the loose ones. Most hold the very value they held
+        # (the API server's versions share what an update kept): that is no change, at once.
         was = before.get
-        found = {f for f, v in after.items() if v != was(f)}
+        found = {f for f, v in after.items() if v is not (w := was(f)) and v != w}
         if not before.keys() <= after.keys():
             for f in before.keys() - after.keys():
                 if differs(before[f], None, f in loose):
@@ -1167,15 +1196,17 @@ class Engine:
             # version it is; a def that reads no field that changed has the old version's.
             was = self._derived_values.pop(id(before), None)
             was = was[1] if was is not None and was[0] is before else {}
-            now = {}
-            for name, (d, reads) in derived.items():
-                if reads is None or not reads.isdisjoint(found):
-                    old = was[name] if name in was else self._derived_value(d, before)
-                    new = now[name] = self._derived_value(d, after)
-                    if old is _FAILED or new is _FAILED or not same_value(old, new):
-                        found.add(name)
-                elif name in was:
-                    now[name] = was[name]
+            now = dict(was)
+            by = self._derived_by[kind]
+            # Those whose defs read a field that changed, in derived_fields' order: no other value
+            # can differ. (A def reads no derived field, `reads.derived`: one found changed here
+            # makes no other read one that changed.)
+            for _, name in sorted({at for f in found if f in by for at in by[f]}.union(by.get(None, ()))):
+                d = derived[name][0]
+                old = was[name] if name in was else self._derived_value(d, before)
+                new = now[name] = self._derived_value(d, after)
+                if old is _FAILED or new is _FAILED or not same_value(old, new):
+                    found.add(name)
             self._derived_values[id(after)] = (after, now)
         return frozenset(found)
 
@@ -1204,7 +1235,11 @@ class Engine:
             for name in sorted(fields or ()):
                 d = self._derivable.get(name)
                 if d is not None and name not in self._derived.get(kind, ()):
-                    self._derived.setdefault(kind, {})[name] = (self.program.defs[d], self.memo.reads.params(d)[0])
+                    of_kind, reads = self._derived.setdefault(kind, {}), self.memo.reads.params(d)[0]
+                    by = self._derived_by.setdefault(kind, {})
+                    for f in (None,) if reads is None else reads:
+                        by.setdefault(f, []).append((len(of_kind), name))
+                    of_kind[name] = (self.program.defs[d], reads)
 
     def _derived_value(self, d: A.DefDecl, obj: dict):
         """A derivable def's value on an object; _FAILED where it fails (a field it reads is none,

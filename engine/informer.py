@@ -7,7 +7,7 @@ API server says Expired, HTTP 410), the informer lists that kind again and
 returns the difference between its cache and the new list as events, so a
 controller misses no deletion. A poll that fails partway (the store's error, a
 refused list) loses no event: the next one returns what it had applied. Caches
-are per kind, keyed by store key, so that `scan` yields objects in key order.
+are per kind, keyed as the store keys them (`_key`), so that `scan` yields objects in key order.
 
 It also serves as the evaluator's world: `scan(kind)` and `now()`.
 """
@@ -48,8 +48,7 @@ class Informer:
         watcher = self.api.watch(self.who, kind, revision + 1, self.namespace, shared=True)
         if kind in self._watchers:
             self._watchers[kind].cancel()
-        api, info = self.api, self.api.kind_info(kind)
-        new = {api.key(info, o["namespace"], o["name"]): o for o in objects}
+        new = {_key(o["namespace"], o["name"]): o for o in objects}
         self._caches[kind] = new
         self._watchers[kind] = watcher
         self.revision = max(self.revision, revision)
@@ -80,7 +79,12 @@ class Informer:
         if written is None:
             kinds = self.kinds
         else:
-            kinds = sorted(written.intersection(self._rank) | self._lost, key=self._rank.__getitem__)
+            rank = self._rank  # of every kind: the written ones, few, are looked up in it
+            kinds = [kind for kind in written if kind in rank]
+            if self._lost:
+                kinds = list(self._lost.union(kinds))
+            if len(kinds) > 1:
+                kinds.sort(key=rank.__getitem__)
         merged, relists = bool(out) or len(kinds) > 1, self.relists
         try:
             for kind in kinds:
@@ -107,10 +111,9 @@ class Informer:
             self.relists += 1
             return events
         cache = self._caches[kind]
-        api, info = self.api, self.api.kind_info(kind)
         for ev in events:
             obj = ev.object
-            key = api.key(info, obj["namespace"], obj["name"])
+            key = _key(obj["namespace"], obj["name"])
             if ev.type == "DELETED":
                 cache.pop(key, None)
             else:
@@ -125,7 +128,7 @@ class Informer:
         info = self.api.kind_info(kind)
         if not info.cluster and namespace is None:
             namespace = "default"
-        return self._caches[info.name].get(self.api.key(info, None if info.cluster else namespace, name))
+        return self._caches[info.name].get(_key(None if info.cluster else namespace, name))
 
     def list(self, kind: str, namespace: str | None = None) -> list[dict]:
         """Cached objects of a kind (in a namespace), in key order."""
@@ -144,3 +147,9 @@ class Informer:
     def stop(self) -> None:
         for w in self._watchers.values():
             w.cancel()
+
+
+def _key(namespace: str | None, name: str) -> str:
+    """An object's key in its kind's cache: its store key less the kind's prefix, which all the
+    kind's keys share, so that they sort as the store's do (`scan`), made without the kind's."""
+    return name if namespace is None else f"{namespace}/{name}"

@@ -275,6 +275,32 @@ def test_a_watcher_left_behind_by_compaction_raises_compacted(store):
         watcher.poll()
 
 
+def test_a_watch_told_it_has_no_event_through_a_revision_returns_those_after_it(store):
+    # As an informer tells it (APIWatcher.skip), knowing which prefixes were written since it polled.
+    watcher, untold = store.watch("/a/"), store.watch("/a/")
+    store.put("/a/x", b"1")
+    assert [e.kv.mod_revision for e in watcher.poll()] == [1]
+    for n in range(3):
+        store.put(f"/b/{n}", b"other prefix")
+    watcher.skip(store.revision)
+    watcher.skip(2)  # a revision it is past: nothing changes
+    store.put("/a/x", b"2")
+    assert [(e.kv.mod_revision, e.prev_kv.value) for e in watcher.poll()] == [(5, b"1")]
+    assert [e.kv.mod_revision for e in untold.poll()] == [1, 5]
+    assert watcher.poll() == [] and watcher.next_revision == untold.next_revision == 6
+
+
+def test_a_watch_told_it_has_no_event_through_a_compacted_revision_still_says_it_was_left_behind(store):
+    watcher = store.watch("/a/", start_revision=1)
+    store.put("/b/y", b"1")
+    store.put("/a/x", b"1")
+    store.put("/b/z", b"1")
+    store.compact(3)  # the event at 2 is gone, which the watch never returned
+    watcher.skip(1)
+    with pytest.raises(Compacted):
+        watcher.poll()
+
+
 # --- leases ------------------------------------------------------------------------------
 
 

@@ -210,6 +210,9 @@ class Watcher(Protocol):
 
     def poll(self) -> list[Event]: ...
 
+    def skip(self, revision: int) -> None:
+        """Take note that no event through `revision` is under the prefix but those returned."""
+
     def __iter__(self) -> Iterator[Event]: ...
 
     def cancel(self) -> None: ...

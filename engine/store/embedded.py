@@ -710,6 +710,17 @@ class EmbeddedWatcher:
         self._start = max(start, store._rev + 1)
         return out
 
+    def skip(self, revision: int) -> None:
+        """Pass over the events through `revision`: the caller knows none is under the prefix. A
+        watch polled only once its prefix is written then reads the events since, not the history
+        of every other prefix since its last poll. A stretch the store has compacted is not passed
+        over: the next poll says so (Compacted), as it would have."""
+        store = self._store
+        if self._position < store._events_base or revision < self._start:
+            return
+        self._position = max(self._position, store._events_base + bisect_right(store._event_revs, revision))
+        self._start = revision + 1
+
     def __iter__(self) -> Iterator[Event]:
         return iter(self.poll())
 
