@@ -123,6 +123,15 @@ def test_min_ready_seconds_delays_a_pods_availability_on_the_virtual_clock():
     assert [w.clock for w in writes] == [0, 31]  # ready at 0s, available once ready more than 30s
 
 
+def test_without_min_ready_seconds_only_ready_pods_are_available():
+    # Pods whose readiness probe fails run but are never ready, so never available either.
+    probe = 'readinessProbe { httpGet { path: "/healthz"  port: 8080 }  failing: true }'
+    c = run(node("n1", cpu="8") + deployment("web", replicas=3, container_extra=probe))
+    rs = c.of("ReplicaSet")[0]
+    assert (rs["readyReplicas"], rs["availableReplicas"]) == (0, 0)
+    assert counts(c.get("Deployment", "web")) == (3, 3, 0, 0, 3)
+
+
 def test_a_replica_set_takes_its_deployments_min_ready_seconds():
     c = run(web(extra="minReadySeconds: 30") + scenario("at 1m: update deployment web { minReadySeconds: 45 }"))
     assert [rs["minReadySeconds"] for rs in c.of("ReplicaSet")] == [45]

@@ -105,6 +105,17 @@ def test_deleted_pods_ip_is_reused():
     assert c.get("Pod", "b")["ip"] == "192.168.0.1" and c.get("Pod", "c")["ip"] == "192.168.0.0"
 
 
+def test_a_freed_address_of_a_nodes_first_block_is_handed_out_before_its_second_blocks():
+    # Two-address blocks: a and b fill the node's first block, c takes the second's lowest
+    # address. Once a is gone, d gets a's address: the lowest free one of the node's blocks in
+    # their order, not the second block's next.
+    c = run("ippool a-small { cidr: 10.20.0.0/29  blockSize: 31 }\n" + node("n1")
+            + "".join(f'pod {x} {{ node: "n1" container main {{ image: "x" }} }}\n' for x in "abc")
+            + 'scenario "churn" { at 1m: kill pod a\n at 2m: create pod d { node: "n1" container main { image: "x" } } }')
+    assert [c.get("Pod", x)["ip"] for x in "bcd"] == ["10.20.0.1", "10.20.0.2", "10.20.0.0"]
+    assert [b["cidr"] for b in c.of("IPBlock")] == ["10.20.0.0/31", "10.20.0.2/31"]
+
+
 def test_a_finished_pods_address_is_free_for_the_next_pod():
     # A pod that fails (restartPolicy Never) has its sandbox torn down: Calico releases its address
     # though the pod's status keeps showing it. Two pods after it fit the first /31 block.
