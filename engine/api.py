@@ -32,6 +32,7 @@ Deliberate differences from Kubernetes:
 from __future__ import annotations
 
 import copy
+import functools
 import ipaddress
 import json
 import re
@@ -249,16 +250,10 @@ def _piece(field: str, text: str) -> str:
     return _named(field) + text
 
 
-_NAMED: dict[str, str] = {}  # field → `"field":`, the start of its pieces (the declared fields, and a few more)
-
-
+@functools.lru_cache(maxsize=10_000)
 def _named(field: str) -> str:
-    named = _NAMED.get(field)
-    if named is None:
-        if len(_NAMED) >= 10_000:
-            _NAMED.clear()
-        named = _NAMED[field] = encode_basestring(field) + ":"
-    return named
+    """`"field":`, the start of a field's pieces, made once per field (the declared ones, and a few more)."""
+    return encode_basestring(field) + ":"
 
 
 def _joined(pieces: dict) -> bytes:
@@ -279,12 +274,11 @@ def _encode_fields(obj: dict, base: _Stored | None, decoded: _Decodings | None =
     if kept is None or not_kept is None and obj.keys() != kept.keys():  # given `not_kept`, the same
         pieces = {}
         values = {}
-        named = _NAMED
         for f in sorted(obj):
             if f not in _REVISIONS:
                 v = obj[f]
                 text = SORTED_JSON(v)
-                pieces[f] = (named.get(f) or _named(f)) + text
+                pieces[f] = _named(f) + text
                 # _value, written out: most fields hold a string, a number, a flag or none
                 values[f] = v if type(v) in _AS_DECODED and v == v else _value(v, text, decoded)
         return _joined(pieces), values, pieces

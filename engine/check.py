@@ -897,12 +897,17 @@ class _Checker:
                 t = join(t, strip(a))
             return t
         if fn == "matches":
+            for arg, t, want in ((e.args[0], args[0], OptT(STRING)), (e.args[1], args[1], STRING)):
+                if not assignable(t, want):
+                    self.error("E035", f"`matches` needs a string, but this is a {t}", arg.span,
+                               hint="turn it into text with `str(…)`")
             if isinstance(e.args[1], A.String):
                 try:
                     pattern(e.args[1].value)
                 except re.error as err:
                     self.error("E061", f"`{e.args[1].value}` is not a regular expression: {err.msg}", e.args[1].span,
-                               hint="`matches` takes Python's syntax, which has RE2's for names and labels")
+                               hint="write it in Python's syntax for regular expressions, which reads the "
+                                    "patterns Kubernetes validates names and labels with as they are")
             return BOOL
         if fn in ("has_duplicates", "contains", "startswith", "cidr_contains", "is_ip"):
             return BOOL

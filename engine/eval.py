@@ -169,8 +169,9 @@ class Evaluator:
         self.clock_used = False
         self.saw_clock = False  # `now()` was called since the engine last reset this
         # id(_Fold) → its parts compiled, and per entry asked its members' parts, their totals and
-        # the value made of them (fold)
+        # the value made of them (fold), kept where `folding` is set
         self._folds: dict[int, tuple] = {}
+        self.folding = False
 
     def deadline(self, t) -> None:
         self.clock_used = True  # a comparison with the clock: its answer changes with time
@@ -427,7 +428,7 @@ class Evaluator:
         if not all(reads_world(defs, x) is None if id(x) in answered else _of(defs, x, var)
                    for x in _conjuncts(c.where)):
             return None
-        return _Fold(e, d, c, items)
+        return _Fold(d, c, items)
 
     def fold(self, f: "_Fold", env: Env):
         """The value of a fold (fold_of) in `env`: the combiner's of the comprehension's list,
@@ -439,7 +440,12 @@ class Evaluator:
         one found is one unchanged. Its candidates are asked as the comprehension asks them,
         so the call reads what it would. Anything out of the way (a value asked that no key
         holds, a failure, a part not an exact number) is left to the comprehension and the
-        combiner themselves, which fail as they fail."""
+        combiner themselves, which fail as they fail. Parts are kept only where `folding` is
+        set (the incremental engine's evaluator): the others (the naive engine's, the reference
+        incremental runs are checked against; admission's, explain's, faults') get the written
+        form. An entry whose members are all gone is dropped."""
+        if not self.folding:
+            return self._unfolded(f, env)
         found = self._folds.get(id(f))
         if found is None:
             c = f.comprehension
@@ -489,6 +495,8 @@ class Evaluator:
             else:
                 fresh.append(obj)
         if fresh is None and kept == len(parts):
+            if not parts:  # no members, and none before
+                del entries[key]
             return entry[3]
         var = f.comprehension.source.var
         made = []
@@ -525,6 +533,9 @@ class Evaluator:
         for obj, part in made:
             parts[id(obj)] = (obj, part)
             _take(sums, over, part, 1)
+        if not parts:
+            del entries[key]
+            return f.value([0] * len(summed))
         entry[3] = value = f.value([n if d == 1 else exact(Fraction(n, d)) for n, d in zip(sums, over)])
         return value
 
@@ -561,16 +572,16 @@ class Evaluator:
 
 
 class _Fold:
-    """A call that Evaluator.fold works out from its members' parts: the call, its combiner (a
+    """A call that Evaluator.fold works out from its members' parts: its combiner (a
     def of one list), the comprehension it is given, for each value the combiner makes the
     variable and element it sums (None: the variable; a text: that field of it, as most are) or
     (None, None) where it counts the list, and the combiner's fields, or None where it makes one
     value alone."""
 
-    __slots__ = ("call", "combiner", "comprehension", "items", "keys")
+    __slots__ = ("combiner", "comprehension", "items", "keys")
 
-    def __init__(self, call: A.Call, combiner: A.DefDecl, comprehension: A.Comprehension, items: tuple):
-        self.call, self.combiner, self.comprehension = call, combiner, comprehension
+    def __init__(self, combiner: A.DefDecl, comprehension: A.Comprehension, items: tuple):
+        self.combiner, self.comprehension = combiner, comprehension
         self.keys = None if type(combiner.body) is not A.MapLit else tuple(i.key for i in combiner.body.items)
         self.items = items
 

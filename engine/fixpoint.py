@@ -736,8 +736,9 @@ class _Outcome:
 
 
 # The outcome of a look that stopped at its rule's first `where`, having read nothing but its object
-# (Engine.evaluate): one for all, as nothing changes an outcome once made.
-_STOPPED = _Outcome([], _NOTHING, _NOTHING, _NOTHING, _NOTHING, False, 2)
+# (Engine.evaluate): one for all, as nothing changes an outcome once made (its writes a tuple, so
+# that nothing can).
+_STOPPED = _Outcome((), _NOTHING, _NOTHING, _NOTHING, _NOTHING, False, 2)
 
 
 class Engine:
@@ -759,6 +760,7 @@ class Engine:
         self.ev = Evaluator(program, self.world)
         if not naive:
             self.memo = self.ev.memo = _Memo(self.world, program)
+            self.ev.folding = True
         else:
             self.memo = None
         self.trace: list[Write] = []
@@ -1951,9 +1953,9 @@ class Run:
         twin = copy.deepcopy(self, memo)
         for ev in evaluators:
             mine = memo[id(ev)]
-            kept = mine.memo
+            kept, folding = mine.memo, mine.folding
             mine.__init__(mine.program, mine.world)
-            mine.memo = kept
+            mine.memo, mine.folding = kept, folding
         return twin
 
 

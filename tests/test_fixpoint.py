@@ -275,6 +275,29 @@ def test_two_rules_that_undo_each_other_are_reported_as_a_cycle():
     assert set(r.cycle.instances) == {"on/set_on[Item/default/a]", "off/set_off[Item/default/a]"}
 
 
+def test_a_cycle_and_its_report_are_the_same_whatever_the_processs_hash_seed(tmp_path):
+    # The state hashes that find a cycle are Python's hashes of stored bytes, seeded per process:
+    # only ever compared within one run, never printed, sorted or kept.
+    import os
+    import subprocess
+    import sys
+
+    spec = tmp_path / "cycle.konv"
+    spec.write_text("""kind Item { done: bool = false }
+controller on { rule set_on for item i where not i.done set i.done = true }
+controller off { rule set_off for item i where i.done set i.done = false }
+item a { }
+item b { done: true }
+""")
+    outs = []
+    for seed in ("1", "2"):
+        done = subprocess.run([sys.executable, "-m", "engine.cli", "reconcile", "--no-std", str(spec), "-o", "json"],
+                              capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": seed})
+        assert done.returncode == 3 and '"reason": "cycle"' in done.stdout
+        outs.append((done.stdout, done.stderr))
+    assert outs[0] == outs[1]
+
+
 def test_a_rule_whose_write_a_mutation_undoes_is_reported_as_a_cycle():
     r = run("""
     policy "notes are kept" { mutate item i when i.note == "" set i.note = "kept" }

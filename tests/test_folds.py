@@ -86,6 +86,13 @@ def _item(name: str, group: str, size, weight: int, done: bool, rv: int) -> dict
             "weight": weight, "done": done, "resourceVersion": rv}
 
 
+def _folding(prog, world) -> Evaluator:
+    """An evaluator that keeps folds' parts, as the incremental engine's does."""
+    ev = Evaluator(prog, world)
+    ev.folding = True
+    return ev
+
+
 def _asked(ev: Evaluator, world, name: str, g: str):
     """A def's value on `g`, and what it read."""
     world.scanned = set()
@@ -128,7 +135,7 @@ def test_a_fold_gives_the_value_and_reads_of_its_list_combined_afresh_whatever_m
     prog = _program()
     cache = fixpoint.Cache()
     world = fixpoint._TrackingWorld(cache)
-    ev, fresh = Evaluator(prog, world), Evaluator(prog, world)
+    ev, fresh = _folding(prog, world), Evaluator(prog, world)
     rv = 0
     for op, i, group, size, weight, done in changes:
         rv += 1
@@ -148,7 +155,7 @@ def test_a_fold_gives_the_value_and_reads_of_its_list_combined_afresh_whatever_m
 def test_a_member_that_joins_leaves_or_changes_costs_its_own_part_alone():
     prog = _program()
     cache = fixpoint.Cache()
-    ev = Evaluator(prog, cache)
+    ev = _folding(prog, cache)
     use = prog.defs["use"]
 
     def parts() -> dict:
@@ -176,7 +183,7 @@ def test_a_member_whose_part_is_no_exact_number_is_summed_as_the_list_is():
     # A float's sum depends on the order of its terms: the list is summed afresh.
     prog = _program()
     cache = fixpoint.Cache()
-    ev = Evaluator(prog, cache)
+    ev = _folding(prog, cache)
     for n, size in enumerate([0.1, 0.2, 0.3]):
         cache.put(_item(f"i{n}", "a", size, 1, False, 1))
     assert ev.call_def(prog.defs["use"], ["a"]) == ev.call_def(prog.defs["naive"], ["a"])
@@ -186,7 +193,7 @@ def test_a_member_whose_part_is_no_exact_number_is_summed_as_the_list_is():
 def test_a_member_whose_part_fails_fails_the_fold_as_it_fails_the_list():
     prog = _program()
     cache = fixpoint.Cache()
-    ev = Evaluator(prog, cache)
+    ev = _folding(prog, cache)
     cache.put(_item("i0", "a", 1, 5, False, 1))
     assert ev.call_def(prog.defs["ratio"], ["a"]) == 2
     cache.put(_item("i1", "a", 1, 0, False, 1))
@@ -203,7 +210,7 @@ def test_a_fold_in_a_forked_run_starts_from_its_own_objects():
 
     prog = _program()
     cache = fixpoint.Cache()
-    ev = Evaluator(prog, cache)
+    ev = _folding(prog, cache)
     cache.put(_item("i0", "a", 1, 5, False, 1))
     assert ev.call_def(prog.defs["use"], ["a"])["n"] == 1
     twin = copy.deepcopy(cache)
@@ -219,3 +226,51 @@ def test_a_fold_is_not_made_where_len_or_sum_is_the_specs_own_def():
     prog = check_modules([parse_text(text, "t.konv")])
     assert Evaluator(prog, None).fold_of(prog.defs["use"].body) is None
     assert isinstance(prog.defs["use"].body, A.Call)
+
+
+def test_an_evaluator_not_folding_keeps_no_parts_and_gives_the_same_values():
+    # The naive engine's is the reference incremental runs are checked against: it keeps nothing.
+    prog = _program()
+    cache = fixpoint.Cache()
+    plain, folding = Evaluator(prog, cache), _folding(prog, cache)
+    for n in range(3):
+        cache.put(_item(f"i{n}", "a", n, n, False, 1))
+    assert plain.call_def(prog.defs["use"], ["a"]) == folding.call_def(prog.defs["use"], ["a"]) == \
+        {"n": 3, "size": 3, "weight": 3}
+    assert plain._folds == {} and folding._folds != {}
+
+
+def test_an_entry_whose_members_are_all_gone_is_dropped():
+    prog = _program()
+    cache = fixpoint.Cache()
+    ev = _folding(prog, cache)
+    cache.put(_item("i0", "a", 1, 5, False, 1))
+    assert ev.call_def(prog.defs["use"], ["a"])["n"] == 1
+    assert ev.call_def(prog.defs["use"], ["b"])["n"] == 0  # never a member: nothing kept
+    (_, _, _, _, entries), = ev._folds.values()
+    assert list(entries) == ["a"]
+    cache.remove(("Item", "default", "i0"))
+    assert ev.call_def(prog.defs["use"], ["a"]) == {"n": 0, "size": 0, "weight": 0}
+    assert entries == {}
+
+
+def test_the_schedulers_use_of_a_node_counts_the_pods_pods_on_gives():
+    # node_use and admitted_use ask the kind with pods_on's and admitted_on's conditions written
+    # out (so that they are folds): they must stay those lists' counts.
+    from tests.kube import deployment, node, run
+    from tests.test_k8s_job import job
+
+    c = run(node("w1") + node("w2") + deployment("web", replicas=5) + job(extra="completions: 2"))
+    prog = load_program(sorted(std_dir().glob("*.konv")), std=False)
+    cache = fixpoint.Cache()
+    for o in c.objects:
+        cache.put(o)
+    folding, plain = _folding(prog, fixpoint._TrackingWorld(cache)), Evaluator(prog, cache)
+    pods = c.of("Pod")
+    assert len(pods) == 7 and sum(p["phase"] == "Succeeded" for p in pods) == 2
+    for n in c.of("Node"):
+        on = plain.call_def(prog.defs["pods_on"], [n])
+        admitted = plain.call_def(prog.defs["admitted_on"], [n["name"]])
+        assert folding.call_def(prog.defs["node_use"], [n])["pods"] == len(on)
+        assert folding.call_def(prog.defs["admitted_use"], [n])["pods"] == len(admitted)
+    assert sum(len(plain.call_def(prog.defs["pods_on"], [n])) for n in c.of("Node")) == 5

@@ -1,8 +1,11 @@
 """The API server's defaulting and validation (rules/admission.konv)."""
 
+import functools
 import resource
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from engine.api import APIServer
 from engine.cli import main
@@ -598,3 +601,57 @@ def test_every_refused_object_of_a_spec_is_reported_each_at_its_declaration():
         (2, 'Service "web" is invalid: spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive'),
         (3, 'Service "api" is invalid: spec.ports[0].protocol: Unsupported value: "http": '
             'supported values: "SCTP", "TCP", "UDP"')]
+
+
+_standard_program = functools.cache(standard_program)
+
+
+# The label, subdomain, port name and percent checks as they read before `matches`, character by
+# character: the patterns must accept exactly what these did.
+_ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def _label_syntax(s):
+    return s != "" and all(c in "-._" + _ALNUM for c in s) and s[0] not in "-_." and s[-1] not in "-_."
+
+
+def _dns_label(s):
+    lower = "-0123456789abcdefghijklmnopqrstuvwxyz"
+    return s != "" and all(c in lower for c in s) and s[0] != "-" and s[-1] != "-"
+
+
+def _port_name_error(s):
+    if any(c not in "-0123456789abcdefghijklmnopqrstuvwxyz" for c in s):
+        return "only"
+    if not any(c in "abcdefghijklmnopqrstuvwxyz" for c in s):
+        return "letter"
+    return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(s=st.text(alphabet="aZ9-_.%/\n éİK\u212a", max_size=7))
+@example(s="a_b.c-d")
+@example(s="a..b")
+@example(s="_a")
+@example(s="ab-")
+@example(s="a--b")
+@example(s="10%")
+@example(s="%")
+@example(s="a\n")
+def test_the_syntax_checks_by_pattern_accept_what_the_character_checks_accepted(s):
+    from engine.eval import Evaluator
+
+    prog = _standard_program()
+    ev = Evaluator(prog, None)
+
+    def call(name, *args):
+        return ev.call_def(prog.defs[name], list(args))
+    assert call("label_syntax", s) is _label_syntax(s)
+    if s and len(s) <= 253:
+        assert (call("key_prefix_error", s) is None) is all(_dns_label(p) for p in s.split("."))
+    if len(s) <= 15:
+        why = call("port_name_error", "p", s)
+        want = _port_name_error(s)
+        assert (why is None or "--" in s or s[:1] == "-" or s[-1:] == "-") if want is None else \
+            why is not None and ("at least one letter" in why) is (want == "letter")
+    assert call("valid_percent", s) is (len(s) > 1 and s[-1] == "%" and all(c in "0123456789" for c in s[:-1]))
