@@ -25,7 +25,9 @@ from . import ast as A
 from .check import Program
 from .errors import Diagnostic, KonvergeError
 from .reads import reads_world, straight
-from .values import exact, exact_sum, format_duration, format_quantity, freeze, number_value, pattern, unit_value
+from .values import (
+    Unnamed, exact, exact_sum, format_duration, format_quantity, freeze, number_value, pattern, unit_value, value_key,
+)
 
 
 class World(Protocol):
@@ -643,22 +645,14 @@ def _take(sums: list, over: list, part: list | None, sign: int) -> None:
 
 
 def _held(v):
-    """A value asked of an index as part of a fold's key: by its type and content, as values the
-    language tells apart by either name entries apart; None where it is none of these (a clock)."""
-    t = type(v)
-    if t is str:
+    """A value asked of an index as part of a fold's key: a text as it is (most are: a name),
+    else value_key's; None where it has none (a clock)."""
+    if type(v) is str:
         return v
-    if t is int or t is bool or v is None or t is Fraction:
-        return (t, v)
-    if t is float:
-        return (t, v.hex())
-    if t is list:
-        items = tuple(map(_held, v))
-        return None if any(x is None for x in items) else ("list", items)
-    if t is dict:
-        items = tuple((k, _held(x)) for k, x in v.items())
-        return None if any(x is None for _, x in items) else ("map", items)
-    return None
+    try:
+        return value_key(v)
+    except Unnamed:
+        return None
 
 
 def _conjuncts(e: A.Expr) -> list[A.Expr]:

@@ -45,9 +45,9 @@ from .api import encode_object
 from .check import ENGINE_FAULT_KIND, Program
 from .errors import Diagnostic, KonvergeError, Span
 from .eval import Evaluator, _conjuncts, _mentions, _settled, materialize
-from .picks import Picks, Unnamed, value_key
+from .picks import Picks
 from .reads import Reads, derived
-from .values import SORTED_JSON, assign, decode, differs, encode, freeze, number_value, unit_value
+from .values import SORTED_JSON, Unnamed, assign, decode, differs, encode, freeze, number_value, unit_value, value_key
 from .values import same as same_value
 
 DEFAULT_BUDGET = 200_000
@@ -494,7 +494,6 @@ _PLAIN = frozenset({str, int, float, Fraction, bool, type(None)})  # values a me
 
 _SECOND = itemgetter(1)  # a read's kind (_Memo._as_whole)
 
-_NO_OBJECTS: dict = {}  # value_key's objects to name apart: none, a record's are named by value
 
 
 class _Memo:
@@ -579,9 +578,9 @@ class _Memo:
                     fields = record.get(i) if record else None
                     try:
                         if fields is None:
-                            parts.append(("record", value_key(a, _NO_OBJECTS)))
+                            parts.append(("record", value_key(a)))
                         else:
-                            parts.append(("fields", fields, tuple([value_key(a.get(f), _NO_OBJECTS) for f in fields])))
+                            parts.append(("fields", fields, tuple([value_key(a.get(f)) for f in fields])))
                     except Unnamed:
                         return None
             elif t is str or t is int or a is None:

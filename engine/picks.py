@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import heapq
 from collections import OrderedDict
-from fractions import Fraction
 
 import attrs
 
 from . import ast as A
 from .eval import EvalError, _sort_key
+from .values import Opaque, Unnamed, value_key
 
 
 class _Reversed:
@@ -204,7 +204,7 @@ class Picks:
                 value = ev.eval(step.expr, {local: env[var] for local, var in step.env})
                 try:
                     v = (value is True) if step.truth else value_key(value, world.cache.memo_parts)
-                except _Opaque:
+                except Opaque:
                     tree.enter(step.expr, memo)
                     step, values = self._learn(ev, tree, env)
                     walked = True
@@ -254,7 +254,7 @@ class Picks:
             walk = _Walk(self, ev, tree, env)
             try:
                 return walk.learn()
-            except _Opaque:  # a guard named an object (the walk has entered it): walk again
+            except Opaque:  # a guard named an object (the walk has entered it): walk again
                 pass
 
     def _judge(self, ev, pick: A.Pick, env: dict, key: tuple, group: _Group, c: dict) -> tuple:
@@ -493,7 +493,7 @@ class _Walk:
         try:
             value = self.ev.eval(e, {local: self.env[var] for local, var in spec})
             v = (value is True) if truth else value_key(value, self.picks.memo.world.cache.memo_parts)
-        except _Opaque:
+        except Opaque:
             self.tree.enter(e, self.picks.memo)
             raise
         except (EvalError, Unnamed):
@@ -557,14 +557,6 @@ class _Walk:
                     self.visit(getattr(e, f.name), scope)
 
 
-class _Opaque(Exception):
-    """A guard turned out to name an object: the walk starts again without it."""
-
-
-class Unnamed(Exception):
-    """A guard's value a key cannot hold (one with the clock in it)."""
-
-
 def _free(e, bound: frozenset = frozenset()) -> set[str]:
     """The names `e` uses that it does not bind."""
     if isinstance(e, A.Name):
@@ -581,28 +573,3 @@ def _free(e, bound: frozenset = frozenset()) -> set[str]:
     if attrs.has(type(e)) and not isinstance(e, A.Span):
         return set().union(*(_free(getattr(e, f.name), bound) for f in attrs.fields(type(e)) if f.name != "span"))
     return set()
-
-
-def value_key(v, held: dict):
-    """A guard's value as part of a group's name: by its type and content (1, 1.0 and True
-    are equal, yet judged alike they may not be; -0.0 and 0.0 too), a map's keys in their
-    order (equal maps in two orders print apart). Raises _Opaque when it holds an object the
-    cache holds (`held`), Unnamed when it holds the clock."""
-    t = type(v)
-    if t is dict:
-        known = held.get(id(v))
-        if known is not None and known[0] is v:
-            raise _Opaque
-        return ("record", tuple((k, value_key(x, held)) for k, x in v.items()))
-    if t is list:
-        return ("list", tuple(value_key(x, held) for x in v))
-    if t is float:
-        return (t, v.hex())  # and a nan names one group, as nan equals nothing
-    if t is Fraction:
-        return (t, v.numerator, v.denominator)  # in lowest terms; hashed faster than a Fraction
-    if t in _SCALARS:
-        return (t, v)
-    raise Unnamed  # the clock, or a value of a kind this does not know
-
-
-_SCALARS = frozenset({str, int, bool, type(None)})

@@ -260,3 +260,37 @@ def pattern(text: str) -> re.Pattern:
     """The regular expression `matches` tests a whole text against, with ASCII classes (`\\d`,
     `\\w` and `\\s` as RE2, Kubernetes' regular expressions, reads them)."""
     return re.compile(text, re.ASCII)
+
+
+class Opaque(Exception):
+    """A value that holds an object the cache holds (value_key), which a key names otherwise."""
+
+
+class Unnamed(Exception):
+    """A value a key cannot hold (one with the clock in it)."""
+
+
+def value_key(v, held: dict | None = None):
+    """A value as part of a key (a pick's group, a memo entry, a fold's entry): by its type and
+    content (1, 1.0 and True are equal, yet judged alike they may not be; -0.0 and 0.0 too), a
+    map's keys in their order (equal maps in two orders print apart). Raises Opaque when it holds
+    an object the cache holds (`held`, where the caller names those apart), Unnamed when it
+    holds the clock."""
+    t = type(v)
+    if t is dict:
+        known = held.get(id(v)) if held else None
+        if known is not None and known[0] is v:
+            raise Opaque
+        return ("record", tuple((k, value_key(x, held)) for k, x in v.items()))
+    if t is list:
+        return ("list", tuple(value_key(x, held) for x in v))
+    if t is float:
+        return (t, v.hex())  # and a nan names one group, as nan equals nothing
+    if t is Fraction:
+        return (t, v.numerator, v.denominator)  # in lowest terms; hashed faster than a Fraction
+    if t in _SCALARS:
+        return (t, v)
+    raise Unnamed  # the clock, or a value of a kind this does not know
+
+
+_SCALARS = frozenset({str, int, bool, type(None)})
