@@ -93,6 +93,14 @@ def _folding(prog, world) -> Evaluator:
     return ev
 
 
+def _one_item():
+    """The program, a cache holding one item (of group "a"), and an evaluator folding over it."""
+    prog = _program()
+    cache = fixpoint.Cache()
+    cache.put(_item("i0", "a", 1, 5, False, 1))
+    return prog, cache, _folding(prog, cache)
+
+
 def _asked(ev: Evaluator, world, name: str, g: str):
     """A def's value on `g`, and what it read."""
     world.scanned = set()
@@ -208,10 +216,7 @@ def test_a_fold_in_a_forked_run_starts_from_its_own_objects():
     # The parts are kept with the very objects they were made of: a copy's objects are others.
     import copy
 
-    prog = _program()
-    cache = fixpoint.Cache()
-    ev = _folding(prog, cache)
-    cache.put(_item("i0", "a", 1, 5, False, 1))
+    prog, cache, ev = _one_item()
     assert ev.call_def(prog.defs["use"], ["a"])["n"] == 1
     twin = copy.deepcopy(cache)
     twin.put(_item("i1", "a", 1, 5, False, 1))
@@ -241,10 +246,7 @@ def test_an_evaluator_not_folding_keeps_no_parts_and_gives_the_same_values():
 
 
 def test_an_entry_whose_members_are_all_gone_is_dropped():
-    prog = _program()
-    cache = fixpoint.Cache()
-    ev = _folding(prog, cache)
-    cache.put(_item("i0", "a", 1, 5, False, 1))
+    prog, cache, ev = _one_item()
     assert ev.call_def(prog.defs["use"], ["a"])["n"] == 1
     assert ev.call_def(prog.defs["use"], ["b"])["n"] == 0  # never a member: nothing kept
     (_, _, _, _, entries), = ev._folds.values()
