@@ -210,14 +210,15 @@ class Cache:
 
     def put(self, obj: dict, data: bytes | None = None, reads: tuple[list, list] | None = None,
             changed: frozenset | None = None,
-            field_text: Callable[[str, Any], str | None] | None = None) -> dict | None:
+            field_text: Callable[[str, Any], str | None] | None = None, key: tuple | None = None) -> dict | None:
         """Store an object (`data`: its stored bytes, if known); the version it replaces. `reads`
         is given the index reads the change touched (`_reindex`). `changed`, where known, holds the
         fields in which it differs from that version as the language tells values apart
         (Engine.changed_fields): the texts of the others, and the projections on them, are kept.
         `field_text`, if given, tells a field's text where the API server made it
-        (WatchEvent.field_text)."""
-        key = object_key(obj["kind"], obj.get("namespace"), obj["name"])
+        (WatchEvent.field_text). `key`: its object_key, where the caller has made it."""
+        if key is None:
+            key = object_key(obj["kind"], obj.get("namespace"), obj["name"])
         objs = self.by_kind.get(key[0])
         if objs is None:
             objs = self.by_kind[key[0]] = {}
@@ -859,7 +860,8 @@ class Engine:
                 changed.append(change := (key, self.cache.remove(key, reads), None))
             else:
                 fields = self.changed_fields(key[0], self.cache.get(key), obj) if precise else None
-                changed.append(change := (key, self.cache.put(obj, event.data, reads, fields, event.field_text), obj))
+                changed.append(change := (key, self.cache.put(obj, event.data, reads, fields, event.field_text, key),
+                                          obj))
             if change[1] is not None:
                 self._derived_values.pop(id(change[1]), None)  # a version no longer held
             self._synced_fields.append(fields)

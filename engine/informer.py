@@ -113,13 +113,16 @@ class Informer:
         cache = self._caches[kind]
         for ev in events:
             obj = ev.object
-            key = _key(obj["namespace"], obj["name"])
+            namespace = obj["namespace"]  # _key, written out: asked for every event
+            key = obj["name"] if namespace is None else f"{namespace}/{obj['name']}"
             if ev.type == "DELETED":
                 cache.pop(key, None)
             else:
                 cache[key] = obj
         if events:
-            self.revision = max(self.revision, events[-1].revision)  # the watch's are in revision order
+            revision = obj["resourceVersion"]  # the last event's: the watch's are in revision order
+            if revision > self.revision:
+                self.revision = revision
         return events
 
     # -- the cache
