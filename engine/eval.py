@@ -130,9 +130,9 @@ def materialize(v):
         return v
     if t is Clock:
         return v.value
-    if isinstance(v, dict):
+    if t is dict:
         return {k: x if type(x) in _FLAT else materialize(x) for k, x in v.items()}
-    if isinstance(v, list):
+    if t is list:
         return [x if type(x) in _FLAT else materialize(x) for x in v]
     return v
 
@@ -143,7 +143,7 @@ _FLAT = frozenset({str, int, bool, float, Fraction, type(None)})  # values that 
 class Evaluator:
     """Evaluates expressions against one program and one world."""
 
-    TRIAL = 1000  # memoised calls of a def that decide whether it stays memoised (_tally)
+    TRIAL = 1000  # memoised calls of a def that decide whether it stays memoised (call_def)
     RETRY = 8000  # calls of a def found unused, each evaluated afresh, before it is tried again
 
     def __init__(self, program: Program, world: World):
@@ -158,11 +158,11 @@ class Evaluator:
         # call is, for a rule is walked with the evaluator of the world it looks at (faults swap them).
         self.plans: dict[int, tuple] = {}
         self._code: dict[int, Callable[[Env], Any]] = {}
-        self._defs: dict[str, Callable] = {}  # def → its body's code, a function of the arguments
+        # def → [its body's code, a function of the arguments; True where it is memoised, [calls,
+        # hits] while that is tried out (call_def), or the calls left to evaluate afresh, its entries
+        # found unused, before it is tried again]: one slot, as every call asks both
+        self._defs: dict[str, list] = {}
         self._straight: dict[str, bool] = {}  # def → evaluated at every call, never memoised
-        # def → True where it is memoised, [calls, hits] while that is tried out (_tally), or the
-        # calls left to evaluate afresh, its entries found unused, before it is tried again
-        self._memoised: dict[str, bool | list | int] = {}
         self._nodes: list = []
         # A memo of `def` results (set by the engine): key(name, args), entries (key → (value,
         # reads)), world, enter() → outer, leave(outer, key, value, cacheable), and picks. Calls
@@ -253,8 +253,8 @@ class Evaluator:
                 # first of them, as a stable sort would put it): the planner's choice, made afresh
                 # for each binding.
                 best = found[0]
-                size = getattr(world, "lookup_size", None)
-                if size is not None and len(found) > 1:
+                size = getattr(world, "lookup_size", None) if len(found) > 1 else None
+                if size is not None:
                     least = size(kind, *best)
                     for ask in found[1:]:
                         n = size(kind, *ask)
@@ -275,7 +275,7 @@ class Evaluator:
             value = value_of(env)
         except EvalError:
             return _UNASKABLE
-        if isinstance(value, Clock):
+        if type(value) is Clock:
             return _UNASKABLE
         return materialize(value) if self.saw_clock else value  # only then can a Clock hide inside
 
@@ -376,23 +376,30 @@ class Evaluator:
         return exact(r) if isinstance(r, Fraction) else r
 
     def call_def(self, d: A.DefDecl, args: list):
-        memo, name = self.memo, d.name
-        body = self._defs.get(name) or self._def(d)
+        slot = self._defs.get(d.name) or self._def(d)
+        body, memoised = slot
+        memo = self.memo
         if memo is None:
             return body(*args)
-        memoised = self._memoised.get(name)
-        if memoised is not True:
-            if memoised is None:
-                memoised = self._memoised[name] = [0, 0]
-            elif type(memoised) is int:
-                self._memoised[name] = memoised - 1 if memoised > 1 else [0, 0]
-                return body(*args)
-        key = memo.key(name, args)
+        if type(memoised) is int:  # its entries found unused: evaluated afresh for a while (True is a bool)
+            slot[1] = memoised - 1 if memoised > 1 else [0, 0]
+            return body(*args)
+        key = memo.key(d.name, args)
         entry = memo.entries.get(key) if key is not None else None
         if memoised is not True:
-            # A call whose arguments no key names (a list of values) counts as one that found no
-            # entry: a def mostly given such is evaluated afresh after its trial, no key tried.
-            self._tally(name, memoised, entry is not None)
+            # A call in the def's trial. At its end, the def stays memoised only if one call in 8
+            # found its entry, else it is evaluated afresh for RETRY calls, then tried again (a run
+            # goes through phases: a def may find no entries at first and many later). Either way
+            # the value is the body's on the arguments: a def whose entries go unused (one called
+            # only where what it reads has just changed, as a pick's judging of a candidate is)
+            # costs less evaluated afresh at each call. A call whose arguments no key names (a
+            # list of values) counts as one that found no entry: a def mostly given such is
+            # evaluated afresh after its trial, no key tried.
+            memoised[0] += 1
+            if entry is not None:
+                memoised[1] += 1
+            if memoised[0] >= self.TRIAL:
+                slot[1] = True if memoised[1] * 8 >= memoised[0] else self.RETRY
         if key is None:
             return body(*args)
         if entry is not None:  # a hit: the caller reads what the call read
@@ -548,19 +555,7 @@ class Evaluator:
     def value_of(self, d: A.DefDecl, args: list):
         """A def's value on `args`, worked out afresh (unmemoised, unrecorded): for a def that reads
         nothing but its arguments (reads.straight)."""
-        return (self._defs.get(d.name) or self._def(d))(*args)
-
-    def _tally(self, name: str, trial: list, hit: bool) -> None:
-        """Count a memoised call of `name` in its trial; at its end, keep the def memoised only
-        if one call in 8 found its entry, else evaluate it afresh for RETRY calls, then try
-        again (a run goes through phases: a def may find no entries at first and many later).
-        Either way the value is the body's on the arguments: a def whose entries go unused
-        (one called only where what it reads has just changed, as a pick's judging of a
-        candidate is) costs less evaluated afresh at each call."""
-        trial[0] += 1
-        trial[1] += hit
-        if trial[0] >= self.TRIAL:
-            self._memoised[name] = True if trial[1] * 8 >= trial[0] else self.RETRY
+        return (self._defs.get(d.name) or self._def(d))[0](*args)
 
     def straight(self, name: str) -> bool:
         found = self._straight.get(name)
@@ -568,8 +563,8 @@ class Evaluator:
             found = self._straight[name] = straight(self.program.defs, name)
         return found
 
-    def _def(self, d: A.DefDecl) -> Callable:
-        found = self._defs[d.name] = _compile_def(self, d)
+    def _def(self, d: A.DefDecl) -> list:
+        found = self._defs[d.name] = [_compile_def(self, d), [0, 0]]
         return found
 
 
@@ -791,7 +786,8 @@ _LAZY: dict[str, Callable[[Iterator], Any]] = {
 
 # ---- compiled code (Evaluator.compile) -------------------------------------------------
 # An expression is compiled to one Python function of the environment: the nodes below it are
-# written out as Python source (an attribute is `.get` of a dict, `and` Python's `and` on
+# written out as Python source (an attribute is `.get` of a dict, asked `type(v) is dict`: every map
+# a value holds is a plain dict, decoded or made by the language; `and` Python's `and` on
 # `is True`, a straight def's body in its caller), operands evaluated left to right (`in` its
 # container first) and what has more to it (none, units, errors) left to the helpers below, so
 # that a node costs no call of its own. So is an unordered comprehension over a list, and `first`,
@@ -867,7 +863,7 @@ class _Source:
         self.cut = cut  # the nesting past which a subtree is a function of its own
         self.scope = {"Fraction": Fraction, "_UNBOUND": _UNBOUND, "_unbound": _unbound, "_contains": _contains,
                       "_compare": _compare, "_negate": _negate, "_index": _index, "_builtin": _builtin,
-                      "_elements": _elements, "_settled": _settled, "_coalesce": _coalesce}
+                      "_elements": _elements, "materialize": materialize, "_coalesce": _coalesce}
         self.compiled: dict[str, A.Expr] = {}
         self.variables: dict[str, str] = {}  # the environment's variables used, each a local
         self.params: dict[str, str] | None = None  # the variables of a straight def written out here
@@ -961,9 +957,9 @@ class _Source:
         if local in self.objects:
             return f"{local}.get({name!r})"
         if local is not None:
-            return f"({local}.get({name!r}) if isinstance({local}, dict) else None)"
+            return f"({local}.get({name!r}) if type({local}) is dict else None)"
         v = self.variable(var.id)
-        return (f"({v}.get({name!r}) if isinstance({v}, dict) "
+        return (f"({v}.get({name!r}) if type({v}) is dict "
                 f"else (None if {v} is not _UNBOUND else _unbound({self.value(var)})))")
 
     def expr(self, e: A.Expr, depth: int) -> str:
@@ -990,7 +986,7 @@ class _Source:
             if isinstance(e.obj, A.Name):  # `p.phase`, the commonest
                 return self.field(e.obj, e.name)
             base = self.temp()
-            return f"({base}.get({e.name!r}) if isinstance(({base} := {self.expr(e.obj, depth)}), dict) else None)"
+            return f"({base}.get({e.name!r}) if type(({base} := {self.expr(e.obj, depth)})) is dict else None)"
         if t is A.Binary:
             return self.binary(e, depth)
         if t is A.Unary:
@@ -1039,7 +1035,7 @@ class _Source:
             if e.fn == "all":
                 return f"all(({value}) is True for {local} in {values}{test})"
             found = self.temp()
-            return f"any((({found} := {value}) is True or isinstance({found}, dict)) for {local} in {values}{test})"
+            return f"any((({found} := {value}) is True or type({found}) is dict) for {local} in {values}{test})"
         if not isinstance(c.source, A.KindSource):
             found = given(items, "" if cond is None else f" if {cond} is True")
         elif cond is None:
@@ -1047,7 +1043,11 @@ class _Source:
         else:  # the candidates, and the condition they must pass yet
             unfiltered, filtered = given(f"{items}[0]", ""), given(f"{items}[0]", f" if {cond} is True")
             found = f"({unfiltered} if {items}[1] is None else {filtered})"
-        return f"(({items} := {self.elements(c, depth + 1)}), _settled(ev, {found}))[1]"
+        # What it found, settled as _settled settles it, without the call: once it is found (the
+        # search may have called `now()`)
+        settled = self.temp()
+        return (f"(({items} := {self.elements(c, depth + 1)}), ({settled} := {found}), "
+                f"materialize({settled}) if ev.saw_clock else {settled})[2]")
 
     def elements(self, c: A.Comprehension, depth: int) -> str:
         """What a comprehension written out ranges over: a list's elements (a map's keys), or a
@@ -1216,9 +1216,10 @@ def _negate(v):
 def _index(base, i):
     if base is None or i is None:
         return None
-    if isinstance(base, dict):
+    t = type(base)
+    if t is dict:
         return base.get(i)
-    if isinstance(base, list | str) and isinstance(i, int):
+    if (t is list or t is str) and isinstance(i, int):
         return base[i] if -len(base) <= i < len(base) else None
     return None
 
@@ -1321,6 +1322,8 @@ def _minmax(pick):
 
 def _str(ev, e, args):
     v = args[0]
+    if type(v) is str:  # the commonest (a name), which none of the questions below is about
+        return v
     arg = e.args[0]
     if v is None:
         return "none"

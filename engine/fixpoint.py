@@ -459,6 +459,9 @@ class _TrackingWorld:
     def __init__(self, cache: Cache):
         self.cache = cache
         self.scanned: set[tuple] = set()
+        # The planner's question records nothing (an index's size says nothing of its members):
+        # the cache's own, without a call of this world's in between at every binding
+        self.lookup_size = cache.lookup_size
 
     def scan(self, kind: str):
         self.scanned.add(("scan", kind))
@@ -482,9 +485,6 @@ class _TrackingWorld:
         else:
             self.scanned.add(("scan", kind))
         return self.cache.lookup(kind, mode, path, value)
-
-    def lookup_size(self, kind: str, mode: str, path: tuple, value) -> int:
-        return self.cache.lookup_size(kind, mode, path, value)
 
     def now(self):
         return self.cache.clock
@@ -581,7 +581,12 @@ class _Memo:
                         if fields is None:
                             parts.append(("record", value_key(a)))
                         else:
-                            parts.append(("fields", fields, tuple([value_key(a.get(f)) for f in fields])))
+                            named = []
+                            for f in fields:  # most are texts and numbers: named as value_key names them
+                                v = a.get(f)
+                                k = type(v)
+                                named.append((k, v) if k is str or k is int or k is bool or v is None else value_key(v))
+                            parts.append(("fields", fields, tuple(named)))
                     except Unnamed:
                         return None
             elif t is str or t is int or a is None:

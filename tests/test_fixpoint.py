@@ -1864,6 +1864,26 @@ def test_the_memo_key_of_a_one_object_call_is_kept_with_that_version_of_the_obje
 
 
 
+_FIELD_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.fractions() | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=2), inner, max_size=2),
+    max_leaves=4)
+
+
+@given(st.dictionaries(st.sampled_from(["size", "tag", "other"]), _FIELD_VALUES))
+@example({"size": 1, "tag": True})
+@example({"size": 1.0, "tag": 1})
+@example({"size": -0.0, "tag": None})
+def test_a_record_argument_is_named_by_each_field_it_reads_as_value_key_names_that_value(record):
+    # The texts and numbers most fields hold are named in place, not through value_key: alike.
+    from engine.values import value_key
+
+    prog = program("def sized(r: map<any>) = str(r.size) + str(r.tag)")
+    memo = fixpoint._Memo(fixpoint._TrackingWorld(fixpoint.Cache()), prog)
+    fields = ("size", "tag")
+    assert memo.key("sized", [record]) == ("sized", ("fields", fields, tuple(value_key(record.get(f)) for f in fields)))
+
+
 def test_the_api_servers_texts_name_an_objects_fields_as_encoding_them_would():
     # The cache takes each field's text from the API server where it made it (WatchEvent.field_text),
     # to spare encoding it again for memo keys: the keys must come out as encoding would make them.
