@@ -50,8 +50,6 @@ from __future__ import annotations
 
 from collections import deque
 
-import attrs
-
 from . import ast as A
 from .check import ENGINE_FAULTS, Program
 from .errors import Diagnostic, KonvergeError
@@ -203,17 +201,17 @@ class EngineFaults:
         from .fixpoint import _Outcome
 
         e = self.engine
+        primary = None
         if inst.primary_key is not None:
             primary = view.cache.get(inst.primary_key)
             if primary is None:
                 return _Outcome([], set(), set())  # it does not see the object yet
-            inst = attrs.evolve(inst, primary=primary)
         saved = e.cache, e.world, e.ev
         view.cache.clock = e.cache.clock
         e.cache, e.world, e.ev = view.cache, view.world, view.ev
         self._inside = True
         try:
-            return e.evaluate(inst)
+            return e.evaluate(inst, primary)
         finally:
             e.cache, e.world, e.ev = saved
             self._inside = False

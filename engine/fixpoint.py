@@ -716,7 +716,9 @@ class _Instance:
     controller: str
     rule: A.Rule
     # The object the first `for` binds, if it ranges over a kind: as of when the instance was
-    # made, which a change leaves behind until it is looked at (Engine.refresh, which every look asks)
+    # made, which a change leaves behind. A look asks the cache by the key (Engine.look); an
+    # instance handed on (to fire, to follow, to engine.explore) is given the object as it is
+    # (Engine.refresh).
     primary: dict | None
     primary_key: tuple | None
 
@@ -956,7 +958,8 @@ class Engine:
 
     # -- evaluation of one instance
 
-    def evaluate(self, inst: _Instance) -> _Outcome:
+    def evaluate(self, inst: _Instance, primary: dict | None) -> _Outcome:
+        """An instance's outcome, `primary` the object its first `for` binds (None: it has none)."""
         if self.faults is not None:
             outcome = self.faults.evaluate(inst)  # against the controller's own cache, if behind
             if outcome is not None:
@@ -965,12 +968,12 @@ class Engine:
         world.scanned = set()
         ev.deadlines = set()
         ev.saw_clock = False
-        if inst.primary is None:
-            plan = _Plan(self, inst)
+        if primary is None:
+            plan = _Plan(self, inst, None)
             plan.run(0, {})
         else:
             clauses = inst.rule.clauses
-            env = {clauses[0].source.var: inst.primary}
+            env = {clauses[0].source.var: primary}
             if len(clauses) > 1 and isinstance(clauses[1], A.WhereClause):
                 # The first `where`, of the object alone, fails for most looks: as _walk would, they
                 # stop there (having reached two clauses), but without a plan unless the instance has
@@ -984,12 +987,12 @@ class Engine:
                     world.scanned = set()
                     ev.deadlines = None
                     return outcome
-                plan = _Plan(self, inst)
+                plan = _Plan(self, inst, primary)
                 plan.reached = 2
                 if passed:
                     plan.run(2, env)
             else:
-                plan = _Plan(self, inst)
+                plan = _Plan(self, inst, primary)
                 plan.run(1, env)
         if inst.id in self.cache.owned:  # most own nothing
             plan.collect_stale()
@@ -1074,16 +1077,20 @@ class Engine:
             del self.deadlines_of[iid]
 
     def look(self, inst: _Instance) -> _Outcome:
-        """An instance's outcome, with what it read recorded (incremental mode). One whose object is
-        gone has only its ensured objects left to collect, and reads nothing any more (a pick's
-        group it read may go)."""
-        if inst.primary_key is not None and inst.primary is None:
-            self.stopped.pop(inst.id, None)
-            for read in self.reads_of.pop(inst.id, ()):
-                self.readers.get(read, set()).discard(inst.id)
-            self.deadlines_of.pop(inst.id, None)
-            return self.collect_orphans(inst)
-        outcome = self.evaluate(inst)
+        """An instance's outcome, with what it read recorded (incremental mode), its object as the
+        cache holds it now: most instances are looked at after it changed, and are not made again
+        to carry it. One whose object is gone has only its ensured objects left to collect, and
+        reads nothing any more (a pick's group it read may go)."""
+        primary = None
+        if inst.primary_key is not None:
+            primary = self.cache.get(inst.primary_key)
+            if primary is None:
+                self.stopped.pop(inst.id, None)
+                for read in self.reads_of.pop(inst.id, ()):
+                    self.readers.get(read, set()).discard(inst.id)
+                self.deadlines_of.pop(inst.id, None)
+                return self.collect_orphans(inst)
+        outcome = self.evaluate(inst, primary)
         if not self.naive:
             self.record_deps(inst, outcome)
         return outcome
@@ -1128,8 +1135,7 @@ class Engine:
         bound, makers, get = self.bound, self.makers, self.cache.get
         for (key, before, _), fields in zip(changes, changed_fields):
             for iid in bound.get(key, ()):
-                inst = instances.get(iid)
-                if inst is not None:
+                if iid not in dirty_ids and (inst := instances.get(iid)) is not None:
                     self.wake(inst, key, fields)
             for iid in makers.get(key, ()):
                 # An update leaves what a `create` asks, whether the object exists, as it was.
@@ -1156,7 +1162,8 @@ class Engine:
                         inst = _Instance(iid, known.priority, cname, rule, obj, key)
                     else:
                         continue
-                    self.mark(inst)
+                    instances[iid] = inst
+                    self.queue(inst)
             # Instances whose own objects were ensured (managedBy) must look again when those change.
             owner = obj.get("managedBy")
             if owner and owner in instances:
@@ -1168,9 +1175,7 @@ class Engine:
         evaluation would come out the same. Either way it is given the new object only when it is
         looked at (every path that looks at an instance looks its object up again first).
         One whose writes were refused is woken all the same, to try them again. (With faults or
-        without field wake-ups, `changed` gives no fields.)"""
-        if inst.id in self.dirty_ids:
-            return
+        without field wake-ups, `changed` gives no fields.) Asked only of one not queued already."""
         if fields is not None and inst.primary_key == key and inst.id not in self.refused:
             read = self.primary_fields(inst.rule, self.stopped.get(inst.id))
             if read is not None and read.isdisjoint(fields):
@@ -1318,10 +1323,10 @@ class Engine:
         if self.naive:
             return self.next_enabled_naive()
         while (iid := self.unqueue()) is not None:
-            inst = self.refresh(self.instances[iid])
+            inst = self.instances[iid]
             outcome = self.look(inst)
             if outcome.writes and self.wants(iid, outcome):  # most want none
-                return inst, outcome
+                return self.refresh(inst), outcome  # with the object it wants writes to
         return None
 
     def wants(self, iid: str, outcome: _Outcome) -> bool:
@@ -1374,8 +1379,9 @@ class Engine:
         tries every enabled instance in turn. Incremental mode only."""
         out = []
         while (iid := self.unqueue()) is not None:
-            inst = self.refresh(self.instances[iid])
-            out.append((inst, self.look(inst)))
+            inst = self.instances[iid]
+            outcome = self.look(inst)
+            out.append((self.refresh(inst) if outcome.writes else inst, outcome))  # one that wants writes is kept
         self.timers.clear()
         return out
 
@@ -1393,7 +1399,7 @@ class Engine:
         self.timers = []
         for inst in sorted(candidates, key=lambda i: i.priority):
             outcome = self.collect_orphans(inst) if inst.primary_key is not None and inst.primary is None \
-                else self.evaluate(inst)
+                else self.evaluate(inst, inst.primary)
             self.instances[inst.id] = inst
             for t in outcome.deadlines:
                 heapq.heappush(self.timers, (t, inst.id))
@@ -1533,13 +1539,14 @@ def _fingerprint(writes: list) -> str:
 class _Plan:
     """The writes one instance wants: its clauses walked, its actions evaluated."""
 
-    __slots__ = ("engine", "ev", "inst", "steps", "writes", "pending", "ensured", "created", "deleted", "acted",
-                 "reached")
+    __slots__ = ("engine", "ev", "inst", "primary", "steps", "writes", "pending", "ensured", "created", "deleted",
+                 "acted", "reached")
 
-    def __init__(self, engine: Engine, inst: _Instance):
+    def __init__(self, engine: Engine, inst: _Instance, primary: dict | None):
         self.engine = engine
         self.ev = engine.ev
         self.inst = inst
+        self.primary = primary  # the object its first `for` binds, as evaluated
         self.steps = _steps(self.ev, inst.rule)
         self.writes: list = []
         # What the actions change — objects as changed so far (`pending`, in the order first
@@ -1697,7 +1704,7 @@ class _Plan:
             self.writes.append(("update", kind.name, merged, existing["resourceVersion"]))
 
     def default_namespace(self, env: dict) -> str:
-        primary = self.inst.primary
+        primary = self.primary
         if isinstance(primary, dict) and primary.get("namespace"):
             return primary["namespace"]
         for v in env.values():
@@ -2104,7 +2111,7 @@ def apply_event(program: Program, api, engine: Engine, event) -> None:
         rule = A.Rule(event.fault, (), fault.actions)
         inst = _Instance(f"scenario/{event.fault}[{key_text(key)}]", (0, ""), "scenario", rule, target, key)
         engine.identities.setdefault("scenario", who)
-        plan = _Plan(engine, inst)
+        plan = _Plan(engine, inst, target)
         plan.run(0, env)
         engine.apply(inst, plan.writes)
         return

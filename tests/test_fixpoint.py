@@ -500,6 +500,27 @@ def test_a_change_to_a_field_its_rule_does_not_read_leaves_an_instance_asleep():
     assert engine.dirty_ids == {"c/mark[Item/default/a]"}
 
 
+def test_a_new_object_brings_one_queued_instance_per_rule_over_its_kind_and_a_change_leaves_it_queued():
+    _, engine, update = _settled("""
+    controller c {
+      rule mark for item i where i.size > 1 set i.done = true
+      rule big for item i where i.size > 5 set i.note = "big"
+    }
+    controller d { rule empty for box x where x.used > 0 set x.used = 0 }
+    item a { size: 2 }
+    """)
+    engine.api.create(engine.api.admin, "Item", {"kind": "Item", "name": "b", "namespace": "default", "size": 1})
+    engine.changed(engine.sync())
+    b = engine.cache.get(("Item", "default", "b"))
+    assert engine.dirty_ids == {"c/mark[Item/default/b]", "c/big[Item/default/b]"}
+    assert all(engine.instances[iid].primary is b for iid in engine.dirty_ids)
+    update("b", size=7)  # queued already: queued once, and looked at with the object as it is then
+    assert sorted(engine.dirty[0]) == sorted(engine.queued[0]) and len(engine.dirty[0]) == 1
+    inst, outcome = engine.next_enabled()
+    assert inst.id == "c/mark[Item/default/b]" and inst.primary is engine.cache.get(("Item", "default", "b"))
+    assert inst.primary["size"] == 7
+
+
 def test_an_instance_left_asleep_by_a_change_sees_the_object_as_it_is_when_woken():
     _, engine, update = _settled("""
     controller c { rule big for item i where i.done != (i.size > 3) set i.done = i.size > 3 }
