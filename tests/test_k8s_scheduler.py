@@ -872,3 +872,52 @@ def assert_placed_as_the_model_places(nodes, pods):
             assert events[p.name + ".failedscheduling"] == want.message
         elif p.node_name is None:
             assert not got.get("reason") and p.name + ".failedscheduling" not in events, p.name
+
+
+def test_a_pod_that_fits_any_node_or_scores_alike_everywhere_is_judged_as_the_written_filters_and_scores_judge_it():
+    # reasons, admits and score ask any_node(p) and preference_alike(p) of the pod alone before
+    # the calls of the pod and each node they stand for: where those hold, the calls must give
+    # what the shortcut gives (every node matches; the preference scores are 300 everywhere).
+    from engine import fixpoint
+    from engine.check import load_program, std_dir
+    from engine.eval import Evaluator
+
+    tolerant = 'tolerations: [{key: "spot", operator: "Exists", effect: "PreferNoSchedule"}]'
+    spread = ('topologySpreadConstraints: [{maxSkew: 1, topologyKey: "kubernetes.io/hostname", '
+              'whenUnsatisfiable: "ScheduleAnyway", labelSelector: {app: "s"}}]')
+    c = run(node("a", extra='labels { disk: "ssd" }')
+            + node("b", extra='taints: [{key: "spot", effect: "PreferNoSchedule"}]')
+            + node("c", cpu="8", extra='labels { disk: "hdd" }')
+            + pod("plain") + pod("calm", extra=tolerant) + pod("ssd", extra='nodeSelector { disk: "ssd" }')
+            + pod("prefers", extra=tolerant + ' affinity: {preferredNodeTerms: [{weight: 50, preference: '
+                                  '{matchExpressions: [{key: "disk", operator: "In", values: ["hdd"]}]}}]}')
+            + pod("spread", labels='app: "s"', extra=tolerant + " " + spread)
+            + pod("spread2", labels='app: "s"', extra=tolerant + " " + spread))
+    prog = load_program(sorted(std_dir().glob("*.konv")), std=False)
+    cache = fixpoint.Cache()
+    for o in c.objects:
+        cache.put(o)
+    ev = Evaluator(prog, cache)
+
+    def call(name, *args):
+        return ev.call_def(prog.defs[name], list(args))
+
+    alike, fits_any = set(), set()
+    for p in c.of("Pod"):
+        for n in c.of("Node"):
+            if call("any_node", p):
+                fits_any.add(p["name"])
+                assert call("matches_node_affinity", p, n) is True
+            assert call("score", p, n) == call("resource_score", p, n, call("node_use", n)) + call(
+                "preference_score", p, n)
+            if call("preference_alike", p):
+                alike.add(p["name"])
+                assert call("preference_score", p, n) == 300
+            assert call("admits", p, n) == (call("out_of", p, n) is None and call("matches_node_affinity", p, n)
+                                            and call("admitted_ports_fit", p, n))
+    # Each condition fails for some pod: the soft taint for those that do not tolerate it (plain,
+    # ssd), the preferred term (prefers), the spread constraint (spread, spread2); the selector
+    # and the affinity for any_node.
+    assert alike == {"calm"}
+    assert fits_any == {"plain", "calm", "spread", "spread2"}
+    assert c.get("Pod", "prefers")["node"] == "c" and c.get("Pod", "ssd")["node"] == "a"
