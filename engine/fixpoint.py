@@ -584,8 +584,8 @@ class _Memo:
                             named = []
                             for f in fields:  # most are texts and numbers: named as value_key names them
                                 v = a.get(f)
-                                k = type(v)
-                                named.append((k, v) if k is str or k is int or k is bool or v is None else value_key(v))
+                                vt = type(v)
+                                named.append((vt, v) if vt is str or vt is int or vt is bool or v is None else value_key(v))
                             parts.append(("fields", fields, tuple(named)))
                     except Unnamed:
                         return None

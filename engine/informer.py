@@ -154,5 +154,6 @@ class Informer:
 
 def _key(namespace: str | None, name: str) -> str:
     """An object's key in its kind's cache: its store key less the kind's prefix, which all the
-    kind's keys share, so that they sort as the store's do (`scan`), made without the kind's."""
+    kind's keys share, so that they sort as the store's do (`scan`), made without the kind's.
+    (_poll_kind writes it out for every event: change both.)"""
     return name if namespace is None else f"{namespace}/{name}"

@@ -3,7 +3,9 @@
 Quantities and durations are exact: a `Fraction` (an `int` when whole) of
 base units — cores or bytes for quantities, seconds for durations — so `250m`
 is 1/4 and `2Gi` is 2147483648. Addresses and CIDRs are strings; lists are
-lists; maps, records and objects are dicts. Nothing here knows a kind.
+lists; maps, records and objects are plain dicts (the compiled code asks
+`type(v) is dict`: decoded JSON, YAML and the language's own literals make
+nothing else). Nothing here knows a kind.
 """
 
 from __future__ import annotations

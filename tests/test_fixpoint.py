@@ -777,6 +777,8 @@ def test_a_forked_run_keeps_the_derived_values_of_its_own_copies_of_the_objects(
     assert len(twin._derived_values) == 6
     held = {id(o): o for o in twin.cache.all()}
     assert all(held.get(k) is entry[0] for k, entry in twin._derived_values.items())
+    # The tracking world asks its index sizes of the cache itself: the twin's, not the run's.
+    assert twin.world.lookup_size.__self__ is twin.cache
 
 
 def test_a_derivable_def_that_an_any_carries_objects_of_another_kind_to_is_worked_out_for_them():

@@ -61,8 +61,8 @@ def test_a_pod_taking_an_address_makes_only_its_own_nodes_kubelet_look_again(mon
     read = {}
     evaluate = fixpoint.Engine.evaluate
 
-    def spy(engine, inst):
-        outcome = evaluate(engine, inst)
+    def spy(engine, inst, primary):
+        outcome = evaluate(engine, inst, primary)
         read.setdefault(inst.rule.name, set()).update(outcome.reads)
         return outcome
 
