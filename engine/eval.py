@@ -1325,6 +1325,8 @@ def _str(ev, e, args):
     if type(v) is str:  # the commonest (a name), which none of the questions below is about
         return v
     arg = e.args[0]
+    if type(v) is int and not isinstance(arg, A.Unit):  # a port, a count: no unit shows in the text
+        return str(v)
     if v is None:
         return "none"
     if isinstance(v, bool):

@@ -390,3 +390,11 @@ def test_matches_of_none_is_false_and_a_bad_pattern_made_at_run_time_is_an_error
     assert _evaluate(text, "f", {"s": None, "p": "a*"}) is False
     assert _error(text, "f", {"s": "x", "p": "[a"}) == \
         ("`[a` is not a regular expression: unterminated character set", 1, 32)
+
+
+def test_str_writes_a_number_as_its_text_shows_it_a_quantity_or_a_duration_in_its_unit():
+    text = ("def n(a: int) -> string = str(a)\ndef f(a: bool) -> string = str(a)\n"
+            "def q() -> string = str(2Gi)\ndef d() -> string = str(90s)\ndef c() -> string = str(250m)")
+    assert [_evaluate(text, "n", {"a": a}) for a in (80, -3, 0)] == ["80", "-3", "0"]
+    assert [_evaluate(text, "f", {"a": a}) for a in (True, False)] == ["true", "false"]
+    assert [_evaluate(text, name, {}) for name in ("q", "d", "c")] == ["2Gi", "90s", "250m"]
