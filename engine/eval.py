@@ -318,8 +318,7 @@ class Evaluator:
         if exact is not None and hasattr(self.world, "lookup"):
             mode, path, value_of = exact
             wanted = self._ask(value_of, env)
-            if wanted is not _UNASKABLE and (mode != "sub" or (isinstance(wanted, dict) and wanted)) and (
-                    mode != "in" or isinstance(wanted, list)):
+            if wanted is not _UNASKABLE and _answerable(mode, wanted):
                 # The whole condition is what the index answers, exactly (a "nonempty"
                 # index only narrows: `len` is still applied, to fail where it fails).
                 return self.world.lookup(asks[2], mode, path, wanted), where if mode == "nonempty" else None
@@ -474,8 +473,7 @@ class Evaluator:
             world, where = self.world, f.comprehension.where
             if hasattr(world, "lookup"):
                 objs = world.lookup(asks[2], mode, path, v)
-                if asks[4] is not None and mode != "nonempty" and (mode != "sub" or type(v) is dict and v) and (
-                        mode != "in" or type(v) is list):
+                if asks[4] is not None and mode != "nonempty" and _answerable(mode, v):
                     where = None
             else:
                 objs = world.scan(asks[2])
@@ -637,6 +635,12 @@ def _take(sums: list, over: list, part: list | None, sign: int) -> None:
         if n % d == 0:  # whole again: the denominator is let go, so that it stays small
             n, d = n // d, 1
         sums[i], over[i] = n, d
+
+
+def _answerable(mode: str, wanted) -> bool:
+    """Whether an index answers its conjunct for the value asked (Evaluator.candidates, fold): a
+    "sub" one a non-empty map, an "in" one a list; the others any value."""
+    return (mode != "sub" or type(wanted) is dict and bool(wanted)) and (mode != "in" or type(wanted) is list)
 
 
 def _held(v):

@@ -113,16 +113,13 @@ class Informer:
         cache = self._caches[kind]
         for ev in events:
             obj = ev.object
-            namespace = obj["namespace"]  # _key, written out: asked for every event
-            key = obj["name"] if namespace is None else f"{namespace}/{obj['name']}"
+            key = _key(obj["namespace"], obj["name"])
             if ev.type == "DELETED":
                 cache.pop(key, None)
             else:
                 cache[key] = obj
         if events:
-            revision = obj["resourceVersion"]  # the last event's: the watch's are in revision order
-            if revision > self.revision:
-                self.revision = revision
+            self.revision = max(self.revision, events[-1].revision)  # the watch's are in revision order
         return events
 
     # -- the cache
@@ -154,6 +151,5 @@ class Informer:
 
 def _key(namespace: str | None, name: str) -> str:
     """An object's key in its kind's cache: its store key less the kind's prefix, which all the
-    kind's keys share, so that they sort as the store's do (`scan`), made without the kind's.
-    (_poll_kind writes it out for every event: change both.)"""
+    kind's keys share, so that they sort as the store's do (`scan`), made without the kind's."""
     return name if namespace is None else f"{namespace}/{name}"
