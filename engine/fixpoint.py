@@ -968,17 +968,19 @@ class Engine:
         world.scanned = set()
         ev.deadlines = set()
         ev.saw_clock = False
+        rule = inst.rule
+        code = ev.plans.get(id(rule)) or _code(ev, rule)
         if primary is None:
-            plan = _Plan(self, inst, None)
+            plan = _Plan(self, inst, None, code)
             plan.run(0, {})
         else:
-            clauses = inst.rule.clauses
+            clauses = rule.clauses
             env = {clauses[0].source.var: primary}
             if len(clauses) > 1 and isinstance(clauses[1], A.WhereClause):
                 # The first `where`, of the object alone, fails for most looks: as _walk would, they
                 # stop there (having reached two clauses), but without a plan unless the instance has
                 # objects to collect. What _walk records of a `where` is kept here too.
-                passed = ev.eval(clauses[1].cond, env) is True
+                passed = (code[1][1] or _step(ev, rule, 1))[1](env) is True
                 if not passed and inst.id not in self.cache.owned:
                     if not world.scanned and not ev.deadlines:  # most read nothing else: one outcome for all
                         ev.deadlines = None
@@ -987,12 +989,12 @@ class Engine:
                     world.scanned = set()
                     ev.deadlines = None
                     return outcome
-                plan = _Plan(self, inst, primary)
+                plan = _Plan(self, inst, primary, code)
                 plan.reached = 2
                 if passed:
                     plan.run(2, env)
             else:
-                plan = _Plan(self, inst, primary)
+                plan = _Plan(self, inst, primary, code)
                 plan.run(1, env)
         if inst.id in self.cache.owned:  # most own nothing
             plan.collect_stale()
@@ -1124,8 +1126,7 @@ class Engine:
         for read in readers.keys() & touched.keys():
             fields = touched[read]
             for iid in readers[read]:
-                if iid not in dirty_ids and iid in instances:
-                    inst = instances[iid]
+                if iid not in dirty_ids and (inst := instances.get(iid)) is not None:
                     if fields is not None and iid not in self.refused:
                         # Skip an instance whose rule reads none of the fields that changed.
                         read_fields = self.kind_fields(inst.rule, self.stopped.get(iid)).get(read[1])
@@ -1539,15 +1540,15 @@ def _fingerprint(writes: list) -> str:
 class _Plan:
     """The writes one instance wants: its clauses walked, its actions evaluated."""
 
-    __slots__ = ("engine", "ev", "inst", "primary", "steps", "writes", "pending", "ensured", "created", "deleted",
-                 "acted", "reached")
+    __slots__ = ("engine", "ev", "inst", "primary", "steps", "actions", "writes", "pending", "ensured", "created",
+                 "deleted", "acted", "reached")
 
-    def __init__(self, engine: Engine, inst: _Instance, primary: dict | None):
+    def __init__(self, engine: Engine, inst: _Instance, primary: dict | None, code: tuple):
         self.engine = engine
         self.ev = engine.ev
         self.inst = inst
         self.primary = primary  # the object its first `for` binds, as evaluated
-        self.steps = _steps(self.ev, inst.rule)
+        _, self.steps, self.actions = code  # the rule compiled for this evaluator (_code)
         self.writes: list = []
         # What the actions change — objects as changed so far (`pending`, in the order first
         # changed), ensured, created, deleted — made when a binding first passes the clauses
@@ -1569,52 +1570,55 @@ class _Plan:
             self.writes.append(("update", key[0], obj, obj["resourceVersion"]))
 
     def _walk(self, i: int, env: dict) -> None:
-        """Walk the rule's clauses from the `i`th."""
+        """Walk the rule's clauses from the `i`th: a `where` or a `let` in turn, a `for` by a walk
+        of the rest for each binding."""
         steps = self.steps
-        if i == len(steps):
-            self.act(env)
-            return
-        step = steps[i] or _step(self.ev, self.inst.rule, i)
-        reached = i + 1  # how many of the rule's clauses, from the first, this one brings the walk to
-        if step[0] is _WHERE:
-            if reached > self.reached:
-                self.reached = reached
-            if step[1](env) is True:
-                self._walk(reached, env)
-        elif step[0] is _FOR:
-            _, var, asks, source, free, tests, after = step
-            # The `where`s that follow narrow its candidates (Evaluator.kind_bindings) before any binding.
-            if after > self.reached:
-                self.reached = after
-            # The leading conjuncts that do not mention the new variable are the same for every
-            # binding: when one fails, no binding passes, and the source is not read at all.
-            for test in free:
-                if test(env) is not True:
+        while i < len(steps):
+            step = steps[i] or _step(self.ev, self.inst.rule, i)
+            reached = i + 1  # how many of the rule's clauses, from the first, this one brings the walk to
+            if step[0] is _WHERE:
+                if reached > self.reached:
+                    self.reached = reached
+                if step[1](env) is not True:
                     return
-            # Each candidate is taken through those `where`s here, as _walk would take it, so
-            # that one that fails them costs no walk of its own.
-            for value in self.ev.kind_bindings(asks, env) if asks is not None else self.ev.elements(source, env):
+            elif step[0] is _FOR:
+                _, var, asks, source, free, tests, after = step
+                # The `where`s that follow narrow its candidates (Evaluator.kind_bindings) before any binding.
+                if after > self.reached:
+                    self.reached = after
+                # The leading conjuncts that do not mention the new variable are the same for every
+                # binding: when one fails, no binding passes, and the source is not read at all.
+                for test in free:
+                    if test(env) is not True:
+                        return
+                # Each candidate is taken through those `where`s here, as a walk would take it, so
+                # that one that fails them costs no walk of its own.
+                for value in self.ev.kind_bindings(asks, env) if asks is not None else self.ev.elements(source, env):
+                    inner = dict(env)
+                    inner[var] = value
+                    for test in tests:
+                        if test(inner) is not True:
+                            break
+                    else:
+                        self._walk(after, inner)
+                return
+            else:
+                if reached > self.reached:
+                    self.reached = reached
                 inner = dict(env)
-                inner[var] = value
-                for test in tests:
-                    if test(inner) is not True:
-                        break
-                else:
-                    self._walk(after, inner)
-        else:
-            if reached > self.reached:
-                self.reached = reached
-            inner = dict(env)
-            inner[step[1]] = step[2](env)
-            self._walk(reached, inner)
+                inner[step[1]] = step[2](env)
+                env = inner
+            i = reached
+        self.act(env)
 
     def act(self, env: dict) -> None:
         if not self.acted:
             self.acted = True
             self.ensured, self.created, self.deleted, self.pending = set(), set(), set(), {}
         rule = self.inst.rule
-        for a in rule.actions:
-            self.action(a, env)
+        actions, then, otherwise = self.actions[0] or _compile_actions(self.ev, rule, self.actions)
+        for do, a, code in actions:
+            do(self, a, code, env)
         if rule.pick is not None:
             p = rule.pick
             memo = self.ev.memo
@@ -1624,26 +1628,21 @@ class _Plan:
                 found = self.ev.select(p.source, p.where, p.order, env)
                 chosen = found[0] if found else None
             if chosen is not None:
-                for a in p.then:
-                    self.action(a, chosen)
+                for do, a, code in then:
+                    do(self, a, code, chosen)
             else:
-                for a in p.otherwise:
-                    self.action(a, env)
+                for do, a, code in otherwise:
+                    do(self, a, code, env)
 
-    def action(self, a: A.Action, env: dict) -> None:
-        if isinstance(a, A.SetAction):
-            self.set(a, env)
-        elif isinstance(a, A.CreateAction):
-            self.create(a, env)
-        else:
-            target = self.ev.eval(a.target, env)
-            if isinstance(target, dict) and "kind" in target:
-                key = object_key(target["kind"], target.get("namespace"), target["name"])
-                if self.engine.cache.get(key) is not None and key not in self.deleted:
-                    self.deleted.add(key)
-                    self.writes.append(("delete", key[0], key, target["resourceVersion"]))
+    def delete(self, a: A.DeleteAction, target_of: Callable, env: dict) -> None:
+        target = target_of(env)
+        if isinstance(target, dict) and "kind" in target:
+            key = object_key(target["kind"], target.get("namespace"), target["name"])
+            if self.engine.cache.get(key) is not None and key not in self.deleted:
+                self.deleted.add(key)
+                self.writes.append(("delete", key[0], key, target["resourceVersion"]))
 
-    def set(self, a: A.SetAction, env: dict) -> None:
+    def set(self, a: A.SetAction, value_of: Callable, env: dict) -> None:
         path = a.path  # the variable, then the fields
         target = env.get(path[0])
         if not isinstance(target, dict) or "kind" not in target:
@@ -1654,8 +1653,9 @@ class _Plan:
             current = self.engine.cache.get(key)
         if current is None or key in self.deleted:
             return
-        ev = self.ev
-        value = _settled(ev, ev.eval(a.value, env))
+        value = value_of(env)
+        if self.ev.saw_clock:  # only then can a Clock hide in it (_settled)
+            value = materialize(value)
         if len(path) == 2:  # most sets: of a field, which alone can differ (compared as dicts compare values)
             field = path[1]
             if field not in current or not (value is (held := current[field]) or value == held):
@@ -1668,14 +1668,20 @@ class _Plan:
         if updated != current:
             self.pending[key] = updated
 
-    def create(self, a: A.CreateAction, env: dict) -> None:
+    def create(self, a: A.CreateAction, code: tuple, env: dict) -> None:
         program = self.engine.program
         kind = program.kind(a.kind)
         ev = self.ev
-        name = _settled(ev, ev.eval(a.name, env))
+        name_of, fields = code
+        name = _settled(ev, name_of(env))
         if kind is None or not isinstance(name, str):
             return
-        body = build_entries(program, ev, kind.fields, a.entries, env)
+        if fields is None:
+            body = build_entries(program, ev, kind.fields, a.entries, env)
+        else:  # most bodies: fields alone, each evaluated as build_entries would
+            body = {key: value_of(env) for key, value_of in fields}
+            if ev.saw_clock:  # only then can a Clock hide in them (_settled)
+                body = {key: materialize(value) for key, value in body.items()}
         namespace = None
         if not kind.cluster:
             namespace = body.pop("namespace", None) or self.default_namespace(env)
@@ -1730,14 +1736,35 @@ def _deletes(a: A.Action, var: str) -> bool:
     return isinstance(a, A.DeleteAction) and isinstance(a.target, A.Name) and a.target.id == var
 
 
-def _steps(ev: Evaluator, rule: A.Rule) -> list:
-    """A rule's clauses as _Plan._walk takes them, each made when a walk first reaches it
-    (_step), kept by the evaluator whose code they call."""
+def _code(ev: Evaluator, rule: A.Rule) -> tuple:
+    """A rule compiled, kept by the evaluator whose code it calls: the rule itself, so that no
+    other rule takes its id while it is kept; its clauses as _Plan._walk takes them, each made
+    when a walk first reaches it (_step); and, in a slot of its own, its actions as _Plan.act
+    takes them, made when a binding first passes its clauses (_compile_actions)."""
     found = ev.plans.get(id(rule))
     if found is None:
-        # The rule kept with them, so that no other rule takes its id while they are kept.
-        found = ev.plans[id(rule)] = (rule, [None] * len(rule.clauses))
-    return found[1]
+        found = ev.plans[id(rule)] = (rule, [None] * len(rule.clauses), [None])
+    return found
+
+
+def _compile_actions(ev: Evaluator, rule: A.Rule, slot: list) -> tuple:
+    """A rule's actions compiled (kept in `slot`, _code): those of the rule, of its pick's `then`,
+    of its `otherwise`, each as (the _Plan method that takes it, the action, its code): a `set`'s
+    value; a `create`'s name and, where its body holds fields alone, each field's value (else
+    None: build_entries takes it); a `delete`'s target."""
+    def compiled(a: A.Action) -> tuple:
+        if isinstance(a, A.SetAction):
+            return _Plan.set, a, ev.compile(a.value)
+        if isinstance(a, A.CreateAction):
+            fields = tuple((e.key, ev.compile(e.value)) for e in a.entries) \
+                if all(isinstance(e, A.FieldEntry) for e in a.entries) else None
+            return _Plan.create, a, (ev.compile(a.name), fields)
+        return _Plan.delete, a, ev.compile(a.target)
+
+    p = rule.pick
+    slot[0] = found = tuple(tuple(map(compiled, group)) for group in
+                            (rule.actions, p.then if p is not None else (), p.otherwise if p is not None else ()))
+    return found
 
 
 def _step(ev: Evaluator, rule: A.Rule, i: int) -> tuple:
@@ -1764,7 +1791,7 @@ def _step(ev: Evaluator, rule: A.Rule, i: int) -> tuple:
         step = (_FOR, var, asks, source, free, [ev.compile(w) for w in wheres], i + 1 + len(wheres))
     else:
         step = (_LET, c.name, ev.compile(c.value))
-    _steps(ev, rule)[i] = step
+    _code(ev, rule)[1][i] = step
     return step
 
 
@@ -2111,7 +2138,7 @@ def apply_event(program: Program, api, engine: Engine, event) -> None:
         rule = A.Rule(event.fault, (), fault.actions)
         inst = _Instance(f"scenario/{event.fault}[{key_text(key)}]", (0, ""), "scenario", rule, target, key)
         engine.identities.setdefault("scenario", who)
-        plan = _Plan(engine, inst, target)
+        plan = _Plan(engine, inst, target, _code(engine.ev, rule))
         plan.run(0, env)
         engine.apply(inst, plan.writes)
         return

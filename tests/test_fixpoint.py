@@ -124,6 +124,32 @@ def test_several_sets_on_one_object_make_one_update():
     assert objects(r, "Item")["a"]["note"] == "x"
 
 
+@pytest.mark.parametrize("naive", [False, True])
+def test_a_body_of_fields_alone_makes_the_object_a_body_with_a_block_makes(naive):
+    # A `create` whose body holds fields alone is built from each field's code at once
+    # (_Plan.create), one with a block by build_entries: the same object, the clock read
+    # symbolically in a field (an instant the rule compares with) settled to a number.
+    prog = program("""
+    controller c {
+      rule flat for item i where i.group == "flat" and now() >= 7s
+        create item i.name + "-copy" { size: i.size + 1  since: now() + 1s  labels: {"of": i.note + "y"}  note: "x" }
+      rule nested for item i where i.group == "nested" and now() >= 7s
+        create item i.name + "-copy" { size: i.size + 1  since: now() + 1s  labels { of: i.note + "y" }  note: "x" }
+    }
+    scenario "s" {
+      at 7s: create item a { group: "flat"  size: 2 }
+      at 7s: create item b { group: "nested"  size: 2 }
+    }
+    """)
+    r = reconcile(prog, scenario=prog.scenarios["s"], naive=naive)
+    items = objects(r, "Item")
+    made = [{k: v for k, v in items[n].items() if k not in ("name", "resourceVersion", "createdRevision")}
+            for n in ("a-copy", "b-copy")]
+    assert made[0] == made[1]
+    assert made[0]["since"] == 8 and type(made[0]["since"]) is int
+    assert made[0]["size"] == 3 and made[0]["labels"] == {"of": "y"} and made[0]["note"] == "x"
+
+
 def test_joins_bind_every_combination_the_where_allows():
     r = run("""
     controller c {
