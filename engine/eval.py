@@ -18,7 +18,7 @@ import re
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from fractions import Fraction
-from types import CodeType, FunctionType
+from types import FunctionType
 from typing import Any, Protocol
 
 from . import ast as A
@@ -143,7 +143,7 @@ _FLAT = frozenset({str, int, bool, float, Fraction, type(None)})  # values that 
 class Evaluator:
     """Evaluates expressions against one program and one world."""
 
-    TRIAL = 1000  # memoised calls of a def that decide whether it stays memoised (call_def)
+    TRIAL = 1000  # memoised calls of a def that decide whether it stays memoised (call)
     RETRY = 8000  # calls of a def found unused, each evaluated afresh, before it is tried again
 
     def __init__(self, program: Program, world: World):
@@ -154,13 +154,15 @@ class Evaluator:
         # the future instants at which they would change here.
         self.deadlines: set | None = None
         self._asks: dict[tuple, tuple] = {}  # (source, conditions) by ids → what it asks (asks)
+        self._asking: tuple = (_UNASKED,)  # the world, and what it answers (_asks_of)
         # A rule's id → the rule, and its clauses compiled (fixpoint._steps): kept here, as the code they
         # call is, for a rule is walked with the evaluator of the world it looks at (faults swap them).
         self.plans: dict[int, tuple] = {}
         self._code: dict[int, Callable[[Env], Any]] = {}
-        # def → [its body's code, a function of the arguments; True where it is memoised, [calls,
-        # hits] while that is tried out (call_def), or the calls left to evaluate afresh, its entries
-        # found unused, before it is tried again]: one slot, as every call asks both
+        # def → [its body's code, a function of the arguments (None until first called); True where
+        # it is memoised, [calls, hits] while that is tried out (call), or the calls left to
+        # evaluate afresh, its entries found unused, before it is tried again; the def]: one slot, as
+        # every call asks both, which the code that calls it holds (_bind)
         self._defs: dict[str, list] = {}
         self._straight: dict[str, bool] = {}  # def → evaluated at every call, never memoised
         self._nodes: list = []
@@ -197,8 +199,9 @@ class Evaluator:
         return name
 
     def eval(self, e: A.Expr, env: Env):
-        code = self._code.get(id(e))
-        if code is None:
+        try:  # compiled at its first evaluation: every later one finds it, without a call to ask
+            code = self._code[id(e)]
+        except KeyError:
             code = self.compile(e)
         return code(env)
 
@@ -241,27 +244,42 @@ class Evaluator:
         """The candidates of a kind source (bindings), given its asks."""
         _, _, kind, probes, _ = asks
         world = self.world
-        lookup = getattr(world, "lookup", None)
+        asking = self._asking
+        if asking[0] is not world:
+            asking = self._asks_of(world)
+        lookup = asking[1]
         if lookup is not None and probes:
-            found = []
+            # Of every conjunct an index can answer, the one with the fewest candidates (the first
+            # of them, as a stable sort would put it): the planner's choice, made afresh for each
+            # binding, its sizes asked only where there is a choice.
+            best = least = None
+            size = asking[2]
             for mode, path, value_of in probes:
-                value = self._ask(value_of, env)
-                if value is not _UNASKABLE:
-                    found.append((mode, path, value))
-            if found:
-                # Of every conjunct an index can answer, the one with the fewest candidates (the
-                # first of them, as a stable sort would put it): the planner's choice, made afresh
-                # for each binding.
-                best = found[0]
-                size = getattr(world, "lookup_size", None) if len(found) > 1 else None
-                if size is not None:
-                    least = size(kind, *best)
-                    for ask in found[1:]:
-                        n = size(kind, *ask)
-                        if n < least:
-                            best, least = ask, n
+                try:  # as _ask, without its call: most bindings ask one index
+                    value = value_of(env)
+                except EvalError:
+                    continue
+                if type(value) is Clock:
+                    continue
+                if self.saw_clock:
+                    value = materialize(value)
+                if best is None:
+                    best = (mode, path, value)
+                elif size is not None:
+                    if least is None:
+                        least = size(kind, *best)
+                    n = size(kind, mode, path, value)
+                    if n < least:
+                        best, least = (mode, path, value), n
+            if best is not None:
                 return lookup(kind, *best)
         return world.scan(kind)
+
+    def _asks_of(self, world) -> tuple:
+        """What `world` answers beside scans (its lookup, and lookup_size for the planner), each
+        None where it has none: asked once, not at every binding (a test may swap the world)."""
+        self._asking = (world, getattr(world, "lookup", None), getattr(world, "lookup_size", None))
+        return self._asking
 
     def elements(self, source: A.ListSource, env: Env) -> Iterable[Any]:
         """The values a list source ranges over: a list's elements, a map's keys in order."""
@@ -311,17 +329,19 @@ class Evaluator:
         if not isinstance(source, A.KindSource):
             return self.elements(source, env), where
         # The key asks() files them under, made here, where it is cheaper than there.
-        asks = self._asks.get((id(source),) if where is None else (id(source), id(where)))
-        if asks is None:
+        try:
+            asks = self._asks[(id(source),) if where is None else (id(source), id(where))]
+        except KeyError:
             asks = self.asks(source, () if where is None else (where,))
         exact = asks[4]
-        if exact is not None and hasattr(self.world, "lookup"):
+        lookup = (self._asking if self._asking[0] is self.world else self._asks_of(self.world))[1]
+        if exact is not None and lookup is not None:
             mode, path, value_of = exact
             wanted = self._ask(value_of, env)
             if wanted is not _UNASKABLE and _answerable(mode, wanted):
                 # The whole condition is what the index answers, exactly (a "nonempty"
                 # index only narrows: `len` is still applied, to fail where it fails).
-                return self.world.lookup(asks[2], mode, path, wanted), where if mode == "nonempty" else None
+                return lookup(asks[2], mode, path, wanted), where if mode == "nonempty" else None
         return self.kind_bindings(asks, env), where
 
     # -- expressions
@@ -375,8 +395,14 @@ class Evaluator:
         return exact(r) if isinstance(r, Fraction) else r
 
     def call_def(self, d: A.DefDecl, args: list):
-        slot = self._defs.get(d.name) or self._def(d)
-        body, memoised = slot
+        return self.call(self.slot(d), args)
+
+    def call(self, slot: list, args: list):
+        """The value of calling the def of `slot` (Evaluator.slot) with `args`: the code that calls
+        a def holds its slot, not asking `_defs` at every call."""
+        body, memoised, d = slot
+        if body is None:
+            body = slot[0] = _compile_def(self, d)
         memo = self.memo
         if memo is None:
             return body(*args)
@@ -454,8 +480,9 @@ class Evaluator:
         form. An entry whose members are all gone is dropped."""
         if not self.folding:
             return self._unfolded(f, env)
-        found = self._folds.get(id(f))
-        if found is None:
+        try:
+            found = self._folds[id(f)]
+        except KeyError:
             c = f.comprehension
             asks = self.asks(c.source, (c.where,))
             found = self._folds[id(f)] = (
@@ -471,8 +498,9 @@ class Evaluator:
                 return self._unfolded(f, env)
             # The candidates as Evaluator.candidates finds them, the value asked once.
             world, where = self.world, f.comprehension.where
-            if hasattr(world, "lookup"):
-                objs = world.lookup(asks[2], mode, path, v)
+            lookup = (self._asking if self._asking[0] is world else self._asks_of(world))[1]
+            if lookup is not None:
+                objs = lookup(asks[2], mode, path, v)
                 if asks[4] is not None and mode != "nonempty" and _answerable(mode, v):
                     where = None
             else:
@@ -548,12 +576,15 @@ class Evaluator:
 
     def _unfolded(self, f: "_Fold", env: Env):
         """A fold's value as written: the combiner called on the comprehension's list."""
-        return self.call_def(f.combiner, [self.eval(f.comprehension, env)])
+        return self.call(self.slot(f.combiner), [self.eval(f.comprehension, env)])
 
     def value_of(self, d: A.DefDecl, args: list):
         """A def's value on `args`, worked out afresh (unmemoised, unrecorded): for a def that reads
         nothing but its arguments (reads.straight)."""
-        return (self._defs.get(d.name) or self._def(d))[0](*args)
+        slot = self.slot(d)
+        if slot[0] is None:
+            slot[0] = _compile_def(self, d)
+        return slot[0](*args)
 
     def straight(self, name: str) -> bool:
         found = self._straight.get(name)
@@ -561,8 +592,12 @@ class Evaluator:
             found = self._straight[name] = straight(self.program.defs, name)
         return found
 
-    def _def(self, d: A.DefDecl) -> list:
-        found = self._defs[d.name] = [_compile_def(self, d), [0, 0]]
+    def slot(self, d: A.DefDecl) -> list:
+        """The slot of a def (`_defs`), its body compiled at its first call: the code that calls
+        it is bound to it before, and a def may call itself."""
+        found = self._defs.get(d.name)
+        if found is None:
+            found = self._defs[d.name] = [None, [0, 0], d]
         return found
 
 
@@ -810,6 +845,7 @@ def _constant(ev, e):
 _CONSTANTS = (A.Number, A.String, A.Bool, A.NoneLit, A.IPLit, A.CIDRLit, A.Unit)
 
 _UNBOUND = object()  # a variable the environment does not bind: an error where it is used
+_UNASKED = object()  # no world yet (Evaluator._asks_of)
 # Nodes written out within one another, past which a subtree is a function of its own; with the
 # inlined straight defs (at most reads.STRAIGHT_NODES more) within the 200 parentheses Python
 # allows one expression. Should a body still pass them, _Source.generate cuts at every node.
@@ -850,10 +886,12 @@ def _compile_def(ev, d: A.DefDecl) -> Callable:
 
 
 def _bind(ev, made: tuple) -> Callable:
-    _, code, shared, compiled = made
-    scope = {**shared, "ev": ev, "call_def": ev.call_def, "arith": ev.arith}
+    _, code, shared, compiled, called = made
+    scope = {**shared, "ev": ev, "call": ev.call, "arith": ev.arith}
     for name, node in compiled.items():
         scope[name] = ev.compile(node)
+    for name, d in called.items():
+        scope[name] = ev.slot(d)
     return FunctionType(code, scope)
 
 
@@ -869,6 +907,7 @@ class _Source:
                       "_compare": _compare, "_negate": _negate, "_index": _index, "_builtin": _builtin,
                       "_elements": _elements, "materialize": materialize, "_coalesce": _coalesce}
         self.compiled: dict[str, A.Expr] = {}
+        self.called: dict[str, A.DefDecl] = {}  # the defs it calls, each by the name of its slot (_bind)
         self.variables: dict[str, str] = {}  # the environment's variables used, each a local
         self.params: dict[str, str] | None = None  # the variables of a straight def written out here
         self.bound: dict[str, str] = {}  # the variables of the comprehensions written out around here, each a local
@@ -880,9 +919,10 @@ class _Source:
         self.given: tuple[str, ...] = ()  # a def's parameters, given as arguments: never unbound (generate)
         self.wants_env = False  # whether the code hands its environment to a part compiled apart
 
-    def generate(self, e: A.Expr, params: tuple[str, ...] | None = None) -> tuple[CodeType, dict, dict[str, A.Expr]]:
+    def generate(self, e: A.Expr, params: tuple[str, ...] | None = None) -> tuple:
         """The code of a function of `env` that evaluates `e`, the globals it needs but the
-        evaluator's own, and the subexpressions it calls compiled apart, by the names it uses.
+        evaluator's own, the subexpressions it calls compiled apart and the defs it calls, by the
+        names it uses.
         With `params` (a def's parameters), a function of their values instead, in that order:
         the environment is only these (any other name is unbound), built where a part compiled
         apart is given it."""
@@ -912,7 +952,7 @@ class _Source:
                 raise
             return _Source(self.ev, cut=1).generate(e, params)
         exec(code, self.scope)
-        return self.scope.pop("code").__code__, self.scope, self.compiled
+        return self.scope.pop("code").__code__, self.scope, self.compiled, self.called
 
     def apart(self, e: A.Expr) -> str:
         """A call of `e` compiled as a function of its own, in the environment here."""
@@ -1084,10 +1124,13 @@ class _Source:
             return f"({left} is True or {right} is True)"
         if op in ("==", "!="):
             return f"({left} {op} {right})"
-        if op == "in":
-            return f"_contains({right}, {left})"  # the container first, as written to the right
-        if op == "not in":
-            return f"(not _contains({right}, {left}))"
+        if op in ("in", "not in"):
+            # The container first, as written to the right; a list's or a map's membership as
+            # _contains gives it, without its call
+            c, x, kind = self.temp(), self.temp(), self.temp()
+            found = (f"({x} in {c} if (({c} := {right}), ({x} := {left})) and "
+                     f"(({kind} := type({c})) is list or {kind} is dict) else _contains({c}, {x}))")
+            return found if op == "in" else f"(not {found})"
         node = self.value(e)
         a, b = self.temp(), self.temp()
         if op in _ORDER:
@@ -1122,7 +1165,9 @@ class _Source:
         if d is None:
             return self.builtin(e, args)
         if not ev.straight(d.name):
-            return f"call_def({self.value(d)}, [{', '.join(args)}])"
+            slot = f"s{len(self.called)}"
+            self.called[slot] = d
+            return f"call({slot}, [{', '.join(args)}])"
         # Evaluated afresh at every call, as a memo key would cost more (engine.reads.straight):
         # its body written out here, its parameters locals given the arguments first. A straight
         # def has no comprehension, so its body writes none out (the `params is None` guards
@@ -1144,7 +1189,8 @@ class _Source:
         """A call of a built-in, through _builtin (which settles its arguments and makes its
         failures the user's errors). The commonest that cannot fail are written out, so as not to
         cost the two calls: `now()`, `coalesce` (its arguments all evaluated, the first not none
-        settled), and `len` of a list, map or text (which settling would not change)."""
+        settled), `len` of a list, map or text (which settling would not change) and `str` of a
+        text or a plain int."""
         if e.fn == "now" and not args:
             return "ev.now()"
         if e.fn == "coalesce":
@@ -1154,6 +1200,12 @@ class _Source:
             arg, kind = self.temp(), self.temp()
             return (f"(len({arg}) if ({kind} := type(({arg} := {args[0]}))) is list or {kind} is dict "
                     f"or {kind} is str else {call.format(arg)})")
+        if e.fn == "str" and len(args) == 1:
+            # Of a text (a name), the commonest, the text; of an int not written with a unit (a
+            # port, a count) its digits: as _str gives them
+            arg, kind = self.temp(), self.temp()
+            digits = "" if isinstance(e.args[0], A.Unit) else f"str({arg}) if {kind} is int else "
+            return f"({arg} if ({kind} := type(({arg} := {args[0]}))) is str else {digits}{call.format(arg)})"
         return call.format(", ".join(args))
 
 

@@ -434,22 +434,24 @@ def _unchanged(content_parts: dict, changed: frozenset) -> dict:
 
 
 def _projection(obj: dict, fields: frozenset, texts: dict,
-                field_text: Callable[[str, Any], str | None] | None = None) -> tuple:
+                field_text: Callable[[str, Any], str | None] | None = None, order: tuple | None = None) -> tuple:
     """How a memo key names an object by some of its fields: their values' texts, in the fields'
     order, as they are (a tuple of them is hashed faster than a digest of them is made, each text
     keeping its hash). Equal contents in any key order name alike, while 1, 1.0 and true, or 0.0
     and -0.0, do not (they are equal in Python, not to type_of or str). Each field's text is made
     once per object and kept in `texts`, as the projections of an object share fields (a list of
     records may be in most), or taken from `field_text`, the API server's (WatchEvent.field_text),
-    where it has it: the text of a value it decoded is the text it decoded."""
-    values = []
-    for f in sorted(fields):
-        text = texts.get(f)
-        if text is None:
-            value = obj.get(f)
-            text = field_text(f, value) if field_text is not None else None
-            texts[f] = text = SORTED_JSON(value) if text is None else text
-        values.append(text)
+    where it has it: the text of a value it decoded is the text it decoded. `order`: the fields
+    sorted, where the caller keeps them so."""
+    if order is None:
+        order = sorted(fields)
+    values = [texts.get(f) for f in order]
+    if None in values:  # a text no projection of this version has made yet
+        for i, f in enumerate(order):
+            if values[i] is None:
+                value = obj.get(f)
+                text = field_text(f, value) if field_text is not None else None
+                texts[f] = values[i] = SORTED_JSON(value) if text is None else text
     return obj["kind"], fields, tuple(values)
 
 
@@ -528,6 +530,9 @@ class _Memo:
         # to keep out of them
         self.by_record = {name: {i: tuple(sorted(f)) for i, f in enumerate(self.reads.params(name)) if f is not None}
                           for name in program.defs}
+        # def or pick → how `key` names its arguments (_namer): of by_content and by_record, worked
+        # out once, not asked of both at every call; dropped where by_content changes
+        self.namers: dict[str | tuple, tuple] = {}
         self.picks = Picks(self)
         self.entries: dict[tuple, tuple] = {}
         self.readers: dict[tuple, set[tuple]] = {}
@@ -536,38 +541,36 @@ class _Memo:
     def key(self, name: str | tuple, args: list):
         """The memo key of calling `name` with `args`, or None where an argument cannot be named."""
         held = self.world.cache.memo_parts
-        if len(args) == 1 and type(name) is str:
+        try:
+            alone, namer = self.namers[name]
+        except KeyError:
+            alone, namer = self.namers[name] = self._namer(name, len(args))
+        one = None
+        if alone:
             a = args[0]
             known = held.get(id(a))
             if known is not None and known[0] is a:
                 # A def of one object the cache holds (`pod_cpu(q)`): the key is made once for
                 # this version of the object, and kept with it (a def names it one way always).
-                found = known[3].get(name)
-                if found is None:
-                    found = known[3][name] = self._key(name, args, held)
-                return found
-            if type(a) is str:
-                return (name, a)  # a def of a name (`node_named(q.node)`), as _key names it
-        return self._key(name, args, held)
-
-    def _key(self, name: str | tuple, args: list, held: dict):
+                one = known[3]
+                found = one.get(name)
+                if found is not None:
+                    return found
+            elif type(a) is str:
+                return (name, a)  # a def of a name (`node_named(q.node)`), as below
         parts = [name]
-        content = self.by_content.get(name)
-        i = -1
-        for a in args:
-            i += 1
+        for a, (content, order, fields) in zip(args, namer):
             t = type(a)
             if t is dict:
                 known = held.get(id(a))
                 if known is not None and known[0] is a:  # an object the cache holds
-                    fields = content.get(i) if content else None
-                    if fields is None:
+                    if content is None:
                         parts.append(known[1])
                     else:
                         projections = known[2]
-                        part = projections.get(fields)
+                        part = projections.get(content)
                         if part is None:
-                            part = projections[fields] = _projection(a, fields, projections, known[4])
+                            part = projections[content] = _projection(a, content, projections, known[4], order)
                         parts.append(part)
                 else:
                     # A record (a port, a taint), or an object the cache does not hold (one a rule
@@ -575,8 +578,6 @@ class _Memo:
                     # of the fields the def reads of it, or whole where it uses it whole — typed
                     # (1, 1.0 and true tell apart to type_of and str). With the clock inside, a
                     # call's answer would change with time under one key: it has none.
-                    record = self.by_record.get(name)
-                    fields = record.get(i) if record else None
                     try:
                         if fields is None:
                             parts.append(("record", value_key(a)))
@@ -601,12 +602,31 @@ class _Memo:
                 parts.append(tuple(held[id(x)][1] for x in a))  # objects the cache holds
             else:
                 return None
-        return tuple(parts)
+        if one is None:
+            return tuple(parts)
+        found = one[name] = tuple(parts)
+        return found
+
+    def _namer(self, name: str | tuple, arity: int) -> tuple:
+        """How `key` names a call's `arity` arguments: whether it is a def's of one (whose key an
+        object the cache holds keeps), and for each argument an object the cache holds by the
+        fields by_content gives (a set, and in order), or by its identity (None, None); a record
+        by the fields by_record gives, or whole (None)."""
+        content, record = self.by_content.get(name) or {}, self.by_record.get(name) or {}
+        return arity == 1 and type(name) is str, tuple(
+            (content.get(i), None if content.get(i) is None else tuple(sorted(content[i])), record.get(i))
+            for i in range(arity))
 
     def name_by_content(self, name: str | tuple, fields: Iterable[frozenset | None]) -> None:
         """Have memo keys for `name` (a def, or a pick) name each object argument by the fields
         `fields` gives for its position, where those say nothing of its identity."""
         self.by_content[name] = _by_content(fields)
+        self.namers.pop(name, None)
+
+    def name_by_identity(self, name: str | tuple) -> None:
+        """Have memo keys for `name` name each object argument by its key and resourceVersion again."""
+        self.by_content.pop(name, None)
+        self.namers.pop(name, None)
 
     def enter(self) -> set:
         """Start recording the reads of a call: what was recorded so far, for `leave`."""
@@ -658,7 +678,13 @@ class _Memo:
             self.pure.clear()
         entries[key] = (value, reads)
         if reads:
-            _add_reader(self.readers, reads, key)
+            readers = self.readers
+            for read in reads:  # as _add_reader, without its call: most calls that miss are kept
+                found = readers.get(read)
+                if found is None:
+                    readers[read] = {key}
+                else:
+                    found.add(key)
             return
         pure = self.pure
         pure.append(key)

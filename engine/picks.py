@@ -410,10 +410,10 @@ class _Tree:
     def reset(self, memo) -> None:
         self.root = _Step()
         for name in self.names:
-            memo.by_content.pop(name, None)
+            memo.name_by_identity(name)
         self.names = []
         if self.path is not None:
-            memo.by_content.pop(self.path[0], None)
+            memo.name_by_identity(self.path[0])
             self.path = None
 
 

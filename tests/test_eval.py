@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from engine.check import check_modules
 from engine.errors import KonvergeError
-from engine.eval import _BUILTINS, EvalError, Evaluator, _builtin, _compare, _sum
+from engine.eval import _BUILTINS, EvalError, Evaluator, _builtin, _compare, _contains, _sum
 from engine.values import exact
 from engine.parse import parse_text
 
@@ -78,7 +78,7 @@ def test_code_nested_deeper_than_python_compiles_is_cut_into_smaller_functions()
 
     depth = 150
     prog = _program("def deep(a: int) -> int = " + "(a + " * depth + "1" + ")" * depth)
-    code, _, apart = _Source(Evaluator(prog, None), cut=10**6).generate(prog.defs["deep"].body)
+    code, _, apart, _ = _Source(Evaluator(prog, None), cut=10**6).generate(prog.defs["deep"].body)
     assert apart  # not one expression: Python refuses 200 nested parentheses
 
 
@@ -348,11 +348,12 @@ def test_the_checker_refuses_only_of_anything_but_a_list_of_keys(keys):
 
 
 @given(a=_VALUES, b=_VALUES)
-def test_len_and_coalesce_written_out_give_what_the_built_ins_give(a, b):
+def test_len_coalesce_and_str_written_out_give_what_the_built_ins_give(a, b):
     # Written into the code without _builtin's calls, they give its values and its errors.
-    prog = _program("def n(a: any) -> any = len(a)\ndef c(a: any, b: any) -> any = coalesce(a, b)")
+    prog = _program("def n(a: any) -> any = len(a)\ndef c(a: any, b: any) -> any = coalesce(a, b)\n"
+                    "def s(a: any) -> any = str(a)")
     ev = Evaluator(prog, None)
-    for name, args in (("n", [a]), ("c", [a, b])):
+    for name, args in (("n", [a]), ("c", [a, b]), ("s", [a])):
         call = prog.defs[name].body
         try:
             expected = _builtin(ev, call, _BUILTINS[call.fn], args)
@@ -362,6 +363,22 @@ def test_len_and_coalesce_written_out_give_what_the_built_ins_give(a, b):
             assert got.value.diagnostics == e.diagnostics
         else:
             assert ev.eval(call, dict(zip("ab", args))) == expected
+
+
+@given(a=_VALUES, b=st.one_of(_VALUES, st.sampled_from(["10.0.0.0/8", "10.1.2.3", "a/b"])))
+def test_membership_written_out_is_what_contains_gives(a, b):
+    # A list's or a map's membership is written into the code; the rest is left to _contains.
+    prog = _program("def i(a: any, b: any) -> any = a in b\ndef o(a: any, b: any) -> any = a not in b")
+    ev = Evaluator(prog, None)
+    try:
+        expected = _contains(b, a)
+    except TypeError:  # a list or a map looked for in a map: as Python says it
+        for name in "io":
+            with pytest.raises(TypeError):
+                ev.eval(prog.defs[name].body, {"a": a, "b": b})
+    else:
+        assert ev.eval(prog.defs["i"].body, {"a": a, "b": b}) is expected
+        assert ev.eval(prog.defs["o"].body, {"a": a, "b": b}) is (not expected)
 
 
 def test_coalesce_and_len_of_the_clock_where_deadlines_are_recorded_see_a_number():

@@ -1894,6 +1894,24 @@ def test_an_index_lookup_does_not_evaluate_what_an_earlier_conjunct_guards():
     assert {n: o["note"] for n, o in objects(run(text), "Item").items()} == {"a": "0", "b": "0"}
 
 
+def test_a_name_keyed_by_content_is_keyed_by_identity_again_once_told_so():
+    # How a name's arguments are keyed is worked out once (_Memo.namers): a pick's tree that starts
+    # afresh names its leaves by identity again, and their keys must follow.
+    cache = fixpoint.Cache()
+    memo = fixpoint._Memo(fixpoint._TrackingWorld(cache), program(""))
+    a = {"kind": "Item", "name": "a", "size": 1, "resourceVersion": "1"}
+    b = {**a, "name": "b"}
+    cache.put(a)
+    cache.put(b)
+    leaf = ("pick", 0)
+    memo.name_by_content(leaf, [frozenset({"size"}), None])
+    assert memo.key(leaf, [a, "x"]) == memo.key(leaf, [b, "x"]) != memo.key(leaf, [a, "y"])
+    memo.name_by_identity(leaf)
+    assert memo.key(leaf, [a, "x"]) != memo.key(leaf, [b, "x"])
+    memo.name_by_content(leaf, [frozenset({"size"}), None])
+    assert memo.key(leaf, [a, "x"]) == memo.key(leaf, [b, "x"])
+
+
 def test_the_memo_key_of_a_one_object_call_is_kept_with_that_version_of_the_object():
     prog = program("""
     def sized(i: Item) -> int = sum(s for s in [i.size, 1])
@@ -1908,8 +1926,10 @@ def test_the_memo_key_of_a_one_object_call_is_kept_with_that_version_of_the_obje
     b = {**a, "size": 2, "resourceVersion": "2"}
     cache.put(b)
     assert memo.key("sized", [b]) != sized and memo.key("spelt", [b]) != spelt
-    assert memo.key("sized", [b]) == memo._key("sized", [b], cache.memo_parts)
-    assert memo.key("sized", [dict(b)]) == memo._key("sized", [dict(b)], cache.memo_parts)  # not held: by value
+    kept = memo.key("sized", [b])
+    cache.memo_parts[id(b)][3].clear()
+    assert memo.key("sized", [b]) == kept  # made afresh, it is the one kept
+    assert memo.key("sized", [dict(b)]) == memo.key("sized", [dict(b)]) != kept  # not held: by value, each time
 
 
 

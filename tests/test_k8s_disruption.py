@@ -295,13 +295,13 @@ def test_a_budget_per_deployment_costs_each_budget_its_own_pods_only(monkeypatch
     from engine.eval import Evaluator
 
     calls = [0]
-    original = Evaluator.call_def
+    original = Evaluator.call
 
-    def counting(self, d, args):
+    def counting(self, slot, args):
         calls[0] += 1
-        return original(self, d, args)
+        return original(self, slot, args)
 
-    monkeypatch.setattr(Evaluator, "call_def", counting)
+    monkeypatch.setattr(Evaluator, "call", counting)
 
     def cost(workloads: int, budgets: bool) -> int:
         text = "".join(node(f"n{i}", cpu="64", memory="256Gi") for i in range(2))
