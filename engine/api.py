@@ -35,6 +35,7 @@ import copy
 import functools
 import ipaddress
 import json
+import pickle
 import re
 from collections.abc import Callable, Iterator
 from fractions import Fraction
@@ -262,14 +263,16 @@ def _joined(pieces: dict) -> bytes:
 
 
 def _encode_fields(obj: dict, base: _Stored | None, decoded: _Decodings | None = None,
-                   not_kept: list[str] | None = None) -> tuple[bytes, dict, dict]:
+                   not_kept: list[str] | None = None, texts: dict | None = None) -> tuple[bytes, dict, dict]:
     """encode_object(obj), the object those bytes decode to (less its revisions) and their
     pieces (_Stored). It is made field by field, for SORTED_JSON of a map is its fields' pieces
     in key order, and decoding reads each on its own (_value). An update of `base` keeps the
     piece and decoded value of a field that holds the same object as there, or an equal one;
     `not_kept`, where the caller knows them, are the fields that may not (`_admit`: `obj` has
     `base`'s fields then). The values decoded are shared through `decoded` where it is given
-    (_Decodings)."""
+    (_Decodings). `texts`: the SORTED_JSON texts of some fields' values, where made already."""
+    if texts is None:
+        texts = {}
     kept = base.object if base is not None else None
     if kept is None or not_kept is None and obj.keys() != kept.keys():  # given `not_kept`, the same
         pieces = {}
@@ -277,7 +280,7 @@ def _encode_fields(obj: dict, base: _Stored | None, decoded: _Decodings | None =
         for f in sorted(obj):
             if f not in _REVISIONS:
                 v = obj[f]
-                text = SORTED_JSON(v)
+                text = texts.get(f) or SORTED_JSON(v)
                 pieces[f] = _named(f) + text
                 # _value, written out: most fields hold a string, a number, a flag or none
                 values[f] = v if type(v) in _AS_DECODED and v == v else _value(v, text, decoded)
@@ -288,7 +291,7 @@ def _encode_fields(obj: dict, base: _Stored | None, decoded: _Decodings | None =
     values = dict(kept)
     for f in changed:
         v = obj[f]
-        text = SORTED_JSON(v)
+        text = texts.get(f) or SORTED_JSON(v)
         piece = _piece(f, text)
         if piece != pieces[f]:  # else an equal value, made afresh: the decoded one is kept
             pieces[f], values[f] = piece, _value(v, text, decoded)
@@ -684,8 +687,8 @@ class APIServer:
                 obj, data, stored, pieces = self._admit_alike(info, alike[0], earlier, name)
                 self._unalike[info.name] = 0
             else:
-                obj, _ = self._admit(info, obj)  # which says what is wrong with a name
-                data, stored, pieces = _encode_fields(obj, None, self._decoded)
+                obj, _, texts = self._admit(info, obj)  # which says what is wrong with a name
+                data, stored, pieces = _encode_fields(obj, None, self._decoded, texts=texts)
                 if alike is not None:
                     self._keep_alike(*alike, obj, stored, pieces)
         finally:
@@ -727,10 +730,10 @@ class APIServer:
             replaced = old if old is not None else lambda: decode_object(current)
             self._world.replacing = ((info.name, namespace, name), replaced)
         try:
-            obj, not_kept = self._admit(info, obj, old, base)
+            obj, not_kept, texts = self._admit(info, obj, old, base)
         finally:
             self._world.replacing = None
-        data, stored, pieces = _encode_fields(obj, base, self._updated, not_kept)
+        data, stored, pieces = _encode_fields(obj, base, self._updated, not_kept, texts)
         if data == current.value:
             return decode_object(current)  # nothing changed: no write, no new revision
         r = self.store.txn([Compare(key, "mod", "==", rv)], [Put(key, data)])
@@ -778,21 +781,24 @@ class APIServer:
 
     def _alike_key(self, info: KindInfo, obj: dict) -> tuple[tuple, dict] | None:
         """How `_alike` names a create's object (before admission): by its kind, the clock and the
-        text of all of it but its name; with that rest of it, which `==` compares too, as texts
-        alike may name values that are not (a Fraction and a map shaped like its encoding). None
-        where the kind is never admitted alike (`_judged_again`), or a value has no text."""
+        pickle of all of it but its name, which names each part by its type and value (1, 1.0 and
+        True apart; a map's keys in their order) and is made in C at a third of the cost of its
+        text, every value but a Fraction; with that rest of it, which `==` compares too. Two
+        values alike but for which parts of them are one object pickle apart: such a create is
+        admitted afresh, to the same object. None where the kind is never admitted alike
+        (`_judged_again`), or a value cannot be pickled."""
         if self._judged_again.get(info.name) is None:
             return None
         rest = dict(obj)
         del rest["name"]
         try:
-            return (info.name, self.clock(), _TEXT(rest)), rest
-        except (TypeError, ValueError, RecursionError):
+            return (info.name, self.clock(), pickle.dumps(rest, 5)), rest
+        except Exception:  # whatever a stray object raises as it is reduced
             return None  # no value of the language: `_admit` says what is wrong
 
     def _keep_alike(self, key: tuple, given: dict, admitted: dict, stored: dict, pieces: dict) -> None:
         alike = self._alike
-        alike.pop(key, None)  # kept again (its text alike to another value's): now the newest
+        alike.pop(key, None)  # kept again (named alike to a value `==` is not, a NaN): now the newest
         if len(alike) >= _Alike.LIMIT:
             del alike[next(iter(alike))]  # the oldest
         # judged at the revision before its own write, as it is kept before that
@@ -941,22 +947,32 @@ class APIServer:
         return obj
 
     def _admit(self, info: KindInfo, obj: dict, old: dict | None = None,
-               stored: _Stored | None = None) -> tuple[dict, list[str] | None]:
+               stored: _Stored | None = None) -> tuple[dict, list[str] | None, dict[str, str]]:
         """Defaulting, validation, the mutating admission policies, then the validating ones: the
         object admitted. An update of `old`, as this server admitted it (_remember), is not denied
         by a policy that reads only fields the mutated object keeps: as Kubernetes ratchets
         validation, an unchanged field is not judged again; one that holds the very value of `old`
         is kept without a compare (a shared watch hands those values over). A field that holds
         the very value of `stored` (what it updates, as stored) is neither defaulted nor
-        validated again: it was, when admitted.
+        validated again: it was, when admitted; nor one of the others whose value an update
+        admitted as it was given before, which it keeps as given (_Schema.given_as_admitted).
 
         With the object admitted, the fields of it that may not hold the very values of `stored`'s,
         where the caller need not look at the others: those that were not kept, when no mutation
-        applied; else None."""
+        applied; else None. And the SORTED_JSON texts of the values of the fields judged by their
+        text (_text_at), which encoding takes over."""
         not_kept = _not_kept(obj, stored.object) if stored is not None else None
-        defaulted = obj = self._schema.default_fields(info.fields, obj, not_kept)
-        self._check_schema(info, obj, not_kept)
-        values: dict[tuple, str | tuple] = {}  # a path of fields → its value as text (_holds), made once
+        # of those, a field → the SORTED_JSON text of its value where that names it (_text_at)
+        texts: dict[str, str] = {}
+        given, checked = obj, not_kept
+        if not_kept is not None:
+            checked = self._schema.given_as_admitted(info.fields, obj, not_kept, texts)
+        defaulted = obj = self._schema.default_fields(info.fields, obj, checked)
+        self._check_schema(info, obj, checked)
+        if texts:
+            self._schema.admitted_as_given(info.fields, given, obj, checked, texts)
+        # a path of fields → its value as text (_holds), made once
+        values: dict[tuple, str | tuple] = {(f,): text for f, text in texts.items()}
         obj = self._mutate(info, obj, values, stored)
         if obj is not defaulted:
             not_kept = None  # a mutation may have changed any field
@@ -977,7 +993,8 @@ class APIServer:
             env = {deny.source.var: obj}
             if self._holds(deny, deny.cond, env, obj, values, stored):
                 raise self._denied(info, obj["name"], policy, deny, env)
-        return obj, not_kept
+        # `values` names the admitted object's: the mutation that changed it last emptied them
+        return obj, not_kept, {path[0]: text for path, text in values.items() if len(path) == 1 and type(text) is str}
 
     def _ratcheted_denies(self, kind: str, changed: set[str]) -> list:
         """The policies an update of `kind` that changes those of the fields its ratcheted
@@ -1439,14 +1456,44 @@ def _paths_read(var: str, e) -> set[tuple[str, ...]] | None:
 
 
 def _text_at(obj: dict, path: tuple[str, ...], stored: _Stored | None) -> str | tuple[str]:
-    """How a verdict's key names the value at a path of fields of `obj` (_holds): a field that
-    keeps its value as `stored` by its stored text, else as `_path_text` does, in the map's own
-    order (a policy may print a map, and str() keeps its order)."""
-    if len(path) == 1:
-        text = stored.text(path[0], obj.get(path[0])) if stored is not None else None
-        if text is not None:
-            return text
-    return _path_text(obj, path)
+    """How a verdict's key names the value at a path of fields of `obj` (_holds), in the map's
+    own order (a policy may print a map, and str() keeps its order). A field's value by its
+    SORTED_JSON text where its maps are in key order: a field that keeps its value as `stored`
+    by its stored text, another by the text `_encode_fields` then takes over rather than make
+    again (`_admit`); one whose maps are not, by its text in that order, as a 1-tuple, which no
+    text equals. A path within a field as `_path_text` names it."""
+    if len(path) > 1:
+        return _path_text(obj, path)
+    value = obj.get(path[0])
+    text = stored.text(path[0], value) if stored is not None else None
+    if text is not None:
+        return text
+    return SORTED_JSON(value) if _in_key_order(value) else (_TEXT(value),)
+
+
+def _in_key_order(value) -> bool:
+    """Whether `value` is what decoding its SORTED_JSON text gives: of the types decoding makes
+    alone, every map's keys strings, in order, and no map shaped like the text of an exact number
+    (number_shaped). Then that text is its text in its own order too, and names it alone."""
+    t = type(value)
+    if t is dict:
+        keys = list(value)
+        try:
+            "".join(keys)
+        except TypeError:
+            return False  # a key that is not a string: no value of the language, written as one
+        if keys != sorted(keys) or number_shaped(value):
+            return False
+        for x in value.values():
+            if type(x) not in _AS_DECODED and not _in_key_order(x):
+                return False
+    elif t is list:
+        for x in value:
+            if type(x) not in _AS_DECODED and not _in_key_order(x):
+                return False
+    elif t not in _AS_DECODED:
+        return False  # a tuple or a map of another type, which its text would name as a list or a map
+    return True
 
 
 def _path_text(obj: dict, path: tuple[str, ...]) -> str | tuple[str]:
@@ -1480,6 +1527,9 @@ class _Schema:
         self._fills: dict[Type, Callable[[Any], Any] | None] = {}  # None: the value is its own default
         self._fields: dict[int, _Fields] = {}  # by id(fields): a _Fields keeps its dict, so the id stays its own
         self._addresses: dict[tuple[str, str], bool] = {}  # (ip or cidr, text) → valid, up to a bound
+        # (id of a field's type, the text of a value of it an update admitted as given), up to a
+        # bound: by id, as hashing a type walks it, and the types live as long as the program
+        self._as_given: dict[tuple[int, str], None] = {}
 
     def __deepcopy__(self, memo: dict) -> "_Schema":
         """A copy (a forked run's) compiles afresh: the compiled closures hold this schema's own
@@ -1541,6 +1591,41 @@ class _Schema:
             if fill is not None and value is not None:
                 out[name] = fill(value)
         return out
+
+    def given_as_admitted(self, fields: dict, obj: dict, names: list[str], texts: dict[str, str]) -> list[str]:
+        """Of `names`, fields of `obj`, those to default and validate: not a map or list that is
+        what decoding its SORTED_JSON text gives (`_in_key_order`) where that text names a value
+        of its field's type admitted before as it was given (`admitted_as_given`), for what
+        defaulting and validation make of a value depend on the value alone. Such a field's text
+        goes to `texts`, as does that of each such map or list, for `admitted_as_given` and
+        encoding: a pod started holds its containers anew, each update alike to the last pod's."""
+        rest = []
+        for name in names:
+            value = obj[name]
+            if (type(value) is list or type(value) is dict) and name in fields and _in_key_order(value):
+                text = SORTED_JSON(value)
+                if len(text) <= _Decodings.LONGEST:
+                    texts[name] = text
+                    if (id(fields[name].type), text) in self._as_given:
+                        continue
+            rest.append(name)
+        return rest
+
+    def admitted_as_given(self, fields: dict, given: dict, admitted: dict, checked: list[str],
+                          texts: dict[str, str]) -> None:
+        """Note the texts (`given_as_admitted`) of the fields of `given`, defaulted and validated
+        (`checked`) into `admitted`, whose values defaulting gave back as they were, equal; drop
+        the others', which no longer name the values admitted."""
+        kept = self._as_given
+        for name in checked:
+            text = texts.get(name)
+            if text is not None:
+                if admitted[name] == given[name]:  # nothing filled in: the same text
+                    if len(kept) >= 100_000:
+                        kept.clear()
+                    kept[(id(fields[name].type), text)] = None
+                else:
+                    del texts[name]
 
     def fields_valid(self, fields: dict, obj: dict, meta: bool = False, not_kept: list[str] | None = None) -> bool:
         """Whether `_check_fields` would find nothing wrong with `obj` (True only if so); with
