@@ -139,6 +139,10 @@ class WatchEvent:
     # the object (`_Stored.text`), else None: a cache that names objects by their fields' texts
     # need not encode them again.
     field_text: Callable[[str, Any], str | None] | None = attrs.field(default=None, eq=False)
+    # Where the server knows it (_Stored.since): the revision of the version `object` updates, and
+    # the fields in which it may not hold the very values of that version as this server wrote it
+    # (in the others it does): a cache need not compare those.
+    since: tuple[int, tuple[str, ...]] | None = attrs.field(default=None, eq=False)
 
     @property
     def previous(self) -> dict | None:
@@ -200,6 +204,9 @@ class _Stored:
     data: bytes
     object: dict  # its fields in key order, then resourceVersion and createdRevision, as decode_object puts them
     pieces: dict  # field → `"field":` and its SORTED_JSON text, in key order: the parts of `data`
+    # An update's: the revision of the version it updates, and its fields that may not hold that
+    # version's very values (`_admit`'s not_kept, and the revisions); None where not known.
+    since: tuple[int, tuple[str, ...]] | None = None
 
     def holds(self, kv) -> bool:
         obj = self.object
@@ -744,7 +751,7 @@ class APIServer:
         obj["resourceVersion"] = stored["resourceVersion"] = r.revision
         stored["createdRevision"] = current.create_revision
         self._remember(info, key, r.revision, stored)
-        self._stored[key] = _Stored(data, stored, pieces)
+        self._stored[key] = _Stored(data, stored, pieces, None if not_kept is None else (rv, (*not_kept, *_REVISIONS)))
         return obj
 
     def _denies_judged_again(self, kind: str, reads: Reads) -> tuple[tuple, frozenset, tuple[str, ...]] | None:
@@ -1222,18 +1229,21 @@ class APIWatcher:
                 obj["resourceVersion"] = ev.kv.mod_revision
                 out.append(WatchEvent("DELETED", obj, prev))
             else:
-                obj, field_text = self._object(ev.kv)
-                out.append(WatchEvent("ADDED" if ev.prev_kv is None else "MODIFIED", obj, ev.prev_kv, ev.kv.value,
-                                      field_text))
+                obj, stored = self._object(ev.kv)
+                if stored is None:
+                    out.append(WatchEvent("ADDED" if ev.prev_kv is None else "MODIFIED", obj, ev.prev_kv, ev.kv.value))
+                else:
+                    out.append(WatchEvent("ADDED" if ev.prev_kv is None else "MODIFIED", obj, ev.prev_kv, ev.kv.value,
+                                          stored.text, stored.since))
         return out
 
-    def _object(self, kv) -> tuple[dict, Callable[[str, Any], str | None] | None]:
+    def _object(self, kv) -> tuple[dict, _Stored | None]:
         """decode_object(kv): the server's own object for those bytes where it has it, a top level
-        of the watcher's own around values no one changes, with the texts it made of its fields
-        (`_Stored.text`); else a decoding, with none."""
+        of the watcher's own around values no one changes, with what it wrote (the texts it made of
+        its fields, what an update kept: _Stored); else a decoding, with none."""
         stored = self._stored.get(kv.key)
         if stored is not None and stored.holds(kv):
-            return dict(stored.object), stored.text
+            return dict(stored.object), stored
         return decode_object(kv), None
 
     def __iter__(self) -> Iterator[WatchEvent]:

@@ -129,6 +129,10 @@ class Cache:
         # path, index). An update changes a few fields, which few indexes are of: those alone are
         # looked at (_reindex).
         self.indexed: dict[str, dict[str, list[tuple]]] = {}
+        # (kind, the fields an update changed) → those indexes of those fields, by place: updates
+        # of a kind change few sets of fields (a kubelet's status, a scheduler's binding), each
+        # looked up once; made again as indexes come
+        self._looks: dict[tuple[str, frozenset], list[tuple]] = {}
 
     def __setstate__(self, state: dict) -> None:
         """A copy (a forked run's) holds copies of the objects: `memo_parts` goes by their ids."""
@@ -188,6 +192,7 @@ class Cache:
         if index is None:
             index = of_kind[(mode, path)] = {}
             self.indexed.setdefault(kind, {}).setdefault(path[0], []).append((len(of_kind) - 1, mode, path, index))
+            self._looks.clear()
             placed = self.placed
             for key, obj in self.by_kind.get(kind, {}).items():
                 placed[key].append(_index_add(index, mode, kind, path, key, obj))
@@ -267,9 +272,14 @@ class Cache:
         if changed is None:
             looks = [(i, mode, path, index) for i, ((mode, path), index) in enumerate(of_kind.items())]
         else:
-            by_field = self.indexed[kind]
-            looks = [look for f in by_field.keys() & changed for look in by_field[f]]
-            looks.sort()  # by place: the reads come in the order an update told nothing gives them
+            looks = self._looks.get((kind, changed))
+            if looks is None:
+                by_field = self.indexed[kind]
+                # by place: the reads come in the order an update told nothing gives them
+                looks = sorted(look for f in by_field.keys() & changed for look in by_field[f])
+                if len(self._looks) >= _LOOKS:
+                    self._looks.clear()
+                self._looks[(kind, changed)] = looks
         left = None  # the places of the indexes whose entries it left
         for i, mode, path, index in looks:
             if len(path) == 1:  # most indexes: of a field, at once
@@ -327,6 +337,7 @@ def value_at(obj, path: tuple):
 
 
 _PRESENCE = frozenset({"has", "nonempty"})  # the indexes with one entry, True
+_LOOKS = 4_096  # sets of changed fields whose indexes are kept (Cache._looks)
 
 
 def index_entries(mode: str, v) -> list:
@@ -751,6 +762,7 @@ class _Instance:
 
 _NOTHING: frozenset = frozenset()
 _FAILED = object()  # a derivable def's value on an object on which it fails (Engine._derived_value)
+_TO_DERIVE = 4_096  # sets of changed fields whose derived fields to look at are kept (Engine._to_derive)
 _NO_PENDING = MappingProxyType({})  # a _Plan's changes before it acts: none (act() makes its own)
 
 
@@ -861,6 +873,9 @@ class Engine:
         # kind → a field its derived fields' defs read (None: whole) → (place in derived_fields,
         # derived field) of those that read it: an update changes a few fields, which few read
         self._derived_by: dict[str, dict[str | None, list[tuple[int, str]]]] = {}
+        # (kind, fields an update changed) → (derived field, its def) of those that read one of
+        # them, in derived_fields' order: made again as wakes_by_value adds to them
+        self._to_derive: dict[tuple[str, frozenset], tuple[tuple[str, A.DefDecl], ...]] = {}
         self._waking: set[tuple] = set()  # (id(rule), reached) whose wake-ups' derived fields are in _derived
         self._derivable = {derived(name): name for name in sorted(program.defs)}  # derived field → its def's name
         # id(object) → (object, derived field → its def's value on it), for the versions changed_fields
@@ -892,7 +907,7 @@ class Engine:
                 fields = None
                 changed.append(change := (key, self.cache.remove(key, reads), None))
             else:
-                fields = self.changed_fields(key[0], self.cache.get(key), obj) if precise else None
+                fields = self.changed_fields(key[0], self.cache.get(key), obj, event.since) if precise else None
                 changed.append(change := (key, self.cache.put(obj, event.data, reads, fields, event.field_text, key),
                                           obj))
             if change[1] is not None:
@@ -1209,10 +1224,12 @@ class Engine:
                 return
         self.queue(inst)
 
-    def changed_fields(self, kind: str, before: dict | None, after: dict | None) -> frozenset | None:
+    def changed_fields(self, kind: str, before: dict | None, after: dict | None,
+                       since: tuple[int, tuple[str, ...]] | None = None) -> frozenset | None:
         """The fields an update changed, as the language tells values apart (values.differs),
         with the derived fields whose defs' values it changed (`derived_fields`); None for a
-        create or a delete."""
+        create or a delete. `since`, where the API server tells it (WatchEvent.since): the
+        revision of the version `after` updates, and the fields in which it may differ from it."""
         if before is None or after is None:
             return None
         loose = self._loose.get(kind)
@@ -1222,11 +1239,17 @@ class Engine:
         # `differs` for the fields dropped and the loose ones. Most hold the very value they held
         # (the API server's versions share what an update kept): that is no change, at once.
         was = before.get
-        found = {f for f, v in after.items() if v is not (w := was(f)) and v != w}
-        if not before.keys() <= after.keys():
-            for f in before.keys() - after.keys():
-                if differs(before[f], None, f in loose):
-                    found.add(f)
+        if since is not None and before["resourceVersion"] == since[0]:
+            # `before` is the version the server updated (a key's revision names one version): in
+            # the fields it does not name, `after` holds its values, or ones decoded from the same
+            # text, which `!=` finds equal; it has no field more nor less.
+            found = {f for f in since[1] if (v := after[f]) is not (w := was(f)) and v != w}
+        else:
+            found = {f for f, v in after.items() if v is not (w := was(f)) and v != w}
+            if not before.keys() <= after.keys():
+                for f in before.keys() - after.keys():
+                    if differs(before[f], None, f in loose):
+                        found.add(f)
         for f in loose:
             if f not in found and differs(before.get(f), after.get(f), True):
                 found.add(f)
@@ -1237,17 +1260,26 @@ class Engine:
             was = self._derived_values.pop(id(before), None)
             was = was[1] if was is not None and was[0] is before else {}
             now = dict(was)
-            by = self._derived_by[kind]
             # Those whose defs read a field that changed, in derived_fields' order: no other value
             # can differ. (A def reads no derived field, `reads.derived`: one found changed here
-            # makes no other read one that changed.)
-            for _, name in sorted({at for f in found if f in by for at in by[f]}.union(by.get(None, ()))):
-                d = derived[name][0]
+            # makes no other read one that changed.) Updates of a kind change few sets of fields
+            # (a kubelet's status, a scheduler's binding): each set's are found once.
+            to_derive = self._to_derive.get((kind, frozen := frozenset(found)))
+            if to_derive is None:
+                by = self._derived_by[kind]
+                if len(self._to_derive) >= _TO_DERIVE:
+                    self._to_derive.clear()
+                to_derive = self._to_derive[(kind, frozen)] = tuple(
+                    (name, derived[name][0])
+                    for _, name in sorted({at for f in found if f in by for at in by[f]}.union(by.get(None, ()))))
+            for name, d in to_derive:
                 old = was[name] if name in was else self._derived_value(d, before)
                 new = now[name] = self._derived_value(d, after)
                 if old is _FAILED or new is _FAILED or not same_value(old, new):
                     found.add(name)
             self._derived_values[id(after)] = (after, now)
+            if len(found) == len(frozen):
+                return frozen
         return frozenset(found)
 
     def derived_fields(self, kind: str) -> dict[str, tuple]:
@@ -1280,6 +1312,7 @@ class Engine:
                     for f in (None,) if reads is None else reads:
                         by.setdefault(f, []).append((len(of_kind), name))
                     of_kind[name] = (self.program.defs[d], reads)
+                    self._to_derive.clear()
 
     def _derived_value(self, d: A.DefDecl, obj: dict):
         """A derivable def's value on an object; _FAILED where it fails (a field it reads is none,

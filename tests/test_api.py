@@ -1723,6 +1723,9 @@ def test_an_update_of_a_watched_object_stores_and_hands_over_what_a_whole_write_
         for ev in watch.poll():
             assert _alike(ev.object, decode_object(kvs[0]))
             assert ev.data == encode_object(ev.object)
+            if ev.since is not None:  # it names every field that does not hold the version's very value
+                assert ev.since[0] == seen["resourceVersion"] and ev.object.keys() == seen.keys()
+                assert all(v is seen[f] for f, v in ev.object.items() if f not in ev.since[1])
             for f, v in ev.object.items():  # the texts it hands over are what encoding makes
                 if f not in ("resourceVersion", "createdRevision"):
                     assert ev.field_text(f, v) == SORTED_JSON(v)
