@@ -962,7 +962,7 @@ class APIServer:
         is kept without a compare (a shared watch hands those values over). A field that holds
         the very value of `stored` (what it updates, as stored) is neither defaulted nor
         validated again: it was, when admitted; nor one of the others whose value an update
-        admitted as it was given before, which it keeps as given (_Schema.given_as_admitted).
+        admitted as it was given before, which it keeps as given (_Schema.to_admit).
 
         With the object admitted, the fields of it that may not hold the very values of `stored`'s,
         where the caller need not look at the others: those that were not kept, when no mutation
@@ -973,11 +973,11 @@ class APIServer:
         texts: dict[str, str] = {}
         given, checked = obj, not_kept
         if not_kept is not None:
-            checked = self._schema.given_as_admitted(info.fields, obj, not_kept, texts)
+            checked = self._schema.to_admit(info.fields, obj, not_kept, texts)
         defaulted = obj = self._schema.default_fields(info.fields, obj, checked)
         self._check_schema(info, obj, checked)
         if texts:
-            self._schema.admitted_as_given(info.fields, given, obj, checked, texts)
+            self._schema.note_admitted_as_given(info.fields, given, obj, checked, texts)
         # a path of fields → its value as text (_holds), made once
         values: dict[tuple, str | tuple] = {(f,): text for f, text in texts.items()}
         obj = self._mutate(info, obj, values, stored)
@@ -1539,7 +1539,7 @@ class _Schema:
         self._addresses: dict[tuple[str, str], bool] = {}  # (ip or cidr, text) → valid, up to a bound
         # (id of a field's type, the text of a value of it an update admitted as given), up to a
         # bound: by id, as hashing a type walks it, and the types live as long as the program
-        self._as_given: dict[tuple[int, str], None] = {}
+        self._as_given: set[tuple[int, str]] = set()
 
     def __deepcopy__(self, memo: dict) -> "_Schema":
         """A copy (a forked run's) compiles afresh: the compiled closures hold this schema's own
@@ -1602,12 +1602,12 @@ class _Schema:
                 out[name] = fill(value)
         return out
 
-    def given_as_admitted(self, fields: dict, obj: dict, names: list[str], texts: dict[str, str]) -> list[str]:
+    def to_admit(self, fields: dict, obj: dict, names: list[str], texts: dict[str, str]) -> list[str]:
         """Of `names`, fields of `obj`, those to default and validate: not a map or list that is
         what decoding its SORTED_JSON text gives (`_in_key_order`) where that text names a value
-        of its field's type admitted before as it was given (`admitted_as_given`), for what
+        of its field's type admitted before as it was given (`note_admitted_as_given`), for what
         defaulting and validation make of a value depend on the value alone. Such a field's text
-        goes to `texts`, as does that of each such map or list, for `admitted_as_given` and
+        goes to `texts`, as does that of each such map or list, for `note_admitted_as_given` and
         encoding: a pod started holds its containers anew, each update alike to the last pod's."""
         rest = []
         for name in names:
@@ -1621,19 +1621,22 @@ class _Schema:
             rest.append(name)
         return rest
 
-    def admitted_as_given(self, fields: dict, given: dict, admitted: dict, checked: list[str],
+    def note_admitted_as_given(self, fields: dict, given: dict, admitted: dict, checked: list[str],
                           texts: dict[str, str]) -> None:
-        """Note the texts (`given_as_admitted`) of the fields of `given`, defaulted and validated
+        """Note the texts (`to_admit`) of the fields of `given`, defaulted and validated
         (`checked`) into `admitted`, whose values defaulting gave back as they were, equal; drop
         the others', which no longer name the values admitted."""
         kept = self._as_given
         for name in checked:
             text = texts.get(name)
             if text is not None:
-                if admitted[name] == given[name]:  # nothing filled in: the same text
+                # Nothing filled in: the same text. (`==` says so, as a fill only adds what is
+                # missing and copies maps and lists, never making a value an equal one of
+                # another type: _compile_fill.)
+                if admitted[name] == given[name]:
                     if len(kept) >= 100_000:
                         kept.clear()
-                    kept[(id(fields[name].type), text)] = None
+                    kept.add((id(fields[name].type), text))
                 else:
                     del texts[name]
 
@@ -1697,6 +1700,8 @@ class _Schema:
         return self._fills[t]
 
     def _compile_fill(self, t: Type) -> Callable[[Any], Any] | None:
+        # A fill adds the fields a record lacks and copies maps and lists; it never turns a value
+        # into an equal one of another type (1 into 1.0): note_admitted_as_given relies on it.
         if isinstance(t, OptT):
             return self.fill(t.inner)
         if isinstance(t, RecordT):

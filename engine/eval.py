@@ -155,8 +155,9 @@ class Evaluator:
         self.deadlines: set | None = None
         self._asks: dict[tuple, tuple] = {}  # (source, conditions) by ids → what it asks (asks)
         self._asking: tuple = (_UNASKED,)  # the world, and what it answers (_asks_of)
-        # A rule's id → the rule, and its clauses compiled (fixpoint._steps): kept here, as the code they
-        # call is, for a rule is walked with the evaluator of the world it looks at (faults swap them).
+        # A rule's id → the rule, its clauses and its actions compiled (fixpoint._code): kept here, as
+        # the code they call is, for a rule is walked with the evaluator of the world it looks at
+        # (faults swap them).
         self.plans: dict[int, tuple] = {}
         self._code: dict[int, Callable[[Env], Any]] = {}
         # def → [its body's code, a function of the arguments (None until first called); True where
@@ -395,6 +396,8 @@ class Evaluator:
         return exact(r) if isinstance(r, Fraction) else r
 
     def call_def(self, d: A.DefDecl, args: list):
+        """The value of calling `d` with `args`, for a caller that holds the def, not its slot (a
+        test, a tool): compiled code calls `call`."""
         return self.call(self.slot(d), args)
 
     def call(self, slot: list, args: list):
@@ -1202,9 +1205,11 @@ class _Source:
                     f"or {kind} is str else {call.format(arg)})")
         if e.fn == "str" and len(args) == 1:
             # Of a text (a name), the commonest, the text; of an int not written with a unit (a
-            # port, a count) its digits: as _str gives them
+            # port, a count) its digits: as _str gives them. Only of a 64-bit one: a longer one may
+            # have more digits than Python prints, which _builtin makes the user's error.
             arg, kind = self.temp(), self.temp()
-            digits = "" if isinstance(e.args[0], A.Unit) else f"str({arg}) if {kind} is int else "
+            digits = "" if isinstance(e.args[0], A.Unit) else \
+                f"str({arg}) if {kind} is int and {-2**63} <= {arg} < {2**63} else "
             return f"({arg} if ({kind} := type(({arg} := {args[0]}))) is str else {digits}{call.format(arg)})"
         return call.format(", ".join(args))
 

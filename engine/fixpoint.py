@@ -622,7 +622,9 @@ class _Memo:
         """How `key` names a call's `arity` arguments: whether it is a def's of one (whose key an
         object the cache holds keeps), and for each argument an object the cache holds by the
         fields by_content gives (a set, and in order), or by its identity (None, None); a record
-        by the fields by_record gives, or whole (None)."""
+        by the fields by_record gives, or whole (None). Made at a name's first call: every call of
+        a def has as many arguments as it has parameters (the checker refuses others), and every
+        call of a pick's path as many as the pick's variables."""
         content, record = self.by_content.get(name) or {}, self.by_record.get(name) or {}
         return arity == 1 and type(name) is str, tuple(
             (content.get(i), None if content.get(i) is None else tuple(sorted(content[i])), record.get(i))

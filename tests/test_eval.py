@@ -5,7 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from engine.check import check_modules
@@ -348,6 +348,10 @@ def test_the_checker_refuses_only_of_anything_but_a_list_of_keys(keys):
 
 
 @given(a=_VALUES, b=_VALUES)
+@example(a=10**5000, b=None)  # more digits than Python prints: the user's error, as _builtin makes it
+@example(a=-(10**5000), b=None)
+@example(a=2**63, b=None)
+@example(a=-(2**63), b=None)
 def test_len_coalesce_and_str_written_out_give_what_the_built_ins_give(a, b):
     # Written into the code without _builtin's calls, they give its values and its errors.
     prog = _program("def n(a: any) -> any = len(a)\ndef c(a: any, b: any) -> any = coalesce(a, b)\n"

@@ -1904,7 +1904,7 @@ def test_a_new_version_keeps_the_texts_and_projections_of_the_fields_it_left_alo
     old = {"kind": "Item", "name": "x", "size": 1, "note": "", "labels": {"a": "b"}}
     cache.put(old)
     parts = cache.memo_parts[id(old)][2]
-    for fields in (frozenset({"size"}), frozenset({"size", "note"})):  # as _Memo._key keeps them
+    for fields in (frozenset({"size"}), frozenset({"size", "note"})):  # as _Memo.key keeps them
         parts[fields] = _projection(old, fields, parts)
     new = {**old, "note": "seen"}
     cache.put(new, changed=frozenset({"note"}))
