@@ -131,7 +131,7 @@ class Cache:
         self.indexed: dict[str, dict[str, list[tuple]]] = {}
         # (kind, the fields an update changed) → those indexes of those fields, by place: updates
         # of a kind change few sets of fields (a kubelet's status, a scheduler's binding), each
-        # looked up once; made again as indexes come
+        # looked up once; emptied by _index, the one place `indexed` grows
         self._looks: dict[tuple[str, frozenset], list[tuple]] = {}
 
     def __setstate__(self, state: dict) -> None:
@@ -876,7 +876,8 @@ class Engine:
         # derived field) of those that read it: an update changes a few fields, which few read
         self._derived_by: dict[str, dict[str | None, list[tuple[int, str]]]] = {}
         # (kind, fields an update changed) → (derived field, its def) of those that read one of
-        # them, in derived_fields' order: made again as wakes_by_value adds to them
+        # them, in derived_fields' order: emptied by wakes_by_value, the one place derived fields
+        # are added
         self._to_derive: dict[tuple[str, frozenset], tuple[tuple[str, A.DefDecl], ...]] = {}
         self._waking: set[tuple] = set()  # (id(rule), reached) whose wake-ups' derived fields are in _derived
         self._derivable = {derived(name): name for name in sorted(program.defs)}  # derived field → its def's name
@@ -1242,9 +1243,10 @@ class Engine:
         # (the API server's versions share what an update kept): that is no change, at once.
         was = before.get
         if since is not None and before["resourceVersion"] == since[0]:
-            # `before` is the version the server updated (a key's revision names one version): in
-            # the fields it does not name, `after` holds its values, or ones decoded from the same
-            # text, which `!=` finds equal; it has no field more nor less.
+            # `before` is the version the server updated (a key's revision names one version: the
+            # cache holds only versions the store's watch or list gave, and the store's revisions
+            # never go back): in the fields it does not name, `after` holds its values, or ones
+            # decoded from the same text, which `!=` finds equal; it has no field more nor less.
             found = {f for f in since[1] if (v := after[f]) is not (w := was(f)) and v != w}
         else:
             found = {f for f, v in after.items() if v is not (w := was(f)) and v != w}
