@@ -47,6 +47,7 @@ from .errors import Diagnostic, KonvergeError, Span
 from .eval import Evaluator, _conjuncts, _mentions, _settled, materialize
 from .picks import Picks
 from .reads import Reads, derived
+from .types import RecordT, strip
 from .values import SORTED_JSON, Unnamed, assign, decode, differs, encode, freeze, number_value, unit_value, value_key
 from .values import same as same_value
 
@@ -1732,19 +1733,14 @@ class _Plan:
             self.pending[key] = updated
 
     def create(self, a: A.CreateAction, code: tuple, env: dict) -> None:
-        program = self.engine.program
-        kind = program.kind(a.kind)
         ev = self.ev
-        name_of, fields = code
+        name_of, kind, body_of = code
         name = _settled(ev, name_of(env))
         if kind is None or not isinstance(name, str):
             return
-        if fields is None:
-            body = build_entries(program, ev, kind.fields, a.entries, env)
-        else:  # most bodies: fields alone, each evaluated as build_entries would
-            body = {key: value_of(env) for key, value_of in fields}
-            if ev.saw_clock:  # only then can a Clock hide in them (_settled)
-                body = {key: materialize(value) for key, value in body.items()}
+        body = body_of(env)
+        if ev.saw_clock:  # only then can a Clock hide in it (_settled)
+            body = materialize(body)
         namespace = None
         if not kind.cluster:
             namespace = body.pop("namespace", None) or self.default_namespace(env)
@@ -1813,15 +1809,15 @@ def _code(ev: Evaluator, rule: A.Rule) -> tuple:
 def _compile_actions(ev: Evaluator, rule: A.Rule, slot: list) -> tuple:
     """A rule's actions compiled (kept in `slot`, _code): those of the rule, of its pick's `then`,
     of its `otherwise`, each as (the _Plan method that takes it, the action, its code): a `set`'s
-    value; a `create`'s name and, where its body holds fields alone, each field's value (else
-    None: build_entries takes it); a `delete`'s target."""
+    value; a `create`'s name, kind (None where the program has none of that name) and body
+    (_body); a `delete`'s target."""
     def compiled(a: A.Action) -> tuple:
         if isinstance(a, A.SetAction):
             return _Plan.set, a, ev.compile(a.value)
         if isinstance(a, A.CreateAction):
-            fields = tuple((e.key, ev.compile(e.value)) for e in a.entries) \
-                if all(isinstance(e, A.FieldEntry) for e in a.entries) else None
-            return _Plan.create, a, (ev.compile(a.name), fields)
+            kind = ev.program.kind(a.kind)
+            body = _body(ev, kind.fields, a.entries) if kind is not None else None
+            return _Plan.create, a, (ev.compile(a.name), kind, body)
         return _Plan.delete, a, ev.compile(a.target)
 
     p = rule.pick
@@ -1861,37 +1857,54 @@ def _step(ev: Evaluator, rule: A.Rule, i: int) -> tuple:
 _WHERE, _FOR, _LET = "where", "for", "let"  # the kinds of a rule's steps (_step)
 
 
-def build_entries(program: Program, ev: Evaluator, fields: dict, entries: Iterable[A.Entry], env: dict) -> dict:
-    """An object or record body as a value: entries evaluated, named items gathered into lists."""
-    out: dict = {}
+def build_entries(ev: Evaluator, fields: dict, entries: Iterable[A.Entry], env: dict) -> dict:
+    """An object or record body as a value, every Clock in it settled (_body)."""
+    return _settled(ev, _body(ev, fields, entries)(env))
+
+
+def _body(ev: Evaluator, fields: dict, entries: Iterable[A.Entry]) -> Callable[[dict], dict]:
+    """The function that evaluates an object or record body (of a type with these `fields`) in
+    an environment: each entry's value by its compiled code, in the order written, named items
+    gathered into lists; made once for a rule's `create` (_compile_actions), so that a create
+    walks no entries. Clocks are left in it for the caller to settle once (_settled): where
+    none was seen, none can hide in it."""
+    entries = tuple(entries)
+    if all(isinstance(e, A.FieldEntry) for e in entries):  # most bodies
+        codes = tuple((e.key, ev.compile(e.value)) for e in entries)
+        return lambda env: {key: value_of(env) for key, value_of in codes}
+    parts = []  # (key, the item's name or None for a field or block, the code of its value)
     for e in entries:
         if isinstance(e, A.FieldEntry):
-            out[e.key] = _settled(ev, ev.eval(e.value, env))
+            parts.append((e.key, None, ev.compile(e.value)))
         elif isinstance(e, A.BlockEntry):
-            out[e.key] = _block(program, ev, fields.get(e.key), e.entries, env)
+            parts.append((e.key, None, _block(ev, fields.get(e.key), e.entries)))
         else:
             key = e.key if e.key in fields or e.key + "s" not in fields else e.key + "s"
             f = fields.get(key)
-            rec = program.records.get(f.type.elem.name) if f is not None and hasattr(f.type, "elem") \
+            rec = ev.program.records.get(f.type.elem.name) if f is not None and hasattr(f.type, "elem") \
                 and hasattr(f.type.elem, "name") else None
-            item = {"name": e.name, **build_entries(program, ev, rec.fields if rec else {}, e.entries, env)}
-            out[key] = [*out.get(key, ()), item]  # the list an entry gave may be shared: not appended to
-    return out
+            parts.append((key, e.name, _body(ev, rec.fields if rec else {}, e.entries)))
+
+    def code(env: dict) -> dict:
+        out: dict = {}
+        for key, name, value_of in parts:
+            if name is None:
+                out[key] = value_of(env)
+            else:  # the list an entry gave may be shared: not appended to
+                out[key] = [*out.get(key, ()), {"name": name, **value_of(env)}]
+        return out
+    return code
 
 
-def _block(program: Program, ev: Evaluator, field, entries, env) -> dict:
-    from .types import RecordT, strip
-
+def _block(ev: Evaluator, field, entries: tuple) -> Callable[[dict], dict]:
+    """A block's body compiled (_body): a record's where the field is one, else a map of its
+    fields and blocks."""
     t = strip(field.type) if field is not None else None
     if isinstance(t, RecordT):
-        return build_entries(program, ev, program.records[t.name].fields, entries, env)
-    out = {}
-    for e in entries:
-        if isinstance(e, A.FieldEntry):
-            out[e.key] = _settled(ev, ev.eval(e.value, env))
-        elif isinstance(e, A.BlockEntry):
-            out[e.key] = _block(program, ev, None, e.entries, env)
-    return out
+        return _body(ev, ev.program.records[t.name].fields, entries)
+    codes = tuple((e.key, ev.compile(e.value) if isinstance(e, A.FieldEntry) else _block(ev, None, e.entries))
+                  for e in entries if isinstance(e, A.FieldEntry | A.BlockEntry))
+    return lambda env: {key: value_of(env) for key, value_of in codes}
 
 
 def constant(program: Program, e: A.Expr):
@@ -1920,7 +1933,7 @@ def spec_objects(program: Program) -> list[tuple[str, dict, A.ObjectDecl]]:
     out = []
     for d in program.objects:
         kind = program.kind(d.kind)
-        body = build_entries(program, ev, kind.fields, d.entries, {})
+        body = build_entries(ev, kind.fields, d.entries, {})
         namespace = None if kind.cluster else (d.namespace or "default")
         out.append((kind.name, {"kind": kind.name, "name": d.name, "namespace": namespace, **body}, d))
     return out
@@ -2209,7 +2222,7 @@ def apply_event(program: Program, api, engine: Engine, event) -> None:
     inst = _Instance("scenario", (0, ""), "scenario", A.Rule("scenario", ()), None, None)
     engine.identities.setdefault("scenario", who)
     if isinstance(event, A.CreateEvent):
-        body = build_entries(program, engine.ev, kind.fields, event.entries, {})
+        body = build_entries(engine.ev, kind.fields, event.entries, {})
         ns = None if kind.cluster else (event.namespace or "default")
         engine.apply(inst, [("create", kind.name, {"kind": kind.name, "name": event.name, "namespace": ns, **body},
                              None)])
@@ -2222,7 +2235,7 @@ def apply_event(program: Program, api, engine: Engine, event) -> None:
                                   "refused", kind.name, ns, event.ref.name, f"{key_text(key)} does not exist"))
         return
     if isinstance(event, A.UpdateEvent):
-        body = build_entries(program, engine.ev, kind.fields, event.entries, {})
+        body = build_entries(engine.ev, kind.fields, event.entries, {})
         engine.apply(inst, [("update", kind.name, {**current, **body}, current["resourceVersion"])])
     else:
         engine.apply(inst, [("delete", kind.name, key, current["resourceVersion"])])

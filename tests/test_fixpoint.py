@@ -125,28 +125,51 @@ def test_several_sets_on_one_object_make_one_update():
 
 
 @pytest.mark.parametrize("naive", [False, True])
-def test_a_body_of_fields_alone_makes_the_object_a_body_with_a_block_makes(naive):
-    # A `create` whose body holds fields alone is built from each field's code at once
-    # (_Plan.create), one with a block by build_entries: the same object, the clock read
-    # symbolically in a field (an instant the rule compares with) settled to a number.
-    prog = program("""
+def test_a_body_of_blocks_and_items_makes_the_object_its_fields_alone_make(naive):
+    # A `create`'s body is compiled once (fixpoint._body): a record block, a plain block
+    # within it, named items (two of one key) and the clock read symbolically (an instant the
+    # rule compares with) in a field, in a block and in an item make the object that fields
+    # alone, written as literals, make; the clock is settled to a number.
+    prog = check_modules([parse_text("""
+    kind Part {
+      size: int = 0  since: duration = 0s  labels: map<string> = {}  spec: Spec = {}  ports: list<Port> = []
+      group: string = ""  note: string = ""
+    }
+    record Spec { replicas: int = 0  at: duration = 0s  extra: map<string> = {} }
+    record Port { name: string  number: int = 0  at: duration = 0s  tags: map<string> = {} }
     controller c {
-      rule flat for item i where i.group == "flat" and now() >= 7s
-        create item i.name + "-copy" { size: i.size + 1  since: now() + 1s  labels: {"of": i.note + "y"}  note: "x" }
-      rule nested for item i where i.group == "nested" and now() >= 7s
-        create item i.name + "-copy" { size: i.size + 1  since: now() + 1s  labels { of: i.note + "y" }  note: "x" }
+      rule flat for part i where i.group == "flat" and now() >= 7s
+        create part i.name + "-copy" {
+          size: i.size + 1  since: now() + 1s  labels: {"of": i.note + "y"}
+          spec: {"replicas": i.size, "at": now(), "extra": {"k": i.note + "v"}}
+          ports: [{"name": "a", "number": 1, "at": now() + 2s, "tags": {"t": "x"}},
+                            {"name": "b", "number": i.size, "at": 0s, "tags": {}}]
+          note: "x"
+        }
+      rule nested for part i where i.group == "nested" and now() >= 7s
+        create part i.name + "-copy" {
+          size: i.size + 1  since: now() + 1s  labels { of: i.note + "y" }
+          spec { replicas: i.size  at: now()  extra { k: i.note + "v" } }
+          port a { number: 1  at: now() + 2s  tags { t: "x" } }
+          port b { number: i.size }
+          note: "x"
+        }
     }
     scenario "s" {
-      at 7s: create item a { group: "flat"  size: 2 }
-      at 7s: create item b { group: "nested"  size: 2 }
+      at 7s: create part a { group: "flat"  size: 2 }
+      at 7s: create part b { group: "nested"  size: 2 }
     }
-    """)
+    """, "t.konv")])
     r = reconcile(prog, scenario=prog.scenarios["s"], naive=naive)
-    items = objects(r, "Item")
-    made = [{k: v for k, v in items[n].items() if k not in ("name", "resourceVersion", "createdRevision")}
+    parts = objects(r, "Part")
+    made = [{k: v for k, v in parts[n].items() if k not in ("name", "resourceVersion", "createdRevision", "group")}
             for n in ("a-copy", "b-copy")]
     assert made[0] == made[1]
     assert made[0]["since"] == 8 and type(made[0]["since"]) is int
+    assert made[0]["spec"] == {"replicas": 2, "at": 7, "extra": {"k": "v"}} and type(made[0]["spec"]["at"]) is int
+    assert made[0]["ports"] == [{"name": "a", "number": 1, "at": 9, "tags": {"t": "x"}},
+                                {"name": "b", "number": 2, "at": 0, "tags": {}}]
+    assert type(made[0]["ports"][0]["at"]) is int
     assert made[0]["size"] == 3 and made[0]["labels"] == {"of": "y"} and made[0]["note"] == "x"
 
 
