@@ -532,6 +532,8 @@ class _Memo:
     PURE = 50_000
     # A call's index reads of one kind, from this many, may stand for the whole kind (_as_whole).
     WHOLE = 64
+    # Object versions take_over keeps as the first of their projections: each holds its object.
+    ALIKE = 10_000
 
     def __init__(self, world: "_TrackingWorld", program: Program):
         self.world = world
@@ -549,6 +551,11 @@ class _Memo:
         self.entries: dict[tuple, tuple] = {}
         self.readers: dict[tuple, set[tuple]] = {}
         self.pure: deque[tuple] = deque()  # the keys of the entries that read nothing, oldest first
+        # A projection (_projection) → [the cache's memo parts of the first object version named by
+        # it, how many texts, projections and keys of defs of it alone it had made when those of
+        # them another version alike in those fields may take were last found, those projections,
+        # those keys] (take_over)
+        self.alike: dict[tuple, list] = {}
 
     def key(self, name: str | tuple, args: list):
         """The memo key of calling `name` with `args`, or None where an argument cannot be named."""
@@ -618,6 +625,44 @@ class _Memo:
             return tuple(parts)
         found = one[name] = tuple(parts)
         return found
+
+    def take_over(self, key: tuple, args: list) -> None:
+        """Give each object argument of the key `key` made of `args` (an object the cache holds,
+        named by a projection) what keys made of the first version named by the same projection,
+        on its fields: the projections on some of them, and the keys of defs of it alone that
+        name it by some of them. Those are the same for both, made once instead of again for
+        each version. A pick's path projects the fields its judging reads of a pod (Picks._path),
+        so a pod made from the template of one judged before takes over the keys of every def
+        of it its judging calls."""
+        held, alike = self.world.cache.memo_parts, self.alike
+        for a, part in zip(args, key[1:]):
+            if type(a) is not dict or type(part) is not tuple or len(part) != 3 or type(part[1]) is not frozenset:
+                continue  # not named by a projection
+            mine = held.get(id(a))
+            if mine is None or mine[0] is not a:
+                continue
+            like = alike.get(part)
+            if like is None:
+                if len(alike) >= self.ALIKE:
+                    alike.clear()
+                alike[part] = [mine, -1, None, None]
+                continue
+            first = like[0]
+            if first is mine:
+                continue
+            # Which of the first version's projections and keys may be taken: found again only when
+            # it has made more since
+            if like[1] != len(first[2]) + len(first[3]):
+                fields = part[1]
+                like[1] = len(first[2]) + len(first[3])
+                # texts (by a field) were made for `part` already: only the projections are taken
+                like[2] = {content: projection for content, projection in first[2].items()
+                           if type(content) is frozenset and content <= fields}
+                # (name, the object's part): a projection's, or its identity's (key, resourceVersion)
+                like[3] = {name: found for name, found in first[3].items()
+                           if type(found[1][1]) is frozenset and found[1][1] <= fields}
+            mine[2].update(like[2])  # equal to any the version made itself
+            mine[3].update(like[3])
 
     def _namer(self, name: str | tuple, arity: int) -> tuple:
         """How `key` names a call's `arity` arguments: whether it is a def's of one (whose key an

@@ -228,7 +228,9 @@ class Picks:
 
     def _path(self, tree: "_Tree", env: dict) -> tuple | None:
         """The memo key of the guards' path in `env`: the rule's variables the pick reads, each
-        by the fields it reads of them where those say nothing of an object's identity."""
+        by the fields it reads of them where those say nothing of an object's identity. As those
+        are all the fields judging reads of them, a version alike an earlier one in them takes
+        over the keys made of it (_Memo.take_over)."""
         if tree.path is None:
             pick = tree.pick
             exprs = [e for e in (pick.where, *(k.expr for k in pick.order)) if e is not None]
@@ -244,7 +246,11 @@ class Picks:
         name, names = tree.path
         if not all(v in env for v in names):
             return None
-        return self.memo.key(name, [env[v] for v in names])
+        args = [env[v] for v in names]
+        key = self.memo.key(name, args)
+        if key is not None:
+            self.memo.take_over(key, args)
+        return key
 
     def _learn(self, ev, tree: "_Tree", env: dict) -> tuple:
         """Walk the pick in `env` and record its path in the tree: the leaf, and the values."""

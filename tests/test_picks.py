@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from engine.check import check_modules
 from engine.fixpoint import reconcile
 from engine.parse import parse_text
-from engine import ast as A, picks, reads
+from engine import ast as A, fixpoint, picks, reads
 
 KINDS = """
 kind Item { group: string = ""  size: int = 0  note: string = ""  labels: map<string> = {} }
@@ -545,3 +545,43 @@ def test_a_path_kept_in_the_memo_gives_the_group_the_guards_give(monkeypatch):
     assert reconciled_alike(text) == {"i0": "b1", "i1": "b1", "i2": "b1", "i3": ""}
     assert kept == [False, False, True, False]
     assert [values for _, values in found] == [(False,), (False,), (False,), (True,)]
+
+
+def test_an_item_alike_one_judged_before_takes_over_its_keys_as_made_afresh(monkeypatch):
+    # i1 and i2 are alike i0 in every field the pick reads of them: each takes over what keys
+    # made of i0 (the projections on those fields, the keys of the defs of it alone the memo
+    # keeps: crowded, twin, bigger), and every key then made of it is the key made without them.
+    # i3 differs in size.
+    text = (KINDS + GUARDED + 'box b0 { capacity: 9 }\nbox b1 { capacity: 9  tier: "x" }\n'
+            + "".join(f'item i{n} {{ size: 1  labels {{ app: "a" }} }}\n' for n in range(3))
+            + 'item i3 { size: 2  labels { app: "a" } }\n')
+    prog = check_modules([parse_text(text, "t.konv")])
+    key, take_over = fixpoint._Memo.key, fixpoint._Memo.take_over
+    taken, checked = {}, []
+
+    def afresh(self, name, args):
+        made = key(self, name, args)
+        held = self.world.cache.memo_parts
+        saved = {id(a): held[id(a)] for a in args if type(a) is dict and id(a) in held and held[id(a)][0] is a}
+        try:
+            for i, parts in saved.items():
+                held[i] = (parts[0], parts[1], {}, {}, parts[4])
+            assert key(self, name, args) == made
+        finally:
+            held.update(saved)
+        checked.append(name)
+        return made
+
+    def spy(self, made, args):
+        one = self.world.cache.memo_parts[id(args[0])][3]
+        before = dict(one)
+        take_over(self, made, args)
+        taken[args[0]["name"]] = {name for name in one if name not in before}
+    monkeypatch.setattr(fixpoint._Memo, "key", afresh)
+    monkeypatch.setattr(fixpoint._Memo, "take_over", spy)
+    b = reconcile(prog, naive=True)
+    a = reconcile(prog)
+    same(a, b)
+    assert taken["i0"] == set() and taken["i3"] == set()
+    assert taken["i1"] == taken["i2"] == {"crowded", "twin", "bigger"}
+    assert "crowded" in checked
