@@ -245,25 +245,16 @@ class Evaluator:
         """The candidates of a kind source (bindings), given its asks."""
         _, _, kind, probes, _ = asks
         world = self.world
-        asking = self._asking
-        if asking[0] is not world:
-            asking = self._asks_of(world)
-        lookup = asking[1]
+        _, lookup, size = self._asks_of(world)
         if lookup is not None and probes:
             # Of every conjunct an index can answer, the one with the fewest candidates (the first
             # of them, as a stable sort would put it): the planner's choice, made afresh for each
             # binding, its sizes asked only where there is a choice.
             best = least = None
-            size = asking[2]
             for mode, path, value_of in probes:
-                try:  # as _ask, without its call: most bindings ask one index
-                    value = value_of(env)
-                except EvalError:
+                value = self._ask(value_of, env)
+                if value is _UNASKABLE:
                     continue
-                if type(value) is Clock:
-                    continue
-                if self.saw_clock:
-                    value = materialize(value)
                 if best is None:
                     best = (mode, path, value)
                 elif size is not None:
@@ -277,10 +268,13 @@ class Evaluator:
         return world.scan(kind)
 
     def _asks_of(self, world) -> tuple:
-        """What `world` answers beside scans (its lookup, and lookup_size for the planner), each
-        None where it has none: asked once, not at every binding (a test may swap the world)."""
-        self._asking = (world, getattr(world, "lookup", None), getattr(world, "lookup_size", None))
-        return self._asking
+        """(`world`, what it answers beside scans: its lookup, and lookup_size for the planner),
+        each None where it has none: asked of a world once, not at every binding (a test may
+        swap the world)."""
+        asking = self._asking
+        if asking[0] is not world:
+            asking = self._asking = (world, getattr(world, "lookup", None), getattr(world, "lookup_size", None))
+        return asking
 
     def elements(self, source: A.ListSource, env: Env) -> Iterable[Any]:
         """The values a list source ranges over: a list's elements, a map's keys in order."""
@@ -335,7 +329,7 @@ class Evaluator:
         except KeyError:
             asks = self.asks(source, () if where is None else (where,))
         exact = asks[4]
-        lookup = (self._asking if self._asking[0] is self.world else self._asks_of(self.world))[1]
+        lookup = self._asks_of(self.world)[1]
         if exact is not None and lookup is not None:
             mode, path, value_of = exact
             wanted = self._ask(value_of, env)
@@ -501,7 +495,7 @@ class Evaluator:
                 return self._unfolded(f, env)
             # The candidates as Evaluator.candidates finds them, the value asked once.
             world, where = self.world, f.comprehension.where
-            lookup = (self._asking if self._asking[0] is world else self._asks_of(world))[1]
+            lookup = self._asks_of(world)[1]
             if lookup is not None:
                 objs = lookup(asks[2], mode, path, v)
                 if asks[4] is not None and mode != "nonempty" and _answerable(mode, v):
