@@ -11,7 +11,7 @@ from typing import Union
 
 import attrs
 
-from .errors import Span
+from .errors import Span, tuple_state
 
 NO_SPAN = Span("<generated>", 0, 0, 0, 0)
 
@@ -23,19 +23,35 @@ def _span():
 def walk(roots):
     """Every syntax node under `roots` (a node, or lists and tuples of them), depth first."""
     stack = [roots]
+    fields_of = _FIELDS
     while stack:
         n = stack.pop()
         if isinstance(n, (list, tuple)):
             stack.extend(n)
             continue
-        if not attrs.has(type(n)) or isinstance(n, Span):
+        names = fields_of.get(type(n))
+        if names is None:
+            names = fields_of[type(n)] = _field_names(type(n))
+        if names is False:
             continue
         yield n
-        stack.extend(getattr(n, f.name) for f in attrs.fields(type(n)))
+        stack.extend(getattr(n, name) for name in names)
+
+
+# A class → the names of its fields, in order, where it is a node (an attrs class but Span), else
+# False: asked of attrs once per class rather than twice per node walked (the checker, the
+# engine's analyses and the API server's start walk the rules' trees again and again).
+_FIELDS: dict[type, tuple[str, ...] | bool] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...] | bool:
+    if not attrs.has(cls) or issubclass(cls, Span):
+        return False
+    return tuple(f.name for f in attrs.fields(cls))
 
 
 def node(cls):
-    return attrs.frozen(slots=True)(cls)
+    return tuple_state(attrs.frozen(slots=True)(cls))
 
 
 # ---- expressions -------------------------------------------------------------

@@ -516,7 +516,7 @@ class _Memo:
 
     A call is keyed by the def and its arguments; an object argument by its key and
     resourceVersion, so a change to the object itself makes a new key — or, where the def
-    reads nothing of it that tells equal objects apart (`content_params`), by the texts of
+    reads nothing of it that tells equal objects apart (`_by_content`), by the texts of
     the fields it reads, so that objects alike in those (made from one template) share the
     result. A record argument (a value of a record type) is named by the values of the fields the
     def reads of it (`by_record`), or by its whole value where it uses it whole. A hit adds
@@ -539,11 +539,12 @@ class _Memo:
         self.world = world
         self.reads = Reads(program)
         self.wake_reads = Reads(program, derive=True)  # what the engine's wake-ups count as read
-        self.by_content = content_params(self.reads)
-        # def → parameter → the fields it reads of a record, in order: a record has no identity
-        # to keep out of them
-        self.by_record = {name: {i: tuple(sorted(f)) for i, f in enumerate(self.reads.params(name)) if f is not None}
-                          for name in program.defs}
+        # def or pick → parameter → the fields read of it that say nothing of an object's identity
+        # (_by_content); def → parameter → the fields it reads of a record, in order: a record has
+        # no identity to keep out of them. A def's are worked out at its first use (_work_out), not
+        # for every def at the start: a run calls few of the standard control plane's defs.
+        self.by_content: dict[str | tuple, dict[int, frozenset]] = {}
+        self.by_record: dict[str, dict[int, tuple[str, ...]]] = {}
         # def or pick → how `key` names its arguments (_namer): of by_content and by_record, worked
         # out once, not asked of both at every call; dropped where by_content changes
         self.namers: dict[str | tuple, tuple] = {}
@@ -671,6 +672,7 @@ class _Memo:
         by the fields by_record gives, or whole (None). Made at a name's first call: every call of
         a def has as many arguments as it has parameters (the checker refuses others), and every
         call of a pick's path as many as the pick's variables."""
+        self._work_out(name)
         content, record = self.by_content.get(name) or {}, self.by_record.get(name) or {}
         return arity == 1 and type(name) is str, tuple(
             (content.get(i), None if content.get(i) is None else tuple(sorted(content[i])), record.get(i))
@@ -679,13 +681,22 @@ class _Memo:
     def name_by_content(self, name: str | tuple, fields: Iterable[frozenset | None]) -> None:
         """Have memo keys for `name` (a def, or a pick) name each object argument by the fields
         `fields` gives for its position, where those say nothing of its identity."""
+        self._work_out(name)
         self.by_content[name] = _by_content(fields)
         self.namers.pop(name, None)
 
     def name_by_identity(self, name: str | tuple) -> None:
         """Have memo keys for `name` name each object argument by its key and resourceVersion again."""
+        self._work_out(name)
         self.by_content.pop(name, None)
         self.namers.pop(name, None)
+
+    def _work_out(self, name: str | tuple) -> None:
+        """Fill in by_content and by_record for a def, at its first use."""
+        if type(name) is str and name not in self.by_record and name in self.reads.program.defs:
+            fields = self.reads.params(name)
+            self.by_content[name] = _by_content(fields)
+            self.by_record[name] = {i: tuple(sorted(f)) for i, f in enumerate(fields) if f is not None}
 
     def enter(self) -> set:
         """Start recording the reads of a call: what was recorded so far, for `leave`."""
@@ -776,16 +787,12 @@ def _add_reader(readers: dict[tuple, set], reads: Iterable[tuple], who) -> None:
             found.add(who)
 
 
-def content_params(reads: Reads) -> dict[str, dict[int, frozenset]]:
-    """For each def, the parameters it reads only through fields that are not an object's
-    identity (IDENTITY), itself or through the defs it passes them to, each with the fields it
-    reads: a call may be memoised by those fields of the arguments, so that objects alike
-    in them (a ReplicaSet's pods; two deployments' pods, for a def that reads only requests)
-    share the result."""
-    return {name: _by_content(reads.params(name)) for name in reads.program.defs}
-
-
 def _by_content(fields: Iterable[frozenset | None]) -> dict[int, frozenset]:
+    """Of the fields read of each parameter (by a def, itself or through the defs it passes them
+    to; by a pick's path), those of the parameters read only through fields that are not an
+    object's identity (IDENTITY): a call may be memoised by those fields of the arguments, so
+    that objects alike in them (a ReplicaSet's pods; two deployments' pods, for a def that reads
+    only requests) share the result."""
     return {i: f for i, f in enumerate(fields) if f is not None and not f & _IDENTITY_SET}
 
 

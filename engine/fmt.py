@@ -63,7 +63,8 @@ import re
 import attrs
 
 from . import ast as A
-from .parse import KEYWORDS, parse_text
+from .fastparse import KEYWORDS
+from .parse import parse_text
 
 __all__ = ["WIDTH", "format_module", "format_text"]
 

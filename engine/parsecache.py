@@ -8,7 +8,9 @@ line: those are the user's input, parsed afresh.
 
 An entry is named by a digest of everything that shapes its tree: the file's
 bytes, its name (spans carry it), the Konverge, Python and Lark versions and the
-engine sources that build trees, so a stale entry is never looked up. attrs's
+engine sources that build trees, so a stale entry is never looked up. Lark's version
+is read from its package's __init__.py, which declares it, rather than imported: a
+command that finds every file in the cache never imports Lark (engine/lalr.py). attrs's
 version is left out: asking for it reads package metadata (14 ms), and a pickle
 holds a node's fields as ast.py declares them, which attrs reads in any version.
 An entry opens with a digest of the rest, so a torn or damaged one is never
@@ -23,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import importlib.util
 import os
 import pickle
 import sys
@@ -30,15 +33,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import lark
-
 from . import __version__
 from . import ast as A
 from .parse import decode_source, grammar_text, parse_file, parse_text
 
 MAX_ENTRIES = 256  # the least lately used beyond these are dropped: ~20 copies of rules/
-# The engine modules that importing the parser loads (tests/test_parsecache.py checks the list).
-_SHAPERS = ("ast.py", "errors.py", "parse.py", "fastparse.py", "parsecache.py")
+# The engine modules that importing the parser and its Lark half loads (tests/test_parsecache.py
+# checks the list).
+_SHAPERS = ("ast.py", "errors.py", "parse.py", "fastparse.py", "lalr.py", "parsecache.py")
 _DIGEST_SIZE = 32  # bytes of the blake2b digest that opens an entry
 _OFF = ("off", "0", "false", "no")
 _STALE_TEMP = 3600  # seconds after which a temp file is one a killed writer left
@@ -84,10 +86,12 @@ def parse_found_file(path: Path) -> A.Module:
 @functools.lru_cache(maxsize=1)
 def _salt() -> bytes | None:
     """A digest of the versions and engine sources that shape a tree; None if a source cannot be read."""
-    salt = hashlib.sha256(repr((__version__, sys.version, lark.__version__)).encode())
+    salt = hashlib.sha256(repr((__version__, sys.version)).encode())
     try:
-        sources = [grammar_text().encode()] + [(Path(__file__).parent / f).read_bytes() for f in _SHAPERS]
-    except OSError:
+        lark = importlib.util.find_spec("lark")
+        sources = [Path(lark.origin).read_bytes(), grammar_text().encode()] + \
+            [(Path(__file__).parent / f).read_bytes() for f in _SHAPERS]
+    except (OSError, AttributeError, TypeError, ValueError):  # no Lark, or not a package of files
         return None
     for text in sources:
         salt.update(hashlib.sha256(text).digest())

@@ -15,7 +15,7 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from engine import ast as A
-from engine.parse import KEYWORDS
+from engine.fastparse import KEYWORDS
 
 __all__ = [
     "identifiers", "object_names", "keys", "strings", "numbers", "units", "ip_addresses",

@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 from engine import ast as A
 from engine import fastparse
 from engine.errors import KonvergeError
-from engine.parse import KEYWORDS, _parser, parse_text
+from engine.lalr import _parser
+from engine.fastparse import KEYWORDS
+from engine.parse import parse_text
 
 ROOT = Path(__file__).resolve().parent.parent
 

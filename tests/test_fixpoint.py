@@ -2183,3 +2183,30 @@ def test_incremental_equals_naive_where_a_call_reads_most_of_a_kind_as_a_whole(s
         same_path_both_ways(text, events)
     finally:
         fixpoint._Memo.WHOLE, reads.STRAIGHT_NODES = whole, straight
+
+
+def test_a_def_is_named_by_content_as_its_reads_say_worked_out_at_its_first_use():
+    # _Memo works out how a def's arguments are named at its first use (_work_out), not for
+    # every def up front: the same as reads.params says, and a def told to be named by identity
+    # before any call stays so.
+    from engine.reads import Reads
+
+    prog = program("""
+    def sized(i: Item) -> int = sum(s for s in [i.size, 1])
+    def spelt(i: Item) -> int = sum(len(s) for s in [i.name])
+    """)
+    memo = fixpoint._Memo(fixpoint._TrackingWorld(fixpoint.Cache()), prog)
+    assert memo.by_content == {} and memo.by_record == {}
+    reads = Reads(prog)
+    for name in ("sized", "spelt"):
+        memo.key(name, [{"kind": "Item", "name": "a", "size": 1, "resourceVersion": "1"}])
+        assert memo.by_content[name] == fixpoint._by_content(reads.params(name))
+    assert memo.by_content == {"sized": {0: frozenset({"size"})}, "spelt": {}}  # a name is an identity
+    other = fixpoint._Memo(fixpoint._TrackingWorld(fixpoint.Cache()), prog)
+    other.name_by_identity("sized")
+    a = {"kind": "Item", "name": "a", "size": 1, "resourceVersion": "1"}
+    b = {**a, "name": "b"}
+    other.world.cache.put(a)
+    other.world.cache.put(b)
+    assert other.key("sized", [a]) != other.key("sized", [b])
+    assert memo.key("sized", [a]) == memo.key("sized", [b])

@@ -5,7 +5,7 @@ import pytest
 from engine import ast as A
 from engine.cli import main
 from engine.errors import KonvergeError
-from engine.parse import parse_text
+from engine.parse import parse_file, parse_text
 
 
 def one(text: str):
@@ -218,3 +218,30 @@ def test_a_byte_order_mark_before_the_text_is_read_past_and_positions_ignore_it(
     err = capsys.readouterr().err
     assert err.startswith(f"{spec}:1:40: error[E033]: `Thing` has no field `m`")
     assert "1 | kind Thing { n: int }  thing t { n: 1  m: 2 }\n  |                                        ^\n" in err
+
+
+def test_walk_yields_every_node_as_its_attrs_fields_hold_them():
+    # ast.walk finds a class's fields once (ast._FIELDS): the same nodes, in the same order, as
+    # asking attrs at every node.
+    import attrs
+
+    from engine.check import std_dir
+    from engine.errors import Span
+
+    def reference(roots):
+        stack = [roots]
+        while stack:
+            n = stack.pop()
+            if isinstance(n, (list, tuple)):
+                stack.extend(n)
+                continue
+            if not attrs.has(type(n)) or isinstance(n, Span):
+                continue
+            yield n
+            stack.extend(getattr(n, f.name) for f in attrs.fields(type(n)))
+
+    for path in sorted(std_dir().glob("*.konv")):
+        module = parse_file(path)
+        found = list(A.walk(module))
+        assert len(found) > 100 and all(a is b for a, b in zip(found, reference(module), strict=True))
+    assert list(A.walk([None, 3, "x", (A.Number("1"),)])) == [A.Number("1")]

@@ -210,7 +210,8 @@ def test_an_unreadable_engine_source_turns_the_cache_off(cache, spec, monkeypatc
 
 def test_the_engine_sources_in_the_key_are_those_the_parser_is_made_of():
     loaded = subprocess.run(
-        [sys.executable, "-c", "import sys, engine.parsecache; print(*sorted(m for m in sys.modules if m.startswith('engine')))"],
+        [sys.executable, "-c", "import sys, engine.parsecache, engine.lalr; "
+                               "print(*sorted(m for m in sys.modules if m.startswith('engine')))"],
         capture_output=True, text=True, check=True).stdout.split()
     assert sorted(loaded) == sorted(["engine"] + ["engine." + f.removesuffix(".py") for f in parsecache._SHAPERS])
 
@@ -234,3 +235,37 @@ def test_the_cache_lives_in_konverge_cache_dir_else_xdg_cache_home_else_home(mon
     assert parsecache.cache_dir() is None
     monkeypatch.setenv("HOME", "")
     assert parsecache.cache_dir() is None
+
+
+def test_a_tree_comes_back_from_its_pickle_whole_spans_and_all():
+    # Nodes and spans pickle their fields as a tuple, set back through their slots (errors.tuple_state).
+    import copy
+
+    from engine.check import std_dir
+
+    for path in sorted(std_dir().glob("*.konv")):
+        module = parse.parse_file(path)
+        for back in (pickle.loads(pickle.dumps(module, protocol=pickle.HIGHEST_PROTOCOL)), copy.deepcopy(module)):
+            assert back == module and repr(back) == repr(module) and spans(back) == spans(module)
+            assert back.comments == module.comments
+
+
+def test_a_pickle_of_a_node_holds_its_fields_in_order():
+    number = A.Number("3", span=A.Span("f.konv", 1, 2, 1, 3))
+    assert number.__getstate__() == ("3", A.Span("f.konv", 1, 2, 1, 3))
+    with pytest.raises(Exception):  # still frozen
+        number.text = "4"
+
+
+def test_a_command_that_finds_every_file_in_the_cache_never_imports_lark(tmp_path):
+    # engine/lalr.py is imported only where a file needs the grammar: the fast path reads a spec of
+    # literal objects, and the standard control plane comes from the cache.
+    (tmp_path / "n.konv").write_text("node n1 { cpu: 4 memory: 8Gi }\n")
+    code = ("import sys; from engine import cli; cli.main(['reconcile', sys.argv[1]]); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('lark', 'engine') and 'lark' in m or m == 'engine.lalr'))")
+    env = {**os.environ, "KONVERGE_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("KONVERGE_CACHE", None)
+    runs = [subprocess.run([sys.executable, "-c", code, str(tmp_path / "n.konv")], capture_output=True, text=True,
+                           env=env, check=True).stdout for _ in range(2)]
+    assert "converged" in runs[1] and runs[1].rstrip().endswith("[]")
+    assert runs[0].rstrip().endswith("]") and "engine.lalr" in runs[0].splitlines()[-1]  # the first run parsed the rules

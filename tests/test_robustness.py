@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from engine.check import check_modules
 from engine.errors import KonvergeError
 from engine.kube.manifests import loads
-from engine.parse import KEYWORDS, decode_source, parse_file, parse_text
+from engine.fastparse import KEYWORDS
+from engine.parse import decode_source, parse_file, parse_text
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted([*ROOT.glob("specs/*.konv"), *ROOT.glob("rules/*.konv"), ROOT / "tests/data/all_constructs.konv"])
