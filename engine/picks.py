@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import heapq
 from collections import OrderedDict
+from operator import is_
 
 import attrs
 
@@ -161,7 +162,11 @@ class Picks:
                 if e[3] is None:
                     return self._judge_all(ev, pick, env, key, group, candidates)  # read the clock
                 if e[1]:
-                    heapq.heappush(ranked, (e[2], len(ranked), e))
+                    if ranked and ranked[0][2][0] is c:
+                        # most often the candidate chosen last: its stale verdict on top gives way
+                        heapq.heapreplace(ranked, (e[2], id(e), e))
+                    else:
+                        heapq.heappush(ranked, (e[2], id(e), e))
         while ranked and entries.get(id(ranked[0][2][0])) is not ranked[0][2]:
             heapq.heappop(ranked)  # a verdict dropped (and judged again) since it was pushed
         if len(ranked) > 2 * len(candidates) + 16:
@@ -247,10 +252,43 @@ class Picks:
         if not all(v in env for v in names):
             return None
         args = [env[v] for v in names]
-        key = self.memo.key(name, args)
+        named = tree.named
+        if named is not None and self._alike(named[0], args):
+            key = named[1]
+        else:
+            key = self.memo.key(name, args)
+            tree.named = None if key is None else self._naming(key, args)
         if key is not None:
             self.memo.take_over(key, args)
         return key
+
+    def _naming(self, key: tuple, args: list) -> tuple | None:
+        """What names `args` as `key` does, for _alike: each argument's kind and the very values
+        of the fields the key projects it on; None where an argument is not named by a projection
+        of an object the cache holds."""
+        held, named = self.memo.world.cache.memo_parts, []
+        for a, part in zip(args, key[1:]):
+            known = held.get(id(a)) if type(a) is dict else None
+            if known is None or known[0] is not a or type(part) is not tuple or len(part) != 3 \
+                    or type(part[1]) is not frozenset:
+                return None
+            order = tuple(sorted(part[1]))
+            named.append((a["kind"], order, tuple(map(a.get, order))))
+        return tuple(named), key
+
+    def _alike(self, named: tuple, args: list) -> bool:
+        """Whether `args` are objects the cache holds whose fields that name them (_naming) hold the
+        very values the last arguments named held. The pods a set creates from one template share
+        their fields' decoded values (api._Decodings), which no one changes, and a field's text in
+        a projection is its value's: such a pod has the key of the one before without its texts
+        made, hashed and compared again (most pods bound one after another are alike)."""
+        held = self.memo.world.cache.memo_parts
+        for a, (kind, order, values) in zip(args, named):
+            known = held.get(id(a)) if type(a) is dict else None
+            if known is None or known[0] is not a or a["kind"] != kind \
+                    or not all(map(is_, map(a.get, order), values)):
+                return False
+        return True
 
     def _learn(self, ev, tree: "_Tree", env: dict) -> tuple:
         """Walk the pick in `env` and record its path in the tree: the leaf, and the values."""
@@ -344,8 +382,10 @@ class Picks:
 
 
 def _ranking(entries) -> list[tuple]:
-    """The passing verdicts as a heap, best first."""
-    ranked = [(e[2], n, e) for n, e in enumerate(entries) if e[1]]
+    """The passing verdicts as a heap, best first: (order, id, verdict). Two candidates' orders
+    differ (their names are in them); the id tells apart two verdicts on one candidate (one stale),
+    which are not compared further."""
+    ranked = [(e[2], id(e), e) for e in entries if e[1]]
     heapq.heapify(ranked)
     return ranked
 
@@ -385,7 +425,7 @@ class _Tree:
 
     LIMIT = 10_000  # leaves; past it the tree starts afresh
 
-    __slots__ = ("pick", "root", "opaque", "names", "frees", "path")
+    __slots__ = ("pick", "root", "opaque", "names", "frees", "path", "named")
 
     def __init__(self, pick: A.Pick):
         self.pick = pick
@@ -393,6 +433,9 @@ class _Tree:
         # The memo's name for the path along the tree (Picks._path), with the rule's variables
         # it names it by: made on first use, and afresh with the tree.
         self.path: tuple | None = None
+        # The last arguments the path was named for, as _naming gives them, with that key: made
+        # afresh with the path.
+        self.named: tuple | None = None
         # Guards whose value held an object the cache holds (`active(rs)`: the set's pods): as a
         # group's name it would change with every change to one of them. The walk enters these.
         self.opaque: dict[int, object] = {}
@@ -420,7 +463,7 @@ class _Tree:
         self.names = []
         if self.path is not None:
             memo.name_by_identity(self.path[0])
-            self.path = None
+            self.path = self.named = None
 
 
 class _Walk:

@@ -585,3 +585,47 @@ def test_an_item_alike_one_judged_before_takes_over_its_keys_as_made_afresh(monk
     assert taken["i0"] == set() and taken["i3"] == set()
     assert taken["i1"] == taken["i2"] == {"crowded", "twin", "bigger"}
     assert "crowded" in checked
+
+
+def test_an_item_holding_the_very_values_of_the_one_before_has_the_key_made_afresh(monkeypatch):
+    # An update keeps the values of the fields it does not change (the same objects): i0 unplaced
+    # again at 2s holds the very values it held when unplaced at 1s, the last item the pick
+    # judged, and its path has that key without texts made. Each key given is the key made
+    # afresh: for those, for the items first judged (i3 differs in size, i4 in labels), for i0
+    # given another size (3s) and labels equal to its own but another map (4s).
+    text = (KINDS + GUARDED + 'box b0 { capacity: 9 }\nbox b1 { capacity: 9  tier: "x" }\n'
+            + "".join(f'item i{n} {{ size: 1  labels {{ app: "a" }} }}\n' for n in range(3))
+            + 'item i3 { size: 2  labels { app: "a" } }\nitem i4 { size: 2  labels { app: "b" } }\n'
+            + 'scenario "edits" {\n'
+            + "".join(f'  at {t}s: update item i0 {{ group: ""{edit} }}\n'
+                      for t, edit in ((1, ""), (2, ""), (3, "  size: 3"), (4, '  labels { app: "a" }')))
+            + '}\n')
+    prog = check_modules([parse_text(text, "t.konv")])
+    path, alike = picks.Picks._path, picks.Picks._alike
+    given, shortcuts = [], []
+
+    def spy(self, tree, env):
+        made = path(self, tree, env)
+        name, names = tree.path
+        args = [env[v] for v in names]
+        held = self.memo.world.cache.memo_parts
+        saved = {id(a): held[id(a)] for a in args if type(a) is dict and id(a) in held and held[id(a)][0] is a}
+        try:  # without the texts and projections made or taken over since
+            for i, parts in saved.items():
+                held[i] = (parts[0], parts[1], {}, {}, parts[4])
+            given.append((made, self.memo.key(name, args)))
+        finally:
+            held.update(saved)
+        return made
+
+    def counted(self, named, args):
+        found = alike(self, named, args)
+        shortcuts.append((args[0]["name"], found))
+        return found
+    monkeypatch.setattr(picks.Picks, "_path", spy)
+    monkeypatch.setattr(picks.Picks, "_alike", counted)
+    b = reconcile(prog, scenario=prog.scenarios["edits"], naive=True)
+    a = reconcile(prog, scenario=prog.scenarios["edits"])
+    same(a, b)
+    assert all(made == afresh for made, afresh in given) and len(given) >= 8
+    assert ("i0", True) in shortcuts and shortcuts.count(("i0", False)) >= 2
