@@ -590,3 +590,17 @@ def test_a_container_that_exits_while_the_runtime_is_down_is_seen_to_exit_when_i
     assert c.get("Pod", "c")["phase"] == "Running"
     c = run(never + 'scenario "s" {\n at 30s: runtime_down node n1\n at 1m: crash pod c\n at 3m: recover node n1\n}\n')
     assert c.get("Pod", "c")["phase"] == "Failed" and clocks(c, "finish", "c") == [180]
+
+
+def test_a_running_pod_whose_node_lost_its_selector_label_breaks_the_fits_invariant_alone():
+    # The invariant asks any_node first: the pod without a selector fits the relabelled node
+    # without a call of matches_node_affinity, the one whose selector the node lost does not
+    # (IgnoredDuringExecution: it keeps running, and the at-rest invariant says so).
+    spec = (node("n1", extra='labels { disk: "ssd" }') + pod("free")
+            + pod("picky", extra='nodeSelector { disk: "ssd" }')
+            + 'scenario "relabel" { at 10s: update node n1 { labels { disk: "hdd" } } }')
+    c = run(spec)
+    assert [c.get("Pod", n)["phase"] for n in ("free", "picky")] == ["Running", "Running"]
+    assert [v for v in c.result.violations if "fits its node" in v] != []
+    c = run(spec.replace('nodeSelector { disk: "ssd" }', ""))
+    assert c.result.violations == ()
