@@ -154,13 +154,13 @@ class Cache:
             for v in value:
                 found.update(index.get(freeze(v), ()))
             objs = self.by_kind.get(kind, {})
-            return [objs[k] for k in sorted(found)]
+            return list(map(objs.__getitem__, sorted(found)))
         if mode != "sub":
             bucket = self._index(kind, mode, path).get(True if mode in _PRESENCE else freeze(value))
             if not bucket:
                 return []
-            objs = self.by_kind[kind]
-            return [objs[k] for k in bucket.in_order()]
+            # the most asked of the cache, each found object in C
+            return list(map(self.by_kind[kind].__getitem__, bucket.in_order()))
         if not isinstance(value, dict) or not value:
             return self.scan(kind)
         index = self._index(kind, "sub", path)
@@ -203,7 +203,7 @@ class Cache:
         cached = self._sorted.get(kind)
         if cached is None:
             objs = self.by_kind.get(kind, {})
-            cached = [objs[k] for k in sorted(objs)]
+            cached = list(map(objs.__getitem__, sorted(objs)))
             self._sorted[kind] = cached
         return cached
 
@@ -1071,9 +1071,9 @@ class Engine:
             plan = _Plan(self, inst, None, code)
             plan.run(0, {})
         else:
-            clauses = rule.clauses
-            env = {clauses[0].source.var: primary}
-            if len(clauses) > 1 and isinstance(clauses[1], A.WhereClause):
+            var, guarded = code[3]
+            env = {var: primary}
+            if guarded:
                 # The first `where`, of the object alone, fails for most looks: as _walk would, they
                 # stop there (having reached two clauses), but without a plan unless the instance has
                 # objects to collect. What _walk records of a `where` is kept here too.
@@ -1158,7 +1158,7 @@ class Engine:
             self.reads_of[iid] = new
             _add_reader(readers, new - old, iid)
         key = inst.primary_key
-        if key is not None:
+        if key is not None and old is None:  # one whose reads were recorded before is bound already
             found = self.bound.get(key)
             if found is None:
                 self.bound[key] = {iid}
@@ -1209,9 +1209,9 @@ class Engine:
             if touched:
                 _touch(touched, (("scan", key[0]),), fields)
                 _touch(touched, same, fields)
-            else:
+            else:  # the first change, most often the only one: made at once of its reads
+                touched = dict.fromkeys(same, fields)
                 touched[("scan", key[0])] = fields
-                touched.update(dict.fromkeys(same, fields))
             touched.update(dict.fromkeys(moved))
         if self.memo is not None:
             self.memo.invalidate(touched)
@@ -1664,7 +1664,7 @@ class _Plan:
         self.ev = engine.ev
         self.inst = inst
         self.primary = primary  # the object its first `for` binds, as evaluated
-        _, self.steps, self.actions = code  # the rule compiled for this evaluator (_code)
+        _, self.steps, self.actions, _ = code  # the rule compiled for this evaluator (_code)
         self.writes: list = []
         # What the actions change — objects as changed so far (`pending`, in the order first
         # changed), ensured, created, deleted — made when a binding first passes the clauses
@@ -1851,10 +1851,16 @@ def _code(ev: Evaluator, rule: A.Rule) -> tuple:
     """A rule compiled, kept by the evaluator whose code it calls: the rule itself, so that no
     other rule takes its id while it is kept; its clauses as _Plan._walk takes them, each made
     when a walk first reaches it (_step); and, in a slot of its own, its actions as _Plan.act
-    takes them, made when a binding first passes its clauses (_compile_actions)."""
+    takes them, made when a binding first passes its clauses (_compile_actions); and, for a rule
+    whose first clause is a `for`, its variable and whether a `where` follows it (Engine.evaluate,
+    at every look)."""
     found = ev.plans.get(id(rule))
     if found is None:
-        found = ev.plans[id(rule)] = (rule, [None] * len(rule.clauses), [None])
+        clauses = rule.clauses
+        first = None
+        if clauses and isinstance(clauses[0], A.ForClause):
+            first = (clauses[0].source.var, len(clauses) > 1 and isinstance(clauses[1], A.WhereClause))
+        found = ev.plans[id(rule)] = (rule, [None] * len(clauses), [None], first)
     return found
 
 
@@ -2334,26 +2340,34 @@ class _History:
         return self.cache.clock
 
 
-def step_culprits(ev: Evaluator, inv: A.InvariantDecl, changed: Iterable[tuple]) -> list[tuple]:
+def step_culprits(ev: Evaluator, inv: A.InvariantDecl, changed: Iterable[tuple],
+                  checks: tuple | None = None) -> list[tuple]:
     """The keys of the objects an invariant of a step (Program.transitions: `forall KIND x …`, or an
     `and` of them) fails on, evaluated only on `changed`, the keys a step created or changed (a
     deleted one is not looked at), in `ev`, whose world answers `before` (_History).
 
     That is its meaning: an invariant of a step is about each change. It agrees with evaluating the
     `forall` over every object whenever the body holds of an object the step left alone (where
-    `before(x)` is `x`), as a relation between old and new that allows "no change" does."""
-    keys = sorted(changed)
+    `before(x)` is `x`), as a relation between old and new that allows "no change" does.
+    `checks`: its step_checks, where the caller keeps them."""
     out: dict[tuple, None] = {}
-    for q in _conjuncts(inv.cond):
-        kind, var = ev.kind_name(q.source.kind), q.source.var
-        for key in keys:
-            obj = ev.world.get(key) if key[0] == kind else None
+    get = ev.world.get
+    for kind, var, where, body in checks if checks is not None else step_checks(ev, inv):
+        for key in sorted(key for key in changed if key[0] == kind):
+            obj = get(key)
             if obj is None:
                 continue
             env = {var: obj}
-            if (q.where is None or ev.eval(q.where, env) is True) and ev.eval(q.body, env) is not True:
+            if (where is None or ev.eval(where, env) is True) and ev.eval(body, env) is not True:
                 out[key] = None
     return list(out)
+
+
+def step_checks(ev: Evaluator, inv: A.InvariantDecl) -> tuple:
+    """An invariant of a step's `forall`s as step_culprits evaluates them: (kind, variable, `where`
+    or None, body) each. Made once, not at every step: the nodes, not their compiled code, which
+    is its evaluator's (a forked run's evaluators compile afresh, Run.fork)."""
+    return tuple((ev.kind_name(q.source.kind), q.source.var, q.where, q.body) for q in _conjuncts(inv.cond))
 
 
 class _Properties:
@@ -2375,12 +2389,12 @@ class _Properties:
         self.items = [i for i in items if isinstance(i, A.Expect)]
         self.steady = [i for i in program.invariants if not i.at_rest]
         self.resting = [i for i in program.invariants if i.at_rest]
-        # Each invariant of a step with the kinds its `forall`s range over: one the step changed
-        # no object of holds (step_culprits looks at no other)
-        self.transitions = [(inv, {engine.ev.kind_name(q.source.kind) for q in _conjuncts(inv.cond)})
-                            for inv in program.transitions]
         self.history = _History(engine.cache)
         self.step_ev = Evaluator(program, self.history)
+        # Each invariant of a step with its step_checks and the kinds they range over: one the
+        # step changed no object of holds (step_culprits looks at no other)
+        self.transitions = [(inv, checks, {check[0] for check in checks})
+                            for inv in program.transitions for checks in (step_checks(self.step_ev, inv),)]
         self.broken: dict[int, str] = {}  # index → first violation
         self.met: set[int] = set()
         self.failed: dict[str, str] = {}  # invariant name → its first violation
@@ -2411,10 +2425,10 @@ class _Properties:
             return
         kinds = {key[0] for key in changed}
         try:
-            for inv, over in self.transitions:
+            for inv, checks, over in self.transitions:
                 if inv.name in self.failed or over.isdisjoint(kinds):
                     continue
-                bad = step_culprits(self.step_ev, inv, changed)
+                bad = step_culprits(self.step_ev, inv, changed, checks)
                 if bad:
                     more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
                     self.culprits[inv.name] = tuple(bad)
