@@ -162,8 +162,8 @@ class Evaluator:
         self._code: dict[int, Callable[[Env], Any]] = {}
         # def → [its body's code, a function of the arguments (None until first called); True where
         # it is memoised, [calls, hits] while that is tried out (call), or the calls left to
-        # evaluate afresh, its entries found unused, before it is tried again; the def]: one slot, as
-        # every call asks both, which the code that calls it holds (_bind)
+        # evaluate afresh, its entries found unused, before it is tried again; the def; whether it has
+        # one parameter]: one slot, as every call asks them, which the code that calls it holds (_bind)
         self._defs: dict[str, list] = {}
         self._straight: dict[str, bool] = {}  # def → evaluated at every call, never memoised
         self._nodes: list = []
@@ -171,6 +171,9 @@ class Evaluator:
         # reads)), world, enter() → outer, leave(outer, key, value, cacheable), and picks. Calls
         # whose evaluation looked at the clock are not kept.
         self.memo = None
+        # (the memo, the world whose reads it records, or None where it records none, as admission's):
+        # asked of a memo once, not at every call (the engine sets the memo after this)
+        self._memo_world: tuple = (None, None)
         self.clock_used = False
         self.saw_clock = False  # `now()` was called since the engine last reset this
         # id(_Fold) → its parts compiled, and per entry asked its members' parts, their totals and
@@ -323,9 +326,14 @@ class Evaluator:
         pass yet: `where`, or None where an index answered it exactly."""
         if not isinstance(source, A.KindSource):
             return self.elements(source, env), where
-        # The key asks() files them under, made here, where it is cheaper than there.
+        return self.kind_candidates((id(source),) if where is None else (id(source), id(where)), source, where, env)
+
+    def kind_candidates(self, key: tuple, source: A.KindSource, where: A.Expr | None,
+                        env: Env) -> tuple[Iterable[Any], A.Expr | None]:
+        """The candidates of a kind source, as `candidates` gives them, given the key asks() files
+        its asks under: the code written out makes it once, not at every evaluation."""
         try:
-            asks = self._asks[(id(source),) if where is None else (id(source), id(where))]
+            asks = self._asks[key]
         except KeyError:
             asks = self.asks(source, () if where is None else (where,))
         exact = asks[4]
@@ -397,7 +405,7 @@ class Evaluator:
     def call(self, slot: list, args: list):
         """The value of calling the def of `slot` (Evaluator.slot) with `args`: the code that calls
         a def holds its slot, not asking `_defs` at every call."""
-        body, memoised, d = slot
+        body, memoised, d, alone = slot
         if body is None:
             body = slot[0] = _compile_def(self, d)
         memo = self.memo
@@ -406,7 +414,23 @@ class Evaluator:
         if type(memoised) is int:  # its entries found unused: evaluated afresh for a while (True is a bool)
             slot[1] = memoised - 1 if memoised > 1 else [0, 0]
             return body(*args)
-        key = memo.key(d.name, args)
+        world = self._memo_world
+        if world[0] is not memo:
+            world = self._memo_world = (memo, getattr(memo, "world", None))
+        world = world[1]
+        if alone and world is not None:
+            # A def of one argument, the commonest: its key as _Memo.key finds it first, without
+            # the call — kept with the object the cache holds, or made of a name — else made there
+            a = args[0]
+            known = world.cache.memo_parts.get(id(a))
+            if known is not None and known[0] is a:
+                key = known[3].get(d.name) or memo.key(d.name, args)
+            elif type(a) is str:
+                key = (d.name, a)
+            else:
+                key = memo.key(d.name, args)
+        else:
+            key = memo.key(d.name, args)
         entry = memo.entries.get(key) if key is not None else None
         if memoised is not True:
             # A call in the def's trial. At its end, the def stays memoised only if one call in 8
@@ -429,7 +453,10 @@ class Evaluator:
                 memo.world.scanned |= entry[1]
             return entry[0]
         outer_clock, self.clock_used = self.clock_used, False
-        outer = memo.enter()
+        if world is not None:  # as memo.enter() starts the call's reads, without its call
+            outer, world.scanned = world.scanned, set()
+        else:
+            outer = memo.enter()
         value, cacheable = None, False
         try:
             value = body(*args)
@@ -515,11 +542,16 @@ class Evaluator:
             objs, where = self.candidates(c.source, c.where, env)
         entry = entries.get(key)
         if entry is None:
-            entry = entries[key] = [{}, [0] * len(summed), [1] * len(summed), f.value([0] * len(summed))]
+            entry = entries[key] = [{}, [0] * len(summed), [1] * len(summed), f.value([0] * len(summed)), None]
+        # The members by their ids, in order: those of the last call where they are the very objects
+        # it was given (its parts hold them, so no other object has taken one of their ids), the
+        # commonest, so its value stands, found in C, without a look at each member's part
+        ids = list(map(id, objs))
+        if ids == entry[4]:
+            return entry[3]
         parts, sums, over = entry[0], entry[1], entry[2]
         fresh, kept = None, 0
-        for obj in objs:
-            part = parts.get(id(obj))
+        for obj, part in zip(objs, map(parts.get, ids)):
             if part is not None and part[0] is obj:
                 kept += 1
             elif fresh is None:
@@ -529,6 +561,8 @@ class Evaluator:
         if fresh is None and kept == len(parts):
             if not parts:  # no members, and none before
                 del entries[key]
+            else:
+                entry[4] = ids
             return entry[3]
         var = f.comprehension.source.var
         made = []
@@ -559,7 +593,7 @@ class Evaluator:
         # The parts of the members gone (a changed one's old version among them: a part holds its
         # object, whose id no other takes), then those of the members come.
         if kept < len(parts):
-            there = set(map(id, objs))
+            there = set(ids)
             for i in [i for i in parts if i not in there]:
                 _take(sums, over, parts.pop(i)[1], -1)
         for obj, part in made:
@@ -569,6 +603,7 @@ class Evaluator:
             del entries[key]
             return f.value([0] * len(summed))
         entry[3] = value = f.value([n if d == 1 else exact(Fraction(n, d)) for n, d in zip(sums, over)])
+        entry[4] = ids
         return value
 
     def _unfolded(self, f: "_Fold", env: Env):
@@ -594,7 +629,7 @@ class Evaluator:
         it is bound to it before, and a def may call itself."""
         found = self._defs.get(d.name)
         if found is None:
-            found = self._defs[d.name] = [None, [0, 0], d]
+            found = self._defs[d.name] = [None, [0, 0], d, len(d.params) == 1]
         return found
 
 
@@ -889,7 +924,24 @@ def _bind(ev, made: tuple) -> Callable:
         scope[name] = ev.compile(node)
     for name, d in called.items():
         scope[name] = ev.slot(d)
+    later = shared.get("_slow")
+    if later is not None:
+        scope["_slow"] = _slow(ev, later, scope)
     return FunctionType(code, scope)
+
+
+def _slow(ev, later: list, scope: dict) -> Callable:
+    """The code of `later` ([expression, parameters, what _Source made of them as the language
+    reads fields, once made]) that code reading fields as a map's entries falls back to
+    (_Source.generate): made at its first call, for few are ever called, then put in that code's
+    globals in place of this."""
+    def slow(*args):
+        if later[2] is None:
+            e, params = later[0], later[1]
+            later[2] = (e, *_Source(ev, fast=False).generate(e, params))
+        code = scope["_slow"] = _bind(ev, later[2])
+        return code(*args)
+    return slow
 
 
 class _Source:
@@ -897,7 +949,7 @@ class _Source:
     the environment (each a local, bound on entry), the values it refers to (its globals) and
     the subexpressions compiled apart (bound to each evaluator's functions)."""
 
-    def __init__(self, ev: "Evaluator", cut: int = _DEPTH):
+    def __init__(self, ev: "Evaluator", cut: int = _DEPTH, fast: bool = True):
         self.ev = ev
         self.cut = cut  # the nesting past which a subtree is a function of its own
         self.scope = {"Fraction": Fraction, "_UNBOUND": _UNBOUND, "_unbound": _unbound, "_contains": _contains,
@@ -915,6 +967,8 @@ class _Source:
         self.temps = 0
         self.given: tuple[str, ...] = ()  # a def's parameters, given as arguments: never unbound (generate)
         self.wants_env = False  # whether the code hands its environment to a part compiled apart
+        self.fast = fast  # whether a field is read as a map's entry (generate)
+        self.subscripted = False  # whether one was
 
     def generate(self, e: A.Expr, params: tuple[str, ...] | None = None) -> tuple:
         """The code of a function of `env` that evaluates `e`, the globals it needs but the
@@ -939,7 +993,20 @@ class _Source:
             if self.wants_env:
                 items = ", ".join(f"{name!r}: {self.variables[name]}" for name in params)
                 lines.append(f"    env = {{{items}}}")
-        lines.append(f"    return {body}")
+        if self.subscripted:
+            # Each field read as a map's entry (`v["f"]`), not as the language reads it (`v.get("f")`
+            # of a map, else none): a field is most often one of an object or a record, which holds
+            # every field of its type (admission gives each its default or none). Where a value is
+            # no map or lacks the field, the whole is evaluated again, from the start, by the code
+            # written as the language reads (_slow): the first evaluation did what the second does
+            # first, no more — each reads the same, calls the same defs with the same arguments and
+            # fails at the same place — so the second's reads, calls and value are the whole's.
+            self.scope["_slow"] = [e, params, None]
+            given = "env" if params is None else ", ".join(self.variables[name] for name in params)
+            lines += ["    try:", f"        return {body}", "    except (KeyError, TypeError):",
+                      f"        return _slow({given})"]
+        else:
+            lines.append(f"    return {body}")
         try:
             with warnings.catch_warnings():  # `1 is True`, where a straight def's body is a constant, is meant
                 warnings.simplefilter("ignore", SyntaxWarning)
@@ -947,7 +1014,7 @@ class _Source:
         except (SyntaxError, RecursionError):  # nested deeper than Python takes: in smaller functions
             if self.cut == 1:
                 raise
-            return _Source(self.ev, cut=1).generate(e, params)
+            return _Source(self.ev, cut=1, fast=self.fast).generate(e, params)
         exec(code, self.scope)
         return self.scope.pop("code").__code__, self.scope, self.compiled, self.called
 
@@ -995,6 +1062,9 @@ class _Source:
             local = self.bound.get(var.id)
             if local is None and var.id in self.given:
                 local = self.variables[var.id]
+        if self.fast:
+            self.subscripted = True
+            return f"{local or self.variable(var.id)}[{name!r}]"
         if local in self.objects:
             return f"{local}.get({name!r})"
         if local is not None:
@@ -1026,6 +1096,9 @@ class _Source:
         if t is A.Attr:
             if isinstance(e.obj, A.Name):  # `p.phase`, the commonest
                 return self.field(e.obj, e.name)
+            if self.fast:
+                self.subscripted = True
+                return f"{self.expr(e.obj, depth)}[{e.name!r}]"
             base = self.temp()
             return f"({base}.get({e.name!r}) if type(({base} := {self.expr(e.obj, depth)})) is dict else None)"
         if t is A.Binary:
@@ -1094,7 +1167,8 @@ class _Source:
         """What a comprehension written out ranges over: a list's elements (a map's keys), or a
         kind's candidates with the condition they must pass yet (Evaluator.candidates)."""
         if isinstance(c.source, A.KindSource):
-            return f"ev.candidates({self.value(c.source)}, {self.value(c.where)}, {self.env()})"
+            key = (id(c.source),) if c.where is None else (id(c.source), id(c.where))
+            return f"ev.kind_candidates({self.value(key)}, {self.value(c.source)}, {self.value(c.where)}, {self.env()})"
         items = self.temp()  # a list, the commonest, as it is: _elements asked only of the others
         iterable = self.expr(c.source.iterable, depth)
         return f"({items} if type(({items} := {iterable})) is list else _elements({items}))"

@@ -419,3 +419,36 @@ def test_str_writes_a_number_as_its_text_shows_it_a_quantity_or_a_duration_in_it
     assert [_evaluate(text, "n", {"a": a}) for a in (80, -3, 0)] == ["80", "-3", "0"]
     assert [_evaluate(text, "f", {"a": a}) for a in (True, False)] == ["true", "false"]
     assert [_evaluate(text, name, {}) for name in ("q", "d", "c")] == ["2Gi", "90s", "250m"]
+
+
+_SHAPES = [{"size": 3, "owner": {"kind": "Set"}}, {"size": 3, "owner": None}, {"size": 3, "owner": {}}, {"size": 3},
+           {}, None, "text", [1], 7]
+
+
+def _field_read(value, path: tuple[str, ...]):
+    """A field path read as the language reads it: none past a value that is no map or lacks the field."""
+    for name in path:
+        value = value.get(name) if type(value) is dict else None
+    return value
+
+
+def test_a_field_read_as_a_maps_entry_first_gives_the_languages_value_where_a_value_lacks_it():
+    # Each field is read as a map's entry first (_Source.both); a value that is no map, or a map
+    # without the field, has the whole evaluated again, as the language reads fields.
+    text = """
+record Owner { kind: string }
+kind Item { size: int = 0
+  owner: Owner? }
+def size(i: Item) -> int? = i.size
+def owner_kind(i: Item) -> string? = i.owner.kind
+def both(i: Item, j: Item) -> list<string?> = [str(i.size), j.owner.kind, str(len([x.size for x in [i, j]]))]
+"""
+    for i in _SHAPES:
+        assert _evaluate(text, "size", {"i": i}) == _field_read(i, ("size",))
+        assert _evaluate(text, "owner_kind", {"i": i}) == _field_read(i, ("owner", "kind"))
+        for j in _SHAPES:
+            got = _evaluate(text, "both", {"i": i, "j": j})
+            assert got[1] == _field_read(j, ("owner", "kind")), (i, j)
+    message, line, _ = _error(text, "owner_kind", {})
+    assert message == "`i` is not bound" and line == 6
+

@@ -276,3 +276,22 @@ def test_the_schedulers_use_of_a_node_counts_the_pods_pods_on_gives():
         assert folding.call_def(prog.defs["node_use"], [n])["pods"] == len(on)
         assert folding.call_def(prog.defs["admitted_use"], [n])["pods"] == len(admitted)
     assert sum(len(plain.call_def(prog.defs["pods_on"], [n])) for n in c.of("Node")) == 5
+
+
+def test_a_fold_asked_again_of_the_very_same_members_gives_its_kept_value_and_a_copy_its_own_part():
+    # Its members the very objects of the last call: the value kept. A member replaced by a copy
+    # equal to it is another object: its part is made again, the others' kept.
+    prog = _program()
+    cache = fixpoint.Cache()
+    ev = _folding(prog, cache)
+    use = prog.defs["use"]
+    for n in range(3):
+        cache.put(_item(f"i{n}", "a", n, n, False, 1))
+    first = ev.call_def(use, ["a"])
+    assert ev.call_def(use, ["a"]) is first
+    (_, _, _, _, entries), = ev._folds.values()
+    before = {part[0]["name"]: part for part in entries["a"][0].values()}
+    cache.put(dict(cache.get(("Item", "default", "i1"))))
+    assert ev.call_def(use, ["a"]) == first == {"n": 3, "size": 3, "weight": 3}
+    after = {part[0]["name"]: part for part in entries["a"][0].values()}
+    assert [n for n in after if after[n] is before[n]] == ["i0", "i2"]
