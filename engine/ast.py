@@ -7,6 +7,7 @@ formatted text of another tree compares equal to it.
 
 from __future__ import annotations
 
+import functools
 from typing import Union
 
 import attrs
@@ -23,28 +24,24 @@ def _span():
 def walk(roots):
     """Every syntax node under `roots` (a node, or lists and tuples of them), depth first."""
     stack = [roots]
-    fields_of = _FIELDS
+    field_names = _field_names
     while stack:
         n = stack.pop()
         if isinstance(n, (list, tuple)):
             stack.extend(n)
             continue
-        names = fields_of.get(type(n))
-        if names is None:
-            names = fields_of[type(n)] = _field_names(type(n))
+        names = field_names(type(n))
         if names is False:
             continue
         yield n
         stack.extend(getattr(n, name) for name in names)
 
 
-# A class → the names of its fields, in order, where it is a node (an attrs class but Span), else
-# False: asked of attrs once per class rather than twice per node walked (the checker, the
-# engine's analyses and the API server's start walk the rules' trees again and again).
-_FIELDS: dict[type, tuple[str, ...] | bool] = {}
-
-
+@functools.cache
 def _field_names(cls: type) -> tuple[str, ...] | bool:
+    """The names of a class's fields, in order, where it is a node (an attrs class but Span), else
+    False: asked of attrs once per class rather than twice per node walked (the checker, the
+    engine's analyses and the API server's start walk the rules' trees again and again)."""
     if not attrs.has(cls) or issubclass(cls, Span):
         return False
     return tuple(f.name for f in attrs.fields(cls))

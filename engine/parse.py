@@ -3,9 +3,10 @@
 Reads a file defensively (a directory, binary data, invalid UTF-8 and absurd
 nesting are diagnostics, not tracebacks), parses it with the LALR grammar in
 grammar/konverge.lark (engine/lalr.py, imported where a file needs it), and
-builds the frozen AST of `engine.ast` with a span on every node. A syntax error does not stop the parse: the declaration that
-holds it is blanked out and the rest of the file is parsed again, so one run
-reports every broken declaration.
+builds the frozen AST of `engine.ast` with a span on every node. A syntax
+error does not stop the parse: the declaration that holds it is blanked out
+and the rest of the file is parsed again, so one run reports every broken
+declaration.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from engine import fixpoint
 from engine.fixpoint import reconcile
 from engine.kube.tables import pod_status
 from engine.store import open_store
+from engine.verify import result_culprits
 from tests import kubelet_model as model
 from tests.kube import Cluster, deployment, memo_keeps, node, program_of, run
 
@@ -594,13 +595,15 @@ def test_a_container_that_exits_while_the_runtime_is_down_is_seen_to_exit_when_i
 
 def test_a_running_pod_whose_node_lost_its_selector_label_breaks_the_fits_invariant_alone():
     # The invariant asks any_node first: the pod without a selector fits the relabelled node
-    # without a call of matches_node_affinity, the one whose selector the node lost does not
-    # (IgnoredDuringExecution: it keeps running, and the at-rest invariant says so).
-    spec = (node("n1", extra='labels { disk: "ssd" }') + pod("free")
-            + pod("picky", extra='nodeSelector { disk: "ssd" }')
-            + 'scenario "relabel" { at 10s: update node n1 { labels { disk: "hdd" } } }')
+    # without a call of matches_node_affinity, one whose selector the node still matches fits by
+    # it, and the one whose selector the node lost does not (IgnoredDuringExecution: it keeps
+    # running, and the at-rest invariant says so, of it alone).
+    spec = (node("n1", extra='labels { disk: "ssd"  zone: "a" }') + pod("free")
+            + pod("picky", extra='nodeSelector { disk: "ssd" }') + pod("zoned", extra='nodeSelector { zone: "a" }')
+            + 'scenario "relabel" { at 10s: update node n1 { labels { disk: "hdd"  zone: "a" } } }')
     c = run(spec)
-    assert [c.get("Pod", n)["phase"] for n in ("free", "picky")] == ["Running", "Running"]
-    assert [v for v in c.result.violations if "fits its node" in v] != []
+    assert [c.get("Pod", n)["phase"] for n in ("free", "picky", "zoned")] == ["Running"] * 3
+    fits = "every bound pod fits its node's selectors and taints"
+    assert result_culprits(program_of(spec), c.result, [fits]) == [("Pod", "default", "picky")]
     c = run(spec.replace('nodeSelector { disk: "ssd" }', ""))
     assert c.result.violations == ()
