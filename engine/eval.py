@@ -414,10 +414,10 @@ class Evaluator:
         if type(memoised) is int:  # its entries found unused: evaluated afresh for a while (True is a bool)
             slot[1] = memoised - 1 if memoised > 1 else [0, 0]
             return body(*args)
-        world = self._memo_world
-        if world[0] is not memo:
-            world = self._memo_world = (memo, getattr(memo, "world", None))
-        world = world[1]
+        memo_world = self._memo_world
+        if memo_world[0] is not memo:
+            memo_world = self._memo_world = (memo, getattr(memo, "world", None))
+        world = memo_world[1]
         if alone and world is not None:
             # A def of one argument, the commonest: its key as _Memo.key finds it first, without
             # the call — kept with the object the cache holds, or made of a name — else made there
@@ -927,6 +927,7 @@ def _bind(ev, made: tuple) -> Callable:
     later = shared.get("_slow")
     if later is not None:
         scope["_slow"] = _slow(ev, later, scope)
+        scope["_fell"] = False
     return FunctionType(code, scope)
 
 
@@ -934,12 +935,13 @@ def _slow(ev, later: list, scope: dict) -> Callable:
     """The code of `later` ([expression, parameters, what _Source made of them as the language
     reads fields, once made]) that code reading fields as a map's entries falls back to
     (_Source.generate): made at its first call, for few are ever called, then put in that code's
-    globals in place of this."""
+    globals in place of this, with `_fell` set there: that code calls it first from then on."""
     def slow(*args):
         if later[2] is None:
             e, params = later[0], later[1]
             later[2] = (e, *_Source(ev, fast=False).generate(e, params))
         code = scope["_slow"] = _bind(ev, later[2])
+        scope["_fell"] = True
         return code(*args)
     return slow
 
@@ -1001,8 +1003,12 @@ class _Source:
             # written as the language reads (_slow): the first evaluation did what the second does
             # first, no more — each reads the same, calls the same defs with the same arguments and
             # fails at the same place — so the second's reads, calls and value are the whole's.
+            # Once fallen back, the code goes to the slow code at once, ever after (`_fell`): the
+            # calls made before the failure are made again, and defs nested in one another that
+            # each fell back at every call would call the innermost twice per level of nesting.
             self.scope["_slow"] = [e, params, None]
             given = "env" if params is None else ", ".join(self.variables[name] for name in params)
+            lines.insert(1, f"    if _fell:\n        return _slow({given})")
             lines += ["    try:", f"        return {body}", "    except (KeyError, TypeError):",
                       f"        return _slow({given})"]
         else:

@@ -2352,9 +2352,10 @@ def step_culprits(ev: Evaluator, inv: A.InvariantDecl, changed: Iterable[tuple],
     `checks`: its step_checks, where the caller keeps them."""
     out: dict[tuple, None] = {}
     get = ev.world.get
+    changed = sorted(changed)  # once for every `forall` (it may be an iterator), in key order
     for kind, var, where, body in checks if checks is not None else step_checks(ev, inv):
-        for key in sorted(key for key in changed if key[0] == kind):
-            obj = get(key)
+        for key in changed:
+            obj = get(key) if key[0] == kind else None
             if obj is None:
                 continue
             env = {var: obj}
@@ -2393,8 +2394,10 @@ class _Properties:
         self.step_ev = Evaluator(program, self.history)
         # Each invariant of a step with its step_checks and the kinds they range over: one the
         # step changed no object of holds (step_culprits looks at no other)
-        self.transitions = [(inv, checks, {check[0] for check in checks})
-                            for inv in program.transitions for checks in (step_checks(self.step_ev, inv),)]
+        self.transitions = []
+        for inv in program.transitions:
+            checks = step_checks(self.step_ev, inv)
+            self.transitions.append((inv, checks, {check[0] for check in checks}))
         self.broken: dict[int, str] = {}  # index → first violation
         self.met: set[int] = set()
         self.failed: dict[str, str] = {}  # invariant name → its first violation

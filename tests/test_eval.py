@@ -433,7 +433,7 @@ def _field_read(value, path: tuple[str, ...]):
 
 
 def test_a_field_read_as_a_maps_entry_first_gives_the_languages_value_where_a_value_lacks_it():
-    # Each field is read as a map's entry first (_Source.both); a value that is no map, or a map
+    # Each field is read as a map's entry first (_Source.generate); a value that is no map, or a map
     # without the field, has the whole evaluated again, as the language reads fields.
     text = """
 record Owner { kind: string }
@@ -452,3 +452,25 @@ def both(i: Item, j: Item) -> list<string?> = [str(i.size), j.owner.kind, str(le
     message, line, _ = _error(text, "owner_kind", {})
     assert message == "`i` is not bound" and line == 6
 
+
+
+def test_defs_nested_in_one_another_that_fall_back_call_the_innermost_once_a_level_then_once(monkeypatch):
+    # Falling back evaluates the whole again, the calls made before the failure too: a def falls
+    # back once, then goes to the code that reads fields as the language does at once, so that a
+    # chain of defs, each of which falls back after calling the next, is not 2^depth calls.
+    text = "def d0(i: map, m: map, k: string) -> int? = m[k] + (if i.x == none then 0 else 1)\n" + "".join(
+        f"def d{j}(i: map, m: map, k: string) -> int = len([d{j - 1}(i, m, k) for y in [1]])"
+        " + (if i.x == none then 0 else 1)\n" for j in range(1, 12))
+    import engine.eval as E
+
+    reads = []
+    index = E._index
+    monkeypatch.setattr(E, "_index", lambda base, i: reads.append(i) or index(base, i))
+    prog = _program(text)
+    ev = Evaluator(prog, None)
+    env = {"i": {}, "m": {"a": 1}, "k": "a"}
+    assert ev.eval(prog.defs["d11"].body, env) == 1
+    assert len(reads) <= 12  # the innermost read once a level at most, not 2^11 times
+    reads.clear()
+    assert ev.eval(prog.defs["d11"].body, env) == 1
+    assert len(reads) == 1
