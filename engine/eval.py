@@ -162,8 +162,8 @@ class Evaluator:
         self._code: dict[int, Callable[[Env], Any]] = {}
         # def → [its body's code, a function of the arguments (None until first called); True where
         # it is memoised, [calls, hits] while that is tried out (call), or the calls left to
-        # evaluate afresh, its entries found unused, before it is tried again; the def; whether it has
-        # one parameter]: one slot, as every call asks them, which the code that calls it holds (_bind)
+        # evaluate afresh, its entries found unused, before it is tried again; the def]: one slot, as
+        # every call asks both, which the code that calls it holds (_bind)
         self._defs: dict[str, list] = {}
         self._straight: dict[str, bool] = {}  # def → evaluated at every call, never memoised
         self._nodes: list = []
@@ -171,9 +171,6 @@ class Evaluator:
         # reads)), world, enter() → outer, leave(outer, key, value, cacheable), and picks. Calls
         # whose evaluation looked at the clock are not kept.
         self.memo = None
-        # (the memo, the world whose reads it records, or None where it records none, as admission's):
-        # asked of a memo once, not at every call (the engine sets the memo after this)
-        self._memo_world: tuple = (None, None)
         self.clock_used = False
         self.saw_clock = False  # `now()` was called since the engine last reset this
         # id(_Fold) → its parts compiled, and per entry asked its members' parts, their totals and
@@ -405,7 +402,7 @@ class Evaluator:
     def call(self, slot: list, args: list):
         """The value of calling the def of `slot` (Evaluator.slot) with `args`: the code that calls
         a def holds its slot, not asking `_defs` at every call."""
-        body, memoised, d, alone = slot
+        body, memoised, d = slot
         if body is None:
             body = slot[0] = _compile_def(self, d)
         memo = self.memo
@@ -414,23 +411,7 @@ class Evaluator:
         if type(memoised) is int:  # its entries found unused: evaluated afresh for a while (True is a bool)
             slot[1] = memoised - 1 if memoised > 1 else [0, 0]
             return body(*args)
-        memo_world = self._memo_world
-        if memo_world[0] is not memo:
-            memo_world = self._memo_world = (memo, getattr(memo, "world", None))
-        world = memo_world[1]
-        if alone and world is not None:
-            # A def of one argument, the commonest: its key as _Memo.key finds it first, without
-            # the call — kept with the object the cache holds, or made of a name — else made there
-            a = args[0]
-            known = world.cache.memo_parts.get(id(a))
-            if known is not None and known[0] is a:
-                key = known[3].get(d.name) or memo.key(d.name, args)
-            elif type(a) is str:
-                key = (d.name, a)
-            else:
-                key = memo.key(d.name, args)
-        else:
-            key = memo.key(d.name, args)
+        key = memo.key(d.name, args)
         entry = memo.entries.get(key) if key is not None else None
         if memoised is not True:
             # A call in the def's trial. At its end, the def stays memoised only if one call in 8
@@ -453,10 +434,7 @@ class Evaluator:
                 memo.world.scanned |= entry[1]
             return entry[0]
         outer_clock, self.clock_used = self.clock_used, False
-        if world is not None:  # as memo.enter() starts the call's reads, without its call
-            outer, world.scanned = world.scanned, set()
-        else:
-            outer = memo.enter()
+        outer = memo.enter()
         value, cacheable = None, False
         try:
             value = body(*args)
@@ -629,7 +607,7 @@ class Evaluator:
         it is bound to it before, and a def may call itself."""
         found = self._defs.get(d.name)
         if found is None:
-            found = self._defs[d.name] = [None, [0, 0], d, len(d.params) == 1]
+            found = self._defs[d.name] = [None, [0, 0], d]
         return found
 
 

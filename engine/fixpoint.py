@@ -635,12 +635,10 @@ class _Memo:
         each version. A pick's path projects the fields its judging reads of a pod (Picks._path),
         so a pod made from the template of one judged before takes over the keys of every def
         of it its judging calls."""
-        held, alike = self.world.cache.memo_parts, self.alike
+        alike = self.alike
         for a, part in zip(args, key[1:]):
-            if type(a) is not dict or type(part) is not tuple or len(part) != 3 or type(part[1]) is not frozenset:
-                continue  # not named by a projection
-            mine = held.get(id(a))
-            if mine is None or mine[0] is not a:
+            mine = self.projected(a, part)
+            if mine is None:
                 continue
             like = alike.get(part)
             if like is None:
@@ -664,6 +662,15 @@ class _Memo:
                            if type(found[1][1]) is frozenset and found[1][1] <= fields}
             mine[2].update(like[2])  # equal to any the version made itself
             mine[3].update(like[3])
+
+    def projected(self, a, part) -> tuple | None:
+        """The cache's memo parts of `a` (Cache.memo_parts) where it is an object the cache holds
+        and `part`, its part of a key, names it by a projection (_projection: kind, fields,
+        texts); else None."""
+        if type(a) is not dict or type(part) is not tuple or len(part) != 3 or type(part[1]) is not frozenset:
+            return None
+        known = self.world.cache.memo_parts.get(id(a))
+        return known if known is not None and known[0] is a else None
 
     def _namer(self, name: str | tuple, arity: int) -> tuple:
         """How `key` names a call's `arity` arguments: whether it is a def's of one (whose key an

@@ -266,11 +266,9 @@ class Picks:
         """What names `args` as `key` does, for _alike: each argument's kind and the very values
         of the fields the key projects it on; None where an argument is not named by a projection
         of an object the cache holds."""
-        held, named = self.memo.world.cache.memo_parts, []
+        named = []
         for a, part in zip(args, key[1:]):
-            known = held.get(id(a)) if type(a) is dict else None
-            if known is None or known[0] is not a or type(part) is not tuple or len(part) != 3 \
-                    or type(part[1]) is not frozenset:
+            if self.memo.projected(a, part) is None:
                 return None
             order = tuple(sorted(part[1]))
             named.append((a["kind"], order, tuple(map(a.get, order))))
